@@ -1,0 +1,66 @@
+"""CareFile: an ODK-compatible form collection server for child-welfare care files."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from storage import BlobStore, open_store
+
+from .config import load_config
+from .db import Database
+
+
+@dataclass
+class Runtime:
+    """What every request handler needs: settings, the database and the blob store."""
+
+    config: dict[str, Any]
+    db: Database
+    store: BlobStore
+
+
+def make_store(cfg: dict[str, Any]) -> BlobStore:
+    url = cfg["STORAGE_URL"]
+    if not str(url).startswith("s3://"):
+        return open_store(url)
+    return open_store(
+        url, endpoint_url=cfg["S3_ENDPOINT_URL"], region=cfg["S3_REGION"],
+        access_key=cfg["S3_ACCESS_KEY"], secret_key=cfg["S3_SECRET_KEY"],
+        create_bucket=cfg["S3_CREATE_BUCKET"],
+    )
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask application. With no configuration: SQLite and blobs under ./instance."""
+    cfg = load_config(config)
+    app = Flask(__name__, instance_path=cfg["DATA_DIR"])
+    app.config["SECRET_KEY"] = cfg["SECRET_KEY"]
+    app.config["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"]
+    app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
+    app.config["CAREFILE"] = cfg
+    if cfg["TRUST_PROXY"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
+                                         store=make_store(cfg))
+
+    from .openrosa import bp as openrosa_bp
+
+    app.register_blueprint(openrosa_bp)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[str, int]:
+        return "ok", 200
+
+    return app
+
+
+def runtime() -> Runtime:
+    """The Runtime of the application handling the current request."""
+    rt: Runtime = current_app.extensions["carefile"]
+    return rt

@@ -1,0 +1,272 @@
+"""The `carefile` command."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+from app import Runtime, create_app
+from app.errors import Problem
+
+
+def _runtime() -> Runtime:
+    app = create_app()
+    rt: Runtime = app.extensions["carefile"]
+    return rt
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from app.services import setup
+
+    rt = _runtime()
+    setup.init_schema(rt)
+    print(f"Database ready: {rt.db.engine.url.render_as_string(hide_password=True)}")
+    directory = Path(args.forms or rt.config["XLSFORMS_DIR"])
+    failed = 0
+    if directory.is_dir():
+        for outcome in setup.publish_directory(rt, directory):
+            mark = "ok " if outcome.ok else "ERR"
+            print(f"[{mark}] {outcome.path.name}: {outcome.message}")
+            for w in outcome.warnings:
+                print(f"      warning: {w}")
+            failed += not outcome.ok
+    else:
+        print(f"No form folder at {directory}; no forms published.")
+    return 1 if failed else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app.services import setup
+
+    rt = _runtime()
+    setup.init_schema(rt)
+    from app.models import Form
+    with rt.db.session() as session:
+        has_forms = session.query(Form.id).first() is not None
+    if not has_forms and Path(rt.config["XLSFORMS_DIR"]).is_dir():
+        for outcome in setup.publish_directory(rt, Path(rt.config["XLSFORMS_DIR"])):
+            print(f"{'published' if outcome.ok else 'FAILED'} {outcome.path.name}: {outcome.message}")
+    rt.db.dispose()
+    print(f"CareFile listening on http://{args.host}:{args.port}/  (Collect server URL: "
+          f"http://{args.host}:{args.port}/v1/projects/1)")
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            return create_app()
+
+    Server().run()
+    return 0
+
+
+def cmd_form_publish(args: argparse.Namespace) -> int:
+    from app.services import setup
+
+    rt = _runtime()
+    setup.init_schema(rt)
+    failed = 0
+    for f in args.files:
+        path = Path(f)
+        if not path.is_file():
+            print(f"ERROR {f}: no such file", file=sys.stderr)
+            failed += 1
+            continue
+        outcome = setup.publish_file(rt, path, args.project)
+        if outcome.ok:
+            print(outcome.message)
+            for w in outcome.warnings:
+                print(f"  warning: {w}")
+        else:
+            print(f"ERROR {path.name}: {outcome.message}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_form_list(args: argparse.Namespace) -> int:
+    from app.services import forms as form_service
+
+    rt = _runtime()
+    with rt.db.session() as session:
+        for form in form_service.list_forms(session, args.project):
+            fv = form.current_version
+            missing = form_service.missing_attachments(fv) if fv else []
+            print(f"{form.xml_form_id:24} {form.state:8} v{fv.version if fv else '-':16} "
+                  f"{fv.title if fv else ''}" + (f"  missing files: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+def cmd_form_state(args: argparse.Namespace) -> int:
+    from app.services import forms as form_service
+
+    rt = _runtime()
+    with rt.db.write() as session:
+        form = form_service.get_form(session, args.project, args.form_id)
+        form_service.set_state(form, args.state)
+    print(f"{args.form_id}: {args.state}")
+    return 0
+
+
+def cmd_form_attach(args: argparse.Namespace) -> int:
+    from app.services import forms as form_service
+
+    rt = _runtime()
+    with rt.db.write() as session:
+        form = form_service.get_form(session, args.project, args.form_id)
+        assert form.current_version is not None
+        for f in args.files:
+            path = Path(f)
+            with path.open("rb") as fh:
+                att = form_service.upload_attachment(session, rt.store, form.current_version, path.name, fh,
+                                                     rt.config["MAX_UPLOAD_BYTES"])
+            print(f"{att.filename}: stored ({att.size} bytes)")
+        missing = form_service.missing_attachments(form.current_version)
+    if missing:
+        print(f"Still missing: {', '.join(missing)}")
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from app.services import setup
+    from app.services import users as user_service
+
+    rt = _runtime()
+    setup.init_schema(rt)
+    password = args.password or getpass.getpass("Password: ")
+    with rt.db.write() as session:
+        user = user_service.create_user(session, project_id=args.project, username=args.name, role=args.role,
+                                        password=password, realm=rt.config["DIGEST_REALM"],
+                                        regions=args.region or [], display_name=args.display_name or "")
+        print(f"User {user.username} ({user.role}) created"
+              + (f", regions {', '.join(user.region_codes)}" if user.regions else ""))
+    return 0
+
+
+def cmd_user_token(args: argparse.Namespace) -> int:
+    import segno
+
+    from app.models import Project
+    from app.services import collect
+    from app.services import users as user_service
+
+    rt = _runtime()
+    public = args.public_url or rt.config["PUBLIC_URL"]
+    if not public:
+        print("Set CAREFILE_PUBLIC_URL (the address phones reach this server at) or pass --public-url.",
+              file=sys.stderr)
+        return 2
+    with rt.db.write() as session:
+        user = user_service.get_user(session, args.name)
+        tok = user_service.renew_token(session, user) if args.renew else user_service.issue_token(session, user)
+        project = session.get(Project, user.project_id)
+        url = collect.token_server_url(public, tok.token, user.project_id)
+        payload = collect.encode_settings(collect.collect_settings(
+            url, f"{project.name if project else 'CareFile'} · {user.display_name or user.username}"))
+    print(f"Collect server URL for {args.name}:\n{url}\n")
+    print("Scan this in ODK Collect (Configure with QR code):")
+    buf = io.StringIO()
+    segno.make(payload, error="l").terminal(out=buf, compact=True)
+    print(buf.getvalue())
+    return 0
+
+
+def cmd_user_revoke(args: argparse.Namespace) -> int:
+    from app.services import users as user_service
+
+    rt = _runtime()
+    with rt.db.write() as session:
+        n = user_service.revoke_tokens(session, user_service.get_user(session, args.name))
+    print(f"Revoked {n} token(s) of {args.name}; phones set up with them can no longer connect.")
+    return 0
+
+
+def cmd_blobs_sweep(args: argparse.Namespace) -> int:
+    from app.services import blobs
+
+    rt = _runtime()
+    removed = blobs.sweep_orphans(rt.db, rt.store, grace_seconds=args.grace, dry_run=args.dry_run)
+    print(f"{'Would remove' if args.dry_run else 'Removed'} {len(removed)} orphan blob(s).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="carefile", description="CareFile form server")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", help="create or upgrade the schema and publish the forms in xlsforms/")
+    s.add_argument("--forms", help="folder of XLSForms (default: CAREFILE_XLSFORMS_DIR)")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("serve", help="run the server (gunicorn), initialising on first run")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--threads", type=int, default=4)
+    s.set_defaults(func=cmd_serve)
+
+    form = sub.add_parser("form", help="forms").add_subparsers(dest="form_command", required=True)
+    s = form.add_parser("publish", help="publish XLSForms (a new form or a new version)")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_form_publish)
+    s = form.add_parser("list", help="list forms")
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_form_list)
+    s = form.add_parser("state", help="open, closing (hidden from phones, still accepts) or closed")
+    s.add_argument("form_id")
+    s.add_argument("state", choices=["open", "closing", "closed"])
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_form_state)
+    s = form.add_parser("attach", help="upload media/CSV files the form references")
+    s.add_argument("form_id")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_form_attach)
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
+    s = user.add_parser("add", help="add a user")
+    s.add_argument("name")
+    s.add_argument("--role", required=True, choices=["admin", "coordinator", "manager", "collector"])
+    s.add_argument("--password")
+    s.add_argument("--region", action="append", help="region code (repeatable)")
+    s.add_argument("--display-name")
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_user_add)
+    s = user.add_parser("token", help="print the collector's Collect URL and settings QR code")
+    s.add_argument("name")
+    s.add_argument("--renew", action="store_true", help="revoke the old token and issue a new one")
+    s.add_argument("--public-url", help="address phones use (default CAREFILE_PUBLIC_URL)")
+    s.set_defaults(func=cmd_user_token)
+    s = user.add_parser("revoke", help="revoke the collector's tokens")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_user_revoke)
+
+    blobs = sub.add_parser("blobs", help="blob storage").add_subparsers(dest="blobs_command", required=True)
+    s = blobs.add_parser("sweep", help="delete blobs no row refers to")
+    s.add_argument("--grace", type=int, default=3600, help="keep blobs younger than this many seconds")
+    s.add_argument("--dry-run", action="store_true")
+    s.set_defaults(func=cmd_blobs_sweep)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except Problem as problem:
+        print(f"Error: {problem.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

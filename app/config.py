@@ -1,0 +1,84 @@
+"""Configuration: defaults, then CAREFILE_* environment variables, then explicit overrides.
+
+Every setting is documented in README.md ("Settings").
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, Any] = {
+    "DATA_DIR": "instance",
+    "DATABASE_URL": None,  # default: sqlite:///<DATA_DIR>/carefile.db
+    "STORAGE_URL": None,  # default: <DATA_DIR>/blobs ; or s3://bucket/prefix
+    "S3_ENDPOINT_URL": None,
+    "S3_REGION": None,
+    "S3_ACCESS_KEY": None,
+    "S3_SECRET_KEY": None,
+    "S3_CREATE_BUCKET": False,
+    "SECRET_KEY": None,  # default: generated once into <DATA_DIR>/secret_key
+    "PUBLIC_URL": None,  # e.g. https://carefile.example.org ; default: taken from the request
+    "XLSFORMS_DIR": str(PROJECT_ROOT / "xlsforms"),
+    "MAX_SUBMISSION_BYTES": 100 * 1024 * 1024,
+    "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,  # XLSForm and form attachment uploads
+    "ALLOW_BASIC_OVER_HTTP": False,
+    "TRUST_PROXY": False,  # honour X-Forwarded-Proto/Host from one reverse proxy
+    "DIGEST_REALM": "CareFile",
+    "DIGEST_NONCE_LIFETIME": 6 * 3600,
+    "ODK_VALIDATE": "auto",  # auto | on | off
+    "SQL_ECHO": False,
+}
+
+_BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO"}
+_INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key in _BOOL_KEYS and isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if key in _INT_KEYS and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise ValueError(f"CAREFILE_{key} must be a whole number, got {value!r}") from exc
+    return value
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge defaults, CAREFILE_* environment variables and overrides; fill derived values."""
+    cfg: dict[str, Any] = dict(DEFAULTS)
+    for key in DEFAULTS:
+        env = os.environ.get(f"CAREFILE_{key}")
+        if env is not None and env != "":
+            cfg[key] = _coerce(key, env)
+    for key, value in (overrides or {}).items():
+        cfg[key] = _coerce(key, value)
+    data_dir = Path(cfg["DATA_DIR"]).expanduser().resolve()
+    cfg["DATA_DIR"] = str(data_dir)
+    if not cfg["DATABASE_URL"]:
+        cfg["DATABASE_URL"] = f"sqlite:///{data_dir / 'carefile.db'}"
+    if not cfg["STORAGE_URL"]:
+        cfg["STORAGE_URL"] = str(data_dir / "blobs")
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = _stored_secret(data_dir)
+    return cfg
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """A random secret kept in the data folder, so nonces and sessions survive restarts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # atomic: the first worker wins, others read its key
+        except FileExistsError:
+            pass
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -1,0 +1,12 @@
+"""SQLAlchemy models. Import from here; every table is registered on Base.metadata."""
+from .base import Base, utcnow
+from .form import FORM_STATES, Form, FormAttachment, FormVersion
+from .project import Project
+from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
+from .user import ROLES, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion
+
+__all__ = [
+    "Base", "utcnow", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
+    "DigestNonceUse", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
+    "SubmissionRepeatRow", "SubmissionAttachment", "ROLES", "FORM_STATES", "REVIEW_STATES",
+]

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, JSONType, UTCDateTime, utcnow
+
+FORM_STATES = ("open", "closing", "closed")
+
+
+class Form(Base):
+    __tablename__ = "form"
+    __table_args__ = (UniqueConstraint("project_id", "xml_form_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    xml_form_id: Mapped[str] = mapped_column(String(250))
+    state: Mapped[str] = mapped_column(String(10), default="open")
+    current_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("form_version.id", use_alter=True, ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    current_version: Mapped[FormVersion | None] = relationship(
+        foreign_keys=[current_version_id], post_update=True, lazy="joined"
+    )
+
+
+class FormVersion(Base):
+    __tablename__ = "form_version"
+    __table_args__ = (UniqueConstraint("form_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(250))
+    title: Mapped[str] = mapped_column(String(500))
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    source_filename: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    source_blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    validation_note: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True
+    )
+
+    attachments: Mapped[list[FormAttachment]] = relationship(
+        back_populates="form_version", cascade="all, delete-orphan", lazy="selectin",
+        order_by="FormAttachment.filename",
+    )
+
+
+class FormAttachment(Base):
+    """A media or data file a form version references (jr://images/x.png, jr://file-csv/y.csv)."""
+
+    __tablename__ = "form_attachment"
+    __table_args__ = (UniqueConstraint("form_version_id", "filename"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_version_id: Mapped[int] = mapped_column(ForeignKey("form_version.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    dataset: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    form_version: Mapped[FormVersion] = relationship(back_populates="attachments")
+
+    @property
+    def present(self) -> bool:
+        return self.blob_key is not None or self.dataset is not None
+
+
+

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, UTCDateTime, utcnow
+
+ROLES = ("admin", "coordinator", "manager", "collector")
+
+
+class User(Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    # MD5(username:realm:password), needed to verify HTTP Digest (ODK Collect with a
+    # username and password). It is password-equivalent for this realm only.
+    digest_ha1: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    regions: Mapped[list[UserRegion]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def region_codes(self) -> list[str]:
+        return sorted(r.code for r in self.regions)
+
+
+class UserRegion(Base):
+    """A national administrative division code; a code covers every code that starts with it."""
+
+    __tablename__ = "user_region"
+    __table_args__ = (UniqueConstraint("user_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(12), index=True)
+
+    user: Mapped[User] = relationship(back_populates="regions")
+
+
+class CollectorToken(Base):
+    """A revocable secret in the Collect server URL (/v1/key/<token>/projects/<id>)."""
+
+    __tablename__ = "collector_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FormAssignment(Base):
+    """Explicit form assignment: a collector with any assignment sees only assigned forms."""
+
+    __tablename__ = "form_assignment"
+    __table_args__ = (UniqueConstraint("user_id", "form_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    form_id: Mapped[int] = mapped_column(ForeignKey("form.id", ondelete="CASCADE"), index=True)
+
+
+class DigestNonceUse(Base):
+    """Highest nonce count seen per Digest nonce, shared by every worker (replay protection)."""
+
+    __tablename__ = "digest_nonce_use"
+
+    nonce: Mapped[str] = mapped_column(String(120), primary_key=True)
+    nc: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,14 @@
+"""OpenRosa endpoints for ODK Collect (formList, forms, manifest, media, submission).
+
+Every endpoint is reachable under three bases (protocol.md §12):
+- /v1/projects/<id>                   user name + password (Digest; Basic only over HTTPS)
+- /v1/key/<token>/projects/<id>       a collector's token URL (QR code set-up, no password)
+- /                                   the default project (id 1), user name + password
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("openrosa", __name__)
+
+from . import views  # noqa: E402,F401  (registers the routes)

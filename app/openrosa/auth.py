@@ -1,0 +1,101 @@
+"""Who is calling an OpenRosa endpoint: token URL, HTTP Digest, or Basic over HTTPS."""
+from __future__ import annotations
+
+from flask import Response, request
+
+from app import Runtime
+from app.errors import Problem
+from app.models import User
+from app.services import auth as auth_service
+from app.services import users as user_service
+
+from . import digest
+from .render import XML_TYPE, bilingual, openrosa_message
+
+
+class AuthChallenge(Exception):
+    """Raised to answer 401 with WWW-Authenticate challenges."""
+
+    def __init__(self, message: str, stale: bool = False, code: str = "401.2") -> None:
+        super().__init__(message)
+        self.message = message
+        self.stale = stale
+        self.code = code
+
+
+def challenge_response(rt: Runtime, exc: AuthChallenge) -> Response:
+    cfg = rt.config
+    resp = Response(openrosa_message(bilingual(exc.code, exc.message), "error"), status=401,
+                    content_type=XML_TYPE)
+    # Digest first: Collect answers the first challenge whose scheme it supports, and it only
+    # supports Basic over https (protocol.md §5.2).
+    resp.headers.add("WWW-Authenticate", digest.challenge(cfg["DIGEST_REALM"], cfg["SECRET_KEY"], exc.stale))
+    if request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]:
+        resp.headers.add("WWW-Authenticate", f'Basic realm="{cfg["DIGEST_REALM"]}", charset="UTF-8"')
+    return resp
+
+
+def user_from_token(rt: Runtime, token: str) -> User:
+    if not user_service.is_well_formed_token(token):
+        raise Problem(401, "401.2", "This server address is not valid. Scan the QR code from your "
+                      "coordinator again.")
+    with rt.db.session() as session:
+        found = user_service.user_for_token(session, token)
+        if found.user is None:
+            # Well-formed but unknown or revoked: 403, not 401, so Collect does not ask for a password.
+            raise Problem(403, "403.1", "This QR code or server address is no longer valid. Ask your "
+                          "coordinator for a new QR code.")
+        session.expunge(found.user)
+        return found.user
+
+
+def user_from_credentials(rt: Runtime) -> User:
+    auth = request.authorization
+    cfg = rt.config
+    if auth is None:
+        raise AuthChallenge("Sign in with your CareFile user name and password.")
+    if auth.type == "digest":
+        creds = digest.parse({k: v for k, v in auth.parameters.items() if v is not None})
+        if creds is None or creds.realm != cfg["DIGEST_REALM"]:
+            raise AuthChallenge("The sign-in data sent was incomplete. Try again.")
+        age = digest.nonce_age(cfg["SECRET_KEY"], creds.nonce)
+        if age is None:
+            raise AuthChallenge("The sign-in data sent was not valid. Try again.")
+        if age > cfg["DIGEST_NONCE_LIFETIME"] or age < -60:
+            raise AuthChallenge("Sign-in expired; signing in again.", stale=True)
+        if not _uri_matches(creds.uri):
+            raise AuthChallenge("The sign-in data does not match this address.")
+        with rt.db.session() as session:
+            try:
+                user = user_service.get_user(session, creds.username)
+            except Problem:
+                raise AuthChallenge("The user name or password is wrong. Check the server settings in "
+                                    "Collect.") from None
+            session.expunge(user)
+        if not user.active or not digest.response_ok(creds, user.digest_ha1, request.method):
+            raise AuthChallenge("The user name or password is wrong. Check the server settings in Collect.")
+        nc = int(creds.nc, 16) if creds.nc else 0
+        if not auth_service.record_nonce_count(rt.db, creds.nonce, nc, cfg["DIGEST_NONCE_LIFETIME"]):
+            raise AuthChallenge("This request was already used; signing in again.", stale=True)
+        return user
+    if auth.type == "basic":
+        if not (request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]):
+            raise AuthChallenge("Basic sign-in is only allowed over HTTPS. Use https:// in the server "
+                                "address, or let Collect use Digest.", code="401.3")
+        username, password = auth.username or "", auth.password or ""
+        with rt.db.session() as session:
+            user = user_service.check_password(session, username, password)
+            if user is None:
+                raise AuthChallenge("The user name or password is wrong.")
+            session.expunge(user)
+        return user
+    raise AuthChallenge("Unsupported sign-in method; use Digest.")
+
+
+def _uri_matches(uri: str) -> bool:
+    """The Digest uri must name this request's path (query strings may differ in encoding)."""
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(uri).path)
+    return path == request.path or path == request.script_root + request.path
+

@@ -1,0 +1,229 @@
+"""OpenRosa request handlers. HTTP only: parsing, storing and deciding happen in app.services."""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, request, stream_with_context
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app import Runtime, runtime
+from app.errors import Problem
+from app.models import Form, Project, User
+from app.services import forms as form_service
+from app.services import submissions as submission_service
+from storage import BlobNotFound
+
+from . import bp, render
+from .auth import AuthChallenge, challenge_response, user_from_credentials, user_from_token
+
+log = logging.getLogger(__name__)
+
+BASES = (
+    ("/v1/projects/<int:project_id>", "creds", {}),
+    ("/v1/key/<token>/projects/<int:project_id>", "token", {}),
+    ("", "root", {"project_id": 1}),
+)
+
+
+def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -> Callable[..., Any]:
+    """Register an OpenRosa view under every base, wrapped with auth and OpenRosa headers."""
+
+    def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def wrapper(project_id: int, token: str | None = None, **kwargs: Any) -> Response:
+            rt = runtime()
+            try:
+                if openrosa_header and request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
+                    raise Problem(400, "400.6", "The X-OpenRosa-Version: 1.0 header is missing. Use ODK "
+                                  "Collect or another OpenRosa client.")
+                user = user_from_token(rt, token) if token is not None else user_from_credentials(rt)
+                with rt.db.session() as session:
+                    if session.get(Project, project_id) is None or user.project_id != project_id:
+                        raise Problem(404, "404.1", f"There is no project {project_id} for this user. "
+                                      "Check the server address in Collect.")
+                resp = view(rt, user, project_id, _base(project_id, token), **kwargs)
+            except AuthChallenge as exc:
+                resp = challenge_response(rt, exc)
+            except RequestEntityTooLarge:
+                limit = rt.config["MAX_SUBMISSION_BYTES"] // (1024 * 1024)
+                resp = render.problem_response(Problem(413, "413.2", f"The submission is larger than this "
+                                                       f"server accepts ({limit} MB)."))
+            except Problem as problem:
+                resp = render.problem_response(problem)
+            resp.headers["X-OpenRosa-Version"] = "1.0"
+            resp.headers["X-OpenRosa-Accept-Content-Length"] = str(rt.config["MAX_SUBMISSION_BYTES"])
+            resp.headers.setdefault("Content-Language", "en")
+            return resp
+
+        for base, kind, defaults in BASES:
+            extra = {"defaults": defaults} if defaults else {}
+            bp.add_url_rule(base + rule, f"{endpoint}_{kind}", wrapper, methods=methods, **extra)
+        return wrapper
+
+    return decorator
+
+
+def _base(project_id: int, token: str | None) -> str:
+    """Absolute URL of the base this request came through (links keep the token prefix)."""
+    cfg = runtime().config
+    origin = (cfg["PUBLIC_URL"] or request.host_url).rstrip("/") + request.script_root
+    if token is not None:
+        return f"{origin}/v1/key/{token}/projects/{project_id}"
+    if request.path.startswith("/v1/projects/"):
+        return f"{origin}/v1/projects/{project_id}"
+    return origin
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+@route("/formList", "form_list", ["GET"], openrosa_header=True)
+def form_list(rt: Runtime, user: User, project_id: int, base: str) -> Response:
+    wanted = request.args.get("formID")
+    with rt.db.session() as session:
+        items = []
+        for form in form_service.forms_for_phone(session, user, project_id):
+            fv = form.current_version
+            if fv is None or (wanted and form.xml_form_id != wanted):
+                continue
+            fid = _quote(form.xml_form_id)
+            items.append(render.FormListItem(
+                form_id=form.xml_form_id, name=fv.title, version=fv.version, md5=fv.md5,
+                download_url=f"{base}/forms/{fid}.xml",
+                manifest_url=f"{base}/forms/{fid}/manifest" if fv.attachments else None,
+            ))
+    return Response(render.form_list(items), content_type=render.XML_TYPE)
+
+
+def _fillable(session: Any, user: User, project_id: int, xml_form_id: str) -> Form:
+    form = form_service.get_form(session, project_id, xml_form_id)
+    if not form_service.can_fill(session, user, form):
+        raise Problem(403, "403.2", f"You may not use the form '{xml_form_id}'. Ask your coordinator "
+                      "to assign it to you.")
+    return form
+
+
+@route("/forms/<xml_form_id>.xml", "form_xml", ["GET"], openrosa_header=False)
+def form_xml(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str) -> Response:
+    with rt.db.session() as session:
+        fv = _fillable(session, user, project_id, xml_form_id).current_version
+        assert fv is not None
+        resp = Response(fv.xml, content_type="application/xml; charset=utf-8")
+    resp.set_etag(fv.md5)
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp.make_conditional(request)
+
+
+@route("/forms/<xml_form_id>/manifest", "manifest", ["GET"], openrosa_header=True)
+def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str) -> Response:
+    from app.services import entities as entity_service
+
+    items = []
+    with rt.db.session() as session:
+        form = _fillable(session, user, project_id, xml_form_id)
+        fv = form.current_version
+        assert fv is not None
+        fid = _quote(form.xml_form_id)
+        for att in fv.attachments:
+            url = f"{base}/forms/{fid}/attachments/{_quote(att.filename)}"
+            if att.dataset is not None:
+                md5 = entity_service.list_hash(session, project_id, att.dataset, user)
+                if md5 is None:
+                    continue
+                items.append(render.ManifestItem(att.filename, md5, url, entity_list=True,
+                                                 integrity_url=f"{base}/datasets/{_quote(att.dataset)}/integrity"))
+            elif att.blob_key and att.md5:
+                items.append(render.ManifestItem(att.filename, att.md5, url))
+    return Response(render.manifest(items), content_type=render.XML_TYPE)
+
+
+@route("/forms/<xml_form_id>/attachments/<filename>", "attachment", ["GET"], openrosa_header=False)
+def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str, filename: str) -> Response:
+    from app.services import entities as entity_service
+
+    with rt.db.session() as session:
+        fv = _fillable(session, user, project_id, xml_form_id).current_version
+        assert fv is not None
+        att = next((a for a in fv.attachments if a.filename == filename), None)
+        if att is None or not att.present:
+            raise Problem(404, "404.1", f"The form '{xml_form_id}' has no file '{filename}' yet. Ask your "
+                          "coordinator to upload it.")
+        if att.dataset is not None:
+            csv_bytes, md5 = entity_service.list_csv(session, project_id, att.dataset, user)
+            resp = Response(csv_bytes, content_type="text/csv; charset=utf-8")
+            resp.set_etag(md5)
+            resp.headers["Cache-Control"] = "private, no-cache"
+            return resp.make_conditional(request)
+        key, md5, ctype = att.blob_key, att.md5, att.content_type or "application/octet-stream"
+    assert key is not None and md5 is not None
+    return blob_response(rt, key, md5, filename, ctype)
+
+
+def blob_response(rt: Runtime, key: str, md5: str, filename: str, ctype: str) -> Response:
+    """Serve a blob: a redirect to a short-lived URL on S3, a conditional stream from local disk."""
+    if request.if_none_match.contains(md5):
+        resp = Response(status=304)
+        resp.set_etag(md5)
+        return resp
+    url = rt.store.url_for(key, filename=filename, content_type=ctype)
+    if url is not None:
+        return Response(status=307, headers={"Location": url, "Cache-Control": "no-store"})
+    try:
+        stream = rt.store.open(key)
+    except BlobNotFound as err:
+        raise Problem(404, "404.1", f"The file '{filename}' is missing from storage.") from err
+
+    def chunks() -> Any:
+        with stream:
+            while chunk := stream.read(64 * 1024):
+                yield chunk
+
+    resp = Response(stream_with_context(chunks()), content_type=ctype, direct_passthrough=True)
+    resp.content_length = rt.store.size(key)
+    resp.set_etag(md5)
+    resp.headers["Cache-Control"] = "private, no-cache"
+    from urllib.parse import quote
+
+    resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
+    return resp
+
+
+@route("/submission", "submission", ["GET", "HEAD", "POST"], openrosa_header=True)
+def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
+    if request.method != "POST":
+        # The HEAD preflight: Collect requires 204 and reads X-OpenRosa-Accept-Content-Length
+        # from it to decide how to split large submissions (protocol.md §4.2).
+        return Response(status=204)
+    if user.role not in ("collector", "coordinator", "admin"):
+        raise Problem(403, "403.2", "Your account may not send submissions. Ask your coordinator.")
+    xml_part = request.files.get("xml_submission_file")
+    if xml_part is None:
+        raise Problem(400, "400.7", "The submission has no xml_submission_file part. Send it from ODK "
+                      "Collect (or another OpenRosa client).")
+    xml = xml_part.read()
+    incoming: list[submission_service.IncomingFile] = []
+    for name, part in request.files.items(multi=True):
+        if name == "xml_submission_file":
+            continue
+        incoming.append(submission_service.IncomingFile(name=name, stream=part.stream, content_type=part.mimetype))
+        if part.filename and part.filename != name:
+            incoming.append(submission_service.IncomingFile(part.filename, part.stream, part.mimetype))
+
+    def may_fill(session: Any, form: Form) -> bool:
+        return form_service.can_fill(session, user, form)
+
+    result = submission_service.receive_submission(
+        rt.db, rt.store, project_id=project_id, user=user, xml=xml, files=incoming,
+        device_id=request.args.get("deviceID"), user_agent=request.headers.get("User-Agent"),
+        max_file_bytes=rt.config["MAX_SUBMISSION_BYTES"], may_fill=may_fill,
+    )
+    key = {"created": "201", "duplicate": "duplicate", "edited": "edited"}[result.status]
+    resp = render.success_response(key, result.message)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,208 @@
+"""Publishing forms: XLSForm → XForm → FormVersion, versions, attachments and states."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import mimetypes
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import FORM_STATES, Form, FormAssignment, FormAttachment, FormVersion, User, utcnow
+from forms import CompiledForm, FormSchema, XFormError, XLSFormError, compile_xlsform, parse_xform
+from storage import BlobStore, BlobTooLarge
+
+from . import xmlutil
+
+
+@dataclass
+class PublishResult:
+    form: Form
+    version: FormVersion
+    created: bool  # False when the identical version was already published
+    warnings: list[str]
+    validation_note: str
+
+
+def _issues(err: XLSFormError) -> list[dict[str, Any]]:
+    return [{"message": i.message, "sheet": i.sheet, "row": i.row} for i in err.issues]
+
+
+def compile_upload(data: bytes, filename: str, validate: bool | None) -> CompiledForm:
+    """Compile an uploaded XLSForm (or XForm); errors become a Problem listing sheet and row."""
+    try:
+        return compile_xlsform(data, filename, validate=validate)
+    except XLSFormError as err:
+        raise Problem(400, "400.30", f"The form '{filename}' could not be published: {err}",
+                      issues=_issues(err)) from err
+
+
+def publish_form(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
+                 user: User | None = None, validate: bool | None = None) -> PublishResult:
+    """Publish an XLSForm: a new form, or a new version of the form with the same form_id."""
+    compiled = compile_upload(data, filename, validate)
+    xml = compiled.xform
+    if not compiled.version:
+        # No `version` in the settings sheet: stamp one so phones can tell versions apart.
+        xml = xmlutil.set_form_version(xml, datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"))
+    try:
+        schema = parse_xform(xml)
+    except XFormError as err:
+        raise Problem(400, "400.31", f"The compiled form is not a valid XForm: {err}") from err
+
+    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
+    sha = hashlib.sha256(xml).hexdigest()
+    if form is not None:
+        same = session.scalar(select(FormVersion).where(FormVersion.form_id == form.id,
+                                                        FormVersion.version == schema.version))
+        if same is not None:
+            if same.sha256 == sha or (not compiled.version and _same_content(same.xml, xml)):
+                return PublishResult(form, same, False, list(same.warnings), same.validation_note)
+            raise Problem(409, "409.6",
+                          f"Form '{schema.form_id}' version '{schema.version}' is already published with "
+                          "different content. Phones cannot tell two such forms apart: change `version` in "
+                          "the settings sheet (for example to a higher number) and publish again.")
+        if not compiled.version and form.current_version and _same_content(form.current_version.xml, xml):
+            cur = form.current_version
+            return PublishResult(form, cur, False, list(cur.warnings), cur.validation_note)
+    else:
+        form = Form(project_id=project_id, xml_form_id=schema.form_id, state="open")
+        session.add(form)
+        session.flush()
+
+    source = store.put(io.BytesIO(data))
+    version = FormVersion(
+        form_id=form.id, version=schema.version, title=schema.title or schema.form_id, xml=xml,
+        md5=hashlib.md5(xml).hexdigest(), sha256=sha, schema=schema_to_json(schema),
+        source_filename=filename, source_blob_key=source.key, warnings=list(compiled.warnings),
+        validation_note=compiled.validation_note, published_by_id=user.id if user else None,
+    )
+    previous = form.current_version
+    carried = {a.filename: a for a in previous.attachments} if previous else {}
+    for att in schema.attachments:
+        row = FormAttachment(filename=att.filename, kind=att.kind, dataset=att.dataset)
+        old = carried.get(att.filename)
+        if old is not None and old.blob_key is not None and att.dataset is None:
+            row.blob_key, row.md5, row.size = old.blob_key, old.md5, old.size
+            row.content_type, row.uploaded_at = old.content_type, old.uploaded_at
+        version.attachments.append(row)
+    if compiled.itemsets_csv is not None:
+        info = store.put(io.BytesIO(compiled.itemsets_csv))
+        existing = next((a for a in version.attachments if a.filename == "itemsets.csv"), None)
+        if existing is None:
+            existing = FormAttachment(filename="itemsets.csv", kind="csv")
+            version.attachments.append(existing)
+        existing.blob_key, existing.md5, existing.size = info.key, info.md5, info.size
+        existing.content_type, existing.uploaded_at = "text/csv", utcnow()
+    session.add(version)
+    session.flush()
+    form.current_version_id = version.id
+    form.current_version = version
+    session.flush()
+    from .views import refresh_views  # views import this module
+
+    refresh_views(session, form.id)
+    return PublishResult(form, version, True, list(compiled.warnings), compiled.validation_note)
+
+
+def _same_content(a: bytes, b: bytes) -> bool:
+    return xmlutil.strip_form_version(a) == xmlutil.strip_form_version(b)
+
+
+def schema_to_json(schema: FormSchema) -> dict[str, Any]:
+    return dataclasses.asdict(schema)
+
+
+@lru_cache(maxsize=256)
+def _schema_cached(version_id: int, sha256: str, xml: bytes) -> FormSchema:
+    return parse_xform(xml)
+
+
+def schema_of(version: FormVersion) -> FormSchema:
+    """The parsed schema of a stored version (parsed once per process)."""
+    return _schema_cached(version.id, version.sha256, version.xml)
+
+
+def get_form(session: Session, project_id: int, xml_form_id: str) -> Form:
+    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+    if form is None or form.current_version is None:
+        raise Problem(404, "404.1", f"There is no form '{xml_form_id}' on this server. Ask your "
+                      "coordinator whether it was published, then update your forms (Get Blank Form).")
+    return form
+
+
+def get_version(session: Session, form: Form, version: str) -> FormVersion:
+    fv = session.scalar(select(FormVersion).where(FormVersion.form_id == form.id, FormVersion.version == version))
+    if fv is None:
+        raise Problem(404, "404.6", f"The form version specified in this submission '{version}' does not "
+                      f"exist for form '{form.xml_form_id}'. Update your blank forms (Get Blank Form), "
+                      "then fill the form again.")
+    return fv
+
+
+def list_forms(session: Session, project_id: int) -> list[Form]:
+    return list(session.scalars(select(Form).where(Form.project_id == project_id).order_by(Form.xml_form_id)))
+
+
+def set_state(form: Form, state: str) -> None:
+    if state not in FORM_STATES:
+        raise Problem(400, "400.32", f"Unknown form state '{state}'. Use open, closing or closed.")
+    form.state = state
+
+
+def can_fill(session: Session, user: User, form: Form) -> bool:
+    """Whether user may download and submit this form (ignores the form's state)."""
+    if not user.active or user.project_id != form.project_id:
+        return False
+    if user.role in ("admin", "coordinator"):
+        return True
+    if user.role != "collector":
+        return False
+    assigned = list(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
+    return not assigned or form.id in assigned
+
+
+def forms_for_phone(session: Session, user: User, project_id: int) -> list[Form]:
+    """Open forms the user may fill, ordered by title then form id (what formList shows)."""
+    forms = [f for f in list_forms(session, project_id)
+             if f.state == "open" and f.current_version is not None and can_fill(session, user, f)]
+    return sorted(forms, key=lambda f: ((f.current_version.title if f.current_version else "") or f.xml_form_id,
+                                        f.xml_form_id))
+
+
+def assign_forms(session: Session, user: User, forms: list[Form]) -> None:
+    existing = set(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
+    for form in forms:
+        if form.id not in existing:
+            session.add(FormAssignment(user_id=user.id, form_id=form.id))
+
+
+def upload_attachment(session: Session, store: BlobStore, version: FormVersion, filename: str,
+                      stream: io.BufferedIOBase | Any, max_size: int) -> FormAttachment:
+    """Store the file a form version expects under filename; unexpected names are refused."""
+    att = next((a for a in version.attachments if a.filename == filename), None)
+    if att is None:
+        expected = ", ".join(a.filename for a in version.attachments) or "none"
+        raise Problem(400, "400.33", f"This form does not use a file named '{filename}'. "
+                      f"Files it expects: {expected}.")
+    if att.dataset is not None:
+        raise Problem(400, "400.34", f"'{filename}' is the entity list '{att.dataset}'; the server "
+                      "builds it from registrations, it cannot be uploaded.")
+    try:
+        info = store.put(stream, max_size=max_size)
+    except BlobTooLarge as err:
+        raise Problem(413, "413.1", f"'{filename}' is larger than {max_size // (1024 * 1024)} MB.") from err
+    att.blob_key, att.md5, att.size = info.key, info.md5, info.size
+    att.content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    att.uploaded_at = utcnow()
+    return att
+
+
+def missing_attachments(version: FormVersion) -> list[str]:
+    return [a.filename for a in version.attachments if not a.present]

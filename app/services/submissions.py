@@ -1,0 +1,244 @@
+"""Receiving submissions from ODK Collect: parse, store blobs, write rows — all or nothing.
+
+Order of work (design.md §4): parse the XML and check the form → store the expected attachment
+files in the blob store (durable before anything refers to them) → one write transaction for
+the rows. A crash before the commit leaves at most unreferenced blobs, which `carefile blobs
+sweep` removes; the phone then retries and gets the same result.
+
+Decisions documented in README ("Submissions"):
+- A submission without meta/instanceID is accepted and given the id "sha256:<hash of the XML>",
+  so an identical resend is still recognised as the same submission.
+- Files the XML does not reference (leftovers in Collect's instance folder) are ignored, never
+  stored and never a reason to refuse the submission.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.db import Database
+from app.errors import Problem
+from app.models import (
+    Form,
+    Submission,
+    SubmissionAttachment,
+    SubmissionRepeatRow,
+    SubmissionVersion,
+    User,
+    utcnow,
+)
+from forms import SubmissionData, SubmissionXMLError, extract, parse_submission
+from storage import BlobInfo, BlobStore, BlobTooLarge
+
+from . import forms as form_service
+
+log = logging.getLogger(__name__)
+
+REGION_KEYS = ("village", "township", "county", "prefecture")
+
+
+@dataclass
+class IncomingFile:
+    name: str  # multipart field name (Collect uses the file name)
+    stream: IO[bytes]
+    content_type: str | None = None
+
+
+@dataclass
+class ReceiveResult:
+    status: str  # created | duplicate | edited
+    submission_id: int
+    instance_id: str
+    form_id: int
+    message: str
+    ignored_files: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
+
+
+_XML_ERRORS = {
+    "malformed": "400.2",
+    "no_form_id": "400.2",
+    "doctype": "400.2",
+    "too_large": "413.2",
+}
+
+
+def _parse(xml: bytes, max_bytes: int) -> tuple[object, object]:
+    try:
+        return parse_submission(xml, max_bytes=max_bytes)
+    except SubmissionXMLError as err:
+        code = _XML_ERRORS.get(err.code, "400.2")
+        raise Problem(413 if code == "413.2" else 400, code, err.message) from err
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") \
+        and not name.startswith(".") and "\x00" not in name and len(name) <= 300
+
+
+def region_of(values: dict[str, object]) -> str | None:
+    """The most specific region code among the answers (village before township …)."""
+    found: dict[str, str] = {}
+    for key, value in values.items():
+        last = key.rsplit("/", 1)[-1]
+        if last in REGION_KEYS and isinstance(value, str) and value.isdigit():
+            found.setdefault(last, value)
+    for k in REGION_KEYS:
+        if k in found:
+            return found[k]
+    return None
+
+
+def receive_submission(db: Database, store: BlobStore, *, project_id: int, user: User | None,
+                       xml: bytes, files: list[IncomingFile], device_id: str | None = None,
+                       user_agent: str | None = None, max_xml_bytes: int = 10 * 1024 * 1024,
+                       max_file_bytes: int | None = None,
+                       may_fill: Callable[[Session, Form], bool] | None = None) -> ReceiveResult:
+    """Store one OpenRosa submission POST (a whole submission or one part of a split one)."""
+    envelope, tree = _parse(xml, max_xml_bytes)
+    with db.session() as session:
+        form = form_service.get_form(session, project_id, envelope.form_id)  # type: ignore[attr-defined]
+        if form.state == "closed":
+            raise Problem(409, "409.2", f"The form '{form.xml_form_id}' is closed and no longer accepts "
+                          "submissions. Ask your coordinator what to do with this record.")
+        if may_fill is not None and not may_fill(session, form):
+            raise Problem(403, "403.2", f"You may not submit the form '{form.xml_form_id}'. Ask your "
+                          "coordinator to assign this form to you.")
+        version = form_service.get_version(session, form, envelope.version)  # type: ignore[attr-defined]
+        schema = form_service.schema_of(version)
+        form_pk, version_pk = form.id, version.id
+    data: SubmissionData = extract(tree, schema)
+    xml_sha = hashlib.sha256(xml).hexdigest()
+    instance_id = envelope.instance_id or f"sha256:{xml_sha}"  # type: ignore[attr-defined]
+    for name in data.attachments:
+        if not _safe_name(name):
+            raise Problem(400, "400.40", f"The submission refers to a file named '{name}', which is not "
+                          "a plain file name. Files must not contain '/' or '..'.")
+
+    by_name = {f.name: f for f in files}
+    ignored = sorted(n for n in by_name if n not in data.attachments)
+    stored: dict[str, tuple[BlobInfo, str]] = {}
+    for name in data.attachments:
+        incoming = by_name.get(name)
+        if incoming is None:
+            continue
+        try:
+            info = store.put(incoming.stream, max_size=max_file_bytes)
+        except BlobTooLarge as err:
+            raise Problem(413, "413.3", f"The file '{name}' is too large for this server.") from err
+        ctype = incoming.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        stored[name] = (info, ctype)
+    if ignored:
+        log.info("submission %s: ignored %d unreferenced file(s): %s", instance_id, len(ignored), ignored)
+
+    for attempt in (1, 2):
+        try:
+            with db.write() as session:
+                result = _write(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
+                                instance_id, stored, device_id, user_agent)
+            result.ignored_files = ignored
+            return result
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            # A concurrent identical POST won the race: the second pass sees its row.
+    raise AssertionError("unreachable")
+
+
+def _write(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
+           data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
+           stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
+           user_agent: str | None) -> ReceiveResult:
+    existing = session.scalar(select(SubmissionVersion).where(
+        SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == instance_id))
+    if existing is not None:
+        sub = session.get(Submission, existing.submission_id)
+        assert sub is not None
+        if sub.deleted_at is not None:
+            raise Problem(409, "409.18", "This submission has been deleted on the server. You may not "
+                          "send it again.")
+        if existing.xml_sha256 != xml_sha:
+            raise Problem(409, "409.1", "A submission with this ID already exists with different content. "
+                          "To send more files, resend the identical form; to change answers, edit the "
+                          "sent form in Collect (it gets a new ID).")
+        # Identical resend: a retry, or the next part of a submission Collect split up.
+        _attach(existing, stored)
+        sub.updated_at = utcnow()
+        return ReceiveResult("duplicate", sub.id, sub.instance_id, form_pk,
+                             "Submission received (already on the server).",
+                             missing_files=_missing(existing))
+
+    deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
+    previous: SubmissionVersion | None = None
+    if deprecated_id:
+        previous = session.scalar(select(SubmissionVersion).where(
+            SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == deprecated_id))
+        if previous is None:
+            raise Problem(404, "404.5", f"The submission you edited ({deprecated_id}) is not on the server. "
+                          "Send the original first, or fill a new form.")
+        if not previous.current:
+            raise Problem(409, "409.9", f"The copy you were editing ({deprecated_id}) is out of date: it was "
+                          "edited already. Download the newest copy and edit that one.")
+        sub = session.get(Submission, previous.submission_id)
+        assert sub is not None
+        if sub.deleted_at is not None:
+            raise Problem(409, "409.18", "This submission has been deleted on the server.")
+        previous.current = False
+        sub.review_state = "edited"
+        status = "edited"
+    else:
+        sub = Submission(form_id=form_pk, instance_id=instance_id, device_id=device_id,
+                         submitter_id=user.id if user else None)
+        session.add(sub)
+        status = "created"
+    sub.region_code = region_of(data.values) or sub.region_code
+    sub.updated_at = utcnow()
+    session.flush()
+
+    version = SubmissionVersion(
+        submission_id=sub.id, form_id=form_pk, form_version_id=version_pk, instance_id=instance_id, deprecated_id=deprecated_id,
+        instance_name=envelope.instance_name, current=True, xml=xml, xml_sha256=xml_sha,  # type: ignore[attr-defined]
+        data=dict(data.values), submitter_id=user.id if user else None, user_agent=(user_agent or "")[:300],
+    )
+    rows: list[SubmissionRepeatRow] = []
+    for row in data.repeat_rows:
+        parent = rows[row.parent_index] if row.parent_index is not None else None
+        rr = SubmissionRepeatRow(repeat=row.repeat, ordinal=row.ordinal, data=dict(row.values), parent=parent)
+        rows.append(rr)
+        version.repeat_rows.append(rr)
+    carried = {a.name: a for a in previous.attachments} if previous else {}
+    for name in data.attachments:
+        att = SubmissionAttachment(name=name)
+        old = carried.get(name)
+        if old is not None and old.blob_key:
+            att.blob_key, att.md5, att.size = old.blob_key, old.md5, old.size
+            att.content_type, att.received_at = old.content_type, old.received_at
+        version.attachments.append(att)
+    _attach(version, stored)
+    session.add(version)
+    session.flush()
+    sub.current_version_id = version.id
+    session.flush()
+    msg = "Submission received." if status == "created" else "Edited submission received."
+    return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version))
+
+
+def _attach(version: SubmissionVersion, stored: dict[str, tuple[BlobInfo, str]]) -> None:
+    for att in version.attachments:
+        got = stored.get(att.name)
+        if got is not None:
+            info, ctype = got
+            att.blob_key, att.md5, att.size = info.key, info.md5, info.size
+            att.content_type, att.received_at = ctype, utcnow()
+
+
+def _missing(version: SubmissionVersion) -> list[str]:
+    return [a.name for a in version.attachments if a.blob_key is None]

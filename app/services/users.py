@@ -1,0 +1,118 @@
+"""Users, roles, regions and collector tokens."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.errors import Problem
+from app.models import ROLES, CollectorToken, User, UserRegion, utcnow
+
+from .regions import validate_code
+
+TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!$"
+TOKEN_LENGTH = 64
+
+
+def digest_ha1(username: str, realm: str, password: str) -> str:
+    return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+
+
+def create_user(session: Session, *, project_id: int, username: str, role: str, password: str,
+                realm: str, regions: list[str] | None = None, display_name: str = "") -> User:
+    username = username.strip()
+    if not username or ":" in username or len(username) > 150:
+        raise Problem(400, "400.21", "A user name must be 1–150 characters and contain no ':'.")
+    if role not in ROLES:
+        raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
+    if len(password) < 8:
+        raise Problem(400, "400.23", "The password is too short: use at least 8 characters.")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise Problem(409, "409.20", f"A user named '{username}' exists already. Choose another name.")
+    user = User(project_id=project_id, username=username, role=role, display_name=display_name or username,
+                password_hash=generate_password_hash(password), digest_ha1=digest_ha1(username, realm, password))
+    for code in dict.fromkeys(validate_code(c) for c in (regions or [])):
+        user.regions.append(UserRegion(code=code))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(user: User, password: str, realm: str) -> None:
+    if len(password) < 8:
+        raise Problem(400, "400.23", "The password is too short: use at least 8 characters.")
+    user.password_hash = generate_password_hash(password)
+    user.digest_ha1 = digest_ha1(user.username, realm, password)
+
+
+def check_password(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+        return None
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise Problem(404, "404.20", f"There is no user named '{username}'.")
+    return user
+
+
+def new_token_value() -> str:
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def is_well_formed_token(token: str) -> bool:
+    return len(token) == TOKEN_LENGTH and all(c in TOKEN_ALPHABET for c in token)
+
+
+def issue_token(session: Session, user: User) -> CollectorToken:
+    """The user's active token, creating one if there is none."""
+    tok = session.scalar(select(CollectorToken).where(
+        CollectorToken.user_id == user.id, CollectorToken.revoked_at.is_(None)))
+    if tok is None:
+        tok = CollectorToken(user_id=user.id, token=new_token_value())
+        session.add(tok)
+        session.flush()
+    return tok
+
+
+def renew_token(session: Session, user: User) -> CollectorToken:
+    """Revoke the user's tokens and issue a new one (the old QR code stops working)."""
+    revoke_tokens(session, user)
+    tok = CollectorToken(user_id=user.id, token=new_token_value())
+    session.add(tok)
+    session.flush()
+    return tok
+
+
+def revoke_tokens(session: Session, user: User) -> int:
+    count = 0
+    for tok in session.scalars(select(CollectorToken).where(
+            CollectorToken.user_id == user.id, CollectorToken.revoked_at.is_(None))):
+        tok.revoked_at = utcnow()
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class TokenLookup:
+    user: User | None
+    reason: str  # "ok" | "unknown" | "revoked" | "inactive"
+
+
+def user_for_token(session: Session, token: str) -> TokenLookup:
+    tok = session.scalar(select(CollectorToken).where(CollectorToken.token == token))
+    if tok is None:
+        return TokenLookup(None, "unknown")
+    if tok.revoked_at is not None:
+        return TokenLookup(None, "revoked")
+    user = session.get(User, tok.user_id)
+    if user is None or not user.active:
+        return TokenLookup(None, "inactive")
+    return TokenLookup(user, "ok")

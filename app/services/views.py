@@ -1,0 +1,136 @@
+"""Generated SQL views for analysts: one per form and one per repeat, one typed column per question.
+
+    SELECT * FROM form_assessment WHERE county = '540102';
+
+Views are rebuilt when a form version is published; they read the JSON values stored at ingest,
+so publishing a new version never needs DDL on the data tables. Numbers that did not parse at
+ingest (kept as text) come out as NULL in numeric columns rather than breaking the view.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.models import Form, FormVersion
+
+from .forms import schema_of
+
+NUMERIC = {"int": "integer", "decimal": "decimal"}
+SKIP_TYPES = {"group", "repeat"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # SQL column name
+    key: str  # JSON key in the stored values
+    kind: str  # text | integer | decimal | geopoint
+
+
+def ident(name: str) -> str:
+    """A safe lower-case SQL identifier."""
+    cleaned = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "x"
+    return cleaned[:60]
+
+
+def view_name(xml_form_id: str, repeat: str | None = None) -> str:
+    base = f"form_{ident(xml_form_id)}"
+    return base if repeat is None else f"{base}__{ident(repeat.rsplit('/', 1)[-1])}"
+
+
+def _columns(session: Session, form_id: int) -> dict[str | None, list[Column]]:
+    """Columns per table (None = main) over every published version, newest definition wins."""
+    tables: dict[str | None, dict[str, Column]] = {}
+    versions = session.scalars(select(FormVersion).where(FormVersion.form_id == form_id).order_by(FormVersion.id))
+    for fv in versions:
+        schema = schema_of(fv)
+        prefix = f"/{schema.root}/"
+        for f in schema.fields:
+            if f.type in SKIP_TYPES:
+                continue
+            base = f.repeat + "/" if f.repeat else prefix
+            if not f.path.startswith(base):
+                continue
+            key = f.path[len(base):]
+            kind = "geopoint" if f.type == "geopoint" else NUMERIC.get(f.type, "text")
+            tables.setdefault(f.repeat, {})[key] = Column(ident(key.replace("/", "_")), key, kind)
+        for rep in schema.repeats:
+            tables.setdefault(rep, {})
+    out: dict[str | None, list[Column]] = {}
+    for table, cols in tables.items():
+        seen: set[str] = set()
+        unique = []
+        for col in cols.values():
+            name = col.name
+            n = 2
+            while name in seen or name in RESERVED:
+                name = f"{col.name}_{n}"
+                n += 1
+            seen.add(name)
+            unique.append(Column(name, col.key, col.kind))
+        out[table] = unique
+    return out
+
+
+RESERVED = {"submission_id", "instance_id", "form_version", "received_at", "submitter_id", "region_code",
+            "review_state", "row_id", "parent_row_id", "ordinal", "instance_name"}
+
+
+def _expr(dialect: str, src: str, col: Column) -> list[str]:
+    key = col.key.replace("'", "''")
+    if dialect == "postgresql":
+        raw = f"{src}.data -> '{key}'"
+        txt = f"{src}.data ->> '{key}'"
+        if col.kind in ("integer", "decimal"):
+            cast = "bigint" if col.kind == "integer" else "double precision"
+            return [f"CASE WHEN jsonb_typeof({raw}) = 'number' THEN ({txt})::{cast} END AS \"{col.name}\""]
+        if col.kind == "geopoint":
+            return [f"({raw} -> 'coordinates' ->> {i})::double precision AS \"{col.name}_{n}\""
+                    for i, n in ((1, "latitude"), (0, "longitude"), (2, "altitude"))] + [
+                f"({raw} -> 'properties' ->> 'accuracy')::double precision AS \"{col.name}_accuracy\""]
+        return [f"CASE WHEN jsonb_typeof({raw}) IN ('object', 'array') THEN ({raw})::text ELSE {txt} END "
+                f"AS \"{col.name}\""]
+    path = '$."' + key.replace('"', '\\"') + '"'
+    if col.kind in ("integer", "decimal"):
+        cast = "INTEGER" if col.kind == "integer" else "REAL"
+        return [f"CASE WHEN json_type({src}.data, '{path}') IN ('integer', 'real') "
+                f"THEN CAST(json_extract({src}.data, '{path}') AS {cast}) END AS \"{col.name}\""]
+    if col.kind == "geopoint":
+        return [f"json_extract({src}.data, '{path}.coordinates[{i}]') AS \"{col.name}_{n}\""
+                for i, n in ((1, "latitude"), (0, "longitude"), (2, "altitude"))] + [
+            f"json_extract({src}.data, '{path}.properties.accuracy') AS \"{col.name}_accuracy\""]
+    return [f"json_extract({src}.data, '{path}') AS \"{col.name}\""]
+
+
+def refresh_views(session: Session, form_id: int) -> list[str]:
+    """(Re)create the views of one form; returns their names."""
+    form = session.get(Form, form_id)
+    assert form is not None
+    dialect = session.get_bind().dialect.name
+    names = []
+    for table, cols in _columns(session, form_id).items():
+        name = view_name(form.xml_form_id, table)
+        if table is None:
+            select_cols = [
+                "s.id AS submission_id", "s.instance_id AS instance_id", "fv.version AS form_version",
+                "s.created_at AS received_at", "s.submitter_id AS submitter_id", "s.region_code AS region_code",
+                "s.review_state AS review_state", "sv.instance_name AS instance_name",
+            ] + [e for c in cols for e in _expr(dialect, "sv", c)]
+            body = (f"SELECT {', '.join(select_cols)} FROM submission s "
+                    "JOIN submission_version sv ON sv.id = s.current_version_id "
+                    "JOIN form_version fv ON fv.id = sv.form_version_id "
+                    f"WHERE s.form_id = {int(form_id)} AND s.deleted_at IS NULL")
+        else:
+            rep = table.replace("'", "''")
+            select_cols = [
+                "r.id AS row_id", "s.id AS submission_id", "r.parent_id AS parent_row_id", "r.ordinal AS ordinal",
+            ] + [e for c in cols for e in _expr(dialect, "r", c)]
+            body = (f"SELECT {', '.join(select_cols)} FROM submission_repeat_row r "
+                    "JOIN submission s ON s.current_version_id = r.version_id "
+                    f"WHERE s.form_id = {int(form_id)} AND s.deleted_at IS NULL AND r.repeat = '{rep}'")
+        session.execute(text(f'DROP VIEW IF EXISTS "{name}"'))
+        session.execute(text(f'CREATE VIEW "{name}" AS {body}'))
+        names.append(name)
+    return names

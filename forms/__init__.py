@@ -1,0 +1,55 @@
+"""CareFile's pure ODK library: XLSForm compilation, XForm reading, submission parsing.
+
+No web framework, database or storage imports live here; everything works on bytes.
+"""
+
+from __future__ import annotations
+
+from forms.submission import (
+    EntityBlock,
+    Envelope,
+    RepeatRow,
+    SubmissionData,
+    SubmissionTree,
+    SubmissionXMLError,
+    extract,
+    normalize_uuid,
+    parse_submission,
+    typed_value,
+)
+from forms.xform import (
+    CAREFILE_NAMESPACE,
+    Choice,
+    EntityDeclaration,
+    Field,
+    FormAttachment,
+    FormSchema,
+    XFormError,
+    parse_xform,
+)
+from forms.xlsform import CompiledForm, XLSFormError, XLSFormIssue, compile_xlsform
+
+__all__ = [
+    "CAREFILE_NAMESPACE",
+    "Choice",
+    "CompiledForm",
+    "EntityBlock",
+    "EntityDeclaration",
+    "Envelope",
+    "Field",
+    "FormAttachment",
+    "FormSchema",
+    "RepeatRow",
+    "SubmissionData",
+    "SubmissionTree",
+    "SubmissionXMLError",
+    "XFormError",
+    "XLSFormError",
+    "XLSFormIssue",
+    "compile_xlsform",
+    "extract",
+    "normalize_uuid",
+    "parse_submission",
+    "parse_xform",
+    "typed_value",
+]

@@ -1,0 +1,324 @@
+"""Read an OpenRosa submission (the ``xml_submission_file`` part) safely.
+
+:func:`parse_submission` checks size and safety and pulls out the envelope the server
+needs before it knows the form (form id, version, instanceID, deprecatedID, instanceName,
+the top-level ``meta/entity`` block).  :func:`extract` then uses the form's
+:class:`~forms.xform.FormSchema` to turn the tree into typed values and repeat rows.
+
+Strictness: unlike ODK Central (which tolerates some broken XML, such as a missing
+closing root tag) we parse with lxml's recover mode **off**.  A submission that is not
+well-formed XML is refused with code ``malformed``; the device keeps it and can send it
+again, whereas silently "repairing" it could store a child's record with data missing.
+DOCTYPE declarations are refused outright (``doctype``): they are never sent by ODK
+clients and are the vehicle for XXE and entity-expansion attacks.
+
+Element names are matched without namespaces (``orx:meta``, ``orx:version`` and an ``id``
+attribute in any namespace are all understood), like Central's ``stripNamespacesFromPath``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+from lxml import etree
+
+from forms._xml import BadXMLError, UnsafeXMLError, elements, local, local_attr, safe_parse
+from forms.xform import FormSchema
+
+
+class SubmissionXMLError(ValueError):
+    """The submission XML cannot be accepted; ``code`` for programs, ``message`` for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EntityBlock:
+    """The ``meta/entity`` element of a submission."""
+
+    dataset: str
+    entity_id: str                 # id attribute exactly as sent
+    create: bool
+    update: bool
+    base_version: int | None
+    trunk_version: int | None
+    branch_id: str | None
+    label: str | None
+    uuid: str | None = None        # entity_id without "uuid:", lower-case; None if not a UUID
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What identifies a submission, read before the form is known."""
+
+    form_id: str
+    version: str
+    instance_id: str | None
+    deprecated_id: str | None
+    instance_name: str | None
+    entity: EntityBlock | None
+
+
+@dataclass(frozen=True)
+class RepeatRow:
+    """One instance of a repeat group."""
+
+    repeat: str
+    index: int
+    ordinal: int
+    parent_index: int | None
+    values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class SubmissionData:
+    """Typed contents of a submission, laid out by the form's schema."""
+
+    values: dict[str, object]
+    repeat_rows: tuple[RepeatRow, ...]
+    attachments: tuple[str, ...]
+    entity_properties: dict[str, object]
+
+
+class SubmissionTree:
+    """Opaque handle on a parsed submission, produced by :func:`parse_submission`."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: etree._Element) -> None:
+        self.root = root
+
+
+def _child(node: etree._Element | None, name: str) -> etree._Element | None:
+    if node is None:
+        return None
+    return next((c for c in elements(node) if local(c) == name), None)
+
+
+def _text(node: etree._Element | None) -> str | None:
+    if node is None:
+        return None
+    text = (node.text or "").strip()
+    return text or None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value.strip()) if value and value.strip() else None
+    except ValueError:
+        return None
+
+
+def normalize_uuid(value: str | None) -> str | None:
+    """``uuid:ABC...`` / ``ABC...`` → canonical lower-case UUID string, or None if invalid."""
+    if not value:
+        return None
+    raw = value.strip()
+    if raw.lower().startswith("uuid:"):
+        raw = raw[5:]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true")
+
+
+def _entity_block(meta: etree._Element | None) -> EntityBlock | None:
+    ent = _child(meta, "entity")
+    if ent is None:
+        return None
+    entity_id = (local_attr(ent, "id") or "").strip()
+    branch = (local_attr(ent, "branchId") or "").strip()
+    return EntityBlock(
+        dataset=(local_attr(ent, "dataset") or "").strip(),
+        entity_id=entity_id,
+        create=_truthy(local_attr(ent, "create")),
+        update=_truthy(local_attr(ent, "update")),
+        base_version=_int(local_attr(ent, "baseVersion")),
+        trunk_version=_int(local_attr(ent, "trunkVersion")),
+        branch_id=branch or None,
+        label=_text(_child(ent, "label")),
+        uuid=normalize_uuid(entity_id),
+    )
+
+
+def parse_submission(xml: bytes, *, max_bytes: int = 10 * 1024 * 1024
+                     ) -> tuple[Envelope, SubmissionTree]:
+    """Parse submission XML safely and read its envelope.
+
+    Returns the :class:`Envelope` and a tree handle for :func:`extract`.  Raises
+    :class:`SubmissionXMLError` with code ``too_large``, ``doctype``, ``malformed`` or
+    ``no_form_id``.
+    """
+    if len(xml) > max_bytes:
+        raise SubmissionXMLError(
+            "too_large", f"The submission is larger than {max_bytes // 1024} KB and was "
+                         "not accepted. Send large photos as attachments, not inside the form.")
+    try:
+        root = safe_parse(xml)
+    except UnsafeXMLError as err:
+        raise SubmissionXMLError(
+            "doctype", "The submission contains a DOCTYPE declaration, which is not "
+                       "allowed. It was not sent by ODK Collect; it was refused.") from err
+    except BadXMLError as err:
+        raise SubmissionXMLError(
+            "malformed", "The submission is not complete, well-formed XML (it may have been "
+                         "cut off while sending). Send it again from the phone.") from err
+    form_id = (local_attr(root, "id") or "").strip()
+    if not form_id:
+        raise SubmissionXMLError(
+            "no_form_id", "The submission does not say which form it belongs to (form ID "
+                          "attribute missing). Send it again from ODK Collect.")
+    meta = _child(root, "meta")
+    instance_id = _text(_child(meta, "instanceID")) or _text(_child(root, "instanceID"))
+    envelope = Envelope(
+        form_id=form_id,
+        version=(local_attr(root, "version") or "").strip(),
+        instance_id=instance_id,
+        deprecated_id=_text(_child(meta, "deprecatedID")),
+        instance_name=_text(_child(meta, "instanceName")),
+        entity=_entity_block(meta),
+    )
+    return envelope, SubmissionTree(root)
+
+
+def _geo_point(text: str) -> list[float] | None:
+    parts = text.split()
+    if len(parts) < 2 or len(parts) > 4:
+        return None
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        return None
+    if not all(math.isfinite(n) for n in nums):
+        return None
+    return nums
+
+
+def _geojson(ftype: str, text: str) -> object:
+    """ODK Central's GeoJSON for geo answers; None if *text* does not parse."""
+    if ftype == "geopoint":
+        nums = _geo_point(text)
+        if nums is None:
+            return None
+        point: dict[str, object] = {"type": "Point", "coordinates": [nums[1], nums[0], *nums[2:3]]}
+        if len(nums) > 3:
+            point["properties"] = {"accuracy": nums[3]}
+        return point
+    points = [_geo_point(p) for p in text.split(";") if p.strip()]
+    if not points or any(p is None for p in points):
+        return None
+    coords = [[p[1], p[0], *p[2:3]] for p in points if p is not None]
+    if ftype == "geotrace":
+        return {"type": "LineString", "coordinates": coords}
+    return {"type": "Polygon", "coordinates": [coords]}
+
+
+def typed_value(ftype: str | None, text: str | None) -> object:
+    """Convert answer *text* by XForm type; keep the raw string when it does not parse."""
+    if text is None or text == "":
+        return None
+    stripped = text.strip()
+    try:
+        if ftype == "int":
+            return int(stripped)
+        if ftype == "decimal":
+            number = float(stripped)
+            return number if math.isfinite(number) else text
+    except ValueError:
+        return text
+    if ftype == "boolean":
+        low = stripped.lower()
+        if low in ("true", "1"):
+            return True
+        if low in ("false", "0"):
+            return False
+        return text
+    if ftype == "select":
+        return stripped.split()
+    if ftype in ("geopoint", "geotrace", "geoshape"):
+        geo = _geojson(ftype, stripped)
+        return geo if geo is not None else text
+    return text
+
+
+def _is_template(node: etree._Element) -> bool:
+    return local_attr(node, "template") is not None
+
+
+def extract(tree: SubmissionTree | etree._Element, schema: FormSchema) -> SubmissionData:
+    """Lay a parsed submission out by *schema*: typed main values, repeat rows, files.
+
+    Keys are paths relative to the root (main row) or to the repeat node (repeat rows);
+    groups flatten to ``grp/q``.  Elements the schema does not know are kept as strings;
+    values that do not parse as their type are kept as the raw string.
+    """
+    root = tree.root if isinstance(tree, SubmissionTree) else tree
+    rows: list[RepeatRow] = []
+    main: dict[str, object] = {}
+    files: list[str] = []
+    repeats = set(schema.repeats)
+
+    def walk(node: etree._Element, spath: str, prefix: str, values: dict[str, object],
+             parent_index: int | None) -> None:
+        ordinals: dict[str, int] = {}
+        for child in elements(node):
+            if _is_template(child):
+                continue
+            name = local(child)
+            cpath = f"{spath}/{name}"
+            field = schema.field(cpath)
+            if cpath in repeats:
+                ordinals[cpath] = ordinals.get(cpath, 0) + 1
+                row = RepeatRow(repeat=cpath, index=len(rows), ordinal=ordinals[cpath],
+                                parent_index=parent_index, values={})
+                rows.append(row)
+                walk(child, cpath, "", row.values, row.index)
+            elif elements(child) or (field is not None and field.type == "group"):
+                walk(child, cpath, f"{prefix}{name}/", values, parent_index)
+            else:
+                value = typed_value(field.type if field is not None else None, child.text)
+                values[f"{prefix}{name}"] = value
+                is_audit = cpath == f"/{schema.root}/meta/audit"
+                if (is_audit or (field is not None and field.type == "binary")) \
+                        and isinstance(value, str) and value.strip():
+                    files.append(value.strip())
+
+    walk(root, f"/{schema.root}", "", main, None)
+
+    props: dict[str, object] = {}
+    if schema.entity is not None:
+        base = f"/{schema.root}/"
+        for path, prop in schema.entity.properties.items():
+            field = schema.field(path)
+            if field is None or field.repeat is not None or not path.startswith(base):
+                continue
+            key = path[len(base):]
+            if key in main:
+                raw = _raw_at(root, key)
+                props[prop] = raw
+        if schema.entity.label_path and schema.entity.label_path.startswith(base):
+            key = schema.entity.label_path[len(base):]
+            if key in main:
+                props["label"] = _raw_at(root, key)
+    return SubmissionData(values=main, repeat_rows=tuple(rows),
+                          attachments=tuple(dict.fromkeys(files)), entity_properties=props)
+
+
+def _raw_at(root: etree._Element, key: str) -> str | None:
+    """Raw text at a root-relative path (entity properties are stored as text, as in ODK)."""
+    node: etree._Element | None = root
+    for part in key.split("/"):
+        node = next((c for c in elements(node) if local(c) == part and not _is_template(c)),
+                    None) if node is not None else None
+    if node is None or node.text is None or node.text == "":
+        return None
+    return str(node.text)

@@ -1,0 +1,78 @@
+"""A throwaway PostgreSQL server for the tests (recipes.md): initdb, start, stop.
+
+Works as root (runs the server as the `postgres` user) and as an ordinary user.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def find_bindir() -> Path | None:
+    env = os.environ.get("CAREFILE_PG_BINDIR")
+    candidates = [env] if env else []
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    which = shutil.which("initdb")
+    if which:
+        candidates.append(str(Path(which).parent))
+    for c in candidates:
+        if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
+            return Path(c)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    root: Path
+    port: int
+    bindir: Path
+    runas: list[str]
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def stop(self) -> None:
+        subprocess.run(self.runas + [str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m",
+                                     "immediate", "-w", "stop"], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_postgres() -> PgServer:
+    bindir = find_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql, or set "
+                           "CAREFILE_PG_BINDIR)")
+    root = Path(tempfile.mkdtemp(prefix="carefile-pg-"))
+    runas: list[str] = []
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        runas = ["runuser", "-u", "postgres", "--"]
+    (root / "sock").mkdir()
+    if runas:
+        os.chown(root / "sock", pw.pw_uid, pw.pw_gid)
+    port = free_port()
+    subprocess.run(runas + [str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust",
+                            "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+    subprocess.run(runas + [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
+                            "-o", f"-p {port} -k {root / 'sock'} -c listen_addresses=127.0.0.1 -c fsync=off "
+                            "-c max_connections=200 -c full_page_writes=off", "start"],
+                   check=True, capture_output=True)
+    return PgServer(root, port, bindir, runas)
