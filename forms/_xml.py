@@ -16,7 +16,7 @@ NS_JR = "http://openrosa.org/javarosa"
 NS_ORX = "http://openrosa.org/xforms"
 NS_ODK = "http://www.opendatakit.org/xforms"
 NS_ENTITIES = "http://www.opendatakit.org/xforms/entities"
-NS_CAREFILE = "https://carefile.org/xforms"
+NS_CAREFILE = "https://carefile.example/xforms"
 
 
 class UnsafeXMLError(ValueError):

@@ -10,7 +10,7 @@ Sensitive questions
 An XLSForm author marks a question as sensitive with the survey column
 ``bind::carefile:sensitive`` and the value ``yes`` (``true``/``1``/``true()`` also work).
 pyxform copies ``bind::`` columns verbatim onto the question's ``<bind>``, so the XForm
-carries ``carefile:sensitive="yes"`` in the namespace ``https://carefile.org/xforms``
+carries ``carefile:sensitive="yes"`` in the namespace ``https://carefile.example/xforms``
 (:data:`CAREFILE_NAMESPACE`); :func:`forms.xlsform.compile_xlsform` declares that
 namespace automatically when the author did not add it under ``settings`` ``namespaces``.
 ODK Collect ignores the attribute.  Any attribute with local name ``sensitive`` whose

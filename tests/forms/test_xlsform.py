@@ -179,7 +179,7 @@ def test_author_declared_carefile_namespace_is_kept() -> None:
 | | text | a | A | yes |
 | settings |
 | | form_id | namespaces |
-| | f | carefile="https://carefile.org/xforms" |
+| | f | carefile="https://carefile.example/xforms" |
 """
     xform = compile_md(md)
     assert xform.count(b"xmlns:carefile=") == 1
