@@ -12,9 +12,13 @@ from app import Runtime, create_app
 from app.errors import Problem
 
 
+_OPENED: list[Runtime] = []
+
+
 def _runtime() -> Runtime:
     app = create_app()
     rt: Runtime = app.extensions["carefile"]
+    _OPENED.append(rt)  # closed when the command ends (main)
     return rt
 
 
@@ -266,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     except Problem as problem:
         print(f"Error: {problem.message}", file=sys.stderr)
         return 1
+    finally:
+        while _OPENED:
+            _OPENED.pop().db.dispose()
 
 
 if __name__ == "__main__":

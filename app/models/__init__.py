@@ -1,5 +1,6 @@
 """SQLAlchemy models. Import from here; every table is registered on Base.metadata."""
 from .base import Base, utcnow
+from .entity import Dataset, Entity, EntityEvent, EntityVersion
 from .form import FORM_STATES, Form, FormAttachment, FormVersion
 from .project import Project
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
@@ -8,5 +9,5 @@ from .user import ROLES, CollectorToken, DigestNonceUse, FormAssignment, User, U
 __all__ = [
     "Base", "utcnow", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
     "DigestNonceUse", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
-    "SubmissionRepeatRow", "SubmissionAttachment", "ROLES", "FORM_STATES", "REVIEW_STATES",
+    "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
 ]

@@ -106,6 +106,11 @@ def _fillable(session: Any, user: User, project_id: int, xml_form_id: str) -> Fo
     if not form_service.can_fill(session, user, form):
         raise Problem(403, "403.2", f"You may not use the form '{xml_form_id}'. Ask your coordinator "
                       "to assign it to you.")
+    if form.state == "closed" and user.role == "collector":
+        # As Central: a closing form stays downloadable (it still accepts submissions), a closed
+        # one is no longer served to phones.
+        raise Problem(403, "403.3", f"The form '{xml_form_id}' is closed. Update your blank forms "
+                      "(Get Blank Form) to remove it.")
     return form
 
 
@@ -227,3 +232,19 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
     resp = render.success_response(key, result.message)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+@route("/datasets/<name>/integrity", "integrity", ["GET"], openrosa_header=True)
+def integrity(rt: Runtime, user: User, project_id: int, base: str, name: str) -> Response:
+    """Which offline-created entities still exist (protocol.md §3.5); Collect drops deleted ones."""
+    from xml.sax.saxutils import quoteattr
+
+    from app.services import entities as entity_service
+
+    ids = [i for i in request.args.get("id", "").split(",") if i.strip()]
+    with rt.db.session() as session:
+        states = entity_service.integrity(session, project_id, name, user, ids)
+    rows = "".join(f"\n    <entity id={quoteattr(uid)}><deleted>{'true' if deleted else 'false'}</deleted></entity>"
+                   for uid, deleted in states)
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<data>\n  <entities>{rows}\n  </entities>\n</data>\n'
+    return Response(body, content_type=render.XML_TYPE)

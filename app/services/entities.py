@@ -1,23 +1,369 @@
-"""Entity lists (the `children` list of the care file) served to phones.
+"""Entity lists (the care file's `children` list): applying submissions, serving CSVs to phones.
 
-Placeholder-free minimal version for the spine: no entity has been created yet, so lists
-are empty CSVs with the required columns. The care-file issue replaces this with the real store.
+Processing follows the ODK entities spec through 2024.1 and ODK Central's rules (protocol.md §9.5):
+- create: a new entity, version 1; an id already in use is an error (nothing is overwritten);
+- update: applied on top of the current version; only the properties the submission sent change;
+- offline updates (2024.1: trunkVersion + branchId): a chain of updates made on one phone while
+  offline is applied in branch order. An update whose predecessor on the same branch has not
+  arrived yet is held (status "backlog") and applied as soon as the predecessor is; held updates
+  older than BACKLOG_FORCE_AFTER are applied anyway, on top of the current version.
+- conflicts: an update based on an older version than the current one is still applied (nothing
+  is lost: every version is kept in entity_version) and the entity is flagged "soft" (other
+  properties changed meanwhile) or "hard" (the same property was changed differently on the
+  server) for review.
+Processing runs inside the submission's transaction under a savepoint; its errors are recorded
+as entity_event rows and never fail the OpenRosa POST.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import logging
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.models import User
+from app.errors import Problem
+from app.models import (
+    Dataset,
+    Entity,
+    EntityEvent,
+    EntityVersion,
+    Submission,
+    SubmissionVersion,
+    User,
+    utcnow,
+)
+from forms import EntityBlock, FormSchema, SubmissionData, normalize_uuid
 
-HEADER = "name,label,__version\r\n"
+from .regions import covers
+
+log = logging.getLogger(__name__)
+
+REGION_PROPS = ("village", "township", "county", "prefecture")
+BACKLOG_FORCE_AFTER = timedelta(days=5)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def ensure_dataset(session: Session, project_id: int, name: str, properties: list[str]) -> Dataset:
+    ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+    if ds is None:
+        ds = Dataset(project_id=project_id, name=name, properties=[], revision=0)
+        session.add(ds)
+    merged = list(ds.properties or [])
+    for p in properties:
+        if p not in merged and p != "label":
+            merged.append(p)
+    if merged != ds.properties:
+        ds.properties = merged
+        ds.revision = (ds.revision or 0) + 1
+    session.flush()
+    return ds
+
+
+def get_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+
+
+def region_of(data: dict[str, Any]) -> str | None:
+    for key in REGION_PROPS:
+        value = data.get(key)
+        if isinstance(value, str) and value.isdigit():
+            return value
+    return None
+
+
+# ---------------------------------------------------------------- processing
+
+
+class EntityProblem(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class HoldForBacklog(Exception):
+    """The predecessor of an offline update has not arrived yet."""
+
+
+def process_submission(session: Session, project_id: int, sv: SubmissionVersion, schema: FormSchema,
+                       block: EntityBlock | None, data: SubmissionData) -> EntityEvent | None:
+    """Apply the submission's entity block; record what happened. Never raises."""
+    if block is None or schema.entity is None or not (block.create or block.update):
+        return None  # e.g. registration without consent: create evaluates to false
+    event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset, entity_uuid=block.entity_id or None,
+                        status="applied", message="")
+    # An edit of a submission that already changed an entity does not change it again (as Central).
+    if sv.deprecated_id:
+        done = session.scalar(select(EntityVersion.id).where(EntityVersion.submission_id == sv.submission_id))
+        if done is not None:
+            event.status, event.message = "skipped", "edit of a submission that already updated the entity"
+            session.add(event)
+            return event
+    try:
+        with session.begin_nested():
+            entity = _apply(session, project_id, sv, schema, block, data)
+            event.entity_uuid = entity.uuid
+            _drain_backlog(session, project_id, entity, block.branch_id)
+    except HoldForBacklog:
+        event.status, event.branch_id = "backlog", block.branch_id
+        event.message = (f"waiting for the earlier offline update of branch {block.branch_id} "
+                         f"(base version {block.base_version})")
+    except EntityProblem as err:
+        event.status, event.code, event.message = "error", err.code, err.message
+    except Exception as err:  # a bug must not lose the submission: record it
+        log.exception("entity processing failed for submission version %s", sv.id)
+        event.status, event.code, event.message = "error", "500.1", f"internal error: {err}"
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
+    return {k: ("" if v is None else str(v)) for k, v in data.entity_properties.items() if k != "label"}
+
+
+def _apply(session: Session, project_id: int, sv: SubmissionVersion, schema: FormSchema, block: EntityBlock,
+           data: SubmissionData, force: bool = False) -> Entity:
+    ds = get_dataset(session, project_id, block.dataset)
+    if ds is None:
+        raise EntityProblem("404.7", f"The entity list '{block.dataset}' does not exist.")
+    uid = normalize_uuid(block.entity_id)
+    if uid is None:
+        raise EntityProblem("400.11", f"The entity id '{block.entity_id}' is not a UUID.")
+    if block.update and not schema.entity.update:  # type: ignore[union-attr]
+        raise EntityProblem("403.2", "This form may not update entities.")
+    if block.create and not schema.entity.create:  # type: ignore[union-attr]
+        raise EntityProblem("403.2", "This form may not create entities.")
+    received = _props(block, data)
+    entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+    if block.update and entity is not None and (block.base_version is not None or force):
+        return _update(session, ds, entity, sv, block, received, force)
+    if block.create:
+        if entity is not None:
+            raise EntityProblem("409.3", f"An entity with id {uid} exists already; nothing was overwritten.")
+        return _create(session, ds, uid, sv, block, received)
+    if entity is None:
+        raise EntityProblem("404.8", f"The entity {uid} to update is not in the list '{ds.name}'.")
+    raise EntityProblem("400.2", "The update has no baseVersion.")
+
+
+def _create(session: Session, ds: Dataset, uid: str, sv: SubmissionVersion, block: EntityBlock,
+            received: dict[str, Any]) -> Entity:
+    label = (block.label or "").strip()
+    if not label:
+        raise EntityProblem("400.2", "The new entity has no label.")
+    entity = Entity(dataset_id=ds.id, uuid=uid, label=label, version=1, data=dict(received),
+                    region_code=region_of(received))
+    session.add(entity)
+    session.flush()
+    session.add(EntityVersion(entity_id=entity.id, version=1, label=label, data=dict(received),
+                              data_received=dict(received), submission_id=sv.submission_id,
+                              submission_version_id=sv.id, branch_id=block.branch_id,
+                              trunk_version=block.trunk_version, base_version=None,
+                              branch_base_version=None))
+    ds.revision = (ds.revision or 0) + 1
+    return entity
+
+
+def _versions(session: Session, entity: Entity) -> dict[int, EntityVersion]:
+    rows = session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id))
+    return {v.version: v for v in rows}
+
+
+def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion, block: EntityBlock,
+            received: dict[str, Any], force: bool) -> Entity:
+    if entity.deleted_at is not None:
+        raise EntityProblem("404.11", f"The entity {entity.uuid} was deleted.")
+    versions = _versions(session, entity)
+    base_version = block.base_version
+    branch = block.branch_id if block.trunk_version is not None else None
+    if force:
+        base = versions[entity.version]
+    elif branch is None or base_version == block.trunk_version:
+        # Online update, or the first update of an offline branch: based on a server version.
+        if base_version not in versions:
+            raise EntityProblem("404.9", f"Version {base_version} of entity {entity.uuid} does not exist.")
+        base = versions[base_version]  # type: ignore[index]
+    else:
+        # A later update of an offline branch: based on the branch's previous update.
+        prev = next((v for v in versions.values()
+                     if v.branch_id == branch and v.branch_base_version == (base_version or 0) - 1), None)
+        if prev is None:
+            raise HoldForBacklog()
+        base = prev
+    if block.trunk_version is not None and block.trunk_version > entity.version:
+        raise EntityProblem("404.9", f"The trunk version {block.trunk_version} is newer than the entity.")
+
+    current = versions[entity.version]
+    conflict: str | None = None
+    conflicting: list[str] = []
+    if base.version != current.version:
+        between = [versions[n] for n in range(base.version + 1, current.version + 1) if n in versions]
+        same_branch = branch is not None and all(v.branch_id == branch for v in between)
+        if not same_branch:
+            changed_on_server = {k for k in set(base.data) | set(current.data) if base.data.get(k) != current.data.get(k)}
+            conflicting = sorted(k for k, v in received.items()
+                                 if k in changed_on_server and current.data.get(k) != v)
+            conflict = "hard" if conflicting else "soft"
+    new_data = dict(current.data)
+    new_data.update(received)
+    label = (block.label or "").strip() or current.label
+    entity.version = current.version + 1
+    entity.label = label
+    entity.data = new_data
+    entity.region_code = region_of(new_data) or entity.region_code
+    entity.updated_at = utcnow()
+    if conflict and (entity.conflict != "hard"):
+        entity.conflict = conflict
+    session.add(EntityVersion(
+        entity_id=entity.id, version=entity.version, label=label, data=new_data, data_received=dict(received),
+        submission_id=sv.submission_id, submission_version_id=sv.id, base_version=base_version,
+        trunk_version=block.trunk_version, branch_id=branch, branch_base_version=base_version if branch else None,
+        conflict=conflict, conflicting_properties=conflicting or None,
+    ))
+    ds.revision = (ds.revision or 0) + 1
+    session.flush()
+    return entity
+
+
+def _drain_backlog(session: Session, project_id: int, entity: Entity, branch_id: str | None) -> None:
+    """Apply held offline updates of this branch whose predecessor has now arrived."""
+    if not branch_id:
+        return
+    held = session.scalars(select(EntityEvent).where(
+        EntityEvent.status == "backlog", EntityEvent.branch_id == branch_id).order_by(EntityEvent.id)).all()
+    progress = True
+    while held and progress:
+        progress = False
+        for event in list(held):
+            if _retry(session, project_id, event, force=False):
+                held.remove(event)
+                progress = True
+
+
+def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -> bool:
+    from . import forms as form_service
+    from forms import extract, parse_submission
+
+    sv = session.get(SubmissionVersion, event.submission_version_id)
+    if sv is None:
+        return False
+    from app.models import FormVersion
+
+    fv = session.get(FormVersion, sv.form_version_id)
+    assert fv is not None
+    schema = form_service.schema_of(fv)
+    envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
+    data = extract(tree, schema)
+    try:
+        with session.begin_nested():
+            entity = _apply(session, project_id, sv, schema, envelope.entity, data, force=force)  # type: ignore[arg-type]
+    except HoldForBacklog:
+        return False
+    except EntityProblem as err:
+        event.status, event.code, event.message = "error", err.code, err.message
+        return True
+    event.status = "applied"
+    event.entity_uuid = entity.uuid
+    event.message = "applied after its predecessor arrived" if not force else \
+        "applied out of order: its predecessor never arrived"
+    return True
+
+
+def force_old_backlog(session: Session, project_id: int, older_than: timedelta = BACKLOG_FORCE_AFTER) -> int:
+    """Apply held offline updates older than the limit on top of the current version."""
+    cutoff = utcnow() - older_than
+    held = session.scalars(select(EntityEvent).where(EntityEvent.status == "backlog",
+                                                     EntityEvent.created_at < cutoff).order_by(EntityEvent.id)).all()
+    return sum(1 for event in held if _retry(session, project_id, event, force=True))
+
+
+# ---------------------------------------------------------------- serving lists to phones
+
+
+def _scope(user: User) -> tuple[str, ...] | None:
+    """Region codes limiting what the user's phone receives; None = everything."""
+    if user.role == "admin":
+        return None
+    return tuple(sorted(user.region_codes))
+
+
+_CSV_CACHE: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
+_CSV_CACHE_SIZE = 64
 
 
 def list_csv(session: Session, project_id: int, dataset: str, user: User) -> tuple[bytes, str]:
-    body = HEADER.encode()
-    return body, hashlib.md5(body).hexdigest()
+    """The entity list as this user's phone receives it, and its md5 (the manifest hash)."""
+    ds = get_dataset(session, project_id, dataset)
+    if ds is None:
+        raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
+    scope = _scope(user)
+    bind = session.get_bind()
+    key = (str(bind.engine.url), ds.id, ds.revision, tuple(ds.properties or []), scope)
+    hit = _CSV_CACHE.get(key)
+    if hit is not None:
+        _CSV_CACHE.move_to_end(key)
+        return hit
+    body = build_csv(session, ds, scope)
+    result = (body, hashlib.md5(body).hexdigest())
+    _CSV_CACHE[key] = result
+    while len(_CSV_CACHE) > _CSV_CACHE_SIZE:
+        _CSV_CACHE.popitem(last=False)
+    return result
+
+
+def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> bytes:
+    props = list(ds.properties or [])
+    q = select(Entity.uuid, Entity.label, Entity.version, Entity.data).where(
+        Entity.dataset_id == ds.id, Entity.deleted_at.is_(None)).order_by(Entity.id)
+    if scope is not None:
+        if not scope:
+            q = q.where(Entity.id.is_(None))
+        else:
+            q = q.where(or_(*[Entity.region_code.startswith(code, autoescape=True) for code in scope]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", "label", "__version", "__trunkVersion", "__branchId", *props])
+    for uid, label, version, data in session.execute(q):
+        writer.writerow([uid, label, version, version, "", *[data.get(p, "") for p in props]])
+    return out.getvalue().encode("utf-8")
 
 
 def list_hash(session: Session, project_id: int, dataset: str, user: User) -> str | None:
+    if get_dataset(session, project_id, dataset) is None:
+        return None
     return list_csv(session, project_id, dataset, user)[1]
+
+
+def integrity(session: Session, project_id: int, dataset: str, user: User, ids: list[str]) -> list[tuple[str, bool]]:
+    """Deleted state of the given entity ids as this user sees them (protocol.md §3.5)."""
+    ds = get_dataset(session, project_id, dataset)
+    if ds is None:
+        raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
+    scope = _scope(user)
+    wanted = [u for u in (normalize_uuid(i) for i in ids) if u]
+    q = select(Entity.uuid, Entity.deleted_at, Entity.region_code).where(Entity.dataset_id == ds.id)
+    if wanted:
+        q = q.where(Entity.uuid.in_(wanted))
+    out = []
+    for uid, deleted_at, region in session.execute(q):
+        visible = scope is None or covers(list(scope), region)
+        out.append((uid, deleted_at is not None or not visible))
+    return out
+
+
+def entity_history(session: Session, entity: Entity) -> list[EntityVersion]:
+    return list(session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id)
+                                .order_by(EntityVersion.version)))
+
+
+def submission_of_version(session: Session, ev: EntityVersion) -> Submission | None:
+    return session.get(Submission, ev.submission_id) if ev.submission_id else None

@@ -83,12 +83,19 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
         source_filename=filename, source_blob_key=source.key, warnings=list(compiled.warnings),
         validation_note=compiled.validation_note, published_by_id=user.id if user else None,
     )
+    from . import entities as entity_service  # entities import this module
+
+    if schema.entity is not None:
+        entity_service.ensure_dataset(session, project_id, schema.entity.dataset,
+                                      list(schema.entity.properties.values()))
     previous = form.current_version
     carried = {a.filename: a for a in previous.attachments} if previous else {}
     for att in schema.attachments:
-        row = FormAttachment(filename=att.filename, kind=att.kind, dataset=att.dataset)
+        # "<list>.csv" is served from the entity list when such a list exists; else it is a file to upload.
+        linked = att.dataset if att.dataset and entity_service.get_dataset(session, project_id, att.dataset) else None
+        row = FormAttachment(filename=att.filename, kind=att.kind, dataset=linked)
         old = carried.get(att.filename)
-        if old is not None and old.blob_key is not None and att.dataset is None:
+        if old is not None and old.blob_key is not None and linked is None:
             row.blob_key, row.md5, row.size = old.blob_key, old.md5, old.size
             row.content_type, row.uploaded_at = old.content_type, old.uploaded_at
         version.attachments.append(row)
@@ -105,10 +112,21 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
     form.current_version_id = version.id
     form.current_version = version
     session.flush()
+    if schema.entity is not None:
+        _link_entity_list(session, project_id, schema.entity.dataset)
     from .views import refresh_views  # views import this module
 
     refresh_views(session, form.id)
     return PublishResult(form, version, True, list(compiled.warnings), compiled.validation_note)
+
+
+def _link_entity_list(session: Session, project_id: int, dataset: str) -> None:
+    """Forms published before the list existed: their '<list>.csv' now comes from the list."""
+    rows = session.scalars(select(FormAttachment).join(FormVersion).join(Form, Form.id == FormVersion.form_id).where(
+        Form.project_id == project_id, FormAttachment.filename == f"{dataset}.csv",
+        FormAttachment.blob_key.is_(None), FormAttachment.dataset.is_(None)))
+    for row in rows:
+        row.dataset = dataset
 
 
 def _same_content(a: bytes, b: bytes) -> bool:

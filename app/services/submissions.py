@@ -35,7 +35,7 @@ from app.models import (
     User,
     utcnow,
 )
-from forms import SubmissionData, SubmissionXMLError, extract, parse_submission
+from forms import FormSchema, SubmissionData, SubmissionXMLError, extract, parse_submission
 from storage import BlobInfo, BlobStore, BlobTooLarge
 
 from . import forms as form_service
@@ -142,7 +142,7 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     for attempt in (1, 2):
         try:
             with db.write() as session:
-                result = _write(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
+                result = _write(session, project_id, form_pk, version_pk, schema, user, envelope, data, xml, xml_sha,
                                 instance_id, stored, device_id, user_agent)
             result.ignored_files = ignored
             return result
@@ -153,7 +153,8 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     raise AssertionError("unreachable")
 
 
-def _write(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
+def _write(session: Session, project_id: int, form_pk: int, version_pk: int, schema: FormSchema,
+           user: User | None, envelope: object,
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
            stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
            user_agent: str | None) -> ReceiveResult:
@@ -227,6 +228,10 @@ def _write(session: Session, form_pk: int, version_pk: int, user: User | None, e
     session.flush()
     sub.current_version_id = version.id
     session.flush()
+    from . import entities as entity_service
+
+    entity_service.process_submission(session, project_id, version, schema, envelope.entity,  # type: ignore[attr-defined]
+                                      data)
     msg = "Submission received." if status == "created" else "Edited submission received."
     return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version))
 

@@ -26,7 +26,7 @@ SKIP_TYPES = {"group", "repeat"}
 class Column:
     name: str  # SQL column name
     key: str  # JSON key in the stored values
-    kind: str  # text | integer | decimal | geopoint
+    kind: str  # text | integer | decimal | geopoint | select_multiple
 
 
 def ident(name: str) -> str:
@@ -54,7 +54,7 @@ def _columns(session: Session, form_id: int) -> dict[str | None, list[Column]]:
             if not f.path.startswith(base):
                 continue
             key = f.path[len(base):]
-            kind = "geopoint" if f.type == "geopoint" else NUMERIC.get(f.type, "text")
+            kind = {"geopoint": "geopoint", "select": "select_multiple"}.get(f.type) or NUMERIC.get(f.type, "text")
             tables.setdefault(f.repeat, {})[key] = Column(ident(key.replace("/", "_")), key, kind)
         for rep in schema.repeats:
             tables.setdefault(rep, {})
@@ -90,6 +90,11 @@ def _expr(dialect: str, src: str, col: Column) -> list[str]:
             return [f"({raw} -> 'coordinates' ->> {i})::double precision AS \"{col.name}_{n}\""
                     for i, n in ((1, "latitude"), (0, "longitude"), (2, "altitude"))] + [
                 f"({raw} -> 'properties' ->> 'accuracy')::double precision AS \"{col.name}_accuracy\""]
+        if col.kind == "select_multiple":
+            # Stored as a JSON list; shown space-separated as in the XML (and ODK's CSV export).
+            return [f"CASE WHEN jsonb_typeof({raw}) = 'array' THEN (SELECT string_agg(e.value, ' ' ORDER BY "
+                    f"e.ordinality) FROM jsonb_array_elements_text({raw}) WITH ORDINALITY AS e(value, ordinality)) "
+                    f"ELSE {txt} END AS \"{col.name}\""]
         return [f"CASE WHEN jsonb_typeof({raw}) IN ('object', 'array') THEN ({raw})::text ELSE {txt} END "
                 f"AS \"{col.name}\""]
     path = '$."' + key.replace('"', '\\"') + '"'
@@ -101,6 +106,10 @@ def _expr(dialect: str, src: str, col: Column) -> list[str]:
         return [f"json_extract({src}.data, '{path}.coordinates[{i}]') AS \"{col.name}_{n}\""
                 for i, n in ((1, "latitude"), (0, "longitude"), (2, "altitude"))] + [
             f"json_extract({src}.data, '{path}.properties.accuracy') AS \"{col.name}_accuracy\""]
+    if col.kind == "select_multiple":
+        return [f"CASE WHEN json_type({src}.data, '{path}') = 'array' THEN (SELECT group_concat(j.value, ' ') "
+                f"FROM (SELECT value FROM json_each({src}.data, '{path}') ORDER BY key) AS j) "
+                f"ELSE json_extract({src}.data, '{path}') END AS \"{col.name}\""]
     return [f"json_extract({src}.data, '{path}') AS \"{col.name}\""]
 
 

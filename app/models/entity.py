@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, JSONType, UTCDateTime, utcnow
+
+
+class Dataset(Base):
+    """An entity list (e.g. `children`): declared by forms, filled by their submissions."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    properties: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Counts up on every change of any entity: part of the cache key of the served CSVs.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Entity(Base):
+    __tablename__ = "entity"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "uuid"),
+        Index("ix_entity_dataset_region", "dataset_id", "region_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
+    uuid: Mapped[str] = mapped_column(String(36))
+    label: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    region_code: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    # None, or "soft"/"hard" when offline updates were applied out of step (needs review).
+    conflict: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EntityVersion(Base):
+    """The entity's history: what each submission changed, and when."""
+
+    __tablename__ = "entity_version"
+    __table_args__ = (UniqueConstraint("entity_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entity.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)  # all properties after this version
+    data_received: Mapped[dict[str, Any]] = mapped_column(JSONType)  # what the submission sent
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id", ondelete="SET NULL"),
+                                                      nullable=True, index=True)
+    submission_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission_version.id", ondelete="SET NULL"), nullable=True)
+    base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trunk_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    branch_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    branch_base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    conflict: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    conflicting_properties: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntityEvent(Base):
+    """What entity processing did with one submission version: applied, held, skipped or failed."""
+
+    __tablename__ = "entity_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_version_id: Mapped[int] = mapped_column(
+        ForeignKey("submission_version.id", ondelete="CASCADE"), index=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    entity_uuid: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)  # applied|backlog|skipped|error
+    code: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    # For held offline updates: the branch and the predecessor they wait for.
+    branch_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -1,0 +1,31 @@
+"""The Alembic migrations create exactly the schema the models describe."""
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from app.models import Base
+
+
+def test_migrations_match_models(rt: Any) -> None:
+    with rt.db.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, Base.metadata)
+    assert diff == []
+
+
+def test_downgrade_and_upgrade_again(rt: Any) -> None:
+    from alembic import command
+
+    from app.migrate import alembic_config, upgrade
+
+    cfg = alembic_config(rt.db.engine.url.render_as_string(hide_password=False))
+    with rt.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    upgrade(rt.db.engine)
+    with rt.db.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(ctx, Base.metadata) == []
