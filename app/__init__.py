@@ -51,7 +51,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from .openrosa import bp as openrosa_bp
 
+    from .api import bp as api_bp
+
     app.register_blueprint(openrosa_bp)
+    app.register_blueprint(api_bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:

@@ -4,10 +4,10 @@ from .entity import Dataset, Entity, EntityEvent, EntityVersion
 from .form import FORM_STATES, Form, FormAttachment, FormVersion
 from .project import Project
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
-from .user import ROLES, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion
+from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion
 
 __all__ = [
     "Base", "utcnow", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
-    "DigestNonceUse", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
+    "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
 ]

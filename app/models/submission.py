@@ -28,6 +28,8 @@ class Submission(Base):
     submitter_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     device_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     region_code: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
+    # The child (entity) this record is about: the id in its meta/entity block, if any.
+    entity_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     review_state: Mapped[str] = mapped_column(String(20), default="received", index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     current_version_id: Mapped[int | None] = mapped_column(

@@ -78,3 +78,14 @@ class DigestNonceUse(Base):
     nonce: Mapped[str] = mapped_column(String(120), primary_key=True)
     nc: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApiSession(Base):
+    """A bearer token from POST /v1/sessions (as ODK Central; pyodk signs in this way)."""
+
+    __tablename__ = "api_session"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,7 +1,11 @@
 """Who is calling an OpenRosa endpoint: token URL, HTTP Digest, or Basic over HTTPS."""
 from __future__ import annotations
 
+import base64
+import binascii
+
 from flask import Response, request
+from werkzeug.datastructures import Authorization
 
 from app import Runtime
 from app.errors import Problem
@@ -49,8 +53,21 @@ def user_from_token(rt: Runtime, token: str) -> User:
         return found.user
 
 
+def _basic_latin1() -> Authorization | None:
+    """Basic credentials Werkzeug could not read as UTF-8: OkHttp (Collect) encodes ISO-8859-1."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, sep, password = base64.b64decode(rest.strip(), validate=True).decode("latin-1").partition(":")
+    except binascii.Error:
+        return None
+    return Authorization("basic", {"username": username, "password": password}) if sep else None
+
+
 def user_from_credentials(rt: Runtime) -> User:
-    auth = request.authorization
+    auth = request.authorization or _basic_latin1()
     cfg = rt.config
     if auth is None:
         raise AuthChallenge("Sign in with your CareFile user name and password.")

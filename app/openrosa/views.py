@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import Runtime, runtime
@@ -14,7 +14,8 @@ from app.errors import Problem
 from app.models import Form, Project, User
 from app.services import forms as form_service
 from app.services import submissions as submission_service
-from storage import BlobNotFound
+
+from app.blobhttp import blob_response
 
 from . import bp, render
 from .auth import AuthChallenge, challenge_response, user_from_credentials, user_from_token
@@ -168,35 +169,6 @@ def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id:
         key, md5, ctype = att.blob_key, att.md5, att.content_type or "application/octet-stream"
     assert key is not None and md5 is not None
     return blob_response(rt, key, md5, filename, ctype)
-
-
-def blob_response(rt: Runtime, key: str, md5: str, filename: str, ctype: str) -> Response:
-    """Serve a blob: a redirect to a short-lived URL on S3, a conditional stream from local disk."""
-    if request.if_none_match.contains(md5):
-        resp = Response(status=304)
-        resp.set_etag(md5)
-        return resp
-    url = rt.store.url_for(key, filename=filename, content_type=ctype)
-    if url is not None:
-        return Response(status=307, headers={"Location": url, "Cache-Control": "no-store"})
-    try:
-        stream = rt.store.open(key)
-    except BlobNotFound as err:
-        raise Problem(404, "404.1", f"The file '{filename}' is missing from storage.") from err
-
-    def chunks() -> Any:
-        with stream:
-            while chunk := stream.read(64 * 1024):
-                yield chunk
-
-    resp = Response(stream_with_context(chunks()), content_type=ctype, direct_passthrough=True)
-    resp.content_length = rt.store.size(key)
-    resp.set_etag(md5)
-    resp.headers["Cache-Control"] = "private, no-cache"
-    from urllib.parse import quote
-
-    resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-    return resp
 
 
 @route("/submission", "submission", ["GET", "HEAD", "POST"], openrosa_header=True)

@@ -201,6 +201,9 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         session.add(sub)
         status = "created"
     sub.region_code = region_of(data.values) or sub.region_code
+    block = envelope.entity  # type: ignore[attr-defined]
+    if block is not None and block.uuid:
+        sub.entity_uuid = block.uuid
     sub.updated_at = utcnow()
     session.flush()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from .regions import validate_code
 
 TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!$"
 TOKEN_LENGTH = 64
+USERNAME = re.compile(r"[A-Za-z0-9._@+-]+")
 
 
 def digest_ha1(username: str, realm: str, password: str) -> str:
@@ -27,6 +29,11 @@ def create_user(session: Session, *, project_id: int, username: str, role: str, 
     username = username.strip()
     if not username or ":" in username or len(username) > 150:
         raise Problem(400, "400.21", "A user name must be 1–150 characters and contain no ':'.")
+    if not USERNAME.fullmatch(username):
+        # ODK Collect (OkHttp) cannot put other characters in an HTTP header, so such a user
+        # could never sign in from a phone.
+        raise Problem(400, "400.24", f"'{username}' cannot be used as a user name: use Latin letters, digits "
+                      "and . _ - @ only (for example pinyin), and put the full name in the display name.")
     if role not in ROLES:
         raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
     if len(password) < 8:

@@ -40,6 +40,21 @@ def view_name(xml_form_id: str, repeat: str | None = None) -> str:
     return base if repeat is None else f"{base}__{ident(repeat.rsplit('/', 1)[-1])}"
 
 
+def _unique_view_name(xml_form_id: str, repeat: str | None, used: set[str]) -> str:
+    """view_name, unless another repeat of the form already has it (e.g. `items` and `Items`):
+    then the repeat's whole path names the view, so no view silently replaces another."""
+    name = view_name(xml_form_id, repeat)
+    if name in used and repeat is not None:
+        inner = repeat.strip("/").split("/", 1)[-1]
+        name = f"form_{ident(xml_form_id)}__{ident(inner.replace('/', '_'))}"
+    base, n = name, 2
+    while name in used:
+        name = f"{base}_{n}"
+        n += 1
+    used.add(name)
+    return name
+
+
 def _columns(session: Session, form_id: int) -> dict[str | None, list[Column]]:
     """Columns per table (None = main) over every published version, newest definition wins."""
     tables: dict[str | None, dict[str, Column]] = {}
@@ -118,9 +133,10 @@ def refresh_views(session: Session, form_id: int) -> list[str]:
     form = session.get(Form, form_id)
     assert form is not None
     dialect = session.get_bind().dialect.name
-    names = []
+    names: list[str] = []
+    used: set[str] = set()
     for table, cols in _columns(session, form_id).items():
-        name = view_name(form.xml_form_id, table)
+        name = _unique_view_name(form.xml_form_id, table, used)
         if table is None:
             select_cols = [
                 "s.id AS submission_id", "s.instance_id AS instance_id", "fv.version AS form_version",

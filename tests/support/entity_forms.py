@@ -33,6 +33,7 @@ UPDATE_MD = """
 | | select_one_from_file children.csv | child | Child | |
 | | text | status | Status | status |
 | | text | note | Note | note |
+| | date | due | Next follow-up | next_followup_due |
 
 | entities |
 | | list_name | entity_id |
@@ -50,8 +51,10 @@ def register_xml(instance: str, entity_id: str, name: str, village: str, consent
 
 
 def update_xml(instance: str, entity_id: str, base: int, *, status: str | None = None, note: str | None = None,
-               trunk: int | None = None, branch: str | None = None) -> bytes:
+               trunk: int | None = None, branch: str | None = None, due: str | None = None) -> bytes:
     fields = f"<child>{entity_id}</child>"
+    if due is not None:
+        fields += f"<due>{due}</due>"
     if status is not None:
         fields += f"<status>{status}</status>"
     if note is not None:

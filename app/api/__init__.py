@@ -1,0 +1,23 @@
+"""JSON API: Central-compatible where ODK Central has an equivalent, plus the child file."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from app.errors import Problem
+
+bp = Blueprint("api", __name__)
+
+
+@bp.errorhandler(Problem)
+def _problem(problem: Problem) -> tuple[Response, int]:
+    try:
+        code: float | str = float(problem.code)
+    except ValueError:
+        code = problem.code
+    body: dict[str, object] = {"code": code, "message": problem.message}
+    if problem.details:
+        body["details"] = problem.details
+    return jsonify(body), problem.status
+
+
+from . import children, sessions, submissions  # noqa: E402,F401

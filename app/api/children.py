@@ -1,0 +1,52 @@
+"""The child file API: list, overdue follow-ups, one child's whole file, record attachments."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Response, jsonify, request
+
+from app import runtime
+from app.errors import Problem
+from app.services import childfile
+
+from . import bp
+from .auth import api_user
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise Problem(400, "400.50", f"`{name}` must be a whole number.") from err
+    return max(lo, min(hi, value))
+
+
+@bp.get("/v1/projects/<int:project_id>/children")
+def children_list(project_id: int) -> Response:
+    user = api_user()
+    overdue = request.args.get("overdue") in ("1", "true", "yes")
+    with runtime().db.session() as session:
+        rows, total = childfile.list_children(
+            session, project_id, user, q=request.args.get("q", ""), region=request.args.get("region", ""),
+            risk_level=request.args.get("risk_level", ""), status=request.args.get("status", ""),
+            overdue_on=date.today() if overdue else None,
+            limit=_int_arg("limit", 50, 1, 500), offset=_int_arg("offset", 0, 0, 10**9))
+    return jsonify({"total": total, "children": [r.__dict__ for r in rows]})
+
+
+@bp.get("/v1/projects/<int:project_id>/children/overdue")
+def children_overdue(project_id: int) -> Response:
+    user = api_user()
+    with runtime().db.session() as session:
+        grouped = childfile.overdue_children(session, project_id, user, date.today())
+    return jsonify({region: [r.__dict__ for r in rows] for region, rows in grouped.items()})
+
+
+@bp.get("/v1/projects/<int:project_id>/children/<uid>")
+def child_file(project_id: int, uid: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as session:
+        return jsonify(childfile.child_file(session, project_id, user, uid))

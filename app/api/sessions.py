@@ -1,0 +1,33 @@
+"""POST /v1/sessions (sign in, as ODK Central: pyodk sends the user name as `email`)."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+
+from app import runtime
+from app.errors import Problem
+from app.services import sessions as session_service
+
+from . import bp
+from .auth import api_user
+
+
+@bp.post("/v1/sessions")
+def create_session() -> Response:
+    body = request.get_json(silent=True) or {}
+    username = str(body.get("email") or body.get("username") or "")
+    password = str(body.get("password") or "")
+    if not username or not password:
+        raise Problem(400, "400.3", "Send JSON with `email` (your user name) and `password`.")
+    with runtime().db.write() as session:
+        row = session_service.create_session(session, username, password)
+        return jsonify({"token": row.token, "createdAt": row.created_at.isoformat(),
+                        "expiresAt": row.expires_at.isoformat()})
+
+
+@bp.delete("/v1/sessions/<token>")
+def end_session(token: str) -> Response:
+    api_user()
+    with runtime().db.write() as session:
+        if not session_service.end_session(session, token):
+            raise Problem(404, "404.1", "No such session.")
+    return jsonify({"success": True})

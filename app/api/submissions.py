@@ -1,0 +1,22 @@
+"""Submission attachments (Central's path shape)."""
+from __future__ import annotations
+
+from flask import Response
+
+from app import runtime
+from app.blobhttp import blob_response
+from app.services import records
+
+from . import bp
+from .auth import api_user
+
+
+@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<instance_id>/attachments/<name>")
+def submission_attachment(project_id: int, xml_form_id: str, instance_id: str, name: str) -> Response:
+    user = api_user()
+    rt = runtime()
+    with rt.db.session() as session:
+        att = records.get_attachment(session, project_id, user, xml_form_id, instance_id, name)
+        key, md5, ctype = att.blob_key, att.md5, att.content_type or "application/octet-stream"
+    assert key is not None and md5 is not None
+    return blob_response(rt, key, md5, name, ctype)

@@ -1,0 +1,144 @@
+"""One child, one file (一人一档): everything recorded about a child, in time order.
+
+A record belongs to a child when its meta/entity block names the child (Submission.entity_uuid):
+the registration that created the child and every identification, assessment, visit and
+referral that picked the child from children.csv.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import Dataset, Entity, Form, FormVersion, Submission, SubmissionVersion, User
+
+from . import access
+from .entities import entity_history
+
+CHILDREN = "children"
+STATUS_PROPS = ("status", "risk_level", "referral_status", "next_followup_due")
+DATE_KEYS = ("visit_date", "today", "start")  # the record's own date, when the form has one
+
+
+@dataclass
+class ChildSummary:
+    uuid: str
+    label: str
+    region_code: str | None
+    version: int
+    status: str | None
+    risk_level: str | None
+    referral_status: str | None
+    next_followup_due: str | None
+    conflict: str | None
+    updated_at: str
+
+    @classmethod
+    def of(cls, e: Entity) -> ChildSummary:
+        d = e.data or {}
+        return cls(uuid=e.uuid, label=e.label, region_code=e.region_code, version=e.version,
+                   status=d.get("status") or None, risk_level=d.get("risk_level") or None,
+                   referral_status=d.get("referral_status") or None,
+                   next_followup_due=d.get("next_followup_due") or None, conflict=e.conflict,
+                   updated_at=e.updated_at.isoformat())
+
+
+def _children_query(session: Session, project_id: int, user: User) -> Any:
+    access.require_reader(user)
+    return (select(Entity).join(Dataset, Dataset.id == Entity.dataset_id)
+            .where(Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.deleted_at.is_(None),
+                   access.region_filter(user, Entity.region_code)))
+
+
+def get_child(session: Session, project_id: int, user: User, uid: str) -> Entity:
+    """The child, or 404 — also when the child lies outside the user's regions."""
+    child = session.scalar(_children_query(session, project_id, user).where(Entity.uuid == uid.lower()))
+    if child is None:
+        raise Problem(404, "404.30", "There is no such child in your regions.")
+    return child
+
+
+def list_children(session: Session, project_id: int, user: User, *, q: str = "", region: str = "",
+                  risk_level: str = "", status: str = "", overdue_on: date | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[ChildSummary], int]:
+    query = _children_query(session, project_id, user)
+    if q:
+        query = query.where(Entity.label.contains(q, autoescape=True))
+    if region:
+        query = query.where(Entity.region_code.startswith(region, autoescape=True))
+    if risk_level:
+        query = query.where(Entity.data["risk_level"].as_string() == risk_level)
+    if status:
+        query = query.where(Entity.data["status"].as_string() == status)
+    if overdue_on is not None:
+        due = Entity.data["next_followup_due"].as_string()
+        query = query.where(and_(due.is_not(None), due != "", due < overdue_on.isoformat(),
+                                 func.coalesce(Entity.data["status"].as_string(), "") != "closed"))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Entity.label, Entity.id).limit(limit).offset(offset))
+    return [ChildSummary.of(e) for e in rows], int(total)
+
+
+def overdue_children(session: Session, project_id: int, user: User, today: date,
+                     limit: int = 200) -> dict[str, list[ChildSummary]]:
+    """Children whose next follow-up date has passed, grouped by region code."""
+    rows, _ = list_children(session, project_id, user, overdue_on=today, limit=limit)
+    grouped: dict[str, list[ChildSummary]] = {}
+    for row in sorted(rows, key=lambda r: (r.next_followup_due or "", r.label)):
+        grouped.setdefault(row.region_code or "", []).append(row)
+    return grouped
+
+
+def _record_date(values: dict[str, Any], received: str) -> str:
+    for key in DATE_KEYS:
+        v = values.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return received
+
+
+def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[str, Any]:
+    """The child's whole file: current state, every record in time order, entity history."""
+    child = get_child(session, project_id, user, uid)
+    rows = session.execute(
+        select(Submission, SubmissionVersion, Form, FormVersion)
+        .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+        .join(Form, Form.id == Submission.form_id)
+        .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
+        .where(Form.project_id == project_id, Submission.entity_uuid == child.uuid,
+               Submission.deleted_at.is_(None)))
+    records = []
+    for sub, sv, form, fv in rows:
+        received = sub.created_at.isoformat()
+        records.append({
+            "form_id": form.xml_form_id,
+            "form_title": fv.title,
+            "form_version": fv.version,
+            "instance_id": sub.instance_id,
+            "instance_name": sv.instance_name,
+            "date": _record_date(sv.data, received),
+            "received_at": received,
+            "review_state": sub.review_state,
+            "submitter_id": sub.submitter_id,
+            "edited": sv.deprecated_id is not None,
+            "values": sv.data,
+            "repeats": [{"repeat": r.repeat, "ordinal": r.ordinal, "values": r.data} for r in sv.repeat_rows],
+            "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
+                             "content_type": a.content_type} for a in sv.attachments],
+        })
+    records.sort(key=lambda r: (r["date"], r["received_at"]))
+    history = [{"version": v.version, "label": v.label, "changed": v.data_received, "at": v.created_at.isoformat(),
+                "submission_id": v.submission_id, "conflict": v.conflict,
+                "conflicting_properties": v.conflicting_properties}
+               for v in entity_history(session, child)]
+    summary = ChildSummary.of(child)
+    return {
+        "child": summary.__dict__,
+        "properties": child.data,
+        "records": records,
+        "history": history,
+    }
