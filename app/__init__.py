@@ -37,7 +37,7 @@ def make_store(cfg: dict[str, Any]) -> BlobStore:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application. With no configuration: SQLite and blobs under ./instance."""
     cfg = load_config(config)
-    app = Flask(__name__, instance_path=cfg["DATA_DIR"])
+    app = Flask(__name__, instance_path=cfg["DATA_DIR"], static_folder="static", template_folder="templates")
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"]
     app.config["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"]
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
@@ -53,8 +53,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from .api import bp as api_bp
 
+    from .web import init_app as init_web
+
     app.register_blueprint(openrosa_bp)
     app.register_blueprint(api_bp)
+    init_web(app)
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:

@@ -11,7 +11,6 @@ from typing import Any
 from app import Runtime, create_app
 from app.errors import Problem
 
-
 _OPENED: list[Runtime] = []
 
 

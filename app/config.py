@@ -27,13 +27,14 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,  # XLSForm and form attachment uploads
     "ALLOW_BASIC_OVER_HTTP": False,
     "TRUST_PROXY": False,  # honour X-Forwarded-Proto/Host from one reverse proxy
+    "SECURE_COOKIES": None,  # None: secure cookies when PUBLIC_URL is https
     "DIGEST_REALM": "CareFile",
     "DIGEST_NONCE_LIFETIME": 6 * 3600,
     "ODK_VALIDATE": "auto",  # auto | on | off
     "SQL_ECHO": False,
 }
 
-_BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO"}
+_BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}
 _INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME"}
 
 

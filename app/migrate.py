@@ -19,6 +19,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Create or upgrade the schema to the newest revision (safe to run again)."""
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -23,6 +23,7 @@ class User(Base):
     # username and password). It is password-equivalent for this realm only.
     digest_ha1: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(10), default="zh", server_default="zh")  # web UI language: zh | en
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     regions: Mapped[list[UserRegion]] = relationship(

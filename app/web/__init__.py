@@ -1,0 +1,155 @@
+"""Mobile-first HTML pages for coordinators, managers and administrators.
+
+Foundation: flask-login sessions, CSRF tokens on every POST, the UI language, errors as pages.
+Pages live in one module per area (forms, collectors, dashboard, submissions, children, audit,
+users); HTML input handling in web/inputs.py.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, abort, g, redirect, render_template, request, session, url_for
+from flask_login import LoginManager, UserMixin, current_user
+from werkzeug.exceptions import HTTPException
+
+from app import runtime
+from app.errors import Problem
+from app.i18n import LANGUAGES, current_language, form_label, t
+from app.models import User
+
+bp = Blueprint("web", __name__, template_folder="../templates/web")
+login_manager = LoginManager()
+
+# Main navigation: (order, endpoint, label, roles). Each page module registers its entries.
+_NAV: list[tuple[int, str, str, tuple[str, ...]]] = []
+
+
+def register_nav(order: int, endpoint: str, label: str, roles: tuple[str, ...]) -> None:
+    _NAV.append((order, endpoint, label, roles))
+    _NAV.sort()
+
+
+def nav_items() -> list[tuple[str, str, tuple[str, ...]]]:
+    from flask import current_app
+
+    return [(e, label, roles) for _, e, label, roles in _NAV if e in current_app.view_functions]
+
+
+class WebUser(UserMixin):  # type: ignore[misc]
+    """The signed-in user, detached from the database session."""
+
+    def __init__(self, user: User) -> None:
+        self.row = user
+        self.id = user.id
+        self.username = user.username
+        self.role = user.role
+        self.region_codes = user.region_codes
+        self.project_id = user.project_id
+        self.language = user.language
+        # The id changes with the password, so changing it signs out every other session.
+        self._session_id = f"{user.id}:{user.password_hash[-12:]}"
+
+    def get_id(self) -> str:
+        return self._session_id
+
+
+@login_manager.user_loader
+def _load_user(session_id: str) -> WebUser | None:
+    uid, _, stamp = session_id.partition(":")
+    if not uid.isdigit():
+        return None
+    with runtime().db.session() as s:
+        user = s.get(User, int(uid))
+        if user is None or not user.active or user.password_hash[-12:] != stamp:
+            return None
+        s.expunge(user)
+        return WebUser(user)
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            raise Problem(400, "400.60", t("The form was sent without its security token. Reload the page and "
+                                           "try again."))
+    if current_user.is_authenticated:
+        g.lang = session.get("lang") or current_user.language
+
+
+def requires(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Signed in with one of roles (any web role when none are given); collectors never."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+            allowed = roles or ("admin", "coordinator", "manager")
+            if current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def db_user() -> User:
+    """The signed-in user's row (detached), for the services."""
+    user: User = current_user.row
+    return user
+
+
+def client_ip() -> str:
+    return request.remote_addr or ""
+
+
+def _error_page(status: int, message: str) -> tuple[str, int]:
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    cfg = app.config["CAREFILE"]
+    public = str(cfg.get("PUBLIC_URL") or "")
+    secure = cfg.get("SECURE_COOKIES")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(secure) if secure is not None else public.startswith("https://"),
+        SESSION_COOKIE_NAME="carefile_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+    )
+    login_manager.login_view = "web.login"
+    login_manager.init_app(app)
+    app.jinja_env.globals.update(_=t, csrf_token=csrf_token, current_language=current_language,
+                                 LANGUAGES=LANGUAGES, form_label=form_label, nav_items=nav_items)
+
+    from . import auth  # noqa: F401  (registers routes)
+
+    app.register_blueprint(bp)
+
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem) -> Any:
+        if request.blueprint == "api" or request.path.startswith("/v1/"):
+            return problem.to_dict(), problem.status
+        return _error_page(problem.status, t(problem.message))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        if request.blueprint != "web":
+            return exc
+        messages = {404: t("Page not found."), 403: t("You may not open this page.")}
+        return _error_page(exc.code or 500, messages.get(exc.code or 500, exc.description or ""))
