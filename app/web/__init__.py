@@ -116,6 +116,9 @@ def client_ip() -> str:
     return request.remote_addr or ""
 
 
+PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports")
+
+
 def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
 
@@ -137,8 +140,13 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(_=t, csrf_token=csrf_token, current_language=current_language,
                                  LANGUAGES=LANGUAGES, form_label=form_label, nav_items=nav_items)
 
-    from . import auth  # noqa: F401  (registers routes)
+    import importlib
+    import importlib.util
 
+    # Page modules register their routes on import; each area is its own module.
+    for name in PAGE_MODULES:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            importlib.import_module(f"{__name__}.{name}")
     app.register_blueprint(bp)
 
     @app.errorhandler(Problem)
