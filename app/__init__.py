@@ -23,6 +23,9 @@ class Runtime:
     store: BlobStore
 
 
+MULTIPART_MARGIN = 1024 * 1024
+
+
 def make_store(cfg: dict[str, Any]) -> BlobStore:
     url = cfg["STORAGE_URL"]
     if not str(url).startswith("s3://"):
@@ -39,7 +42,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     cfg = load_config(config)
     app = Flask(__name__, instance_path=cfg["DATA_DIR"], static_folder="static", template_folder="templates")
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"]
-    app.config["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"]
+    # Collect splits submissions by the advertised MAX_SUBMISSION_BYTES but does not count the
+    # multipart framing, so the hard cap on a request body leaves room for it.
+    app.config["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"] + MULTIPART_MARGIN
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
     app.config["CAREFILE"] = cfg
     if cfg["TRUST_PROXY"]:

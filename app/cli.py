@@ -64,6 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 24: no shared ~/.gunicorn socket
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             return create_app()

@@ -44,6 +44,8 @@ _CONTROLS = {"input", "select1", "select", "upload", "trigger", "range", "rank",
              "secret", "textarea"}
 _TRUTHY = {"yes", "true", "1", "true()", "y"}
 _JR_URL = re.compile(r"jr://(images|audio|video|file-csv|file)/([^\s'\"<>)]+)")
+# A value that is one whole jr:// URL (itext media, instance src) may contain spaces: "村徽 1.png".
+_JR_WHOLE = re.compile(r"jr://(images|audio|video|file-csv|file)/([^'\"<>]+)")
 _ITEXT_REF = re.compile(r"""jr:itext\(\s*['"]([^'"]+)['"]\s*\)""")
 _INSTANCE_REF = re.compile(r"""instance\(\s*['"]([^'"]+)['"]\s*\)""")
 
@@ -150,7 +152,7 @@ def _secondary_instances(model: etree._Element) -> dict[str, etree._Element]:
 
 
 def _src_filename(src: str) -> str | None:
-    match = _JR_URL.match(src.strip())
+    match = _JR_WHOLE.fullmatch(src.strip())
     return match.group(2) if match else None
 
 
@@ -208,7 +210,8 @@ def _attachments(doc: etree._Element) -> tuple[FormAttachment, ...]:
         if not isinstance(node.tag, str):
             continue
         for value in list(node.attrib.values()) + [node.text or ""]:
-            for match in _JR_URL.finditer(str(value)):
+            whole = _JR_WHOLE.fullmatch(str(value).strip())
+            for match in [whole] if whole else _JR_URL.finditer(str(value)):
                 add(match.group(1), match.group(2))
         # select_one_external: pyxform's itemsets.csv, looked up through a query attr.
         if local(node) == "input" and node.get("query"):

@@ -71,6 +71,16 @@ def user_from_credentials(rt: Runtime) -> User:
     cfg = rt.config
     if auth is None:
         raise AuthChallenge("Sign in with your CareFile user name and password.")
+    if auth.type == "bearer" and auth.token:
+        # An API session (pyodk downloads form XML from this shared URL).
+        from app.services import sessions as session_service
+
+        with rt.db.session() as session:
+            found = session_service.user_for_session(session, auth.token)
+            if found is None:
+                raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
+            session.expunge(found)
+        return found
     if auth.type == "digest":
         creds = digest.parse({k: v for k, v in auth.parameters.items() if v is not None})
         if creds is None or creds.realm != cfg["DIGEST_REALM"]:

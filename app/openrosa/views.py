@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import Runtime, runtime
 from app.errors import Problem
-from app.models import Form, Project, User
+from app.models import Form, User
 from app.services import forms as form_service
 from app.services import submissions as submission_service
 
@@ -41,17 +41,19 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
                     raise Problem(400, "400.6", "The X-OpenRosa-Version: 1.0 header is missing. Use ODK "
                                   "Collect or another OpenRosa client.")
                 user = user_from_token(rt, token) if token is not None else user_from_credentials(rt)
-                with rt.db.session() as session:
-                    if session.get(Project, project_id) is None or user.project_id != project_id:
-                        raise Problem(404, "404.1", f"There is no project {project_id} for this user. "
-                                      "Check the server address in Collect.")
+                # user.project_id is a foreign key to project.id: when it matches, the project exists
+                # (no query needed on every request).
+                if user.project_id != project_id:
+                    raise Problem(404, "404.1", f"There is no project {project_id} for this user. "
+                                  "Check the server address in Collect.")
                 resp = view(rt, user, project_id, _base(project_id, token), **kwargs)
             except AuthChallenge as exc:
                 resp = challenge_response(rt, exc)
             except RequestEntityTooLarge:
-                limit = rt.config["MAX_SUBMISSION_BYTES"] // (1024 * 1024)
-                resp = render.problem_response(Problem(413, "413.2", f"The submission is larger than this "
-                                                       f"server accepts ({limit} MB)."))
+                limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
+                resp = render.problem_response(Problem(
+                    413, "413.2", f"A file in this submission is larger than this server accepts ({limit:g} MB). "
+                    "Ask your coordinator to raise the limit, or take smaller photos."))
             except Problem as problem:
                 resp = render.problem_response(problem)
             resp.headers["X-OpenRosa-Version"] = "1.0"

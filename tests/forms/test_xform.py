@@ -238,3 +238,17 @@ def test_missing_form_id() -> None:
     xform = compile_md(HAND_FORM_MD).replace(b'<data id="form"', b"<data")
     with pytest.raises(XFormError, match="form ID"):
         parse_xform(xform)
+
+
+def test_media_file_name_with_space_is_kept_whole() -> None:
+    from pyxform.xls2xform import convert
+
+    from forms import parse_xform
+
+    md = """
+| survey |
+| | type | name | label | media::image |
+| | note | n | Hello | 村徽 1.png |
+"""
+    schema = parse_xform(convert(xlsform=md, file_type=".md", validate=False).xform.encode())
+    assert [a.filename for a in schema.attachments] == ["村徽 1.png"]

@@ -1,0 +1,210 @@
+"""OData feeds of submissions (Central's .svc endpoints), streamed page by page."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, request, stream_with_context
+from sqlalchemy import and_, func, or_, select
+
+from app import runtime
+from app.errors import Problem
+from app.models import Submission, SubmissionRepeatRow
+from app.services import central, odata
+from app.services import forms as form_service
+from app.services.odata_filter import parse_filter
+
+from . import bp
+from .auth import api_user
+
+ALLOWED = {"$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken",
+           "$orderby", "$search"}
+MAX_PAGE = 5000
+
+
+def _odata_response(body: Any, content_type: str = "application/json; charset=utf-8") -> Response:
+    resp = Response(body, content_type=content_type)
+    resp.headers["OData-Version"] = "4.0"
+    return resp
+
+
+def _check_params() -> None:
+    unknown = [k for k in request.args if k not in ALLOWED]
+    if unknown:
+        raise Problem(501, "501.1", f"The OData parameter {unknown[0]} is not supported.")
+    if request.args.get("$expand") not in (None, "*"):
+        raise Problem(501, "501.6", "Only $expand=* is supported.")
+
+
+def _true(name: str) -> bool:
+    return request.args.get(name, "").lower() == "true"
+
+
+def _base(project_id: int, xml_form_id: str) -> str:
+    origin = (runtime().config["PUBLIC_URL"] or request.host_url).rstrip("/")
+    return f"{origin}/v1/projects/{project_id}/forms/{xml_form_id}.svc"
+
+
+@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc")
+def odata_service(project_id: int, xml_form_id: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        form = central.get_form(s, user, project_id, xml_form_id)
+        schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
+    base = _base(project_id, xml_form_id)
+    import json
+
+    return _odata_response(json.dumps({
+        "@odata.context": f"{base}/$metadata",
+        "value": [{"name": t.name, "kind": "EntitySet", "url": t.name} for t in odata.tables(schema)]}))
+
+
+@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/$metadata")
+def odata_metadata(project_id: int, xml_form_id: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        form = central.get_form(s, user, project_id, xml_form_id)
+        schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
+    return _odata_response(odata.metadata_xml(schema), "application/xml; charset=utf-8")
+
+
+def _int(name: str, default: int | None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise Problem(400, "400.71", f"{name} must be a whole number.") from err
+    if value < 0:
+        raise Problem(400, "400.71", f"{name} must not be negative.")
+    return value
+
+
+def _submission_filter_fields() -> dict[str, Any]:
+    return {"__id": Submission.instance_id, "__system/submissionDate": Submission.created_at,
+            "__system/updatedAt": Submission.updated_at, "__system/submitterId": Submission.submitter_id,
+            "__system/reviewState": central.review_column(), "__system/deletedAt": Submission.deleted_at}
+
+
+@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/<table>")
+def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
+    _check_params()
+    user = api_user()
+    rt = runtime()
+    s = rt.db.session()
+    try:
+        form = central.get_form(s, user, project_id, xml_form_id)
+        schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
+        tbl = odata.table_by_name(schema, table)
+        if tbl is None:
+            raise Problem(404, "404.1", f"The form has no table '{table}'.")
+        top = _int("$top", None)
+        skip = _int("$skip", 0) or 0
+        token = odata.read_skiptoken(request.args.get("$skiptoken", ""))
+        page = min(top, MAX_PAGE) if top is not None else None
+        wkt = _true("$wkt")
+        select_ = [p.strip() for p in request.args.get("$select", "").split(",") if p.strip()] or None
+        where = _submission_filter_fields()
+        q = central.submissions_query(user, form)
+        if request.args.get("$filter"):
+            q = q.where(parse_filter(request.args["$filter"], where))
+        count = s.scalar(select(func.count()).select_from(q.subquery())) if _true("$count") else None
+        base = _base(project_id, xml_form_id)
+        head = {"@odata.context": f"{base}/$metadata#{table}"}
+        if tbl.repeat is None:
+            rows, next_token = _root_rows(s, schema, q, page, skip, token, wkt, select_)
+        else:
+            rows, next_token = _repeat_rows(s, schema, tbl, q, page, skip, token, wkt, select_)
+        tail: dict[str, Any] = {}
+        if next_token is not None:
+            args = {k: v for k, v in request.args.items() if k not in ("$skip", "$skiptoken")}
+            args["$skiptoken"] = next_token
+            from urllib.parse import urlencode
+
+            tail["@odata.nextLink"] = f"{base}/{table}?{urlencode(args)}"
+        if count is not None:
+            tail["@odata.count"] = count
+    except BaseException:
+        s.close()
+        raise
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from odata.stream_json(head, iter(rows), tail)
+        finally:
+            s.close()
+
+    return _odata_response(stream_with_context(body()))
+
+
+def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: dict[str, Any], wkt: bool,
+               select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
+    q = q.order_by(Submission.created_at.desc(), Submission.id.desc())
+    if token.get("id") is not None:
+        from datetime import datetime
+
+        last_at = datetime.fromisoformat(token["at"])
+        q = q.where(or_(Submission.created_at < last_at,
+                        and_(Submission.created_at == last_at, Submission.id < token["id"])))
+    elif skip:
+        q = q.offset(skip)
+    if page is not None:
+        q = q.limit(page + 1)
+    result = s.execute(q).all()
+    more = page is not None and len(result) > page
+    result = result[:page] if page is not None else result
+    counts = central.attachment_counts(s, [sv.id for _, sv, *_ in result])
+    edits = central.edits_count(s, [sub.id for sub, *_ in result])
+    rows = []
+    for sub, sv, version, display_name, username in result:
+        present, expected = counts.get(sv.id, (0, 0))
+        row: dict[str, Any] = {"__id": sub.instance_id}
+        row.update(odata.shape_values(schema, None, sv.data, wkt, odata.nav_key(sub.instance_id)))
+        row["__system"] = {
+            "submissionDate": central.iso(sub.created_at), "updatedAt": central.iso(sub.updated_at),
+            "submitterId": str(sub.submitter_id) if sub.submitter_id else None,
+            "submitterName": display_name or username, "attachmentsPresent": present,
+            "attachmentsExpected": expected, "status": None,
+            "reviewState": odata.REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
+            "deviceId": sub.device_id, "edits": edits.get(sub.id, 0), "formVersion": version, "deletedAt": None,
+        }
+        rows.append(odata.select_fields(row, select_))
+    next_token = None
+    if more and result:
+        last = result[-1][0]
+        next_token = odata.skiptoken({"at": last.created_at.isoformat(), "id": last.id})
+    return rows, next_token
+
+
+def _repeat_rows(s: Any, schema: Any, tbl: odata.Table, q: Any, page: int | None, skip: int,
+                 token: dict[str, Any], wkt: bool, select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
+    subs = q.with_only_columns(Submission.current_version_id, Submission.instance_id).subquery()
+    rq = (select(SubmissionRepeatRow, subs.c.instance_id)
+          .join(subs, subs.c.current_version_id == SubmissionRepeatRow.version_id)
+          .where(SubmissionRepeatRow.repeat == tbl.repeat).order_by(SubmissionRepeatRow.id))
+    if token.get("row") is not None:
+        rq = rq.where(SubmissionRepeatRow.id > int(token["row"]))
+    elif skip:
+        rq = rq.offset(skip)
+    if page is not None:
+        rq = rq.limit(page + 1)
+    result = s.execute(rq).all()
+    more = page is not None and len(result) > page
+    result = result[:page] if page is not None else result
+    parent_ids = {r.parent_id for r, _ in result if r.parent_id}
+    parents = {p.id: p for p in s.scalars(select(SubmissionRepeatRow).where(SubmissionRepeatRow.id.in_(parent_ids)))} \
+        if parent_ids else {}
+    parent_key = "__" + (tbl.parent or "Submissions").replace(".", "-") + "-id"
+    rows = []
+    for r, instance_id in result:
+        rid = odata.row_id(instance_id, r.repeat, r.id)
+        row: dict[str, Any] = {"__id": rid}
+        row.update(odata.shape_values(schema, tbl.repeat, r.data, wkt, f"{tbl.name}('{rid}')"))
+        parent = parents.get(r.parent_id) if r.parent_id else None
+        row[parent_key] = odata.row_id(instance_id, parent.repeat, parent.id) if parent else instance_id
+        rows.append(odata.select_fields(row, select_))
+    next_token = odata.skiptoken({"row": result[-1][0].id}) if more and result else None
+    return rows, next_token
+
+

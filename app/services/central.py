@@ -1,0 +1,112 @@
+"""Read models in ODK Central's JSON shapes (protocol.md §8.2), region-scoped."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import Form, FormVersion, Project, Submission, SubmissionAttachment, SubmissionVersion, User
+
+from . import access
+from .odata import REVIEW_TO_CENTRAL
+
+
+def iso(dt: Any) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt is not None else None
+
+
+def project_json(p: Project) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "description": None, "archived": False, "keyId": None,
+            "createdAt": iso(p.created_at), "updatedAt": None, "deletedAt": None}
+
+
+def user_json(u: User) -> dict[str, Any]:
+    return {"id": u.id, "type": "user", "displayName": u.display_name or u.username, "email": u.username,
+            "createdAt": iso(u.created_at), "updatedAt": None, "deletedAt": None, "role": u.role}
+
+
+def form_json(form: Form) -> dict[str, Any]:
+    fv = form.current_version
+    return {"projectId": form.project_id, "xmlFormId": form.xml_form_id, "name": fv.title if fv else None,
+            "version": fv.version if fv else "", "hash": fv.md5 if fv else None, "state": form.state,
+            "enketoId": None, "keyId": None, "createdAt": iso(form.created_at),
+            "updatedAt": iso(fv.published_at) if fv else None, "publishedAt": iso(fv.published_at) if fv else None}
+
+
+def projects_for(session: Session, user: User) -> list[Project]:
+    access.require_reader(user)
+    return list(session.scalars(select(Project).where(Project.id == user.project_id)))
+
+
+def get_project(session: Session, user: User, project_id: int) -> Project:
+    access.require_reader(user)
+    project = session.get(Project, project_id)
+    if project is None or project_id != user.project_id:
+        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+    return project
+
+
+def get_form(session: Session, user: User, project_id: int, xml_form_id: str) -> Form:
+    get_project(session, user, project_id)
+    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+    if form is None or form.current_version is None:
+        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+    return form
+
+
+def review_column() -> Any:
+    return case(*[(Submission.review_state == ours, theirs) for ours, theirs in REVIEW_TO_CENTRAL.items()
+                  if theirs is not None], else_=None)
+
+
+def submissions_query(user: User, form: Form) -> Select[Any]:
+    return (select(Submission, SubmissionVersion, FormVersion.version, User.display_name, User.username)
+            .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+            .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
+            .outerjoin(User, User.id == Submission.submitter_id)
+            .where(Submission.form_id == form.id, Submission.deleted_at.is_(None),
+                   access.region_filter(user, Submission.region_code)))
+
+
+def attachment_counts(session: Session, version_ids: list[int]) -> dict[int, tuple[int, int]]:
+    if not version_ids:
+        return {}
+    rows = session.execute(
+        select(SubmissionAttachment.version_id, func.count(),
+               func.count(SubmissionAttachment.blob_key))
+        .where(SubmissionAttachment.version_id.in_(version_ids)).group_by(SubmissionAttachment.version_id))
+    return {vid: (int(present), int(expected)) for vid, expected, present in rows}
+
+
+def edits_count(session: Session, submission_ids: list[int]) -> dict[int, int]:
+    if not submission_ids:
+        return {}
+    rows = session.execute(select(SubmissionVersion.submission_id, func.count())
+                           .where(SubmissionVersion.submission_id.in_(submission_ids))
+                           .group_by(SubmissionVersion.submission_id))
+    return {sid: int(n) - 1 for sid, n in rows}
+
+
+def submission_json(sub: Submission, sv: SubmissionVersion) -> dict[str, Any]:
+    return {"instanceId": sub.instance_id, "submitterId": sub.submitter_id, "deviceId": sub.device_id,
+            "createdAt": iso(sub.created_at), "updatedAt": iso(sub.updated_at) if sub.updated_at != sub.created_at
+            else None, "reviewState": REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
+            "userAgent": sv.user_agent, "instanceName": sv.instance_name,
+            "currentVersion": {"instanceId": sv.instance_id, "instanceName": sv.instance_name,
+                               "createdAt": iso(sv.received_at), "current": True}}
+
+
+def list_submissions(session: Session, user: User, form: Form) -> Iterator[dict[str, Any]]:
+    q = submissions_query(user, form).order_by(Submission.created_at.desc(), Submission.id.desc())
+    for sub, sv, _v, _n, _u in session.execute(q.execution_options(yield_per=500)):
+        yield submission_json(sub, sv)
+
+
+def get_submission(session: Session, user: User, form: Form, instance_id: str) -> tuple[Submission, SubmissionVersion]:
+    row = session.execute(submissions_query(user, form).where(Submission.instance_id == instance_id)).first()
+    if row is None:
+        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+    return row[0], row[1]
