@@ -19,12 +19,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import logging
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import String, Text, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
@@ -305,7 +306,10 @@ def list_csv(session: Session, project_id: int, dataset: str, user: User) -> tup
     ds = get_dataset(session, project_id, dataset)
     if ds is None:
         raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
-    scope = _scope(user)
+    return _cached_csv(session, ds, _scope(user))
+
+
+def _cached_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> tuple[bytes, str]:
     bind = session.get_bind()
     key = (str(bind.engine.url), ds.id, ds.revision, tuple(ds.properties or []), scope)
     hit = _CSV_CACHE.get(key)
@@ -321,26 +325,48 @@ def list_csv(session: Session, project_id: int, dataset: str, user: User) -> tup
 
 
 def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> bytes:
+    """Render the CSV (bench/entities: 25,000 children must build in well under 300 ms).
+
+    Core (not ORM) rows from the session's connection. PostgreSQL extracts the properties
+    server-side (`data ->> 'prop'`, text, NULL for a missing key), so no JSON reaches Python;
+    SQLite returns the JSON text, decoded here with one json.loads per row (json_extract per
+    property is slower there). Property values are stored as strings (_props), so both paths
+    give the same bytes.
+    """
     props = list(ds.properties or [])
-    q = select(Entity.uuid, Entity.label, Entity.version, Entity.data).where(
-        Entity.dataset_id == ds.id, Entity.deleted_at.is_(None)).order_by(Entity.id)
+    t = Entity.__table__
+    conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    data_cols: list[Any]
+    if postgres:
+        data_cols = [t.c.data.op("->>")(literal(p, String)) for p in props]
+    else:
+        data_cols = [type_coerce(t.c.data, Text)]
+    q = select(t.c.uuid, t.c.label, t.c.version, *data_cols).where(
+        t.c.dataset_id == ds.id, t.c.deleted_at.is_(None)).order_by(t.c.id)
     if scope is not None:
         if not scope:
-            q = q.where(Entity.id.is_(None))
+            q = q.where(t.c.id.is_(None))
         else:
-            q = q.where(or_(*[Entity.region_code.startswith(code, autoescape=True) for code in scope]))
+            q = q.where(or_(*[t.c.region_code.startswith(code, autoescape=True) for code in scope]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "label", "__version", "__trunkVersion", "__branchId", *props])
-    for uid, label, version, data in session.execute(q):
-        writer.writerow([uid, label, version, version, "", *[data.get(p, "") for p in props]])
+    rows = conn.execute(q)
+    if postgres:
+        writer.writerows((uid, label, version, version, "", *values) for uid, label, version, *values in rows)
+    else:
+        loads = json.loads
+        writer.writerows((uid, label, version, version, "", *[data.get(p, "") for p in props])
+                         for uid, label, version, raw in rows for data in (loads(raw) if raw else {},))
     return out.getvalue().encode("utf-8")
 
 
 def list_hash(session: Session, project_id: int, dataset: str, user: User) -> str | None:
-    if get_dataset(session, project_id, dataset) is None:
+    ds = get_dataset(session, project_id, dataset)
+    if ds is None:
         return None
-    return list_csv(session, project_id, dataset, user)[1]
+    return _cached_csv(session, ds, _scope(user))[1]
 
 
 def integrity(session: Session, project_id: int, dataset: str, user: User, ids: list[str]) -> list[tuple[str, bool]]:

@@ -6,12 +6,12 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
-from app.models import ROLES, CollectorToken, User, UserRegion, utcnow
+from app.models import ROLES, CollectorToken, LoginFailure, User, UserRegion, utcnow
 
 from .regions import validate_code
 
@@ -123,3 +123,64 @@ def user_for_token(session: Session, token: str) -> TokenLookup:
     if user is None or not user.active:
         return TokenLookup(None, "inactive")
     return TokenLookup(user, "ok")
+
+
+# -- administration (web: app/web/users.py) ---------------------------------------------------
+
+
+def list_users(session: Session, project_id: int) -> list[User]:
+    """Every user of the project: active first, then by role and name."""
+    rank = {role: i for i, role in enumerate(ROLES)}
+    found = session.scalars(select(User).where(User.project_id == project_id))
+    return sorted(found, key=lambda u: (not u.active, rank.get(u.role, 99), u.username.lower()))
+
+
+def update_user(user: User, *, role: str | None = None, display_name: str | None = None) -> dict[str, list[str]]:
+    """Change role and display name; returns {field: [old, new]} for what changed (for the audit log)."""
+    changes: dict[str, list[str]] = {}
+    if role is not None and role != user.role:
+        if role not in ROLES:
+            raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
+        changes["role"] = [user.role, role]
+        user.role = role
+    if display_name is not None:
+        display_name = display_name.strip() or user.username
+        if len(display_name) > 200:
+            raise Problem(400, "400.25", "The display name is too long: use at most 200 characters.")
+        if display_name != user.display_name:
+            changes["display_name"] = [user.display_name, display_name]
+            user.display_name = display_name
+    return changes
+
+
+def set_regions(session: Session, user: User, codes: list[str]) -> dict[str, list[str]]:
+    """Replace the user's region codes (each validated); returns {"regions": [old, new]} when they changed."""
+    wanted = sorted(dict.fromkeys(validate_code(c) for c in codes if c.strip()))
+    old = user.region_codes
+    if wanted == old:
+        return {}
+    keep = set(wanted)
+    for region in list(user.regions):
+        if region.code not in keep:
+            user.regions.remove(region)
+    session.flush()  # the unique (user, code) rows go before new ones come
+    have = {r.code for r in user.regions}
+    for code in wanted:
+        if code not in have:
+            user.regions.append(UserRegion(code=code))
+    session.flush()
+    return {"regions": [", ".join(old), ", ".join(wanted)]}
+
+
+def set_active(user: User, active: bool) -> bool:
+    """Deactivate (no web sign-in, no Digest, no token URL) or reactivate; True when it changed."""
+    if user.active == active:
+        return False
+    user.active = active
+    return True
+
+
+def reset_password(session: Session, user: User, password: str, realm: str) -> None:
+    """An administrator sets a new password; the user's failed sign-ins are forgotten."""
+    set_password(user, password, realm)
+    session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))

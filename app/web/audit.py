@@ -1,0 +1,129 @@
+"""The audit log (administrators only): who did what, when, from where; filters and keyset pages.
+
+Times are stored in UTC and shown in China Standard Time (Asia/Shanghai, UTC+8, no daylight
+saving); the date filters are China dates too.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from flask import render_template, request, url_for
+
+from app import runtime
+from app.i18n import t
+from app.models import AuditEvent
+from app.services import audit
+
+from . import bp, register_nav, requires
+from .users import role_label
+
+register_nav(60, "web.audit_index", "Audit log", ("admin",))
+
+PAGE_SIZE = 50
+# China has one zone without daylight saving: a fixed offset needs no tz database on the server.
+ZONE = timezone(timedelta(hours=8), "Asia/Shanghai")
+ZONE_LABEL = "Asia/Shanghai (UTC+8)"
+
+ACTION_LABELS = {
+    "login.ok": "Signed in",
+    "login.failed": "Sign-in failed",
+    "logout": "Signed out",
+    "password.change": "Changed own password",
+    "form.publish": "Published a form",
+    "form.state": "Changed a form's state",
+    "form.attachment": "Uploaded a form file",
+    "child.view": "Opened a child file",
+    "submission.view": "Opened a submission",
+    "submission.review": "Reviewed a submission",
+    "attachment.download": "Downloaded a file",
+    "export.create": "Started an export",
+    "export.download": "Downloaded an export",
+    "user.create": "Added a user",
+    "user.update": "Changed a user",
+    "user.token": "Issued a Collect QR code",
+    "user.revoke": "Revoked a Collect QR code",
+}
+DETAIL_LABELS = {
+    "role": "Role",
+    "regions": "Regions",
+    "display_name": "Full name",
+    "active": "Active",
+    "password": "Password",
+    "reason": "Reason",
+}
+VALUE_LABELS = {"reset": "reset", "throttled": "too many failed attempts", "True": "yes", "False": "no"}
+
+
+def local_time(at: datetime) -> str:
+    return at.astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        v = str(v)
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v) or "—"
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_value(x)}" for k, x in v.items())
+    text = str(v)
+    return t(VALUE_LABELS[text]) if text in VALUE_LABELS else (text or "—")
+
+
+def readable_details(action: str, details: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(label, text) pairs; in a user.update a change is stored as [old, new] and reads "old → new"."""
+    out = []
+    for key, v in (details or {}).items():
+        label = t(DETAIL_LABELS[key]) if key in DETAIL_LABELS else key.replace("_", " ")
+        if key == "role":
+            v = [role_label(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else role_label(str(v))
+        if action == "user.update" and isinstance(v, list) and len(v) == 2:
+            text = f"{_value(v[0])} → {_value(v[1])}"
+        else:
+            text = _value(v)
+        out.append((label, text))
+    return out
+
+
+def _day(text: str) -> date | None:
+    try:
+        day = date.fromisoformat(text.strip()) if text.strip() else None
+    except ValueError:
+        return None
+    return day if day is None or 1900 <= day.year <= 9998 else None  # year 1 in UTC+8 is not a UTC time
+
+
+@bp.get("/audit")
+@requires("admin")
+def audit_index() -> Any:
+    args = request.args
+    filters = {k: args.get(k, "").strip() for k in ("action", "user", "target", "from", "to")}
+    errors = []
+    since = until = None
+    day_from, day_to = _day(filters["from"]), _day(filters["to"])
+    if filters["from"] and day_from is None:
+        errors.append(t("'{value}' is not a date: use YYYY-MM-DD.", value=filters["from"]))
+    if filters["to"] and day_to is None:
+        errors.append(t("'{value}' is not a date: use YYYY-MM-DD.", value=filters["to"]))
+    if day_from:
+        since = datetime.combine(day_from, time(0), ZONE)
+    if day_to:
+        until = datetime.combine(day_to + timedelta(days=1), time(0), ZONE)  # the whole "to" day
+    before = args.get("before_id", "")
+    before_id = int(before) if before.isdigit() and len(before) <= 18 else None
+    with runtime().db.session() as s:
+        events: list[AuditEvent] = audit.search(
+            s, action=filters["action"], username=filters["user"], target=filters["target"], since=since,
+            until=until, before_id=before_id, limit=PAGE_SIZE + 1)
+        rows = [{"id": e.id, "at": local_time(e.at), "iso": e.at.astimezone(ZONE).isoformat(timespec="seconds"),
+                 "username": e.username, "action": e.action,
+                 "action_label": t(ACTION_LABELS[e.action]) if e.action in ACTION_LABELS else "",
+                 "target": e.target, "ip": e.ip, "details": readable_details(e.action, e.details)}
+                for e in events[:PAGE_SIZE]]
+    kept: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    next_url = (url_for("web.audit_index", **kept, before_id=rows[-1]["id"])
+                if len(events) > PAGE_SIZE else None)
+    first_url = url_for("web.audit_index", **kept) if before_id else None
+    return render_template("audit/index.html", rows=rows, filters=filters, errors=errors, next_url=next_url,
+                           first_url=first_url, zone=ZONE_LABEL, actions=sorted(ACTION_LABELS),
+                           action_labels=ACTION_LABELS), (400 if errors else 200)
