@@ -1,0 +1,327 @@
+"""Forms pages for coordinators: list, upload with preview then publish, versions, media files, state.
+
+Publishing is two steps, as in ODK Central: the upload is compiled without publishing and the
+preview shows errors (sheet and row), warnings and the questions; "Publish" then compiles the
+same file again and publishes it. Between the steps the file waits in the blob store under its
+sha256; the page carries that key with an HMAC bound to the user, so a client cannot make the
+server publish any other stored file.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import defer
+
+from app import runtime
+from app.blobhttp import blob_response
+from app.errors import Problem
+from app.i18n import form_label, t
+from app.models import FORM_STATES, Form, FormVersion, Submission, User
+from app.services import audit, setup
+from app.services import forms as form_service
+from storage import BlobNotFound, BlobTooLarge
+
+from . import bp, client_ip, db_user, register_nav, requires
+from .inputs import uploaded_file
+
+ROLES = ("admin", "coordinator")
+register_nav(10, "web.forms_index", "Forms", ROLES)
+
+
+
+def tr(message: str) -> str:
+    """A message of forms/ or services/ in the UI language when the catalog knows it, else as it is.
+
+    (forms.json translates the fixed ones: "ODK Validate passed", "This file is not an Excel workbook…".)
+    """
+    return t(message)
+
+
+@dataclass
+class Question:
+    depth: int
+    type: str
+    name: str
+    label: str
+    relevant: str
+    required: bool
+
+
+def _xls_type(f: Any) -> str:
+    """The XLSForm type a coordinator wrote, guessed back from the XForm."""
+    if f.type in ("repeat", "group"):
+        return f"begin {f.type}"
+    if f.control is None:
+        return "calculate" if f.calculate else "hidden"
+    if f.control == "select1":
+        return "select_one"
+    if f.control == "select":
+        return "select_multiple"
+    if f.control == "trigger":
+        return "acknowledge"
+    if f.type == "binary":
+        media = (f.mediatype or "").split("/")[0]
+        return media if media in ("image", "audio", "video") else "file"
+    if f.readonly and f.type == "string":
+        return "note"
+    return {"string": "text", "int": "integer"}.get(f.type, f.type)
+
+
+def questions(xform: bytes) -> list[Question]:
+    schema = form_service.parse_xform(xform)
+    out = []
+    for f in schema.fields:
+        if f.meta:
+            continue
+        out.append(Question(depth=max(0, f.path.count("/") - 2), type=_xls_type(f), name=f.name,
+                            label=form_label(f.labels), relevant=f.relevant or "", required=f.required))
+    return out
+
+
+def _sign(key: str, filename: str) -> str:
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    msg = f"form-upload:{current_user.id}:{key}:{filename}".encode()
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()
+
+
+def _project_id() -> int:
+    return int(current_user.project_id)
+
+
+def _get_form(session: Any, xml_form_id: str) -> Form:
+    form = session.scalar(select(Form).where(Form.project_id == _project_id(), Form.xml_form_id == xml_form_id))
+    if form is None:
+        raise Problem(404, "404.1", t("There is no such form."))
+    return form
+
+
+def _conflict_message(form_id: str, version: str) -> str:
+    return t("Form '{form_id}' version '{version}' is already published with different content. Phones cannot "
+             "tell two such forms apart: change `version` in the settings sheet (for example to a higher number) "
+             "and publish again.", form_id=form_id, version=version)
+
+
+# ---------------------------------------------------------------- list
+
+@bp.get("/forms")
+@requires(*ROLES)
+def forms_index() -> Any:
+    rt = runtime()
+    with rt.db.session() as s:
+        forms = form_service.list_forms(s, _project_id())
+        ids = [f.id for f in forms]
+        subs = dict(s.execute(select(Submission.form_id, func.count()).where(
+            Submission.form_id.in_(ids), Submission.deleted_at.is_(None)).group_by(Submission.form_id)).all())
+        versions = dict(s.execute(select(FormVersion.form_id, func.count()).where(
+            FormVersion.form_id.in_(ids)).group_by(FormVersion.form_id)).all())
+        rows: list[dict[str, Any]] = [{
+            "form": f, "version": f.current_version, "versions": versions.get(f.id, 0),
+            "submissions": subs.get(f.id, 0),
+            "missing": form_service.missing_attachments(f.current_version) if f.current_version else [],
+        } for f in forms]
+    rows.sort(key=lambda r: ((r["version"].title if r["version"] else "") or r["form"].xml_form_id).lower())
+    return render_template("forms/index.html", rows=rows, max_mb=_max_mb())
+
+
+def _max_mb() -> int:
+    return int(runtime().config["MAX_UPLOAD_BYTES"]) // (1024 * 1024)
+
+
+# ---------------------------------------------------------------- upload → preview → publish
+
+def _issue_rows(problem: Problem) -> list[dict[str, Any]]:
+    issues = problem.details.get("issues") or [{"message": problem.message, "sheet": None, "row": None}]
+    return [{**i, "message": tr(str(i["message"]))} for i in issues]
+
+
+@bp.post("/forms/upload")
+@requires(*ROLES)
+def forms_upload() -> Any:
+    rt = runtime()
+    limit = int(rt.config["MAX_UPLOAD_BYTES"])
+    try:
+        data, filename = uploaded_file("file", limit)
+    except Problem as problem:
+        return render_template("forms/preview.html", filename="", errors=[
+            {"message": problem.message, "sheet": None, "row": None}], max_mb=_max_mb()), problem.status
+    try:
+        compiled = form_service.compile_upload(data, filename, setup.validate_setting(rt))
+        found = questions(compiled.xform)
+    except Problem as problem:
+        return render_template("forms/preview.html", filename=filename, errors=_issue_rows(problem),
+                               max_mb=_max_mb()), 400
+    info = rt.store.put(io.BytesIO(data), max_size=limit)
+    plan, existing = "new", None
+    with rt.db.session() as s:
+        form = s.scalar(select(Form).where(Form.project_id == _project_id(), Form.xml_form_id == compiled.form_id))
+        if form is not None:
+            existing = form.current_version
+            plan = "version"
+            same = s.scalar(select(FormVersion).where(FormVersion.form_id == form.id,
+                                                      FormVersion.version == compiled.version)
+                            ) if compiled.version else None
+            if same is not None:
+                plan = "same" if same.sha256 == hashlib.sha256(compiled.xform).hexdigest() else "conflict"
+    return render_template(
+        "forms/preview.html", filename=filename, errors=[], compiled=compiled, questions=found, plan=plan,
+        existing=existing, key=info.key, sig=_sign(info.key, filename),
+        warnings=[{"sheet": i.sheet, "row": i.row, "message": tr(i.message)} for i in compiled.warning_issues]
+        or [{"sheet": None, "row": None, "message": tr(w)} for w in compiled.warnings],
+        note=tr(compiled.validation_note),
+        conflict=_conflict_message(compiled.form_id, compiled.version) if plan == "conflict" else "",
+        max_mb=_max_mb())
+
+
+@bp.post("/forms/publish")
+@requires(*ROLES)
+def forms_publish() -> Any:
+    rt = runtime()
+    key, filename = request.form.get("key", ""), request.form.get("filename", "")
+    if not hmac.compare_digest(request.form.get("sig", ""), _sign(key, filename)):
+        raise Problem(400, "400.63", t("This upload cannot be published from here. Upload the file again."))
+    limit = int(rt.config["MAX_UPLOAD_BYTES"])
+    try:
+        with rt.store.open(key) as stream:
+            data = stream.read(limit + 1)
+    except BlobNotFound as err:
+        raise Problem(410, "410.1", t("The uploaded file is no longer on the server. Upload it again.")) from err
+    try:
+        with rt.db.write() as s:
+            user = s.get(User, current_user.id)
+            res = form_service.publish_form(s, rt.store, project_id=_project_id(), data=data, filename=filename,
+                                            user=user, validate=setup.validate_setting(rt))
+            if res.created:
+                audit.record(s, db_user(), "form.publish", f"form:{res.form.xml_form_id}", client_ip(),
+                             version=res.version.version, filename=filename)
+            form_id, version, created = res.form.xml_form_id, res.version.version, res.created
+            missing = form_service.missing_attachments(res.version)
+    except Problem as problem:
+        if problem.code == "409.6":
+            raise Problem(409, "409.6", _conflict_message(*_conflict_ids(problem))) from problem
+        if problem.details.get("issues"):
+            return render_template("forms/preview.html", filename=filename, errors=_issue_rows(problem),
+                                   max_mb=_max_mb()), problem.status
+        raise
+    if created:
+        flash(t("Version {version} of {form_id} is published.", version=version, form_id=form_id))
+    else:
+        flash(t("This version of {form_id} was already published; nothing changed.", form_id=form_id))
+    if missing:
+        flash(t("Upload the files this form needs: {files}.", files=", ".join(missing)))
+    return redirect(url_for("web.forms_detail", xml_form_id=form_id))
+
+
+def _conflict_ids(problem: Problem) -> tuple[str, str]:
+    """The form id and version named in publish_form's 409.6 message (to say it again, translated)."""
+    m = re.search(r"Form '(.*)' version '(.*)' is already", problem.message)
+    return (m.group(1), m.group(2)) if m else ("", "")
+
+
+# ---------------------------------------------------------------- one form
+
+@bp.get("/forms/<xml_form_id>")
+@requires(*ROLES)
+def forms_detail(xml_form_id: str) -> Any:
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _get_form(s, xml_form_id)
+        versions = list(s.execute(
+            select(FormVersion, User.username).outerjoin(User, User.id == FormVersion.published_by_id)
+            .options(defer(FormVersion.xml), defer(FormVersion.schema))
+            .where(FormVersion.form_id == form.id).order_by(FormVersion.published_at.desc(), FormVersion.id.desc())))
+        submissions = s.scalar(select(func.count()).select_from(Submission).where(
+            Submission.form_id == form.id, Submission.deleted_at.is_(None))) or 0
+        current = form.current_version
+        attachments = list(current.attachments) if current else []
+    return render_template("forms/detail.html", form=form, current=current, versions=versions,
+                           attachments=attachments, submissions=submissions, states=FORM_STATES,
+                           tr=tr, max_mb=_max_mb())
+
+
+@bp.post("/forms/<xml_form_id>/state")
+@requires(*ROLES)
+def forms_state(xml_form_id: str) -> Any:
+    rt = runtime()
+    state = request.form.get("state", "")
+    if state not in FORM_STATES:
+        raise Problem(400, "400.32", t("Choose open, closing or closed."))
+    with rt.db.write() as s:
+        form = _get_form(s, xml_form_id)
+        before = form.state
+        if before != state:
+            form_service.set_state(form, state)
+            audit.record(s, db_user(), "form.state", f"form:{xml_form_id}", client_ip(), old=before, new=state)
+    flash(t("The form is now {state}.", state=t(state.capitalize())))
+    return redirect(url_for("web.forms_detail", xml_form_id=xml_form_id))
+
+
+@bp.post("/forms/<xml_form_id>/files/<filename>")
+@requires(*ROLES)
+def forms_attachment_upload(xml_form_id: str, filename: str) -> Any:
+    rt = runtime()
+    limit = int(rt.config["MAX_UPLOAD_BYTES"])
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise Problem(400, "400.61", t("Choose a file to upload."))
+    with rt.db.write() as s:
+        form = _get_form(s, xml_form_id)
+        if form.current_version is None:
+            raise Problem(404, "404.1", t("There is no such form."))
+        try:
+            att = form_service.upload_attachment(s, rt.store, form.current_version, filename, upload.stream, limit)
+        except Problem as problem:
+            if problem.code == "413.1" or isinstance(problem.__cause__, BlobTooLarge):
+                raise Problem(413, "413.1", t("'{name}' is larger than {mb} MB.", name=filename,
+                                              mb=_max_mb())) from problem
+            raise
+        audit.record(s, db_user(), "form.attachment", f"form:{xml_form_id}", client_ip(), filename=filename,
+                     md5=att.md5, size=att.size, version=form.current_version.version)
+    flash(t("{name} was uploaded.", name=filename))
+    return redirect(url_for("web.forms_detail", xml_form_id=xml_form_id) + "#files")
+
+
+@bp.get("/forms/<xml_form_id>/files/<filename>")
+@requires(*ROLES)
+def forms_attachment_download(xml_form_id: str, filename: str) -> Any:
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _get_form(s, xml_form_id)
+        att = next((a for a in (form.current_version.attachments if form.current_version else [])
+                    if a.filename == filename and a.blob_key), None)
+        if att is None or att.blob_key is None:
+            raise Problem(404, "404.1", t("This file has not been uploaded."))
+        key, md5, ctype = att.blob_key, att.md5 or att.blob_key, att.content_type or "application/octet-stream"
+    return blob_response(rt, key, md5, filename, ctype)
+
+
+@bp.get("/forms/<xml_form_id>/versions/<int:version_id>/<any(source, xml):what>")
+@requires(*ROLES)
+def forms_version_file(xml_form_id: str, version_id: int, what: str) -> Any:
+    """The spreadsheet a version was published from, or the XForm phones download."""
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _get_form(s, xml_form_id)
+        fv = s.get(FormVersion, version_id)
+        if fv is None or fv.form_id != form.id:
+            raise Problem(404, "404.1", t("There is no such form."))
+        if what == "xml":
+            name = f"{form.xml_form_id}-{fv.version}.xml"
+            resp = current_app.response_class(fv.xml, content_type="text/xml; charset=utf-8")
+            resp.headers["Content-Disposition"] = f"attachment; filename=\"{_ascii(name)}\""
+            return resp
+        if not fv.source_blob_key:
+            raise Problem(404, "404.1", t("This file has not been uploaded."))
+        key, name = fv.source_blob_key, fv.source_filename or f"{form.xml_form_id}.xlsx"
+    return blob_response(rt, key, key[:32], name, "application/octet-stream")
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
