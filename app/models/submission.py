@@ -17,7 +17,9 @@ class Submission(Base):
     __tablename__ = "submission"
     __table_args__ = (
         UniqueConstraint("form_id", "instance_id"),
-        Index("ix_submission_form_received", "form_id", "created_at"),
+        # Keyset pages of a form's submissions (newest first) and the dashboard's weekly counts.
+        Index("ix_submission_form_created_id", "form_id", "created_at", "id"),
+        Index("ix_submission_created_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -47,6 +47,25 @@ class ChildSummary:
                    updated_at=e.updated_at.isoformat())
 
 
+RISK_LEVELS = ("unassessed", "green", "yellow", "orange", "red")
+STATUSES = ("registered", "healthy", "watch", "refer", "urgent", "closed")
+REFERRAL_STATUSES = ("none", "referred", "in_service", "closed")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+
+
+def overdue_condition(today: date) -> Any:
+    """SQL condition: the child's next follow-up date lies before today and the file is not closed."""
+    due = Entity.data["next_followup_due"].as_string()
+    return and_(due.is_not(None), due != "", due < today.isoformat(),
+                func.coalesce(Entity.data["status"].as_string(), "") != "closed")
+
+
+def is_overdue(child: ChildSummary | dict[str, Any], today: date) -> bool:
+    d = child if isinstance(child, dict) else child.__dict__
+    due, status = d.get("next_followup_due") or "", d.get("status") or ""
+    return bool(due) and due < today.isoformat() and status != "closed"
+
+
 def _children_query(session: Session, project_id: int, user: User) -> Any:
     access.require_reader(user)
     return (select(Entity).join(Dataset, Dataset.id == Entity.dataset_id)
@@ -75,9 +94,7 @@ def list_children(session: Session, project_id: int, user: User, *, q: str = "",
     if status:
         query = query.where(Entity.data["status"].as_string() == status)
     if overdue_on is not None:
-        due = Entity.data["next_followup_due"].as_string()
-        query = query.where(and_(due.is_not(None), due != "", due < overdue_on.isoformat(),
-                                 func.coalesce(Entity.data["status"].as_string(), "") != "closed"))
+        query = query.where(overdue_condition(overdue_on))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Entity.label, Entity.id).limit(limit).offset(offset))
     return [ChildSummary.of(e) for e in rows], int(total)
@@ -111,10 +128,18 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
         .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
         .where(Form.project_id == project_id, Submission.entity_uuid == child.uuid,
                Submission.deleted_at.is_(None)))
+    history_rows = entity_history(session, child)
+    changed_by = {v.submission_id: v.data_received for v in history_rows if v.submission_id is not None}
     records = []
     for sub, sv, form, fv in rows:
         received = sub.created_at.isoformat()
+        changed = changed_by.get(sub.id) or {}
         records.append({
+            "submission_id": sub.id,
+            # What the record changed in the child's file (e.g. status → watch): its summary line.
+            "summary": [[k, v] for k, v in changed.items() if k != "label" and v not in (None, "")],
+            "images": [a.name for a in sv.attachments if a.blob_key is not None and (
+                (a.content_type or "").startswith("image/") or a.name.lower().endswith(IMAGE_EXTENSIONS))],
             "form_id": form.xml_form_id,
             "form_title": fv.title,
             "form_version": fv.version,
@@ -131,10 +156,13 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
                              "content_type": a.content_type} for a in sv.attachments],
         })
     records.sort(key=lambda r: (r["date"], r["received_at"]))
+    by_id = {r["submission_id"]: r for r in records}
     history = [{"version": v.version, "label": v.label, "changed": v.data_received, "at": v.created_at.isoformat(),
                 "submission_id": v.submission_id, "conflict": v.conflict,
-                "conflicting_properties": v.conflicting_properties}
-               for v in entity_history(session, child)]
+                "conflicting_properties": v.conflicting_properties,
+                "form_id": by_id[v.submission_id]["form_id"] if v.submission_id in by_id else None,
+                "instance_id": by_id[v.submission_id]["instance_id"] if v.submission_id in by_id else None}
+               for v in history_rows]
     summary = ChildSummary.of(child)
     return {
         "child": summary.__dict__,

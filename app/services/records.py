@@ -1,13 +1,72 @@
-"""Reading submissions (records) with role and region checks."""
+"""Reading and reviewing submissions (records) with role and region checks.
+
+Lists use keyset pagination: rows come newest first by (created_at, id), the page's last key
+is passed on in the URL and the next page starts strictly below it. That walks the index
+ix_submission_form_created_id and costs the same on page 1 and page 10 000; no OFFSET and no
+COUNT(*) over the table.
+"""
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, literal, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import Form, Submission, SubmissionAttachment, SubmissionVersion, User
+from app.models import (
+    REVIEW_STATES,
+    Dataset,
+    Entity,
+    Form,
+    FormVersion,
+    Submission,
+    SubmissionAttachment,
+    SubmissionComment,
+    SubmissionRepeatRow,
+    SubmissionVersion,
+    User,
+)
+from app.models.base import UTCDateTime, utcnow
+from forms import FormSchema
 
-from . import access
+from . import access, audit
+from .childfile import CHILDREN
+from .forms import schema_of
+
+# Tibet keeps Beijing time (UTC+8, no daylight saving): dates typed in filters and dates shown
+# on pages are local calendar dates.
+LOCAL_TZ = timezone(timedelta(hours=8))
+SETTABLE_STATES = ("received", "has_issues", "approved", "rejected")
+assert set(SETTABLE_STATES) <= set(REVIEW_STATES)
+MAX_COMMENT = 4000
+
+
+def local_day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+def visible(user: User, project_id: int) -> Any:
+    """SQL condition: the user may see the submission — its region is one of the user's, or it has no
+    region of its own (an update form without region questions) and is about a child in the user's regions."""
+    if user.role == "admin":
+        return true()
+    children = (select(Entity.uuid).join(Dataset, Dataset.id == Entity.dataset_id)
+                .where(Dataset.project_id == project_id, Dataset.name == CHILDREN,
+                       access.region_filter(user, Entity.region_code)))
+    return or_(access.region_filter(user, Submission.region_code),
+               and_(Submission.region_code.is_(None), Submission.entity_uuid.in_(children)))
+
+
+def _sees(session: Session, project_id: int, user: User, sub: Submission) -> bool:
+    if access.sees_region(user, sub.region_code):
+        return True
+    if sub.region_code is not None or sub.entity_uuid is None:
+        return False
+    region = session.scalar(select(Entity.region_code).join(Dataset, Dataset.id == Entity.dataset_id).where(
+        Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.uuid == sub.entity_uuid))
+    return access.sees_region(user, region)
 
 
 def get_record(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str
@@ -20,15 +79,296 @@ def get_record(session: Session, project_id: int, user: User, xml_form_id: str, 
         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
         .where(Form.project_id == project_id, Form.xml_form_id == xml_form_id,
                Submission.instance_id == instance_id, Submission.deleted_at.is_(None))).first()
-    if row is None or not access.sees_region(user, row[0].region_code):
+    if row is None or not _sees(session, project_id, user, row[0]):
         raise Problem(404, "404.1", "There is no such submission in your regions.")
     return row[0], row[1]
 
 
+def _version_of(session: Session, sub: Submission, current: SubmissionVersion,
+                version: str | None) -> SubmissionVersion:
+    """The submission's version with that instanceID (an earlier edit), or the current one."""
+    if not version or version == current.instance_id:
+        return current
+    sv = session.scalar(select(SubmissionVersion).where(SubmissionVersion.submission_id == sub.id,
+                                                        SubmissionVersion.instance_id == version))
+    if sv is None:
+        raise Problem(404, "404.1", "There is no such version of this submission.")
+    return sv
+
+
 def get_attachment(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str,
-                   name: str) -> SubmissionAttachment:
-    _, version = get_record(session, project_id, user, xml_form_id, instance_id)
-    att = next((a for a in version.attachments if a.name == name), None)
+                   name: str, *, version: str | None = None) -> SubmissionAttachment:
+    sub, current = get_record(session, project_id, user, xml_form_id, instance_id)
+    sv = _version_of(session, sub, current, version)
+    att = next((a for a in sv.attachments if a.name == name), None)
     if att is None or att.blob_key is None:
         raise Problem(404, "404.1", f"The submission has no file '{name}' (or it has not arrived yet).")
     return att
+
+
+# ---------------------------------------------------------------------------------------------
+# Lists
+
+
+@dataclass
+class FormInfo:
+    xml_form_id: str
+    title: str
+    state: str
+
+
+def list_forms(session: Session, project_id: int, user: User) -> list[FormInfo]:
+    access.require_reader(user)
+    rows = session.scalars(select(Form).where(Form.project_id == project_id).order_by(Form.xml_form_id))
+    return [FormInfo(f.xml_form_id, f.current_version.title if f.current_version else f.xml_form_id, f.state)
+            for f in rows]
+
+
+def get_form_info(session: Session, project_id: int, user: User, xml_form_id: str) -> FormInfo:
+    access.require_reader(user)
+    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+    if form is None:
+        raise Problem(404, "404.2", "There is no such form.")
+    return FormInfo(form.xml_form_id, form.current_version.title if form.current_version else form.xml_form_id,
+                    form.state)
+
+
+@dataclass
+class SubmissionRow:
+    id: int
+    instance_id: str
+    instance_name: str | None
+    created_at: datetime
+    region_code: str | None
+    submitter: str | None
+    review_state: str
+    edited: bool
+    entity_uuid: str | None
+
+    @property
+    def key(self) -> str:
+        return encode_key(self.created_at, self.id)
+
+
+def encode_key(at: datetime, row_id: int) -> str:
+    """The page key of a row: microseconds since the epoch (UTC) and the id, e.g. 1764380000123456.42."""
+    micros = int((at - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+    return f"{micros}.{row_id}"
+
+
+def decode_key(key: str) -> tuple[datetime, int] | None:
+    micros, _, row_id = key.partition(".")
+    if not micros.lstrip("-").isdigit() or not row_id.isdigit():
+        return None
+    try:
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+    except OverflowError:
+        return None
+    return at, int(row_id)
+
+
+@dataclass
+class SubmissionFilters:
+    received_from: date | None = None
+    received_to: date | None = None  # inclusive
+    region: str = ""
+    review_state: str = ""
+    submitter: str = ""
+
+
+def list_submissions(session: Session, project_id: int, user: User, xml_form_id: str,
+                     filters: SubmissionFilters | None = None, *, after: str = "",
+                     limit: int = 50) -> tuple[list[SubmissionRow], str | None]:
+    """One page of a form's submissions, newest first, and the key of the next page (None: last page)."""
+    access.require_reader(user)
+    f = filters or SubmissionFilters()
+    form_pk = session.scalar(select(Form.id).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+    if form_pk is None:
+        raise Problem(404, "404.2", "There is no such form.")
+    q = (select(Submission, SubmissionVersion.instance_name, SubmissionVersion.deprecated_id, User.username)
+         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+         .outerjoin(User, User.id == Submission.submitter_id)
+         .where(Submission.form_id == form_pk, Submission.deleted_at.is_(None),
+                visible(user, project_id)))
+    if f.received_from:
+        q = q.where(Submission.created_at >= local_day_start(f.received_from))
+    if f.received_to:
+        q = q.where(Submission.created_at < local_day_start(f.received_to + timedelta(days=1)))
+    if f.region:
+        q = q.where(Submission.region_code.startswith(f.region, autoescape=True))
+    if f.review_state:
+        q = q.where(Submission.review_state == f.review_state)
+    if f.submitter:
+        uid = session.scalar(select(User.id).where(User.username == f.submitter.strip()))
+        if uid is None:
+            return [], None
+        q = q.where(Submission.submitter_id == uid)
+    key = decode_key(after) if after else None
+    if key is not None:
+        q = q.where(tuple_(Submission.created_at, Submission.id)
+                    < tuple_(literal(key[0], UTCDateTime()), literal(key[1])))
+    q = q.order_by(Submission.created_at.desc(), Submission.id.desc()).limit(limit + 1)
+    rows = [SubmissionRow(id=s.id, instance_id=s.instance_id, instance_name=name, created_at=s.created_at,
+                          region_code=s.region_code, submitter=username, review_state=s.review_state,
+                          edited=dep is not None, entity_uuid=s.entity_uuid)
+            for s, name, dep, username in session.execute(q)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].key if more and rows else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# One record, laid out by its form
+
+
+def _display(field: Any, value: Any, files: dict[str, SubmissionAttachment]) -> dict[str, Any]:
+    """How one answer is shown: plain text, chosen options (labels), a geopoint, or a file."""
+    if field is not None and field.type in ("select1", "select") and field.choices:
+        chosen = value if isinstance(value, list) else [value]
+        labels = {c.value: c.labels for c in field.choices}
+        return {"kind": "choices", "choices": [{"value": str(v), "labels": labels.get(str(v), {})} for v in chosen]}
+    if isinstance(value, dict) and value.get("type") == "Point":
+        coords = list(value.get("coordinates") or [])
+        acc = (value.get("properties") or {}).get("accuracy")
+        return {"kind": "geo", "lat": coords[1] if len(coords) > 1 else None, "lon": coords[0] if coords else None,
+                "alt": coords[2] if len(coords) > 2 else None, "accuracy": acc}
+    if isinstance(value, dict) and value.get("type") in ("LineString", "Polygon"):
+        return {"kind": "text", "text": f"{value['type']}: {len(str(value.get('coordinates')))} …"}
+    if field is not None and field.type == "binary" and isinstance(value, str):
+        att = files.get(value)
+        ctype = (att.content_type if att else None) or ""
+        image = ctype.startswith("image/") or (field.mediatype or "").startswith("image") or \
+            value.lower().endswith((".jpg", ".jpeg", ".png", ".gif", ".webp"))
+        return {"kind": "file", "name": value, "present": bool(att and att.blob_key), "image": image}
+    if isinstance(value, list):
+        return {"kind": "text", "text": " ".join(str(v) for v in value)}
+    return {"kind": "text", "text": str(value)}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def layout(schema: FormSchema, values: dict[str, Any], repeat_rows: list[SubmissionRepeatRow],
+           files: dict[str, SubmissionAttachment], entity_uuid: str | None = None) -> list[dict[str, Any]]:
+    """The answers in form order: group headings, answers (label + display), repeats as tables.
+
+    Labels stay dicts of {language: text}; the page picks the UI language.
+    """
+    base = f"/{schema.root}/"
+    rows_by_repeat: dict[str, list[SubmissionRepeatRow]] = {}
+    for r in repeat_rows:
+        rows_by_repeat.setdefault(r.repeat, []).append(r)
+    ordinal_of = {r.id: r.ordinal for r in repeat_rows}
+
+    def answered_under(prefix: str) -> bool:
+        rel = prefix[len(base):] + "/"
+        return any(k.startswith(rel) and not _empty(v) for k, v in values.items()) or \
+            any(p.startswith(prefix + "/") for p in rows_by_repeat)
+
+    items: list[dict[str, Any]] = []
+    for f in schema.fields:
+        if f.meta or not f.path.startswith(base):
+            continue
+        depth = f.path[len(base):].count("/")
+        if f.type == "repeat":
+            rows = rows_by_repeat.get(f.path, [])
+            if not rows:
+                continue
+            cols = [c for c in schema.fields if c.repeat == f.path and c.type not in ("group", "repeat")]
+            table_rows = []
+            for r in rows:
+                cells = []
+                for c in cols:
+                    v = r.data.get(c.path[len(f.path) + 1:])
+                    cells.append(None if _empty(v) else _display(c, v, files))
+                table_rows.append({"ordinal": r.ordinal, "parent": ordinal_of.get(r.parent_id or 0), "cells": cells})
+            items.append({"kind": "repeat", "labels": f.labels, "name": f.name, "depth": depth,
+                          "nested": f.repeat is not None,
+                          "columns": [{"labels": c.labels, "name": c.name} for c in cols], "rows": table_rows})
+            continue
+        if f.repeat is not None:
+            continue  # a column of its repeat's table
+        if f.type == "group":
+            if answered_under(f.path):
+                items.append({"kind": "group", "labels": f.labels, "name": f.name, "depth": depth})
+            continue
+        value = values.get(f.path[len(base):])
+        if _empty(value):
+            continue
+        shown = _display(f, value, files)
+        if entity_uuid and isinstance(value, str) and value.lower() == entity_uuid:
+            shown["child"] = entity_uuid
+        items.append({"kind": "answer", "labels": f.labels, "name": f.name, "depth": depth, "value": shown})
+    return items
+
+
+def record_detail(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str,
+                  version: str | None = None) -> dict[str, Any]:
+    """Everything the submission page shows: answers by the form, versions, review and comments."""
+    sub, current = get_record(session, project_id, user, xml_form_id, instance_id)
+    sv = _version_of(session, sub, current, version)
+    fv = session.get(FormVersion, sv.form_version_id)
+    assert fv is not None
+    schema = schema_of(fv)
+    files = {a.name: a for a in sv.attachments}
+    comment_rows = list(session.scalars(select(SubmissionComment).where(SubmissionComment.submission_id == sub.id)
+                                        .order_by(SubmissionComment.id)))
+    version_rows = list(session.execute(
+        select(SubmissionVersion, FormVersion.version)
+        .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
+        .where(SubmissionVersion.submission_id == sub.id).order_by(SubmissionVersion.id)))
+    user_ids = {sub.submitter_id} | {c.user_id for c in comment_rows} | {v.submitter_id for v, _ in version_rows}
+    names: dict[int | None, str] = {uid: name for uid, name in session.execute(
+        select(User.id, User.username).where(User.id.in_({u for u in user_ids if u is not None})))}
+    versions = [{"instance_id": v.instance_id, "received_at": v.received_at, "current": v.id == current.id,
+                 "deprecated_id": v.deprecated_id, "submitter": names.get(v.submitter_id), "form_version": fvv,
+                 "shown": v.id == sv.id}
+                for v, fvv in version_rows]
+    comments = [{"body": c.body, "review_state": c.review_state, "at": c.created_at, "user": names.get(c.user_id)}
+                for c in comment_rows]
+    return {
+        "form_id": xml_form_id,
+        "form_title": fv.title,
+        "form_version": fv.version,
+        "instance_id": sub.instance_id,
+        "version_instance_id": sv.instance_id,
+        "is_current": sv.id == current.id,
+        "instance_name": sv.instance_name,
+        "received_at": sub.created_at,
+        "version_received_at": sv.received_at,
+        "submitter": names.get(sub.submitter_id),
+        "region_code": sub.region_code,
+        "review_state": sub.review_state,
+        "entity_uuid": sub.entity_uuid,
+        "items": layout(schema, sv.data or {}, list(sv.repeat_rows), files, sub.entity_uuid),
+        "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
+                         "content_type": a.content_type} for a in sv.attachments],
+        "versions": versions,
+        "comments": comments,
+    }
+
+
+def review(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str, *,
+           state: str = "", comment: str = "", ip: str = "") -> Submission:
+    """Set the review state and/or add a comment; both are audited (submission.review)."""
+    sub, _ = get_record(session, project_id, user, xml_form_id, instance_id)
+    state = state.strip()
+    comment = comment.strip()
+    if state and state not in SETTABLE_STATES:
+        raise Problem(400, "400.61", "Choose a review state: received, has issues, approved or rejected.")
+    if len(comment) > MAX_COMMENT:
+        raise Problem(400, "400.62", "The comment is too long (at most 4000 characters).")
+    if not comment and (not state or state == sub.review_state):
+        raise Problem(400, "400.63", "Nothing to save: choose another review state or write a comment.")
+    previous = sub.review_state
+    changed = bool(state) and state != previous
+    if changed:
+        sub.review_state = state
+        sub.updated_at = utcnow()
+    if comment or changed:
+        session.add(SubmissionComment(submission_id=sub.id, user_id=user.id, body=comment,
+                                      review_state=state if changed else None))
+    audit.record(session, user, "submission.review", target=f"submission:{xml_form_id}/{instance_id}", ip=ip,
+                 previous=previous, state=sub.review_state, comment=bool(comment))
+    return sub
