@@ -63,6 +63,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(openrosa_bp)
     app.register_blueprint(api_bp)
     init_web(app)
+    from .api.exports import install_worker
+
+    install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "DIGEST_NONCE_LIFETIME": 6 * 3600,
     "ODK_VALIDATE": "auto",  # auto | on | off
     "SQL_ECHO": False,
+    "EXPORT_WORKER": "auto",  # auto | true | false: run queued export jobs in this process (app/api/exports.py)
 }
 
 _BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}

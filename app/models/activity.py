@@ -69,6 +69,8 @@ class ExportJob(Base):
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str] = mapped_column(Text, default="")
     worker: Mapped[str] = mapped_column(String(100), default="")  # pid@host of the worker running it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # while running
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # claims so far
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select, union
 
 from app.db import Database
-from app.models import FormAttachment, FormVersion, SubmissionAttachment, utcnow
+from app.models import ExportJob, FormAttachment, FormVersion, SubmissionAttachment, utcnow
 from storage import BlobStore
 
 
@@ -15,6 +15,7 @@ def referenced_keys(db: Database) -> set[str]:
         select(SubmissionAttachment.blob_key).where(SubmissionAttachment.blob_key.is_not(None)),
         select(FormAttachment.blob_key).where(FormAttachment.blob_key.is_not(None)),
         select(FormVersion.source_blob_key).where(FormVersion.source_blob_key.is_not(None)),
+        select(ExportJob.blob_key).where(ExportJob.blob_key.is_not(None)),
     )
     with db.session() as session:
         return {k for (k,) in session.execute(q) if k}

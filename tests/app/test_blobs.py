@@ -98,3 +98,15 @@ def test_cli_sweep(app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
     code, out, _ = cli("blobs", "sweep", "--grace", "30")
     assert code == 0 and "Removed 2 orphan blob" in out
     assert _keys(rt) == {stored["photo"], stored["source"]}
+
+
+def test_finished_export_files_are_kept(rt: Any) -> None:
+    from app.models import ExportJob
+    from app.services import blobs
+
+    key = rt.store.put(io.BytesIO(b"an export someone will download tomorrow")).key
+    _age(rt, key, 2 * HOUR)
+    with rt.db.write() as s:
+        s.add(ExportJob(project_id=1, kind="csvzip", status="done", blob_key=key, filename="x.zip"))
+    assert key not in blobs.sweep_orphans(rt.db, rt.store, grace_seconds=HOUR)
+    assert key in _keys(rt)

@@ -1,0 +1,163 @@
+"""CSV zip in ODK Central's / Briefcase's layout: `<form>.csv`, `<form>-<repeat>.csv`, `media/…`.
+
+Every CSV is UTF-8 with a BOM (so Excel shows Chinese) and CRLF line ends; cells that Excel
+would run as formulas are neutralised. The main CSV is written straight into its zip entry as
+rows arrive; each repeat CSV is spooled to a temporary file (memory up to 1 MB, then disk) and
+copied in after it, then the media files are copied in from the blob store in chunks.
+
+`csvzip_steps` is a generator that writes to any file object and yields between batches, so
+the same code fills a temporary file (background jobs) or feeds an HTTP response (`stream`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+
+from storage import BlobNotFound, BlobStore
+
+from .tabular import Plan
+
+SPOOL = 1024 * 1024
+CHUNK = 256 * 1024
+YIELD_EVERY = 200
+
+
+class Pipe:
+    """A write-only file object whose bytes are taken out by a generator (a streaming zip)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def _text(stream: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=False)  # type: ignore[arg-type]
+
+
+def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
+                 progress: Callable[[int], None] | None = None) -> Iterator[None]:
+    """Write the CSV zip of plan to out, yielding now and then (between batches, media chunks)."""
+    zf = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+    main_entry = zf.open(f"{plan.tables[0].name}.csv", "w", force_zip64=True)
+    main_text = _text(main_entry)
+    main = csv.writer(main_text)
+    main.writerow(plan.tables[0].headers)
+    spools: list[tuple[Any, io.TextIOWrapper, Any]] = []
+    for t in plan.tables[1:]:
+        raw = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b")
+        text = _text(raw)
+        w = csv.writer(text)
+        w.writerow(t.headers)
+        spools.append((raw, text, w))
+    media = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b") if plan.options.media else None
+    try:
+        n = 0
+        main_row, repeat_row = plan.main_row, plan.repeat_row
+        write_main = main.writerow
+        for rec in plan.records(session, progress=progress):
+            write_main(main_row(rec))
+            for rep in rec.repeats:
+                spools[rep.table - 1][2].writerow(repeat_row(rep))
+            if media is not None and rec.media:
+                for name, key in rec.media:
+                    media.write(json.dumps([name, key]).encode() + b"\n")
+            n += 1
+            if n % YIELD_EVERY == 0:
+                yield None
+        main_text.flush()
+        main_text.detach()
+        main_entry.close()
+        yield None
+        for t, (raw, text, _w) in zip(plan.tables[1:], spools, strict=True):
+            text.flush()
+            size = raw.tell()
+            raw.seek(0)
+            yield from _copy_in(zf, f"{t.name}.csv", raw, size)
+        if media is not None:
+            yield from _media(zf, media, store)
+        zf.close()
+        yield None
+    finally:
+        for raw, text, _w in spools:
+            text.detach()
+            raw.close()
+        if media is not None:
+            media.close()
+
+
+def _copy_in(zf: zipfile.ZipFile, name: str, src: IO[bytes], size: int) -> Iterator[None]:
+    info = zipfile.ZipInfo(name, date_time=_now())
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.file_size = size
+    with zf.open(info, "w") as dst:
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)
+            yield None
+
+
+def _media(zf: zipfile.ZipFile, listing: Any, store: BlobStore) -> Iterator[None]:
+    listing.seek(0)
+    used: dict[str, str] = {}
+    for line in listing:
+        name, key = json.loads(line)
+        if used.get(name) == key:
+            continue  # the same file (same content) under the same name: once is enough
+        entry = name if name not in used else f"{key[:8]}-{name}"
+        used[entry] = key
+        try:
+            size = store.size(key)
+            src = store.open(key)
+        except BlobNotFound:
+            continue
+        with src:
+            # Photos are compressed already: stored, not deflated.
+            info = zipfile.ZipInfo(f"media/{entry}", date_time=_now())
+            info.compress_type = zipfile.ZIP_STORED
+            info.file_size = size
+            with zf.open(info, "w") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                    yield None
+
+
+def _now() -> tuple[int, int, int, int, int, int]:
+    import time
+
+    t = time.localtime()
+    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+def write_csvzip(plan: Plan, session: Session, out: Any, store: BlobStore,
+                 progress: Callable[[int], None] | None = None) -> None:
+    for _ in csvzip_steps(plan, session, out, store, progress):
+        pass
+
+
+def stream_csvzip(plan: Plan, session: Session, store: BlobStore) -> Iterator[bytes]:
+    """The CSV zip as a stream of byte chunks (for a direct HTTP download)."""
+    pipe = Pipe()
+    for _ in csvzip_steps(plan, session, pipe, store):
+        chunk = pipe.take()
+        if chunk:
+            yield chunk
+    tail = pipe.take()
+    if tail:
+        yield tail

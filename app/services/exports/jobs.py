@@ -1,0 +1,268 @@
+"""Background export jobs: queue → atomic claim → run with heartbeat and progress → blob store.
+
+- `create_job` adds a queued ExportJob (audited as export.create).
+- A worker claims the oldest queued job with `UPDATE export_job SET status='running' … WHERE
+  id=? AND status='queued'`: of several workers (threads, gunicorn processes, hosts) exactly one
+  gets rowcount 1.
+- While a job runs, its worker writes a heartbeat every few seconds and the progress after every
+  batch (`heartbeat_at`).
+- `requeue_stale` puts a 'running' job whose heartbeat is older than STALE_SECONDS back in the
+  queue: its worker died (process killed, host lost). After MAX_ATTEMPTS claims it fails instead,
+  so a job that kills its worker every time cannot loop forever. The worker that comes back late finds it
+  no longer owns the job (its guarded UPDATEs match no row) and stops.
+- The file is spooled to a temporary file, then `store.put` (local disk or S3); the job keeps
+  blob key, md5 (the ETag), size and file name for the ranged download.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.db import Database
+from app.errors import Problem
+from app.models import ExportJob, Form, User, utcnow
+from storage import BlobStore
+
+from .. import access, audit
+from . import ExportOptions
+from .csvzip import write_csvzip
+from .jsonexport import write_json
+from .tabular import Plan
+from .xlsx import write_xlsx
+
+log = logging.getLogger(__name__)
+
+STALE_SECONDS = 120
+MAX_ATTEMPTS = 3
+HEARTBEAT_SECONDS = 5.0
+EXTENSIONS = {"csvzip": "zip", "xlsx": "xlsx", "json": "json"}
+CONTENT_TYPES = {"csvzip": "application/zip", "childzip": "application/zip", "json": "application/json",
+                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+class LostJob(Exception):
+    """The job was re-queued (our heartbeat looked dead) and may now belong to another worker."""
+
+
+def worker_name() -> str:
+    return f"{os.getpid()}.{threading.get_ident() % 100000}@{socket.gethostname()}"[:100]
+
+
+def create_job(session: Session, user: User, form: Form, options: ExportOptions, ip: str = "") -> ExportJob:
+    """Queue an export of form for user (checks the user's rights now; the worker checks again)."""
+    access.require_reader(user)
+    options.check_allowed(user)
+    Plan(session, form, user, options)  # fails now (400/403/404) rather than in the worker
+    job = ExportJob(project_id=form.project_id, user_id=user.id, form_id=form.id, kind=options.format,
+                    options=options.to_dict(), status="queued",
+                    filename=f"{form.xml_form_id}.{EXTENSIONS[options.format]}")
+    session.add(job)
+    session.flush()
+    audit.record(session, user, "export.create", target=f"form:{form.xml_form_id}", ip=ip, job=job.id,
+                 format=options.format, options=options.to_dict())
+    return job
+
+
+def get_job(session: Session, user: User, job_id: int) -> ExportJob:
+    """The user's own job (an export carries its creator's rights), else 404."""
+    job = session.get(ExportJob, job_id)
+    if job is None or job.user_id != user.id or job.project_id != user.project_id:
+        raise Problem(404, "404.73", "There is no such export.")
+    return job
+
+
+def list_jobs(session: Session, user: User, limit: int = 20) -> list[ExportJob]:
+    return list(session.scalars(select(ExportJob).where(ExportJob.user_id == user.id)
+                                .order_by(ExportJob.id.desc()).limit(limit)))
+
+
+def status_of(job: ExportJob) -> dict[str, Any]:
+    percent = 100 if job.status == "done" else (min(99, job.progress * 100 // job.total) if job.total else 0)
+    return {"id": job.id, "status": job.status, "format": job.kind, "progress": job.progress, "total": job.total,
+            "percent": percent, "filename": job.filename, "size": job.size, "error": job.error,
+            "options": job.options, "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def requeue_stale(db: Database, stale_seconds: float = STALE_SECONDS) -> int:
+    """Put running jobs whose worker stopped sending heartbeats back in the queue."""
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    with db.write() as s:
+        stale = (ExportJob.status == "running", ExportJob.heartbeat_at < cutoff)
+        s.execute(update(ExportJob).where(*stale, ExportJob.attempts >= MAX_ATTEMPTS).values(
+            status="failed", finished_at=utcnow(),
+            error="The export stopped several times (its worker process died). Try a smaller export."))
+        res = s.execute(update(ExportJob).where(*stale).values(status="queued", worker="", progress=0))
+        count = int(res.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        log.warning("re-queued %d export job(s) whose worker died", count)
+    return count
+
+
+def claim(db: Database, worker: str) -> int | None:
+    """Atomically take the oldest queued job; None if there is none."""
+    with db.write() as s:
+        ids = list(s.scalars(select(ExportJob.id).where(ExportJob.status == "queued").order_by(ExportJob.id).limit(5)))
+        for jid in ids:
+            now = utcnow()
+            res = s.execute(update(ExportJob).where(ExportJob.id == jid, ExportJob.status == "queued")
+                            .values(status="running", worker=worker, started_at=now, heartbeat_at=now, progress=0,
+                                    error="", attempts=ExportJob.attempts + 1))
+            if res.rowcount == 1:  # type: ignore[attr-defined]
+                return jid
+    return None
+
+
+def _owned(job_id: int, worker: str) -> Any:
+    return (ExportJob.id == job_id, ExportJob.worker == worker, ExportJob.status == "running")
+
+
+def _touch(db: Database, job_id: int, worker: str, **values: Any) -> None:
+    with db.write() as s:
+        res = s.execute(update(ExportJob).where(*_owned(job_id, worker)).values(heartbeat_at=utcnow(), **values))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise LostJob(job_id)
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, db: Database, job_id: int, worker: str, every: float) -> None:
+        super().__init__(name=f"export-heartbeat-{job_id}", daemon=True)
+        self.db, self.job_id, self.worker, self.every = db, job_id, worker, every
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                _touch(self.db, self.job_id, self.worker)
+            except LostJob:
+                self.lost = True
+                return
+            except Exception:  # a busy database: try again at the next beat
+                log.exception("export heartbeat failed")
+
+
+def run_job(db: Database, store: BlobStore, job_id: int, worker: str,
+            heartbeat: float = HEARTBEAT_SECONDS) -> str:
+    """Run a claimed job to the end; returns its final status (done, failed, or lost)."""
+    beat = _Heartbeat(db, job_id, worker, heartbeat)
+    beat.start()
+    try:
+        with db.session() as s, tempfile.TemporaryFile(prefix="carefile-export-") as tmp:
+            job = s.get(ExportJob, job_id)
+            user = s.get(User, job.user_id) if job is not None and job.user_id else None
+            form = s.get(Form, job.form_id) if job is not None and job.form_id else None
+            if job is None or user is None or form is None:
+                raise Problem(410, "410.70", "The user or form of this export no longer exists.")
+            if not user.active:
+                raise Problem(403, "403.71", "The account that asked for this export is disabled.")
+            kind = job.kind
+            plan = Plan(s, form, user, ExportOptions.parse(job.options))
+            _touch(db, job_id, worker, total=plan.count(s))
+
+            def progress(done: int) -> None:
+                if beat.lost:
+                    raise LostJob(job_id)
+                _touch(db, job_id, worker, progress=done)
+
+            if kind == "csvzip":
+                write_csvzip(plan, s, tmp, store, progress)
+            elif kind == "xlsx":
+                write_xlsx(plan, s, tmp, progress)
+            else:
+                write_json(plan, s, tmp, progress)
+            s.rollback()  # end the long read transaction before the upload
+            tmp.flush()
+            tmp.seek(0)
+            info = store.put(tmp)
+        with db.write() as w:
+            res = w.execute(update(ExportJob).where(*_owned(job_id, worker)).values(
+                status="done", blob_key=info.key, md5=info.md5, size=info.size, finished_at=utcnow(),
+                progress=ExportJob.total))
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                raise LostJob(job_id)
+        return "done"
+    except LostJob:
+        log.warning("export job %s was taken over by another worker", job_id)
+        return "lost"
+    except Exception as err:
+        message = err.message if isinstance(err, Problem) else f"{type(err).__name__}: {err}"
+        if not isinstance(err, Problem):
+            log.exception("export job %s failed", job_id)
+        with db.write() as w:
+            w.execute(update(ExportJob).where(*_owned(job_id, worker)).values(
+                status="failed", error=message[:2000], finished_at=utcnow()))
+        return "failed"
+    finally:
+        beat.stopped.set()
+        beat.join()
+
+
+def run_pending(db: Database, store: BlobStore, worker: str | None = None, limit: int = 100) -> int:
+    """Re-queue dead jobs, then run queued jobs until none is left (or limit); returns how many ran."""
+    worker = worker or worker_name()
+    requeue_stale(db)
+    ran = 0
+    while ran < limit and (jid := claim(db, worker)) is not None:
+        run_job(db, store, jid, worker)
+        ran += 1
+    return ran
+
+
+class Worker:
+    """A daemon thread in the app process that runs queued export jobs."""
+
+    def __init__(self, db: Database, store: BlobStore, poll: float = 2.0) -> None:
+        self.db, self.store, self.poll = db, store, poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="export-worker", daemon=True)
+
+    def start(self) -> Worker:
+        self.thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.thread.join(timeout)
+
+    def _loop(self) -> None:
+        name = worker_name()
+        while not self._stop.is_set():
+            try:
+                run_pending(self.db, self.store, name)
+            except Exception:
+                log.exception("export worker: error while looking for jobs")
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+
+_workers: dict[int, Worker] = {}  # one per process and database (pid check: gunicorn forks)
+_lock = threading.Lock()
+
+
+def ensure_worker(db: Database, store: BlobStore) -> Worker:
+    """Start this process's worker for db (once)."""
+    key = (os.getpid() << 20) ^ id(db)
+    with _lock:
+        w = _workers.get(key)
+        if w is None or not w.thread.is_alive():
+            w = _workers[key] = Worker(db, store).start()
+        return w
+
+
+def wake_workers() -> None:
+    for w in list(_workers.values()):
+        w.wake()

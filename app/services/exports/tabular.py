@@ -1,0 +1,452 @@
+"""Rows → tables: the export plan (tables, headers, KEY/PARENT_KEY) and one pass over the rows.
+
+Layout follows ODK Central's / Briefcase's CSV export (protocol.md §8.5): the main table has
+`SubmissionDate`, the questions (group paths joined with `-`), then `KEY`, `SubmitterID`,
+`SubmitterName`, `AttachmentsPresent`, `AttachmentsExpected`, `Status`, `ReviewState`,
+`DeviceID`, `Edits`, `FormVersion` (and CareFile's `RegionCode`); one table per repeat ends with
+`PARENT_KEY`, `KEY`. A repeat row's KEY is its parent's KEY + `/<repeat name>[<ordinal>]`, so
+nested repeats link to their parent row and, through it, to the submission.
+
+The columns are the union of every form version's questions (newest version's order and labels
+first); a question marked sensitive in any version is masked unless the user may and asks.
+Submissions are read in keyset batches (id > last ORDER BY id LIMIT n) with their repeat rows and
+attachments fetched per batch, so memory does not grow with the number of rows.
+"""
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, func, literal, select, tuple_
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion, User
+from app.models.base import UTCDateTime
+from forms import Field, FormSchema
+
+from .. import access
+from ..forms import schema_of
+from . import ExportOptions
+
+MASK = "***"
+SKIP_TYPES = ("group", "repeat")
+MAIN_HEAD = ("SubmissionDate",)
+MAIN_TAIL = ("KEY", "SubmitterID", "SubmitterName", "AttachmentsPresent", "AttachmentsExpected", "Status",
+             "ReviewState", "DeviceID", "Edits", "FormVersion", "RegionCode")
+REPEAT_TAIL = ("PARENT_KEY", "KEY")
+GEO_PARTS = {"codes": ("Latitude", "Longitude", "Altitude", "Accuracy"),
+             "en": ("Latitude", "Longitude", "Altitude", "Accuracy"), "zh": ("纬度", "经度", "海拔", "精度")}
+BATCH = 1000
+
+Spec = tuple[str, int, Any, int]  # (data key, kind (see build_row), dict or function, width)
+
+
+def pick_label(labels: dict[str, str], lang: str) -> str:
+    """The label in language `lang` ("zh"/"en") among itext languages like '中文 (zh)'; else any."""
+    if not labels:
+        return ""
+    for key, text in labels.items():
+        low = key.lower()
+        if f"({lang})" in low or low == lang:
+            return text
+    for key, text in labels.items():
+        low = key.lower()
+        if (lang == "zh" and ("中文" in key or "chinese" in low)) or (lang == "en" and "english" in low):
+            return text
+    return labels.get("") or labels.get("default") or next(iter(labels.values()))
+
+
+@dataclass
+class Table:
+    """One output table: the main table (repeat None) or one repeat."""
+
+    repeat: str | None
+    name: str            # file / sheet name stem
+    node: str            # the repeat's node name (KEY segment); "" for the main table
+    fields: list[tuple[Field, str, str]] = field(default_factory=list)  # (field, data key, header)
+    headers: list[str] = field(default_factory=list)
+    specs: list[Spec] = field(default_factory=list)
+    binary_keys: list[str] = field(default_factory=list)  # unmasked photo/signature keys (media)
+
+
+@dataclass
+class RepeatRecord:
+    table: int
+    key: str
+    parent_key: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Record:
+    """One submission (its current version) with its repeat rows and, if asked, its media files."""
+
+    key: str
+    meta: tuple[Any, ...]  # values of MAIN_TAIL after KEY, and SubmissionDate first
+    data: dict[str, Any]
+    repeats: list[RepeatRecord]
+    media: list[tuple[str, str]]  # (file name, blob key)
+
+
+class Plan:
+    """Everything one export needs: the form, the user's scope, the tables and the row query."""
+
+    def __init__(self, session: Session, form: Form, user: User, options: ExportOptions) -> None:
+        access.require_reader(user)
+        options.check_allowed(user)
+        self.form, self.user, self.options = form, user, options
+        versions = list(session.scalars(select(FormVersion).where(FormVersion.form_id == form.id)
+                                        .order_by(FormVersion.id.desc())))
+        if options.form_version:
+            versions = [v for v in versions if v.version == options.form_version]
+            if not versions:
+                raise Problem(404, "404.70", f"Form '{form.xml_form_id}' has no version '{options.form_version}'.")
+        if not versions:
+            raise Problem(404, "404.71", f"Form '{form.xml_form_id}' has no published version.")
+        self.version_ids = [v.id for v in versions]
+        schemas = [schema_of(v) for v in versions]
+        self.schema = schemas[0]
+        self.title = versions[0].title
+        self.tables = self._layout(schemas)
+        self.table_of = {t.repeat: i for i, t in enumerate(self.tables)}
+        self._nodes = {t.repeat: t.node for t in self.tables if t.repeat}
+
+    # ---- layout -------------------------------------------------------------------------------
+    def _layout(self, schemas: list[FormSchema]) -> list[Table]:
+        fields: dict[str, Field] = {}
+        sensitive: set[str] = set()
+        repeats: list[str] = []
+        for schema in schemas:
+            for f in schema.fields:
+                fields.setdefault(f.path, f)
+                if f.sensitive:
+                    sensitive.add(f.path)
+            for r in schema.repeats:
+                if r not in repeats:
+                    repeats.append(r)
+        self.sensitive_paths = sensitive
+        root = "/" + self.schema.root
+        form_id = self.form.xml_form_id
+        tables = [Table(None, form_id, "")]
+        names: set[str] = {form_id}
+        for rep in repeats:
+            node = rep.rsplit("/", 1)[-1]
+            name, n = f"{form_id}-{node}", 1
+            while name in names:
+                n += 1
+                name = f"{form_id}-{node}~{n}"
+            names.add(name)
+            tables.append(Table(rep, name, node))
+        by_repeat = {t.repeat: t for t in tables}
+        for f in fields.values():
+            if f.type in SKIP_TYPES:
+                continue
+            table = by_repeat.get(f.repeat)
+            if table is None:
+                continue
+            base = table.repeat or root
+            key = f.path[len(base) + 1:]
+            table.fields.append((f, key, self._header(f, key, base, fields)))
+        for t in tables:
+            self._compile(t)
+        return tables
+
+    def _header(self, f: Field, key: str, base: str, fields: dict[str, Field]) -> str:
+        mode, grouped = self.options.labels, self.options.group_paths
+        parts = key.split("/") if grouped else [key.rsplit("/", 1)[-1]]
+        if mode == "codes":
+            return "-".join(parts)
+        if not grouped:
+            return (pick_label(f.labels, mode) or f.name).strip()
+        out = []
+        for i, part in enumerate(parts):
+            node = fields.get(f"{base}/{'/'.join(parts[:i + 1])}")
+            out.append((pick_label(node.labels, mode) if node is not None else "").strip() or part)
+        return " - ".join(out)
+
+    def _compile(self, t: Table) -> None:
+        opts = self.options
+        headers: list[str] = list(MAIN_HEAD) if t.repeat is None else []
+        for f, key, header in t.fields:
+            masked = f.path in self.sensitive_paths and not opts.sensitive
+            labels = {c.value: pick_label(c.labels, opts.labels) or c.value for c in f.choices} \
+                if opts.labels != "codes" else None
+            if f.type == "binary" and not masked:
+                t.binary_keys.append(key)
+            if f.type == "geopoint":
+                parts = GEO_PARTS[opts.labels]
+                cols = [f"{header}-{p}" for p in parts]
+                spec: Spec = (key, 3, _geopoint, 4)
+            elif f.type == "select":
+                cols = [header]
+                spec = (key, 2, _join_labels(labels) if labels else _join_codes, 1)
+                if opts.split_select and f.choices:
+                    values = [c.value for c in f.choices]
+                    cols += [f"{header}/{(labels or {}).get(v, v)}" for v in values]
+                    spec = (key, 3, _split(values, labels), 1 + len(values))
+            elif f.type == "select1" and labels:
+                cols, spec = [header], (key, 1, labels, 1)
+            elif f.type in ("geotrace", "geoshape"):
+                cols, spec = [header], (key, 2, _geo_text, 1)
+            elif f.type == "boolean":
+                cols, spec = [header], (key, 2, _bool, 1)
+            else:
+                cols, spec = [header], (key, 0, None, 1)
+            if masked:
+                spec = (key, 3, _masker(spec[3]), spec[3])
+            headers += cols
+            t.specs.append(spec)
+        headers += list(MAIN_TAIL if t.repeat is None else REPEAT_TAIL)
+        t.headers = _unique(headers)
+
+    # ---- rows ---------------------------------------------------------------------------------
+    def _where(self) -> list[Any]:
+        o = self.options
+        S = Submission
+        cond: list[Any] = [S.form_id == self.form.id, S.deleted_at.is_(None),
+                           access.region_filter(self.user, S.region_code)]
+        if o.region:
+            cond.append(S.region_code.startswith(o.region, autoescape=True))
+        if o.review_states:
+            cond.append(S.review_state.in_(o.review_states))
+        if o.date_from:
+            cond.append(S.created_at >= datetime(o.date_from.year, o.date_from.month, o.date_from.day,
+                                                 tzinfo=UTC))
+        if o.date_to:
+            end = datetime(o.date_to.year, o.date_to.month, o.date_to.day, tzinfo=UTC) + timedelta(days=1)
+            cond.append(S.created_at < end)
+        if o.form_version:
+            cond.append(SubmissionVersion.form_version_id.in_(self.version_ids))
+        return cond
+
+    def count(self, session: Session) -> int:
+        q = (select(func.count()).select_from(Submission)
+             .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id).where(*self._where()))
+        return int(session.scalar(q) or 0)
+
+    def records(self, session: Session, batch: int = BATCH,
+                progress: Callable[[int], None] | None = None) -> Iterator[Record]:
+        """Every matching submission in order received, read batch by batch: keyset pagination on
+        (created_at, id), which the index (form_id, created_at, id) serves without sorting.
+        Executed as Core statements on the session's connection (no ORM row loading)."""
+        S, V, A = Submission, SubmissionVersion, SubmissionAttachment
+        edits = select(func.count()).where(V.submission_id == S.id).correlate(S).scalar_subquery()
+        expected = select(func.count()).where(A.version_id == V.id).correlate(V).scalar_subquery()
+        present = (select(func.count()).where(A.version_id == V.id, A.blob_key.is_not(None))
+                   .correlate(V).scalar_subquery())
+        base = (select(S.id, S.instance_id, S.created_at, S.submitter_id, User.username, S.device_id,
+                       S.review_state, S.region_code, V.id, V.data, FormVersion.version, edits, expected, present)
+                .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
+                .outerjoin(User, User.id == S.submitter_id).where(*self._where())
+                .order_by(S.created_at, S.id).limit(batch))
+        conn = session.connection()
+        with _fewer_collections():
+            yield from self._pages(conn, base, batch, progress)
+
+    def _pages(self, conn: Any, base: Any, batch: int, progress: Callable[[int], None] | None) -> Iterator[Record]:
+        S = Submission
+        done, query = 0, base
+        while True:
+            rows = conn.execute(query).all()
+            if not rows:
+                break
+            query = base.where(tuple_(S.created_at, S.id) > tuple_(
+                literal(rows[-1][2], UTCDateTime()), literal(rows[-1][0], Integer())))
+            yield from self._batch(conn, rows)
+            done += len(rows)
+            if progress is not None:
+                progress(done)
+            if len(rows) < batch:
+                break
+
+    def _batch(self, conn: Any, rows: list[Any]) -> Iterator[Record]:
+        vids = [r[8] for r in rows]
+        A, R = SubmissionAttachment, SubmissionRepeatRow
+        media = self.options.media
+        atts: dict[int, list[tuple[str, str]]] = {}
+        if media:
+            for vid, name, key in conn.execute(select(A.version_id, A.name, A.blob_key).where(
+                    A.version_id.in_(vids), A.blob_key.is_not(None))):
+                atts.setdefault(vid, []).append((name, key))
+        reps: dict[int, list[Any]] = {}
+        if len(self.tables) > 1:
+            q = select(R.id, R.version_id, R.repeat, R.ordinal, R.parent_id, R.data).where(
+                R.version_id.in_(vids)).order_by(R.id)
+            for rr in conn.execute(q).all():
+                reps.setdefault(rr[1], []).append(rr)
+        table_of, nodes = self.table_of, self._nodes
+        no_reps: tuple[Any, ...] = ()
+        for (_sid, iid, created, submitter, uname, device, review, region, vid, data, version, edits, expected,
+             present) in rows:
+            meta = (created.isoformat(timespec="milliseconds")[:23] + "Z", submitter, uname or "", present,
+                    expected, "", review, device or "", edits - 1, version, region or "")
+            out: list[RepeatRecord] = []
+            keys: dict[int, str] = {}
+            for rid, _v, repeat, ordinal, parent, rdata in reps.get(vid, no_reps):
+                pkey = keys.get(parent, iid) if parent else iid
+                key = keys[rid] = f"{pkey}/{nodes.get(repeat) or repeat.rsplit('/', 1)[-1]}[{ordinal}]"
+                t = table_of.get(repeat)
+                if t is not None:
+                    out.append(RepeatRecord(t, key, pkey, rdata or {}))
+            wanted: list[tuple[str, str]] = []
+            files = atts.get(vid)
+            if files:
+                names = self._media_names(data or {}, out)
+                wanted = [(n, k) for n, k in files if n in names]
+            yield Record(iid, meta, data or {}, out, wanted)
+
+    def _media_names(self, data: dict[str, Any], reps: list[RepeatRecord]) -> set[str]:
+        names = {data.get(k) for k in self.tables[0].binary_keys}
+        for r in reps:
+            names.update(r.data.get(k) for k in self.tables[r.table].binary_keys)
+        return {n for n in names if isinstance(n, str)}
+
+    # ---- cells --------------------------------------------------------------------------------
+    def main_row(self, rec: Record) -> list[Any]:
+        """Cells of the main table for CSV/XLSX (formula-like strings neutralised)."""
+        meta = rec.meta
+        row = [meta[0]]
+        row += build_row(rec.data, self.tables[0].specs)
+        row.append(_safe(rec.key))
+        row += meta[1:]
+        row[-9], row[-5] = _safe(row[-9]), _safe(row[-5])  # SubmitterName, DeviceID
+        return row
+
+    def repeat_row(self, rep: RepeatRecord) -> list[Any]:
+        row = build_row(rep.data, self.tables[rep.table].specs)
+        row.append(_safe(rep.parent_key))
+        row.append(_safe(rep.key))
+        return row
+
+
+_gc_lock = threading.Lock()
+_gc_state: dict[str, Any] = {"users": 0, "saved": None}
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Exports allocate millions of short-lived, acyclic dicts and lists; the default gen-0
+    threshold (700) makes the cycle collector run thousands of times (≈40% of an export's time).
+    Raise it while any export runs in this process, then restore it."""
+    with _gc_lock:
+        if _gc_state["users"] == 0:
+            saved = _gc_state["saved"] = gc.get_threshold()
+            gc.set_threshold(max(saved[0], 50_000), *saved[1:])
+        _gc_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_state["users"] -= 1
+            if _gc_state["users"] == 0 and _gc_state["saved"]:
+                gc.set_threshold(*_gc_state["saved"])
+
+
+_EMPTY = {n: [""] * n for n in range(1, 64)}
+_DANGER = frozenset("=+-@\t\r")
+
+
+def build_row(data: dict[str, Any], specs: list[Spec]) -> list[Any]:
+    """The cells of one row (hot loop: no per-cell function call for plain values and choices).
+
+    kind 0: the value as is; 1: a dict lookup (choice labels); 2: a function giving one cell;
+    3: a function giving `width` cells. Strings a spreadsheet would run as formulas
+    (= + - @ tab CR first) get a leading apostrophe.
+    """
+    out: list[Any] = []
+    ap, ex, get, danger = out.append, out.extend, data.get, _DANGER
+    for key, kind, fn, width in specs:
+        v = get(key)
+        if v is None or v == "":
+            if width == 1:
+                ap("")
+            else:
+                ex(_EMPTY.get(width) or [""] * width)
+            continue
+        if kind == 1:
+            v = fn.get(v, v)
+        elif kind == 2:
+            v = fn(v)
+        elif kind == 3:
+            ex(fn(v))
+            continue
+        if v.__class__ is str and v and v[0] in danger:
+            v = "'" + v
+        ap(v)
+    return out
+
+
+def _safe(v: Any) -> Any:
+    return "'" + v if v.__class__ is str and v and v[0] in _DANGER else v
+
+
+def _unique(headers: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in headers:
+        n = seen.get(h, 0) + 1
+        seen[h] = n
+        out.append(h if n == 1 else f"{h}~{n}")
+    return out
+
+
+def _join_codes(v: Any) -> Any:
+    return " ".join(map(str, v)) if isinstance(v, list) else v
+
+
+def _join_labels(labels: dict[str, str]) -> Callable[[Any], Any]:
+    def fn(v: Any) -> Any:
+        return ", ".join(str(labels.get(c, c)) for c in v) if isinstance(v, list) else labels.get(v, v)
+    return fn
+
+
+def _split(values: list[str], labels: dict[str, str] | None) -> Callable[[Any], list[Any]]:
+    head = _join_labels(labels) if labels else _join_codes
+
+    def fn(v: Any) -> list[Any]:
+        chosen = set(v) if isinstance(v, list) else set(str(v).split())
+        return [_safe(head(v)), *[1 if c in chosen else 0 for c in values]]
+    return fn
+
+
+def _masker(width: int) -> Callable[[Any], list[str]]:
+    cells = [MASK] * width
+    return lambda v: cells
+
+
+def _geopoint(v: Any) -> list[Any]:
+    if isinstance(v, dict):
+        c = v.get("coordinates") or []
+        acc = (v.get("properties") or {}).get("accuracy", "")
+        return [c[1] if len(c) > 1 else "", c[0] if c else "", c[2] if len(c) > 2 else "", acc]
+    return [_safe(v), "", "", ""]
+
+
+def _geo_text(v: Any) -> Any:
+    """GeoJSON LineString/Polygon back to ODK's "lat lon alt;…" text."""
+    if not isinstance(v, dict):
+        return v
+    coords = v.get("coordinates") or []
+    if v.get("type") == "Polygon":
+        coords = coords[0] if coords else []
+    return ";".join(" ".join(str(x) for x in [p[1], p[0], *p[2:]]) for p in coords)
+
+
+def _bool(v: Any) -> Any:
+    return ("true" if v else "false") if isinstance(v, bool) else v
+
+
+def plan_for(session: Session, project_id: int, xml_form_id: str, user: User, options: ExportOptions) -> Plan:
+    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+    if form is None:
+        raise Problem(404, "404.72", f"There is no form '{xml_form_id}'.")
+    return Plan(session, form, user, options)
+
+
+__all__ = ["MASK", "Plan", "Record", "RepeatRecord", "Table", "build_row", "pick_label", "plan_for"]

@@ -1,0 +1,525 @@
+"""Exports: CSV zip (Central/Briefcase layout), XLSX, JSON, jobs, masking, filters, child ZIP."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+import tracemalloc
+import uuid
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import insert, select, update
+
+from tests.app.conftest import PASSWORD, submission_body
+from tests.app.web_helpers import Browser
+from tests.support.digest_client import DigestClient
+
+CARE_MD = """
+| settings |
+| | form_id | version | form_title | default_language |
+| | care | {version} | Care visit | 中文 (zh) |
+
+| survey |
+| | type | name | label::中文 (zh) | label::English (en) | bind::carefile:sensitive |
+| | begin group | grp | 基本信息 | Basics | |
+| | text | child_name | 儿童姓名 | Child's name | yes |
+| | select_one vil | village | 村 | Village | |
+| | end group | | | | |
+| | integer | age | 年龄 | Age | |
+| | select_multiple needs | needs | 需求 | Needs | |
+| | text | note | 备注 | Note | |
+| | geopoint | location | 位置 | Location | |
+| | image | photo | 照片 | Photo | |
+| | begin repeat | members | 家庭成员 | Members | |
+| | text | role | 关系 | Role | |
+| | begin repeat | kids | 子女 | Children | |
+| | text | kid_name | 子女姓名 | Kid's name | |
+| | end repeat | | | | |
+| | end repeat | | | | |
+
+| choices |
+| | list_name | name | label::中文 (zh) | label::English (en) |
+| | vil | 540102002201 | 甲村 | Village A |
+| | vil | 540121100201 | 乙村 | Village B |
+| | needs | food | 食物 | Food |
+| | needs | school | 上学 | School |
+| | needs | health | 健康 | Health |
+"""
+VILLAGE_A, VILLAGE_B = "540102002201", "540121100201"
+PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
+
+
+def care_xml(iid: str, *, name: str = "卓玛", village: str = VILLAGE_A, note: str = "=HYPERLINK(1)",
+             needs: str = "food health", members: list[tuple[str, list[str]]] | None = None,
+             photo: str = "p1.jpg") -> bytes:
+    members = members if members is not None else [("母亲", ["次仁", "-2+3"]), ("舅舅", [])]
+    reps = "".join(f"<members><role>{r}</role>" + "".join(f"<kids><kid_name>{k}</kid_name></kids>" for k in kids)
+                   + "</members>" for r, kids in members)
+    return (f'<data id="care" version="1"><grp><child_name>{name}</child_name><village>{village}</village></grp>'
+            f"<age>9</age><needs>{needs}</needs><note>{note}</note><location>29.65 91.13 3650 5</location>"
+            f"<photo>{photo}</photo>{reps}<meta><instanceID>{iid}</instanceID></meta></data>").encode()
+
+
+@pytest.fixture
+def care(publish: Any) -> Any:
+    return publish(CARE_MD.format(version="1"), "care.md")
+
+
+@pytest.fixture
+def phone(app: Any, make_user: Any, care: Any) -> DigestClient:
+    make_user("dolma", "collector", ["54"])
+    return DigestClient(app.test_client(), "dolma", PASSWORD)
+
+
+def send(phone: DigestClient, xml: bytes, files: dict[str, bytes] | None = None) -> None:
+    resp = phone.post("/v1/projects/1/submission", data=submission_body(xml, files), content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.data
+
+
+@pytest.fixture
+def two(phone: DigestClient) -> None:
+    send(phone, care_xml("uuid:a1"), {"p1.jpg": PHOTO})
+    send(phone, care_xml("uuid:b2", name="Pasang", village=VILLAGE_B, needs="school", members=[], photo=""))
+
+
+def token(client: Any, name: str) -> str:
+    resp = client.post("/v1/sessions", json={"email": name, "password": PASSWORD})
+    assert resp.status_code == 200, resp.data
+    return str(resp.get_json()["token"])
+
+
+class Api:
+    def __init__(self, app: Any, name: str) -> None:
+        self.client = app.test_client()
+        self.auth = {"Authorization": f"Bearer {token(self.client, name)}"}
+
+    def get(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.get(url, headers={**self.auth, **(headers or {})}, **kw)
+
+    def post(self, url: str, body: dict[str, Any]) -> Any:
+        return self.client.post(url, json=body, headers=self.auth)
+
+
+def tables(data: bytes) -> dict[str, list[list[str]]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        out = {}
+        for n in zf.namelist():
+            if n.endswith(".csv"):
+                raw = zf.read(n)
+                assert raw.startswith(b"\xef\xbb\xbf"), n  # BOM: Excel shows Chinese
+                out[n] = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+        return out
+
+
+def direct(api: Api, query: str = "") -> dict[str, list[list[str]]]:
+    resp = api.get(f"/v1/projects/1/forms/care/submissions.csv.zip{query}")
+    assert resp.status_code == 200, resp.data
+    assert resp.content_type == "application/zip"
+    return tables(resp.data)
+
+
+def col(table: list[list[str]], header: str) -> list[str]:
+    i = table[0].index(header)
+    return [r[i] for r in table[1:]]
+
+
+def test_csv_zip_layout_keys_and_neutralised_cells(app: Any, make_user: Any, two: None) -> None:
+    make_user("coord", "coordinator", ["54"])
+    t = direct(Api(app, "coord"))
+    assert sorted(t) == ["care-kids.csv", "care-members.csv", "care.csv"]
+    main, members, kids = t["care.csv"], t["care-members.csv"], t["care-kids.csv"]
+    assert main[0][:9] == ["SubmissionDate", "grp-child_name", "grp-village", "age", "needs", "note",
+                           "location-Latitude", "location-Longitude", "location-Altitude"]
+    assert main[0][-11:] == ["KEY", "SubmitterID", "SubmitterName", "AttachmentsPresent", "AttachmentsExpected",
+                             "Status", "ReviewState", "DeviceID", "Edits", "FormVersion", "RegionCode"]
+    assert col(main, "KEY") == ["uuid:a1", "uuid:b2"]
+    assert col(main, "needs") == ["food health", "school"]
+    assert col(main, "note") == ["'=HYPERLINK(1)"] * 2  # formula neutralised
+    assert col(main, "location-Latitude")[0] == "29.65" and col(main, "location-Accuracy")[0] == "5.0"
+    assert col(main, "SubmitterName") == ["dolma", "dolma"] and col(main, "AttachmentsPresent") == ["1", "0"]
+    assert members[0] == ["role", "PARENT_KEY", "KEY"]
+    assert members[1:] == [["母亲", "uuid:a1", "uuid:a1/members[1]"], ["舅舅", "uuid:a1", "uuid:a1/members[2]"]]
+    assert kids[0] == ["kid_name", "PARENT_KEY", "KEY"]
+    assert kids[1:] == [["次仁", "uuid:a1/members[1]", "uuid:a1/members[1]/kids[1]"],
+                        ["'-2+3", "uuid:a1/members[1]", "uuid:a1/members[1]/kids[2]"]]
+    assert col(main, "grp-child_name") == ["***", "***"]  # sensitive: masked by default
+
+
+def test_labels_in_both_languages_split_select_and_group_paths(app: Any, make_user: Any, two: None) -> None:
+    make_user("coord", "coordinator", ["54"])
+    api = Api(app, "coord")
+    zh = direct(api, "?labels=zh&splitSelectMultiples=true")["care.csv"]
+    assert zh[0][1:3] == ["基本信息 - 儿童姓名", "基本信息 - 村"]
+    assert col(zh, "基本信息 - 村") == ["甲村", "乙村"]
+    assert col(zh, "需求") == ["食物, 健康", "上学"]
+    assert col(zh, "需求/食物") == ["1", "0"] and col(zh, "需求/上学") == ["0", "1"]
+    assert col(zh, "需求/健康") == ["1", "0"]
+    assert "位置-纬度" in zh[0]
+    en = direct(api, "?labels=en&groupPaths=false")
+    assert en["care.csv"][0][1:4] == ["Child's name", "Village", "Age"]
+    assert col(en["care.csv"], "Village") == ["Village A", "Village B"]
+    assert en["care-kids.csv"][0] == ["Kid's name", "PARENT_KEY", "KEY"]
+    codes = direct(api, "?groupPaths=false&splitSelectMultiples=true")["care.csv"]
+    assert codes[0][1:5] == ["child_name", "village", "age", "needs"] and "needs/school" in codes[0]
+
+
+def test_sensitive_fields_only_for_allowed_roles_who_ask(app: Any, make_user: Any, two: None) -> None:
+    make_user("admin1", "admin")
+    make_user("mgr", "manager", ["54"])
+    admin = Api(app, "admin1")
+    assert col(direct(admin)["care.csv"], "grp-child_name") == ["***", "***"]
+    assert col(direct(admin, "?sensitive=true")["care.csv"], "grp-child_name") == ["卓玛", "Pasang"]
+    mgr = Api(app, "mgr")
+    assert col(direct(mgr)["care.csv"], "grp-child_name") == ["***", "***"]
+    resp = mgr.get("/v1/projects/1/forms/care/submissions.csv.zip?sensitive=true")
+    assert resp.status_code == 403
+    assert mgr.post("/v1/projects/1/exports", {"form": "care", "sensitive": True}).status_code == 403
+
+
+def test_filters_region_dates_review_state_version(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    from app.models import Submission
+
+    with rt.db.write() as s:
+        s.execute(update(Submission).where(Submission.instance_id == "uuid:a1").values(
+            review_state="approved", created_at=datetime(2026, 1, 10, 12, tzinfo=UTC)))
+        s.execute(update(Submission).where(Submission.instance_id == "uuid:b2").values(
+            created_at=datetime(2026, 2, 10, 12, tzinfo=UTC)))
+    make_user("admin1", "admin")
+    api = Api(app, "admin1")
+
+    def keys(q: str) -> list[str]:
+        return col(direct(api, q)["care.csv"], "KEY")
+
+    assert keys("?region=540121") == ["uuid:b2"]
+    assert keys("?review_states=approved") == ["uuid:a1"]
+    assert keys("?review_states=approved,received") == ["uuid:a1", "uuid:b2"]
+    assert keys("?date_from=2026-02-01") == ["uuid:b2"]
+    assert keys("?date_to=2026-01-10") == ["uuid:a1"]
+    assert keys("?date_from=2026-01-11&date_to=2026-02-09") == []
+    assert keys("?form_version=1") == ["uuid:a1", "uuid:b2"]
+    assert api.get("/v1/projects/1/forms/care/submissions.csv.zip?form_version=9").status_code == 404
+    assert api.get("/v1/projects/1/forms/care/submissions.csv.zip?region=54x").status_code == 400
+    assert api.get("/v1/projects/1/forms/care/submissions.csv.zip?review_states=nope").status_code == 400
+
+
+def test_manager_of_another_region_sees_no_rows(app: Any, make_user: Any, two: None) -> None:
+    make_user("far", "manager", ["6301"])
+    make_user("mgr_b", "manager", ["540121"])
+    far = direct(Api(app, "far"))
+    assert len(far["care.csv"]) == 1 and len(far["care-members.csv"]) == 1 and len(far["care-kids.csv"]) == 1
+    assert col(direct(Api(app, "mgr_b"))["care.csv"], "KEY") == ["uuid:b2"]
+
+
+def run_jobs(rt: Any) -> int:
+    from app.services.exports import jobs
+
+    return jobs.run_pending(rt.db, rt.store, "test-worker")
+
+
+def job_file(api: Api, rt: Any, body: dict[str, Any]) -> bytes:
+    resp = api.post("/v1/projects/1/exports", body)
+    assert resp.status_code == 202, resp.data
+    jid = resp.get_json()["id"]
+    assert run_jobs(rt) == 1
+    status = api.get(f"/v1/projects/1/exports/{jid}").get_json()
+    assert status["status"] == "done", status
+    resp = api.get(f"/v1/projects/1/exports/{jid}/file")
+    assert resp.status_code == 200
+    return bytes(resp.data)
+
+
+def test_xlsx_one_sheet_per_table(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    make_user("coord", "coordinator", ["54"])
+    data = job_file(Api(app, "coord"), rt, {"form": "care", "format": "xlsx", "labels": "zh"})
+    wb = load_workbook(io.BytesIO(data), read_only=True)
+    assert wb.sheetnames == ["care", "care-members", "care-kids"]
+    main = [list(r) for r in wb["care"].iter_rows(values_only=True)]
+    assert main[0][0] == "SubmissionDate" and main[0][1] == "基本信息 - 儿童姓名"
+    assert [r[main[0].index("年龄")] for r in main[1:]] == [9, 9]  # numbers stay numbers
+    assert [r[main[0].index("备注")] for r in main[1:]] == ["'=HYPERLINK(1)"] * 2
+    kids = [list(r) for r in wb["care-kids"].iter_rows(values_only=True)]
+    assert kids[1][1:] == ["uuid:a1/members[1]", "uuid:a1/members[1]/kids[1]"]
+    wb.close()
+
+
+def test_json_nests_repeats(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    make_user("admin1", "admin")
+    data = job_file(Api(app, "admin1"), rt, {"form": "care", "format": "json", "labels": "en"})
+    doc = json.loads(data)
+    assert doc["form"] == "care" and len(doc["submissions"]) == 2
+    a = doc["submissions"][0]
+    assert a["__id"] == "uuid:a1" and a["__system"]["reviewState"] == "received"
+    assert a["Basics - Child's name"] == "***" and a["Needs"] == ["Food", "Health"] and a["Age"] == 9
+    assert [m["Role"] for m in a["members"]] == ["母亲", "舅舅"]
+    assert [k["Kid's name"] for k in a["members"][0]["kids"]] == ["次仁", "-2+3"]
+    assert a["members"][0]["kids"][1]["__id"] == "uuid:a1/members[1]/kids[2]"
+
+
+def test_csv_zip_job_with_media(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    make_user("coord", "coordinator", ["54"])
+    data = job_file(Api(app, "coord"), rt, {"form": "care", "format": "csvzip", "media": True})
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert "media/p1.jpg" in zf.namelist() and zf.read("media/p1.jpg") == PHOTO
+    assert Api(app, "coord").get("/v1/projects/1/forms/care/submissions.csv.zip?attachments=true").status_code == 409
+
+
+def test_job_progress_and_ranged_download(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    from app.services import audit
+
+    make_user("coord", "coordinator", ["54"])
+    api = Api(app, "coord")
+    resp = api.post("/v1/projects/1/exports", {"form": "care", "format": "csvzip", "labels": "zh"})
+    assert resp.status_code == 202 and resp.headers["Location"].endswith(f"/exports/{resp.get_json()['id']}")
+    jid = resp.get_json()["id"]
+    assert api.get(f"/v1/projects/1/exports/{jid}").get_json()["status"] == "queued"
+    assert api.get(f"/v1/projects/1/exports/{jid}/file").status_code == 409
+    run_jobs(rt)
+    status = api.get(f"/v1/projects/1/exports/{jid}").get_json()
+    assert (status["status"], status["progress"], status["total"], status["percent"]) == ("done", 2, 2, 100)
+    url = f"/v1/projects/1/exports/{jid}/file"
+    full = api.get(url)
+    assert full.status_code == 200 and full.headers["Accept-Ranges"] == "bytes"
+    etag, size = full.headers["ETag"], len(full.data)
+    assert size == status["size"] and size > 200
+    first = api.get(url, headers={"Range": "bytes=0-99"})
+    assert first.status_code == 206 and len(first.data) == 100
+    assert first.headers["Content-Range"] == f"bytes 0-99/{size}"
+    rest = api.get(url, headers={"Range": "bytes=100-", "If-Range": etag})
+    assert rest.status_code == 206 and first.data + rest.data == full.data
+    changed = api.get(url, headers={"Range": "bytes=100-", "If-Range": '"0123"'})
+    assert changed.status_code == 200 and changed.data == full.data
+    assert api.get(url, headers={"Range": f"bytes={size}-"}).status_code == 416
+    assert tables(full.data)["care.csv"][1][2] == "甲村"
+    other = make_user("coord2", "coordinator", ["54"])
+    assert other and Api(app, "coord2").get(url).status_code == 404  # a job belongs to its creator
+    with rt.db.session() as s:
+        assert audit.count(s, "export.create") == 1
+        # full, first part, the If-Range mismatch (a new whole download) — not the resumed part
+        assert audit.count(s, "export.download") == 3
+
+
+def test_dead_worker_job_is_requeued(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    from app.models import ExportJob
+    from app.services.exports import jobs
+
+    make_user("coord", "coordinator", ["54"])
+    api = Api(app, "coord")
+    jid = api.post("/v1/projects/1/exports", {"form": "care"}).get_json()["id"]
+    assert jobs.claim(rt.db, "999@gone") == jid
+    assert jobs.claim(rt.db, "other") is None  # claimed atomically: nobody else gets it
+    assert jobs.requeue_stale(rt.db) == 0  # fresh heartbeat: still its worker's
+    with rt.db.write() as s:
+        s.execute(update(ExportJob).where(ExportJob.id == jid).values(
+            heartbeat_at=datetime.now(UTC) - timedelta(seconds=jobs.STALE_SECONDS + 5)))
+    assert run_jobs(rt) == 1  # re-queued, then run by a live worker
+    assert api.get(f"/v1/projects/1/exports/{jid}").get_json()["status"] == "done"
+    # The dead worker coming back finds it no longer owns the job.
+    assert jobs.run_job(rt.db, rt.store, jid, "999@gone", heartbeat=60) == "lost"
+    with rt.db.session() as s:
+        job = s.get(ExportJob, jid)
+        assert job is not None and job.status == "done" and job.worker == "test-worker"
+
+
+def test_job_that_keeps_killing_its_worker_fails(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    from app.models import ExportJob
+    from app.services.exports import jobs
+
+    make_user("coord", "coordinator", ["54"])
+    api = Api(app, "coord")
+    jid = api.post("/v1/projects/1/exports", {"form": "care"}).get_json()["id"]
+    for attempt in range(jobs.MAX_ATTEMPTS):
+        assert jobs.claim(rt.db, f"{attempt}@dies") == jid
+        with rt.db.write() as s:
+            s.execute(update(ExportJob).where(ExportJob.id == jid).values(
+                heartbeat_at=datetime.now(UTC) - timedelta(seconds=jobs.STALE_SECONDS + 5)))
+        jobs.requeue_stale(rt.db)
+    body = api.get(f"/v1/projects/1/exports/{jid}").get_json()
+    assert body["status"] == "failed" and "smaller" in body["error"]
+
+
+def test_worker_thread_runs_queued_jobs(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    from app.services.exports import jobs
+
+    make_user("coord", "coordinator", ["54"])
+    api = Api(app, "coord")
+    worker = jobs.Worker(rt.db, rt.store, poll=0.05).start()
+    try:
+        jid = api.post("/v1/projects/1/exports", {"form": "care", "format": "json"}).get_json()["id"]
+        worker.wake()
+        deadline = time.monotonic() + 20
+        while api.get(f"/v1/projects/1/exports/{jid}").get_json()["status"] != "done":
+            assert time.monotonic() < deadline, "export job did not finish"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert not worker.thread.is_alive() and threading.active_count() >= 1
+
+
+def test_web_page_start_progress_download(app: Any, rt: Any, make_user: Any, two: None) -> None:
+    make_user("mgr", "manager", ["540102"])
+    b = Browser(app)
+    b.login("mgr")
+    page = b.get("/exports")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "care" in html and 'name="sensitive"' not in html  # managers are not offered sensitive fields
+    resp = b.post("/exports", {"form": "care", "format": "xlsx", "labels": "zh", "group_paths": "1"})
+    assert resp.status_code == 302
+    job_url = resp.headers["Location"]
+    job_page = b.get(job_url).get_data(as_text=True)
+    assert "<progress" in job_page and "/status" in job_page
+    run_jobs(rt)
+    status = b.get(job_url + "/status").get_json()
+    assert status["status"] == "done" and status["download"].endswith("/download")
+    part = b.get(status["download"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.data) == 100
+    whole = b.get(status["download"])
+    wb = load_workbook(io.BytesIO(whole.data), read_only=True)
+    rows = list(wb["care"].iter_rows(values_only=True))
+    assert len(rows) == 2 and rows[1][1] == "***"  # only the manager's village; sensitive masked
+    wb.close()
+    bad = b.post("/exports", {"form": "care", "sensitive": "1"})
+    assert bad.status_code == 403
+
+
+# ---- scale: bulk rows straight into the tables, export with bounded memory --------------------
+
+def bulk_insert(rt: Any, n: int, form_xml_id: str = "care", region: str = VILLAGE_A, base: int = 10_000) -> None:
+    from app.models import Form, Submission, SubmissionRepeatRow, SubmissionVersion
+
+    with rt.db.write() as s:
+        form = s.scalar(select(Form).where(Form.xml_form_id == form_xml_id))
+        fv_id = form.current_version_id
+        now = datetime.now(UTC)
+        subs, vers, reps = [], [], []
+        for i in range(n):
+            sid = vid = base + i
+            subs.append({"id": sid, "form_id": form.id, "instance_id": f"uuid:{uuid.uuid4()}", "created_at": now,
+                         "updated_at": now, "region_code": region, "review_state": "received"})
+            vers.append({"id": vid, "submission_id": sid, "form_id": form.id, "form_version_id": fv_id,
+                         "instance_id": subs[-1]["instance_id"], "current": True, "xml": b"<data/>",
+                         "xml_sha256": "0" * 64, "received_at": now,
+                         "data": {"grp/child_name": f"儿童{i}", "grp/village": region, "age": i % 17,
+                                  "needs": ["food", "school"], "note": "x" * 40,
+                                  "location": {"type": "Point", "coordinates": [91.1, 29.6, 3650]}}})
+            for j in range(3):
+                reps.append({"id": base * 10 + i * 3 + j, "version_id": vid, "repeat": "/data/members",
+                             "ordinal": j + 1, "parent_id": None, "data": {"role": f"role {j}"}})
+        s.execute(insert(Submission), subs)
+        s.execute(insert(SubmissionVersion), vers)
+        s.execute(insert(SubmissionRepeatRow), reps)
+        s.execute(update(Submission), [{"id": v["id"], "current_version_id": v["id"]} for v in vers])
+
+
+class NullSink:
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, b: bytes) -> int:
+        self.size += len(b)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_export_memory_does_not_grow_with_rows(app: Any, rt: Any, make_user: Any, care: Any) -> None:
+    from app.services.exports import ExportOptions
+    from app.services.exports.csvzip import csvzip_steps
+    from app.services.exports.tabular import plan_for
+
+    admin = make_user("admin1", "admin")
+    bulk_insert(rt, 1000, region=VILLAGE_B, base=10_000)  # one read batch
+    bulk_insert(rt, 3000, region=VILLAGE_A, base=20_000)
+
+    def peak(region: str) -> tuple[int, int]:
+        with rt.db.session() as s:
+            plan = plan_for(s, 1, "care", admin, ExportOptions.parse({"format": "csvzip", "region": region}))
+            sink = NullSink()
+            tracemalloc.start()
+            for _ in csvzip_steps(plan, s, sink, rt.store):
+                pass
+            _, top = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            return top, sink.size
+
+    small_peak, small_size = peak(VILLAGE_B)
+    big_peak, big_size = peak("54")
+    assert big_size > 3.5 * small_size
+    # 4,000 submissions + 12,000 repeat rows need no more memory than one batch of 1,000:
+    # rows are read in batches and the repeat table spools to disk past 1 MB.
+    assert big_peak < 12 * 1024 * 1024, big_peak
+    assert big_peak < small_peak * 1.3 + 512 * 1024, (small_peak, big_peak)
+
+
+# ---- the child's file as a ZIP ------------------------------------------------------------------
+
+VISIT_MD = """
+| settings |
+| | form_id | version | default_language |
+| | photo_visit | 1 | 中文 (zh) |
+
+| survey |
+| | type | name | label::中文 (zh) | label::English (en) |
+| | select_one_from_file children.csv | child | 选择儿童 | Child |
+| | text | observation | 走访情况 | Observation |
+| | select_one ok | safe | 是否安全 | Safe? |
+| | image | photo | 照片 | Photo |
+
+| choices |
+| | list_name | name | label::中文 (zh) | label::English (en) |
+| | ok | yes | 安全 | Safe |
+| | ok | no | 不安全 | Not safe |
+
+| entities |
+| | list_name | entity_id |
+| | children | ${child} |
+"""
+
+
+def test_child_zip_has_summary_in_chinese_and_photos(app: Any, publish: Any, make_user: Any, rt: Any) -> None:
+    from app.services import audit
+    from tests.support.entity_forms import REGISTER_MD, register_xml
+
+    publish(REGISTER_MD, "register.md")
+    publish(VISIT_MD, "visit.md")
+    make_user("dolma", "collector", ["540102"])
+    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
+    uid = str(uuid.uuid4())
+    send(phone, register_xml("uuid:r1", uid, "卓玛", VILLAGE_A))
+    send(phone, (f'<data id="photo_visit" version="1"><child>{uid}</child>'
+                 "<observation>家中整洁，孩子精神好</observation>"
+                 f"<safe>yes</safe><photo>visit.jpg</photo><meta><instanceID>uuid:v1</instanceID>"
+                 f'<entity dataset="children" id="{uid}" update="1" baseVersion="1" trunkVersion="" branchId="">'
+                 "<label/></entity></meta></data>").encode(), {"visit.jpg": PHOTO})
+    make_user("coord", "coordinator", ["54"])
+    b = Browser(app)
+    b.login("coord")
+    b.post("/language", {"lang": "zh", "next": "/"})
+    with app.test_request_context():
+        from flask import url_for
+
+        url = url_for("web.child_zip", uid=uid)
+    resp = b.get(url)
+    assert resp.status_code == 200, resp.data
+    assert resp.content_type == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+        names = zf.namelist()
+        html = zf.read("summary.html").decode("utf-8")
+        photos = [n for n in names if n.endswith("visit.jpg")]
+        assert len(photos) == 1 and zf.read(photos[0]) == PHOTO
+    assert '<meta charset="utf-8">' in html and "@media print" in html
+    assert "儿童档案" in html and "卓玛" in html and "走访情况" in html and "家中整洁，孩子精神好" in html
+    assert "安全" in html and f'src="{photos[0]}"' in html
+    far = Browser(app)
+    make_user("far", "manager", ["6301"])
+    far.login("far")
+    assert far.get(url).status_code == 404
+    with rt.db.session() as s:
+        assert audit.count(s, "export.download") == 1
