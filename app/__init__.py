@@ -2,39 +2,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
-
-from storage import BlobStore, open_store
 
 from .config import load_config
 from .db import Database
-
-
-@dataclass
-class Runtime:
-    """What every request handler needs: settings, the database and the blob store."""
-
-    config: dict[str, Any]
-    db: Database
-    store: BlobStore
-
-
-MULTIPART_MARGIN = 1024 * 1024
-
-
-def make_store(cfg: dict[str, Any]) -> BlobStore:
-    url = cfg["STORAGE_URL"]
-    if not str(url).startswith("s3://"):
-        return open_store(url)
-    return open_store(
-        url, endpoint_url=cfg["S3_ENDPOINT_URL"], region=cfg["S3_REGION"],
-        access_key=cfg["S3_ACCESS_KEY"], secret_key=cfg["S3_SECRET_KEY"],
-        create_bucket=cfg["S3_CREATE_BUCKET"],
-    )
+from .runtime import MULTIPART_MARGIN, Runtime, make_store
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -54,10 +29,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
                                          store=make_store(cfg))
 
-    from .openrosa import bp as openrosa_bp
-
     from .api import bp as api_bp
-
+    from .openrosa import bp as openrosa_bp
     from .web import init_app as init_web
 
     app.register_blueprint(openrosa_bp)
@@ -72,9 +45,3 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return "ok", 200
 
     return app
-
-
-def runtime() -> Runtime:
-    """The Runtime of the application handling the current request."""
-    rt: Runtime = current_app.extensions["carefile"]
-    return rt

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app import Runtime, create_app
+from app import create_app
 from app.errors import Problem
+from app.runtime import Runtime
 
 _OPENED: list[Runtime] = []
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import request
 
-from app import runtime
 from app.errors import Problem
 from app.models import User
+from app.runtime import runtime
 from app.services import sessions as session_service
 from app.services import users as user_service
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from app import runtime
+from app.runtime import runtime
 from app.services import central
 
 from . import bp

@@ -5,8 +5,8 @@ from datetime import date
 
 from flask import Response, jsonify, request
 
-from app import runtime
 from app.errors import Problem
+from app.runtime import runtime
 from app.services import childfile
 
 from . import bp

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Response, request, stream_with_context
 from sqlalchemy import and_, func, or_, select
 
-from app import runtime
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
+from app.runtime import runtime
 from app.services import central, odata
 from app.services import forms as form_service
 from app.services.odata_filter import parse_filter

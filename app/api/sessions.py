@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from app import runtime
 from app.errors import Problem
+from app.runtime import runtime
 from app.services import sessions as session_service
 
 from . import bp

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Response
 
-from app import runtime
 from app.blobhttp import blob_response
+from app.runtime import runtime
 from app.services import records
 
 from . import bp

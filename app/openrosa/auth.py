@@ -7,9 +7,9 @@ import binascii
 from flask import Response, request
 from werkzeug.datastructures import Authorization
 
-from app import Runtime
 from app.errors import Problem
 from app.models import User
+from app.runtime import Runtime
 from app.services import auth as auth_service
 from app.services import users as user_service
 

@@ -9,13 +9,12 @@ from typing import Any
 from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app import Runtime, runtime
+from app.blobhttp import blob_response
 from app.errors import Problem
 from app.models import Form, User
+from app.runtime import Runtime, runtime
 from app.services import forms as form_service
 from app.services import submissions as submission_service
-
-from app.blobhttp import blob_response
 
 from . import bp, render
 from .auth import AuthChallenge, challenge_response, user_from_credentials, user_from_token

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from app import Runtime
 from app.errors import Problem
 from app.migrate import upgrade
 from app.models import Project
 
 from . import forms as form_service
+
+if TYPE_CHECKING:  # the Runtime holder lives with the Flask glue; services only use its fields
+    from app.runtime import Runtime
 
 DEFAULT_PROJECT = 1
 

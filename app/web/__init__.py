@@ -16,10 +16,10 @@ from flask import Blueprint, Flask, abort, g, redirect, render_template, request
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.exceptions import HTTPException
 
-from app import runtime
 from app.errors import Problem
 from app.i18n import LANGUAGES, current_language, form_label, t
 from app.models import User
+from app.runtime import runtime
 
 bp = Blueprint("web", __name__, template_folder="../templates/web")
 login_manager = LoginManager()

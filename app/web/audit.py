@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import render_template, request, url_for
 
-from app import runtime
 from app.i18n import t
 from app.models import AuditEvent
+from app.runtime import runtime
 from app.services import audit
 
 from . import bp, register_nav, requires

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app import runtime
 from app.errors import Problem
 from app.i18n import LANGUAGES, t
 from app.models import User
+from app.runtime import runtime
 from app.services import audit, signin
 from app.services import users as user_service
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import render_template, request
 
-from app import runtime
 from app.i18n import current_language, form_label, t
+from app.runtime import runtime
 from app.services import audit, childfile
 from app.services import dashboard as dash
 from app.services.records import LOCAL_TZ

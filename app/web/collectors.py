@@ -11,10 +11,10 @@ import segno
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import runtime
 from app.errors import Problem
 from app.i18n import t
 from app.models import Form, Project, User
+from app.runtime import runtime
 from app.services import audit, collect
 from app.services import collectors as collector_service
 from app.services import forms as form_service

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import render_template
 
-from app import runtime
+from app.runtime import runtime
 from app.services import dashboard as dash
 
 from . import bp, db_user, register_nav, requires

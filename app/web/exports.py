@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import Response, jsonify, redirect, render_template, request, stream_with_context, url_for
 
-from app import runtime
-from app.api.exports import serve_job_file
+from app.blobhttp import serve_job_file
 from app.errors import Problem
 from app.i18n import current_language, t
 from app.models import REVIEW_STATES
+from app.runtime import runtime
 from app.services import audit
 from app.services import forms as form_service
 from app.services.exports import ExportOptions, jobs, may_see_sensitive

@@ -20,11 +20,11 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
-from app import runtime
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import form_label, t
 from app.models import FORM_STATES, Form, FormVersion, Submission, User
+from app.runtime import runtime
 from app.services import audit, setup
 from app.services import forms as form_service
 from storage import BlobNotFound, BlobTooLarge

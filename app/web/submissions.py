@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from app import runtime
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import t
 from app.models import REVIEW_STATES
+from app.runtime import runtime
 from app.services import audit, records
 from app.services import dashboard as dash
 

@@ -12,10 +12,10 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import runtime
 from app.errors import Problem
 from app.i18n import t
 from app.models import ROLES, User
+from app.runtime import runtime
 from app.services import audit
 from app.services import users as user_service
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from werkzeug.http import http_date
 
-from app.api.exports import parse_range, ranged_response
+from app.blobhttp import parse_range, ranged_response
 
 DATA = bytes(range(256)) * 10  # 2,560 bytes
 WHEN = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
