@@ -7,7 +7,7 @@ from flask import Response, jsonify, request
 
 from app.errors import Problem
 from app.runtime import runtime
-from app.services import childfile
+from app.services import audit, childfile
 
 from . import bp
 from .auth import api_user
@@ -48,5 +48,8 @@ def children_overdue(project_id: int) -> Response:
 @bp.get("/v1/projects/<int:project_id>/children/<uid>")
 def child_file(project_id: int, uid: str) -> Response:
     user = api_user()
-    with runtime().db.session() as session:
-        return jsonify(childfile.child_file(session, project_id, user, uid))
+    with runtime().db.write() as session:
+        body = childfile.child_file(session, project_id, user, uid)
+        audit.record(session, user, "child.view", target=f"child:{body['child']['uuid']}",
+                     ip=request.remote_addr or "", via="api")
+    return jsonify(body)

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import CollectorToken, Form, FormAssignment, User, UserRegion
+from app.models import CollectorToken, Form, FormAssignment, User
 
 from . import users as user_service
 from .regions import validate_code
@@ -246,18 +246,6 @@ def get_collector(session: Session, project_id: int, username: str) -> User:
     if user is None:
         raise Problem(404, "404.21", "There is no collector with this user name.")
     return user
-
-
-def set_regions(session: Session, user: User, codes: list[str]) -> None:
-    wanted = list(dict.fromkeys(validate_code(c) for c in codes))
-    for region in list(user.regions):
-        if region.code not in wanted:
-            user.regions.remove(region)
-    have = {r.code for r in user.regions}
-    session.flush()
-    for code in wanted:
-        if code not in have:
-            user.regions.append(UserRegion(code=code))
 
 
 def set_assignments(session: Session, user: User, forms: list[Form]) -> None:

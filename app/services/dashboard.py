@@ -128,3 +128,34 @@ def region_names(session: Session, project_id: int) -> dict[str, dict[str, str]]
                 if c.value.isdigit() and len(c.value) in NEXT_LEVEL and c.labels:
                     names.setdefault(c.value, c.labels)
     return names
+
+
+@dataclass
+class EntityProblem:
+    at: datetime
+    status: str  # error | backlog
+    code: str | None
+    message: str
+    form_id: str
+    instance_id: str
+    entity_uuid: str | None
+
+
+def entity_problems(session: Session, project_id: int, user: User, limit: int = 20) -> list[EntityProblem]:
+    """Care-file updates that did not apply (errors) or wait for an earlier offline update (backlog)."""
+    from app.models import EntityEvent, SubmissionVersion
+
+    q = (select(EntityEvent, Form.xml_form_id, Submission.instance_id)
+         .join(SubmissionVersion, SubmissionVersion.id == EntityEvent.submission_version_id)
+         .join(Submission, Submission.id == SubmissionVersion.submission_id)
+         .join(Form, Form.id == Submission.form_id)
+         .where(Form.project_id == project_id, EntityEvent.status.in_(("error", "backlog")),
+                visible(user, project_id))
+         .order_by(EntityEvent.id.desc()).limit(limit))
+    return [EntityProblem(e.created_at, e.status, e.code, e.message, fid, iid, e.entity_uuid)
+            for e, fid, iid in session.execute(q)]
+
+
+def conflict_count(session: Session, project_id: int, user: User) -> int:
+    q = _children_base(project_id, user).where(Entity.conflict.is_not(None))
+    return int(session.scalar(select(func.count()).select_from(q.subquery())) or 0)

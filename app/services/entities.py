@@ -251,8 +251,9 @@ def _drain_backlog(session: Session, project_id: int, entity: Entity, branch_id:
 
 
 def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -> bool:
-    from . import forms as form_service
     from forms import extract, parse_submission
+
+    from . import forms as form_service
 
     sv = session.get(SubmissionVersion, event.submission_version_id)
     if sv is None:

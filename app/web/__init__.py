@@ -123,6 +123,19 @@ def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
 
 
+def content_security_policy(cfg: dict[str, Any]) -> str:
+    """Only this server, plus the S3 endpoint photos are redirected to when blobs live in S3."""
+    images = "'self' data: blob:"
+    if str(cfg.get("STORAGE_URL", "")).startswith("s3://"):
+        from urllib.parse import urlsplit
+
+        endpoint = cfg.get("S3_ENDPOINT_URL")
+        images += f" {urlsplit(endpoint).scheme}://{urlsplit(endpoint).netloc}" if endpoint else " https://*.amazonaws.com"
+    return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            f"img-src {images}; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+            "form-action 'self'; frame-ancestors 'none'")
+
+
 def init_app(app: Flask) -> None:
     cfg = app.config["CAREFILE"]
     public = str(cfg.get("PUBLIC_URL") or "")
@@ -148,6 +161,17 @@ def init_app(app: Flask) -> None:
         if importlib.util.find_spec(f"{__name__}.{name}") is not None:
             importlib.import_module(f"{__name__}.{name}")
     app.register_blueprint(bp)
+
+    csp = content_security_policy(cfg)
+
+    @app.after_request
+    def _security_headers(resp: Any) -> Any:
+        # Pages load nothing from other sites (no CDN, fonts or map tiles); the browser enforces it.
+        if request.blueprint == "web":
+            resp.headers.setdefault("Content-Security-Policy", csp)
+            resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+            resp.headers.setdefault("Referrer-Policy", "same-origin")
+        return resp
 
     @app.errorhandler(Problem)
     def _problem(problem: Problem) -> Any:

@@ -168,7 +168,7 @@ def collectors_edit(username: str) -> Any:
                 before = {"display_name": user.display_name, "regions": user.region_codes,
                           "forms": collector_service.assignments(s, [user.id])[user.id]}
                 user.display_name = display_name or user.username
-                collector_service.set_regions(s, user, regions)
+                user_service.set_regions(s, user, regions)
                 collector_service.set_assignments(s, user, forms)
                 s.flush()
                 after = {"display_name": user.display_name, "regions": sorted(dict.fromkeys(regions)),

@@ -28,6 +28,9 @@ def dashboard() -> Any:
         overdue = dash.overdue_count(s, user.project_id, user, today)
         weeks = dash.submissions_per_week(s, user.project_id, user, today)
         names = dash.region_names(s, user.project_id)
+        problems = dash.entity_problems(s, user.project_id, user)
+        conflicts = dash.conflict_count(s, user.project_id, user)
     peak = max((n for _, n in weeks), default=0)
     return render_template("dashboard/index.html", risk=risk, status=status, overdue=overdue, weeks=weeks,
-                           peak=peak, names=names, week_total=sum(n for _, n in weeks))
+                           peak=peak, names=names, week_total=sum(n for _, n in weeks), problems=problems,
+                           conflicts=conflicts)

@@ -102,3 +102,15 @@ def test_record_attachment_is_region_scoped(app: Any, make_user: Any, submit: An
     resp = get(app.test_client(), "mgr", url)
     assert resp.status_code == 200 and resp.data == PHOTO
     assert get(app.test_client(), "far", url).status_code == 404
+
+
+def test_api_views_of_a_child_file_are_audited(app: Any, make_user: Any, child: str, rt: Any) -> None:
+    from sqlalchemy import select
+
+    from app.models import AuditEvent
+
+    make_user("mgr", "manager", ["540102"])
+    assert get(app.test_client(), "mgr", f"/v1/projects/1/children/{child}").status_code == 200
+    with rt.db.session() as s:
+        (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "child.view")).all()
+    assert event.username == "mgr" and event.target == f"child:{child}" and event.details == {"via": "api"}

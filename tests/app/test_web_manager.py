@@ -389,3 +389,31 @@ def test_every_day_date_filter_uses_local_days() -> None:
     from app.services.records import local_day_start
 
     assert local_day_start(date(2026, 3, 1)) == datetime(2026, 2, 28, 16, 0, tzinfo=UTC)
+
+
+def test_dashboard_shows_care_file_updates_that_did_not_apply(app: Any, make_user: Any, publish: Any) -> None:
+    import uuid as uuidlib
+
+    from tests.support.digest_client import DigestClient
+    from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
+    from tests.app.conftest import PASSWORD, submission_body
+    from tests.app.web_helpers import Browser
+
+    publish(REGISTER_MD, "register.md")
+    publish(UPDATE_MD, "followup.md")
+    make_user("dolma", "collector", ["540102"])
+    make_user("boss", "manager", ["540102"])
+    make_user("other", "manager", ["540121"])
+    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
+    uid = str(uuidlib.uuid4())
+    for xml in (register_xml("uuid:r1", uid, "Dolkar", "540102002201"),
+                update_xml("uuid:u9", uid, base=7, status="watch")):  # a base version that does not exist
+        assert phone.post("/v1/projects/1/submission", data=submission_body(xml),
+                          content_type="multipart/form-data").status_code == 201
+    boss = Browser(app)
+    boss.login("boss")
+    page = boss.get("/dashboard").get_data(as_text=True)
+    assert 'id="entity-problems"' in page and "followup" in page
+    other = Browser(app)
+    other.login("other")
+    assert 'id="entity-problems"' not in other.get("/dashboard").get_data(as_text=True)

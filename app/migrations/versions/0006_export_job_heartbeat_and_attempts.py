@@ -11,7 +11,6 @@ from alembic import op
 
 import app.models.base
 
-
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
