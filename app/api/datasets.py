@@ -1,0 +1,191 @@
+"""Entity lists (datasets) in ODK Central's REST and OData shapes (protocol.md §8.2–8.3), read-only.
+
+    GET /v1/projects/{pid}/datasets                              [dataset] with entity counts
+    GET /v1/projects/{pid}/datasets/{name}                       dataset with properties and forms
+    GET /v1/projects/{pid}/datasets/{name}/entities              [entity]
+    GET /v1/projects/{pid}/datasets/{name}/entities/{uuid}       entity
+    GET /v1/projects/{pid}/datasets/{name}/entities/{uuid}/versions
+    GET /v1/projects/{pid}/datasets/{name}.svc[/$metadata|/Entities]
+
+Entities change only through form submissions; Central's write endpoints answer 405 with a
+problem saying so. Region scoping is done in app/services/datasets_api.py.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, jsonify, request, stream_with_context
+from sqlalchemy import func, select
+
+from app.errors import Problem
+from app.runtime import runtime
+from app.services import datasets_api as svc
+from app.services import odata
+from app.services.odata_filter import parse_filter
+
+from . import bp
+from .auth import api_user
+from .odata import MAX_PAGE, _check_params, _int, _odata_response, _true
+
+READ_ONLY = ("Entities change only through form submissions on this server (register or update the "
+             "child with a form in ODK Collect); the API cannot create, change or delete them.")
+
+
+def _base(project_id: int, name: str) -> str:
+    origin = (runtime().config["PUBLIC_URL"] or request.host_url).rstrip("/")
+    return f"{origin}/v1/projects/{project_id}/datasets/{name}.svc"
+
+
+def _json_array(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for item in items:
+        yield (b"" if first else b",") + json.dumps(item, ensure_ascii=False).encode()
+        first = False
+    yield b"]"
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets")
+def datasets(project_id: int) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        return jsonify(svc.list_datasets(s, user, project_id))
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>")
+def dataset(project_id: int, name: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        return jsonify(svc.dataset_json(s, svc.get_dataset(s, user, project_id, name)))
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities")
+def entities(project_id: int, name: str) -> Response:
+    user = api_user()
+    s = runtime().db.session()
+    try:
+        ds = svc.get_dataset(s, user, project_id, name)
+        items = svc.list_entities(s, user, ds)
+    except BaseException:
+        s.close()
+        raise
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from _json_array(items)
+        finally:
+            s.close()
+
+    return Response(stream_with_context(body()), content_type="application/json")
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>")
+def entity(project_id: int, name: str, uid: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        ds = svc.get_dataset(s, user, project_id, name)
+        return jsonify(svc.entity_json(svc.get_entity(s, user, ds, uid)))
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>/versions")
+def entity_versions(project_id: int, name: str, uid: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        ds = svc.get_dataset(s, user, project_id, name)
+        row = svc.get_entity(s, user, ds, uid)
+        return jsonify(svc.versions_json(s, row[0]))
+
+
+# ---------------------------------------------------------------- writes: not here
+
+
+def _read_only() -> tuple[Response, int]:
+    api_user()  # unauthenticated callers get 401, as elsewhere
+    resp = jsonify({"code": 405.1, "message": READ_ONLY})
+    resp.headers["Allow"] = "GET, HEAD"
+    return resp, 405
+
+
+@bp.post("/v1/projects/<int:project_id>/datasets")
+def dataset_create(project_id: int) -> tuple[Response, int]:
+    return _read_only()
+
+
+@bp.route("/v1/projects/<int:project_id>/datasets/<name>", methods=["PATCH", "DELETE"])
+def dataset_change(project_id: int, name: str) -> tuple[Response, int]:
+    return _read_only()
+
+
+@bp.post("/v1/projects/<int:project_id>/datasets/<name>/properties")
+def dataset_property_create(project_id: int, name: str) -> tuple[Response, int]:
+    return _read_only()
+
+
+@bp.post("/v1/projects/<int:project_id>/datasets/<name>/entities")
+def entity_create(project_id: int, name: str) -> tuple[Response, int]:
+    return _read_only()
+
+
+@bp.route("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>", methods=["PATCH", "PUT", "DELETE"])
+def entity_change(project_id: int, name: str, uid: str) -> tuple[Response, int]:
+    return _read_only()
+
+
+# ---------------------------------------------------------------- OData
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc")
+def dataset_service(project_id: int, name: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        svc.get_dataset(s, user, project_id, name)
+    return _odata_response(json.dumps({"@odata.context": f"{_base(project_id, name)}/$metadata",
+                                       "value": [{"name": "Entities", "kind": "EntitySet", "url": "Entities"}]}))
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/$metadata")
+def dataset_metadata(project_id: int, name: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        xml = svc.metadata_xml(svc.get_dataset(s, user, project_id, name))
+    return _odata_response(xml, "application/xml; charset=utf-8")
+
+
+@bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/<table>")
+def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
+    _check_params()
+    if "$wkt" in request.args or "$expand" in request.args:
+        raise Problem(501, "501.1", "Entity lists have no geodata or repeats: $wkt and $expand are not supported.")
+    user = api_user()
+    s = runtime().db.session()
+    try:
+        ds = svc.get_dataset(s, user, project_id, name)
+        if table != "Entities":
+            raise Problem(404, "404.1", f"The entity list has no table '{table}'; use 'Entities'.")
+        top = _int("$top", None)
+        skip = _int("$skip", 0) or 0
+        token = odata.read_skiptoken(request.args.get("$skiptoken", ""))
+        page = min(top, MAX_PAGE) if top is not None else None
+        select_ = [p.strip() for p in request.args.get("$select", "").split(",") if p.strip()] or None
+        filter_text = request.args.get("$filter", "")
+        # As Central: deleted entities only appear when the filter asks about __system/deletedAt.
+        q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
+        if filter_text:
+            q = q.where(parse_filter(filter_text, svc.filter_fields()))
+        count = s.scalar(select(func.count()).select_from(q.subquery())) if _true("$count") else None
+        rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_)
+        base = _base(project_id, name)
+        head = {"@odata.context": f"{base}/$metadata#Entities"}
+        tail: dict[str, Any] = {}
+        if next_token is not None:
+            args = {k: v for k, v in request.args.items() if k not in ("$skip", "$skiptoken")}
+            args["$skiptoken"] = next_token
+            tail["@odata.nextLink"] = f"{base}/Entities?{urlencode(args)}"
+        if count is not None:
+            tail["@odata.count"] = count
+    finally:
+        s.close()
+    return _odata_response(odata.stream_json(head, iter(rows), tail))  # rows are plain dicts: no session needed

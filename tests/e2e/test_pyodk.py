@@ -1,0 +1,229 @@
+"""pyodk (ODK's own Python client) against a live CareFile: gunicorn, bearer sessions, Central's shapes.
+
+The server is set up as an operator would (``carefile init``, ``user add``, ``form publish``) and
+filled over OpenRosa exactly as ODK Collect sends (Digest-authenticated multipart POSTs): household
+visits with a repeat, and children registered/updated through the entity forms. Then pyodk reads it
+all back: projects, forms, submissions (REST and OData, paged through ``@odata.nextLink``), entity
+lists and entities (REST and OData), with region scoping for a manager. pyodk's entity writes get
+the server's 405 ("entities change through form submissions").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pyodk.client import Client
+from pyodk.errors import PyODKError
+from requests.auth import HTTPDigestAuth
+from sqlalchemy import create_engine, text
+
+from tests.conftest import BACKENDS
+from tests.e2e.live import LiveServer, LiveServerError
+from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
+from tests.support.sample_forms import household_md, household_xml
+
+PASSWORD = "correct horse battery"
+VILLAGE_A = "540102002201"  # county 540102
+VILLAGE_B = "540121100201"  # county 540121
+N_VISITS = 5
+CHILD_IDS = {name: str(uuid.UUID(int=i + 1, version=4)) for i, name in enumerate(("Dolkar", "Norbu", "Tenzin"))}
+
+
+def _database_url(request: pytest.FixtureRequest) -> str | None:
+    """None for the default SQLite file; else a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return None
+    from tests.support.pgserver import find_bindir
+
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not found")
+    pg = request.getfixturevalue("pg_server")  # session fixture in tests/conftest.py
+    admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text("DROP DATABASE IF EXISTS carefile_pyodk WITH (FORCE)"))
+            c.execute(text("CREATE DATABASE carefile_pyodk"))
+    finally:
+        admin.dispose()
+    return str(pg.url("carefile_pyodk"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("pyodk-live")
+    forms = root / "forms"
+    forms.mkdir()
+    (forms / "household.md").write_text(household_md("1"))
+    (forms / "followup.md").write_text(UPDATE_MD)
+    (forms / "register.md").write_text(REGISTER_MD)
+    url = _database_url(request)
+    srv = LiveServer.prepare(root / "server", {"CAREFILE_DATABASE_URL": url} if url else None)
+    try:
+        if "Database ready" not in srv.cli("init").stdout:
+            raise LiveServerError("carefile init failed")
+        for name in ("followup", "register", "household"):  # followup first: it links the list later
+            srv.cli("form", "publish", str(forms / f"{name}.md"))
+        srv.cli_parallel(
+            ["user", "add", "boss", "--role", "admin", "--password", PASSWORD],
+            ["user", "add", "analyst", "--role", "manager", "--region", "540102", "--password", PASSWORD],
+            ["user", "add", "dolma", "--role", "collector", "--region", "540102", "--password", PASSWORD],
+            ["user", "add", "pema", "--role", "collector", "--region", "540121", "--password", PASSWORD])
+        srv.start()
+        _fill(srv)
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _post(srv: LiveServer, user: str, xml: bytes) -> None:
+    """One OpenRosa submission as ODK Collect sends it (Digest, multipart, deviceID)."""
+    with requests.Session() as http:
+        http.auth = HTTPDigestAuth(user, PASSWORD)
+        http.headers.update({"X-OpenRosa-Version": "1.0", "User-Agent": "org.odk.collect.android/v2024.2.0"})
+        resp = http.post(f"{srv.url}/v1/projects/1/submission", params={"deviceID": "collect:pyodk-test"},
+                         files=[("xml_submission_file", ("submission.xml", xml, "text/xml"))], timeout=60)
+    assert resp.status_code == 201, resp.text
+
+
+def _fill(srv: LiveServer) -> None:
+    for i in range(N_VISITS):
+        _post(srv, "dolma", household_xml(f"uuid:visit-{i}", name=f"Child {i}", age=str(5 + i),
+                                          members=[("mother", "30"), ("brother", str(10 + i))]))
+    _post(srv, "dolma", register_xml("uuid:reg-1", CHILD_IDS["Dolkar"], "Dolkar", VILLAGE_A))
+    _post(srv, "dolma", register_xml("uuid:reg-2", CHILD_IDS["Norbu"], "Norbu", VILLAGE_A))
+    _post(srv, "pema", register_xml("uuid:reg-3", CHILD_IDS["Tenzin"], "Tenzin", VILLAGE_B))
+    _post(srv, "dolma", update_xml("uuid:upd-1", CHILD_IDS["Dolkar"], base=1, status="watch", note="slept badly"))
+
+
+def make_client(srv: LiveServer, tmp_path: Path, user: str) -> Any:
+    config = tmp_path / f"{user}_config.toml"
+    config.write_text(f'[central]\nbase_url = "{srv.url}"\nusername = "{user}"\npassword = "{PASSWORD}"\n'
+                      "default_project_id = 1\n")
+    return Client(config_path=config, cache_path=tmp_path / f"{user}_cache.toml")
+
+
+@pytest.fixture
+def admin(server: LiveServer, tmp_path: Path) -> Iterator[Any]:
+    with make_client(server, tmp_path, "boss") as client:
+        yield client
+
+
+@pytest.fixture
+def manager(server: LiveServer, tmp_path: Path) -> Iterator[Any]:
+    with make_client(server, tmp_path, "analyst") as client:
+        yield client
+
+
+def follow(client: Any, first: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """All rows of an OData feed: the first page, then every @odata.nextLink (returns rows, pages)."""
+    rows, pages, body = list(first["value"]), 1, first
+    while body.get("@odata.nextLink"):
+        resp = client.get(body["@odata.nextLink"])
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        rows += body["value"]
+        pages += 1
+    return rows, pages
+
+
+def test_projects_forms_and_submissions(admin: Any, server: LiveServer, tmp_path: Path) -> None:
+    (project,) = admin.projects.list()
+    assert project.id == 1 and project.createdAt is not None
+    assert admin.projects.get().id == 1
+    forms = {f.xmlFormId: f for f in admin.forms.list()}
+    assert set(forms) == {"household", "register", "followup"}
+    assert forms["household"].version == "1" and forms["household"].state == "open"
+    subs = admin.submissions.list(form_id="household")
+    assert sorted(s.instanceId for s in subs) == [f"uuid:visit-{i}" for i in range(N_VISITS)]
+    assert all(isinstance(s.submitterId, int) for s in subs)
+    one = admin.submissions.get(form_id="household", instance_id="uuid:visit-3")  # ':' is sent as %3A
+    assert one.instanceId == "uuid:visit-3" and one.deviceId == "collect:pyodk-test"
+    # the token is cached: a second client verifies it (GET users/current) instead of signing in again
+    token = (tmp_path / "boss_cache.toml").read_text()
+    assert token.startswith("token = ")
+    with make_client(server, tmp_path, "boss") as again:
+        assert [p.id for p in again.projects.list()] == [1]
+    assert (tmp_path / "boss_cache.toml").read_text() == token
+
+
+def test_submission_tables_paged_through_next_link(admin: Any) -> None:
+    first = admin.submissions.get_table(form_id="household", table_name="Submissions", count=True, top=2)
+    assert first["@odata.count"] == N_VISITS and len(first["value"]) == 2
+    assert first["@odata.context"].endswith("/v1/projects/1/forms/household.svc/$metadata#Submissions")
+    rows, pages = follow(admin, first)
+    assert pages == 3 and sorted(r["__id"] for r in rows) == [f"uuid:visit-{i}" for i in range(N_VISITS)]
+    row = next(r for r in rows if r["__id"] == "uuid:visit-2")
+    assert row["age"] == 7 and row["__system"]["submitterName"] == "dolma"
+    assert row["members@odata.navigationLink"] == "Submissions('uuid%3Avisit-2')/members"
+    skipped = admin.submissions.get_table(form_id="household", skip=1, top=2)["value"]
+    assert [r["__id"] for r in skipped] == [r["__id"] for r in rows[1:3]]
+    filtered = admin.submissions.get_table(form_id="household", filter="__id eq 'uuid:visit-1'",
+                                           select="__id,age")["value"]
+    assert filtered == [{"__id": "uuid:visit-1", "age": 6}]
+
+    members = admin.submissions.get_table(form_id="household", table_name="Submissions.members", top=4)
+    reps, pages = follow(admin, members)
+    assert pages == 3 and len(reps) == 2 * N_VISITS
+    assert {r["__Submissions-id"] for r in reps} == {f"uuid:visit-{i}" for i in range(N_VISITS)}
+    assert sorted(r["member_age"] for r in reps if r["member_role"] == "brother") == list(range(10, 10 + N_VISITS))
+
+
+def test_entity_lists(admin: Any, manager: Any) -> None:
+    (children,) = admin.entity_lists.list()
+    assert children.name == "children" and children.projectId == 1 and children.approvalRequired is False
+    detail = admin.entity_lists.get(entity_list_name="children")
+    props = {p.name: p for p in detail.properties or []}
+    assert set(props) == {"village", "status", "note", "next_followup_due"}
+    assert props["status"].forms == ["followup", "register"] and props["status"].odataName == "status"
+    (seen_by_manager,) = manager.entity_lists.list()
+    assert seen_by_manager.name == "children"
+    raw = manager.get("projects/1/datasets").json()
+    assert raw[0]["entities"] == 2  # Tenzin lives in another county
+
+
+def test_entities_rest_and_odata(admin: Any) -> None:
+    ents = {e.uuid: e for e in admin.entities.list(entity_list_name="children")}
+    assert set(ents) == set(CHILD_IDS.values())
+    dolkar = ents[CHILD_IDS["Dolkar"]]
+    assert dolkar.currentVersion.version == 2 and dolkar.currentVersion.label == "Dolkar"
+    assert dolkar.currentVersion.data == {"village": VILLAGE_A, "status": "watch", "note": "slept badly"}
+    assert dolkar.currentVersion.baseVersion == 1 and dolkar.conflict is None and dolkar.updatedAt is not None
+    assert dolkar.currentVersion.userAgent.startswith("org.odk.collect.android")
+    assert ents[CHILD_IDS["Norbu"]].updatedAt is None
+
+    first = admin.entities.get_table(entity_list_name="children", top=2, count=True)
+    assert first["@odata.count"] == 3 and len(first["value"]) == 2
+    assert first["@odata.context"].endswith("/v1/projects/1/datasets/children.svc/$metadata#Entities")
+    rows, pages = follow(admin, first)
+    assert pages == 2 and sorted(r["__id"] for r in rows) == sorted(CHILD_IDS.values())
+    row = next(r for r in rows if r["__id"] == CHILD_IDS["Dolkar"])
+    assert row["label"] == "Dolkar" and row["status"] == "watch" and row["next_followup_due"] == ""
+    assert row["__system"]["version"] == 2 and row["__system"]["creatorName"] == "dolma"
+    updated = admin.entities.get_table(entity_list_name="children", filter="__system/updatedAt ne null",
+                                       select="__id,label")["value"]
+    assert updated == [{"__id": CHILD_IDS["Dolkar"], "label": "Dolkar"}]
+
+
+def test_manager_sees_only_their_county(manager: Any) -> None:
+    ents = manager.entities.list(entity_list_name="children")
+    assert sorted(e.currentVersion.label for e in ents) == ["Dolkar", "Norbu"]
+    table = manager.entities.get_table(entity_list_name="children", count=True)
+    assert table["@odata.count"] == 2 and CHILD_IDS["Tenzin"] not in {r["__id"] for r in table["value"]}
+    resp = manager.get(f"projects/1/datasets/children/entities/{CHILD_IDS['Tenzin']}")
+    assert resp.status_code == 404
+
+
+def test_entity_writes_are_refused_with_a_reason(admin: Any) -> None:
+    with pytest.raises(PyODKError) as err:
+        admin.entities.create(label="Dawa", data={"village": VILLAGE_A}, entity_list_name="children")
+    assert "405" in str(err.value) and "form submissions" in str(err.value)
+    with pytest.raises(PyODKError):
+        admin.entities.update(CHILD_IDS["Norbu"], entity_list_name="children", label="x", force=True)
+    with pytest.raises(PyODKError):
+        admin.entities.delete(CHILD_IDS["Norbu"], entity_list_name="children")
+    assert len(admin.entities.list(entity_list_name="children")) == 3
