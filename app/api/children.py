@@ -5,23 +5,12 @@ from datetime import date
 
 from flask import Response, jsonify, request
 
-from app.errors import Problem
 from app.runtime import runtime
 from app.services import audit, childfile
 
 from . import bp
 from .auth import api_user
-
-
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise Problem(400, "400.50", f"`{name}` must be a whole number.") from err
-    return max(lo, min(hi, value))
+from .odata import int_arg
 
 
 @bp.get("/v1/projects/<int:project_id>/children")
@@ -33,7 +22,7 @@ def children_list(project_id: int) -> Response:
             session, project_id, user, q=request.args.get("q", ""), region=request.args.get("region", ""),
             risk_level=request.args.get("risk_level", ""), status=request.args.get("status", ""),
             overdue_on=date.today() if overdue else None,
-            limit=_int_arg("limit", 50, 1, 500), offset=_int_arg("offset", 0, 0, 10**9))
+            limit=min(max(int_arg("limit", 50) or 1, 1), 500), offset=int_arg("offset", 0) or 0)
     return jsonify({"total": total, "children": [r.__dict__ for r in rows]})
 
 

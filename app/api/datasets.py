@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Response, jsonify, request, stream_with_context
 from sqlalchemy import func, select
@@ -28,7 +27,7 @@ from app.services.odata_filter import parse_filter
 
 from . import bp
 from .auth import api_user
-from .odata import MAX_PAGE, _check_params, _int, _odata_response, _true
+from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response
 
 READ_ONLY = ("Entities change only through form submissions on this server (register or update the "
              "child with a form in ODK Collect); the API cannot create, change or delete them.")
@@ -142,7 +141,7 @@ def dataset_service(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
         svc.get_dataset(s, user, project_id, name)
-    return _odata_response(json.dumps({"@odata.context": f"{_base(project_id, name)}/$metadata",
+    return odata_response(json.dumps({"@odata.context": f"{_base(project_id, name)}/$metadata",
                                        "value": [{"name": "Entities", "kind": "EntitySet", "url": "Entities"}]}))
 
 
@@ -151,12 +150,12 @@ def dataset_metadata(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
         xml = svc.metadata_xml(svc.get_dataset(s, user, project_id, name))
-    return _odata_response(xml, "application/xml; charset=utf-8")
+    return odata_response(xml, "application/xml; charset=utf-8")
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/<table>")
 def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
-    _check_params()
+    check_params()
     if "$wkt" in request.args or "$expand" in request.args:
         raise Problem(501, "501.1", "Entity lists have no geodata or repeats: $wkt and $expand are not supported.")
     user = api_user()
@@ -165,8 +164,8 @@ def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
         ds = svc.get_dataset(s, user, project_id, name)
         if table != "Entities":
             raise Problem(404, "404.1", f"The entity list has no table '{table}'; use 'Entities'.")
-        top = _int("$top", None)
-        skip = _int("$skip", 0) or 0
+        top = int_arg("$top", None)
+        skip = int_arg("$skip", 0) or 0
         token = odata.read_skiptoken(request.args.get("$skiptoken", ""))
         page = min(top, MAX_PAGE) if top is not None else None
         select_ = [p.strip() for p in request.args.get("$select", "").split(",") if p.strip()] or None
@@ -175,17 +174,11 @@ def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
         q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
         if filter_text:
             q = q.where(parse_filter(filter_text, svc.filter_fields()))
-        count = s.scalar(select(func.count()).select_from(q.subquery())) if _true("$count") else None
+        count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
         rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_)
         base = _base(project_id, name)
         head = {"@odata.context": f"{base}/$metadata#Entities"}
-        tail: dict[str, Any] = {}
-        if next_token is not None:
-            args = {k: v for k, v in request.args.items() if k not in ("$skip", "$skiptoken")}
-            args["$skiptoken"] = next_token
-            tail["@odata.nextLink"] = f"{base}/Entities?{urlencode(args)}"
-        if count is not None:
-            tail["@odata.count"] = count
+        tail = feed_tail(f"{base}/Entities", next_token, count)
     finally:
         s.close()
-    return _odata_response(odata.stream_json(head, iter(rows), tail))  # rows are plain dicts: no session needed
+    return odata_response(odata.stream_json(head, iter(rows), tail))  # rows are plain dicts: no session needed

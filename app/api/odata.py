@@ -22,13 +22,13 @@ ALLOWED = {"$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "
 MAX_PAGE = 5000
 
 
-def _odata_response(body: Any, content_type: str = "application/json; charset=utf-8") -> Response:
+def odata_response(body: Any, content_type: str = "application/json; charset=utf-8") -> Response:
     resp = Response(body, content_type=content_type)
     resp.headers["OData-Version"] = "4.0"
     return resp
 
 
-def _check_params() -> None:
+def check_params() -> None:
     unknown = [k for k in request.args if k not in ALLOWED]
     if unknown:
         raise Problem(501, "501.1", f"The OData parameter {unknown[0]} is not supported.")
@@ -36,7 +36,7 @@ def _check_params() -> None:
         raise Problem(501, "501.6", "Only $expand=* is supported.")
 
 
-def _true(name: str) -> bool:
+def flag(name: str) -> bool:
     return request.args.get(name, "").lower() == "true"
 
 
@@ -54,7 +54,7 @@ def odata_service(project_id: int, xml_form_id: str) -> Response:
     base = _base(project_id, xml_form_id)
     import json
 
-    return _odata_response(json.dumps({
+    return odata_response(json.dumps({
         "@odata.context": f"{base}/$metadata",
         "value": [{"name": t.name, "kind": "EntitySet", "url": t.name} for t in odata.tables(schema)]}))
 
@@ -65,10 +65,24 @@ def odata_metadata(project_id: int, xml_form_id: str) -> Response:
     with runtime().db.session() as s:
         form = central.get_form(s, user, project_id, xml_form_id)
         schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
-    return _odata_response(odata.metadata_xml(schema), "application/xml; charset=utf-8")
+    return odata_response(odata.metadata_xml(schema), "application/xml; charset=utf-8")
 
 
-def _int(name: str, default: int | None) -> int | None:
+def feed_tail(url: str, next_token: str | None, count: int | None) -> dict[str, Any]:
+    """@odata.nextLink (this request's parameters with the next $skiptoken) and @odata.count."""
+    from urllib.parse import urlencode
+
+    tail: dict[str, Any] = {}
+    if next_token is not None:
+        args = {k: v for k, v in request.args.items() if k not in ("$skip", "$skiptoken")}
+        args["$skiptoken"] = next_token
+        tail["@odata.nextLink"] = f"{url}?{urlencode(args)}"
+    if count is not None:
+        tail["@odata.count"] = count
+    return tail
+
+
+def int_arg(name: str, default: int | None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -89,7 +103,7 @@ def _submission_filter_fields() -> dict[str, Any]:
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/<table>")
 def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
-    _check_params()
+    check_params()
     user = api_user()
     rt = runtime()
     s = rt.db.session()
@@ -99,32 +113,24 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
         tbl = odata.table_by_name(schema, table)
         if tbl is None:
             raise Problem(404, "404.1", f"The form has no table '{table}'.")
-        top = _int("$top", None)
-        skip = _int("$skip", 0) or 0
+        top = int_arg("$top", None)
+        skip = int_arg("$skip", 0) or 0
         token = odata.read_skiptoken(request.args.get("$skiptoken", ""))
         page = min(top, MAX_PAGE) if top is not None else None
-        wkt = _true("$wkt")
+        wkt = flag("$wkt")
         select_ = [p.strip() for p in request.args.get("$select", "").split(",") if p.strip()] or None
         where = _submission_filter_fields()
         q = central.submissions_query(user, form)
         if request.args.get("$filter"):
             q = q.where(parse_filter(request.args["$filter"], where))
-        count = s.scalar(select(func.count()).select_from(q.subquery())) if _true("$count") else None
+        count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
         base = _base(project_id, xml_form_id)
         head = {"@odata.context": f"{base}/$metadata#{table}"}
         if tbl.repeat is None:
             rows, next_token = _root_rows(s, schema, q, page, skip, token, wkt, select_)
         else:
             rows, next_token = _repeat_rows(s, schema, tbl, q, page, skip, token, wkt, select_)
-        tail: dict[str, Any] = {}
-        if next_token is not None:
-            args = {k: v for k, v in request.args.items() if k not in ("$skip", "$skiptoken")}
-            args["$skiptoken"] = next_token
-            from urllib.parse import urlencode
-
-            tail["@odata.nextLink"] = f"{base}/{table}?{urlencode(args)}"
-        if count is not None:
-            tail["@odata.count"] = count
+        tail = feed_tail(f"{base}/{table}", next_token, count)
     except BaseException:
         s.close()
         raise
@@ -135,25 +141,19 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
         finally:
             s.close()
 
-    return _odata_response(stream_with_context(body()))
+    return odata_response(stream_with_context(body()))
 
 
 def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: dict[str, Any], wkt: bool,
                select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
     q = q.order_by(Submission.created_at.desc(), Submission.id.desc())
+    after = None
     if token.get("id") is not None:
         from datetime import datetime
 
         last_at = datetime.fromisoformat(token["at"])
-        q = q.where(or_(Submission.created_at < last_at,
-                        and_(Submission.created_at == last_at, Submission.id < token["id"])))
-    elif skip:
-        q = q.offset(skip)
-    if page is not None:
-        q = q.limit(page + 1)
-    result = s.execute(q).all()
-    more = page is not None and len(result) > page
-    result = result[:page] if page is not None else result
+        after = or_(Submission.created_at < last_at, and_(Submission.created_at == last_at, Submission.id < token["id"]))
+    result, more = odata.fetch_page(s, q, page, skip, after)
     counts = central.attachment_counts(s, [sv.id for _, sv, *_ in result])
     edits = central.edits_count(s, [sub.id for sub, *_ in result])
     rows = []
@@ -183,15 +183,8 @@ def _repeat_rows(s: Any, schema: Any, tbl: odata.Table, q: Any, page: int | None
     rq = (select(SubmissionRepeatRow, subs.c.instance_id)
           .join(subs, subs.c.current_version_id == SubmissionRepeatRow.version_id)
           .where(SubmissionRepeatRow.repeat == tbl.repeat).order_by(SubmissionRepeatRow.id))
-    if token.get("row") is not None:
-        rq = rq.where(SubmissionRepeatRow.id > int(token["row"]))
-    elif skip:
-        rq = rq.offset(skip)
-    if page is not None:
-        rq = rq.limit(page + 1)
-    result = s.execute(rq).all()
-    more = page is not None and len(result) > page
-    result = result[:page] if page is not None else result
+    after = SubmissionRepeatRow.id > int(token["row"]) if token.get("row") is not None else None
+    result, more = odata.fetch_page(s, rq, page, skip, after)
     parent_ids = {r.parent_id for r, _ in result if r.parent_id}
     parents = {p.id: p for p in s.scalars(select(SubmissionRepeatRow).where(SubmissionRepeatRow.id.in_(parent_ids)))} \
         if parent_ids else {}

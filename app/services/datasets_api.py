@@ -192,16 +192,8 @@ def odata_row(ds: Dataset, row: Any) -> dict[str, Any]:
 def odata_page(session: Session, ds: Dataset, q: Select[Any], page: int | None, skip: int,
                token: dict[str, Any], select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the Entities feed in id order; the skiptoken names the last entity's id."""
-    q = q.order_by(Entity.id)
-    if token.get("id") is not None:
-        q = q.where(Entity.id > int(token["id"]))
-    elif skip:
-        q = q.offset(skip)
-    if page is not None:
-        q = q.limit(page + 1)
-    result = session.execute(q).all()
-    more = page is not None and len(result) > page
-    result = result[:page] if page is not None else result
+    after = Entity.id > int(token["id"]) if token.get("id") is not None else None
+    result, more = odata.fetch_page(session, q.order_by(Entity.id), page, skip, after)
     rows = [odata.select_fields(odata_row(ds, r), select_) for r in result]
     next_token = odata.skiptoken({"id": result[-1][0].id}) if more and result else None
     return rows, next_token

@@ -6,7 +6,7 @@ import hashlib
 import io
 import mimetypes
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -50,7 +50,7 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
     xml = compiled.xform
     if not compiled.version:
         # No `version` in the settings sheet: stamp one so phones can tell versions apart.
-        xml = xmlutil.set_form_version(xml, datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"))
+        xml = xmlutil.set_form_version(xml, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     try:
         schema = parse_xform(xml)
     except XFormError as err:

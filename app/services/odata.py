@@ -191,3 +191,17 @@ def stream_json(head: dict[str, Any], rows: Iterator[dict[str, Any]], tail: dict
         yield (b"" if first else b",") + json.dumps(row, ensure_ascii=False, default=str).encode()
         first = False
     yield ("]" + ("," + json.dumps(tail, ensure_ascii=False)[1:] if tail else "}")).encode()
+
+
+def fetch_page(session: Any, q: Any, page: int | None, skip: int, after: Any | None) -> tuple[list[Any], bool]:
+    """One page of an ordered query: after the keyset condition (a skiptoken) or $skip rows, then
+    up to `page` rows; also whether more rows follow."""
+    if after is not None:
+        q = q.where(after)
+    elif skip:
+        q = q.offset(skip)
+    if page is not None:
+        q = q.limit(page + 1)
+    result = session.execute(q).all()
+    more = page is not None and len(result) > page
+    return (result[:page] if page is not None else result), more

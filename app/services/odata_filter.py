@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, extract, literal, not_, or_
@@ -74,7 +74,7 @@ def parse_filter(text: str, fields: dict[str, Any]) -> ColumnElement[bool]:
         if tok.kind == "date":
             value = tok.value.replace("Z", "+00:00")
             dt = datetime.fromisoformat(value if "T" in value else value + "T00:00:00+00:00")
-            return literal(dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
+            return literal(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
         if tok.kind == "name":
             name = tok.value.removeprefix("$root/Submissions/")
             if name in ("null",):
@@ -87,7 +87,7 @@ def parse_filter(text: str, fields: dict[str, Any]) -> ColumnElement[bool]:
             if name == "now":
                 expect("(")
                 expect(")")
-                return literal(datetime.now(timezone.utc))
+                return literal(datetime.now(UTC))
             if name not in fields:
                 raise Problem(501, "501.5", f"The $filter field '{name}' is not supported. Use one of: "
                               f"{', '.join(sorted(fields))}.")

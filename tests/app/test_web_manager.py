@@ -394,10 +394,10 @@ def test_every_day_date_filter_uses_local_days() -> None:
 def test_dashboard_shows_care_file_updates_that_did_not_apply(app: Any, make_user: Any, publish: Any) -> None:
     import uuid as uuidlib
 
-    from tests.support.digest_client import DigestClient
-    from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
     from tests.app.conftest import PASSWORD, submission_body
     from tests.app.web_helpers import Browser
+    from tests.support.digest_client import DigestClient
+    from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
 
     publish(REGISTER_MD, "register.md")
     publish(UPDATE_MD, "followup.md")

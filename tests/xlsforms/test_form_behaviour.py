@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def _engine_available():
         pytest.skip(f"ODK form engine unavailable: {exc}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _form(name: str) -> bytes:
     return convert(xlsform=str(FORMS_DIR / f"{name}.xlsx"), validate=False).xform.encode("utf-8")
 
