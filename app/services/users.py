@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
@@ -114,13 +114,16 @@ class TokenLookup:
 
 
 def user_for_token(session: Session, token: str) -> TokenLookup:
-    tok = session.scalar(select(CollectorToken).where(CollectorToken.token == token))
-    if tok is None:
+    """The token's user with its regions, in one query (it runs on every request from a phone)."""
+    row = session.execute(
+        select(CollectorToken.revoked_at, User).join(User, User.id == CollectorToken.user_id)
+        .options(joinedload(User.regions)).where(CollectorToken.token == token)).unique().first()
+    if row is None:
         return TokenLookup(None, "unknown")
-    if tok.revoked_at is not None:
+    revoked_at, user = row
+    if revoked_at is not None:
         return TokenLookup(None, "revoked")
-    user = session.get(User, tok.user_id)
-    if user is None or not user.active:
+    if not user.active:
         return TokenLookup(None, "inactive")
     return TokenLookup(user, "ok")
 
