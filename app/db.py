@@ -11,14 +11,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    # orjson decodes the stored answers several times faster than json (exports, lists, views).
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": _json_dumps,
+                              "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
