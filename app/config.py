@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "DIGEST_NONCE_LIFETIME": 6 * 3600,
     "ODK_VALIDATE": "auto",  # auto | on | off
     "SQL_ECHO": False,
+    "EXPORT_PROCESSES": None,  # processes per large CSV zip job (default min(2, CPUs); exports/parallel.py)
     "EXPORT_WORKER": "auto",  # auto | true | false: run queued export jobs in this process (app/api/exports.py)
 }
 

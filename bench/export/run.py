@@ -138,7 +138,7 @@ def populate(url: str, data_dir: Path, n: int) -> float:
     return took
 
 
-def child(url: str, data_dir: Path, fmt: str) -> None:
+def child(url: str, data_dir: Path, fmt: str, processes: int) -> None:
     """Run one export (as a background job would) and print its figures as JSON."""
     from sqlalchemy import select
 
@@ -148,7 +148,12 @@ def child(url: str, data_dir: Path, fmt: str) -> None:
     from app.services.exports.tabular import plan_for
     from app.services.exports.xlsx import write_xlsx
 
-    rt = make_app(url, data_dir).extensions["carefile"]
+    app = make_app(url, data_dir)
+    if fmt == "odata":
+        odata(app)
+        return
+    rt = app.extensions["carefile"]
+    stats: dict[str, Any] = {}
     with rt.db.session() as s:
         user = s.scalar(select(User).where(User.username == "bench-admin"))
         plan = plan_for(s, 1, FORM_ID, user, ExportOptions.parse({"format": fmt, "labels": "zh"}))
@@ -156,25 +161,63 @@ def child(url: str, data_dir: Path, fmt: str) -> None:
         with tempfile.TemporaryFile() as out:
             start, cpu = time.perf_counter(), time.process_time()
             if fmt == "csvzip":
-                write_csvzip(plan, s, out, rt.store)
+                write_csvzip(plan, s, out, rt.store, processes=processes, total=rows, stats=stats)
             else:
                 write_xlsx(plan, s, out)
             took, cpu = time.perf_counter() - start, time.process_time() - cpu
             size = out.tell()
-    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-    print(json.dumps({"format": fmt, "rows": rows, "seconds": took, "cpu_seconds": cpu, "size": size, "vmhwm_kb": hwm}))
+    print(json.dumps({"format": fmt, "rows": rows, "seconds": took, "cpu_seconds": cpu, "size": size,
+                      "vmhwm_kb": vmhwm_kb(), "children_vmhwm_kb": stats.get("children_vmhwm_kb", [])}))
+
+
+def vmhwm_kb() -> int:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+
+
+def odata(app: Any) -> None:
+    """GET one OData page of 1,000 submissions (Bearer session, Flask test client): first page and the
+    page the first page's nextLink points to; one warm-up, then the median of 7 requests each."""
+    import statistics
+
+    client = app.test_client()
+    resp = client.post("/v1/sessions", json={"email": "bench-admin", "password": "bench-password-1"})
+    auth = {"Authorization": f"Bearer {resp.get_json()['token']}"}
+    first = f"/v1/projects/1/forms/{FORM_ID}.svc/Submissions?$top=1000"
+    body = client.get(first, headers=auth).get_json()
+    assert len(body["value"]) == 1000, body
+    second = body["@odata.nextLink"].split("://", 1)[-1]
+    second = second[second.index("/v1/"):]
+    out: dict[str, Any] = {"format": "odata", "rows": 1000}
+    for name, url in (("first", first), ("next", second)):
+        times = []
+        client.get(url, headers=auth)
+        for _ in range(7):
+            start = time.perf_counter()
+            r = client.get(url, headers=auth)
+            times.append(time.perf_counter() - start)
+            assert r.status_code == 200 and len(r.get_json()["value"]) == 1000
+        out[f"{name}_ms"] = statistics.median(times) * 1000
+        out[f"{name}_bytes"] = len(r.data)
+    out["vmhwm_kb"] = vmhwm_kb()
+    print(json.dumps(out))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    ap.add_argument("--formats", default="csvzip,xlsx")
-    ap.add_argument("--child", nargs=3, metavar=("URL", "DATA_DIR", "FORMAT"), help=argparse.SUPPRESS)
+    ap.add_argument("--formats", default="csvzip,xlsx,odata",
+                    help="csvzip, xlsx, odata (one OData page of 1,000 submissions); csvzip1 = csvzip in one process")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="processes for csvzip (default: CAREFILE_EXPORT_PROCESSES, else min(2, CPUs))")
+    ap.add_argument("--child", nargs=4, metavar=("URL", "DATA_DIR", "FORMAT", "PROCESSES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]), args.child[2])
+        child(args.child[0], Path(args.child[1]), args.child[2], int(args.child[3]))
         return 0
+    from app.services.exports.parallel import processes_setting
+
+    processes = args.processes or processes_setting()
     pg = None
     with tempfile.TemporaryDirectory(prefix="carefile-bench-export-") as tmp:
         data_dir = Path(tmp)
@@ -196,17 +239,31 @@ def main() -> int:
             print(f"# {args.backend}: inserted {args.n} submissions (+{3 * args.n} repeat rows) in {took:.1f} s",
                   flush=True)
             print(f"# Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
-            print("| backend | format | submissions | wall s | submissions/s (wall) | CPU s | submissions/s (CPU) "
-                  "| file MB | peak RSS MB | load (1 min) |")
-            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("| backend | format | processes | submissions | wall s | submissions/s (wall) | CPU s (parent) "
+                  "| file MB | peak RSS MB (parent + children) | load (1 min) |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+            odata_rows = []
             for fmt in args.formats.split(","):
-                out = subprocess.run([sys.executable, __file__, "--child", url, str(data_dir), fmt], check=True,
-                                     capture_output=True, text=True, cwd=ROOT, timeout=3600)
+                procs = 1 if fmt == "csvzip1" else processes
+                fmt = fmt.rstrip("1")
+                out = subprocess.run([sys.executable, __file__, "--child", url, str(data_dir), fmt, str(procs)],
+                                     check=True, capture_output=True, text=True, cwd=ROOT, timeout=3600)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
-                n = r["rows"]
-                print(f"| {args.backend} | {fmt} | {n:,} | {r['seconds']:.1f} | {n / r['seconds']:,.0f} |"
-                      f" {r['cpu_seconds']:.1f} | {n / r['cpu_seconds']:,.0f} | {r['size'] / 1e6:.1f} |"
-                      f" {r['vmhwm_kb'] / 1024:.0f} | {os.getloadavg()[0]:.1f} |", flush=True)
+                if fmt == "odata":
+                    odata_rows.append(f"| {args.backend} | {args.n:,} | {r['first_ms']:.0f} | {r['next_ms']:.0f} |"
+                                      f" {r['first_bytes'] / 1e6:.2f} | {r['vmhwm_kb'] / 1024:.0f} |"
+                                      f" {os.getloadavg()[0]:.1f} |")
+                    continue
+                n, kids = r["rows"], r["children_vmhwm_kb"]
+                rss = f"{r['vmhwm_kb'] / 1024:.0f}" + "".join(f" + {k / 1024:.0f}" for k in kids)
+                print(f"| {args.backend} | {fmt} | {1 + len(kids)} | {n:,} | {r['seconds']:.1f} |"
+                      f" {n / r['seconds']:,.0f} | {r['cpu_seconds']:.1f} | {r['size'] / 1e6:.1f} | {rss} |"
+                      f" {os.getloadavg()[0]:.1f} |", flush=True)
+            if odata_rows:
+                print("\n| backend | submissions | first page of 1,000 ms (median of 7) | next page ms | page MB "
+                      "| peak RSS MB | load (1 min) |")
+                print("|---|---:|---:|---:|---:|---:|---:|")
+                print("\n".join(odata_rows), flush=True)
         finally:
             if pg is not None:
                 pg.stop()

@@ -7,6 +7,8 @@ in keyset batches — never the raw XML, never all rows at once — so memory st
               media, sensitive fields, filters), validated; who may see sensitive fields
 - tabular.py  the plan (tables, columns, KEY/PARENT_KEY) and the single pass over the rows
 - csvzip.py, xlsx.py, jsonexport.py  the three renderers; each writes to a binary file object
+- rowcode.py  a table's cells compiled into one generated function per table (hot loop)
+- parallel.py a large CSV zip job split over several processes (CAREFILE_EXPORT_PROCESSES)
 - jobs.py     background jobs: queue, atomic claim, heartbeat/progress, re-queue of dead workers
 - childzip.py one child's whole file as a ZIP (printable summary.html + photos and signatures)
 """

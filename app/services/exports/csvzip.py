@@ -15,13 +15,14 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
 from storage import BlobNotFound, BlobStore
 
+from . import parallel
 from .tabular import Plan
 
 SPOOL = 1024 * 1024
@@ -53,8 +54,32 @@ def _text(stream: IO[bytes]) -> io.TextIOWrapper:
 
 
 def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
-                 progress: Callable[[int], None] | None = None) -> Iterator[None]:
-    """Write the CSV zip of plan to out, yielding now and then (between batches, media chunks)."""
+                 progress: Callable[[int], None] | None = None, processes: int = 1,
+                 total: int | None = None, threshold: int | None = None,
+                 stats: dict[str, Any] | None = None) -> Iterator[None]:
+    """Write the CSV zip of plan to out, yielding now and then (between batches, media chunks).
+    With processes > 1 and at least `threshold` rows, child processes render parts of the rows
+    (parallel.py); the output is the same."""
+    helpers = parallel.start(plan, session, processes, total, threshold)
+    try:
+        yield from _steps(plan, session, out, store, progress, helpers)
+        if stats is not None:
+            stats["children_vmhwm_kb"] = helpers.vmhwm_kb() if helpers else []
+    finally:
+        if helpers is not None:
+            helpers.close()
+
+
+def _steps(plan: Plan, session: Session, out: Any, store: BlobStore, progress: Callable[[int], None] | None,
+           helpers: parallel.Helpers | None) -> Iterator[None]:
+    upto, report = None, progress
+    if helpers is not None:
+        upto = helpers.upto
+
+        def progress(done: int) -> None:  # our rows and the children's
+            helpers.poll()
+            if report is not None:
+                report(done + helpers.rows_done)
     zf = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     main_entry = zf.open(f"{plan.tables[0].name}.csv", "w", force_zip64=True)
     main_text = _text(main_entry)
@@ -72,7 +97,7 @@ def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
         n = 0
         main_row, repeat_row = plan.main_row, plan.repeat_row
         write_main = main.writerow
-        for rec in plan.records(session, progress=progress):
+        for rec in plan.records(session, progress=progress, upto=upto):
             write_main(main_row(rec))
             for rep in rec.repeats:
                 spools[rep.table - 1][2].writerow(repeat_row(rep))
@@ -84,14 +109,22 @@ def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
                 yield None
         main_text.flush()
         main_text.detach()
+        if helpers is not None:
+            yield from helpers.wait(report, n)
+            yield from parallel.copy_files(helpers.files(0), main_entry, CHUNK)
         main_entry.close()
         yield None
-        for t, (raw, text, _w) in zip(plan.tables[1:], spools, strict=True):
+        for i, (t, (raw, text, _w)) in enumerate(zip(plan.tables[1:], spools, strict=True), start=1):
             text.flush()
             size = raw.tell()
             raw.seek(0)
-            yield from _copy_in(zf, f"{t.name}.csv", raw, size)
+            parts = helpers.files(i) if helpers is not None else []
+            yield from _copy_in(zf, f"{t.name}.csv", raw, size + parallel.total_size(parts), parts)
         if media is not None:
+            if helpers is not None:
+                media.seek(0, 2)
+                for _ in parallel.copy_files(helpers.media_files(), media, CHUNK):
+                    pass
             yield from _media(zf, media, store)
         zf.close()
         yield None
@@ -103,7 +136,8 @@ def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
             media.close()
 
 
-def _copy_in(zf: zipfile.ZipFile, name: str, src: IO[bytes], size: int) -> Iterator[None]:
+def _copy_in(zf: zipfile.ZipFile, name: str, src: IO[bytes], size: int,
+             more: Sequence[str] = ()) -> Iterator[None]:
     info = zipfile.ZipInfo(name, date_time=_now())
     info.compress_type = zipfile.ZIP_DEFLATED
     info.file_size = size
@@ -111,6 +145,7 @@ def _copy_in(zf: zipfile.ZipFile, name: str, src: IO[bytes], size: int) -> Itera
         while chunk := src.read(CHUNK):
             dst.write(chunk)
             yield None
+        yield from parallel.copy_files(list(more), dst, CHUNK)
 
 
 def _media(zf: zipfile.ZipFile, listing: Any, store: BlobStore) -> Iterator[None]:
@@ -146,8 +181,10 @@ def _now() -> tuple[int, int, int, int, int, int]:
 
 
 def write_csvzip(plan: Plan, session: Session, out: Any, store: BlobStore,
-                 progress: Callable[[int], None] | None = None) -> None:
-    for _ in csvzip_steps(plan, session, out, store, progress):
+                 progress: Callable[[int], None] | None = None, processes: int = 1, total: int | None = None,
+                 threshold: int | None = None, stats: dict[str, Any] | None = None) -> None:
+    """The CSV zip into out; `processes` > 1 splits a large export over that many processes."""
+    for _ in csvzip_steps(plan, session, out, store, progress, processes, total, threshold, stats):
         pass
 
 

@@ -32,7 +32,7 @@ from app.models import ExportJob, Form, User, utcnow
 from storage import BlobStore
 
 from .. import access, audit
-from . import ExportOptions
+from . import ExportOptions, parallel
 from .csvzip import write_csvzip
 from .jsonexport import write_json
 from .tabular import Plan
@@ -166,7 +166,8 @@ def run_job(db: Database, store: BlobStore, job_id: int, worker: str,
                 raise Problem(403, "403.71", "The account that asked for this export is disabled.")
             kind = job.kind
             plan = Plan(s, form, user, ExportOptions.parse(job.options))
-            _touch(db, job_id, worker, total=plan.count(s))
+            total = plan.count(s)
+            _touch(db, job_id, worker, total=total)
 
             def progress(done: int) -> None:
                 if beat.lost:
@@ -174,7 +175,7 @@ def run_job(db: Database, store: BlobStore, job_id: int, worker: str,
                 _touch(db, job_id, worker, progress=done)
 
             if kind == "csvzip":
-                write_csvzip(plan, s, tmp, store, progress)
+                write_csvzip(plan, s, tmp, store, progress, parallel.processes_setting(), total)
             elif kind == "xlsx":
                 write_xlsx(plan, s, tmp, progress)
             else:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, func, literal, select, tuple_
+from sqlalchemy import Integer, any_, bindparam, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
@@ -33,6 +34,7 @@ from forms import Field, FormSchema
 from .. import access
 from ..forms import schema_of
 from . import ExportOptions
+from .rowcode import compile_row
 
 MASK = "***"
 SKIP_TYPES = ("group", "repeat")
@@ -73,6 +75,7 @@ class Table:
     headers: list[str] = field(default_factory=list)
     specs: list[Spec] = field(default_factory=list)
     binary_keys: list[str] = field(default_factory=list)  # unmasked photo/signature keys (media)
+    cells: Callable[[dict[str, Any]], list[Any]] | None = None  # build_row compiled for specs (rowcode.py)
 
 
 @dataclass
@@ -116,6 +119,8 @@ class Plan:
         self.tables = self._layout(schemas)
         self.table_of = {t.repeat: i for i, t in enumerate(self.tables)}
         self._nodes = {t.repeat: t.node for t in self.tables if t.repeat}
+        self._cells = [t.cells or compile_row(t.specs) for t in self.tables]
+        self._main_cells = self._cells[0]
 
     # ---- layout -------------------------------------------------------------------------------
     def _layout(self, schemas: list[FormSchema]) -> list[Table]:
@@ -204,6 +209,7 @@ class Plan:
             t.specs.append(spec)
         headers += list(MAIN_TAIL if t.repeat is None else REPEAT_TAIL)
         t.headers = _unique(headers)
+        t.cells = compile_row(t.specs)
 
     # ---- rows ---------------------------------------------------------------------------------
     def _where(self) -> list[Any]:
@@ -230,11 +236,12 @@ class Plan:
              .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id).where(*self._where()))
         return int(session.scalar(q) or 0)
 
-    def records(self, session: Session, batch: int = BATCH,
-                progress: Callable[[int], None] | None = None) -> Iterator[Record]:
+    def records(self, session: Session, batch: int = BATCH, progress: Callable[[int], None] | None = None,
+                after: tuple[Any, int] | None = None, upto: tuple[Any, int] | None = None) -> Iterator[Record]:
         """Every matching submission in order received, read batch by batch: keyset pagination on
         (created_at, id), which the index (form_id, created_at, id) serves without sorting.
-        Executed as Core statements on the session's connection (no ORM row loading)."""
+        Executed as Core statements on the session's connection (no ORM row loading).
+        `after`/`upto` limit the rows to the (created_at, id) range (after, upto] (parallel.py)."""
         S, V, A = Submission, SubmissionVersion, SubmissionAttachment
         edits = select(func.count()).where(V.submission_id == S.id).correlate(S).scalar_subquery()
         expected = select(func.count()).where(A.version_id == V.id).correlate(V).scalar_subquery()
@@ -245,19 +252,21 @@ class Plan:
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
                 .outerjoin(User, User.id == S.submitter_id).where(*self._where())
                 .order_by(S.created_at, S.id).limit(batch))
+        if after is not None:
+            base = base.where(_position() > _key(after))
+        if upto is not None:
+            base = base.where(_position() <= _key(upto))
         conn = session.connection()
         with _fewer_collections():
             yield from self._pages(conn, base, batch, progress)
 
     def _pages(self, conn: Any, base: Any, batch: int, progress: Callable[[int], None] | None) -> Iterator[Record]:
-        S = Submission
         done, query = 0, base
         while True:
             rows = conn.execute(query).all()
             if not rows:
                 break
-            query = base.where(tuple_(S.created_at, S.id) > tuple_(
-                literal(rows[-1][2], UTCDateTime()), literal(rows[-1][0], Integer())))
+            query = base.where(_position() > _key((rows[-1][2], rows[-1][0])))
             yield from self._batch(conn, rows)
             done += len(rows)
             if progress is not None:
@@ -272,12 +281,12 @@ class Plan:
         atts: dict[int, list[tuple[str, str]]] = {}
         if media:
             for vid, name, key in conn.execute(select(A.version_id, A.name, A.blob_key).where(
-                    A.version_id.in_(vids), A.blob_key.is_not(None))):
+                    _among(conn, A.version_id, vids), A.blob_key.is_not(None))):
                 atts.setdefault(vid, []).append((name, key))
         reps: dict[int, list[Any]] = {}
         if len(self.tables) > 1:
             q = select(R.id, R.version_id, R.repeat, R.ordinal, R.parent_id, R.data).where(
-                R.version_id.in_(vids)).order_by(R.id)
+                _among(conn, R.version_id, vids)).order_by(R.id)
             for rr in conn.execute(q).all():
                 reps.setdefault(rr[1], []).append(rr)
         table_of, nodes = self.table_of, self._nodes
@@ -312,17 +321,32 @@ class Plan:
         """Cells of the main table for CSV/XLSX (formula-like strings neutralised)."""
         meta = rec.meta
         row = [meta[0]]
-        row += build_row(rec.data, self.tables[0].specs)
+        row += self._main_cells(rec.data)
         row.append(_safe(rec.key))
         row += meta[1:]
         row[-9], row[-5] = _safe(row[-9]), _safe(row[-5])  # SubmitterName, DeviceID
         return row
 
     def repeat_row(self, rep: RepeatRecord) -> list[Any]:
-        row = build_row(rep.data, self.tables[rep.table].specs)
+        row = self._cells[rep.table](rep.data)
         row.append(_safe(rep.parent_key))
         row.append(_safe(rep.key))
         return row
+
+
+def _among(conn: Any, column: Any, ids: list[int]) -> Any:
+    """column IN ids; on PostgreSQL `= ANY(array)`: one parameter instead of a thousand."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _position() -> Any:
+    return tuple_(Submission.created_at, Submission.id)
+
+
+def _key(key: tuple[Any, int]) -> Any:
+    return tuple_(literal(key[0], UTCDateTime()), literal(key[1], Integer()))
 
 
 _gc_lock = threading.Lock()
