@@ -64,9 +64,17 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         write_bind = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
         self._write = sessionmaker(write_bind, expire_on_commit=False)
+        # Lookups on hot paths (auth, the form of a submission) need no transaction: on PostgreSQL
+        # autocommit saves the BEGIN and ROLLBACK round trips. SQLite reads stay as they are.
+        reader_bind = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = sessionmaker(reader_bind, expire_on_commit=False)
 
     def session(self) -> Session:
         return self._read()
+
+    def reader(self) -> Session:
+        """A session for a few independent lookups (each statement sees the latest commits); never write."""
+        return self._reader()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

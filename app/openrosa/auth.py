@@ -43,7 +43,7 @@ def user_from_token(rt: Runtime, token: str) -> User:
     if not user_service.is_well_formed_token(token):
         raise Problem(401, "401.2", "This server address is not valid. Scan the QR code from your "
                       "coordinator again.")
-    with rt.db.session() as session:
+    with rt.db.reader() as session:
         found = user_service.user_for_token(session, token)
         if found.user is None:
             # Well-formed but unknown or revoked: 403, not 401, so Collect does not ask for a password.
@@ -75,7 +75,7 @@ def user_from_credentials(rt: Runtime) -> User:
         # An API session (pyodk downloads form XML from this shared URL).
         from app.services import sessions as session_service
 
-        with rt.db.session() as session:
+        with rt.db.reader() as session:
             found = session_service.user_for_session(session, auth.token)
             if found is None:
                 raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
@@ -92,7 +92,7 @@ def user_from_credentials(rt: Runtime) -> User:
             raise AuthChallenge("Sign-in expired; signing in again.", stale=True)
         if not _uri_matches(creds.uri):
             raise AuthChallenge("The sign-in data does not match this address.")
-        with rt.db.session() as session:
+        with rt.db.reader() as session:
             try:
                 user = user_service.get_user(session, creds.username)
             except Problem:
@@ -110,7 +110,7 @@ def user_from_credentials(rt: Runtime) -> User:
             raise AuthChallenge("Basic sign-in is only allowed over HTTPS. Use https:// in the server "
                                 "address, or let Collect use Digest.", code="401.3")
         username, password = auth.username or "", auth.password or ""
-        with rt.db.session() as session:
+        with rt.db.reader() as session:
             user = user_service.check_password(session, username, password)
             if user is None:
                 raise AuthChallenge("The user name or password is wrong.")

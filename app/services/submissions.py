@@ -137,7 +137,7 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
                        may_fill: Callable[[Session, Form], bool] | None = None) -> ReceiveResult:
     """Store one OpenRosa submission POST (a whole submission or one part of a split one)."""
     envelope, tree = _parse(xml, max_xml_bytes)
-    with db.session() as session:
+    with db.reader() as session:
         form = _lookup_form(session, project_id, envelope.form_id)  # type: ignore[attr-defined]
         if form.state == "closed":
             raise Problem(409, "409.2", f"The form '{form.xml_form_id}' is closed and no longer accepts "
