@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,40 @@ class Database:
         # autocommit saves the BEGIN and ROLLBACK round trips. SQLite reads stay as they are.
         reader_bind = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
+        self._shared: ContextVar[Session | None] = ContextVar(f"carefile_reader_{id(self)}", default=None)
 
     def session(self) -> Session:
         return self._read()
 
-    def reader(self) -> Session:
-        """A session for a few independent lookups (each statement sees the latest commits); never write."""
-        return self._reader()
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A session for a few independent lookups (each statement sees the latest commits); never write.
+
+        Inside `request_scope()` every reader of the request shares one session (one connection)."""
+        shared = self._shared.get()
+        if shared is not None:
+            yield shared
+            return
+        session = self._reader()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    @contextmanager
+    def request_scope(self) -> Iterator[None]:
+        """Let the readers of one HTTP request share a connection (PostgreSQL: one pool checkout and
+        pre-ping instead of several). SQLite readers keep their own sessions."""
+        if self.is_sqlite:
+            yield
+            return
+        session = self._reader()
+        token = self._shared.set(session)
+        try:
+            yield
+        finally:
+            self._shared.reset(token)
+            session.close()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -35,26 +35,27 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
         @functools.wraps(view)
         def wrapper(project_id: int, token: str | None = None, **kwargs: Any) -> Response:
             rt = runtime()
-            try:
-                if openrosa_header and request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
-                    raise Problem(400, "400.6", "The X-OpenRosa-Version: 1.0 header is missing. Use ODK "
-                                  "Collect or another OpenRosa client.")
-                user = user_from_token(rt, token) if token is not None else user_from_credentials(rt)
-                # user.project_id is a foreign key to project.id: when it matches, the project exists
-                # (no query needed on every request).
-                if user.project_id != project_id:
-                    raise Problem(404, "404.1", f"There is no project {project_id} for this user. "
-                                  "Check the server address in Collect.")
-                resp = view(rt, user, project_id, _base(project_id, token), **kwargs)
-            except AuthChallenge as exc:
-                resp = challenge_response(rt, exc)
-            except RequestEntityTooLarge:
-                limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
-                resp = render.problem_response(Problem(
-                    413, "413.2", f"A file in this submission is larger than this server accepts ({limit:g} MB). "
-                    "Ask your coordinator to raise the limit, or take smaller photos."))
-            except Problem as problem:
-                resp = render.problem_response(problem)
+            with rt.db.request_scope():  # the readers of this request share one connection
+                try:
+                    if openrosa_header and request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
+                        raise Problem(400, "400.6", "The X-OpenRosa-Version: 1.0 header is missing. Use ODK "
+                                      "Collect or another OpenRosa client.")
+                    user = user_from_token(rt, token) if token is not None else user_from_credentials(rt)
+                    # user.project_id is a foreign key to project.id: when it matches, the project exists
+                    # (no query needed on every request).
+                    if user.project_id != project_id:
+                        raise Problem(404, "404.1", f"There is no project {project_id} for this user. "
+                                      "Check the server address in Collect.")
+                    resp = view(rt, user, project_id, _base(project_id, token), **kwargs)
+                except AuthChallenge as exc:
+                    resp = challenge_response(rt, exc)
+                except RequestEntityTooLarge:
+                    limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
+                    resp = render.problem_response(Problem(
+                        413, "413.2", f"A file in this submission is larger than this server accepts ({limit:g} MB). "
+                        "Ask your coordinator to raise the limit, or take smaller photos."))
+                except Problem as problem:
+                    resp = render.problem_response(problem)
             resp.headers["X-OpenRosa-Version"] = "1.0"
             resp.headers["X-OpenRosa-Accept-Content-Length"] = str(rt.config["MAX_SUBMISSION_BYTES"])
             resp.headers.setdefault("Content-Language", "en")

@@ -182,8 +182,18 @@ def can_fill(session: Session, user: User, form: Form) -> bool:
         return True
     if user.role != "collector":
         return False
-    assigned = list(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
+    assigned = assigned_form_ids(session, user)
     return not assigned or form.id in assigned
+
+
+def assigned_form_ids(session: Session, user: User) -> set[int]:
+    """The forms assigned to the collector (empty: every open form). Cached on the user object for
+    the request, since formList asks for every form."""
+    cached: set[int] | None = user.__dict__.get("_assigned_form_ids")
+    if cached is None:
+        cached = set(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
+        user.__dict__["_assigned_form_ids"] = cached
+    return cached
 
 
 def forms_for_phone(session: Session, user: User, project_id: int) -> list[Form]:
