@@ -29,6 +29,8 @@ class User(Base):
     regions: Mapped[list[UserRegion]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
+    # Loaded together with the user when a phone signs in (services.users.phone_user_options).
+    assignments: Mapped[list[FormAssignment]] = relationship(lazy="select", viewonly=True)
 
     @property
     def region_codes(self) -> list[str]:

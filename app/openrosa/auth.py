@@ -94,7 +94,7 @@ def user_from_credentials(rt: Runtime) -> User:
             raise AuthChallenge("The sign-in data does not match this address.")
         with rt.db.reader() as session:
             try:
-                user = user_service.get_user(session, creds.username)
+                user = user_service.get_user(session, creds.username, for_phone=True)
             except Problem:
                 raise AuthChallenge("The user name or password is wrong. Check the server settings in "
                                     "Collect.") from None

@@ -191,7 +191,10 @@ def assigned_form_ids(session: Session, user: User) -> set[int]:
     the request, since formList asks for every form."""
     cached: set[int] | None = user.__dict__.get("_assigned_form_ids")
     if cached is None:
-        cached = set(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
+        if "assignments" in user.__dict__:  # loaded with the user when the phone signed in
+            cached = {a.form_id for a in user.assignments}
+        else:
+            cached = set(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
         user.__dict__["_assigned_form_ids"] = cached
     return cached
 

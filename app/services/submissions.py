@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -102,32 +102,34 @@ def region_of(values: dict[str, object]) -> str | None:
 _SCHEMAS: dict[tuple[int, str], FormSchema] = {}
 
 
-def _lookup_form(session: Session, project_id: int, xml_form_id: str) -> Form:
-    """form_service.get_form without eagerly loading the current version (its XML, schema JSON and
-    attachment list), which a submission does not need: that was ~15% of the CPU per submission."""
-    form = session.scalar(select(Form).options(lazyload(Form.current_version)).where(
-        Form.project_id == project_id, Form.xml_form_id == xml_form_id))
-    if form is None or form.current_version_id is None:
-        form = form_service.get_form(session, project_id, xml_form_id)  # raises the 404
-    return form
-
-
-def _lookup_version(session: Session, form: Form, version: str) -> tuple[int, FormSchema]:
-    """The id and parsed schema of the submitted form version; loads its XML only on a cache miss."""
-    row = session.execute(select(FormVersion.id, FormVersion.sha256).where(
-        FormVersion.form_id == form.id, FormVersion.version == version)).first()
-    if row is None:
-        fv = form_service.get_version(session, form, version)  # raises the 404
-        return fv.id, form_service.schema_of(fv)
-    schema = _SCHEMAS.get((row.id, row.sha256))
+def _lookup(session: Session, project_id: int, xml_form_id: str, version: str,
+            instance_id: str) -> tuple[Form, int, FormSchema, bool]:
+    """The form, the id and parsed schema of the submitted version, and whether the instanceID is
+    already stored — one query (the form's current version, XML and schema are not loaded)."""
+    seen = (select(SubmissionVersion.id).where(SubmissionVersion.form_id == Form.id,
+                                               SubmissionVersion.instance_id == instance_id)
+            .limit(1).scalar_subquery())
+    row = session.execute(
+        select(Form, FormVersion.id, FormVersion.sha256, seen.label("seen"))
+        .options(lazyload(Form.current_version))
+        .outerjoin(FormVersion, and_(FormVersion.form_id == Form.id, FormVersion.version == version))
+        .where(Form.project_id == project_id, Form.xml_form_id == xml_form_id)).first()
+    if row is None or row[0].current_version_id is None:
+        form_service.get_form(session, project_id, xml_form_id)  # raises the 404
+        raise AssertionError("unreachable")
+    form, version_id, sha256, seen_id = row
+    if version_id is None:
+        form_service.get_version(session, form, version)  # raises the 404
+        raise AssertionError("unreachable")
+    schema = _SCHEMAS.get((version_id, sha256))
     if schema is None:
-        fv = session.get(FormVersion, row.id)
+        fv = session.get(FormVersion, version_id)
         assert fv is not None
         schema = form_service.schema_of(fv)
         if len(_SCHEMAS) >= 256:
             _SCHEMAS.clear()
-        _SCHEMAS[(row.id, row.sha256)] = schema
-    return row.id, schema
+        _SCHEMAS[(version_id, sha256)] = schema
+    return form, version_id, schema, seen_id is not None
 
 
 def receive_submission(db: Database, store: BlobStore, *, project_id: int, user: User | None,
@@ -137,19 +139,19 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
                        may_fill: Callable[[Session, Form], bool] | None = None) -> ReceiveResult:
     """Store one OpenRosa submission POST (a whole submission or one part of a split one)."""
     envelope, tree = _parse(xml, max_xml_bytes)
+    xml_sha = hashlib.sha256(xml).hexdigest()
+    instance_id = envelope.instance_id or f"sha256:{xml_sha}"  # type: ignore[attr-defined]
     with db.reader() as session:
-        form = _lookup_form(session, project_id, envelope.form_id)  # type: ignore[attr-defined]
+        form, version_pk, schema, seen = _lookup(session, project_id, envelope.form_id,  # type: ignore[attr-defined]
+                                                 envelope.version, instance_id)  # type: ignore[attr-defined]
         if form.state == "closed":
             raise Problem(409, "409.2", f"The form '{form.xml_form_id}' is closed and no longer accepts "
                           "submissions. Ask your coordinator what to do with this record.")
         if may_fill is not None and not may_fill(session, form):
             raise Problem(403, "403.2", f"You may not submit the form '{form.xml_form_id}'. Ask your "
                           "coordinator to assign this form to you.")
-        version_pk, schema = _lookup_version(session, form, envelope.version)  # type: ignore[attr-defined]
         form_pk = form.id
     data: SubmissionData = extract(tree, schema)
-    xml_sha = hashlib.sha256(xml).hexdigest()
-    instance_id = envelope.instance_id or f"sha256:{xml_sha}"  # type: ignore[attr-defined]
     for name in data.attachments:
         if not _safe_name(name):
             raise Problem(400, "400.40", f"The submission refers to a file named '{name}', which is not "
@@ -176,8 +178,10 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     for attempt in (1, 2):
         try:
             with db.write() as session:
+                # A new instanceID needs no second look on the first attempt: the unique constraint
+                # catches a concurrent twin, and the retry then takes the duplicate path.
                 result = _write(session, project_id, form_pk, version_pk, schema, user, envelope, data, xml, xml_sha,
-                                instance_id, stored, device_id, user_agent)
+                                instance_id, stored, device_id, user_agent, known_new=attempt == 1 and not seen)
             result.ignored_files = ignored
             return result
         except IntegrityError:
@@ -191,8 +195,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
            user: User | None, envelope: object,
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
            stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
-           user_agent: str | None) -> ReceiveResult:
-    existing = session.scalar(select(SubmissionVersion).where(
+           user_agent: str | None, known_new: bool = False) -> ReceiveResult:
+    existing = None if known_new else session.scalar(select(SubmissionVersion).where(
         SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == instance_id))
     if existing is not None:
         sub = session.get(Submission, existing.submission_id)

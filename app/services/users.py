@@ -5,6 +5,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
@@ -63,8 +64,16 @@ def check_password(session: Session, username: str, password: str) -> User | Non
     return user
 
 
-def get_user(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
+def phone_user_options() -> list[Any]:
+    """Load what a phone's request needs with the user, in the same query: regions, form assignments."""
+    return [joinedload(User.regions), joinedload(User.assignments)]
+
+
+def get_user(session: Session, username: str, for_phone: bool = False) -> User:
+    q = select(User).where(User.username == username)
+    if for_phone:
+        q = q.options(*phone_user_options())
+    user = session.execute(q).unique().scalar_one_or_none()
     if user is None:
         raise Problem(404, "404.20", f"There is no user named '{username}'.")
     return user
@@ -117,7 +126,7 @@ def user_for_token(session: Session, token: str) -> TokenLookup:
     """The token's user with its regions, in one query (it runs on every request from a phone)."""
     row = session.execute(
         select(CollectorToken.revoked_at, User).join(User, User.id == CollectorToken.user_id)
-        .options(joinedload(User.regions)).where(CollectorToken.token == token)).unique().first()
+        .options(*phone_user_options()).where(CollectorToken.token == token)).unique().first()
     if row is None:
         return TokenLookup(None, "unknown")
     revoked_at, user = row

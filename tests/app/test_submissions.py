@@ -199,3 +199,30 @@ def test_submission_needs_openrosa_header(collect: Any, household: Any) -> None:
     resp = collect.post("/v1/projects/1/submission", data=submission_body(household_xml()),
                         content_type="multipart/form-data", headers={"X-OpenRosa-Version": ""})
     assert resp.status_code == 400
+
+
+def test_concurrent_twin_is_caught_by_the_unique_constraint(submit: Any, rt: Any, monkeypatch: Any) -> None:
+    """Two identical POSTs racing: both lookups see nothing; the second insert fails on the unique
+    (form, instanceID) constraint and its retry answers as a duplicate, storing nothing twice."""
+    from app.services import submissions
+
+    assert submit(files={"photo.jpg": PHOTO}).status_code == 201
+    real = submissions._lookup
+
+    def lookup_before_the_twin_committed(*args: Any, **kwargs: Any) -> Any:
+        form, version_id, schema, _seen = real(*args, **kwargs)
+        return form, version_id, schema, False
+
+    monkeypatch.setattr(submissions, "_lookup", lookup_before_the_twin_committed)
+    writes: list[bool] = []
+    real_write = submissions._write
+
+    def counting_write(*args: Any, **kwargs: Any) -> Any:
+        writes.append(kwargs.get("known_new", False))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(submissions, "_write", counting_write)
+    again = submit(files={"photo.jpg": PHOTO})
+    assert again.status_code == 201 and b"already on the server" in again.data
+    assert writes == [True, False]  # the insert hit the constraint, the retry found the twin
+    assert _count(rt, Submission) == 1 and _count(rt, SubmissionVersion) == 1
