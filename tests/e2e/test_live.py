@@ -27,7 +27,7 @@ import pytest
 import requests
 from lxml import etree
 from requests.auth import HTTPDigestAuth
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from tests.e2e import engine
 from tests.e2e.live import LiveServer, LiveServerError
@@ -141,15 +141,10 @@ def pg_database(request: pytest.FixtureRequest) -> str:
 
     if find_bindir() is None:
         pytest.skip("PostgreSQL server binaries not found")
-    pg = request.getfixturevalue("pg_server")  # session fixture in tests/conftest.py
-    admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text("DROP DATABASE IF EXISTS carefile_live WITH (FORCE)"))
-            c.execute(text("CREATE DATABASE carefile_live"))
-    finally:
-        admin.dispose()
-    return str(pg.url("carefile_live"))
+    from tests.support.pgserver import fresh_database
+
+    # pg_server: the session fixture in tests/conftest.py
+    return fresh_database(request.getfixturevalue("pg_server"), "carefile_live")
 
 
 S3_PREFIX = "live-blobs"

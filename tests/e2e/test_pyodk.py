@@ -20,7 +20,6 @@ import requests
 from pyodk.client import Client
 from pyodk.errors import PyODKError
 from requests.auth import HTTPDigestAuth
-from sqlalchemy import create_engine, text
 
 from tests.conftest import BACKENDS
 from tests.e2e.live import LiveServer, LiveServerError
@@ -42,15 +41,10 @@ def _database_url(request: pytest.FixtureRequest) -> str | None:
 
     if find_bindir() is None:
         pytest.skip("PostgreSQL server binaries not found")
-    pg = request.getfixturevalue("pg_server")  # session fixture in tests/conftest.py
-    admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text("DROP DATABASE IF EXISTS carefile_pyodk WITH (FORCE)"))
-            c.execute(text("CREATE DATABASE carefile_pyodk"))
-    finally:
-        admin.dispose()
-    return str(pg.url("carefile_pyodk"))
+    from tests.support.pgserver import fresh_database
+
+    # pg_server: the session fixture in tests/conftest.py
+    return fresh_database(request.getfixturevalue("pg_server"), "carefile_pyodk")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

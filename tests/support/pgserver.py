@@ -76,3 +76,17 @@ def start_postgres() -> PgServer:
                             "-c max_connections=200 -c full_page_writes=off", "start"],
                    check=True, capture_output=True)
     return PgServer(root, port, bindir, runas)
+
+
+def fresh_database(server: PgServer, name: str) -> str:
+    """Drop and create database `name` on the test server; its SQLAlchemy URL."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            c.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        admin.dispose()
+    return server.url(name)
