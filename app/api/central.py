@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 
 from app.runtime import runtime
-from app.services import central
+from app.services import central, records
 
 from . import bp
 from .auth import api_user
@@ -61,7 +61,9 @@ def submission_attachments(project_id: int, xml_form_id: str, instance_id: str) 
     with runtime().db.session() as s:
         f = central.get_form(s, user, project_id, xml_form_id)
         _, sv = central.get_submission(s, user, f, instance_id)
-        return jsonify([{"name": a.name, "exists": a.blob_key is not None} for a in sv.attachments])
+        withheld = records.withheld_files(s, project_id, user, sv)
+        return jsonify([{"name": a.name, "exists": a.blob_key is not None} for a in sv.attachments
+                        if a.name not in withheld])
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<path:instance_id>")

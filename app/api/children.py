@@ -39,6 +39,6 @@ def child_file(project_id: int, uid: str) -> Response:
     user = api_user()
     with runtime().db.write() as session:
         body = childfile.child_file(session, project_id, user, uid)
-        audit.record(session, user, "child.view", target=f"child:{body['child']['uuid']}",
+        audit.record(session, user, "child.view", target=f"child:{body['child']['uuid']}", unmasked=body["unmasked"],
                      ip=request.remote_addr or "", via="api")
     return jsonify(body)

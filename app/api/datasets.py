@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from app.errors import Problem
 from app.runtime import runtime
+from app.services import access, odata
 from app.services import datasets_api as svc
-from app.services import odata
 from app.services.odata_filter import parse_filter
 
 from . import bp
@@ -86,7 +86,7 @@ def entity(project_id: int, name: str, uid: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
         ds = svc.get_dataset(s, user, project_id, name)
-        return jsonify(svc.entity_json(svc.get_entity(s, user, ds, uid)))
+        return jsonify(svc.entity_json(svc.get_entity(s, user, ds, uid), access.Redactor(s, user, project_id), ds.name))
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>/versions")
@@ -95,7 +95,7 @@ def entity_versions(project_id: int, name: str, uid: str) -> Response:
     with runtime().db.session() as s:
         ds = svc.get_dataset(s, user, project_id, name)
         row = svc.get_entity(s, user, ds, uid)
-        return jsonify(svc.versions_json(s, row[0]))
+        return jsonify(svc.versions_json(s, row[0], access.Redactor(s, user, project_id), ds.name))
 
 
 # ---------------------------------------------------------------- writes: not here
@@ -175,7 +175,7 @@ def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
         if filter_text:
             q = q.where(parse_filter(filter_text, svc.filter_fields()))
         count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
-        rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_)
+        rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_, access.Redactor(s, user, project_id))
         base = _base(project_id, name)
         head = {"@odata.context": f"{base}/$metadata#Entities"}
         tail = feed_tail(f"{base}/Entities", next_token, count)

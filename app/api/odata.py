@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
 from app.runtime import runtime
-from app.services import central, odata
+from app.services import access, central, odata
 from app.services import forms as form_service
 from app.services.odata_filter import parse_filter
 
@@ -126,10 +126,11 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
         count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
         base = _base(project_id, xml_form_id)
         head = {"@odata.context": f"{base}/$metadata#{table}"}
+        red = access.Redactor(s, user, project_id)
         if tbl.repeat is None:
-            rows, next_token = _root_rows(s, schema, q, page, skip, token, wkt, select_)
+            rows, next_token = _root_rows(s, schema, q, page, skip, token, wkt, select_, red)
         else:
-            rows, next_token = _repeat_rows(s, schema, tbl, q, page, skip, token, wkt, select_)
+            rows, next_token = _repeat_rows(s, schema, tbl, q, page, skip, token, wkt, select_, red)
         tail = feed_tail(f"{base}/{table}", next_token, count)
     except BaseException:
         s.close()
@@ -145,7 +146,7 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
 
 
 def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: dict[str, Any], wkt: bool,
-               select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
+               select_: list[str] | None, red: access.Redactor) -> tuple[list[dict[str, Any]], str | None]:
     q = q.order_by(Submission.created_at.desc(), Submission.id.desc())
     after = None
     if token.get("id") is not None:
@@ -160,7 +161,8 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
     for sub, sv, version, display_name, username in result:
         present, expected = counts.get(sv.id, (0, 0))
         row: dict[str, Any] = {"__id": sub.instance_id}
-        row.update(odata.shape_values(schema, None, sv.data, wkt, odata.nav_key(sub.instance_id)))
+        values = red.values(schema, sv.data)
+        row.update(odata.shape_values(schema, None, values, wkt, odata.nav_key(sub.instance_id)))
         row["__system"] = {
             "submissionDate": central.iso(sub.created_at), "updatedAt": central.iso(sub.updated_at),
             "submitterId": str(sub.submitter_id) if sub.submitter_id else None,
@@ -178,7 +180,8 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
 
 
 def _repeat_rows(s: Any, schema: Any, tbl: odata.Table, q: Any, page: int | None, skip: int,
-                 token: dict[str, Any], wkt: bool, select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
+                 token: dict[str, Any], wkt: bool, select_: list[str] | None,
+                 red: access.Redactor) -> tuple[list[dict[str, Any]], str | None]:
     subs = q.with_only_columns(Submission.current_version_id, Submission.instance_id).subquery()
     rq = (select(SubmissionRepeatRow, subs.c.instance_id)
           .join(subs, subs.c.current_version_id == SubmissionRepeatRow.version_id)
@@ -193,7 +196,8 @@ def _repeat_rows(s: Any, schema: Any, tbl: odata.Table, q: Any, page: int | None
     for r, instance_id in result:
         rid = odata.row_id(instance_id, r.repeat, r.id)
         row: dict[str, Any] = {"__id": rid}
-        row.update(odata.shape_values(schema, tbl.repeat, r.data, wkt, f"{tbl.name}('{rid}')"))
+        row.update(odata.shape_values(schema, tbl.repeat, red.values(schema, r.data, r.repeat), wkt,
+                                      f"{tbl.name}('{rid}')"))
         parent = parents.get(r.parent_id) if r.parent_id else None
         row[parent_key] = odata.row_id(instance_id, parent.repeat, parent.id) if parent else instance_id
         rows.append(odata.select_fields(row, select_))

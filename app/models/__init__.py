@@ -2,6 +2,7 @@
 from .activity import AuditEvent, ExportJob, LoginFailure, SubmissionComment
 from .base import Base, utcnow
 from .entity import Dataset, Entity, EntityEvent, EntityVersion
+from .held import HELD_KINDS, HELD_STATES, HeldChange
 from .form import FORM_STATES, Form, FormAttachment, FormVersion
 from .project import Project
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
@@ -11,4 +12,5 @@ __all__ = [
     "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
     "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
+    "HeldChange", "HELD_KINDS", "HELD_STATES",
 ]

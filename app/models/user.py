@@ -23,6 +23,9 @@ class User(Base):
     # username and password). It is password-equivalent for this realm only.
     digest_ha1: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A manager sees identifying (sensitive) details only when an admin grants it; admins and
+    # coordinators always do (app.services.access.sees_sensitive).
+    sees_sensitive: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     language: Mapped[str] = mapped_column(String(10), default="zh", server_default="zh")  # web UI language: zh | en
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -203,6 +203,8 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
         max_file_bytes=rt.config["MAX_SUBMISSION_BYTES"], may_fill=may_fill,
     )
     key = {"created": "201", "duplicate": "duplicate", "edited": "edited"}[result.status]
+    if result.held:
+        key = "held"
     resp = render.success_response(key, result.message)
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -68,7 +68,7 @@ def submissions_query(user: User, form: Form) -> Select[Any]:
             .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
             .outerjoin(User, User.id == Submission.submitter_id)
             .where(Submission.form_id == form.id, Submission.deleted_at.is_(None),
-                   access.region_filter(user, Submission.region_code)))
+                   access.submission_filter(user, form.project_id)))
 
 
 def attachment_counts(session: Session, version_ids: list[int]) -> dict[int, tuple[int, int]]:

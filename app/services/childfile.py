@@ -85,8 +85,12 @@ def list_children(session: Session, project_id: int, user: User, *, q: str = "",
                   risk_level: str = "", status: str = "", overdue_on: date | None = None,
                   limit: int = 50, offset: int = 0) -> tuple[list[ChildSummary], int]:
     query = _children_query(session, project_id, user)
-    if q:
+    red = access.Redactor(session, user, project_id)
+    show = red.show or CHILDREN not in red.lists
+    if q and show:
         query = query.where(Entity.label.contains(q, autoescape=True))
+    elif q:  # labels may be built from names: search the pseudonym (儿童 A3F2) instead
+        query = query.where(Entity.uuid.startswith(q.replace("儿童", "").strip().lower(), autoescape=True))
     if region:
         query = query.where(Entity.region_code.startswith(region, autoescape=True))
     if risk_level:
@@ -96,8 +100,14 @@ def list_children(session: Session, project_id: int, user: User, *, q: str = "",
     if overdue_on is not None:
         query = query.where(overdue_condition(overdue_on))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Entity.label, Entity.id).limit(limit).offset(offset))
-    return [ChildSummary.of(e) for e in rows], int(total)
+    order = (Entity.label, Entity.id) if show else (Entity.uuid,)
+    rows = session.scalars(query.order_by(*order).limit(limit).offset(offset))
+    out = []
+    for e in rows:
+        summary = ChildSummary.of(e)
+        summary.label = red.child_label(CHILDREN, e.uuid, e.label)
+        out.append(summary)
+    return out, int(total)
 
 
 def overdue_children(session: Session, project_id: int, user: User, today: date,
@@ -119,8 +129,15 @@ def _record_date(values: dict[str, Any], received: str) -> str:
 
 
 def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[str, Any]:
-    """The child's whole file: current state, every record in time order, entity history."""
+    """The child's whole file: current state, every record in time order, entity history.
+
+    Sensitive answers, files and a label built from them are masked unless the user may see them
+    (app.services.access); "unmasked" tells the caller to audit the view as one of identifying data.
+    """
+    from .forms import schema_of
+
     child = get_child(session, project_id, user, uid)
+    red = access.Redactor(session, user, project_id)
     rows = session.execute(
         select(Submission, SubmissionVersion, Form, FormVersion)
         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
@@ -131,14 +148,17 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
     history_rows = entity_history(session, child)
     changed_by = {v.submission_id: v.data_received for v in history_rows if v.submission_id is not None}
     records = []
+    sensitive_props = red.entity_properties(CHILDREN, {p: "x" for p in (child.data or {})})
     for sub, sv, form, fv in rows:
         received = sub.created_at.isoformat()
-        changed = changed_by.get(sub.id) or {}
+        changed = red.entity_properties(CHILDREN, changed_by.get(sub.id) or {})
+        schema = schema_of(fv)
+        withheld = red.withheld_files(schema, sv.data or {}, sv.repeat_rows)
         records.append({
             "submission_id": sub.id,
             # What the record changed in the child's file (e.g. status → watch): its summary line.
             "summary": [[k, v] for k, v in changed.items() if k != "label" and v not in (None, "")],
-            "images": [a.name for a in sv.attachments if a.blob_key is not None and (
+            "images": [a.name for a in sv.attachments if a.blob_key is not None and a.name not in withheld and (
                 (a.content_type or "").startswith("image/") or a.name.lower().endswith(IMAGE_EXTENSIONS))],
             "form_id": form.xml_form_id,
             "form_title": fv.title,
@@ -150,23 +170,29 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
             "review_state": sub.review_state,
             "submitter_id": sub.submitter_id,
             "edited": sv.deprecated_id is not None,
-            "values": sv.data,
-            "repeats": [{"repeat": r.repeat, "ordinal": r.ordinal, "values": r.data} for r in sv.repeat_rows],
+            "values": red.values(schema, sv.data or {}),
+            "repeats": [{"repeat": r.repeat, "ordinal": r.ordinal, "values": red.values(schema, r.data or {}, r.repeat)}
+                        for r in sv.repeat_rows],
             "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
-                             "content_type": a.content_type} for a in sv.attachments],
+                             "content_type": a.content_type} for a in sv.attachments if a.name not in withheld],
         })
     records.sort(key=lambda r: (r["date"], r["received_at"]))
     by_id = {r["submission_id"]: r for r in records}
-    history = [{"version": v.version, "label": v.label, "changed": v.data_received, "at": v.created_at.isoformat(),
+    history = [{"version": v.version, "label": red.child_label(CHILDREN, child.uuid, v.label),
+                "changed": red.entity_properties(CHILDREN, v.data_received or {}), "at": v.created_at.isoformat(),
                 "submission_id": v.submission_id, "conflict": v.conflict,
                 "conflicting_properties": v.conflicting_properties,
                 "form_id": by_id[v.submission_id]["form_id"] if v.submission_id in by_id else None,
                 "instance_id": by_id[v.submission_id]["instance_id"] if v.submission_id in by_id else None}
                for v in history_rows]
     summary = ChildSummary.of(child)
+    summary.label = red.child_label(CHILDREN, child.uuid, child.label)
+    masked_any = any(v == access.MASK for v in sensitive_props.values())
     return {
         "child": summary.__dict__,
-        "properties": child.data,
+        "properties": red.entity_properties(CHILDREN, child.data or {}),
+        "unmasked": red.show,
+        "masked": not red.show and (masked_any or summary.label != child.label),
         "records": records,
         "history": history,
     }

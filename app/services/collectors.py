@@ -26,6 +26,7 @@ from app.errors import Problem
 from app.models import CollectorToken, Form, FormAssignment, User
 
 from . import users as user_service
+from . import access
 from .regions import validate_code
 
 MAX_ROWS = 5000
@@ -174,8 +175,9 @@ def read_roster(data: bytes, filename: str) -> tuple[list[CollectorRow], list[Ro
 
 # ---------------------------------------------------------------- checking and creating
 
-def check_rows(session: Session, project_id: int, rows: list[CollectorRow]) -> list[RowError]:
-    """Every problem of every row (nothing is written)."""
+def check_rows(session: Session, project_id: int, rows: list[CollectorRow],
+               actor: User | None = None) -> list[RowError]:
+    """Every problem of every row (nothing is written); with an actor, regions must lie in its scope."""
     errors: list[RowError] = []
     forms = {f.xml_form_id for f in session.scalars(select(Form).where(Form.project_id == project_id))}
     names = [r.username.strip() for r in rows if r.username.strip()]
@@ -211,6 +213,10 @@ def check_rows(session: Session, project_id: int, rows: list[CollectorRow]) -> l
             except Problem:
                 errors.append(RowError(r.row, "regions", "'{value}' is not a region code. Use a national division "
                                        "code of 2, 4, 6, 9 or 12 digits, e.g. 540102.", {"value": code}))
+                continue
+            if actor is not None and not access.covers(actor, code):
+                errors.append(RowError(r.row, "regions", "'{value}' lies outside your own regions; you may only give "
+                                       "regions inside them.", {"value": code}))
         for form_id in r.forms:
             if form_id not in forms:
                 errors.append(RowError(r.row, "forms", "There is no form '{value}' on this server.",
@@ -235,15 +241,17 @@ def create_collectors(session: Session, *, project_id: int, rows: list[Collector
     return created
 
 
-def list_collectors(session: Session, project_id: int) -> list[User]:
-    return list(session.scalars(select(User).where(User.project_id == project_id, User.role == "collector")
-                                .order_by(User.username)))
+def list_collectors(session: Session, project_id: int, actor: User | None = None) -> list[User]:
+    """The project's collectors; with an actor, only those it may manage (all their regions in its scope)."""
+    users = list(session.scalars(select(User).where(User.project_id == project_id, User.role == "collector")
+                                 .order_by(User.username)))
+    return users if actor is None else [u for u in users if access.may_manage_user(actor, u)]
 
 
-def get_collector(session: Session, project_id: int, username: str) -> User:
+def get_collector(session: Session, project_id: int, username: str, actor: User | None = None) -> User:
     user = session.scalar(select(User).where(User.project_id == project_id, User.role == "collector",
                                              User.username == username))
-    if user is None:
+    if user is None or (actor is not None and not access.may_manage_user(actor, user)):
         raise Problem(404, "404.21", "There is no collector with this user name.")
     return user
 

@@ -119,24 +119,34 @@ def _updated_at(entity: Entity) -> datetime | None:
     return entity.updated_at if entity.version > 1 else None
 
 
-def entity_json(row: Any) -> dict[str, Any]:
+def _shown(red: access.Redactor | None, ds_name: str, e: Any, label: str, data: dict[str, Any]
+           ) -> tuple[str, dict[str, Any]]:
+    """Label and properties as this user may see them (sensitive ones masked)."""
+    if red is None:
+        return label, dict(data or {})
+    return red.child_label(ds_name, e.uuid, label), red.entity_properties(ds_name, dict(data or {}))
+
+
+def entity_json(row: Any, red: access.Redactor | None = None, ds_name: str = "") -> dict[str, Any]:
     e, cur_at, base, conflicting, cur_submitter, user_agent, creator_id, _name, _username = row
+    label, data = _shown(red, ds_name, e, e.label, e.data)
     return {
         "uuid": e.uuid, "creatorId": creator_id, "createdAt": iso(e.created_at), "updatedAt": iso(_updated_at(e)),
         "deletedAt": iso(e.deleted_at), "conflict": e.conflict,
         "currentVersion": {
-            "label": e.label, "current": True, "createdAt": iso(cur_at or e.updated_at),
+            "label": label, "current": True, "createdAt": iso(cur_at or e.updated_at),
             "creatorId": cur_submitter if cur_submitter is not None else creator_id,
-            "userAgent": user_agent or "", "version": e.version, "data": dict(e.data or {}),
+            "userAgent": user_agent or "", "version": e.version, "data": data,
             "baseVersion": base, "conflictingProperties": conflicting,
         },
     }
 
 
 def list_entities(session: Session, user: User, ds: Dataset) -> Iterator[dict[str, Any]]:
+    red = access.Redactor(session, user, ds.project_id)
     q = entities_query(user, ds).order_by(Entity.id)
     for row in session.execute(q.execution_options(yield_per=1000)):
-        yield entity_json(row)
+        yield entity_json(row, red, ds.name)
 
 
 def get_entity(session: Session, user: User, ds: Dataset, uid: str) -> Any:
@@ -148,17 +158,20 @@ def get_entity(session: Session, user: User, ds: Dataset, uid: str) -> Any:
     return row
 
 
-def versions_json(session: Session, entity: Entity) -> list[dict[str, Any]]:
+def versions_json(session: Session, entity: Entity, red: access.Redactor | None = None,
+                  ds_name: str = "") -> list[dict[str, Any]]:
     rows = session.execute(select(EntityVersion, SubmissionVersion.submitter_id, SubmissionVersion.user_agent,
                                   SubmissionVersion.instance_id)
                            .outerjoin(SubmissionVersion, SubmissionVersion.id == EntityVersion.submission_version_id)
                            .where(EntityVersion.entity_id == entity.id).order_by(EntityVersion.version))
     out = []
     for v, submitter, user_agent, instance_id in rows:
+        label, data = _shown(red, ds_name, entity, v.label, v.data)
+        received = _shown(red, ds_name, entity, v.label, v.data_received)[1]
         out.append({
-            "label": v.label, "current": v.version == entity.version, "createdAt": iso(v.created_at),
-            "creatorId": submitter, "userAgent": user_agent or "", "version": v.version, "data": dict(v.data or {}),
-            "dataReceived": dict(v.data_received or {}), "baseVersion": v.base_version,
+            "label": label, "current": v.version == entity.version, "createdAt": iso(v.created_at),
+            "creatorId": submitter, "userAgent": user_agent or "", "version": v.version, "data": data,
+            "dataReceived": received, "baseVersion": v.base_version,
             "trunkVersion": v.trunk_version, "branchId": v.branch_id, "branchBaseVersion": v.branch_base_version,
             "conflict": v.conflict, "conflictingProperties": v.conflicting_properties,
             "source": {"event": {"action": "entity.create" if v.version == 1 else "entity.update.version"},
@@ -176,13 +189,13 @@ def filter_fields() -> dict[str, Any]:
             "__system/conflict": Entity.conflict, "__system/deletedAt": Entity.deleted_at}
 
 
-def odata_row(ds: Dataset, row: Any) -> dict[str, Any]:
+def odata_row(ds: Dataset, row: Any, red: access.Redactor | None = None) -> dict[str, Any]:
     e, _cur_at, _base, _conflicting, _cur_submitter, _ua, creator_id, display_name, username = row
-    out: dict[str, Any] = {"__id": e.uuid, "label": e.label, "__system": {
+    label, data = _shown(red, ds.name, e, e.label, e.data)
+    out: dict[str, Any] = {"__id": e.uuid, "label": label, "__system": {
         "createdAt": iso(e.created_at), "creatorId": str(creator_id) if creator_id is not None else None,
         "creatorName": display_name or username, "updates": e.version - 1, "updatedAt": iso(_updated_at(e)),
         "deletedAt": iso(e.deleted_at), "version": e.version, "conflict": e.conflict}}
-    data = e.data or {}
     for prop in ds.properties or []:
         value = data.get(prop)
         out[odata_name(prop)] = "" if value is None else value
@@ -190,11 +203,12 @@ def odata_row(ds: Dataset, row: Any) -> dict[str, Any]:
 
 
 def odata_page(session: Session, ds: Dataset, q: Select[Any], page: int | None, skip: int,
-               token: dict[str, Any], select_: list[str] | None) -> tuple[list[dict[str, Any]], str | None]:
+               token: dict[str, Any], select_: list[str] | None,
+               red: access.Redactor | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the Entities feed in id order; the skiptoken names the last entity's id."""
     after = Entity.id > int(token["id"]) if token.get("id") is not None else None
     result, more = odata.fetch_page(session, q.order_by(Entity.id), page, skip, after)
-    rows = [odata.select_fields(odata_row(ds, r), select_) for r in result]
+    rows = [odata.select_fields(odata_row(ds, r, red), select_) for r in result]
     next_token = odata.skiptoken({"id": result[-1][0].id}) if more and result else None
     return rows, next_token
 

@@ -94,13 +94,65 @@ class HoldForBacklog(Exception):
     """The predecessor of an offline update has not arrived yet."""
 
 
+def _touched_regions(session: Session, project_id: int, block: EntityBlock,
+                     data: SubmissionData) -> list[str | None] | None:
+    """Regions the entity change would touch (the child's and a new one), or None if nothing exists to change."""
+    received = _props(block, data)
+    new_region = region_of(received)
+    if block.create and not block.update:
+        return [new_region]
+    uid = normalize_uuid(block.entity_id)
+    ds = get_dataset(session, project_id, block.dataset)
+    entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid)) \
+        if ds is not None and uid else None
+    if entity is None:
+        return [new_region] if block.create else None
+    regions = [entity.region_code]
+    if new_region and new_region != entity.region_code:
+        regions.append(new_region)
+    return regions
+
+
+def _held_by_scope(session: Session, project_id: int, sv: SubmissionVersion, block: EntityBlock,
+                   data: SubmissionData, event: EntityEvent) -> bool:
+    """Hold an entity change outside the submitter's regions for review (app.services.held)."""
+    from . import access, held
+
+    submitter = session.get(User, sv.submitter_id) if sv.submitter_id else None
+    if submitter is None:
+        return False
+    regions = _touched_regions(session, project_id, block, data)
+    if regions is None or all(access.may_write_region(submitter, r) for r in regions):
+        return False
+    event.status = "held"
+    event.message = "held for review: the change lies outside the submitter's regions"
+    session.add(event)
+    session.flush()
+    held.hold(session, project_id=project_id, kind="entity", sv=sv, target=normalize_uuid(block.entity_id) or "",
+              regions=regions, reason="create" if block.create and not block.update else "update")
+    return True
+
+
+def apply_held(session: Session, project_id: int, event: EntityEvent) -> None:
+    """Apply an entity change a coordinator approved, as if it had just arrived."""
+    if not _retry(session, project_id, event, force=False):
+        event.status = "backlog"
+        event.message = "approved; waiting for the earlier offline update of its branch"
+
+
 def process_submission(session: Session, project_id: int, sv: SubmissionVersion, schema: FormSchema,
-                       block: EntityBlock | None, data: SubmissionData) -> EntityEvent | None:
-    """Apply the submission's entity block; record what happened. Never raises."""
+                       block: EntityBlock | None, data: SubmissionData, *,
+                       check_scope: bool = True) -> EntityEvent | None:
+    """Apply the submission's entity block; record what happened. Never raises.
+
+    With check_scope, a change outside the submitter's regions is held for review instead.
+    """
     if block is None or schema.entity is None or not (block.create or block.update):
         return None  # e.g. registration without consent: create evaluates to false
     event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset, entity_uuid=block.entity_id or None,
                         status="applied", message="")
+    if check_scope and _held_by_scope(session, project_id, sv, block, data, event):
+        return event
     # An edit of a submission that already changed an entity does not change it again (as Central).
     if sv.deprecated_id:
         done = session.scalar(select(EntityVersion.id).where(EntityVersion.submission_id == sv.submission_id))
@@ -292,10 +344,10 @@ def force_old_backlog(session: Session, project_id: int, older_than: timedelta =
 
 
 def _scope(user: User) -> tuple[str, ...] | None:
-    """Region codes limiting what the user's phone receives; None = everything."""
-    if user.role == "admin":
-        return None
-    return tuple(sorted(user.region_codes))
+    """Region codes limiting what the user's phone receives; None = everything (the access policy)."""
+    from . import access
+
+    return access.phone_scope(user)
 
 
 _CSV_CACHE: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
@@ -380,6 +432,11 @@ def integrity(session: Session, project_id: int, dataset: str, user: User, ids: 
     q = select(Entity.uuid, Entity.deleted_at, Entity.region_code).where(Entity.dataset_id == ds.id)
     if wanted:
         q = q.where(Entity.uuid.in_(wanted))
+    elif scope is not None:
+        # Without ids: only the entities this user's phone may know about (never other regions' ids).
+        if not scope:
+            return []
+        q = q.where(or_(*[Entity.region_code.startswith(code, autoescape=True) for code in scope]))
     out = []
     for uid, deleted_at, region in session.execute(q):
         visible = scope is None or covers(list(scope), region)

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, literal, or_, select, true, tuple_
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import (
     REVIEW_STATES,
-    Dataset,
-    Entity,
     Form,
     FormVersion,
     Submission,
@@ -30,9 +28,9 @@ from app.models import (
 )
 from app.models.base import UTCDateTime, utcnow
 from forms import FormSchema
+from forms.sensitivity import sensitive_paths
 
 from . import access, audit
-from .childfile import CHILDREN
 from .forms import schema_of
 
 # Tibet keeps Beijing time (UTC+8, no daylight saving): dates typed in filters and dates shown
@@ -48,25 +46,8 @@ def local_day_start(day: date) -> datetime:
 
 
 def visible(user: User, project_id: int) -> Any:
-    """SQL condition: the user may see the submission — its region is one of the user's, or it has no
-    region of its own (an update form without region questions) and is about a child in the user's regions."""
-    if user.role == "admin":
-        return true()
-    children = (select(Entity.uuid).join(Dataset, Dataset.id == Entity.dataset_id)
-                .where(Dataset.project_id == project_id, Dataset.name == CHILDREN,
-                       access.region_filter(user, Entity.region_code)))
-    return or_(access.region_filter(user, Submission.region_code),
-               and_(Submission.region_code.is_(None), Submission.entity_uuid.in_(children)))
-
-
-def _sees(session: Session, project_id: int, user: User, sub: Submission) -> bool:
-    if access.sees_region(user, sub.region_code):
-        return True
-    if sub.region_code is not None or sub.entity_uuid is None:
-        return False
-    region = session.scalar(select(Entity.region_code).join(Dataset, Dataset.id == Entity.dataset_id).where(
-        Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.uuid == sub.entity_uuid))
-    return access.sees_region(user, region)
+    """SQL condition: the user may see the submission (app.services.access.submission_filter)."""
+    return access.submission_filter(user, project_id)
 
 
 def get_record(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str
@@ -79,7 +60,7 @@ def get_record(session: Session, project_id: int, user: User, xml_form_id: str, 
         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
         .where(Form.project_id == project_id, Form.xml_form_id == xml_form_id,
                Submission.instance_id == instance_id, Submission.deleted_at.is_(None))).first()
-    if row is None or not _sees(session, project_id, user, row[0]):
+    if row is None or not access.sees_submission(session, user, project_id, row[0]):
         raise Problem(404, "404.1", "There is no such submission in your regions.")
     return row[0], row[1]
 
@@ -96,11 +77,24 @@ def _version_of(session: Session, sub: Submission, current: SubmissionVersion,
     return sv
 
 
+def withheld_files(session: Session, project_id: int, user: User, sv: SubmissionVersion) -> set[str]:
+    """Files of this version answered to sensitive questions that the user may not open."""
+    red = access.Redactor(session, user, project_id)
+    if red.show:
+        return set()
+    fv = session.get(FormVersion, sv.form_version_id)
+    assert fv is not None
+    return red.withheld_files(schema_of(fv), sv.data or {}, sv.repeat_rows)
+
+
 def get_attachment(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str,
                    name: str, *, version: str | None = None) -> SubmissionAttachment:
     sub, current = get_record(session, project_id, user, xml_form_id, instance_id)
     sv = _version_of(session, sub, current, version)
     att = next((a for a in sv.attachments if a.name == name), None)
+    if att is not None and name in withheld_files(session, project_id, user, sv):
+        raise Problem(403, "403.30", f"The file '{name}' answers a question marked sensitive (identifying "
+                      "details); your account may not open it. Ask an administrator.")
     if att is None or att.blob_key is None:
         raise Problem(404, "404.1", f"The submission has no file '{name}' (or it has not arrived yet).")
     return att
@@ -223,6 +217,8 @@ def list_submissions(session: Session, project_id: int, user: User, xml_form_id:
 
 def _display(field: Any, value: Any, files: dict[str, SubmissionAttachment]) -> dict[str, Any]:
     """How one answer is shown: plain text, chosen options (labels), a geopoint, or a file."""
+    if value == access.MASK:
+        return {"kind": "masked", "text": access.MASK}
     if field is not None and field.type in ("select1", "select") and field.choices:
         chosen = value if isinstance(value, list) else [value]
         labels = {c.value: c.labels for c in field.choices}
@@ -303,6 +299,16 @@ def layout(schema: FormSchema, values: dict[str, Any], repeat_rows: list[Submiss
     return items
 
 
+def _masked_row(red: access.Redactor, schema: FormSchema, row: SubmissionRepeatRow) -> SubmissionRepeatRow:
+    """A detached copy of the repeat row with sensitive values masked (the stored row is untouched)."""
+    if red.show:
+        return row
+    copy = SubmissionRepeatRow(repeat=row.repeat, ordinal=row.ordinal, data=red.values(schema, row.data or {},
+                                                                                         row.repeat))
+    copy.id, copy.parent_id = row.id, row.parent_id
+    return copy
+
+
 def record_detail(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str,
                   version: str | None = None) -> dict[str, Any]:
     """Everything the submission page shows: answers by the form, versions, review and comments."""
@@ -311,7 +317,11 @@ def record_detail(session: Session, project_id: int, user: User, xml_form_id: st
     fv = session.get(FormVersion, sv.form_version_id)
     assert fv is not None
     schema = schema_of(fv)
-    files = {a.name: a for a in sv.attachments}
+    red = access.Redactor(session, user, project_id)
+    withheld = red.withheld_files(schema, sv.data or {}, sv.repeat_rows)
+    files = {a.name: a for a in sv.attachments if a.name not in withheld}
+    values = red.values(schema, sv.data or {})
+    repeat_rows = [_masked_row(red, schema, r) for r in sv.repeat_rows]
     comment_rows = list(session.scalars(select(SubmissionComment).where(SubmissionComment.submission_id == sub.id)
                                         .order_by(SubmissionComment.id)))
     version_rows = list(session.execute(
@@ -341,9 +351,11 @@ def record_detail(session: Session, project_id: int, user: User, xml_form_id: st
         "region_code": sub.region_code,
         "review_state": sub.review_state,
         "entity_uuid": sub.entity_uuid,
-        "items": layout(schema, sv.data or {}, list(sv.repeat_rows), files, sub.entity_uuid),
+        "items": layout(schema, values, repeat_rows, files, sub.entity_uuid),
         "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
-                         "content_type": a.content_type} for a in sv.attachments],
+                         "content_type": a.content_type} for a in sv.attachments if a.name not in withheld],
+        "withheld": sorted(withheld),
+        "unmasked": red.show and bool(sensitive_paths(schema)),
         "versions": versions,
         "comments": comments,
     }

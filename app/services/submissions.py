@@ -39,7 +39,9 @@ from app.models import (
 from forms import FormSchema, SubmissionData, SubmissionXMLError, extract, parse_submission
 from storage import BlobInfo, BlobStore, BlobTooLarge
 
+from . import access
 from . import forms as form_service
+from . import held as held_service
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class ReceiveResult:
     message: str
     ignored_files: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
+    held: bool = False  # an effect lies outside the submitter's regions and awaits review (app.services.held)
 
 
 _XML_ERRORS = {
@@ -230,6 +233,11 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         assert sub is not None
         if sub.deleted_at is not None:
             raise Problem(409, "409.18", "This submission has been deleted on the server.")
+        if user is not None and not access.sees_submission(session, user, project_id, sub):
+            # An edit of a record outside the submitter's regions: stored as received, not current,
+            # until a coordinator applies it (app.services.held).
+            return _hold_edit(session, project_id, form_pk, version_pk, sub, previous, user, envelope, data, xml,
+                              xml_sha, instance_id, stored, user_agent)
         previous.current = False
         sub.review_state = "edited"
         status = "edited"
@@ -245,11 +253,35 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     sub.updated_at = utcnow()
     session.flush()
 
+    version = _new_version(form_pk, version_pk, sub, previous, user, envelope, data, xml, xml_sha, instance_id,
+                           stored, user_agent, current=True)
+    session.add(version)
+    session.flush()
+    sub.current_version_id = version.id
+    session.flush()
+    from . import entities as entity_service
+
+    event = entity_service.process_submission(session, project_id, version, schema,
+                                              envelope.entity, data)  # type: ignore[attr-defined]
+    msg = "Submission received." if status == "created" else "Edited submission received."
+    held_now = event is not None and event.status == "held"
+    if held_now:
+        msg += " " + held_service.AWAITS_REVIEW
+    return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version),
+                         held=held_now)
+
+
+def _new_version(form_pk: int, version_pk: int, sub: Submission, previous: SubmissionVersion | None,
+                 user: User | None, envelope: object, data: SubmissionData, xml: bytes, xml_sha: str,
+                 instance_id: str, stored: dict[str, tuple[BlobInfo, str]], user_agent: str | None,
+                 current: bool) -> SubmissionVersion:
+    """A version row with its repeat rows and attachments (files an edit did not re-send are kept)."""
     version = SubmissionVersion(
-        submission_id=sub.id, form_id=form_pk, form_version_id=version_pk, instance_id=instance_id, deprecated_id=deprecated_id,
-        instance_name=envelope.instance_name, current=True, xml=xml, xml_sha256=xml_sha,  # type: ignore[attr-defined]
+        submission_id=sub.id, form_id=form_pk, form_version_id=version_pk, instance_id=instance_id,
+        deprecated_id=envelope.deprecated_id,  # type: ignore[attr-defined]
+        instance_name=envelope.instance_name, current=current, xml=xml, xml_sha256=xml_sha,  # type: ignore[attr-defined]
         data=dict(data.values), submitter_id=user.id if user else None, user_agent=(user_agent or "")[:300],
-        attachments=[],  # set, not lazily empty: _missing() below then needs no SELECT
+        attachments=[],  # set, not lazily empty: _missing() then needs no SELECT
     )
     rows: list[SubmissionRepeatRow] = []
     for row in data.repeat_rows:
@@ -266,16 +298,62 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
             att.content_type, att.received_at = old.content_type, old.received_at
         version.attachments.append(att)
     _attach(version, stored)
+    return version
+
+
+def _hold_edit(session: Session, project_id: int, form_pk: int, version_pk: int, sub: Submission,
+               previous: SubmissionVersion, user: User, envelope: object, data: SubmissionData, xml: bytes,
+               xml_sha: str, instance_id: str, stored: dict[str, tuple[BlobInfo, str]],
+               user_agent: str | None) -> ReceiveResult:
+    version = _new_version(form_pk, version_pk, sub, previous, user, envelope, data, xml, xml_sha, instance_id,
+                           stored, user_agent, current=False)
     session.add(version)
     session.flush()
-    sub.current_version_id = version.id
-    session.flush()
-    from . import entities as entity_service
+    regions = [sub.region_code or _child_region(session, project_id, sub.entity_uuid), region_of(data.values)]
+    held_service.hold(session, project_id=project_id, kind="edit", sv=version, target=previous.instance_id,
+                      regions=[r for r in regions if r] or [None], reason="edit")
+    return ReceiveResult("edited", sub.id, sub.instance_id, form_pk,
+                         "Edited submission received. " + held_service.AWAITS_REVIEW,
+                         missing_files=_missing(version), held=True)
 
-    entity_service.process_submission(session, project_id, version, schema, envelope.entity,  # type: ignore[attr-defined]
-                                      data)
-    msg = "Submission received." if status == "created" else "Edited submission received."
-    return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version))
+
+def _child_region(session: Session, project_id: int, uid: str | None) -> str | None:
+    if not uid:
+        return None
+    from app.models import Dataset, Entity
+
+    return session.scalar(select(Entity.region_code).join(Dataset, Dataset.id == Entity.dataset_id).where(
+        Dataset.project_id == project_id, Dataset.name == "children", Entity.uuid == uid))
+
+
+def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) -> None:
+    """Make a held edit the record's current version (a coordinator approved it), then apply its effects."""
+    from forms import extract, parse_submission
+
+    from . import entities as entity_service
+    from . import forms as form_service
+
+    sub = session.scalar(select(Submission).where(Submission.id == sv.submission_id).with_for_update())
+    assert sub is not None
+    previous = session.scalar(select(SubmissionVersion).where(
+        SubmissionVersion.submission_id == sub.id, SubmissionVersion.instance_id == sv.deprecated_id))
+    if previous is None or not previous.current or sub.deleted_at is not None:
+        raise Problem(409, "409.82", "The record was edited or deleted since this edit was held; it can no longer "
+                      "be applied. Reject it.")
+    previous.current = False
+    session.flush()
+    sv.current = True
+    sub.current_version_id = sv.id
+    sub.region_code = region_of(sv.data or {}) or sub.region_code
+    sub.review_state = "edited"
+    sub.updated_at = utcnow()
+    session.flush()
+    fv = session.get(FormVersion, sv.form_version_id)
+    assert fv is not None
+    schema = form_service.schema_of(fv)
+    envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
+    entity_service.process_submission(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
+                                      extract(tree, schema), check_scope=False)
 
 
 def _attach(version: SubmissionVersion, stored: dict[str, tuple[BlobInfo, str]]) -> None:

@@ -34,6 +34,8 @@ ACTION_LABELS = {
     "form.state": "Changed a form's state",
     "form.attachment": "Uploaded a form file",
     "child.view": "Opened a child file",
+    "held.apply": "Applied a held change",
+    "held.reject": "Rejected a held change",
     "submission.view": "Opened a submission",
     "submission.review": "Reviewed a submission",
     "attachment.download": "Downloaded a file",

@@ -139,7 +139,8 @@ def children_view(uid: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
         file = childfile.child_file(s, user.project_id, user, uid)
-        audit.record(s, user, "child.view", target=f"child:{file['child']['uuid']}", ip=client_ip())
+        audit.record(s, user, "child.view", target=f"child:{file['child']['uuid']}", ip=client_ip(),
+                     unmasked=file["unmasked"])
         names = dash.region_names(s, user.project_id)
     today = today_local()
     return render_template("children/file.html", file=file, child=file["child"], names=names,

@@ -15,7 +15,7 @@ from app.errors import Problem
 from app.i18n import t
 from app.models import Form, Project, User
 from app.runtime import runtime
-from app.services import audit, collect
+from app.services import access, audit, collect
 from app.services import collectors as collector_service
 from app.services import forms as form_service
 from app.services import users as user_service
@@ -56,7 +56,7 @@ def _user_ref(user: User) -> str:
 def collectors_index() -> Any:
     rt = runtime()
     with rt.db.session() as s:
-        users = collector_service.list_collectors(s, _project_id())
+        users = collector_service.list_collectors(s, _project_id(), db_user())
         ids = [u.id for u in users]
         tokens = collector_service.token_statuses(s, ids)
         assigned = collector_service.assignments(s, ids)
@@ -82,7 +82,7 @@ def collectors_new() -> Any:
                            forms=request.form.getlist("forms"))
         username = row.username
         with rt.db.write() as s:
-            found = collector_service.check_rows(s, _project_id(), [row])
+            found = collector_service.check_rows(s, _project_id(), [row], db_user())
             if not found:
                 user = collector_service.create_collectors(s, project_id=_project_id(), rows=[row],
                                                            realm=rt.config["DIGEST_REALM"])[0]
@@ -119,7 +119,7 @@ def collectors_import() -> Any:
         rows, errors = [], [RowError(0, "", problem.message)]
     if not errors:
         with rt.db.write() as s:
-            errors = collector_service.check_rows(s, _project_id(), rows)
+            errors = collector_service.check_rows(s, _project_id(), rows, db_user())
             if not errors:
                 created = collector_service.create_collectors(s, project_id=_project_id(), rows=rows,
                                                               realm=rt.config["DIGEST_REALM"])
@@ -159,11 +159,15 @@ def collectors_edit(username: str) -> Any:
         if bad:
             errors["regions"] = t("'{value}' is not a region code. Use a national division code of 2, 4, 6, 9 or "
                                   "12 digits, e.g. 540102.", value=bad[0])
+        outside = [code for code in regions if not bad and not access.covers(db_user(), code)]
+        if outside:
+            errors["regions"] = t("'{value}' lies outside your own regions; you may only give regions inside them.",
+                                  value=outside[0])
         if len(display_name) > 200:
             errors["display_name"] = t("The display name is longer than 200 characters.")
         if not errors:
             with rt.db.write() as s:
-                user = collector_service.get_collector(s, _project_id(), username)
+                user = collector_service.get_collector(s, _project_id(), username, db_user())
                 forms = [f for f in _forms(s) if f.xml_form_id in set(request.form.getlist("forms"))]
                 before = {"display_name": user.display_name, "regions": user.region_codes,
                           "forms": collector_service.assignments(s, [user.id])[user.id]}
@@ -179,7 +183,7 @@ def collectors_edit(username: str) -> Any:
             flash(t("The changes to {name} were saved.", name=username))
             return redirect(url_for("web.collectors_index"))
     with rt.db.session() as s:
-        user = collector_service.get_collector(s, _project_id(), username)
+        user = collector_service.get_collector(s, _project_id(), username, db_user())
         forms = _forms(s)
         chosen = (set(request.form.getlist("forms")) if request.method == "POST"
                   else set(collector_service.assignments(s, [user.id])[user.id]))
@@ -205,7 +209,7 @@ def _valid_region(code: str) -> bool:
 def collectors_renew(username: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
-        user = collector_service.get_collector(s, _project_id(), username)
+        user = collector_service.get_collector(s, _project_id(), username, db_user())
         user_service.renew_token(s, user)
         audit.record(s, db_user(), "user.token", _user_ref(user), client_ip(), renewed=True)
     flash(t("{name} has a new QR code; the old one no longer works. Scan the new one on the phone.", name=username))
@@ -217,7 +221,7 @@ def collectors_renew(username: str) -> Any:
 def collectors_revoke(username: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
-        user = collector_service.get_collector(s, _project_id(), username)
+        user = collector_service.get_collector(s, _project_id(), username, db_user())
         count = user_service.revoke_tokens(s, user)
         audit.record(s, db_user(), "user.revoke", _user_ref(user), client_ip(), tokens=count)
     flash(t("The QR code of {name} was revoked: phones set up with it can no longer connect.", name=username))
@@ -242,7 +246,7 @@ def collectors_qr() -> Any:
     with rt.db.session() as s:
         project = s.get(Project, _project_id())
         project_name = project.name if project else t("CareFile")
-        users = [u for u in collector_service.list_collectors(s, _project_id())
+        users = [u for u in collector_service.list_collectors(s, _project_id(), db_user())
                  if (not wanted or u.username in wanted) and u.active]
         tokens = collector_service.token_statuses(s, [u.id for u in users])
     for user in users:

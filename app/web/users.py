@@ -16,7 +16,7 @@ from app.errors import Problem
 from app.i18n import t
 from app.models import ROLES, User
 from app.runtime import runtime
-from app.services import audit
+from app.services import access, audit
 from app.services import users as user_service
 
 from . import bp, client_ip, db_user, register_nav, requires
@@ -90,7 +90,8 @@ def _edit_page(user_id: int, error: str | None = None, status: int = 200) -> Any
     with runtime().db.session() as s:
         u = _load(s, user_id)
         row = {"id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role,
-               "regions": u.region_codes, "active": u.active, "created_at": u.created_at}
+               "regions": u.region_codes, "active": u.active, "created_at": u.created_at,
+               "sees_sensitive": access.sees_sensitive(u)}
     return render_template("users/edit.html", u=row, error=error, roles=ROLES, role_label=role_label,
                            is_self=user_id == current_user.id), status
 
@@ -114,6 +115,11 @@ def users_update(user_id: int) -> Any:
             changes: dict[str, Any] = user_service.update_user(user, role=role, display_name=f.get("display_name"))
             if "regions" in f:
                 changes.update(user_service.set_regions(s, user, _region_codes(f.get("regions", ""))))
+            if "sees_sensitive_shown" in f:
+                wanted = f.get("sees_sensitive") == "1"
+                if wanted != bool(user.sees_sensitive):
+                    changes["sees_sensitive"] = [bool(user.sees_sensitive), wanted]
+                    user.sees_sensitive = wanted
             if changes:
                 audit.record(s, db_user(), "user.update", target=f"user:{user.username}", ip=client_ip(),
                              **changes)

@@ -113,4 +113,4 @@ def test_api_views_of_a_child_file_are_audited(app: Any, make_user: Any, child: 
     assert get(app.test_client(), "mgr", f"/v1/projects/1/children/{child}").status_code == 200
     with rt.db.session() as s:
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "child.view")).all()
-    assert event.username == "mgr" and event.target == f"child:{child}" and event.details == {"via": "api"}
+    assert event.username == "mgr" and event.target == f"child:{child}" and event.details == {"via": "api", "unmasked": False}

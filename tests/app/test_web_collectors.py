@@ -26,8 +26,10 @@ OTHER_MD = """
 """
 
 
-def signed_in(app: Any, make_user: Any, name: str = "coord", role: str = "coordinator", lang: str = "en") -> Browser:
-    make_user(name, role)
+def signed_in(app: Any, make_user: Any, name: str = "coord", role: str = "coordinator", lang: str = "en",
+              regions: list[str] | None = None) -> Browser:
+    # Province-wide unless told otherwise: a coordinator without regions manages nobody.
+    make_user(name, role, ["54"] if regions is None and role != "admin" else regions)
     b = Browser(app)
     assert b.login(name).status_code == 302
     b.get("/")  # signing in starts a new session: a fresh CSRF token

@@ -24,13 +24,14 @@ from app.models import REVIEW_STATES, User
 
 FORMATS = ("csvzip", "xlsx", "json")
 LABEL_MODES = ("codes", "zh", "en")
-SENSITIVE_ROLES = ("admin", "coordinator")  # managers never see sensitive fields in exports
 _REGION = re.compile(r"\d{2,12}")
 
 
 def may_see_sensitive(user: User) -> bool:
-    """Whether the user may ask for fields marked sensitive (bind::carefile:sensitive)."""
-    return user.active and user.role in SENSITIVE_ROLES
+    """Whether the user may ask for fields marked sensitive (bind::carefile:sensitive): the access policy's rule."""
+    from app.services import access
+
+    return access.sees_sensitive(user)
 
 
 def _flag(value: Any) -> bool:

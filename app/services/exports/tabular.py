@@ -30,6 +30,7 @@ from app.errors import Problem
 from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion, User
 from app.models.base import UTCDateTime
 from forms import Field, FormSchema
+from forms.sensitivity import sensitive_paths
 
 from .. import access
 from ..forms import schema_of
@@ -104,6 +105,7 @@ class Plan:
         access.require_reader(user)
         options.check_allowed(user)
         self.form, self.user, self.options = form, user, options
+        self._lists = access.sensitive_label_lists(session, form.project_id)
         versions = list(session.scalars(select(FormVersion).where(FormVersion.form_id == form.id)
                                         .order_by(FormVersion.id.desc())))
         if options.form_version:
@@ -128,10 +130,9 @@ class Plan:
         sensitive: set[str] = set()
         repeats: list[str] = []
         for schema in schemas:
+            sensitive |= sensitive_paths(schema, self._lists)
             for f in schema.fields:
                 fields.setdefault(f.path, f)
-                if f.sensitive:
-                    sensitive.add(f.path)
             for r in schema.repeats:
                 if r not in repeats:
                     repeats.append(r)
@@ -216,7 +217,7 @@ class Plan:
         o = self.options
         S = Submission
         cond: list[Any] = [S.form_id == self.form.id, S.deleted_at.is_(None),
-                           access.region_filter(self.user, S.region_code)]
+                           access.submission_filter(self.user, self.form.project_id)]
         if o.region:
             cond.append(S.region_code.startswith(o.region, autoescape=True))
         if o.review_states:
