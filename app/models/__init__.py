@@ -1,6 +1,7 @@
 """SQLAlchemy models. Import from here; every table is registered on Base.metadata."""
 from .activity import AuditEvent, ExportJob, LoginFailure, SubmissionComment
 from .base import Base, utcnow
+from .encryption import ManagedKey
 from .entity import Dataset, Entity, EntityEvent, EntityVersion
 from .form import FORM_STATES, Form, FormAttachment, FormVersion
 from .project import Project
@@ -11,4 +12,5 @@ __all__ = [
     "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
     "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
+    "ManagedKey",
 ]
