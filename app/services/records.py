@@ -31,7 +31,7 @@ from app.models import (
 from app.models.base import UTCDateTime, utcnow
 from forms import FormSchema
 
-from . import access, audit
+from . import access, audit, encryption
 from .childfile import CHILDREN
 from .forms import schema_of
 
@@ -341,6 +341,7 @@ def record_detail(session: Session, project_id: int, user: User, xml_form_id: st
         "region_code": sub.region_code,
         "review_state": sub.review_state,
         "entity_uuid": sub.entity_uuid,
+        "encryption_status": encryption.statuses(session, [sv]).get(sv.id),  # notDecrypted | missing… | None
         "items": layout(schema, sv.data or {}, list(sv.repeat_rows), files, sub.entity_uuid),
         "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
                          "content_type": a.content_type} for a in sv.attachments],
