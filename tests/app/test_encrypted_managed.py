@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from app.models import AuditEvent, Form, FormVersion, ManagedKey
+from app.models import Form, FormVersion, ManagedKey
 from tests.app.web_helpers import Browser
 from tests.support.entity_forms import REGISTER_MD
 from tests.support.odk_encrypt import enc_instance, encrypt_record, plain_form_md, public_key_of
@@ -158,7 +158,8 @@ def test_short_passphrase_and_managers_are_refused(app: Any, make_user: Any, pub
     m = Browser(app)
     m.login("mgr")
     assert m.get("/encryption").status_code == 200
-    assert m.post("/encryption/enable", {"form": "enc_visit", "passphrase": PASS, "passphrase2": PASS}).status_code == 403
+    refused = m.post("/encryption/enable", {"form": "enc_visit", "passphrase": PASS, "passphrase2": PASS})
+    assert refused.status_code == 403
 
 
 def test_cli_encrypt_and_export_with_the_passphrase(app_config: Any, monkeypatch: Any, capsys: Any, tmp_path: Any,
