@@ -204,6 +204,84 @@ def cmd_blobs_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
+    """The passphrase from stdin (--passphrase-stdin, first line) or typed at a prompt; never an argument
+    (it would be visible in the process list and the shell history)."""
+    if args.passphrase_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Passphrase again: ") != first:
+        raise Problem(400, "400.83", "The two passphrases differ.")
+    return first
+
+
+def cmd_form_encrypt(args: argparse.Namespace) -> int:
+    from app.services import encryption
+    from app.services import forms as form_service
+
+    rt = _runtime()
+    passphrase = _passphrase(args, confirm=True)
+    with rt.db.write() as session:
+        form = form_service.get_form(session, args.project, args.form_id) if args.form_id else None
+        admin = _cli_admin(args.project)
+        result = encryption.enable(session, rt.store, project_id=args.project, user=admin, passphrase=passphrase,
+                                   hint=args.hint or "", form=form)
+        key_id = result.key.id
+    for f in result.encrypted:
+        print(f"{f}: encrypted (new version published; phones get it on their next form update)")
+    for f, why in result.skipped.items():
+        reason = "creates or updates entities" if why == "entities" else "already encrypted with its own key"
+        print(f"{f}: left unencrypted ({reason})")
+    print(f"Managed key {key_id}. Keep the passphrase safe: without it nobody can read the encrypted submissions.")
+    return 0
+
+
+def _cli_admin(project: int) -> Any:
+    """The operator at the command line acts as an administrator (a transient user, never stored)."""
+    from app.models import User
+
+    return User(username="carefile-cli", role="admin", active=True, project_id=project)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app.services import encryption
+    from app.services.exports import ExportOptions
+    from app.services.exports.tabular import plan_for
+    from forms.encryption import EncryptionError, load_private_key
+
+    rt = _runtime()
+    if args.private_key:
+        try:
+            private_key = load_private_key(Path(args.private_key).read_bytes())
+        except (OSError, EncryptionError) as err:
+            print(f"Error: {getattr(err, 'message', err)}", file=sys.stderr)
+            return 1
+    out = Path(args.output)
+    tmp = out.with_name(out.name + ".part")
+
+    def report(issue: encryption.DecryptIssue) -> None:
+        print(f"{issue.instance_id}: NOT decrypted: {issue.message}", file=sys.stderr)
+
+    with rt.db.session() as session:
+        options = ExportOptions.parse({"format": "csvzip", "media": not args.no_media, "sensitive": True})
+        plan = plan_for(session, args.project, args.form_id, _cli_admin(args.project), options)
+        if not args.private_key:
+            from app.models import Form
+
+            form = session.get(Form, plan.form.id)
+            row = encryption.form_key(session, form) if form is not None else None
+            if row is None:
+                print(f"Error: the form '{args.form_id}' has no managed key; give --private-key KEY.pem.",
+                      file=sys.stderr)
+                return 1
+            private_key = encryption.unlock(row, _passphrase(args))
+        with tmp.open("wb") as fh:
+            dec = encryption.write_decrypted_csvzip(session, rt.store, plan, private_key, fh, report)
+    tmp.replace(out)
+    print(f"{out}: {dec.decrypted} record(s) decrypted, {len(dec.issues)} not decrypted.")
+    return 1 if dec.issues else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="carefile", description="CareFile form server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -237,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--project", type=int, default=1)
     s.set_defaults(func=cmd_form_attach)
+
+    s = form.add_parser("encrypt", help="turn on managed encryption for a form (or, without FORM_ID, the project)")
+    s.add_argument("form_id", nargs="?")
+    s.add_argument("--hint", help="a passphrase hint shown when the passphrase is asked for")
+    s.add_argument("--passphrase-stdin", action="store_true", help="read the passphrase from standard input")
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_form_encrypt)
+
+    s = sub.add_parser("export", help="CSV zip of a form with encrypted submissions decrypted")
+    s.add_argument("form_id")
+    s.add_argument("--private-key", help="the form's RSA private key (PEM) for self-supplied keys")
+    s.add_argument("--passphrase-stdin", action="store_true", help="managed key: read the passphrase from stdin")
+    s.add_argument("--output", required=True, help="the .zip file to write")
+    s.add_argument("--no-media", action="store_true", help="leave out the (decrypted) photos and files")
+    s.add_argument("--project", type=int, default=1)
+    s.set_defaults(func=cmd_export)
 
     user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
     s = user.add_parser("add", help="add a user")

@@ -83,6 +83,7 @@ class SubmissionData:
     repeat_rows: tuple[RepeatRow, ...]
     attachments: tuple[str, ...]
     entity_properties: dict[str, object]
+    encrypted_file: str | None = None  # encrypted submissions: the attachment holding the instance XML
 
 
 class SubmissionTree:
@@ -311,6 +312,29 @@ def extract(tree: SubmissionTree | etree._Element, schema: FormSchema) -> Submis
                 props["label"] = _raw_at(root, key)
     return SubmissionData(values=main, repeat_rows=tuple(rows),
                           attachments=tuple(dict.fromkeys(files)), entity_properties=props)
+
+
+def extract_encrypted(tree: SubmissionTree) -> SubmissionData | None:
+    """The manifest branch: for an encrypted submission (ODK form encryption, see forms.encryption)
+    the attachments are the manifest's ``<media><file>`` parts in manifest order, then the encrypted
+    instance XML; there are no readable values. None when the submission is not encrypted.
+
+    Raises SubmissionXMLError ``encrypted_manifest`` for a manifest that misses a required part,
+    ``encrypted_no_instance_id`` without an instanceID (the IVs are derived from it; Central 400.2).
+    """
+    from forms.encryption import EncryptionError, is_manifest, read_manifest
+
+    if not is_manifest(tree.root):
+        return None
+    try:
+        manifest = read_manifest(tree.root)
+    except EncryptionError as err:
+        raise SubmissionXMLError("encrypted_manifest", err.message) from err
+    if not manifest.instance_id:
+        raise SubmissionXMLError("encrypted_no_instance_id", "The encrypted submission has no instanceID, which "
+                                 "is required for encrypted forms. Send it again from ODK Collect.")
+    return SubmissionData(values={}, repeat_rows=(), attachments=tuple(dict.fromkeys(manifest.files)),
+                          entity_properties={}, encrypted_file=manifest.xml_file)
 
 
 def _raw_at(root: etree._Element, key: str) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.blobhttp import serve_job_file
 from app.errors import Problem
 from app.models import Form
+from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
 from app.services import audit
 from app.services.exports import ExportOptions, jobs
@@ -117,6 +118,57 @@ def export_direct(project_id: int, xml_form_id: str) -> Response:
     return Response(stream_with_context(body()), content_type="application/zip",
                     headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),
                              "Cache-Control": "private, no-store"})
+
+
+@bp.post("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip")
+@declare(READERS, scoped=True)
+def export_direct_decrypted(project_id: int, xml_form_id: str) -> Response:
+    """Central's managed-key export: the passphrase comes in the body (form-urlencoded or JSON) under the
+    key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing decrypted
+    is stored. Only POST: a passphrase in the URL would land in access logs. `attachments=true` adds the
+    decrypted media (this export cannot run as a background job: the passphrase is never stored)."""
+    from app.services import encryption
+
+    user = api_user()
+    body = _body()
+    args: dict[str, Any] = request.args.to_dict()
+    attachments = str(body.get("attachments", args.get("attachments", "false"))).lower() in ("true", "1", "yes")
+    args = {"format": "csvzip", "media": attachments,
+            "group_paths": args.get("groupPaths", True), "split_select": args.get("splitSelectMultiples", False)}
+    options = ExportOptions.parse(args)
+    rt = runtime()
+    with rt.db.write() as s:
+        plan = plan_for(s, project_id, xml_form_id, user, options)
+        key = encryption.form_key(s, plan.form)
+        passphrase = body.get(str(key.id)) if key is not None else None
+        if plan.count(s) > DIRECT_MAX:
+            raise Problem(409, "409.72", f"More than {DIRECT_MAX} submissions: narrow the export down.")
+        private_key = encryption.unlock(key, str(passphrase)) if key is not None and passphrase is not None else None
+        audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=request.remote_addr or "",
+                     format="csvzip", direct=True, decrypted=private_key is not None, options=options.to_dict())
+
+    def stream() -> Iterator[bytes]:
+        with rt.db.session() as s:
+            if private_key is not None:
+                yield from encryption.stream_decrypted_csvzip(s, rt.store, plan, private_key)
+            else:
+                yield from stream_csvzip(plan, s, rt.store)
+
+    return Response(stream_with_context(stream()), content_type="application/zip",
+                    headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),
+                             "Cache-Control": "private, no-store"})
+
+
+@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/keys")
+@declare(READERS)
+def export_keys(project_id: int, xml_form_id: str) -> Response:
+    """Central's list of the encryption keys a form's submissions use (managed keys carry their hint;
+    the id is the field name for the passphrase in POST submissions.csv.zip)."""
+    from app.services import encryption
+
+    api_user()
+    with runtime().db.session() as s:
+        return jsonify(encryption.keys_json(s, _form(s, project_id, xml_form_id)))
 
 
 def install_worker(app: Flask) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
 from app.runtime import runtime
-from app.services import access, central, odata
+from app.services import access, central, encryption, odata
 from app.services import forms as form_service
 from app.services.odata_filter import parse_filter
 
@@ -157,17 +157,19 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
     result, more = odata.fetch_page(s, q, page, skip, after)
     counts = central.attachment_counts(s, [sv.id for _, sv, *_ in result])
     edits = central.edits_count(s, [sub.id for sub, *_ in result])
+    status = encryption.statuses(s, [sv for _, sv, *_ in result])
     rows = []
     for sub, sv, version, display_name, username in result:
         present, expected = counts.get(sv.id, (0, 0))
         row: dict[str, Any] = {"__id": sub.instance_id}
-        values = red.values(schema, sv.data)
-        row.update(odata.shape_values(schema, None, values, wkt, odata.nav_key(sub.instance_id)))
+        if not sv.encrypted_file:  # encrypted: no readable answers, only __system (as Central)
+            values = red.values(schema, sv.data)
+            row.update(odata.shape_values(schema, None, values, wkt, odata.nav_key(sub.instance_id)))
         row["__system"] = {
             "submissionDate": central.iso(sub.created_at), "updatedAt": central.iso(sub.updated_at),
             "submitterId": str(sub.submitter_id) if sub.submitter_id else None,
             "submitterName": display_name or username, "attachmentsPresent": present,
-            "attachmentsExpected": expected, "status": None,
+            "attachmentsExpected": expected, "status": status.get(sv.id),
             "reviewState": odata.REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
             "deviceId": sub.device_id, "edits": edits.get(sub.id, 0), "formVersion": version, "deletedAt": None,
         }

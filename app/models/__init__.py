@@ -1,6 +1,7 @@
 """SQLAlchemy models. Import from here; every table is registered on Base.metadata."""
 from .activity import AuditEvent, ExportJob, LoginFailure, SubmissionComment
 from .base import Base, utcnow
+from .encryption import ManagedKey
 from .entity import Dataset, Entity, EntityEvent, EntityVersion
 from .held import HELD_KINDS, HELD_STATES, HeldChange
 from .form import FORM_STATES, Form, FormAttachment, FormVersion
@@ -12,5 +13,5 @@ __all__ = [
     "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
     "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
-    "HeldChange", "HELD_KINDS", "HELD_STATES",
+    "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey",
 ]

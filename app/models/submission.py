@@ -63,6 +63,9 @@ class SubmissionVersion(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitter_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # Encrypted submissions (ODK form encryption): the name of the attachment holding the encrypted
+    # instance XML (the manifest's encryptedXmlFile); `xml` is then the plaintext manifest.
+    encrypted_file: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     repeat_rows: Mapped[list[SubmissionRepeatRow]] = relationship(
         cascade="all, delete-orphan", order_by="SubmissionRepeatRow.id", lazy="selectin",

@@ -55,6 +55,11 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
         schema = parse_xform(xml)
     except XFormError as err:
         raise Problem(400, "400.31", f"The compiled form is not a valid XForm: {err}") from err
+    from . import encryption  # managed encryption: new versions carry the public key
+
+    if (public_key := encryption.managed_public_key(session, project_id, schema.form_id, schema)) is not None:
+        xml = encryption.inject_public_key(xml, public_key)
+        schema = parse_xform(xml)
 
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
     sha = hashlib.sha256(xml).hexdigest()

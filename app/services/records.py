@@ -30,7 +30,7 @@ from app.models.base import UTCDateTime, utcnow
 from forms import FormSchema
 from forms.sensitivity import sensitive_paths
 
-from . import access, audit
+from . import access, audit, encryption
 from .forms import schema_of
 
 # Tibet keeps Beijing time (UTC+8, no daylight saving): dates typed in filters and dates shown
@@ -351,6 +351,7 @@ def record_detail(session: Session, project_id: int, user: User, xml_form_id: st
         "region_code": sub.region_code,
         "review_state": sub.review_state,
         "entity_uuid": sub.entity_uuid,
+        "encryption_status": encryption.statuses(session, [sv]).get(sv.id),  # notDecrypted | missing… | None
         "items": layout(schema, values, repeat_rows, files, sub.entity_uuid),
         "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
                          "content_type": a.content_type} for a in sv.attachments if a.name not in withheld],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
@@ -34,9 +35,18 @@ from app.models import (
     SubmissionRepeatRow,
     SubmissionVersion,
     User,
+    UserRegion,
     utcnow,
 )
-from forms import FormSchema, SubmissionData, SubmissionXMLError, extract, parse_submission
+from forms import (
+    FormSchema,
+    SubmissionData,
+    SubmissionTree,
+    SubmissionXMLError,
+    extract,
+    extract_encrypted,
+    parse_submission,
+)
 from storage import BlobInfo, BlobStore, BlobTooLarge
 
 from . import access
@@ -154,7 +164,8 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
             raise Problem(403, "403.2", f"You may not submit the form '{form.xml_form_id}'. Ask your "
                           "coordinator to assign this form to you.")
         form_pk = form.id
-    data: SubmissionData = extract(tree, schema)
+    encrypted = _encrypted(db, tree, user)  # type: ignore[arg-type]
+    data: SubmissionData = encrypted[0] if encrypted else extract(tree, schema)  # type: ignore[arg-type]
     for name in data.attachments:
         if not _safe_name(name):
             raise Problem(400, "400.40", f"The submission refers to a file named '{name}', which is not "
@@ -184,7 +195,8 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
                 # A new instanceID needs no second look on the first attempt: the unique constraint
                 # catches a concurrent twin, and the retry then takes the duplicate path.
                 result = _write(session, project_id, form_pk, version_pk, schema, user, envelope, data, xml, xml_sha,
-                                instance_id, stored, device_id, user_agent, known_new=attempt == 1 and not seen)
+                                instance_id, stored, device_id, user_agent, known_new=attempt == 1 and not seen,
+                                region_fallback=encrypted[1] if encrypted else None)
             result.ignored_files = ignored
             return result
         except IntegrityError:
@@ -198,7 +210,7 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
            user: User | None, envelope: object,
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
            stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
-           user_agent: str | None, known_new: bool = False) -> ReceiveResult:
+           user_agent: str | None, known_new: bool = False, region_fallback: str | None = None) -> ReceiveResult:
     existing = None if known_new else session.scalar(select(SubmissionVersion).where(
         SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == instance_id))
     if existing is not None:
@@ -246,7 +258,7 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
                          submitter_id=user.id if user else None)
         session.add(sub)
         status = "created"
-    sub.region_code = region_of(data.values) or sub.region_code
+    sub.region_code = region_of(data.values) or sub.region_code or region_fallback
     block = envelope.entity  # type: ignore[attr-defined]
     if block is not None and block.uuid:
         sub.entity_uuid = block.uuid
@@ -282,6 +294,7 @@ def _new_version(form_pk: int, version_pk: int, sub: Submission, previous: Submi
         instance_name=envelope.instance_name, current=current, xml=xml, xml_sha256=xml_sha,  # type: ignore[attr-defined]
         data=dict(data.values), submitter_id=user.id if user else None, user_agent=(user_agent or "")[:300],
         attachments=[],  # set, not lazily empty: _missing() then needs no SELECT
+        encrypted_file=data.encrypted_file,
     )
     rows: list[SubmissionRepeatRow] = []
     for row in data.repeat_rows:
@@ -354,6 +367,28 @@ def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) ->
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
     entity_service.process_submission(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
                                       extract(tree, schema), check_scope=False)
+
+
+# ---- encrypted forms (ODK form encryption): the manifest branch -------------------------------------
+def _encrypted(db: Database, tree: SubmissionTree, user: User | None) -> tuple[SubmissionData, str | None] | None:
+    """For an encrypted submission: its manifest's parts as the expected attachments (manifest order).
+
+    The answers are unreadable on the server, so the record's region cannot come from them; it is
+    the most specific region code covering every region of the submitting collector (the common
+    prefix of their codes), so region-scoped users still see it. None: not encrypted."""
+    try:
+        data = extract_encrypted(tree)
+    except SubmissionXMLError as err:
+        raise Problem(400, "400.2", err.message) from err
+    if data is None:
+        return None
+    region = None
+    if user is not None:
+        with db.reader() as session:
+            codes = list(session.scalars(select(UserRegion.code).where(UserRegion.user_id == user.id)))
+        prefix = os.path.commonprefix(codes) if codes else ""
+        region = prefix if len(prefix) >= 2 else None
+    return data, region
 
 
 def _attach(version: SubmissionVersion, stored: dict[str, tuple[BlobInfo, str]]) -> None:

@@ -117,7 +117,7 @@ def client_ip() -> str:
 
 
 PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports",
-                "held")
+                "encryption", "held")
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:

@@ -1,7 +1,7 @@
 """access policy: managers' sensitive-data grant, changes held for review
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0011
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from alembic import op
 import app.models.base
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

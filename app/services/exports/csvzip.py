@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -155,12 +156,16 @@ def _media(zf: zipfile.ZipFile, listing: Any, store: BlobStore) -> Iterator[None
         name, key = json.loads(line)
         if used.get(name) == key:
             continue  # the same file (same content) under the same name: once is enough
-        entry = name if name not in used else f"{key[:8]}-{name}"
+        entry = name if name not in used else f"{key.rsplit('/', 1)[-1][:8]}-{name}"
         used[entry] = key
         try:
-            size = store.size(key)
-            src = store.open(key)
-        except BlobNotFound:
+            if key.startswith("decrypted:"):  # decrypted on the fly (encryption.ExportDecryptor's temp folder)
+                path = key.split(":", 1)[1]
+                size, src = os.path.getsize(path), open(path, "rb")  # noqa: SIM115 - closed below
+            else:
+                size = store.size(key)
+                src = store.open(key)
+        except (BlobNotFound, FileNotFoundError):
             continue
         with src:
             # Photos are compressed already: stored, not deflated.

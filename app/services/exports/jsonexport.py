@@ -72,7 +72,8 @@ def write_json(plan: Plan, session: Session, out: Any, progress: Callable[[int],
         m = rec.meta
         obj = _obj(rec.data, specs[0], rec.key)
         obj["__system"] = {"submissionDate": m[0], "submitterId": m[1], "submitterName": m[2],
-                           "attachmentsPresent": m[3], "attachmentsExpected": m[4], "reviewState": m[6],
+                           "attachmentsPresent": m[3], "attachmentsExpected": m[4], "status": m[5] or None,
+                           "reviewState": m[6],
                            "deviceId": m[7], "edits": m[8], "formVersion": m[9], "regionCode": m[10]}
         nodes = {rec.key: obj}
         for rep in rec.repeats:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, any_, bindparam, func, literal, select, tuple_
+from sqlalchemy import Integer, and_, any_, bindparam, case, exists, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,10 @@ REPEAT_TAIL = ("PARENT_KEY", "KEY")
 GEO_PARTS = {"codes": ("Latitude", "Longitude", "Altitude", "Accuracy"),
              "en": ("Latitude", "Longitude", "Altitude", "Accuracy"), "zh": ("纬度", "经度", "海拔", "精度")}
 BATCH = 1000
+# Encrypted submissions the export cannot read (ODK form encryption): __system/status as Central's
+# OData and JSON give it, and the CSV/XLSX `Status` text of Central's CSV export (lib/data/briefcase.js).
+NOT_DECRYPTED, MISSING_ENCRYPTED = "notDecrypted", "missingEncryptedFormData"
+STATUS_TEXT = {NOT_DECRYPTED: "not decrypted", MISSING_ENCRYPTED: "missing encrypted form data"}
 
 Spec = tuple[str, int, Any, int]  # (data key, kind (see build_row), dict or function, width)
 
@@ -116,6 +120,9 @@ class Plan:
             raise Problem(404, "404.71", f"Form '{form.xml_form_id}' has no published version.")
         self.version_ids = [v.id for v in versions]
         schemas = [schema_of(v) for v in versions]
+        self.schemas = dict(zip(self.version_ids, schemas, strict=True))
+        # Set by app.services.encryption to decrypt encrypted submissions on the fly (managed or supplied key).
+        self.decryptor: Callable[[Any, int, Record], Record | None] | None = None
         self.schema = schemas[0]
         self.title = versions[0].title
         self.tables = self._layout(schemas)
@@ -248,8 +255,13 @@ class Plan:
         expected = select(func.count()).where(A.version_id == V.id).correlate(V).scalar_subquery()
         present = (select(func.count()).where(A.version_id == V.id, A.blob_key.is_not(None))
                    .correlate(V).scalar_subquery())
+        enc_data = exists().where(and_(A.version_id == V.id, A.name == V.encrypted_file,
+                                       A.blob_key.is_not(None))).correlate(V)
+        status = case((V.encrypted_file.is_(None), literal("")), (enc_data, literal(NOT_DECRYPTED)),
+                      else_=literal(MISSING_ENCRYPTED))
         base = (select(S.id, S.instance_id, S.created_at, S.submitter_id, User.username, S.device_id,
-                       S.review_state, S.region_code, V.id, V.data, FormVersion.version, edits, expected, present)
+                       S.review_state, S.region_code, V.id, V.data, FormVersion.version, edits, expected, present,
+                       status)
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
                 .outerjoin(User, User.id == S.submitter_id).where(*self._where())
                 .order_by(S.created_at, S.id).limit(batch))
@@ -292,10 +304,18 @@ class Plan:
                 reps.setdefault(rr[1], []).append(rr)
         table_of, nodes = self.table_of, self._nodes
         no_reps: tuple[Any, ...] = ()
+        decryptor = self.decryptor
         for (_sid, iid, created, submitter, uname, device, review, region, vid, data, version, edits, expected,
-             present) in rows:
+             present, status) in rows:
             meta = (created.isoformat(timespec="milliseconds")[:23] + "Z", submitter, uname or "", present,
-                    expected, "", review, device or "", edits - 1, version, region or "")
+                    expected, status or "", review, device or "", edits - 1, version, region or "")
+            if status:
+                rec: Record | None = Record(iid, meta, {}, [], [])
+                if decryptor is not None and status == NOT_DECRYPTED:
+                    rec = decryptor(conn, vid, rec)  # type: ignore[arg-type]
+                if rec is not None:
+                    yield rec
+                continue
             out: list[RepeatRecord] = []
             keys: dict[int, str] = {}
             for rid, _v, repeat, ordinal, parent, rdata in reps.get(vid, no_reps):
@@ -317,6 +337,26 @@ class Plan:
             names.update(r.data.get(k) for k in self.tables[r.table].binary_keys)
         return {n for n in names if isinstance(n, str)}
 
+    def decrypted_record(self, rec: Record, values: dict[str, Any], repeat_rows: list[Any],
+                         media: list[tuple[str, str]]) -> Record:
+        """A decrypted submission as a Record: its values, its repeat rows (forms.RepeatRow, KEYs
+        as for stored rows) and its media files; the Status becomes empty."""
+        out: list[RepeatRecord] = []
+        keys: dict[int, str] = {}
+        for row in repeat_rows:
+            pkey = keys.get(row.parent_index, rec.key) if row.parent_index is not None else rec.key
+            key = keys[row.index] = f"{pkey}/{self._nodes.get(row.repeat) or row.repeat.rsplit('/', 1)[-1]}" \
+                                    f"[{row.ordinal}]"
+            t = self.table_of.get(row.repeat)
+            if t is not None:
+                out.append(RepeatRecord(t, key, pkey, dict(row.values)))
+        meta = rec.meta[:5] + ("",) + rec.meta[6:]
+        wanted: list[tuple[str, str]] = []
+        if media:
+            names = self._media_names(values, out)
+            wanted = [(n, k) for n, k in media if n in names]
+        return Record(rec.key, meta, values, out, wanted)
+
     # ---- cells --------------------------------------------------------------------------------
     def main_row(self, rec: Record) -> list[Any]:
         """Cells of the main table for CSV/XLSX (formula-like strings neutralised)."""
@@ -325,7 +365,9 @@ class Plan:
         row += self._main_cells(rec.data)
         row.append(_safe(rec.key))
         row += meta[1:]
-        row[-9], row[-5] = _safe(row[-9]), _safe(row[-5])  # SubmitterName, DeviceID
+        if meta[5]:
+            row[-6] = STATUS_TEXT.get(meta[5], meta[5])  # Status
+        row[-9], row[-4] = _safe(row[-9]), _safe(row[-4])  # SubmitterName, DeviceID
         return row
 
     def repeat_row(self, rep: RepeatRecord) -> list[Any]:
