@@ -40,7 +40,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
 
+    from .routeaccess import PUBLIC, declare
+
     @app.get("/healthz")
+    @declare(PUBLIC)
     def healthz() -> tuple[str, int]:
         return "ok", 200
 

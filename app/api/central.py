@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
+from app.routeaccess import COLLECTORS, READERS, declare
 from app.runtime import runtime
 from app.services import central, records
 
@@ -11,11 +12,13 @@ from .auth import api_user
 
 
 @bp.get("/v1/users/current")
+@declare(COLLECTORS)
 def users_current() -> Response:
     return jsonify(central.user_json(api_user()))
 
 
 @bp.get("/v1/projects")
+@declare(READERS)
 def projects() -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -23,6 +26,7 @@ def projects() -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>")
+@declare(READERS)
 def project(project_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -30,6 +34,7 @@ def project(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms")
+@declare(READERS)
 def forms(project_id: int) -> Response:
     from app.services import forms as form_service
 
@@ -41,6 +46,7 @@ def forms(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>")
+@declare(READERS)
 def form(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -48,6 +54,7 @@ def form(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions")
+@declare(READERS, scoped=True)
 def submissions(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -56,6 +63,7 @@ def submissions(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<path:instance_id>/attachments")
+@declare(READERS, scoped=True)
 def submission_attachments(project_id: int, xml_form_id: str, instance_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -67,6 +75,7 @@ def submission_attachments(project_id: int, xml_form_id: str, instance_id: str) 
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<path:instance_id>")
+@declare(READERS, scoped=True)
 def submission(project_id: int, xml_form_id: str, instance_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:

@@ -20,6 +20,7 @@ from flask import Response, jsonify, request, stream_with_context
 from sqlalchemy import func, select
 
 from app.errors import Problem
+from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import access, odata
 from app.services import datasets_api as svc
@@ -48,6 +49,7 @@ def _json_array(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets")
+@declare(READERS, scoped=True)
 def datasets(project_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -55,6 +57,7 @@ def datasets(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>")
+@declare(READERS, scoped=True)
 def dataset(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -62,6 +65,7 @@ def dataset(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities")
+@declare(READERS, scoped=True)
 def entities(project_id: int, name: str) -> Response:
     user = api_user()
     s = runtime().db.session()
@@ -82,6 +86,7 @@ def entities(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>")
+@declare(READERS, scoped=True)
 def entity(project_id: int, name: str, uid: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -90,6 +95,7 @@ def entity(project_id: int, name: str, uid: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>/versions")
+@declare(READERS, scoped=True)
 def entity_versions(project_id: int, name: str, uid: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -109,26 +115,31 @@ def _read_only() -> tuple[Response, int]:
 
 
 @bp.post("/v1/projects/<int:project_id>/datasets")
+@declare(READERS, scoped=True)
 def dataset_create(project_id: int) -> tuple[Response, int]:
     return _read_only()
 
 
 @bp.route("/v1/projects/<int:project_id>/datasets/<name>", methods=["PATCH", "DELETE"])
+@declare(READERS, scoped=True)
 def dataset_change(project_id: int, name: str) -> tuple[Response, int]:
     return _read_only()
 
 
 @bp.post("/v1/projects/<int:project_id>/datasets/<name>/properties")
+@declare(READERS, scoped=True)
 def dataset_property_create(project_id: int, name: str) -> tuple[Response, int]:
     return _read_only()
 
 
 @bp.post("/v1/projects/<int:project_id>/datasets/<name>/entities")
+@declare(READERS, scoped=True)
 def entity_create(project_id: int, name: str) -> tuple[Response, int]:
     return _read_only()
 
 
 @bp.route("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>", methods=["PATCH", "PUT", "DELETE"])
+@declare(READERS, scoped=True)
 def entity_change(project_id: int, name: str, uid: str) -> tuple[Response, int]:
     return _read_only()
 
@@ -137,6 +148,7 @@ def entity_change(project_id: int, name: str, uid: str) -> tuple[Response, int]:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc")
+@declare(READERS)
 def dataset_service(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -146,6 +158,7 @@ def dataset_service(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/$metadata")
+@declare(READERS)
 def dataset_metadata(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -154,6 +167,7 @@ def dataset_metadata(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/<table>")
+@declare(READERS, scoped=True)
 def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
     check_params()
     if "$wkt" in request.args or "$expand" in request.args:

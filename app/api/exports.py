@@ -22,7 +22,7 @@ from app.errors import Problem
 from app.models import Form
 from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
-from app.services import audit
+from app.services import access, audit
 from app.services.exports import ExportOptions, jobs
 from app.services.exports.csvzip import stream_csvzip
 from app.services.exports.tabular import plan_for
@@ -45,6 +45,7 @@ def _body() -> dict[str, Any]:
 
 
 @bp.post("/v1/projects/<int:project_id>/exports")
+@declare(READERS, scoped=True)
 def export_create(project_id: int) -> tuple[Response, int, dict[str, str]]:
     user = api_user()
     body = _body()
@@ -67,6 +68,7 @@ def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports")
+@declare(READERS, scoped=True)
 def export_list(project_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -74,6 +76,7 @@ def export_list(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>")
+@declare(READERS, scoped=True)
 def export_status(project_id: int, job_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -84,11 +87,13 @@ def export_status(project_id: int, job_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>/file")
+@declare(READERS, scoped=True)
 def export_file(project_id: int, job_id: int) -> Response:
     return serve_job_file(runtime(), api_user(), project_id, job_id)
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip")
+@declare(READERS, scoped=True)
 def export_direct(project_id: int, xml_form_id: str) -> Response:
     """Central's URL: a small CSV zip streamed straight away (`groupPaths`, `splitSelectMultiples` as in Central)."""
     user = api_user()
@@ -166,8 +171,9 @@ def export_keys(project_id: int, xml_form_id: str) -> Response:
     the id is the field name for the passphrase in POST submissions.csv.zip)."""
     from app.services import encryption
 
-    api_user()
+    user = api_user()
     with runtime().db.session() as s:
+        access.require_reader(user)
         return jsonify(encryption.keys_json(s, _form(s, project_id, xml_form_id)))
 
 

@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.models import Form, User
+from app.routeaccess import COLLECTORS, declare
 from app.runtime import Runtime, runtime
 from app.services import forms as form_service
 from app.services import submissions as submission_service
@@ -61,6 +62,9 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
             resp.headers.setdefault("Content-Language", "en")
             return resp
 
+        # Any account may talk OpenRosa (formList, forms, entity lists scoped to its regions); which
+        # forms it may fill and what its submissions may change is decided in the services.
+        declare(COLLECTORS, scoped=True)(wrapper)
         for base, kind, defaults in BASES:
             extra = {"defaults": defaults} if defaults else {}
             bp.add_url_rule(base + rule, f"{endpoint}_{kind}", wrapper, methods=methods, **extra)

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from app.errors import Problem
 from app.models import CollectorToken, Form, FormAssignment, User
 
-from . import users as user_service
 from . import access
+from . import users as user_service
 from .regions import validate_code
 
 MAX_ROWS = 5000

@@ -96,14 +96,14 @@ def decide(session: Session, project_id: int, user: User, held_id: int, action: 
            ip: str = "", via: str = "web") -> HeldChange:
     """Apply or reject one held change (locked; a second decision gets 409)."""
     access.require(user, "held.decide")
-    if action not in ("apply", "reject"):
-        raise Problem(400, "400.80", "Choose 'apply' or 'reject'.")
-    if len(note) > 2000:
-        raise Problem(400, "400.81", "The note is too long (at most 2000 characters).")
     change = session.scalar(select(HeldChange).where(HeldChange.id == held_id, HeldChange.project_id == project_id)
                             .with_for_update())
     if change is None or not _may_decide(user, change):
         raise Problem(404, "404.80", "There is no such held change in your regions.")
+    if action not in ("apply", "reject"):
+        raise Problem(400, "400.80", "Choose 'apply' or 'reject'.")
+    if len(note) > 2000:
+        raise Problem(400, "400.81", "The note is too long (at most 2000 characters).")
     if change.status != "pending":
         raise Problem(409, "409.80", f"This change was already {change.status}. Reload the list.")
     if action == "apply":

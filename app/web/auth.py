@@ -10,6 +10,7 @@ from flask_login import current_user, login_user, logout_user
 from app.errors import Problem
 from app.i18n import LANGUAGES, t
 from app.models import User
+from app.routeaccess import PUBLIC, declare
 from app.runtime import runtime
 from app.services import audit, signin
 from app.services import users as user_service
@@ -24,6 +25,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@declare(PUBLIC)
 def login() -> Any:
     error = None
     status = 200
@@ -48,6 +50,7 @@ def login() -> Any:
 
 
 @bp.post("/logout")
+@declare(PUBLIC)
 def logout() -> Any:
     if current_user.is_authenticated:
         with runtime().db.write() as s:
@@ -88,6 +91,7 @@ def change_password() -> Any:
 
 
 @bp.post("/language")
+@declare(PUBLIC)
 def set_language() -> Any:
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:

@@ -111,7 +111,9 @@ def child_archive(session: Session, project_id: int, user: User, uid: str, lang:
         schema = schema_of(found) if found is not None else None
         base = f"/{schema.root}" if schema is not None else ""
         paths = {name: f"files/{n:02d}-{rec['form_id']}/{name}" for name in blobs.get(rec["instance_id"], {})}
-        hidden: set[str] = set()
+        # child_file lists only the files this user may open (sensitive ones withheld by the access policy)
+        allowed = {a["name"] for a in rec["attachments"]}
+        hidden: set[str] = {name for name in paths if name not in allowed}
         items = _items(schema, base, rec["values"], lang, show, paths, hidden)
         repeats = []
         for r in rec["repeats"]:

@@ -80,6 +80,7 @@ def get_job(session: Session, user: User, job_id: int) -> ExportJob:
 
 
 def list_jobs(session: Session, user: User, limit: int = 20) -> list[ExportJob]:
+    access.require_reader(user)
     return list(session.scalars(select(ExportJob).where(ExportJob.user_id == user.id)
                                 .order_by(ExportJob.id.desc()).limit(limit)))
 
