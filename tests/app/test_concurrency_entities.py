@@ -151,3 +151,32 @@ def test_held_update_whose_registration_never_comes_is_reported_when_forced(phon
     assert (status, code) == ("error", "404.8")
     with rt.db.write() as s:  # nothing is processed twice
         assert entities.force_old_backlog(s, 1, older_than=timedelta(seconds=-1)) == 0
+
+
+def test_migration_scrubs_old_error_texts(phone: Any, rt: Any) -> None:
+    from alembic import command
+    from sqlalchemy import update
+
+    from app.migrate import alembic_config, upgrade
+
+    post(phone, update_xml("uuid:u1", str(uuid.uuid4()), base=1, status="watch"))  # two 404.8 errors
+    post(phone, update_xml("uuid:u2", str(uuid.uuid4()), base=1, status="watch"))
+    (first, _), (second, kept) = events_by_id(rt)
+    cfg = alembic_config(rt.db.engine.url.render_as_string(hide_password=False))
+    with rt.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010-1")
+    old = f"internal error: (psycopg.errors.UniqueViolation) duplicate key [SQL: {SQL_TEXT}] [parameters: {CHILD}]"
+    with rt.db.engine.begin() as conn:  # what the old code stored
+        conn.execute(update(EntityEvent.__table__).where(EntityEvent.__table__.c.id == first)
+                     .values(code="500.1", message=old))
+    upgrade(rt.db.engine)
+    texts = dict(events_by_id(rt))
+    assert texts[first].startswith("internal error")
+    assert "Dolkar" not in texts[first] and "SQL" not in texts[first] and "self-harm" not in texts[first]
+    assert texts[second] == kept  # other errors stay as they were
+
+
+def events_by_id(rt: Any) -> list[tuple[int, str]]:
+    with rt.db.session() as s:
+        return [(e.id, e.message) for e in s.scalars(select(EntityEvent).order_by(EntityEvent.id))]
