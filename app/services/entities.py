@@ -150,8 +150,10 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
     """Apply the submission's entity block; record what happened. Never raises."""
     if block is None or schema.entity is None or not (block.create or block.update):
         return None  # e.g. registration without consent: create evaluates to false
-    event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset, entity_uuid=block.entity_id or None,
-                        status="applied", message="")
+    # Column-sized values only (PostgreSQL refuses longer ones, failing the POST): the list name as
+    # sent, cut to its column; the entity id only when it is a UUID.
+    event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset[:100],
+                        entity_uuid=normalize_uuid(block.entity_id), status="applied", message="")
     # An edit of a submission that already changed an entity does not change it again (as Central).
     if sv.deprecated_id:
         done = session.scalar(select(EntityVersion.id).where(EntityVersion.submission_id == sv.submission_id))
@@ -197,10 +199,12 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
            data: SubmissionData, force: bool = False) -> Entity:
     """Apply one entity block; `ds` is the list named in the block, locked by the caller (or None)."""
     if ds is None:
-        raise EntityProblem("404.7", f"The entity list '{block.dataset}' does not exist.")
+        raise EntityProblem("404.7", f"The entity list '{block.dataset[:100]}' does not exist.")
     uid = normalize_uuid(block.entity_id)
     if uid is None:  # the value itself is not repeated: it may be anything the form put there
         raise EntityProblem("400.11", "The entity id in the submission is not a UUID.")
+    if block.branch_id is not None and len(block.branch_id) > 36:
+        raise EntityProblem("400.2", "The branchId of the offline update is not a UUID.")
     if block.update and not schema.entity.update:  # type: ignore[union-attr]
         raise EntityProblem("403.2", "This form may not update entities.")
     if block.create and not schema.entity.create:  # type: ignore[union-attr]

@@ -180,3 +180,19 @@ def test_migration_scrubs_old_error_texts(phone: Any, rt: Any) -> None:
 def events_by_id(rt: Any) -> list[tuple[int, str]]:
     with rt.db.session() as s:
         return [(e.id, e.message) for e in s.scalars(select(EntityEvent).order_by(EntityEvent.id))]
+
+
+@pytest.mark.parametrize("entity_id,dataset,branch", [
+    ("x" * 200, "children", None),                         # an id longer than the column
+    (str(uuid.uuid4()), "c" * 150, None),                  # a list name longer than the column
+    (str(uuid.uuid4()), "children", "b" * 100),            # a branchId longer than the column
+], ids=["long-id", "long-list-name", "long-branch"])
+def test_oversized_entity_attributes_are_an_entity_error_not_a_500(phone: Any, rt: Any, entity_id: str,
+                                                                   dataset: str, branch: str | None) -> None:
+    offline = f' trunkVersion="1" branchId="{branch}"' if branch else ""
+    xml = (f'<data id="followup" version="1"><child>x</child><note>n</note><meta><instanceID>uuid:o1</instanceID>'
+           f'<entity dataset="{dataset}" id="{entity_id}" update="1" baseVersion="1"{offline}><label/></entity>'
+           "</meta></data>").encode()
+    post(phone, xml)  # stored; the entity part is an error, not a failed POST Collect would retry forever
+    ((status, code, message),) = events(rt)
+    assert status == "error" and code is not None and len(message) < 400
