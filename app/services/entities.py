@@ -6,7 +6,8 @@ Processing follows the ODK entities spec through 2024.1 and ODK Central's rules 
 - offline updates (2024.1: trunkVersion + branchId): a chain of updates made on one phone while
   offline is applied in branch order. An update whose predecessor on the same branch has not
   arrived yet is held (status "backlog") and applied as soon as the predecessor is; held updates
-  older than BACKLOG_FORCE_AFTER are applied anyway, on top of the current version.
+  older than BACKLOG_FORCE_AFTER are applied anyway, on top of the current version (looked for
+  by the next change of the same list, at most every FORCE_CHECK_EVERY seconds per process).
 - conflicts: an update based on an older version than the current one is still applied (nothing
   is lost: every version is kept in entity_version) and the entity is flagged "soft" (other
   properties changed meanwhile) or "hard" (the same property was changed differently on the
@@ -42,6 +43,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 import traceback
 from collections import OrderedDict
 from datetime import timedelta
@@ -188,6 +190,8 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
         event.status, event.code, event.message = "error", INTERNAL_ERROR, internal_error_message(err)
     session.add(event)
     session.flush()
+    if ds is not None:
+        _force_old_backlog_now_and_then(session, project_id, ds)
     return event
 
 
@@ -367,12 +371,48 @@ def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -
     return True
 
 
-def force_old_backlog(session: Session, project_id: int, older_than: timedelta = BACKLOG_FORCE_AFTER) -> int:
+def force_old_backlog(session: Session, project_id: int, older_than: timedelta = BACKLOG_FORCE_AFTER,
+                      dataset: str | None = None) -> int:
     """Apply held offline updates older than the limit on top of the current version."""
     cutoff = utcnow() - older_than
-    held = session.scalars(select(EntityEvent).where(EntityEvent.status == "backlog",
-                                                     EntityEvent.created_at < cutoff).order_by(EntityEvent.id)).all()
+    q = select(EntityEvent).where(EntityEvent.status == "backlog", EntityEvent.created_at < cutoff)
+    if dataset is not None:
+        q = q.where(EntityEvent.dataset == dataset)
+    held = session.scalars(q.order_by(EntityEvent.id)).all()
     return sum(1 for event in held if _retry(session, project_id, event, force=True))
+
+
+# When this process last looked for held updates past BACKLOG_FORCE_AFTER, per database and list.
+_FORCE_CHECKED: dict[tuple[str, int], float] = {}
+FORCE_CHECK_EVERY = 600.0  # seconds
+
+
+def _force_due(session: Session, ds: Dataset) -> bool:
+    key = (str(session.get_bind().engine.url), ds.id)
+    now = time.monotonic()
+    last = _FORCE_CHECKED.get(key)
+    if last is not None and now - last < FORCE_CHECK_EVERY:
+        return False
+    _FORCE_CHECKED[key] = now
+    return True
+
+
+def _force_old_backlog_now_and_then(session: Session, project_id: int, ds: Dataset) -> None:
+    """Held updates whose predecessor never came are applied after BACKLOG_FORCE_AFTER. Nothing
+    schedules jobs here, so an entity change of the list does it, at most every FORCE_CHECK_EVERY
+    seconds per process, under the list's lock it holds already (no statement most of the time)."""
+    if not _force_due(session, ds):
+        return
+    try:
+        with session.begin_nested():
+            forced = force_old_backlog(session, project_id, dataset=ds.name)
+    except Exception as err:
+        if is_retryable(err):
+            raise
+        log.error("forcing old held entity updates failed: %s at %s", type(err).__name__, _where(err))
+        return
+    if forced:
+        log.info("applied %d held entity update(s) of list %s whose predecessor never arrived", forced, ds.name)
 
 
 # ---------------------------------------------------------------- serving lists to phones

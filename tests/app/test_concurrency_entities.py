@@ -196,3 +196,25 @@ def test_oversized_entity_attributes_are_an_entity_error_not_a_500(phone: Any, r
     post(phone, xml)  # stored; the entity part is an error, not a failed POST Collect would retry forever
     ((status, code, message),) = events(rt)
     assert status == "error" and code is not None and len(message) < 400
+
+
+def test_old_held_update_is_applied_by_a_later_change_of_the_list(phone: Any, rt: Any) -> None:
+    from sqlalchemy import update
+
+    from app.models import utcnow
+
+    uid = str(uuid.uuid4())
+    post(phone, register_xml("uuid:r1", uid, "Dolkar", VILLAGE))
+    post(phone, update_xml("uuid:o2", uid, base=2, trunk=1, branch=str(uuid.uuid4()), note="lonely"))
+    post(phone, register_xml("uuid:r2", str(uuid.uuid4()), "Tashi", VILLAGE))
+    assert child(rt, uid).version == 1  # held: its predecessor (base version 1) never came
+    with rt.db.write() as s:  # six days pass
+        s.execute(update(EntityEvent).where(EntityEvent.status == "backlog")
+                  .values(created_at=utcnow() - entities.BACKLOG_FORCE_AFTER - timedelta(days=1)))
+    post(phone, register_xml("uuid:r3", str(uuid.uuid4()), "Pema", VILLAGE))
+    assert child(rt, uid).version == 1  # this process looked a moment ago: not again yet
+    entities._FORCE_CHECKED.clear()  # ten minutes later
+    post(phone, register_xml("uuid:r4", str(uuid.uuid4()), "Norbu", VILLAGE))
+    ent = child(rt, uid)
+    assert (ent.version, ent.data["note"]) == (2, "lonely")
+    assert "backlog" not in [s for s, _, _ in events(rt)]
