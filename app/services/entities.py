@@ -32,7 +32,8 @@ registration cannot miss it, and the list's `revision` (the phones' CSV cache ke
 change. We lock the list rather than each entity because every change already updates the list's
 revision row, which serialises them from that point to the commit anyway; taking that lock
 first costs no extra statement, cannot deadlock with a per-entity lock, and also covers entities
-that do not exist yet. Registration and plain submissions gain no statement. A deadlock or
+that do not exist yet. Registrations, updates and plain submissions gain no statement (apart from
+the look for old held updates, once every FORCE_CHECK_EVERY seconds per process). A deadlock or
 serialization failure is not recorded as an entity error: it aborts the submission's
 transaction, which `receive_submission` runs again.
 """
