@@ -3,6 +3,17 @@
 SQLite runs in WAL mode with full fsync. Transactions that write use BEGIN IMMEDIATE
 (`Database.write()`), so two workers never deadlock upgrading a read lock to a write lock;
 they queue on busy_timeout instead.
+
+Concurrency (design.md §10). SQLite serialises writers: a write transaction sees every earlier
+commit and nothing changes under it. PostgreSQL runs READ COMMITTED, so where two requests can
+race on the same row the services take that row first with `SELECT … FOR UPDATE`
+(SQLAlchemy's `with_for_update()`, which SQLite ignores) and decide inside the transaction: a
+single-table `FOR UPDATE` waits for the other transaction and then returns the row as committed,
+and every later statement sees that commit. Lock order is always "older row first" (the
+submission version being edited before the entity list), so these locks cannot deadlock each
+other; should PostgreSQL still report a deadlock or a serialization failure,
+`is_retryable()` says so and the caller repeats the whole transaction a bounded number of times
+(`RETRY_ATTEMPTS`).
 """
 from __future__ import annotations
 
@@ -15,7 +26,29 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+# PostgreSQL SQLSTATEs after which the same transaction, run again, can succeed:
+# serialization_failure, deadlock_detected, lock_not_available.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+RETRY_ATTEMPTS = 4
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a database error means "lost a race; run the transaction again" (never a data error)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in RETRYABLE_SQLSTATES
+
+
+def retry_pause(attempt: int) -> float:
+    """Seconds to wait before attempt `attempt + 1` (short, growing, jittered)."""
+    import random
+
+    return min(0.5, 0.02 * (2 ** attempt)) * (0.5 + random.random())
 
 
 def _json_dumps(value: Any) -> str:

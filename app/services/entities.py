@@ -6,13 +6,36 @@ Processing follows the ODK entities spec through 2024.1 and ODK Central's rules 
 - offline updates (2024.1: trunkVersion + branchId): a chain of updates made on one phone while
   offline is applied in branch order. An update whose predecessor on the same branch has not
   arrived yet is held (status "backlog") and applied as soon as the predecessor is; held updates
-  older than BACKLOG_FORCE_AFTER are applied anyway, on top of the current version.
+  older than BACKLOG_FORCE_AFTER are applied anyway, on top of the current version (looked for
+  by the next change of the same list, at most every FORCE_CHECK_EVERY seconds per process).
 - conflicts: an update based on an older version than the current one is still applied (nothing
   is lost: every version is kept in entity_version) and the entity is flagged "soft" (other
   properties changed meanwhile) or "hard" (the same property was changed differently on the
   server) for review.
+- an offline update (it carries a branchId) of an entity that is not on the server yet — the
+  phone registered the child offline and the registration has not arrived — is held the same way
+  and applied when the registration arrives.
 Processing runs inside the submission's transaction under a savepoint; its errors are recorded
-as entity_event rows and never fail the OpenRosa POST.
+as entity_event rows and never fail the OpenRosa POST. An error's message is a fixed sentence
+with ids and version numbers only — never an exception's text (which can hold SQL and a child's
+properties); unexpected exceptions are logged by class and code location only.
+
+Concurrency (design.md §10, README "How submissions are handled"). Every change of an entity list
+(create, update, held update, backlog drain) first locks the list's `dataset` row
+(`SELECT … FOR UPDATE` on PostgreSQL; SQLite serialises writers already) and reads the entity
+only after that. The lock is taken outside the savepoint entity processing runs in: on
+PostgreSQL, rolling back a savepoint (a held update, an error) releases the row locks taken
+inside it. Changes of one list are therefore applied one after the other, each on top of the
+version the previous one committed: ten updates with the same baseVersion become ten versions
+(the later ones flagged as conflicts), an update waiting for its offline predecessor or for the
+registration cannot miss it, and the list's `revision` (the phones' CSV cache key) counts every
+change. We lock the list rather than each entity because every change already updates the list's
+revision row, which serialises them from that point to the commit anyway; taking that lock
+first costs no extra statement, cannot deadlock with a per-entity lock, and also covers entities
+that do not exist yet. Registrations, updates and plain submissions gain no statement (apart from
+the look for old held updates, once every FORCE_CHECK_EVERY seconds per process). A deadlock or
+serialization failure is not recorded as an entity error: it aborts the submission's
+transaction, which `receive_submission` runs again.
 """
 from __future__ import annotations
 
@@ -21,13 +44,16 @@ import hashlib
 import io
 import json
 import logging
+import time
+import traceback
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import String, Text, literal, or_, select, type_coerce
+from sqlalchemy import ColumnElement, String, Text, exists, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
+from app.db import is_retryable
 from app.errors import Problem
 from app.models import (
     Dataset,
@@ -53,7 +79,7 @@ BACKLOG_FORCE_AFTER = timedelta(days=5)
 
 
 def ensure_dataset(session: Session, project_id: int, name: str, properties: list[str]) -> Dataset:
-    ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+    ds = _lock_dataset(session, project_id, name)
     if ds is None:
         ds = Dataset(project_id=project_id, name=name, properties=[], revision=0)
         session.add(ds)
@@ -70,6 +96,12 @@ def ensure_dataset(session: Session, project_id: int, name: str, properties: lis
 
 def get_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+
+
+def _lock_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
+    """The entity list, its row locked until the commit: every change of the list takes this first."""
+    return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
+                          .with_for_update().execution_options(populate_existing=True))
 
 
 def region_of(data: dict[str, Any]) -> str | None:
@@ -91,7 +123,29 @@ class EntityProblem(Exception):
 
 
 class HoldForBacklog(Exception):
-    """The predecessor of an offline update has not arrived yet."""
+    """The predecessor of an offline update (or the registration of its entity) has not arrived yet."""
+
+    def __init__(self, uid: str | None = None) -> None:
+        super().__init__("held")
+        self.uid = uid  # set when waiting for the entity's registration
+
+
+INTERNAL_ERROR = "500.1"
+
+
+def internal_error_message(err: BaseException) -> str:
+    """The entity_event text for an unexpected exception: its class, never its text (SQL, properties)."""
+    return (f"internal error ({type(err).__name__}): this change was not applied; the submission itself is "
+            "stored. An administrator finds the time and place in the server log.")
+
+
+def _where(err: BaseException) -> str:
+    """file:line of the innermost frame (code location only, no values)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
 def _touched_regions(session: Session, project_id: int, block: EntityBlock,
@@ -135,6 +189,8 @@ def _held_by_scope(session: Session, project_id: int, sv: SubmissionVersion, blo
 
 def apply_held(session: Session, project_id: int, event: EntityEvent) -> None:
     """Apply an entity change a coordinator approved, as if it had just arrived."""
+    event.status = "backlog"  # what _retry takes up (it re-reads the event under the list's lock)
+    session.flush()
     if not _retry(session, project_id, event, force=False):
         event.status = "backlog"
         event.message = "approved; waiting for the earlier offline update of its branch"
@@ -149,8 +205,10 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
     """
     if block is None or schema.entity is None or not (block.create or block.update):
         return None  # e.g. registration without consent: create evaluates to false
-    event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset, entity_uuid=block.entity_id or None,
-                        status="applied", message="")
+    # Column-sized values only (PostgreSQL refuses longer ones, failing the POST): the list name as
+    # sent, cut to its column; the entity id only when it is a UUID.
+    event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset[:100],
+                        entity_uuid=normalize_uuid(block.entity_id), status="applied", message="")
     if check_scope and _held_by_scope(session, project_id, sv, block, data, event):
         return event
     # An edit of a submission that already changed an entity does not change it again (as Central).
@@ -160,22 +218,35 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
             event.status, event.message = "skipped", "edit of a submission that already updated the entity"
             session.add(event)
             return event
+    # The list's lock is taken outside the savepoint: rolling a savepoint back (a held update, an
+    # error) releases the locks taken inside it, and the event recorded below must be written under it.
+    ds = _lock_dataset(session, project_id, block.dataset)
     try:
         with session.begin_nested():
-            entity = _apply(session, project_id, sv, schema, block, data)
+            entity = _apply(session, ds, sv, schema, block, data)
             event.entity_uuid = entity.uuid
-            _drain_backlog(session, project_id, entity, block.branch_id)
-    except HoldForBacklog:
+            _drain_backlog(session, project_id, EntityEvent.branch_id == block.branch_id if block.branch_id else None)
+    except HoldForBacklog as held:
         event.status, event.branch_id = "backlog", block.branch_id
-        event.message = (f"waiting for the earlier offline update of branch {block.branch_id} "
-                         f"(base version {block.base_version})")
+        if held.uid:
+            event.entity_uuid = held.uid
+            event.message = f"waiting for the registration of entity {held.uid} (an earlier offline form)"
+        else:
+            event.message = (f"waiting for the earlier offline update of branch {block.branch_id} "
+                             f"(base version {block.base_version})")
     except EntityProblem as err:
         event.status, event.code, event.message = "error", err.code, err.message
     except Exception as err:  # a bug must not lose the submission: record it
-        log.exception("entity processing failed for submission version %s", sv.id)
-        event.status, event.code, event.message = "error", "500.1", f"internal error: {err}"
+        if is_retryable(err):
+            raise  # lost a race (deadlock, serialization): the whole submission is run again
+        # Class and code location only: the exception's text can hold SQL and the child's properties.
+        log.error("entity processing failed for submission version %s: %s at %s", sv.id, type(err).__name__,
+                  _where(err))
+        event.status, event.code, event.message = "error", INTERNAL_ERROR, internal_error_message(err)
     session.add(event)
     session.flush()
+    if ds is not None:
+        _force_old_backlog_now_and_then(session, project_id, ds)
     return event
 
 
@@ -183,29 +254,43 @@ def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
     return {k: ("" if v is None else str(v)) for k, v in data.entity_properties.items() if k != "label"}
 
 
-def _apply(session: Session, project_id: int, sv: SubmissionVersion, schema: FormSchema, block: EntityBlock,
+def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: FormSchema, block: EntityBlock,
            data: SubmissionData, force: bool = False) -> Entity:
-    ds = get_dataset(session, project_id, block.dataset)
+    """Apply one entity block; `ds` is the list named in the block, locked by the caller (or None)."""
     if ds is None:
-        raise EntityProblem("404.7", f"The entity list '{block.dataset}' does not exist.")
+        raise EntityProblem("404.7", f"The entity list '{block.dataset[:100]}' does not exist.")
     uid = normalize_uuid(block.entity_id)
-    if uid is None:
-        raise EntityProblem("400.11", f"The entity id '{block.entity_id}' is not a UUID.")
+    if uid is None:  # the value itself is not repeated: it may be anything the form put there
+        raise EntityProblem("400.11", "The entity id in the submission is not a UUID.")
+    if block.branch_id is not None and len(block.branch_id) > 36:
+        raise EntityProblem("400.2", "The branchId of the offline update is not a UUID.")
     if block.update and not schema.entity.update:  # type: ignore[union-attr]
         raise EntityProblem("403.2", "This form may not update entities.")
     if block.create and not schema.entity.create:  # type: ignore[union-attr]
         raise EntityProblem("403.2", "This form may not create entities.")
     received = _props(block, data)
-    entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
-    if block.update and entity is not None and (block.base_version is not None or force):
-        return _update(session, ds, entity, sv, block, received, force)
-    if block.create:
-        if entity is not None:
-            raise EntityProblem("409.3", f"An entity with id {uid} exists already; nothing was overwritten.")
-        return _create(session, ds, uid, sv, block, received)
-    if entity is None:
-        raise EntityProblem("404.8", f"The entity {uid} to update is not in the list '{ds.name}'.")
-    raise EntityProblem("400.2", "The update has no baseVersion.")
+    held: ColumnElement[bool] = exists().where(EntityEvent.status == "backlog", EntityEvent.entity_uuid == uid)
+    if block.update:
+        entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+        if entity is not None and (block.base_version is not None or force):
+            return _update(session, ds, entity, sv, block, received, force)
+        if not block.create:
+            if entity is not None:
+                raise EntityProblem("400.2", "The update has no baseVersion.")
+            if block.branch_id and not force:
+                raise HoldForBacklog(uid)  # registered offline on the same phone; registration not here yet
+            raise EntityProblem("404.8", f"The entity {uid} to update is not in the list '{ds.name}'.")
+        taken, waiting = entity is not None, bool(session.scalar(select(held)))
+    else:
+        # One statement, as before: is the id taken, and does an offline update wait for it?
+        taken_q = exists().where(Entity.dataset_id == ds.id, Entity.uuid == uid)
+        taken, waiting = session.execute(select(taken_q, held)).one()
+    if taken:
+        raise EntityProblem("409.3", f"An entity with id {uid} exists already; nothing was overwritten.")
+    entity = _create(session, ds, uid, sv, block, received)
+    if waiting:
+        _drain_backlog(session, ds.project_id, EntityEvent.entity_uuid == uid)
+    return entity
 
 
 def _create(session: Session, ds: Dataset, uid: str, sv: SubmissionVersion, block: EntityBlock,
@@ -262,7 +347,8 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
         between = [versions[n] for n in range(base.version + 1, current.version + 1) if n in versions]
         same_branch = branch is not None and all(v.branch_id == branch for v in between)
         if not same_branch:
-            changed_on_server = {k for k in set(base.data) | set(current.data) if base.data.get(k) != current.data.get(k)}
+            changed_on_server = {k for k in set(base.data) | set(current.data)
+                                 if base.data.get(k) != current.data.get(k)}
             conflicting = sorted(k for k, v in received.items()
                                  if k in changed_on_server and current.data.get(k) != v)
             conflict = "hard" if conflicting else "soft"
@@ -287,12 +373,14 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
     return entity
 
 
-def _drain_backlog(session: Session, project_id: int, entity: Entity, branch_id: str | None) -> None:
-    """Apply held offline updates of this branch whose predecessor has now arrived."""
-    if not branch_id:
+def _drain_backlog(session: Session, project_id: int, which: ColumnElement[bool] | None) -> None:
+    """Apply held updates (of one branch, or waiting for one entity) whose predecessor has now arrived.
+
+    Runs with the list locked (after `_apply`), so the held events read here are all there are."""
+    if which is None:
         return
-    held = session.scalars(select(EntityEvent).where(
-        EntityEvent.status == "backlog", EntityEvent.branch_id == branch_id).order_by(EntityEvent.id)).all()
+    held = session.scalars(select(EntityEvent).where(EntityEvent.status == "backlog", which)
+                           .order_by(EntityEvent.id)).all()
     progress = True
     while held and progress:
         progress = False
@@ -303,10 +391,16 @@ def _drain_backlog(session: Session, project_id: int, entity: Entity, branch_id:
 
 
 def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -> bool:
+    """Try a held update again; True when it is no longer held (applied, failed, or done meanwhile)."""
     from forms import extract, parse_submission
 
     from . import forms as form_service
 
+    # The list first, then the event as committed: another request may have applied it meanwhile.
+    ds = _lock_dataset(session, project_id, event.dataset)
+    session.refresh(event)
+    if event.status != "backlog":
+        return True
     sv = session.get(SubmissionVersion, event.submission_version_id)
     if sv is None:
         return False
@@ -319,7 +413,7 @@ def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -
     data = extract(tree, schema)
     try:
         with session.begin_nested():
-            entity = _apply(session, project_id, sv, schema, envelope.entity, data, force=force)  # type: ignore[arg-type]
+            entity = _apply(session, ds, sv, schema, envelope.entity, data, force=force)  # type: ignore[arg-type]
     except HoldForBacklog:
         return False
     except EntityProblem as err:
@@ -332,12 +426,48 @@ def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -
     return True
 
 
-def force_old_backlog(session: Session, project_id: int, older_than: timedelta = BACKLOG_FORCE_AFTER) -> int:
+def force_old_backlog(session: Session, project_id: int, older_than: timedelta = BACKLOG_FORCE_AFTER,
+                      dataset: str | None = None) -> int:
     """Apply held offline updates older than the limit on top of the current version."""
     cutoff = utcnow() - older_than
-    held = session.scalars(select(EntityEvent).where(EntityEvent.status == "backlog",
-                                                     EntityEvent.created_at < cutoff).order_by(EntityEvent.id)).all()
+    q = select(EntityEvent).where(EntityEvent.status == "backlog", EntityEvent.created_at < cutoff)
+    if dataset is not None:
+        q = q.where(EntityEvent.dataset == dataset)
+    held = session.scalars(q.order_by(EntityEvent.id)).all()
     return sum(1 for event in held if _retry(session, project_id, event, force=True))
+
+
+# When this process last looked for held updates past BACKLOG_FORCE_AFTER, per database and list.
+_FORCE_CHECKED: dict[tuple[str, int], float] = {}
+FORCE_CHECK_EVERY = 600.0  # seconds
+
+
+def _force_due(session: Session, ds: Dataset) -> bool:
+    key = (str(session.get_bind().engine.url), ds.id)
+    now = time.monotonic()
+    last = _FORCE_CHECKED.get(key)
+    if last is not None and now - last < FORCE_CHECK_EVERY:
+        return False
+    _FORCE_CHECKED[key] = now
+    return True
+
+
+def _force_old_backlog_now_and_then(session: Session, project_id: int, ds: Dataset) -> None:
+    """Held updates whose predecessor never came are applied after BACKLOG_FORCE_AFTER. Nothing
+    schedules jobs here, so an entity change of the list does it, at most every FORCE_CHECK_EVERY
+    seconds per process, under the list's lock it holds already (no statement most of the time)."""
+    if not _force_due(session, ds):
+        return
+    try:
+        with session.begin_nested():
+            forced = force_old_backlog(session, project_id, dataset=ds.name)
+    except Exception as err:
+        if is_retryable(err):
+            raise
+        log.error("forcing old held entity updates failed: %s at %s", type(err).__name__, _where(err))
+        return
+    if forced:
+        log.info("applied %d held entity update(s) of list %s whose predecessor never arrived", forced, ds.name)
 
 
 # ---------------------------------------------------------------- serving lists to phones

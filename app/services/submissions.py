@@ -17,15 +17,16 @@ import hashlib
 import logging
 import mimetypes
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
 from sqlalchemy import and_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from app.db import Database
+from app.db import RETRY_ATTEMPTS, Database, is_retryable, retry_pause
 from app.errors import Problem
 from app.models import (
     Form,
@@ -189,20 +190,27 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     if ignored:
         log.info("submission %s: ignored %d unreferenced file(s): %s", instance_id, len(ignored), ignored)
 
-    for attempt in (1, 2):
+    twin_seen = seen
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
             with db.write() as session:
                 # A new instanceID needs no second look on the first attempt: the unique constraint
                 # catches a concurrent twin, and the retry then takes the duplicate path.
                 result = _write(session, project_id, form_pk, version_pk, schema, user, envelope, data, xml, xml_sha,
-                                instance_id, stored, device_id, user_agent, known_new=attempt == 1 and not seen,
+                                instance_id, stored, device_id, user_agent, known_new=not twin_seen,
                                 region_fallback=encrypted[1] if encrypted else None)
             result.ignored_files = ignored
             return result
         except IntegrityError:
-            if attempt == 2:
+            if twin_seen or attempt == RETRY_ATTEMPTS:
                 raise
-            # A concurrent identical POST won the race: the second pass sees its row.
+            twin_seen = True  # a concurrent identical POST won the race: the next pass sees its row
+        except DBAPIError as err:
+            if not is_retryable(err) or attempt == RETRY_ATTEMPTS:
+                raise
+            log.warning("submission %s: %s, attempt %d of %d; retrying", instance_id, type(err.orig).__name__,
+                        attempt, RETRY_ATTEMPTS)
+            time.sleep(retry_pause(attempt))
     raise AssertionError("unreachable")
 
 
@@ -211,36 +219,28 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
            stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
            user_agent: str | None, known_new: bool = False, region_fallback: str | None = None) -> ReceiveResult:
-    existing = None if known_new else session.scalar(select(SubmissionVersion).where(
-        SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == instance_id))
+    # FOR UPDATE (PostgreSQL): parts of one split submission, or a resend racing an edit of the same
+    # version, take their turn on the version row instead of overwriting each other's files.
+    existing = None if known_new else _stored_version(session, form_pk, instance_id)
     if existing is not None:
-        sub = session.get(Submission, existing.submission_id)
-        assert sub is not None
-        if sub.deleted_at is not None:
-            raise Problem(409, "409.18", "This submission has been deleted on the server. You may not "
-                          "send it again.")
-        if existing.xml_sha256 != xml_sha:
-            raise Problem(409, "409.1", "A submission with this ID already exists with different content. "
-                          "To send more files, resend the identical form; to change answers, edit the "
-                          "sent form in Collect (it gets a new ID).")
-        # Identical resend: a retry, or the next part of a submission Collect split up.
-        _attach(existing, stored)
-        sub.updated_at = utcnow()
-        return ReceiveResult("duplicate", sub.id, sub.instance_id, form_pk,
-                             "Submission received (already on the server).",
-                             missing_files=_missing(existing))
+        return _resend(session, existing, xml_sha, stored, form_pk)
 
     deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
     previous: SubmissionVersion | None = None
     if deprecated_id:
-        previous = session.scalar(select(SubmissionVersion).where(
-            SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == deprecated_id))
+        # Edits of one version race on its row: the first takes it, the others wait here and then see
+        # it is no longer current (design.md §10). Exactly one edit wins; exactly one version is current.
+        previous = _stored_version(session, form_pk, deprecated_id)
         if previous is None:
             raise Problem(404, "404.5", f"The submission you edited ({deprecated_id}) is not on the server. "
                           "Send the original first, or fill a new form.")
         if not previous.current:
-            raise Problem(409, "409.9", f"The copy you were editing ({deprecated_id}) is out of date: it was "
-                          "edited already. Download the newest copy and edit that one.")
+            twin = _stored_version(session, form_pk, instance_id)
+            if twin is not None:  # this very edit, sent twice at once: its twin won
+                return _resend(session, twin, xml_sha, stored, form_pk)
+            raise Problem(409, "409.9", f"The record you edited ({deprecated_id}) was changed by another edit "
+                          "that reached the server first, so this edit was not saved. Nothing else was lost: "
+                          "ask your coordinator to compare both edits, or edit the newest copy of the record.")
         sub = session.get(Submission, previous.submission_id)
         assert sub is not None
         if sub.deleted_at is not None:
@@ -389,6 +389,32 @@ def _encrypted(db: Database, tree: SubmissionTree, user: User | None) -> tuple[S
         prefix = os.path.commonprefix(codes) if codes else ""
         region = prefix if len(prefix) >= 2 else None
     return data, region
+
+
+def _stored_version(session: Session, form_pk: int, instance_id: str) -> SubmissionVersion | None:
+    """The stored version with this instanceID, its row locked until the commit (PostgreSQL)."""
+    return session.scalar(select(SubmissionVersion).where(
+        SubmissionVersion.form_id == form_pk, SubmissionVersion.instance_id == instance_id)
+        .with_for_update().execution_options(populate_existing=True))
+
+
+def _resend(session: Session, existing: SubmissionVersion, xml_sha: str, stored: dict[str, tuple[BlobInfo, str]],
+            form_pk: int) -> ReceiveResult:
+    """The same instanceID again: a retry, or the next part of a submission Collect split up."""
+    sub = session.get(Submission, existing.submission_id)
+    assert sub is not None
+    if sub.deleted_at is not None:
+        raise Problem(409, "409.18", "This submission has been deleted on the server. You may not "
+                      "send it again.")
+    if existing.xml_sha256 != xml_sha:
+        raise Problem(409, "409.1", "A submission with this ID already exists with different content. "
+                      "To send more files, resend the identical form; to change answers, edit the "
+                      "sent form in Collect (it gets a new ID).")
+    _attach(existing, stored)
+    sub.updated_at = utcnow()
+    return ReceiveResult("duplicate", sub.id, sub.instance_id, form_pk,
+                         "Submission received (already on the server).",
+                         missing_files=_missing(existing))
 
 
 def _attach(version: SubmissionVersion, stored: dict[str, tuple[BlobInfo, str]]) -> None:
