@@ -23,35 +23,52 @@ def _safe_next(target: str | None) -> str:
     return url_for("web.home")
 
 
+def _start_session(user: User) -> None:
+    """Sign the browser in with a new server-side web session (a fresh cookie, a fresh CSRF token)."""
+    from app.services import sessions as session_service
+
+    with runtime().db.write() as s:
+        sid = session_service.start_web_session(s, user.id)
+    session.clear()
+    login_user(WebUser(user, sid))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     error = None
     status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         rt = runtime()
-        with rt.db.write() as s:
-            result = signin.sign_in(s, request.form.get("username", ""), request.form.get("password", ""),
-                                    client_ip())
-            if isinstance(result, User):
-                s.expunge(result)
-        if isinstance(result, Problem):
-            error, status = t(result.message), result.status
-        elif result.role == "collector":
-            error, status = t("Collectors use ODK Collect on their phones; this website is for coordinators, "
-                              "managers and administrators."), 403
+        try:
+            user = signin.sign_in(rt.db, request.form.get("username", ""), request.form.get("password", ""),
+                                  client_ip())
+        except signin.Throttled as exc:
+            error, status = t("Too many wrong passwords. Wait {minutes} minute(s) and try again; until then even "
+                              "the right password is refused. An administrator can reset your password to lift "
+                              "this at once.", minutes=exc.minutes), 429
+            headers["Retry-After"] = str(exc.retry_after)
+        except signin.WrongPassword:
+            error, status = t("The user name or password is wrong."), 401
         else:
-            session.clear()
-            login_user(WebUser(result))
-            session["lang"] = result.language
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error), status
+            if user.role == "collector":
+                error, status = t("Collectors use ODK Collect on their phones; this website is for coordinators, "
+                                  "managers and administrators."), 403
+            else:
+                _start_session(user)
+                session["lang"] = user.language
+                return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", error=error), status, headers
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    from app.services import sessions as session_service
+
     if current_user.is_authenticated:
         with runtime().db.write() as s:
             audit.record(s, db_user(), "logout", ip=client_ip())
+            session_service.end_web_session(s, current_user.web_session_id)  # a copied cookie dies with it
     logout_user()
     session.clear()
     return redirect(url_for("web.login"))
@@ -61,30 +78,44 @@ def logout() -> Any:
 @requires()
 def change_password() -> Any:
     error = None
+    headers: dict[str, str] = {}
     if request.method == "POST":
         rt = runtime()
         new = request.form.get("new", "")
+        current = request.form.get("current", "")
         if new != request.form.get("repeat", ""):
             error = t("The two new passwords differ.")
         else:
-            with rt.db.write() as s:
-                user = s.get(User, current_user.id)
-                assert user is not None
-                if user_service.check_password(s, user.username, request.form.get("current", "")) is None:
-                    error = t("The current password is wrong.")
-                else:
+            try:  # the current password is a password check like any other: throttled
+                signin.verify(rt.db, current_user.username, client_ip(),
+                              lambda u: user_service.password_matches(u, current), channel="web")
+            except signin.Throttled as exc:
+                error = t("Too many wrong passwords. Wait {minutes} minute(s) and try again; until then even "
+                          "the right password is refused. An administrator can reset your password to lift "
+                          "this at once.", minutes=exc.minutes)
+                headers["Retry-After"] = str(exc.retry_after)
+                return render_template("password.html", error=error), 429, headers
+            except signin.WrongPassword:
+                error = t("The current password is wrong.")
+            else:
+                with rt.db.write() as s:
+                    user = s.get(User, current_user.id)
+                    assert user is not None
                     try:
+                        # ends every web session and API token of the user, this browser's too ...
                         user_service.set_password(user, new, rt.config["DIGEST_REALM"])
                     except Problem as problem:
                         error = t(problem.message)
+                        s.rollback()
                     else:
                         audit.record(s, user, "password.change", ip=client_ip())
                         s.flush()
                         s.expunge(user)
-                        login_user(WebUser(user))
-                        flash(t("The password was changed."))
-                        return redirect(url_for("web.home"))
-    return render_template("password.html", error=error), (400 if error else 200)
+                if error is None:
+                    _start_session(user)  # ... which signs in again with a new one
+                    flash(t("The password was changed."))
+                    return redirect(url_for("web.home"))
+    return render_template("password.html", error=error), (400 if error else 200), headers
 
 
 @bp.post("/language")
