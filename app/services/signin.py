@@ -16,7 +16,9 @@ Retry-After. A right password at an address forgets that pair's failures and mar
 as *known* for the account (`SigninKnownAddress`, kept `KNOWN_FOR`). A known address is never
 held back by the address-wide or account-wide ceilings, only by its own pair counter, so a
 wrong-password storm from elsewhere cannot lock the rightful user out of the phone or office they
-use; and a storm from their own address can only make that address wait. Failures for user names
+use; and a storm from their own address can only make that address wait. The website also gives a
+browser that signed in a signed "known device" cookie (web/auth.py), which counts like a known
+address when the user's address changes (mobile networks). Failures for user names
 that do not exist count the same way (no hint which names exist). An administrator's password
 reset forgets the account's failures.
 """
@@ -88,9 +90,9 @@ class SigninState:
     account: _Counter
     known_at: datetime | None
 
-    def wait(self, now: datetime) -> float:
+    def wait(self, now: datetime, known_device: bool = False) -> float:
         waits = [self.pair.wait(PAIR_FREE, now)]
-        if self.known_at is None or self.known_at < now - KNOWN_FOR:
+        if not known_device and (self.known_at is None or self.known_at < now - KNOWN_FOR):
             waits += [self.address.wait(ADDRESS_FREE, now), self.account.wait(ACCOUNT_FREE, now)]
         return max(waits)
 
@@ -121,8 +123,11 @@ def state(session: Session, username: str, ip: str) -> SigninState:
 
 
 def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], *, channel: str,
-           options: Sequence[Any] = (), audit_success: bool = False) -> User:
+           options: Sequence[Any] = (), audit_success: bool = False, known_device: bool = False) -> User:
     """The user whose `check` (a password or Digest response test) passes, detached from its session.
+
+    `known_device`: the client proved it signed in to this account before (the website's signed
+    device cookie): like a known address, only its own pair counter holds it back.
 
     Raises Throttled (429) without checking anything while the account or address must wait, and
     WrongPassword (401) for an unknown, inactive or wrong user name/password, after recording it.
@@ -131,7 +136,7 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
     username, ip = _key(username, ip)
     with db.reader() as session:
         current = state(session, username, ip)
-        wait = current.wait(utcnow())
+        wait = current.wait(utcnow(), known_device)
         user = None
         if wait <= 0:
             user = session.execute(select(User).options(*options).where(User.username == username)
@@ -174,9 +179,9 @@ def forget_failures(session: Session, username: str) -> None:
     session.execute(delete(LoginFailure).where(LoginFailure.username == username))
 
 
-def sign_in(db: Database, username: str, password: str, ip: str) -> User:
+def sign_in(db: Database, username: str, password: str, ip: str, known_device: bool = False) -> User:
     """Web sign-in: the user, or Throttled / WrongPassword (the failure already recorded)."""
     from . import users as user_service
 
     return verify(db, username, ip, lambda user: user_service.password_matches(user, password), channel="web",
-                  audit_success=True)
+                  audit_success=True, known_device=known_device)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.errors import Problem
 from app.i18n import LANGUAGES, t
@@ -21,6 +22,33 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
     return url_for("web.home")
+
+
+DEVICE_COOKIE = "carefile_device"
+DEVICE_ACCOUNTS = 5  # accounts one browser remembers
+
+
+def _device_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="carefile-known-device")
+
+
+def _device_accounts() -> list[str]:
+    """User names this browser signed in as before (signed cookie; expired or forged: none)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return []
+    try:
+        names = _device_signer().loads(raw, max_age=int(signin.KNOWN_FOR.total_seconds()))
+    except BadSignature:
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def _remember_device(resp: Any, username: str) -> Any:
+    names = [username] + [n for n in _device_accounts() if n != username][:DEVICE_ACCOUNTS - 1]
+    resp.set_cookie(DEVICE_COOKIE, _device_signer().dumps(names), max_age=int(signin.KNOWN_FOR.total_seconds()),
+                    httponly=True, samesite="Lax", secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+    return resp
 
 
 def _start_session(user: User) -> None:
@@ -40,9 +68,10 @@ def login() -> Any:
     headers: dict[str, str] = {}
     if request.method == "POST":
         rt = runtime()
+        username = request.form.get("username", "").strip()
         try:
-            user = signin.sign_in(rt.db, request.form.get("username", ""), request.form.get("password", ""),
-                                  client_ip())
+            user = signin.sign_in(rt.db, username, request.form.get("password", ""), client_ip(),
+                                  known_device=username in _device_accounts())
         except signin.Throttled as exc:
             error, status = t("Too many wrong passwords. Wait {minutes} minute(s) and try again; until then even "
                               "the right password is refused. An administrator can reset your password to lift "
@@ -57,7 +86,7 @@ def login() -> Any:
             else:
                 _start_session(user)
                 session["lang"] = user.language
-                return redirect(_safe_next(request.args.get("next")))
+                return _remember_device(redirect(_safe_next(request.args.get("next"))), user.username)
     return render_template("login.html", error=error), status, headers
 
 

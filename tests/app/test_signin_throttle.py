@@ -220,3 +220,23 @@ def test_failures_older_than_the_window_are_forgotten(rt: Any, make_user: Callab
         old = utcnow() - signin.WINDOW - timedelta(minutes=1)
         s.add_all([LoginFailure(username="pema", ip=ATTACKER, at=old) for _ in range(10)])
     assert signin.verify(rt.db, "pema", ATTACKER, lambda u: True, channel="api").username == "pema"
+
+
+def test_a_browser_that_signed_in_before_is_spared_the_account_wide_wait(app: Any, rt: Any,
+                                                                         make_user: Callable[..., Any]) -> None:
+    make_user("mgr", "manager")
+    laptop = Web(app, HOME)
+    assert laptop.attempt("mgr", PASSWORD).status_code == 302  # gets the signed device cookie
+    laptop.browser.post("/logout")
+    with rt.db.write() as s:  # a storm from many addresses passed the account-wide ceiling
+        s.add_all([LoginFailure(username="mgr", ip=f"10.8.0.{i}", at=utcnow())
+                   for i in range(signin.ACCOUNT_FREE + 1)])
+    laptop.browser.client.environ_base["REMOTE_ADDR"] = "192.0.2.44"  # the laptop is on another network now
+    assert laptop.attempt("mgr", PASSWORD).status_code == 302
+    stranger = Web(app, "192.0.2.45")
+    assert stranger.attempt("mgr", PASSWORD).status_code == 429
+    forged = Web(app, "192.0.2.46")  # a device cookie for another account, or a forged one, is no help
+    cookie = laptop.browser.client.get_cookie("carefile_device")
+    assert cookie is not None
+    forged.browser.client.set_cookie("carefile_device", cookie.value[:-2] + "xx")
+    assert forged.attempt("mgr", PASSWORD).status_code == 429
