@@ -24,7 +24,9 @@ reset forgets the account's failures.
 """
 from __future__ import annotations
 
+import functools
 import math
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -149,6 +151,8 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
                 audit.record(session, None, "login.failed", ip=ip, username=username, reason="throttled",
                              channel=channel)
         raise Throttled(math.ceil(wait))
+    if user is None:
+        check(_stand_in())  # as slow as a real check: the answer time does not tell which names exist
     if user is None or not user.active or not check(user):
         with db.write() as session:
             now = utcnow()
@@ -164,6 +168,15 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
             if audit_success:
                 audit.record(session, user, "login.ok", ip=ip, channel=channel)
     return user
+
+
+@functools.cache
+def _stand_in() -> User:
+    """A user no password matches (a random one, hashed like real ones), never stored."""
+    from werkzeug.security import generate_password_hash
+
+    return User(username="", password_hash=generate_password_hash(secrets.token_urlsafe(16)),
+                digest_ha1=secrets.token_hex(16), active=False)
 
 
 def _mark_known(db: Database, session: Session, username: str, ip: str, now: datetime) -> None:
