@@ -115,9 +115,10 @@ def change_password() -> Any:
         if new != request.form.get("repeat", ""):
             error = t("The two new passwords differ.")
         else:
-            try:  # the current password is a password check like any other: throttled
+            try:  # the current password is a password check like any other: throttled (a signed-in
+                # browser counts as a known device: only this address's own count holds it back)
                 signin.verify(rt.db, current_user.username, client_ip(),
-                              lambda u: user_service.password_matches(u, current), channel="web")
+                              lambda u: user_service.password_matches(u, current), channel="web", known_device=True)
             except signin.Throttled as exc:
                 error = t("Too many wrong passwords. Wait {minutes} minute(s) and try again; until then even "
                           "the right password is refused. An administrator can reset your password to lift "
