@@ -63,3 +63,26 @@ def test_serve_lets_gunicorn_trust_forwarded_headers_only_with_the_setting(monke
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.2")
     assert forwarded_ips({"TRUST_PROXY": True}) == "10.0.0.2"
     assert forwarded_ips({"TRUST_PROXY": False}) == ""
+
+
+@pytest.mark.parametrize("trust, expected", [("false", []), ("true", ["127.0.0.1", "::1"])])
+def test_carefile_serve_configures_gunicorn(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, trust: str,
+                                            expected: list[str]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from app import cli
+
+    seen: dict[str, Any] = {}
+
+    def run(self: Any) -> None:  # instead of starting the server: what would gunicorn be told?
+        seen["forwarded_allow_ips"] = self.cfg.forwarded_allow_ips
+        seen["bind"] = self.cfg.bind
+
+    monkeypatch.setattr(BaseApplication, "run", run)
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    for key, value in {"DATA_DIR": str(tmp_path / "data"), "XLSFORMS_DIR": str(tmp_path / "none"),
+                       "TRUST_PROXY": trust, "ODK_VALIDATE": "off", "SECRET_KEY": "x"}.items():
+        monkeypatch.setenv(f"CAREFILE_{key}", value)
+    monkeypatch.delenv("CAREFILE_DATABASE_URL", raising=False)
+    assert cli.main(["serve", "--port", "8765"]) == 0
+    assert seen == {"forwarded_allow_ips": expected, "bind": ["127.0.0.1:8765"]}
