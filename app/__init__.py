@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
@@ -24,6 +26,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["CAREFILE"] = cfg
     if cfg["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
+    else:
+        app.wsgi_app = _OwnScheme(app.wsgi_app)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
@@ -40,6 +44,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
 
+    @app.after_request
+    def _retry_after(resp: Any) -> Any:
+        # Sign-in throttling (services.signin): the HTTP layer that refused noted the wait in g.
+        wait = g.get("retry_after")
+        if resp.status_code == 429 and wait:
+            resp.headers["Retry-After"] = str(wait)
+        return resp
+
     from .routeaccess import PUBLIC, declare
 
     @app.get("/healthz")
@@ -48,3 +60,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return "ok", 200
 
     return app
+
+
+class _OwnScheme:
+    """Without CAREFILE_TRUST_PROXY, https means TLS on this very connection, nothing else.
+
+    gunicorn trusts X-Forwarded-Proto (and -Protocol, -Ssl) from 127.0.0.1 by default and then
+    reports the request as https. `carefile serve` turns that off (forwarded_allow_ips empty), but
+    `gunicorn wsgi:app` started by hand does not; so under gunicorn the scheme is taken from the
+    socket: https only when it is a TLS socket (gunicorn --certfile)."""
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        sock = environ.get("gunicorn.socket")
+        if sock is not None and environ.get("wsgi.url_scheme") == "https" and not isinstance(sock, ssl.SSLSocket):
+            environ["wsgi.url_scheme"] = "http"
+        return self.wsgi_app(environ, start_response)

@@ -42,6 +42,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def forwarded_ips(cfg: dict[str, Any]) -> str:
+    """gunicorn's forwarded_allow_ips: nobody unless CAREFILE_TRUST_PROXY is on (gunicorn's default would
+    trust X-Forwarded-Proto from 127.0.0.1, so any local process could make plain http pass as https).
+    With the setting on: FORWARDED_ALLOW_IPS if set, else a proxy on this host."""
+    import os
+
+    if not cfg["TRUST_PROXY"]:
+        return ""
+    return os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.services import setup
 
@@ -54,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for outcome in setup.publish_directory(rt, Path(rt.config["XLSFORMS_DIR"])):
             print(f"{'published' if outcome.ok else 'FAILED'} {outcome.path.name}: {outcome.message}")
     rt.db.dispose()
+    forwarded_allow_ips = forwarded_ips(rt.config)
     print(f"CareFile listening on http://{args.host}:{args.port}/  (Collect server URL: "
           f"http://{args.host}:{args.port}/v1/projects/1)")
     from gunicorn.app.base import BaseApplication
@@ -65,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("forwarded_allow_ips", forwarded_allow_ips)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 24: no shared ~/.gunicorn socket
                 self.cfg.set("control_socket_disable", True)
 

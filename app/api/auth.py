@@ -1,28 +1,47 @@
-"""Who is calling the JSON API: a bearer session token, or HTTP Basic over HTTPS."""
+"""Who is calling the JSON API: a bearer session token, or HTTP Basic over HTTPS (throttled)."""
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 
 from app.errors import Problem
 from app.models import User
 from app.runtime import runtime
 from app.services import sessions as session_service
+from app.services import signin
 from app.services import users as user_service
+
+
+def client_ip() -> str:
+    """The caller's address (the proxy's X-Forwarded-For only with CAREFILE_TRUST_PROXY: ProxyFix)."""
+    return request.remote_addr or ""
+
+
+def throttled(exc: signin.Throttled) -> signin.Throttled:
+    """Remember the wait for the Retry-After header (app.create_app adds it to the 429)."""
+    g.retry_after = exc.retry_after
+    return exc
 
 
 def api_user() -> User:
     rt = runtime()
     auth = request.authorization
-    with rt.db.session() as session:
-        if auth is not None and auth.type == "bearer" and auth.token:
+    if auth is not None and auth.type == "basic":
+        if not (request.is_secure or rt.config["ALLOW_BASIC_OVER_HTTP"]):
+            raise Problem(401, "401.3", "This authentication method is only available over HTTPS.")
+        password = auth.password or ""
+        try:
+            return signin.verify(rt.db, auth.username or "", client_ip(),
+                                 lambda u: user_service.password_matches(u, password), channel="basic")
+        except signin.Throttled as exc:
+            raise throttled(exc) from None
+        except signin.WrongPassword:
+            raise Problem(401, "401.2", "Could not authenticate with the provided credentials.") from None
+    user = None
+    if auth is not None and auth.type == "bearer" and auth.token:
+        with rt.db.session() as session:
             user = session_service.user_for_session(session, auth.token)
-        elif auth is not None and auth.type == "basic":
-            if not (request.is_secure or rt.config["ALLOW_BASIC_OVER_HTTP"]):
-                raise Problem(401, "401.3", "This authentication method is only available over HTTPS.")
-            user = user_service.check_password(session, auth.username or "", auth.password or "")
-        else:
-            user = None
-        if user is None:
-            raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
-        session.expunge(user)
-        return user
+            if user is not None:
+                session.expunge(user)
+    if user is None:
+        raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
+    return user

@@ -7,23 +7,30 @@ from app.errors import Problem
 from app.routeaccess import PUBLIC, declare
 from app.runtime import runtime
 from app.services import sessions as session_service
+from app.services import signin
 
 from . import bp
-from .auth import api_user
+from .auth import api_user, client_ip, throttled
 
 
 @bp.post("/v1/sessions")
 @declare(PUBLIC)
 def create_session() -> Response:
     body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        body = {}
     username = str(body.get("email") or body.get("username") or "")
     password = str(body.get("password") or "")
     if not username or not password:
         raise Problem(400, "400.3", "Send JSON with `email` (your user name) and `password`.")
-    with runtime().db.write() as session:
-        row = session_service.create_session(session, username, password)
-        return jsonify({"token": row.token, "createdAt": row.created_at.isoformat(),
-                        "expiresAt": row.expires_at.isoformat()})
+    try:
+        row = session_service.create_session(runtime().db, username, password, client_ip())
+    except signin.Throttled as exc:
+        raise throttled(exc) from None
+    except signin.WrongPassword:
+        raise Problem(401, "401.2", "Could not authenticate with the provided credentials.") from None
+    return jsonify({"token": row.token, "createdAt": row.created_at.isoformat(),
+                    "expiresAt": row.expires_at.isoformat()})
 
 
 @bp.delete("/v1/sessions/<token>")

@@ -27,7 +27,8 @@ class AuditEvent(Base):
 
 
 class LoginFailure(Base):
-    """Failed sign-ins, for throttling (shared by every worker)."""
+    """A wrong password (any channel: web, API session, Digest, Basic), for throttling (services.signin);
+    shared by every worker and node."""
 
     __tablename__ = "login_failure"
 
@@ -35,6 +36,17 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(150), index=True)
     ip: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SigninKnownAddress(Base):
+    """A client address the account signed in from with the right password (services.signin): a storm
+    of wrong passwords against the account from elsewhere does not lock the rightful user out here."""
+
+    __tablename__ = "signin_known_address"
+
+    username: Mapped[str] = mapped_column(String(150), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_ok_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class SubmissionComment(Base):

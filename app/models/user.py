@@ -86,6 +86,18 @@ class DigestNonceUse(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class WebSession(Base):
+    """A signed-in browser. The session cookie names the row; signing out or a change to the user's
+    password, role or active state deletes it, so a copied cookie stops working (services.sessions)."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class ApiSession(Base):
     """A bearer token from POST /v1/sessions (as ODK Central; pyodk signs in this way)."""
 

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
-from flask import Response, request
+from flask import Response, g, request
 from werkzeug.datastructures import Authorization
 
 from app.errors import Problem
 from app.models import User
 from app.runtime import Runtime
 from app.services import auth as auth_service
+from app.services import signin
 from app.services import users as user_service
 
 from . import digest
@@ -92,15 +94,9 @@ def user_from_credentials(rt: Runtime) -> User:
             raise AuthChallenge("Sign-in expired; signing in again.", stale=True)
         if not _uri_matches(creds.uri):
             raise AuthChallenge("The sign-in data does not match this address.")
-        with rt.db.reader() as session:
-            try:
-                user = user_service.get_user(session, creds.username, for_phone=True)
-            except Problem:
-                raise AuthChallenge("The user name or password is wrong. Check the server settings in "
-                                    "Collect.") from None
-            session.expunge(user)
-        if not user.active or not digest.response_ok(creds, user.digest_ha1, request.method):
-            raise AuthChallenge("The user name or password is wrong. Check the server settings in Collect.")
+        method = request.method
+        user = _verified(rt, creds.username, lambda u: digest.response_ok(creds, u.digest_ha1, method), "digest",
+                         "The user name or password is wrong. Check the server settings in Collect.")
         nc = int(creds.nc, 16) if creds.nc else 0
         if not auth_service.record_nonce_count(rt.db, creds.nonce, nc, cfg["DIGEST_NONCE_LIFETIME"]):
             raise AuthChallenge("This request was already used; signing in again.", stale=True)
@@ -109,14 +105,25 @@ def user_from_credentials(rt: Runtime) -> User:
         if not (request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]):
             raise AuthChallenge("Basic sign-in is only allowed over HTTPS. Use https:// in the server "
                                 "address, or let Collect use Digest.", code="401.3")
-        username, password = auth.username or "", auth.password or ""
-        with rt.db.reader() as session:
-            user = user_service.check_password(session, username, password)
-            if user is None:
-                raise AuthChallenge("The user name or password is wrong.")
-            session.expunge(user)
-        return user
+        password = auth.password or ""
+        return _verified(rt, auth.username or "", lambda u: user_service.password_matches(u, password), "basic",
+                         "The user name or password is wrong.")
     raise AuthChallenge("Unsupported sign-in method; use Digest.")
+
+
+def _verified(rt: Runtime, username: str, check: Callable[[User], bool], channel: str, wrong: str) -> User:
+    """The user, through the sign-in throttle: 429 while the account or address must wait (Collect shows
+    the message), a new challenge for a wrong user name or password."""
+    try:
+        return signin.verify(rt.db, username, request.remote_addr or "", check, channel=channel,
+                             options=user_service.phone_user_options())
+    except signin.Throttled as exc:
+        g.retry_after = exc.retry_after  # app.create_app adds Retry-After to the 429
+        zh = (f"密码错误次数过多，请等待 {exc.minutes} 分钟后再试（在此之前即使密码正确也无法登录），"
+              "或请协调员重置密码。")
+        raise Problem(429, "429.1", f"{zh} {exc.message}", retryAfter=exc.retry_after) from None
+    except signin.WrongPassword:
+        raise AuthChallenge(wrong) from None
 
 
 def _uri_matches(uri: str) -> bool:

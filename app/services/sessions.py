@@ -1,4 +1,10 @@
-"""API sessions: bearer tokens as ODK Central issues them (POST /v1/sessions)."""
+"""Sessions kept on the server: API bearer tokens (POST /v1/sessions, as ODK Central issues them)
+and web sign-ins (the session cookie only names a row here).
+
+A session ends when it expires, when its holder signs out, and, for every session of a user, when
+the user's password changes or is reset, the role changes, or the account is deactivated
+(services.users calls `end_user_sessions`). A copied cookie or token stops working then.
+"""
 from __future__ import annotations
 
 import secrets
@@ -7,23 +13,26 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
-from app.models import ApiSession, User, utcnow
+from app.db import Database
+from app.models import ApiSession, User, WebSession, utcnow
 
+from . import signin
 from . import users as user_service
 
-LIFETIME = timedelta(hours=24)
+LIFETIME = timedelta(hours=24)  # API tokens, as Central
+WEB_LIFETIME = timedelta(hours=24)  # a web sign-in; closing the browser ends it earlier (session cookie)
 
 
-def create_session(session: Session, username: str, password: str) -> ApiSession:
-    user = user_service.check_password(session, username, password)
-    if user is None:
-        raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
+def create_session(db: Database, username: str, password: str, ip: str) -> ApiSession:
+    """Sign in for an API token (throttled: signin.Throttled 429, signin.WrongPassword 401)."""
+    user = signin.verify(db, username, ip, lambda u: user_service.password_matches(u, password), channel="api",
+                         audit_success=True)
     now = utcnow()
-    row = ApiSession(token=secrets.token_urlsafe(48)[:64], user_id=user.id, created_at=now, expires_at=now + LIFETIME)
-    session.add(row)
-    session.execute(delete(ApiSession).where(ApiSession.expires_at < now))
-    session.flush()
+    with db.write() as session:
+        row = ApiSession(token=secrets.token_urlsafe(48)[:64], user_id=user.id, created_at=now,
+                         expires_at=now + LIFETIME)
+        session.add(row)
+        session.execute(delete(ApiSession).where(ApiSession.expires_at < now))
     return row
 
 
@@ -37,3 +46,32 @@ def user_for_session(session: Session, token: str) -> User | None:
 
 def end_session(session: Session, token: str) -> bool:
     return bool(session.execute(delete(ApiSession).where(ApiSession.token == token)).rowcount)  # type: ignore[attr-defined]
+
+
+def start_web_session(session: Session, user_id: int) -> str:
+    """A new web session for the user; its id goes into the (signed) session cookie."""
+    now = utcnow()
+    sid = secrets.token_urlsafe(32)
+    session.add(WebSession(id=sid, user_id=user_id, created_at=now, expires_at=now + WEB_LIFETIME))
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    return sid
+
+
+def user_for_web_session(session: Session, user_id: int, sid: str) -> User | None:
+    """The active user signed in as web session `sid`, or None (signed out, expired, ended)."""
+    user = session.execute(
+        select(User).join(WebSession, WebSession.user_id == User.id)
+        .where(WebSession.id == sid, WebSession.user_id == user_id, WebSession.expires_at > utcnow())
+    ).scalar_one_or_none()
+    return user if user is not None and user.active else None
+
+
+def end_web_session(session: Session, sid: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.id == sid))
+
+
+def end_user_sessions(session: Session, user_id: int) -> int:
+    """End every web session and API token of the user; how many there were."""
+    ended = session.execute(delete(WebSession).where(WebSession.user_id == user_id)).rowcount  # type: ignore[attr-defined]
+    ended += session.execute(delete(ApiSession).where(ApiSession.user_id == user_id)).rowcount  # type: ignore[attr-defined]
+    return int(ended)

@@ -1,44 +1,200 @@
-"""Web sign-in with throttling of failed attempts (per user name and per address)."""
+"""Every password check goes through here: web sign-in, POST /v1/sessions, OpenRosa Digest, Basic.
+
+Throttling (README "Sign-in throttling"). Each wrong password is a `LoginFailure` row (user name as
+typed, client address, time), shared by every worker and node through the database. Three counters
+over the last `WINDOW`:
+
+- **account at this address** (user name, address): `PAIR_FREE` wrong passwords, then a wait that
+  doubles with each further wrong password (`FIRST_WAIT` … `MAX_WAIT`), counted from the last one;
+- **this address** (any user name): `ADDRESS_FREE` wrong passwords, then the same growing wait for
+  every account the address has never signed in to (password spraying from one place);
+- **this account** (any address): `ACCOUNT_FREE` wrong passwords, then the growing wait for every
+  address the account has never signed in from (a storm from many addresses).
+
+While a wait runs, no password is checked at all: even the right one is refused with 429 and a
+Retry-After. A right password at an address forgets that pair's failures and marks the address
+as *known* for the account (`SigninKnownAddress`, kept `KNOWN_FOR`). A known address is never
+held back by the address-wide or account-wide ceilings, only by its own pair counter, so a
+wrong-password storm from elsewhere cannot lock the rightful user out of the phone or office they
+use; and a storm from their own address can only make that address wait. The website also gives a
+browser that signed in a signed "known device" cookie (web/auth.py), which counts like a known
+address when the user's address changes (mobile networks). Failures for user names
+that do not exist count the same way (no hint which names exist). An administrator's password
+reset forgets the account's failures.
+"""
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+import math
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.db import Database
 from app.errors import Problem
-from app.models import LoginFailure, User, utcnow
+from app.models import LoginFailure, SigninKnownAddress, User, utcnow
 
 from . import audit
-from . import users as user_service
 
-WINDOW = timedelta(minutes=15)
-MAX_PER_USER = 5
-MAX_PER_IP = 20
+WINDOW = timedelta(hours=24)  # wrong passwords older than this are forgotten
+PAIR_FREE = 5  # wrong passwords for one account from one address before waits begin
+ADDRESS_FREE = 20  # ... from one address for any accounts (applies to accounts unknown there)
+ACCOUNT_FREE = 50  # ... for one account from all addresses (applies to addresses unknown to it)
+FIRST_WAIT = timedelta(minutes=1)  # doubles with each further wrong password
+MAX_WAIT = timedelta(minutes=15)
+KNOWN_FOR = timedelta(days=60)  # a right password makes the address known to the account for this long
+KNOWN_REFRESH = timedelta(hours=12)  # re-stamp a known address at most this often (no write per request)
+
+CHANNELS = ("web", "api", "digest", "basic")
 
 
-def _failures(session: Session, column: object, value: str) -> int:
+class Throttled(Problem):
+    """429: too many wrong passwords; `retry_after` seconds until a password is checked again."""
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = max(1, math.ceil(retry_after / 60))
+        super().__init__(429, "429.1", f"Too many wrong passwords. Wait {minutes} minute(s) and try again; until "
+                         "then even the right password is refused. An administrator can reset the password to "
+                         "lift this at once.", retryAfter=retry_after)
+        self.retry_after = retry_after
+        self.minutes = minutes
+
+
+class WrongPassword(Problem):
+    def __init__(self) -> None:
+        super().__init__(401, "401.2", "The user name or password is wrong.")
+
+
+@dataclass(frozen=True)
+class _Counter:
+    count: int
+    last: datetime | None
+
+    def wait(self, free: int, now: datetime) -> float:
+        """Seconds until the next password may be checked (0: now)."""
+        if self.count < free or self.last is None:
+            return 0.0
+        step = min(FIRST_WAIT * 2 ** min(self.count - free, 20), MAX_WAIT)
+        return max(0.0, (self.last + step - now).total_seconds())
+
+
+@dataclass(frozen=True)
+class SigninState:
+    pair: _Counter
+    address: _Counter
+    account: _Counter
+    known_at: datetime | None
+
+    def wait(self, now: datetime, known_device: bool = False) -> float:
+        waits = [self.pair.wait(PAIR_FREE, now)]
+        if not known_device and (self.known_at is None or self.known_at < now - KNOWN_FOR):
+            waits += [self.address.wait(ADDRESS_FREE, now), self.account.wait(ACCOUNT_FREE, now)]
+        return max(waits)
+
+
+def _key(username: str, ip: str) -> tuple[str, str]:
+    return username.strip()[:150], (ip or "")[:64]
+
+
+def state(session: Session, username: str, ip: str) -> SigninState:
+    """The three counters and whether the address is known to the account (one query)."""
+    username, ip = _key(username, ip)
     since = utcnow() - WINDOW
-    return int(session.scalar(select(func.count()).select_from(LoginFailure).where(
-        column == value, LoginFailure.at >= since)) or 0)  # type: ignore[operator]
+
+    def counter(*where: Any) -> tuple[Any, Any]:
+        cond = and_(LoginFailure.at >= since, *where)
+        return (select(func.count()).select_from(LoginFailure).where(cond).scalar_subquery(),
+                select(func.max(LoginFailure.at)).where(cond).scalar_subquery())
+
+    known = select(SigninKnownAddress.last_ok_at).where(
+        SigninKnownAddress.username == username, SigninKnownAddress.ip == ip).scalar_subquery()
+    row = session.execute(select(
+        *counter(LoginFailure.username == username, LoginFailure.ip == ip),
+        *counter(LoginFailure.ip == ip),
+        *counter(LoginFailure.username == username),
+        known)).one()
+    return SigninState(_Counter(int(row[0] or 0), row[1]), _Counter(int(row[2] or 0), row[3]),
+                       _Counter(int(row[4] or 0), row[5]), row[6])
 
 
-def sign_in(session: Session, username: str, password: str, ip: str) -> User | Problem:
-    """The user, or the Problem to show: 401 for wrong credentials, 429 after too many failures.
+def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], *, channel: str,
+           options: Sequence[Any] = (), audit_success: bool = False, known_device: bool = False) -> User:
+    """The user whose `check` (a password or Digest response test) passes, detached from its session.
 
-    Returned, not raised, so the caller commits the recorded failure before answering.
+    `known_device`: the client proved it signed in to this account before (the website's signed
+    device cookie): like a known address, only its own pair counter holds it back.
+
+    Raises Throttled (429) without checking anything while the account or address must wait, and
+    WrongPassword (401) for an unknown, inactive or wrong user name/password, after recording it.
     """
-    username = username.strip()
-    if (_failures(session, LoginFailure.username, username) >= MAX_PER_USER
-            or _failures(session, LoginFailure.ip, ip) >= MAX_PER_IP):
-        audit.record(session, None, "login.failed", ip=ip, username=username, reason="throttled")
-        return Problem(429, "429.1", "Too many failed sign-ins. Wait 15 minutes and try again, or ask an "
-                      "administrator to reset your password.")
-    user = user_service.check_password(session, username, password)
+    assert channel in CHANNELS
+    username, ip = _key(username, ip)
+    with db.reader() as session:
+        current = state(session, username, ip)
+        wait = current.wait(utcnow(), known_device)
+        user = None
+        if wait <= 0:
+            user = session.execute(select(User).options(*options).where(User.username == username)
+                                   ).unique().scalar_one_or_none()
+            if user is not None:
+                session.expunge(user)
+    if wait > 0:
+        if channel == "web":  # each refused web attempt is in the audit log; phones retry too often for that
+            with db.write() as session:
+                audit.record(session, None, "login.failed", ip=ip, username=username, reason="throttled",
+                             channel=channel)
+        raise Throttled(math.ceil(wait))
     if user is None:
-        session.add(LoginFailure(username=username, ip=ip))
-        audit.record(session, None, "login.failed", ip=ip, username=username)
-        return Problem(401, "401.2", "The user name or password is wrong.")
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
-    audit.record(session, user, "login.ok", ip=ip)
+        check(_stand_in())  # as slow as a real check: the answer time does not tell which names exist
+    if user is None or not user.active or not check(user):
+        with db.write() as session:
+            now = utcnow()
+            session.add(LoginFailure(username=username, ip=ip, at=now))
+            session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW))
+            audit.record(session, None, "login.failed", ip=ip, username=username, channel=channel)
+        raise WrongPassword()
+    now = utcnow()
+    if audit_success or current.pair.count or current.known_at is None or current.known_at < now - KNOWN_REFRESH:
+        with db.write() as session:
+            session.execute(delete(LoginFailure).where(LoginFailure.username == username, LoginFailure.ip == ip))
+            _mark_known(db, session, username, ip, now)
+            if audit_success:
+                audit.record(session, user, "login.ok", ip=ip, channel=channel)
     return user
+
+
+@functools.cache
+def _stand_in() -> User:
+    """A user no password matches (a random one, hashed like real ones), never stored."""
+    from werkzeug.security import generate_password_hash
+
+    return User(username="", password_hash=generate_password_hash(secrets.token_urlsafe(16)),
+                digest_ha1=secrets.token_hex(16), active=False)
+
+
+def _mark_known(db: Database, session: Session, username: str, ip: str, now: datetime) -> None:
+    insert = sqlite_insert if db.is_sqlite else pg_insert
+    stmt = insert(SigninKnownAddress).values(username=username, ip=ip, last_ok_at=now)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[SigninKnownAddress.username, SigninKnownAddress.ip], set_={"last_ok_at": now}))
+    session.execute(delete(SigninKnownAddress).where(SigninKnownAddress.last_ok_at < now - KNOWN_FOR))
+
+
+def forget_failures(session: Session, username: str) -> None:
+    """An administrator reset the password: the account's waits end everywhere."""
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+
+
+def sign_in(db: Database, username: str, password: str, ip: str, known_device: bool = False) -> User:
+    """Web sign-in: the user, or Throttled / WrongPassword (the failure already recorded)."""
+    from . import users as user_service
+
+    return verify(db, username, ip, lambda user: user_service.password_matches(user, password), channel="web",
+                  audit_success=True, known_device=known_device)

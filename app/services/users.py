@@ -7,12 +7,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, object_session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
-from app.models import ROLES, CollectorToken, LoginFailure, User, UserRegion, utcnow
+from app.models import ROLES, CollectorToken, User, UserRegion, utcnow
 
 from .regions import validate_code
 
@@ -51,17 +51,33 @@ def create_user(session: Session, *, project_id: int, username: str, role: str, 
 
 
 def set_password(user: User, password: str, realm: str) -> None:
+    """A new password (the user's own change or an administrator's reset): every web session and API
+    token of the user ends (the caller may start a new web session for the browser that changed it).
+    Collector token URLs are not derived from the password and keep working."""
     if len(password) < 8:
         raise Problem(400, "400.23", "The password is too short: use at least 8 characters.")
     user.password_hash = generate_password_hash(password)
     user.digest_ha1 = digest_ha1(user.username, realm, password)
+    _end_sessions(user)
 
 
-def check_password(session: Session, username: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not check_password_hash(user.password_hash, password):
-        return None
-    return user
+def password_matches(user: User, password: str) -> bool:
+    """The bare hash comparison. Never call it on a request path without services.signin.verify
+    (which throttles wrong guesses)."""
+    return check_password_hash(user.password_hash, password)
+
+
+def _session_of(user: User) -> Session:
+    session = object_session(user)
+    if session is None:
+        raise RuntimeError("the user must belong to a database session")
+    return session
+
+
+def _end_sessions(user: User) -> None:
+    from . import sessions as session_service
+
+    session_service.end_user_sessions(_session_of(user), user.id)
 
 
 def phone_user_options() -> list[Any]:
@@ -155,6 +171,9 @@ def update_user(user: User, *, role: str | None = None, display_name: str | None
             raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
         changes["role"] = [user.role, role]
         user.role = role
+        # What the old role allowed must not go on: sessions, API tokens and token URLs end.
+        _end_sessions(user)
+        revoke_tokens(_session_of(user), user)
     if display_name is not None:
         display_name = display_name.strip() or user.username
         if len(display_name) > 200:
@@ -185,14 +204,23 @@ def set_regions(session: Session, user: User, codes: list[str]) -> dict[str, lis
 
 
 def set_active(user: User, active: bool) -> bool:
-    """Deactivate (no web sign-in, no Digest, no token URL) or reactivate; True when it changed."""
+    """Deactivate (no web sign-in, no Digest, no token URL) or reactivate; True when it changed.
+
+    Deactivation ends every web session and API token and revokes the collector token URLs, so
+    reactivating does not bring back a QR code that may be on a lost phone: issue a new one."""
     if user.active == active:
         return False
     user.active = active
+    _end_sessions(user)
+    if not active:
+        revoke_tokens(_session_of(user), user)
     return True
 
 
 def reset_password(session: Session, user: User, password: str, realm: str) -> None:
-    """An administrator sets a new password; the user's failed sign-ins are forgotten."""
+    """An administrator sets a new password: sessions and API tokens end, and the account's wrong
+    passwords are forgotten (no more waiting anywhere)."""
+    from . import signin
+
     set_password(user, password, realm)
-    session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
+    signin.forget_failures(session, user.username)

@@ -43,7 +43,7 @@ def nav_items() -> list[tuple[str, str, tuple[str, ...]]]:
 class WebUser(UserMixin):  # type: ignore[misc]
     """The signed-in user, detached from the database session."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, session_id: str) -> None:
         self.row = user
         self.id = user.id
         self.username = user.username
@@ -51,24 +51,28 @@ class WebUser(UserMixin):  # type: ignore[misc]
         self.region_codes = user.region_codes
         self.project_id = user.project_id
         self.language = user.language
-        # The id changes with the password, so changing it signs out every other session.
-        self._session_id = f"{user.id}:{user.password_hash[-12:]}"
+        self.web_session_id = session_id
+        # The cookie names a server-side web session (services.sessions): signing out, or a change of
+        # the user's password, role or active state, deletes it, and a replayed cookie signs in no one.
+        self._cookie_id = f"{user.id}:{session_id}"
 
     def get_id(self) -> str:
-        return self._session_id
+        return self._cookie_id
 
 
 @login_manager.user_loader
-def _load_user(session_id: str) -> WebUser | None:
-    uid, _, stamp = session_id.partition(":")
-    if not uid.isdigit():
+def _load_user(cookie_id: str) -> WebUser | None:
+    from app.services import sessions as session_service
+
+    uid, _, sid = cookie_id.partition(":")
+    if not uid.isdigit() or not sid:
         return None
     with runtime().db.session() as s:
-        user = s.get(User, int(uid))
-        if user is None or not user.active or user.password_hash[-12:] != stamp:
+        user = session_service.user_for_web_session(s, int(uid), sid)
+        if user is None:
             return None
         s.expunge(user)
-        return WebUser(user)
+        return WebUser(user, sid)
 
 
 def csrf_token() -> str:

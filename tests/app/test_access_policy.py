@@ -25,7 +25,6 @@ from tests.app.access_world import (
 )
 from tests.app.web_helpers import Browser
 
-
 OUTSIDE = "不在您负责的区域内"  # "... lies outside your own regions" (the page is in Chinese)
 
 
@@ -178,7 +177,7 @@ def test_two_coordinators_deciding_at_once_get_one_decision(app: Any, rt: Any, w
 
 def test_sensitive_answers_are_masked_for_managers(app: Any, rt: Any, world: World) -> None:
     client = app.test_client()
-    paths = [f"/v1/projects/1/forms/reg.svc/Submissions", f"/v1/projects/1/children/{world.a.child}",
+    paths = ["/v1/projects/1/forms/reg.svc/Submissions", f"/v1/projects/1/children/{world.a.child}",
              "/v1/projects/1/datasets/children/entities", f"/v1/projects/1/datasets/children/entities/{world.a.child}",
              "/v1/projects/1/datasets/children.svc/Entities", "/v1/projects/1/children"]
     for path in paths:
