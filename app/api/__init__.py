@@ -20,4 +20,16 @@ def _problem(problem: Problem) -> tuple[Response, int]:
     return jsonify(body), problem.status
 
 
-from . import central, children, datasets, exports, odata, sessions, submissions  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    app_users,
+    central,
+    children,
+    datasets,
+    entities_write,
+    exports,
+    misc,
+    odata,
+    sessions,
+    submissions,
+    submissions_write,
+)

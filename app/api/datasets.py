@@ -7,8 +7,8 @@
     GET /v1/projects/{pid}/datasets/{name}/entities/{uuid}/versions
     GET /v1/projects/{pid}/datasets/{name}.svc[/$metadata|/Entities]
 
-Entities change only through form submissions; Central's write endpoints answer 405 with a
-problem saying so. Region scoping is done in app/services/datasets_api.py.
+Writes (datasets, properties, entities) are in app/api/entities_write.py. Region scoping is done in
+app/services/datasets_api.py.
 """
 from __future__ import annotations
 
@@ -28,9 +28,6 @@ from app.services.odata_filter import parse_filter
 from . import bp
 from .auth import api_user
 from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response
-
-READ_ONLY = ("Entities change only through form submissions on this server (register or update the "
-             "child with a form in ODK Collect); the API cannot create, change or delete them.")
 
 
 def _base(project_id: int, name: str) -> str:
@@ -96,41 +93,6 @@ def entity_versions(project_id: int, name: str, uid: str) -> Response:
         ds = svc.get_dataset(s, user, project_id, name)
         row = svc.get_entity(s, user, ds, uid)
         return jsonify(svc.versions_json(s, row[0]))
-
-
-# ---------------------------------------------------------------- writes: not here
-
-
-def _read_only() -> tuple[Response, int]:
-    api_user()  # unauthenticated callers get 401, as elsewhere
-    resp = jsonify({"code": 405.1, "message": READ_ONLY})
-    resp.headers["Allow"] = "GET, HEAD"
-    return resp, 405
-
-
-@bp.post("/v1/projects/<int:project_id>/datasets")
-def dataset_create(project_id: int) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.route("/v1/projects/<int:project_id>/datasets/<name>", methods=["PATCH", "DELETE"])
-def dataset_change(project_id: int, name: str) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.post("/v1/projects/<int:project_id>/datasets/<name>/properties")
-def dataset_property_create(project_id: int, name: str) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.post("/v1/projects/<int:project_id>/datasets/<name>/entities")
-def entity_create(project_id: int, name: str) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.route("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>", methods=["PATCH", "PUT", "DELETE"])
-def entity_change(project_id: int, name: str, uid: str) -> tuple[Response, int]:
-    return _read_only()
 
 
 # ---------------------------------------------------------------- OData
