@@ -4,7 +4,8 @@
     GET  /v1/projects/{pid}/exports                   the caller's recent jobs
     GET  /v1/projects/{pid}/exports/{id}              status and progress
     GET  /v1/projects/{pid}/exports/{id}/file         the file; Range / If-Range (local store), or 307 (S3)
-    GET  /v1/projects/{pid}/forms/{fid}/submissions.csv.zip   direct stream (no media, ≤ DIRECT_MAX rows)
+    GET  /v1/projects/{pid}/forms/{fid}/submissions.csv.zip   direct stream (media unless ?attachments=false,
+                                                              ≤ DIRECT_MAX rows); also POST, and submissions.csv
 
 Ranged downloads are served by app.blobhttp.ranged_response.
 """
@@ -20,10 +21,11 @@ from sqlalchemy import select
 from app.blobhttp import serve_job_file
 from app.errors import Problem
 from app.models import Form
+from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
 from app.services import audit
 from app.services.exports import ExportOptions, jobs
-from app.services.exports.csvzip import stream_csvzip
+from app.services.exports.csvzip import stream_csv, stream_csvzip
 from app.services.exports.tabular import plan_for
 from storage import content_disposition
 
@@ -87,28 +89,50 @@ def export_file(project_id: int, job_id: int) -> Response:
     return serve_job_file(runtime(), api_user(), project_id, job_id)
 
 
-@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip")
-def export_direct(project_id: int, xml_form_id: str) -> Response:
-    """Central's URL: a small CSV zip streamed straight away (`groupPaths`, `splitSelectMultiples` as in Central)."""
+def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
+    """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (protocol.md §8.5):
+    `attachments` (media, default on for the zip), `groupPaths`, `splitSelectMultiples`, `deletedFields`
+    (accepted: columns are always every version's questions), `$filter` on `__system` fields;
+    plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as
+    Central writes it."""
+    from app.services.odata_filter import parse_filter
+
+    from .odata import _submission_filter_fields
+
     user = api_user()
     args: dict[str, Any] = request.args.to_dict()
+    if request.method == "POST":  # Central takes the options (and passphrases) in the body as well
+        args.update({k: v for k, v in _body().items() if isinstance(v, str | bool | int)})
     if "groupPaths" in args:
         args["group_paths"] = args["groupPaths"]
     if "splitSelectMultiples" in args:
         args["split_select"] = args["splitSelectMultiples"]
-    if str(args.get("attachments", "false")).lower() in ("true", "1", "yes"):
-        raise Problem(409, "409.71", "Exports with media files run in the background: POST /v1/projects/"
-                      f"{project_id}/exports with \"media\": true, then download the file when it is done.")
-    args["format"], args["media"] = "csvzip", False
+    media = str(args.get("attachments", "true" if media_default else "false")).strip().lower() not in (
+        "false", "0", "no", "off")
+    args["format"], args["media"] = "csvzip", media
     options = ExportOptions.parse(args)
     rt = runtime()
     with rt.db.write() as s:
         plan = plan_for(s, project_id, xml_form_id, user, options)
+        plan.newest_first = plan.central_review = True
+        filter_text = str(args.get("$filter") or "")
+        if filter_text:
+            plan.extra_where.append(parse_filter(filter_text, _submission_filter_fields()))
         if plan.count(s) > DIRECT_MAX:
             raise Problem(409, "409.72", f"More than {DIRECT_MAX} submissions: run this export in the background "
-                          f"(POST /v1/projects/{project_id}/exports), it can be resumed if the download breaks.")
+                          f"(POST /v1/projects/{project_id}/exports), it can be resumed if the download breaks; "
+                          "or narrow it with $filter.")
         audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=request.remote_addr or "",
-                     format="csvzip", direct=True, options=options.to_dict())
+                     format="csvzip", direct=True, options=options.to_dict(), filter=filter_text or None)
+    return rt, plan, media
+
+
+@bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip", methods=["GET", "POST"])
+@declare(READERS, scoped=True, note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
+def export_direct(project_id: int, xml_form_id: str) -> Response:
+    """Central's URL: the CSV zip streamed straight into the response, media files included unless
+    `?attachments=false` (each photo copied from the blob store in chunks: no temporary copy)."""
+    rt, plan, _media = _central_plan(project_id, xml_form_id, media_default=True)
 
     def body() -> Iterator[bytes]:
         with rt.db.session() as s:
@@ -116,6 +140,21 @@ def export_direct(project_id: int, xml_form_id: str) -> Response:
 
     return Response(stream_with_context(body()), content_type="application/zip",
                     headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),
+                             "Cache-Control": "private, no-store"})
+
+
+@bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv", methods=["GET", "POST"])
+@declare(READERS, scoped=True, note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
+def export_direct_csv(project_id: int, xml_form_id: str) -> Response:
+    """Central's `submissions.csv`: the main table only (UTF-8 with BOM)."""
+    rt, plan, _media = _central_plan(project_id, xml_form_id, media_default=False)
+
+    def body() -> Iterator[bytes]:
+        with rt.db.session() as s:
+            yield from stream_csv(plan, s)
+
+    return Response(stream_with_context(body()), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": content_disposition(f"{xml_form_id}.csv"),
                              "Cache-Control": "private, no-store"})
 
 

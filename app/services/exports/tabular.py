@@ -45,6 +45,7 @@ REPEAT_TAIL = ("PARENT_KEY", "KEY")
 GEO_PARTS = {"codes": ("Latitude", "Longitude", "Altitude", "Accuracy"),
              "en": ("Latitude", "Longitude", "Altitude", "Accuracy"), "zh": ("纬度", "经度", "海拔", "精度")}
 BATCH = 1000
+_CENTRAL_REVIEW = {"received": "", "has_issues": "hasIssues"}  # Central's CSV: empty for received
 
 Spec = tuple[str, int, Any, int]  # (data key, kind (see build_row), dict or function, width)
 
@@ -121,6 +122,11 @@ class Plan:
         self._nodes = {t.repeat: t.node for t in self.tables if t.repeat}
         self._cells = [t.cells or compile_row(t.specs) for t in self.tables]
         self._main_cells = self._cells[0]
+        # Central's conventions, set by the Central-compatible CSV endpoints (api/exports.py):
+        # rows newest first, ReviewState empty for a received submission and in Central's names.
+        self.newest_first = False
+        self.central_review = False
+        self.extra_where: list[Any] = []  # further SQL conditions (e.g. an OData $filter)
 
     # ---- layout -------------------------------------------------------------------------------
     def _layout(self, schemas: list[FormSchema]) -> list[Table]:
@@ -229,7 +235,7 @@ class Plan:
             cond.append(S.created_at < end)
         if o.form_version:
             cond.append(SubmissionVersion.form_version_id.in_(self.version_ids))
-        return cond
+        return cond + list(self.extra_where)
 
     def count(self, session: Session) -> int:
         q = (select(func.count()).select_from(Submission)
@@ -251,7 +257,8 @@ class Plan:
                        S.review_state, S.region_code, V.id, V.data, FormVersion.version, edits, expected, present)
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
                 .outerjoin(User, User.id == S.submitter_id).where(*self._where())
-                .order_by(S.created_at, S.id).limit(batch))
+                .order_by(*((S.created_at.desc(), S.id.desc()) if self.newest_first else (S.created_at, S.id)))
+                .limit(batch))
         if after is not None:
             base = base.where(_position() > _key(after))
         if upto is not None:
@@ -266,7 +273,8 @@ class Plan:
             rows = conn.execute(query).all()
             if not rows:
                 break
-            query = base.where(_position() > _key((rows[-1][2], rows[-1][0])))
+            last = _key((rows[-1][2], rows[-1][0]))
+            query = base.where(_position() < last if self.newest_first else _position() > last)
             yield from self._batch(conn, rows)
             done += len(rows)
             if progress is not None:
@@ -291,8 +299,11 @@ class Plan:
                 reps.setdefault(rr[1], []).append(rr)
         table_of, nodes = self.table_of, self._nodes
         no_reps: tuple[Any, ...] = ()
+        central = self.central_review
         for (_sid, iid, created, submitter, uname, device, review, region, vid, data, version, edits, expected,
              present) in rows:
+            if central:
+                review = _CENTRAL_REVIEW.get(review, review)
             meta = (created.isoformat(timespec="milliseconds")[:23] + "Z", submitter, uname or "", present,
                     expected, "", review, device or "", edits - 1, version, region or "")
             out: list[RepeatRecord] = []
