@@ -27,6 +27,7 @@ from . import (  # noqa: E402,F401
     datasets,
     entities_write,
     exports,
+    forms_write,
     misc,
     odata,
     sessions,

@@ -4,7 +4,8 @@
   (pinyin or Latin letters as given, else `collector-N`), with a random password nobody knows: the
   phone signs in with the QR token (`token` in the answer, as Central's field keys).
 - Regions: the creator's regions unless the body narrows them (`regions`: codes inside the
-  creator's); an admin without regions must name them (a collector with no region sees no child).
+  creator's). An admin has no regions of their own: without `regions` the collector gets none (their
+  phone receives no child until regions are set on the website).
 - Coordinators see and change only collectors with a region inside theirs (404 otherwise).
 - Deleting deactivates the collector and revokes their tokens (submissions keep their submitter).
 - Assignments: Central's role `app-user` (id 2) on a form; once a collector has one, their phone
@@ -75,10 +76,10 @@ def _regions(actor: User, asked: Any) -> list[str]:
         if outside:
             raise Problem(403, "403.2", f"The region {outside[0]} is outside your regions; a collector you create "
                           "gets your regions or a part of them.")
-    if not codes:
+    if not codes and actor.role != "admin":
         raise Problem(400, "400.2", "Name the collector's regions (`regions`: list of region codes); a collector "
                       "without a region would receive no child.")
-    return codes
+    return codes  # an admin (no regions of their own) may create one without: regions are then set on the website
 
 
 def create_app_user(session: Session, actor: User, project_id: int, body: dict[str, Any], realm: str,

@@ -127,7 +127,9 @@ def upload_attachment(db: Database, store: BlobStore, user: User, project_id: in
             raise Problem(404, "404.1", f"The submission does not refer to a file named '{name}'. "
                           f"Files it refers to: {expected}.")
         xml = sv.xml
-    ctype = content_type if content_type and content_type != "application/octet-stream" else None
+    # centralpy sends */*, pyodk application/octet-stream for unknown types: then guess from the name
+    ctype = content_type if content_type and "*" not in content_type and content_type != "application/octet-stream" \
+        else None
     receive_submission(db, store, project_id=project_id, user=user, xml=xml,
                        files=[IncomingFile(name, stream, ctype)], max_xml_bytes=max(len(xml), 1),
                        max_file_bytes=max_bytes, may_fill=_may_fill(user))

@@ -81,8 +81,8 @@ def children(rt: Any, publish: Any, collect: Any, login: Any) -> Api:  # noqa: F
     publish(REGISTER_MD, "register.md")
     for instance, uid, name, village in (("uuid:r1", CHILD, "Dolkar", "540102002201"),
                                          ("uuid:r2", FAR_CHILD, "Tenzin", "540121100201")):
-        resp = collect.post("/v1/projects/1/submission", data=submission_body(register_xml(instance, uid, name, village)),
-                            content_type="multipart/form-data")
+        body = submission_body(register_xml(instance, uid, name, village))
+        resp = collect.post("/v1/projects/1/submission", data=body, content_type="multipart/form-data")
         assert resp.status_code == 201
     return login("dawa", "coordinator", ["540102"])
 
@@ -106,7 +106,8 @@ def test_entity_writes(children: Api, login: Any, rt: Any) -> None:  # noqa: F81
     upd = api.patch(f"{ENTITIES}/{uid}?baseVersion=1", json={"data": {"status": "watch"}})
     assert upd.status_code == 200 and upd.get_json()["currentVersion"]["data"]["status"] == "watch"
     forced = api.patch(f"{ENTITIES}/{uid}?force=true", json={"label": "Pema D."})
-    assert forced.get_json()["currentVersion"]["version"] == 3 and forced.get_json()["currentVersion"]["label"] == "Pema D."
+    assert forced.get_json()["currentVersion"]["version"] == 3
+    assert forced.get_json()["currentVersion"]["label"] == "Pema D."
     versions = api.get(f"{ENTITIES}/{uid}/versions").get_json()
     assert [v["version"] for v in versions] == [1, 2, 3] and versions[1]["baseVersion"] == 1
     diffs = api.get(f"{ENTITIES}/{uid}/diffs").get_json()
