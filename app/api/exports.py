@@ -92,7 +92,7 @@ def export_file(project_id: int, job_id: int) -> Response:
 def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
     """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (protocol.md §8.5):
     `attachments` (media, default on for the zip), `groupPaths`, `splitSelectMultiples`, `deletedFields`
-    (accepted: columns are always every version's questions), `$filter` on `__system` fields;
+    (questions only earlier versions had; default off as Central), `$filter` on `__system` fields;
     plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as
     Central writes it."""
     from app.services.odata_filter import parse_filter
@@ -107,6 +107,8 @@ def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> 
         args["group_paths"] = args["groupPaths"]
     if "splitSelectMultiples" in args:
         args["split_select"] = args["splitSelectMultiples"]
+    # Central leaves out questions no longer in the form unless deletedFields=true
+    args["deleted_fields"] = args.get("deletedFields", args.get("deleted_fields", "false"))
     media = str(args.get("attachments", "true" if media_default else "false")).strip().lower() not in (
         "false", "0", "no", "off")
     args["format"], args["media"] = "csvzip", media

@@ -87,7 +87,7 @@ def children(rt: Any, publish: Any, collect: Any, login: Any) -> Api:  # noqa: F
     return login("dawa", "coordinator", ["540102"])
 
 
-def test_entity_writes(children: Api, login: Any, rt: Any) -> None:  # noqa: F811
+def test_entity_writes(children: Api, login: Any, app: Any) -> None:  # noqa: F811
     api = children
     created = api.post(ENTITIES, json={"label": "Pema", "data": {"village": "540102002202", "status": "new"}})
     assert created.status_code == 200, created.get_data(as_text=True)
@@ -117,6 +117,16 @@ def test_entity_writes(children: Api, login: Any, rt: Any) -> None:  # noqa: F81
     audits = api.get(f"{ENTITIES}/{CHILD}/audits").get_json()
     assert [a["action"] for a in audits] == ["entity.update.version", "entity.create"]
     assert audits[1]["details"]["submission"]["instanceId"] == "uuid:r1"
+    # the child's file and its page show the API's change on the timeline
+    history = api.get(f"/v1/projects/1/children/{CHILD}").get_json()["history"]
+    assert [h["version"] for h in history] == [1, 2] and history[1]["changed"] == {"status": "watch"}
+    from tests.app.web_helpers import Browser
+
+    web = Browser(app)
+    web.login("dawa")
+    page = web.get(f"/children/{CHILD}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<tr><td>2</td>" in html  # version 2: no submission to link to
     # outside the coordinator's region: 404 for every write
     assert api.patch(f"{ENTITIES}/{FAR_CHILD}?force=true", json={"label": "x"}).status_code == 404
     assert api.delete(f"{ENTITIES}/{FAR_CHILD}").status_code == 404
@@ -153,3 +163,21 @@ def test_datasets_and_properties(children: Api) -> None:
     ent = api.post("/v1/projects/1/datasets/households/entities",
                    json={"label": "House 1", "data": {"village": "540102002201"}})
     assert ent.status_code == 200
+
+
+def test_form_create_publishes_with_publish_true(coord: Api, login: Any) -> None:  # noqa: F811
+    xform = coord.get("/v1/projects/1/forms/household.xml").data
+    assert xform.startswith(b"<")
+    copy = xform.replace(b'id="household"', b'id="household2"')
+    draft = coord.post("/v1/projects/1/forms", data=copy, content_type="application/xml")
+    assert draft.status_code == 501 and "publish=true" in draft.get_json()["message"]
+    made = coord.post("/v1/projects/1/forms?publish=true", data=copy, content_type="application/xml")
+    assert made.status_code == 200, made.get_data(as_text=True)
+    assert made.get_json()["xmlFormId"] == "household2" and made.get_json()["state"] == "open"
+    assert "household2" in [f["xmlFormId"] for f in coord.get("/v1/projects/1/forms").get_json()]
+    assert coord.post("/v1/projects/1/forms?publish=true", data=b"not a form",
+                      content_type="application/xml").status_code == 400
+    assert coord.post("/v1/projects/1/forms?publish=true", data=copy, content_type="text/plain").status_code == 415
+    manager = login("mgr", "manager", ["540102"])
+    assert manager.post("/v1/projects/1/forms?publish=true", data=copy,
+                        content_type="application/xml").status_code == 403

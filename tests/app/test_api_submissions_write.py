@@ -140,3 +140,54 @@ def test_central_csv_conventions(coord: Api) -> None:
     assert [r["KEY"] for r in main] == ["uuid:c-1"]
     bad = coord.get("/v1/projects/1/forms/household/submissions.csv.zip", query_string={"$filter": "nonsense eq"})
     assert bad.status_code in (400, 501)
+
+
+GEO_MD = """
+| settings |
+| | form_id | version |
+| | walk | 1 |
+
+| survey |
+| | type | name | label |
+| | geotrace | path | Path |
+| | geoshape | field | Field |
+"""
+
+
+def test_geotrace_and_geoshape_as_submitted_in_csv_and_geojson_in_odata(login: Any, publish: Any) -> None:
+    import csv
+    import io
+
+    publish(GEO_MD, "walk.md")
+    coord = login("boss", "admin")  # the form has no region question: only an admin sees its rows
+    trace, shape = "29.65 91.13 3650 5;29.66 91.14 3651 4.5", "1 2 0 0;3 4 0 0;5 6 0 0;1 2 0 0"
+    xml = (f'<data id="walk" version="1"><path>{trace}</path><field>{shape}</field>'
+           "<meta><instanceID>uuid:walk-1</instanceID></meta></data>").encode()
+    made = coord.post("/v1/projects/1/forms/walk/submissions", data=xml, content_type="application/xml")
+    assert made.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(coord.get("/v1/projects/1/forms/walk/submissions.csv")
+                                           .data.decode("utf-8-sig"))))
+    assert rows[0]["path"] == trace and rows[0]["field"] == shape  # accuracy and formatting kept
+    row = coord.get("/v1/projects/1/forms/walk.svc/Submissions").get_json()["value"][0]
+    assert row["path"] == {"type": "LineString", "coordinates": [[91.13, 29.65, 3650.0], [91.14, 29.66, 3651.0]]}
+    assert row["field"]["type"] == "Polygon" and "properties" not in row["field"]
+
+
+def test_deleted_fields_only_when_asked(login: Any, publish: Any) -> None:
+    import csv
+    import io
+
+    from tests.support.sample_forms import household_md
+
+    publish(household_md("1", extra="| | text | old_note | Old note | | |"))
+    publish(household_md("2"))  # version 2 drops old_note
+    admin = login("boss", "admin")
+    xml = household_xml("uuid:d-1").replace(b"<meta>", b"<old_note>kept</old_note><meta>")
+    assert admin.post(BASE, data=xml, content_type="application/xml").status_code == 200
+
+    def header(query: str) -> list[str]:
+        data = admin.get(f"/v1/projects/1/forms/household/submissions.csv{query}").data.decode("utf-8-sig")
+        return next(csv.reader(io.StringIO(data)))
+
+    assert "old_note" not in header("")  # Central's default
+    assert "old_note" in header("?deletedFields=true")

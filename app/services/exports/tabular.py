@@ -117,7 +117,8 @@ class Plan:
         schemas = [schema_of(v) for v in versions]
         self.schema = schemas[0]
         self.title = versions[0].title
-        self.tables = self._layout(schemas)
+        # deleted_fields off (Central's default for its CSV URLs): only the newest version's questions
+        self.tables = self._layout(schemas if options.deleted_fields else schemas[:1])
         self.table_of = {t.repeat: i for i, t in enumerate(self.tables)}
         self._nodes = {t.repeat: t.node for t in self.tables if t.repeat}
         self._cells = [t.cells or compile_row(t.specs) for t in self.tables]
@@ -464,9 +465,12 @@ def _geopoint(v: Any) -> list[Any]:
 
 
 def _geo_text(v: Any) -> Any:
-    """GeoJSON LineString/Polygon back to ODK's "lat lon alt;…" text."""
+    """A geotrace/geoshape as submitted (kept since ingest), else rebuilt from the GeoJSON as "lat lon alt;…"."""
     if not isinstance(v, dict):
         return v
+    raw = (v.get("properties") or {}).get("odk")
+    if isinstance(raw, str):
+        return _safe(raw)
     coords = v.get("coordinates") or []
     if v.get("type") == "Polygon":
         coords = coords[0] if coords else []
