@@ -181,3 +181,22 @@ def test_form_create_publishes_with_publish_true(coord: Api, login: Any) -> None
     manager = login("mgr", "manager", ["540102"])
     assert manager.post("/v1/projects/1/forms?publish=true", data=copy,
                         content_type="application/xml").status_code == 403
+
+
+def test_concurrent_updates_of_one_entity_one_wins(children: Api, app: Any) -> None:
+    """Six scripts update the same version at once: the row is taken first (FOR UPDATE on PostgreSQL,
+    BEGIN IMMEDIATE on SQLite), so exactly one applies and the others get 409.15 — none a 5xx."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = children.headers["Authorization"]
+
+    def patch(i: int) -> tuple[int, Any]:
+        resp = app.test_client().patch(f"{ENTITIES}/{CHILD}?baseVersion=1", json={"data": {"status": f"s{i}"}},
+                                       headers={"Authorization": token})
+        return resp.status_code, resp.get_json().get("code")
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(patch, range(6)))
+    assert sorted(results, key=str) == sorted([(200, None)] + [(409, 409.15)] * 5, key=str), results
+    versions = children.get(f"{ENTITIES}/{CHILD}/versions").get_json()
+    assert [v["version"] for v in versions] == [1, 2]
