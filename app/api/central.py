@@ -74,11 +74,17 @@ def submissions(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<path:instance_id>/attachments")
+@declare(COLLECTORS, scoped=True, note="collectors: only their own submissions (pyodk lists them after a create)")
 def submission_attachments(project_id: int, xml_form_id: str, instance_id: str) -> Response:
+    from app.services import submissions_api
+
     user = api_user()
     with runtime().db.session() as s:
-        f = central.get_form(s, user, project_id, xml_form_id)
-        _, sv = central.get_submission(s, user, f, instance_id)
+        if user.role == "collector":
+            _, sv = submissions_api.find_writable(s, user, project_id, xml_form_id, instance_id)
+        else:
+            f = central.get_form(s, user, project_id, xml_form_id)
+            _, sv = central.get_submission(s, user, f, instance_id)
         return jsonify([{"name": a.name, "exists": a.blob_key is not None} for a in sv.attachments])
 
 

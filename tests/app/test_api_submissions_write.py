@@ -191,3 +191,18 @@ def test_deleted_fields_only_when_asked(login: Any, publish: Any) -> None:
 
     assert "old_note" not in header("")  # Central's default
     assert "old_note" in header("?deletedFields=true")
+
+
+def test_collector_creates_through_the_api_and_sees_only_their_own(login: Any, household: Any) -> None:
+    norbu = login("norbu", "collector", ["540102"])
+    made = norbu.post(BASE, data=household_xml("uuid:col-1"), content_type="application/xml")
+    assert made.status_code == 200 and isinstance(made.get_json()["submitterId"], int)
+    up = norbu.post(f"{BASE}/uuid:col-1/attachments/photo.jpg", data=b"jpeg", content_type="image/jpeg")
+    assert up.status_code == 200
+    # pyodk lists the attachments after creating: a collector may, for their own submission
+    assert norbu.get(f"{BASE}/uuid:col-1/attachments").get_json() == [{"name": "photo.jpg", "exists": True}]
+    other = login("dawa2", "coordinator", ["540102"])
+    assert other.post(BASE, data=household_xml("uuid:co-1"), content_type="application/xml").status_code == 200
+    assert norbu.get(f"{BASE}/uuid:co-1/attachments").status_code == 404
+    assert norbu.post(f"{BASE}/uuid:co-1/attachments/photo.jpg", data=b"x").status_code == 404
+    assert norbu.get(f"{BASE}/uuid:col-1").status_code == 403  # reading submissions is for readers
