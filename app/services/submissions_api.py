@@ -26,14 +26,14 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.errors import Problem
 from app.models import AuditEvent, Form, Submission, SubmissionComment, SubmissionVersion, User
-from forms import SubmissionXMLError, parse_submission
+from forms import SubmissionXMLError, extract, parse_submission
 from storage import BlobStore
 
 from . import access, audit, records
 from . import forms as form_service
 from .central import iso, submission_json
 from .odata import REVIEW_FROM_CENTRAL
-from .submissions import IncomingFile, receive_submission
+from .submissions import IncomingFile, receive_submission, region_of
 
 NOT_FOUND = "Could not find the resource you were looking for."
 
@@ -66,13 +66,31 @@ def find_writable(session: Session, user: User, project_id: int, xml_form_id: st
     return sub, sv
 
 
-def _envelope(xml: bytes, max_bytes: int) -> Any:
+def _parse(xml: bytes, max_bytes: int) -> tuple[Any, Any]:
     try:
-        envelope, _tree = parse_submission(xml, max_bytes=max_bytes)
+        return parse_submission(xml, max_bytes=max_bytes)
     except SubmissionXMLError as err:
         raise Problem(413 if err.code == "too_large" else 400, "413.2" if err.code == "too_large" else "400.2",
                       err.message) from err
-    return envelope
+
+
+def _envelope(xml: bytes, max_bytes: int) -> Any:
+    return _parse(xml, max_bytes)[0]
+
+
+def _check_region(db: Database, user: User, project_id: int, xml_form_id: str, xml: bytes, max_bytes: int) -> None:
+    """A coordinator writes only records of their regions (the region the answers name); admins anywhere;
+    collectors as through ODK Collect."""
+    if user.role != "coordinator":
+        return
+    envelope, tree = _parse(xml, max_bytes)
+    with db.session() as session:
+        form = _form(session, user, project_id, xml_form_id)
+        schema = form_service.schema_of(form_service.get_version(session, form, envelope.version))
+    region = region_of(extract(tree, schema).values)
+    if region is not None and not access.sees_region(user, region):
+        raise Problem(403, "403.2", f"This record is for region {region}, outside your regions; ask an "
+                      "administrator or a coordinator of that region.")
 
 
 def _same_form(envelope: Any, xml_form_id: str) -> None:
@@ -99,6 +117,7 @@ def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form
     if envelope.deprecated_id:
         raise Problem(400, "400.19", "This XML carries meta/deprecatedID: it is an edit. Send it with PUT to "
                       ".../submissions/<the submission's instanceId> instead.")
+    _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
     result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
                                 device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
                                 max_file_bytes=max_bytes, may_fill=_may_fill(user))
@@ -151,6 +170,7 @@ def edit(db: Database, store: BlobStore, user: User, project_id: int, xml_form_i
         if envelope.deprecated_id != current.instance_id:
             raise Problem(409, "409.9", f"The deprecatedID '{envelope.deprecated_id}' is not the current version "
                           f"of this submission ('{current.instance_id}'). Fetch the current version and edit it.")
+    _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
     result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
                                 user_agent=user_agent, max_xml_bytes=max_bytes, max_file_bytes=max_bytes,
                                 may_fill=_may_fill(user))

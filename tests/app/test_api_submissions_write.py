@@ -114,6 +114,13 @@ def test_regions_and_roles(coord: Api, login: Any) -> None:
                                                             village="540102002201"),
                      content_type="application/xml").status_code == 404
     assert coord.post(f"{BASE}/uuid:far/comments", json={"body": "x"}).status_code == 404
+    # a coordinator cannot write a record for another region, nor move one there by an edit
+    outside = coord.post(BASE, data=household_xml("uuid:far-c", village="540121100201"), content_type="application/xml")
+    assert outside.status_code == 403 and "540121100201" in outside.get_json()["message"]
+    assert coord.post(BASE, data=household_xml("uuid:near"), content_type="application/xml").status_code == 200
+    moved = coord.put(f"{BASE}/uuid:near", data=household_xml("uuid:near-2", deprecated_id="uuid:near",
+                                                              village="540121100201"), content_type="application/xml")
+    assert moved.status_code == 403
     manager = login("mgr", "manager", ["540102"])
     refused = manager.post(BASE, data=household_xml("uuid:m-1"), content_type="application/xml")
     assert refused.status_code == 403
