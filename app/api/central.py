@@ -66,6 +66,7 @@ def form(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions")
+@declare(READERS, scoped=True)
 def submissions(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -89,6 +90,7 @@ def submission_attachments(project_id: int, xml_form_id: str, instance_id: str) 
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<path:instance_id>")
+@declare(READERS, scoped=True)
 def submission(project_id: int, xml_form_id: str, instance_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:

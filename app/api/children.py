@@ -5,6 +5,7 @@ from datetime import date
 
 from flask import Response, jsonify, request
 
+from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import audit, childfile
 
@@ -14,6 +15,7 @@ from .odata import int_arg
 
 
 @bp.get("/v1/projects/<int:project_id>/children")
+@declare(READERS, scoped=True)
 def children_list(project_id: int) -> Response:
     user = api_user()
     overdue = request.args.get("overdue") in ("1", "true", "yes")
@@ -27,6 +29,7 @@ def children_list(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/children/overdue")
+@declare(READERS, scoped=True)
 def children_overdue(project_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as session:
@@ -35,6 +38,7 @@ def children_overdue(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/children/<uid>")
+@declare(READERS, scoped=True)
 def child_file(project_id: int, uid: str) -> Response:
     user = api_user()
     with runtime().db.write() as session:

@@ -20,6 +20,7 @@ from flask import Response, jsonify, request, stream_with_context
 from sqlalchemy import func, select
 
 from app.errors import Problem
+from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import datasets_api as svc
 from app.services import odata
@@ -45,6 +46,7 @@ def _json_array(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets")
+@declare(READERS, scoped=True)
 def datasets(project_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -52,6 +54,7 @@ def datasets(project_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>")
+@declare(READERS, scoped=True)
 def dataset(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -59,6 +62,7 @@ def dataset(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities")
+@declare(READERS, scoped=True)
 def entities(project_id: int, name: str) -> Response:
     user = api_user()
     s = runtime().db.session()
@@ -79,6 +83,7 @@ def entities(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>")
+@declare(READERS, scoped=True)
 def entity(project_id: int, name: str, uid: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -87,6 +92,7 @@ def entity(project_id: int, name: str, uid: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>/versions")
+@declare(READERS, scoped=True)
 def entity_versions(project_id: int, name: str, uid: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -99,6 +105,7 @@ def entity_versions(project_id: int, name: str, uid: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc")
+@declare(READERS, scoped=True)
 def dataset_service(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -108,6 +115,7 @@ def dataset_service(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/$metadata")
+@declare(READERS, scoped=True)
 def dataset_metadata(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -116,6 +124,7 @@ def dataset_metadata(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/<table>")
+@declare(READERS, scoped=True)
 def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
     check_params()
     if "$wkt" in request.args or "$expand" in request.args:

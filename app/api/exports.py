@@ -23,7 +23,7 @@ from app.errors import Problem
 from app.models import Form
 from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
-from app.services import audit
+from app.services import access, audit
 from app.services.exports import ExportOptions, jobs
 from app.services.exports.csvzip import stream_csv, stream_csvzip
 from app.services.exports.tabular import plan_for
@@ -46,6 +46,7 @@ def _body() -> dict[str, Any]:
 
 
 @bp.post("/v1/projects/<int:project_id>/exports")
+@declare(READERS, scoped=True)
 def export_create(project_id: int) -> tuple[Response, int, dict[str, str]]:
     user = api_user()
     body = _body()
@@ -68,13 +69,16 @@ def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports")
+@declare(READERS, note="the caller's own jobs")
 def export_list(project_id: int) -> Response:
     user = api_user()
+    access.require_reader(user)
     with runtime().db.session() as s:
         return jsonify([jobs.status_of(j) for j in jobs.list_jobs(s, user) if j.project_id == project_id])
 
 
 @bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>")
+@declare(READERS, note="the caller's own jobs")
 def export_status(project_id: int, job_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -85,6 +89,7 @@ def export_status(project_id: int, job_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>/file")
+@declare(READERS, note="the caller's own jobs")
 def export_file(project_id: int, job_id: int) -> Response:
     return serve_job_file(runtime(), api_user(), project_id, job_id)
 

@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, or_, select
 
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
+from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import central, odata
 from app.services import forms as form_service
@@ -46,6 +47,7 @@ def _base(project_id: int, xml_form_id: str) -> str:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc")
+@declare(READERS, scoped=True)
 def odata_service(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -60,6 +62,7 @@ def odata_service(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/$metadata")
+@declare(READERS, scoped=True)
 def odata_metadata(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -102,6 +105,7 @@ def _submission_filter_fields() -> dict[str, Any]:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/<table>")
+@declare(READERS, scoped=True)
 def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
     check_params()
     user = api_user()

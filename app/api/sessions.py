@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from app.errors import Problem
+from app.routeaccess import COLLECTORS, PUBLIC, declare
 from app.runtime import runtime
 from app.services import sessions as session_service
 
@@ -12,6 +13,7 @@ from .auth import api_user
 
 
 @bp.post("/v1/sessions")
+@declare(PUBLIC)
 def create_session() -> Response:
     body = request.get_json(silent=True) or {}
     username = str(body.get("email") or body.get("username") or "")
@@ -25,6 +27,7 @@ def create_session() -> Response:
 
 
 @bp.delete("/v1/sessions/<token>")
+@declare(COLLECTORS)
 def end_session(token: str) -> Response:
     api_user()
     with runtime().db.write() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Response
 
 from app.blobhttp import blob_response
+from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import records
 
@@ -12,6 +13,7 @@ from .auth import api_user
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<instance_id>/attachments/<name>")
+@declare(READERS, scoped=True)
 def submission_attachment(project_id: int, xml_form_id: str, instance_id: str, name: str) -> Response:
     user = api_user()
     rt = runtime()
