@@ -218,9 +218,12 @@ def _geojson(ftype: str, text: str) -> object:
     if not points or any(p is None for p in points):
         return None
     coords = [[p[1], p[0], *p[2:3]] for p in points if p is not None]
+    # The text as submitted is kept beside the coordinates: GeoJSON drops each point's accuracy and
+    # the number formatting, and CSV exports write traces and shapes as ODK sent them (as Central).
+    raw = {"odk": text}
     if ftype == "geotrace":
-        return {"type": "LineString", "coordinates": coords}
-    return {"type": "Polygon", "coordinates": [coords]}
+        return {"type": "LineString", "coordinates": coords, "properties": raw}
+    return {"type": "Polygon", "coordinates": [coords], "properties": raw}
 
 
 def typed_value(ftype: str | None, text: str | None) -> object:

@@ -20,4 +20,18 @@ def _problem(problem: Problem) -> tuple[Response, int]:
     return jsonify(body), problem.status
 
 
-from . import central, children, datasets, exports, held, odata, sessions, submissions  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    app_users,
+    central,
+    children,
+    datasets,
+    entities_write,
+    exports,
+    forms_write,
+    held,
+    misc,
+    odata,
+    sessions,
+    submissions,
+    submissions_write,
+)

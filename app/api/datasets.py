@@ -7,8 +7,8 @@
     GET /v1/projects/{pid}/datasets/{name}/entities/{uuid}/versions
     GET /v1/projects/{pid}/datasets/{name}.svc[/$metadata|/Entities]
 
-Entities change only through form submissions; Central's write endpoints answer 405 with a
-problem saying so. Region scoping is done in app/services/datasets_api.py.
+Writes (datasets, properties, entities) are in app/api/entities_write.py. Region scoping is done in
+app/services/datasets_api.py.
 """
 from __future__ import annotations
 
@@ -29,9 +29,6 @@ from app.services.odata_filter import parse_filter
 from . import bp
 from .auth import api_user
 from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response
-
-READ_ONLY = ("Entities change only through form submissions on this server (register or update the "
-             "child with a form in ODK Collect); the API cannot create, change or delete them.")
 
 
 def _base(project_id: int, name: str) -> str:
@@ -104,51 +101,11 @@ def entity_versions(project_id: int, name: str, uid: str) -> Response:
         return jsonify(svc.versions_json(s, row[0], access.Redactor(s, user, project_id), ds.name))
 
 
-# ---------------------------------------------------------------- writes: not here
-
-
-def _read_only() -> tuple[Response, int]:
-    api_user()  # unauthenticated callers get 401, as elsewhere
-    resp = jsonify({"code": 405.1, "message": READ_ONLY})
-    resp.headers["Allow"] = "GET, HEAD"
-    return resp, 405
-
-
-@bp.post("/v1/projects/<int:project_id>/datasets")
-@declare(READERS, scoped=True)
-def dataset_create(project_id: int) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.route("/v1/projects/<int:project_id>/datasets/<name>", methods=["PATCH", "DELETE"])
-@declare(READERS, scoped=True)
-def dataset_change(project_id: int, name: str) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.post("/v1/projects/<int:project_id>/datasets/<name>/properties")
-@declare(READERS, scoped=True)
-def dataset_property_create(project_id: int, name: str) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.post("/v1/projects/<int:project_id>/datasets/<name>/entities")
-@declare(READERS, scoped=True)
-def entity_create(project_id: int, name: str) -> tuple[Response, int]:
-    return _read_only()
-
-
-@bp.route("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>", methods=["PATCH", "PUT", "DELETE"])
-@declare(READERS, scoped=True)
-def entity_change(project_id: int, name: str, uid: str) -> tuple[Response, int]:
-    return _read_only()
-
-
 # ---------------------------------------------------------------- OData
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc")
-@declare(READERS)
+@declare(READERS, scoped=True)
 def dataset_service(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -158,7 +115,7 @@ def dataset_service(project_id: int, name: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/$metadata")
-@declare(READERS)
+@declare(READERS, scoped=True)
 def dataset_metadata(project_id: int, name: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:

@@ -4,7 +4,8 @@
     GET  /v1/projects/{pid}/exports                   the caller's recent jobs
     GET  /v1/projects/{pid}/exports/{id}              status and progress
     GET  /v1/projects/{pid}/exports/{id}/file         the file; Range / If-Range (local store), or 307 (S3)
-    GET  /v1/projects/{pid}/forms/{fid}/submissions.csv.zip   direct stream (no media, ≤ DIRECT_MAX rows)
+    GET  /v1/projects/{pid}/forms/{fid}/submissions.csv.zip   direct stream (media unless ?attachments=false,
+                                                              ≤ DIRECT_MAX rows); also POST, and submissions.csv
 
 Ranged downloads are served by app.blobhttp.ranged_response.
 """
@@ -24,7 +25,7 @@ from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
 from app.services import access, audit
 from app.services.exports import ExportOptions, jobs
-from app.services.exports.csvzip import stream_csvzip
+from app.services.exports.csvzip import stream_csv, stream_csvzip
 from app.services.exports.tabular import plan_for
 from storage import content_disposition
 
@@ -68,15 +69,16 @@ def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports")
-@declare(READERS, scoped=True)
+@declare(READERS, note="the caller's own jobs")
 def export_list(project_id: int) -> Response:
     user = api_user()
+    access.require_reader(user)
     with runtime().db.session() as s:
         return jsonify([jobs.status_of(j) for j in jobs.list_jobs(s, user) if j.project_id == project_id])
 
 
 @bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>")
-@declare(READERS, scoped=True)
+@declare(READERS, note="the caller's own jobs")
 def export_status(project_id: int, job_id: int) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -87,81 +89,86 @@ def export_status(project_id: int, job_id: int) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>/file")
-@declare(READERS, scoped=True)
+@declare(READERS, note="the caller's own jobs")
 def export_file(project_id: int, job_id: int) -> Response:
     return serve_job_file(runtime(), api_user(), project_id, job_id)
 
 
-@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip")
-@declare(READERS, scoped=True)
-def export_direct(project_id: int, xml_form_id: str) -> Response:
-    """Central's URL: a small CSV zip streamed straight away (`groupPaths`, `splitSelectMultiples` as in Central)."""
+def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
+    """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (protocol.md §8.5):
+    `attachments` (media, default on for the zip), `groupPaths`, `splitSelectMultiples`, `deletedFields`
+    (questions only earlier versions had; default off as Central), `$filter` on `__system` fields;
+    plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as
+    Central writes it."""
+    from app.services.odata_filter import parse_filter
+
+    from .odata import _submission_filter_fields
+
     user = api_user()
     args: dict[str, Any] = request.args.to_dict()
+    if request.method == "POST":  # Central takes the options (and passphrases) in the body as well
+        args.update({k: v for k, v in _body().items() if isinstance(v, str | bool | int)})
     if "groupPaths" in args:
         args["group_paths"] = args["groupPaths"]
     if "splitSelectMultiples" in args:
         args["split_select"] = args["splitSelectMultiples"]
-    if str(args.get("attachments", "false")).lower() in ("true", "1", "yes"):
-        raise Problem(409, "409.71", "Exports with media files run in the background: POST /v1/projects/"
-                      f"{project_id}/exports with \"media\": true, then download the file when it is done.")
-    args["format"], args["media"] = "csvzip", False
+    # Central leaves out questions no longer in the form unless deletedFields=true
+    args["deleted_fields"] = args.get("deletedFields", args.get("deleted_fields", "false"))
+    media = str(args.get("attachments", "true" if media_default else "false")).strip().lower() not in (
+        "false", "0", "no", "off")
+    args["format"], args["media"] = "csvzip", media
     options = ExportOptions.parse(args)
     rt = runtime()
     with rt.db.write() as s:
         plan = plan_for(s, project_id, xml_form_id, user, options)
+        plan.newest_first = plan.central_review = True
+        filter_text = str(args.get("$filter") or "")
+        if filter_text:
+            plan.extra_where.append(parse_filter(filter_text, _submission_filter_fields()))
         if plan.count(s) > DIRECT_MAX:
             raise Problem(409, "409.72", f"More than {DIRECT_MAX} submissions: run this export in the background "
-                          f"(POST /v1/projects/{project_id}/exports), it can be resumed if the download breaks.")
+                          f"(POST /v1/projects/{project_id}/exports), it can be resumed if the download breaks; "
+                          "or narrow it with $filter.")
         audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=request.remote_addr or "",
-                     format="csvzip", direct=True, options=options.to_dict())
+                     format="csvzip", direct=True, options=options.to_dict(), filter=filter_text or None)
+    return rt, plan, media
+
+
+@bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip", methods=["GET", "POST"])
+@declare(READERS, scoped=True, note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
+def export_direct(project_id: int, xml_form_id: str) -> Response:
+    """Central's URL: the CSV zip streamed straight into the response, media files included unless
+    `?attachments=false` (each photo copied from the blob store in chunks: no temporary copy)."""
+    rt, plan, _media = _central_plan(project_id, xml_form_id, media_default=True)
+    private_key = _managed_key(rt, plan) if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
-        with rt.db.session() as s:
-            yield from stream_csvzip(plan, s, rt.store)
+        from app.services import encryption
 
-    return Response(stream_with_context(body()), content_type="application/zip",
-                    headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),
-                             "Cache-Control": "private, no-store"})
-
-
-@bp.post("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip")
-@declare(READERS, scoped=True)
-def export_direct_decrypted(project_id: int, xml_form_id: str) -> Response:
-    """Central's managed-key export: the passphrase comes in the body (form-urlencoded or JSON) under the
-    key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing decrypted
-    is stored. Only POST: a passphrase in the URL would land in access logs. `attachments=true` adds the
-    decrypted media (this export cannot run as a background job: the passphrase is never stored)."""
-    from app.services import encryption
-
-    user = api_user()
-    body = _body()
-    args: dict[str, Any] = request.args.to_dict()
-    attachments = str(body.get("attachments", args.get("attachments", "false"))).lower() in ("true", "1", "yes")
-    args = {"format": "csvzip", "media": attachments,
-            "group_paths": args.get("groupPaths", True), "split_select": args.get("splitSelectMultiples", False)}
-    options = ExportOptions.parse(args)
-    rt = runtime()
-    with rt.db.write() as s:
-        plan = plan_for(s, project_id, xml_form_id, user, options)
-        key = encryption.form_key(s, plan.form)
-        passphrase = body.get(str(key.id)) if key is not None else None
-        if plan.count(s) > DIRECT_MAX:
-            raise Problem(409, "409.72", f"More than {DIRECT_MAX} submissions: narrow the export down.")
-        private_key = encryption.unlock(key, str(passphrase)) if key is not None and passphrase is not None else None
-        audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=request.remote_addr or "",
-                     format="csvzip", direct=True, decrypted=private_key is not None, options=options.to_dict())
-
-    def stream() -> Iterator[bytes]:
         with rt.db.session() as s:
             if private_key is not None:
                 yield from encryption.stream_decrypted_csvzip(s, rt.store, plan, private_key)
             else:
                 yield from stream_csvzip(plan, s, rt.store)
 
-    return Response(stream_with_context(stream()), content_type="application/zip",
+    return Response(stream_with_context(body()), content_type="application/zip",
                     headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),
                              "Cache-Control": "private, no-store"})
+
+
+def _managed_key(rt: Runtime, plan: Any) -> Any:
+    """Central's managed-key export: the passphrase comes in the POST body (form-urlencoded or JSON) under
+    the key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing
+    decrypted is stored. Only POST: a passphrase in the URL would land in access logs."""
+    from app.services import encryption
+
+    body = _body()
+    with rt.db.session() as s:
+        key = encryption.form_key(s, plan.form)
+        passphrase = body.get(str(key.id)) if key is not None else None
+        if key is None or passphrase is None:
+            return None
+        return encryption.unlock(key, str(passphrase))
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/keys")
@@ -175,6 +182,21 @@ def export_keys(project_id: int, xml_form_id: str) -> Response:
     with runtime().db.session() as s:
         access.require_reader(user)
         return jsonify(encryption.keys_json(s, _form(s, project_id, xml_form_id)))
+
+
+@bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv", methods=["GET", "POST"])
+@declare(READERS, scoped=True, note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
+def export_direct_csv(project_id: int, xml_form_id: str) -> Response:
+    """Central's `submissions.csv`: the main table only (UTF-8 with BOM)."""
+    rt, plan, _media = _central_plan(project_id, xml_form_id, media_default=False)
+
+    def body() -> Iterator[bytes]:
+        with rt.db.session() as s:
+            yield from stream_csv(plan, s)
+
+    return Response(stream_with_context(body()), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": content_disposition(f"{xml_form_id}.csv"),
+                             "Cache-Control": "private, no-store"})
 
 
 def install_worker(app: Flask) -> None:

@@ -47,7 +47,7 @@ def _base(project_id: int, xml_form_id: str) -> str:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc")
-@declare(READERS)
+@declare(READERS, scoped=True)
 def odata_service(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:
@@ -62,7 +62,7 @@ def odata_service(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/$metadata")
-@declare(READERS)
+@declare(READERS, scoped=True)
 def odata_metadata(project_id: int, xml_form_id: str) -> Response:
     user = api_user()
     with runtime().db.session() as s:

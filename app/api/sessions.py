@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from app.errors import Problem
-from app.routeaccess import PUBLIC, declare
+from app.routeaccess import COLLECTORS, PUBLIC, declare
 from app.runtime import runtime
 from app.services import sessions as session_service
 from app.services import signin
@@ -34,7 +34,7 @@ def create_session() -> Response:
 
 
 @bp.delete("/v1/sessions/<token>")
-@declare(PUBLIC)
+@declare(COLLECTORS)
 def end_session(token: str) -> Response:
     api_user()
     with runtime().db.write() as session:

@@ -61,6 +61,8 @@ class EntityVersion(Base):
                                                       nullable=True, index=True)
     submission_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("submission_version.id", ondelete="SET NULL"), nullable=True)
+    # Versions made through the API (no submission): the user who made them.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
     base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     trunk_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     branch_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)

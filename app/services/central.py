@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
@@ -110,3 +110,103 @@ def get_submission(session: Session, user: User, form: Form, instance_id: str) -
     if row is None:
         raise Problem(404, "404.1", "Could not find the resource you were looking for.")
     return row[0], row[1]
+
+
+# ---------------------------------------------------------------- extended metadata (X-Extended-Metadata: true)
+
+
+def project_extended(session: Session, user: User, p: Project) -> dict[str, Any]:
+    """Central's extended project: counts of forms, app users, entity lists; last submission and entity,
+    as far as the caller may see (submissions and entities of their regions)."""
+    from app.models import Dataset, Entity
+
+    out = project_json(p)
+    out["forms"] = int(session.scalar(select(func.count()).select_from(Form).where(
+        Form.project_id == p.id, Form.current_version_id.is_not(None))) or 0)
+    out["appUsers"] = int(session.scalar(select(func.count()).select_from(User).where(
+        User.project_id == p.id, User.role == "collector", User.active.is_(True))) or 0)
+    out["datasets"] = int(session.scalar(select(func.count()).select_from(Dataset).where(
+        Dataset.project_id == p.id)) or 0)
+    out["lastSubmission"] = iso(session.scalar(
+        select(func.max(Submission.created_at)).join(Form, Form.id == Submission.form_id)
+        .where(Form.project_id == p.id, Submission.deleted_at.is_(None),
+               access.submission_filter(user, p.id))))
+    out["lastEntity"] = iso(session.scalar(
+        select(func.max(Entity.created_at)).join(Dataset, Dataset.id == Entity.dataset_id)
+        .where(Dataset.project_id == p.id, Entity.deleted_at.is_(None),
+               access.region_filter(user, Entity.region_code))))
+    return out
+
+
+def form_extended(session: Session, user: User, form: Form) -> dict[str, Any]:
+    """Central's extended form: submissions, reviewStates, lastSubmission, entityRelated, createdBy,
+    excelContentType — counted over the submissions the caller may see."""
+    from .forms import schema_of
+
+    out = form_json(form)
+    visible = and_(Submission.form_id == form.id, Submission.deleted_at.is_(None),
+                   access.region_filter(user, Submission.region_code))
+    out["submissions"] = int(session.scalar(select(func.count()).select_from(Submission).where(visible)) or 0)
+    counts = {state: n for state, n in session.execute(select(Submission.review_state, func.count()).where(visible)
+                                                        .group_by(Submission.review_state))}
+    out["reviewStates"] = {"received": int(counts.get("received", 0)), "hasIssues": int(counts.get("has_issues", 0)),
+                           "edited": int(counts.get("edited", 0))}
+    out["lastSubmission"] = iso(session.scalar(select(func.max(Submission.created_at)).where(visible)))
+    fv = form.current_version
+    schema = schema_of(fv) if fv is not None else None
+    related = bool(schema is not None and schema.entity is not None) or bool(
+        fv is not None and any(a.dataset for a in fv.attachments))
+    out["entityRelated"] = related
+    out["createdBy"] = None  # forms are published by `carefile form publish` or the website, not by an actor
+    out["excelContentType"] = None
+    out["publicLinks"] = 0
+    return out
+
+
+def extended(headers: Any) -> bool:
+    return str(headers.get("X-Extended-Metadata", "")).strip().lower() == "true"
+
+
+# ---------------------------------------------------------------- roles and version
+
+# Central's roles mapped onto CareFile's: `app-user` are our collectors (the only role a form can be
+# assigned to); Central's project roles stand for our web roles.
+ROLES = (
+    (1, "Administrator", "admin", "admin"),
+    (2, "App User", "app-user", "collector"),
+    (3, "Project Manager", "manager", "coordinator"),
+    (5, "Project Viewer", "viewer", "manager"),
+)
+
+
+VERBS = {
+    "collector": ["form.read", "form.list", "submission.create"],
+    "manager": ["project.read", "form.read", "form.list", "submission.read", "submission.list", "submission.update",
+                "entity.read", "entity.list", "dataset.read", "dataset.list"],
+}
+VERBS["coordinator"] = VERBS["manager"] + ["form.create", "form.update", "assignment.create", "assignment.delete",
+                                           "assignment.list", "field_key.create", "field_key.delete", "field_key.list",
+                                           "entity.create", "entity.update", "entity.delete", "entity.restore",
+                                           "dataset.create", "dataset.update"]
+VERBS["admin"] = VERBS["coordinator"] + ["user.create", "user.update", "audit.read"]
+
+
+def verbs_of(user: User) -> list[str]:
+    """What the caller may do, in Central's verb names (users/current with X-Extended-Metadata)."""
+    return sorted(set(VERBS.get(user.role, [])))
+
+
+def roles_json() -> list[dict[str, Any]]:
+    return [{"id": rid, "name": name, "system": system, "carefileRole": ours, "verbs": [],
+             "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": None} for rid, name, system, ours in ROLES]
+
+
+def role_of(key: str) -> tuple[int, str, str, str] | None:
+    """A role by id ("2") or system name ("app-user")."""
+    return next((r for r in ROLES if key in (str(r[0]), r[2])), None)
+
+
+def version_text(version: str) -> str:
+    """`/version.txt` in the layout of Central's (centralpy `check` reads it)."""
+    return (f"versions:\n{version} (v{version})\n"
+            f" {version} client (carefile-{version})\n {version} server (carefile-{version})\n")

@@ -1,6 +1,6 @@
 """Entity lists (datasets) and their entities in ODK Central's JSON and OData shapes (protocol.md §8.2–8.4).
 
-Read-only: entities change only through form submissions (app/services/entities.py). Everything is
+Reads; the API's writes are in app/services/entity_writes.py. Everything is
 region-scoped like submissions: an admin sees every entity, a manager or coordinator only the
 entities whose region code (Entity.region_code) lies in one of their regions.
 """
@@ -101,14 +101,16 @@ def dataset_json(session: Session, ds: Dataset) -> dict[str, Any]:
 
 def entities_query(user: User, ds: Dataset, include_deleted: bool = False) -> Select[Any]:
     """Entity + current version + who created it (first version's submitter) + current version's client."""
+    # A version comes from a submission (its submitter) or from the API (EntityVersion.user_id).
+    creator_id = func.coalesce(_first_sv.submitter_id, _first.user_id)
     q: Any = (select(Entity, _current.created_at, _current.base_version, _current.conflicting_properties,
-                _current_sv.submitter_id, _current_sv.user_agent, _first_sv.submitter_id,
+                func.coalesce(_current_sv.submitter_id, _current.user_id), _current_sv.user_agent, creator_id,
                 _creator.display_name, _creator.username)
          .outerjoin(_current, and_(_current.entity_id == Entity.id, _current.version == Entity.version))
          .outerjoin(_current_sv, _current_sv.id == _current.submission_version_id)
          .outerjoin(_first, and_(_first.entity_id == Entity.id, _first.version == 1))
          .outerjoin(_first_sv, _first_sv.id == _first.submission_version_id)
-         .outerjoin(_creator, _creator.id == _first_sv.submitter_id)
+         .outerjoin(_creator, _creator.id == creator_id)
          .where(Entity.dataset_id == ds.id, access.region_filter(user, Entity.region_code)))
     if not include_deleted:
         q = q.where(Entity.deleted_at.is_(None))
@@ -170,12 +172,13 @@ def versions_json(session: Session, entity: Entity, red: access.Redactor | None 
         received = _shown(red, ds_name, entity, v.label, v.data_received)[1]
         out.append({
             "label": label, "current": v.version == entity.version, "createdAt": iso(v.created_at),
-            "creatorId": submitter, "userAgent": user_agent or "", "version": v.version, "data": data,
-            "dataReceived": received, "baseVersion": v.base_version,
+            "creatorId": submitter if submitter is not None else v.user_id, "userAgent": user_agent or "",
+            "version": v.version, "data": data, "dataReceived": received, "baseVersion": v.base_version,
             "trunkVersion": v.trunk_version, "branchId": v.branch_id, "branchBaseVersion": v.branch_base_version,
             "conflict": v.conflict, "conflictingProperties": v.conflicting_properties,
             "source": {"event": {"action": "entity.create" if v.version == 1 else "entity.update.version"},
-                       "submission": {"instanceId": instance_id} if instance_id else None},
+                       "submission": {"instanceId": instance_id} if instance_id else None,
+                       "api": instance_id is None and v.user_id is not None},
         })
     return out
 

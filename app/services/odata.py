@@ -69,6 +69,9 @@ def odata_value(ftype: str | None, value: Any, wkt: bool) -> Any:
     if wkt and isinstance(value, dict) and value.get("type") == "Point":
         coords = " ".join(str(c) for c in value.get("coordinates", []))
         return f"POINT ({coords})"
+    if isinstance(value, dict) and value.get("type") in ("LineString", "Polygon") and "properties" in value:
+        # GeoJSON as Central serves it: the submitted text (kept for CSV exports) stays out
+        return {"type": value["type"], "coordinates": value.get("coordinates")}
     return value
 
 

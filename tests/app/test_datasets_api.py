@@ -206,7 +206,8 @@ def test_odata_filter_and_select(admin: Api, children: dict[str, str]) -> None:
     assert admin.get("/v1/projects/1/datasets/children.svc/Other").status_code == 404
 
 
-def test_writes_answer_405_with_a_reason(admin: Api, children: dict[str, str]) -> None:
+def test_managers_may_not_write(manager: Api, children: dict[str, str]) -> None:
+    """Writes are for admins and coordinators (tests/app/test_api_app_users_entities.py); a manager gets 403."""
     uid = children["Norbu"]
     calls = [("POST", "/v1/projects/1/datasets", {"name": "x"}),
              ("POST", "/v1/projects/1/datasets/children/properties", {"name": "p"}),
@@ -214,8 +215,8 @@ def test_writes_answer_405_with_a_reason(admin: Api, children: dict[str, str]) -
              ("PATCH", f"/v1/projects/1/datasets/children/entities/{uid}?force=True", {"label": "y"}),
              ("DELETE", f"/v1/projects/1/datasets/children/entities/{uid}", None)]
     for method, url, body in calls:
-        resp = admin.send(method, url, json=body)
-        assert resp.status_code == 405, (method, url)
-        assert "form submissions" in resp.get_json()["message"] and resp.get_json()["code"] == 405.1
-    assert admin.get(f"/v1/projects/1/datasets/children/entities/{uid}").get_json()["currentVersion"]["label"] \
+        resp = manager.send(method, url, json=body)
+        assert resp.status_code == 403, (method, url)
+        assert "coordinators" in resp.get_json()["message"]
+    assert manager.get(f"/v1/projects/1/datasets/children/entities/{uid}").get_json()["currentVersion"]["label"] \
         == "Norbu"

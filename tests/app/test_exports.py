@@ -139,11 +139,11 @@ def test_csv_zip_layout_keys_and_neutralised_cells(app: Any, make_user: Any, two
                            "location-Latitude", "location-Longitude", "location-Altitude"]
     assert main[0][-11:] == ["KEY", "SubmitterID", "SubmitterName", "AttachmentsPresent", "AttachmentsExpected",
                              "Status", "ReviewState", "DeviceID", "Edits", "FormVersion", "RegionCode"]
-    assert col(main, "KEY") == ["uuid:a1", "uuid:b2"]
-    assert col(main, "needs") == ["food health", "school"]
+    assert col(main, "KEY") == ["uuid:b2", "uuid:a1"]  # newest first, as Central
+    assert col(main, "needs") == ["school", "food health"]
     assert col(main, "note") == ["'=HYPERLINK(1)"] * 2  # formula neutralised
-    assert col(main, "location-Latitude")[0] == "29.65" and col(main, "location-Accuracy")[0] == "5.0"
-    assert col(main, "SubmitterName") == ["dolma", "dolma"] and col(main, "AttachmentsPresent") == ["1", "0"]
+    assert col(main, "location-Latitude")[1] == "29.65" and col(main, "location-Accuracy")[1] == "5.0"
+    assert col(main, "SubmitterName") == ["dolma", "dolma"] and col(main, "AttachmentsPresent") == ["0", "1"]
     assert members[0] == ["role", "PARENT_KEY", "KEY"]
     assert members[1:] == [["母亲", "uuid:a1", "uuid:a1/members[1]"], ["舅舅", "uuid:a1", "uuid:a1/members[2]"]]
     assert kids[0] == ["kid_name", "PARENT_KEY", "KEY"]
@@ -157,14 +157,14 @@ def test_labels_in_both_languages_split_select_and_group_paths(app: Any, make_us
     api = Api(app, "coord")
     zh = direct(api, "?labels=zh&splitSelectMultiples=true")["care.csv"]
     assert zh[0][1:3] == ["基本信息 - 儿童姓名", "基本信息 - 村"]
-    assert col(zh, "基本信息 - 村") == ["甲村", "乙村"]
-    assert col(zh, "需求") == ["食物, 健康", "上学"]
-    assert col(zh, "需求/食物") == ["1", "0"] and col(zh, "需求/上学") == ["0", "1"]
-    assert col(zh, "需求/健康") == ["1", "0"]
+    assert col(zh, "基本信息 - 村") == ["乙村", "甲村"]
+    assert col(zh, "需求") == ["上学", "食物, 健康"]
+    assert col(zh, "需求/食物") == ["0", "1"] and col(zh, "需求/上学") == ["1", "0"]
+    assert col(zh, "需求/健康") == ["0", "1"]
     assert "位置-纬度" in zh[0]
     en = direct(api, "?labels=en&groupPaths=false")
     assert en["care.csv"][0][1:4] == ["Child's name", "Village", "Age"]
-    assert col(en["care.csv"], "Village") == ["Village A", "Village B"]
+    assert col(en["care.csv"], "Village") == ["Village B", "Village A"]
     assert en["care-kids.csv"][0] == ["Kid's name", "PARENT_KEY", "KEY"]
     codes = direct(api, "?groupPaths=false&splitSelectMultiples=true")["care.csv"]
     assert codes[0][1:5] == ["child_name", "village", "age", "needs"] and "needs/school" in codes[0]
@@ -175,7 +175,7 @@ def test_sensitive_fields_only_for_allowed_roles_who_ask(app: Any, make_user: An
     make_user("mgr", "manager", ["54"])
     admin = Api(app, "admin1")
     assert col(direct(admin)["care.csv"], "grp-child_name") == ["***", "***"]
-    assert col(direct(admin, "?sensitive=true")["care.csv"], "grp-child_name") == ["卓玛", "Pasang"]
+    assert col(direct(admin, "?sensitive=true")["care.csv"], "grp-child_name") == ["Pasang", "卓玛"]
     mgr = Api(app, "mgr")
     assert col(direct(mgr)["care.csv"], "grp-child_name") == ["***", "***"]
     resp = mgr.get("/v1/projects/1/forms/care/submissions.csv.zip?sensitive=true")
@@ -199,11 +199,11 @@ def test_filters_region_dates_review_state_version(app: Any, rt: Any, make_user:
 
     assert keys("?region=540121") == ["uuid:b2"]
     assert keys("?review_states=approved") == ["uuid:a1"]
-    assert keys("?review_states=approved,received") == ["uuid:a1", "uuid:b2"]
+    assert keys("?review_states=approved,received") == ["uuid:b2", "uuid:a1"]
     assert keys("?date_from=2026-02-01") == ["uuid:b2"]
     assert keys("?date_to=2026-01-10") == ["uuid:a1"]
     assert keys("?date_from=2026-01-11&date_to=2026-02-09") == []
-    assert keys("?form_version=1") == ["uuid:a1", "uuid:b2"]
+    assert keys("?form_version=1") == ["uuid:b2", "uuid:a1"]
     assert api.get("/v1/projects/1/forms/care/submissions.csv.zip?form_version=9").status_code == 404
     assert api.get("/v1/projects/1/forms/care/submissions.csv.zip?region=54x").status_code == 400
     assert api.get("/v1/projects/1/forms/care/submissions.csv.zip?review_states=nope").status_code == 400
@@ -267,7 +267,14 @@ def test_csv_zip_job_with_media(app: Any, rt: Any, make_user: Any, two: None) ->
     data = job_file(Api(app, "coord"), rt, {"form": "care", "format": "csvzip", "media": True})
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert "media/p1.jpg" in zf.namelist() and zf.read("media/p1.jpg") == PHOTO
-    assert Api(app, "coord").get("/v1/projects/1/forms/care/submissions.csv.zip?attachments=true").status_code == 409
+    # Central's URL streams the media too, by default (centralpy pullcsv, ruODK); ?attachments=false leaves them out
+    direct_zip = Api(app, "coord").get("/v1/projects/1/forms/care/submissions.csv.zip")
+    with zipfile.ZipFile(io.BytesIO(direct_zip.data)) as zf:
+        assert zf.read("media/p1.jpg") == PHOTO
+        assert zf.getinfo("media/p1.jpg").flag_bits & 0x08  # streamed: sizes in a data descriptor
+    bare = Api(app, "coord").get("/v1/projects/1/forms/care/submissions.csv.zip?attachments=false")
+    with zipfile.ZipFile(io.BytesIO(bare.data)) as zf:
+        assert not [n for n in zf.namelist() if n.startswith("media/")]
 
 
 def test_job_progress_and_ranged_download(app: Any, rt: Any, make_user: Any, two: None) -> None:

@@ -131,7 +131,8 @@ def test_geopoint_without_accuracy_and_boolean_and_shapes() -> None:
     assert typed_value("boolean", "maybe") == "maybe"
     assert typed_value("decimal", "nan") == "nan"
     assert typed_value("geotrace", "1 2 0 0;3 4 0 0") == \
-        {"type": "LineString", "coordinates": [[2.0, 1.0, 0.0], [4.0, 3.0, 0.0]]}
+        {"type": "LineString", "coordinates": [[2.0, 1.0, 0.0], [4.0, 3.0, 0.0]],
+         "properties": {"odk": "1 2 0 0;3 4 0 0"}}  # the text as submitted, for CSV exports
     assert typed_value("geoshape", "1 2;3 4;1 2")["type"] == "Polygon"  # type: ignore[index]
     assert typed_value("string", "  spaced  ") == "  spaced  "
 

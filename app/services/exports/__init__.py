@@ -59,6 +59,7 @@ class ExportOptions:
     labels: str = "codes"          # codes | zh | en (question and choice labels in that language)
     split_select: bool = False     # select_multiple: one 0/1 column per choice as well
     group_paths: bool = True       # headers carry the group names ("grp-question")
+    deleted_fields: bool = True    # also questions only earlier form versions had (Central's deletedFields)
     media: bool = False            # CSV zip only: photos, signatures… under media/
     sensitive: bool = False        # include fields marked sensitive (admin/coordinator only)
     date_from: date | None = None  # received on or after (UTC day)
@@ -90,7 +91,8 @@ class ExportOptions:
         if d_from and d_to and d_from > d_to:
             raise Problem(400, "400.75", "`date_from` is after `date_to`.")
         return cls(format=fmt, labels=labels, split_select=_flag(raw.get("split_select")),
-                   group_paths=_flag(raw.get("group_paths", True)), media=_flag(raw.get("media")) and fmt == "csvzip",
+                   group_paths=_flag(raw.get("group_paths", True)),
+                   deleted_fields=_flag(raw.get("deleted_fields", True)), media=_flag(raw.get("media")) and fmt == "csvzip",
                    sensitive=_flag(raw.get("sensitive")), date_from=d_from, date_to=d_to, region=region,
                    review_states=states, form_version=str(raw.get("form_version") or "").strip())
 

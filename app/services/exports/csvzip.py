@@ -6,7 +6,11 @@ rows arrive; each repeat CSV is spooled to a temporary file (memory up to 1 MB, 
 copied in after it, then the media files are copied in from the blob store in chunks.
 
 `csvzip_steps` is a generator that writes to any file object and yields between batches, so
-the same code fills a temporary file (background jobs) or feeds an HTTP response (`stream`).
+the same code fills a temporary file (background jobs) or feeds an HTTP response (`stream_csvzip`).
+Streamed, the zip goes out as it is written: the output is not seekable, so zipfile writes each
+entry's sizes and CRC after its data (data descriptors), and photos are copied from the blob store
+chunk by chunk — neither the zip nor any photo is held in memory or copied to a temporary file.
+`stream_csv` is the main table alone (Central's `submissions.csv`).
 """
 from __future__ import annotations
 
@@ -203,3 +207,19 @@ def stream_csvzip(plan: Plan, session: Session, store: BlobStore) -> Iterator[by
     tail = pipe.take()
     if tail:
         yield tail
+
+
+def stream_csv(plan: Plan, session: Session, batch_bytes: int = 64 * 1024) -> Iterator[bytes]:
+    """The main table alone as CSV (Central's `submissions.csv`): UTF-8 with a BOM, CRLF, in chunks."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(plan.tables[0].headers)
+    yield b"\xef\xbb\xbf"
+    main_row = plan.main_row
+    for rec in plan.records(session):
+        writer.writerow(main_row(rec))
+        if buf.tell() >= batch_bytes:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")

@@ -50,6 +50,7 @@ BATCH = 1000
 # OData and JSON give it, and the CSV/XLSX `Status` text of Central's CSV export (lib/data/briefcase.js).
 NOT_DECRYPTED, MISSING_ENCRYPTED = "notDecrypted", "missingEncryptedFormData"
 STATUS_TEXT = {NOT_DECRYPTED: "not decrypted", MISSING_ENCRYPTED: "missing encrypted form data"}
+_CENTRAL_REVIEW = {"received": "", "has_issues": "hasIssues"}  # Central's CSV: empty for received
 
 Spec = tuple[str, int, Any, int]  # (data key, kind (see build_row), dict or function, width)
 
@@ -125,11 +126,17 @@ class Plan:
         self.decryptor: Callable[[Any, int, Record], Record | None] | None = None
         self.schema = schemas[0]
         self.title = versions[0].title
-        self.tables = self._layout(schemas)
+        # deleted_fields off (Central's default for its CSV URLs): only the newest version's questions
+        self.tables = self._layout(schemas if options.deleted_fields else schemas[:1])
         self.table_of = {t.repeat: i for i, t in enumerate(self.tables)}
         self._nodes = {t.repeat: t.node for t in self.tables if t.repeat}
         self._cells = [t.cells or compile_row(t.specs) for t in self.tables]
         self._main_cells = self._cells[0]
+        # Central's conventions, set by the Central-compatible CSV endpoints (api/exports.py):
+        # rows newest first, ReviewState empty for a received submission and in Central's names.
+        self.newest_first = False
+        self.central_review = False
+        self.extra_where: list[Any] = []  # further SQL conditions (e.g. an OData $filter)
 
     # ---- layout -------------------------------------------------------------------------------
     def _layout(self, schemas: list[FormSchema]) -> list[Table]:
@@ -237,7 +244,7 @@ class Plan:
             cond.append(S.created_at < end)
         if o.form_version:
             cond.append(SubmissionVersion.form_version_id.in_(self.version_ids))
-        return cond
+        return cond + list(self.extra_where)
 
     def count(self, session: Session) -> int:
         q = (select(func.count()).select_from(Submission)
@@ -264,7 +271,8 @@ class Plan:
                        status)
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
                 .outerjoin(User, User.id == S.submitter_id).where(*self._where())
-                .order_by(S.created_at, S.id).limit(batch))
+                .order_by(*((S.created_at.desc(), S.id.desc()) if self.newest_first else (S.created_at, S.id)))
+                .limit(batch))
         if after is not None:
             base = base.where(_position() > _key(after))
         if upto is not None:
@@ -279,7 +287,8 @@ class Plan:
             rows = conn.execute(query).all()
             if not rows:
                 break
-            query = base.where(_position() > _key((rows[-1][2], rows[-1][0])))
+            last = _key((rows[-1][2], rows[-1][0]))
+            query = base.where(_position() < last if self.newest_first else _position() > last)
             yield from self._batch(conn, rows)
             done += len(rows)
             if progress is not None:
@@ -305,8 +314,11 @@ class Plan:
         table_of, nodes = self.table_of, self._nodes
         no_reps: tuple[Any, ...] = ()
         decryptor = self.decryptor
+        central = self.central_review
         for (_sid, iid, created, submitter, uname, device, review, region, vid, data, version, edits, expected,
              present, status) in rows:
+            if central:
+                review = _CENTRAL_REVIEW.get(review, review)
             meta = (created.isoformat(timespec="milliseconds")[:23] + "Z", submitter, uname or "", present,
                     expected, status or "", review, device or "", edits - 1, version, region or "")
             if status:
@@ -496,9 +508,12 @@ def _geopoint(v: Any) -> list[Any]:
 
 
 def _geo_text(v: Any) -> Any:
-    """GeoJSON LineString/Polygon back to ODK's "lat lon alt;…" text."""
+    """A geotrace/geoshape as submitted (kept since ingest), else rebuilt from the GeoJSON as "lat lon alt;…"."""
     if not isinstance(v, dict):
         return v
+    raw = (v.get("properties") or {}).get("odk")
+    if isinstance(raw, str):
+        return _safe(raw)
     coords = v.get("coordinates") or []
     if v.get("type") == "Polygon":
         coords = coords[0] if coords else []

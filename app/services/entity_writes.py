@@ -1,0 +1,284 @@
+"""Entity lists changed through Central's API: datasets, properties, entities (create, update, delete, restore).
+
+Only roles that maintain the care file (admin, coordinator) may write, and only inside their regions:
+an entity is seen and changed by a coordinator when its region code (from its `village`, `township`,
+… property, entities.region_of) lies in one of theirs — a change may not move it out of them, and a
+new entity must name such a region. Entities outside the caller's regions answer 404.
+
+Every change is an EntityVersion like those made by submissions (all properties after the change,
+what was sent, the base version), with the acting user in `user_id` instead of a submission, so the
+child's timeline and `/versions` show it; the entity list's revision counts up, so phones get the
+new CSV. Every action is audited (`entity.*`, `dataset.*`, target `entity:<uuid>` / `dataset:<name>`).
+Central's rules: data values are strings of properties the list has (400.28); an update names the
+version it is based on (`baseVersion`, else 409.15) unless `force`; an id in use → 409.3, an id of
+a deleted entity → 409.19.
+"""
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
+from forms import normalize_uuid
+
+from . import access, audit
+from .central import get_project, iso
+from .entities import region_of
+
+MAINTAINERS = ("admin", "coordinator")
+NAME = re.compile(r"^(?!__)[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
+RESERVED = {"name", "label"}
+NOT_FOUND = "Could not find the resource you were looking for."
+
+
+def require_maintainer(session: Session, user: User, project_id: int) -> None:
+    get_project(session, user, project_id)  # readers only, own project
+    if user.role not in MAINTAINERS:
+        raise Problem(403, "403.1", "Only administrators and coordinators may change entity lists; managers read them.")
+
+
+def _dataset(session: Session, project_id: int, name: str) -> Dataset:
+    ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+    if ds is None:
+        raise Problem(404, "404.1", NOT_FOUND)
+    return ds
+
+
+def _bump(ds: Dataset) -> None:
+    ds.revision = (ds.revision or 0) + 1
+
+
+# ---------------------------------------------------------------- datasets and properties
+
+
+def create_dataset(session: Session, user: User, project_id: int, body: dict[str, Any], ip: str = "") -> Dataset:
+    require_maintainer(session, user, project_id)
+    name = body.get("name")
+    if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
+        raise Problem(400, "400.8", f"Unexpected name value {name!r}: an entity list name starts with a letter or "
+                      "'_' and has letters, digits, '_', '.', '-' (at most 100).")
+    if body.get("approvalRequired") is True:
+        raise Problem(400, "400.8", "approvalRequired is not supported: entities are created as submissions arrive "
+                      "(review happens on the submissions).")
+    for ds in session.scalars(select(Dataset).where(Dataset.project_id == project_id)):
+        if ds.name == name:
+            raise Problem(409, "409.3", f"A resource already exists with name value(s) of {name}.",
+                          fields=["name"], values=[name])
+        if ds.name.lower() == name.lower():
+            raise Problem(409, "409.16", f"A dataset named '{ds.name}' exists and you provided '{name}' with the same "
+                          "name but different capitalization.")
+    ds = Dataset(project_id=project_id, name=name, properties=[], revision=0)
+    session.add(ds)
+    session.flush()
+    audit.record(session, user, "dataset.create", target=f"dataset:{name}", ip=ip)
+    return ds
+
+
+def add_property(session: Session, user: User, project_id: int, dataset: str, body: dict[str, Any],
+                 ip: str = "") -> None:
+    require_maintainer(session, user, project_id)
+    ds = _dataset(session, project_id, dataset)
+    name = body.get("name")
+    if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
+        raise Problem(400, "400.8", f"Unexpected name value {name!r}: a property name starts with a letter or '_' "
+                      "and has letters, digits, '_', '.', '-'; 'name' and 'label' are reserved.")
+    props = list(ds.properties or [])
+    if name in props:
+        raise Problem(409, "409.3", f"A resource already exists with name value(s) of {name}.",
+                      fields=["name"], values=[name])
+    if any(p.lower() == name.lower() for p in props):
+        raise Problem(409, "409.17", "This property matches an existing one except for capitalization.")
+    ds.properties = [*props, name]
+    _bump(ds)
+    audit.record(session, user, "dataset.update", target=f"dataset:{dataset}", ip=ip, property=name)
+
+
+# ---------------------------------------------------------------- entities
+
+
+def _data(ds: Dataset, raw: Any, *, required_label: bool, label: Any) -> tuple[str | None, dict[str, str]]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise Problem(400, "400.28", "The entity is invalid. `data` must be an object of property: text.")
+    unknown = [k for k in raw if k not in (ds.properties or [])]
+    if unknown:
+        raise Problem(400, "400.28", f"The entity is invalid. You specified the dataset property [{unknown[0]}] "
+                      f"which does not exist. Create it first (POST .../datasets/{ds.name}/properties).")
+    bad = [k for k, v in raw.items() if not isinstance(v, str)]
+    if bad:
+        raise Problem(400, "400.28", f"The entity is invalid. The value of [{bad[0]}] must be a string.")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise Problem(400, "400.28", "The entity is invalid. The label must be non-empty text.")
+    if required_label and label is None:
+        raise Problem(400, "400.28", "The entity is invalid. No entity label provided.")
+    return (label.strip() if isinstance(label, str) else None), dict(raw)
+
+
+def _check_region(user: User, region: str | None) -> None:
+    if user.role == "admin":
+        return
+    if region is None or not access.sees_region(user, region):
+        raise Problem(403, "403.2", "The entity's region (its village, township or county property) must be one of "
+                      "your regions; ask an administrator for entities elsewhere.")
+
+
+def _new_entity(session: Session, user: User, ds: Dataset, item: Any) -> Entity:
+    if not isinstance(item, dict):
+        raise Problem(400, "400.28", "The entity is invalid. Each entity is an object with label and data.")
+    label, data = _data(ds, item.get("data"), required_label=True, label=item.get("label"))
+    raw_uuid = item.get("uuid")
+    uid = normalize_uuid(raw_uuid) if raw_uuid else str(uuidlib.uuid4())
+    if uid is None:
+        raise Problem(400, "400.28", f"The entity is invalid. Invalid Entity UUID: {raw_uuid!r}.")
+    region = region_of(data)
+    _check_region(user, region)
+    existing = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+    if existing is not None:
+        if existing.deleted_at is not None:
+            raise Problem(409, "409.19", f"The following UUID(s) cannot be used because they are associated with "
+                          f"deleted Entities: ({uid}).")
+        raise Problem(409, "409.3", f"A resource already exists with uuid value(s) of {uid}.",
+                      fields=["uuid"], values=[uid])
+    entity = Entity(dataset_id=ds.id, uuid=uid, label=label or "", version=1, data=data, region_code=region)
+    session.add(entity)
+    session.flush()
+    session.add(EntityVersion(entity_id=entity.id, version=1, label=entity.label, data=dict(data),
+                              data_received=dict(data), user_id=user.id))
+    return entity
+
+
+def create_entities(session: Session, user: User, project_id: int, dataset: str, body: dict[str, Any],
+                    ip: str = "") -> tuple[Dataset, list[str]]:
+    """One entity ({label, data, uuid?}) or many ({entities: [...], source}); all or nothing."""
+    require_maintainer(session, user, project_id)
+    ds = _dataset(session, project_id, dataset)
+    if "entities" in body:
+        items = body["entities"]
+        if not isinstance(items, list) or not items:
+            raise Problem(400, "400.31", "Expected parameters: (entities: [...]). Got (not a non-empty array).")
+    else:
+        items = [body]
+    uids = []
+    seen: set[str] = set()
+    for item in items:
+        entity = _new_entity(session, user, ds, item)
+        if entity.uuid in seen:
+            raise Problem(409, "409.3", f"A resource already exists with uuid value(s) of {entity.uuid}.")
+        seen.add(entity.uuid)
+        uids.append(entity.uuid)
+    _bump(ds)
+    session.flush()
+    source = body.get("source") if isinstance(body.get("source"), dict) else None
+    for uid in uids:
+        audit.record(session, user, "entity.create", target=f"entity:{uid}", ip=ip, dataset=dataset,
+                     bulk=len(uids) > 1, source=(source or {}).get("name"))
+    return ds, uids
+
+
+def _locked(session: Session, user: User, ds: Dataset, uid: str, deleted: bool = False) -> Entity:
+    """The entity row, locked for the change (SELECT … FOR UPDATE on PostgreSQL), in the caller's regions."""
+    norm = normalize_uuid(uid) or uid.strip().lower()
+    q = select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == norm,
+                             access.region_filter(user, Entity.region_code))
+    q = q.where(Entity.deleted_at.is_not(None) if deleted else Entity.deleted_at.is_(None))
+    entity = session.scalar(q.with_for_update())
+    if entity is None:
+        raise Problem(404, "404.1", NOT_FOUND)
+    return entity
+
+
+def update_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, body: dict[str, Any], *,
+                  base_version: str | None, force: bool, resolve: bool = False, ip: str = "") -> Dataset:
+    require_maintainer(session, user, project_id)
+    ds = _dataset(session, project_id, dataset)
+    entity = _locked(session, user, ds, uid)
+    if resolve and not entity.conflict:
+        raise Problem(400, "400.32", "The Entity doesn't have any conflict.")
+    if not force and base_version != str(entity.version):
+        raise Problem(409, "409.15", f"Current version of the Entity is '{entity.version}' and you provided "
+                      f"'{base_version}'. Please correct the version number or pass '?force=true' in the URL to "
+                      "forcefully update the Entity.", current=entity.version, provided=base_version)
+    if resolve and not body:
+        entity.conflict = None
+        audit.record(session, user, "entity.update.resolve", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+        return ds
+    label, data = _data(ds, body.get("data"), required_label=False, label=body.get("label"))
+    new_data = dict(entity.data or {})
+    new_data.update(data)
+    region = region_of(new_data) or entity.region_code
+    _check_region(user, region)
+    base = entity.version
+    entity.version = base + 1
+    entity.label = label or entity.label
+    entity.data = new_data
+    entity.region_code = region
+    entity.updated_at = utcnow()
+    if resolve:
+        entity.conflict = None
+    session.add(EntityVersion(entity_id=entity.id, version=entity.version, label=entity.label, data=new_data,
+                              data_received=dict(data, **({"label": label} if label else {})),
+                              base_version=base, user_id=user.id))
+    _bump(ds)
+    session.flush()
+    audit.record(session, user, "entity.update.version", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset,
+                 version=entity.version, force=force)
+    return ds
+
+
+def delete_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
+    require_maintainer(session, user, project_id)
+    ds = _dataset(session, project_id, dataset)
+    entity = _locked(session, user, ds, uid)
+    entity.deleted_at = utcnow()
+    _bump(ds)
+    audit.record(session, user, "entity.delete", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+
+
+def restore_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
+    require_maintainer(session, user, project_id)
+    ds = _dataset(session, project_id, dataset)
+    entity = _locked(session, user, ds, uid, deleted=True)
+    entity.deleted_at = None
+    _bump(ds)
+    audit.record(session, user, "entity.restore", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+
+
+# ---------------------------------------------------------------- reading: diffs and audits
+
+
+def diffs(session: Session, entity: Entity) -> list[list[dict[str, Any]]]:
+    """For each version after the first: what changed from the version before ({old, new, propertyName})."""
+    versions = list(session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id)
+                                    .order_by(EntityVersion.version)))
+    out: list[list[dict[str, Any]]] = []
+    for before, after in zip(versions, versions[1:], strict=False):
+        a = {"label": before.label, **(before.data or {})}
+        b = {"label": after.label, **(after.data or {})}
+        out.append([{"old": a.get(k), "new": b.get(k), "propertyName": k}
+                    for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)])
+    return out
+
+
+def audits(session: Session, entity: Entity) -> list[dict[str, Any]]:
+    """What happened to the entity, newest first: API actions from the audit log, and the versions
+    submissions made (with the submission)."""
+    events: list[dict[str, Any]] = []
+    for e in session.scalars(select(AuditEvent).where(AuditEvent.target == f"entity:{entity.uuid}")):
+        events.append({"actorId": e.user_id, "action": e.action, "acteeId": entity.uuid, "details": e.details or {},
+                       "loggedAt": iso(e.at)})
+    rows = session.execute(select(EntityVersion, SubmissionVersion.instance_id, SubmissionVersion.submitter_id)
+                           .join(SubmissionVersion, SubmissionVersion.id == EntityVersion.submission_version_id)
+                           .where(EntityVersion.entity_id == entity.id))
+    for v, instance_id, submitter in rows:
+        events.append({"actorId": submitter, "action": "entity.create" if v.version == 1 else "entity.update.version",
+                       "acteeId": entity.uuid, "details": {"entityId": entity.id, "version": v.version,
+                                                           "submission": {"instanceId": instance_id}},
+                       "loggedAt": iso(v.created_at)})
+    events.sort(key=lambda e: e["loggedAt"] or "", reverse=True)
+    return events
