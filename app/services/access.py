@@ -181,7 +181,7 @@ def sees_sensitive(user: User) -> bool:
     return user.role in SENSITIVE_ROLES or (user.role == "manager" and bool(getattr(user, "sees_sensitive", False)))
 
 
-_LISTS_CACHE: dict[tuple[int, tuple[int, ...]], frozenset[str]] = {}
+_LISTS_CACHE: dict[tuple[str, ...], frozenset[str]] = {}
 
 
 def sensitive_label_lists(session: Session, project_id: int) -> frozenset[str]:
@@ -190,7 +190,7 @@ def sensitive_label_lists(session: Session, project_id: int) -> frozenset[str]:
 
     versions = list(session.scalars(
         select(FormVersion).join(Form, Form.current_version_id == FormVersion.id).where(Form.project_id == project_id)))
-    key = (project_id, tuple(sorted(v.id for v in versions)))
+    key = tuple(sorted(v.sha256 for v in versions))  # by content: ids repeat across databases
     hit = _LISTS_CACHE.get(key)
     if hit is not None:
         return hit

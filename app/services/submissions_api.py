@@ -54,7 +54,7 @@ def _form(session: Session, user: User, project_id: int, xml_form_id: str) -> Fo
 def find_writable(session: Session, user: User, project_id: int, xml_form_id: str,
                   instance_id: str) -> tuple[Submission, SubmissionVersion]:
     """The submission the caller may change: a reader's (in their regions) or a collector's own."""
-    if user.role in access.READ_ROLES:
+    if user.role in access.READERS:
         return records.get_record(session, project_id, user, xml_form_id, instance_id)
     form = _form(session, user, project_id, xml_form_id)
     sub = session.scalar(select(Submission).where(Submission.form_id == form.id, Submission.instance_id == instance_id,

@@ -83,6 +83,8 @@ def _values(rule: Rule, world: World, user: str, foreign: bool) -> dict[str, Any
             out[name] = "source"
         elif name == "filename":
             out[name] = "nothing.csv"
+        elif type(rule._converters.get(name)).__name__ == "IntegerConverter":
+            out[name] = 987654  # an id that names nothing
         else:
             out[name] = "x"
     return out
