@@ -24,7 +24,8 @@ from werkzeug.routing import IntegerConverter
 
 from app.errors import Problem
 
-MAX_INT = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite
+MAX_INT = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite: counts, offsets
+MAX_ID = 2**31 - 1  # row ids are INTEGER columns: PostgreSQL refuses a larger bound value ("out of range")
 MAX_TEXT = 2000  # longest free-text query parameter (search boxes, names)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -114,7 +115,7 @@ def page_key(raw: str | None) -> tuple[datetime, int] | None:
     m = re.fullmatch(r"(-?\d{1,19})\.(\d{1,19})", raw.strip())
     problem = Problem(400, "400.65", _msg("This page link is broken or out of date. Open the list again from "
                                           "its first page."), parameter="after")
-    if m is None or int(m.group(2)) > MAX_INT:
+    if m is None or int(m.group(2)) > MAX_ID:
         raise problem
     try:
         at = _EPOCH + timedelta(microseconds=int(m.group(1)))
@@ -132,7 +133,7 @@ def encode_skiptoken(payload: Mapping[str, Any]) -> str:
 
 
 def decode_skiptoken(raw: str | None, spec: Mapping[str, type]) -> dict[str, Any]:
-    """A $skiptoken this server made: a JSON object with exactly spec's keys (int ids within 64 bits,
+    """A $skiptoken this server made: a JSON object with exactly spec's keys (int row ids up to MAX_ID,
     timezone-aware ISO datetimes for `datetime`). {} when absent; 400.35 for anything else."""
     if raw is None or raw == "":
         return {}
@@ -150,7 +151,7 @@ def decode_skiptoken(raw: str | None, spec: Mapping[str, type]) -> dict[str, Any
     for key, kind in spec.items():
         value = data[key]
         if kind is int:
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
                 raise invalid
             out[key] = value
         elif kind is datetime:
@@ -172,11 +173,11 @@ def decode_skiptoken(raw: str | None, spec: Mapping[str, type]) -> dict[str, Any
 
 
 class BoundedInt(IntegerConverter):
-    """`<int:…>` that only matches ids a database column can hold: larger numbers are 404, not a 500
-    from the driver ("int too large")."""
+    """`<int:…>` that only matches ids a database column can hold (INTEGER): larger numbers are 404,
+    not a 500 from the driver ("int too large", "integer out of range")."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
-        kwargs.setdefault("max", MAX_INT)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, extract, false, not_, or_, true
+from sqlalchemy import BigInteger, ColumnElement, Float, bindparam, extract, false, not_, or_, true
 from sqlalchemy import and_ as and_clause
 
 from app.errors import Problem
@@ -158,6 +158,11 @@ def _comparison(left: Operand, op: str, right: Operand) -> ColumnElement[bool]:
         return _comparison(right, flipped, left)
     if right.literal:
         value = _coerce(right, left.kind, left)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # as BIGINT: an INTEGER column compared with 2^31 or more must not make PostgreSQL refuse the value
+            value = bindparam(None, value, type_=BigInteger())
+        elif isinstance(value, float):
+            value = bindparam(None, value, type_=Float())  # not rounded to the INTEGER column's type
         result: ColumnElement[bool] = _COMPARE[op](left.sql, value)
         return result
     if left.kind != right.kind and {left.kind, right.kind} != {"int", "number"}:
