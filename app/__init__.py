@@ -33,6 +33,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
                                          store=make_store(cfg))
 
+    from . import params
+    from .openrosa.render import problem_response
+
+    # bounded <int:> ids and the request check, before any route is added
+    params.install(app, renderers={"openrosa": problem_response})
     from .api import bp as api_bp
     from .openrosa import bp as openrosa_bp
     from .web import init_app as init_web

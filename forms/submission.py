@@ -18,7 +18,9 @@ attribute in any namespace are all understood), like Central's ``stripNamespaces
 
 from __future__ import annotations
 
+import codecs
 import math
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -151,20 +153,74 @@ def _entity_block(meta: etree._Element | None) -> EntityBlock | None:
     )
 
 
+_DECLARATION = re.compile(rb"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+
+
+def _as_utf8(xml: bytes) -> bytes:
+    """The document as UTF-8 bytes, read in the encoding its XML declaration names.
+
+    ODK clients write UTF-8; other tools may send ISO-8859-1, Windows-1252 or UTF-16. A byte-order
+    mark wins over the declaration; no declaration means UTF-8. A declaration of a single-byte
+    encoding on bytes that are valid UTF-8 with non-ASCII characters is read as UTF-8: such bytes
+    are UTF-8 text mislabelled (a real Latin-1 text is almost never valid UTF-8), and reading them
+    as declared would store every Chinese or Tibetan answer as mojibake. Raises
+    :class:`SubmissionXMLError` ``encoding`` for an unknown encoding or bytes it cannot read.
+    """
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):
+        if xml.startswith(bom):
+            return _reencode(xml, codec, "the byte-order mark")
+    found = _DECLARATION.match(xml.lstrip()[:200])
+    if found is None:
+        return xml  # UTF-8 by default; lxml reports bytes that are not
+    declared = found.group(1).decode("ascii")
+    try:
+        name = codecs.lookup(declared).name
+    except LookupError as err:
+        raise SubmissionXMLError(
+            "encoding", f"The submission is written in the encoding '{declared}', which this server cannot "
+                        "read. Send it as UTF-8 (ODK Collect always does).") from err
+    if name == "utf-8" or xml.isascii():
+        return xml  # lxml reads it as declared; UTF-8 that is not is "malformed"
+    if name == "ascii" or name.startswith(("iso8859", "cp125", "latin", "mac-")):  # single-byte encodings
+        try:
+            xml.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if not xml.isascii():
+                return _reencode(xml, "utf-8", "its bytes (valid UTF-8 despite the declaration)")
+    return _reencode(xml, name, f"its declaration ({declared})")
+
+
+def _reencode(xml: bytes, codec: str, source: str) -> bytes:
+    try:
+        text = xml.decode(codec)
+    except (UnicodeDecodeError, LookupError) as err:
+        raise SubmissionXMLError(
+            "encoding", f"The submission's characters do not match the encoding given by {source}. Send it "
+                        "again from ODK Collect, or save it as UTF-8.") from err
+    text = text.lstrip("\ufeff")
+    # The text is UTF-8 now: say so, or lxml would decode it a second time as declared.
+    text = re.sub(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""", r"\1\2UTF-8\2", text, count=1)
+    return text.encode("utf-8")
+
+
 def parse_submission(xml: bytes, *, max_bytes: int = 10 * 1024 * 1024
                      ) -> tuple[Envelope, SubmissionTree]:
     """Parse submission XML safely and read its envelope.
 
     Returns the :class:`Envelope` and a tree handle for :func:`extract`.  Raises
     :class:`SubmissionXMLError` with code ``too_large``, ``doctype``, ``malformed`` or
-    ``no_form_id``.
+    ``no_form_id``, or ``encoding`` (see :func:`_as_utf8`: the XML declaration's encoding is honoured).
     """
     if len(xml) > max_bytes:
         raise SubmissionXMLError(
             "too_large", f"The submission is larger than {max_bytes // 1024} KB and was "
                          "not accepted. Send large photos as attachments, not inside the form.")
     try:
-        root = safe_parse(xml)
+        root = safe_parse(_as_utf8(xml))
     except UnsafeXMLError as err:
         raise SubmissionXMLError(
             "doctype", "The submission contains a DOCTYPE declaration, which is not "

@@ -19,6 +19,7 @@ from typing import Any
 from flask import Response, jsonify, request, stream_with_context
 from sqlalchemy import func, select
 
+from app import params
 from app.errors import Problem
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
@@ -28,7 +29,7 @@ from app.services.odata_filter import parse_filter
 
 from . import bp
 from .auth import api_user
-from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response
+from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response, select_arg
 
 
 def _base(project_id: int, name: str) -> str:
@@ -137,10 +138,10 @@ def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
             raise Problem(404, "404.1", f"The entity list has no table '{table}'; use 'Entities'.")
         top = int_arg("$top", None)
         skip = int_arg("$skip", 0) or 0
-        token = odata.read_skiptoken(request.args.get("$skiptoken", ""))
+        token = params.decode_skiptoken(request.args.get("$skiptoken"), {"id": int})
         page = min(top, MAX_PAGE) if top is not None else None
-        select_ = [p.strip() for p in request.args.get("$select", "").split(",") if p.strip()] or None
-        filter_text = request.args.get("$filter", "")
+        select_ = select_arg()
+        filter_text = params.text(request.args.get("$filter"), "$filter", max_len=10_000)
         # As Central: deleted entities only appear when the filter asks about __system/deletedAt.
         q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
         if filter_text:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from flask import Response, request, stream_with_context
 from sqlalchemy import and_, func, or_, select
 
+from app import params
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
 from app.routeaccess import READERS, declare
@@ -86,16 +88,14 @@ def feed_tail(url: str, next_token: str | None, count: int | None) -> dict[str, 
 
 
 def int_arg(name: str, default: int | None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise Problem(400, "400.71", f"{name} must be a whole number.") from err
-    if value < 0:
-        raise Problem(400, "400.71", f"{name} must not be negative.")
-    return value
+    """$top / $skip: a whole number from 0 to 2^63-1 (400.11 / 400.22 otherwise)."""
+    return params.integer(request.args.get(name), name, default=default)
+
+
+def select_arg() -> list[str] | None:
+    """$select: comma-separated property paths."""
+    raw = params.text(request.args.get("$select"), "$select")
+    return [p.strip() for p in raw.split(",") if p.strip()] or None
 
 
 def _submission_filter_fields() -> dict[str, Any]:
@@ -119,10 +119,11 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
             raise Problem(404, "404.1", f"The form has no table '{table}'.")
         top = int_arg("$top", None)
         skip = int_arg("$skip", 0) or 0
-        token = odata.read_skiptoken(request.args.get("$skiptoken", ""))
+        spec: dict[str, type] = {"at": datetime, "id": int} if tbl.repeat is None else {"row": int}
+        token = params.decode_skiptoken(request.args.get("$skiptoken"), spec)
         page = min(top, MAX_PAGE) if top is not None else None
         wkt = flag("$wkt")
-        select_ = [p.strip() for p in request.args.get("$select", "").split(",") if p.strip()] or None
+        select_ = select_arg()
         where = _submission_filter_fields()
         q = central.submissions_query(user, form)
         if request.args.get("$filter"):
@@ -153,10 +154,8 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
                select_: list[str] | None, red: access.Redactor) -> tuple[list[dict[str, Any]], str | None]:
     q = q.order_by(Submission.created_at.desc(), Submission.id.desc())
     after = None
-    if token.get("id") is not None:
-        from datetime import datetime
-
-        last_at = datetime.fromisoformat(token["at"])
+    if token:
+        last_at = token["at"]
         after = or_(Submission.created_at < last_at, and_(Submission.created_at == last_at, Submission.id < token["id"]))
     result, more = odata.fetch_page(s, q, page, skip, after)
     counts = central.attachment_counts(s, [sv.id for _, sv, *_ in result])
@@ -192,7 +191,7 @@ def _repeat_rows(s: Any, schema: Any, tbl: odata.Table, q: Any, page: int | None
     rq = (select(SubmissionRepeatRow, subs.c.instance_id)
           .join(subs, subs.c.current_version_id == SubmissionRepeatRow.version_id)
           .where(SubmissionRepeatRow.repeat == tbl.repeat).order_by(SubmissionRepeatRow.id))
-    after = SubmissionRepeatRow.id > int(token["row"]) if token.get("row") is not None else None
+    after = SubmissionRepeatRow.id > token["row"] if token else None
     result, more = odata.fetch_page(s, rq, page, skip, after)
     parent_ids = {r.parent_id for r, _ in result if r.parent_id}
     parents = {p.id: p for p in s.scalars(select(SubmissionRepeatRow).where(SubmissionRepeatRow.id.in_(parent_ids)))} \

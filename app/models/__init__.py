@@ -3,15 +3,15 @@ from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, S
 from .base import Base, utcnow
 from .encryption import ManagedKey
 from .entity import Dataset, Entity, EntityEvent, EntityVersion
+from .form import FORM_STATES, Form, FormAttachment, FormVersion, FormView
 from .held import HELD_KINDS, HELD_STATES, HeldChange
-from .form import FORM_STATES, Form, FormAttachment, FormVersion
 from .project import Project
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
 from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion, WebSession
 
 __all__ = [
     "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
-    "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
+    "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "FormView", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
     "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
 ]

@@ -80,4 +80,12 @@ class FormAttachment(Base):
         return self.blob_key is not None or self.dataset is not None
 
 
+class FormView(Base):
+    """An analysts' SQL view (app/services/views.py) and the form and repeat it shows. A name is given
+    to one form once and kept, so publishing one form never replaces another form's view."""
 
+    __tablename__ = "form_view"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form.id", ondelete="CASCADE"), index=True)
+    repeat: Mapped[str | None] = mapped_column(String(1000), nullable=True)  # None: the main view

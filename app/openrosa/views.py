@@ -51,10 +51,7 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
                 except AuthChallenge as exc:
                     resp = challenge_response(rt, exc)
                 except RequestEntityTooLarge:
-                    limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
-                    resp = render.problem_response(Problem(
-                        413, "413.2", f"A file in this submission is larger than this server accepts ({limit:g} MB). "
-                        "Ask your coordinator to raise the limit, or take smaller photos."))
+                    resp = render.problem_response(_too_large(rt))
                 except Problem as problem:
                     resp = render.problem_response(problem)
             resp.headers["X-OpenRosa-Version"] = "1.0"
@@ -71,6 +68,24 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
         return wrapper
 
     return decorator
+
+
+def _too_large(rt: Runtime) -> Problem:
+    """Werkzeug says 413 for two reasons: the body is over MAX_CONTENT_LENGTH, or it has more
+    multipart parts than MAX_FORM_PARTS (Flask's default 1,000). A phone can fix only the first by
+    taking smaller photos, so the second gets its own 400 saying what to do."""
+    from flask import current_app
+
+    size_limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    length = request.content_length
+    if length is not None and (size_limit is None or length <= size_limit):
+        parts = current_app.config.get("MAX_FORM_PARTS") or 1000
+        return Problem(400, "400.45", f"The submission was sent with more than {parts} files. A form needs only "
+                       "the files its answers name: remove other files from the form's folder on the phone "
+                       "(or send the form again from ODK Collect) and send it again.")
+    limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
+    return Problem(413, "413.2", f"A file in this submission is larger than this server accepts ({limit:g} MB). "
+                   "Ask your coordinator to raise the limit, or take smaller photos.")
 
 
 def _base(project_id: int, token: str | None) -> str:

@@ -105,15 +105,9 @@ def shape_values(schema: FormSchema, repeat: str | None, data: dict[str, Any], w
 
 
 def skiptoken(payload: dict[str, Any]) -> str:
+    """An opaque $skiptoken (base64url JSON). Tokens coming back are read and checked by
+    app.params.decode_skiptoken in the HTTP layer (the same format), never here."""
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def read_skiptoken(token: str) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError:
-        return {}
-    return data
 
 
 def nav_key(instance_id: str) -> str:

@@ -2,6 +2,11 @@
 
     SELECT * FROM form_assessment WHERE county = '540102';
 
+Names: `form_<form_id>` (lower case, other characters as `_`) and `form_<form_id>__<repeat>`. Two
+form ids that normalise alike (`Child-Registration`, `child_registration`) cannot share a view: the
+first form keeps the name, the other gets `_2` (then `_3`, …), and a name never changes once given
+(table `form_view` lists every view with its form and repeat).
+
 Views are rebuilt when a form version is published; they read the JSON values stored at ingest,
 so publishing a new version never needs DDL on the data tables. Numbers that did not parse at
 ingest (kept as text) come out as NULL in numeric columns rather than breaking the view.
@@ -9,16 +14,20 @@ ingest (kept as text) come out as NULL in numeric columns rather than breaking t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from app.models import Form, FormVersion
+from app.models import Base, Form, FormVersion, FormView
 
 from .forms import schema_of
 
 NUMERIC = {"int": "integer", "decimal": "decimal"}
+# PostgreSQL allows 1,664 columns in a view: questions past this many columns are left out of the
+# view (their answers are still in the stored JSON values, exports and OData).
+MAX_COLUMNS = 1_600
 SKIP_TYPES = {"group", "repeat"}
 
 
@@ -36,23 +45,52 @@ def ident(name: str) -> str:
 
 
 def view_name(xml_form_id: str, repeat: str | None = None) -> str:
+    """The preferred name: `form_<form_id>` or `form_<form_id>__<repeat>`, lower case, at most 63
+    characters (PostgreSQL's identifier limit). `assign_view_names` decides the name actually used."""
     base = f"form_{ident(xml_form_id)}"
-    return base if repeat is None else f"{base}__{ident(repeat.rsplit('/', 1)[-1])}"
+    name = base if repeat is None else f"{base}__{ident(repeat.rsplit('/', 1)[-1])}"
+    return name[:MAX_NAME]
 
 
-def _unique_view_name(xml_form_id: str, repeat: str | None, used: set[str]) -> str:
-    """view_name, unless another repeat of the form already has it (e.g. `items` and `Items`):
-    then the repeat's whole path names the view, so no view silently replaces another."""
-    name = view_name(xml_form_id, repeat)
-    if name in used and repeat is not None:
+MAX_NAME = 63
+
+
+def _candidates(xml_form_id: str, repeat: str | None) -> Iterator[str]:
+    """Names to try, best first: the preferred one; for a repeat whose last name another repeat
+    shares (`items` and `Items`), its whole path; then `_2`, `_3`, … on the first."""
+    first = view_name(xml_form_id, repeat)
+    yield first
+    if repeat is not None:
         inner = repeat.strip("/").split("/", 1)[-1]
-        name = f"form_{ident(xml_form_id)}__{ident(inner.replace('/', '_'))}"
-    base, n = name, 2
-    while name in used:
-        name = f"{base}_{n}"
+        yield f"form_{ident(xml_form_id)}__{ident(inner.replace('/', '_'))}"[:MAX_NAME]
+    n = 2
+    while True:
+        suffix = f"_{n}"
+        yield first[:MAX_NAME - len(suffix)] + suffix
         n += 1
-    used.add(name)
-    return name
+
+
+def assign_view_names(session: Session, form: Form, tables: list[str | None]) -> dict[str | None, str]:
+    """The view name of each table (None = main) of the form. A name, once given to a form, stays
+    with it (table form_view); a new one is never a name another form owns, a table, or a view
+    CareFile did not make, so publishing never replaces anything but this form's own views."""
+    owned = {v.repeat: v.name for v in session.scalars(select(FormView).where(FormView.form_id == form.id))}
+    out: dict[str | None, str] = {}
+    missing = [t for t in tables if t not in owned]
+    if missing:
+        registered = set(session.scalars(select(FormView.name)))
+        insp = inspect(session.connection())
+        existing = {n.lower() for n in [*insp.get_table_names(), *insp.get_view_names()]}
+        taken = registered | existing | set(Base.metadata.tables)
+        for table in missing:
+            name = next(c for c in _candidates(form.xml_form_id, table) if c not in taken)
+            taken.add(name)
+            session.add(FormView(name=name, form_id=form.id, repeat=table))
+            owned[table] = name
+        session.flush()
+    for table in tables:
+        out[table] = owned[table]
+    return out
 
 
 def _columns(session: Session, form_id: int) -> dict[str | None, list[Column]]:
@@ -134,15 +172,16 @@ def refresh_views(session: Session, form_id: int) -> list[str]:
     assert form is not None
     dialect = session.get_bind().dialect.name
     names: list[str] = []
-    used: set[str] = set()
-    for table, cols in _columns(session, form_id).items():
-        name = _unique_view_name(form.xml_form_id, table, used)
+    columns = _columns(session, form_id)
+    assigned = assign_view_names(session, form, list(columns))
+    for table, cols in columns.items():
+        name = assigned[table]
         if table is None:
             select_cols = [
                 "s.id AS submission_id", "s.instance_id AS instance_id", "fv.version AS form_version",
                 "s.created_at AS received_at", "s.submitter_id AS submitter_id", "s.region_code AS region_code",
                 "s.review_state AS review_state", "sv.instance_name AS instance_name",
-            ] + [e for c in cols for e in _expr(dialect, "sv", c)]
+            ] + [e for c in cols for e in _expr(dialect, "sv", c)][:MAX_COLUMNS]
             body = (f"SELECT {', '.join(select_cols)} FROM submission s "
                     "JOIN submission_version sv ON sv.id = s.current_version_id "
                     "JOIN form_version fv ON fv.id = sv.form_version_id "
@@ -151,7 +190,7 @@ def refresh_views(session: Session, form_id: int) -> list[str]:
             rep = table.replace("'", "''")
             select_cols = [
                 "r.id AS row_id", "s.id AS submission_id", "r.parent_id AS parent_row_id", "r.ordinal AS ordinal",
-            ] + [e for c in cols for e in _expr(dialect, "r", c)]
+            ] + [e for c in cols for e in _expr(dialect, "r", c)][:MAX_COLUMNS]
             body = (f"SELECT {', '.join(select_cols)} FROM submission_repeat_row r "
                     "JOIN submission s ON s.current_version_id = r.version_id "
                     f"WHERE s.form_id = {int(form_id)} AND s.deleted_at IS NULL AND r.repeat = '{rep}'")

@@ -192,6 +192,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
+        if request.blueprint is None and request.path.startswith("/v1/"):  # no route matched: API clients read JSON
+            return {"code": float(f"{exc.code}.1"), "message": exc.description or exc.name}, exc.code
         if request.blueprint != "web":
             return exc
         messages = {404: t("Page not found."), 403: t("You may not open this page.")}

@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import render_template, request, url_for
 
+from app import params
+from app.errors import Problem
 from app.i18n import t
 from app.models import AuditEvent
 from app.runtime import runtime
@@ -112,7 +114,10 @@ def audit_index() -> Any:
     if day_to:
         until = datetime.combine(day_to + timedelta(days=1), time(0), ZONE)  # the whole "to" day
     before = args.get("before_id", "")
-    before_id = int(before) if before.isdigit() and len(before) <= 18 else None
+    try:
+        before_id = params.integer(before, "before_id", minimum=1, maximum=params.MAX_ID)
+    except Problem:
+        before_id = None  # a hand-edited link shows the newest events
     with runtime().db.session() as s:
         events: list[AuditEvent] = audit.search(
             s, action=filters["action"], username=filters["user"], target=filters["target"], since=since,

@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import render_template, request
 
+from app import params
+from app.errors import Problem
 from app.i18n import current_language, form_label, t
 from app.runtime import runtime
 from app.services import audit, childfile
@@ -104,9 +106,9 @@ def children() -> Any:
     user = db_user()
     args = request.args
     try:
-        page = max(1, int(args.get("page", "1")))
-    except ValueError:
-        page = 1
+        page = params.integer(args.get("page"), "page", default=1, minimum=1, maximum=1_000_000) or 1
+    except Problem:
+        page = 1  # a hand-edited page number shows the first page
     region = "".join(ch for ch in args.get("region", "") if ch.isdigit())[:12]
     risk = args.get("risk_level", "") if args.get("risk_level", "") in childfile.RISK_LEVELS else ""
     status = args.get("status", "") if args.get("status", "") in childfile.STATUSES else ""

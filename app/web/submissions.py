@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
+from app import params
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import t
@@ -49,20 +50,22 @@ def submissions() -> Any:
 
 
 def _date_arg(name: str) -> date | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as err:
-        raise Problem(400, "400.64", "Dates are written as YYYY-MM-DD, e.g. 2026-03-01.") from err
+    return params.day(request.args.get(name), name)
 
 
 def _page_size() -> int:
     try:
-        return max(1, min(200, int(request.args.get("size", PAGE_SIZE))))
-    except ValueError:
-        return PAGE_SIZE
+        return params.integer(request.args.get("size"), "size", default=PAGE_SIZE, minimum=1, maximum=200) \
+            or PAGE_SIZE
+    except Problem:
+        return PAGE_SIZE  # a hand-edited size falls back to the default page
+
+
+def _after() -> str:
+    """The keyset cursor of the next page, checked (a broken link is a 400 page, not a 500)."""
+    raw = request.args.get("after", "")
+    params.page_key(raw)
+    return raw.strip()
 
 
 @bp.get("/submissions/<form_id>")
@@ -79,7 +82,7 @@ def submissions_list(form_id: str) -> Any:
     with runtime().db.session() as s:
         form = records.get_form_info(s, user.project_id, user, form_id)
         rows, next_key = records.list_submissions(s, user.project_id, user, form_id, filters,
-                                                  after=args.get("after", ""), limit=size)
+                                                  after=_after(), limit=size)
         names = dash.region_names(s, user.project_id)
     kept = {k: v for k, v in {
         "from": args.get("from", ""), "to": args.get("to", ""), "region": filters.region,

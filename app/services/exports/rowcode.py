@@ -12,7 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-_DANGER = frozenset("=+-@\t\r")
+# The CSV/XLSX injection guard, used by every cell of every export (tabular.build_row, the compiled
+# rows below, headers, KEYs): a cell a spreadsheet could run as a formula gets a leading apostrophe.
+# Excel and WPS also start formulas after leading spaces and from the full-width and small forms
+# of = + - @ (typed with Chinese input methods), and a leading tab, CR or LF hides what follows.
+FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b")
+_SPACE = frozenset(chr(c) for c in range(0x3001) if chr(c).isspace())  # every Unicode space (U+3000 is the last)
+CHECK_FIRST = FORMULA_START | _SPACE  # first characters worth a closer look (one set test on the hot path)
+
+
+def neutralise(v: str) -> str:
+    """The cell text as it should be written: "'" + v when v could start a formula (v[0] in CHECK_FIRST)."""
+    if v[0] in "\t\r\n" or v[0] in FORMULA_START:
+        return "'" + v
+    rest = v.lstrip()
+    return "'" + v if rest and rest[0] in FORMULA_START else v
 
 
 def _generic(spec: Any) -> Callable[[Any], list[Any]]:
@@ -23,7 +37,7 @@ def _generic(spec: Any) -> Callable[[Any], list[Any]]:
 
 
 def compile_row(specs: list[Any]) -> Callable[[dict[str, Any]], list[Any]]:
-    ns: dict[str, Any] = {"D": _DANGER}
+    ns: dict[str, Any] = {"D": CHECK_FIRST, "N": neutralise}
     lines = ["def row(data):", "    g = data.get"]
     cells = []
     for i, (key, kind, fn, width) in enumerate(specs):
@@ -45,7 +59,7 @@ def compile_row(specs: list[Any]) -> Callable[[dict[str, Any]], list[Any]]:
             lines.append(f"        v = F{i}.get(v, v)")
         elif kind == 2:
             lines.append(f"        v = F{i}(v)")
-        lines.append(f"        c{i} = \"'\" + v if v.__class__ is str and v and v[0] in D else v")
+        lines.append(f"        c{i} = N(v) if v.__class__ is str and v and v[0] in D else v")
         cells.append(f"c{i}")
     lines.append(f"    return [{', '.join(cells)}]")
     exec(compile("\n".join(lines), "<export row>", "exec"), ns)  # noqa: S102 - generated from trusted specs
@@ -53,4 +67,4 @@ def compile_row(specs: list[Any]) -> Callable[[dict[str, Any]], list[Any]]:
     return row
 
 
-__all__ = ["compile_row"]
+__all__ = ["CHECK_FIRST", "FORMULA_START", "compile_row", "neutralise"]

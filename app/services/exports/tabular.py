@@ -35,7 +35,7 @@ from forms.sensitivity import sensitive_paths
 from .. import access
 from ..forms import schema_of
 from . import ExportOptions
-from .rowcode import compile_row
+from .rowcode import CHECK_FIRST, compile_row, neutralise
 
 MASK = "***"
 SKIP_TYPES = ("group", "repeat")
@@ -223,7 +223,7 @@ class Plan:
             headers += cols
             t.specs.append(spec)
         headers += list(MAIN_TAIL if t.repeat is None else REPEAT_TAIL)
-        t.headers = _unique(headers)
+        t.headers = [_safe(h) for h in _unique(headers)]  # labels come from the XLSForm
         t.cells = compile_row(t.specs)
 
     # ---- rows ---------------------------------------------------------------------------------
@@ -428,7 +428,6 @@ def _fewer_collections() -> Iterator[None]:
 
 
 _EMPTY = {n: [""] * n for n in range(1, 64)}
-_DANGER = frozenset("=+-@\t\r")
 
 
 def build_row(data: dict[str, Any], specs: list[Spec]) -> list[Any]:
@@ -436,10 +435,11 @@ def build_row(data: dict[str, Any], specs: list[Spec]) -> list[Any]:
 
     kind 0: the value as is; 1: a dict lookup (choice labels); 2: a function giving one cell;
     3: a function giving `width` cells. Strings a spreadsheet would run as formulas
-    (= + - @ tab CR first) get a leading apostrophe.
+    (= + - @ or their full-width forms first, also after spaces; or a leading tab, CR, LF) get a
+    leading apostrophe (rowcode.neutralise).
     """
     out: list[Any] = []
-    ap, ex, get, danger = out.append, out.extend, data.get, _DANGER
+    ap, ex, get, danger = out.append, out.extend, data.get, CHECK_FIRST
     for key, kind, fn, width in specs:
         v = get(key)
         if v is None or v == "":
@@ -456,13 +456,13 @@ def build_row(data: dict[str, Any], specs: list[Spec]) -> list[Any]:
             ex(fn(v))
             continue
         if v.__class__ is str and v and v[0] in danger:
-            v = "'" + v
+            v = neutralise(v)
         ap(v)
     return out
 
 
 def _safe(v: Any) -> Any:
-    return "'" + v if v.__class__ is str and v and v[0] in _DANGER else v
+    return neutralise(v) if v.__class__ is str and v and v[0] in CHECK_FIRST else v
 
 
 def _unique(headers: list[str]) -> list[str]:

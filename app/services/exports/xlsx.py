@@ -14,6 +14,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy.orm import Session
 
+from .rowcode import CHECK_FIRST, neutralise
 from .tabular import Plan
 
 MAX_ROWS = 1_048_576
@@ -52,8 +53,11 @@ class _Sheet:
 
 def _clean(row: list[Any]) -> list[Any]:
     for i, c in enumerate(row):
-        if c.__class__ is str and ILLEGAL_CHARACTERS_RE.search(c):
-            row[i] = ILLEGAL_CHARACTERS_RE.sub("", c)
+        if c.__class__ is str and c:
+            if ILLEGAL_CHARACTERS_RE.search(c):
+                c = row[i] = ILLEGAL_CHARACTERS_RE.sub("", c)
+            if c and c[0] in CHECK_FIRST:  # the rows are guarded already; dropping characters can expose one
+                row[i] = neutralise(c)
     return row
 
 
