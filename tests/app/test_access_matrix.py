@@ -83,7 +83,7 @@ def _values(rule: Rule, world: World, user: str, foreign: bool) -> dict[str, Any
             out[name] = "source"
         elif name == "filename":
             out[name] = "nothing.csv"
-        elif type(rule._converters.get(name)).__name__ == "IntegerConverter":
+        elif "Integer" in type(rule._converters.get(name)).__name__ or "Int" in type(rule._converters.get(name)).__name__:
             out[name] = 987654  # an id that names nothing
         else:
             out[name] = "x"
