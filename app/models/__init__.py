@@ -2,13 +2,25 @@
 from .activity import AuditEvent, ExportJob, LoginFailure, SubmissionComment
 from .base import Base, utcnow
 from .entity import Dataset, Entity, EntityEvent, EntityVersion
-from .form import FORM_STATES, Form, FormAttachment, FormVersion
+from .form import (
+    FORM_STATES,
+    DraftSubmission,
+    DraftSubmissionFile,
+    Form,
+    FormAttachment,
+    FormDraft,
+    FormDraftAttachment,
+    FormVersion,
+)
 from .project import Project
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
 from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion
 
 __all__ = [
-    "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
+    "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion",
+    "CollectorToken", "FormAssignment",
     "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "Submission", "SubmissionVersion",
-    "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
+    "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES",
+    "FORM_STATES", "REVIEW_STATES",
+    "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile",
 ]
