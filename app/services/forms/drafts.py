@@ -259,3 +259,14 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
         row.content_type = mimetypes.guess_type(row.name)[0] or "application/octet-stream"
     session.flush()
     return TestReceipt(status, instance_id, [f.name for f in sub.files if f.blob_key is None])
+
+
+def draft_list_csv(session: Session, draft: FormDraft, dataset: str) -> tuple[bytes, str] | None:
+    """An entity list as a draft's test phone receives it: its columns, but no child. The test URL
+    carries no identity, so it is given no one's records (type a test child's id by hand instead)."""
+    from app.services import entities as entity_service
+
+    nobody = User(role="collector", project_id=draft.form.project_id, regions=[])
+    if entity_service.get_dataset(session, draft.form.project_id, dataset) is None:
+        return None
+    return entity_service.list_csv(session, draft.form.project_id, dataset, nobody)
