@@ -9,6 +9,7 @@ from forms import parse_xform
 from .drafts import (
     DraftResult,
     TestReceipt,
+    count_test_submissions,
     create_draft,
     delete_draft,
     draft_by_token,
@@ -20,6 +21,7 @@ from .drafts import (
     receive_test_submission,
     require_draft,
     upload_draft_attachment,
+    version_used,
 )
 from .publish import (
     PublishResult,
@@ -46,10 +48,10 @@ from .versions import VersionFile, list_versions, version_source, version_xml
 
 __all__ = [
     "DraftResult", "PublishResult", "TestReceipt", "VersionFile", "add_version", "assign_forms",
-    "assigned_form_ids", "attachment_rows", "can_fill", "compile_upload", "create_draft", "delete_draft",
-    "draft_by_token", "draft_list_csv", "draft_schema", "forms_for_phone", "get_draft", "get_form", "get_version",
-    "list_forms", "list_test_submissions", "list_versions", "missing_attachments", "parse_xform", "publish_draft",
-    "publish_form", "receive_test_submission", "require_draft", "schema_of", "schema_to_json", "set_state",
-    "stamp_and_parse", "upload_attachment", "upload_draft_attachment", "version_conflict", "version_source",
-    "version_xml",
+    "assigned_form_ids", "attachment_rows", "can_fill", "compile_upload", "count_test_submissions", "create_draft",
+    "delete_draft", "draft_by_token", "draft_list_csv", "draft_schema", "forms_for_phone", "get_draft", "get_form",
+    "get_version", "list_forms", "list_test_submissions", "list_versions", "missing_attachments", "parse_xform",
+    "publish_draft", "publish_form", "receive_test_submission", "require_draft", "schema_of", "schema_to_json",
+    "set_state", "stamp_and_parse", "upload_attachment", "upload_draft_attachment", "version_conflict",
+    "version_source", "version_used", "version_xml",
 ]

@@ -58,7 +58,8 @@ def _form(session: Session, project_id: int, xml_form_id: str) -> Form | None:
     return session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
 
 
-def _version_used(session: Session, form: Form, version: str) -> bool:
+def version_used(session: Session, form: Form, version: str) -> bool:
+    """Whether the form already published a version with this version string."""
     return session.scalar(select(FormVersion.id).where(FormVersion.form_id == form.id,
                                                        FormVersion.version == version)) is not None
 
@@ -99,7 +100,7 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
                                         compiled.itemsets_csv)
     session.add(draft)
     session.flush()
-    taken = bool(compiled.version) and _version_used(session, form, schema.version)
+    taken = bool(compiled.version) and version_used(session, form, schema.version)
     return DraftResult(form, draft, old is not None, discarded, taken)
 
 
@@ -175,7 +176,7 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
         version = draft.version
     if version != draft.version:
         xml = xmlutil.set_form_version(xml, version)
-    if _version_used(session, form, version):
+    if version_used(session, form, version):
         raise version_conflict(form.xml_form_id, version)
     try:
         schema = parse_xform(xml)
