@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--project", type=int, default=1)
     s.set_defaults(func=cmd_form_attach)
+    from app import cli_drafts
+
+    cli_drafts.add_commands(form)
 
     user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
     s = user.add_parser("add", help="add a user")

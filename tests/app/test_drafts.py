@@ -246,3 +246,39 @@ def test_draft_filled_by_odk_form_engine_through_the_test_url(rt: Any, app: Any,
         fv, discarded = forms.publish_draft(s, s.scalar(select(Form).where(Form.xml_form_id == "household")))
         assert (fv.version, discarded) == ("2", 1)
     assert counts(rt) == {"versions": 2, "drafts": 0, "tests": 0, "submissions": 0}
+
+
+# ---------------------------------------------------------------- the command line
+
+@pytest.fixture
+def cli(app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        app: Any) -> Any:
+    from tests.support.cli import cli_runner
+
+    return cli_runner(app_config, monkeypatch, capsys)
+
+
+def test_cli_draft_versions_download_compare_publish(cli: Any, tmp_path: Any, rt: Any) -> None:
+    v1, v2 = tmp_path / "household.md", tmp_path / "household-2.md"
+    v1.write_text(household_md("1"))
+    v2.write_text(household_md("2", REMARK))
+    code, out, err = cli("form", "draft", str(v1))
+    assert code == 1 and "Publish the form first" in err
+    assert cli("form", "publish", str(v1))[0] == 0
+    code, out, _ = cli("form", "draft", str(v2), "--public-url", "https://carefile.example.org")
+    assert code == 0 and "household version 2: draft saved" in out
+    assert "https://carefile.example.org/v1/test/" in out and "/projects/1/forms/household/draft" in out
+    code, out, _ = cli("form", "versions", "household")
+    assert code == 0 and out.splitlines()[0].startswith("draft") and len(out.splitlines()) == 2
+    code, out, _ = cli("form", "compare", "household", out.splitlines()[1].split()[0], "draft")
+    assert code == 0 and out.splitlines() == ["added    /data/remark [text]"]
+    target = tmp_path / "back.md"
+    assert cli("form", "download", "household", "draft", "-o", str(target))[0] == 0
+    assert target.read_bytes() == v2.read_bytes()
+    code, _, err = cli("form", "draft-publish", "household", "--version", "1")
+    assert code == 1 and "already published" in err
+    code, out, _ = cli("form", "draft-publish", "household")
+    assert code == 0 and "household version 2: published" in out
+    assert counts(rt) == {"versions": 2, "drafts": 0, "tests": 0, "submissions": 0}
+    code, _, err = cli("form", "draft-abandon", "household")
+    assert code == 1 and "has no draft" in err
