@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import form_label, t
-from app.models import FORM_STATES, Form, FormVersion, Submission, User
+from app.models import FORM_STATES, Form, FormDraft, FormVersion, Submission, User
 from app.routeaccess import declare
 from app.runtime import runtime
 from app.services import audit, setup
@@ -106,9 +106,10 @@ def forms_index() -> Any:
             Submission.form_id.in_(ids), Submission.deleted_at.is_(None)).group_by(Submission.form_id)).all())
         versions = dict(s.execute(select(FormVersion.form_id, func.count()).where(
             FormVersion.form_id.in_(ids)).group_by(FormVersion.form_id)).all())
+        drafts = dict(s.execute(select(FormDraft.form_id, FormDraft.version).where(FormDraft.form_id.in_(ids))).all())
         rows: list[dict[str, Any]] = [{
             "form": f, "version": f.current_version, "versions": versions.get(f.id, 0),
-            "submissions": subs.get(f.id, 0),
+            "submissions": subs.get(f.id, 0), "draft": drafts.get(f.id),
             "missing": form_service.missing_attachments(f.current_version) if f.current_version else [],
         } for f in forms]
     rows.sort(key=lambda r: ((r["version"].title if r["version"] else "") or r["form"].xml_form_id).lower())

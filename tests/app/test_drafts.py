@@ -282,3 +282,30 @@ def test_cli_draft_versions_download_compare_publish(cli: Any, tmp_path: Any, rt
     assert counts(rt) == {"versions": 2, "drafts": 0, "tests": 0, "submissions": 0}
     code, _, err = cli("form", "draft-abandon", "household")
     assert code == 1 and "has no draft" in err
+
+
+def test_two_coordinators_publishing_at_once_get_one_version(rt: Any, household: Any) -> None:
+    import threading
+
+    from app.services import forms
+
+    make_draft(rt, household_md("2", REMARK))
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def publish() -> None:
+        try:
+            barrier.wait()
+            with rt.db.write() as s:
+                forms.publish_draft(s, s.scalar(select(Form).where(Form.xml_form_id == "household")))
+            outcomes.append("published")
+        except Problem as problem:
+            outcomes.append(f"{problem.status}")
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["404", "published"]
+    assert counts(rt)["versions"] == 2

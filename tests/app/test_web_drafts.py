@@ -50,6 +50,8 @@ def test_draft_tested_compared_and_published_from_the_web(app: Any, make_user: A
     html = page.get_data(as_text=True)
     assert "The draft is saved." in html and "<svg" in html
     assert "1 added, 0 removed, 0 moved, 0 changed" in html
+    assert re.search(r'<a class="badge orange" href="/forms/household/draft">Draft 2</a>', b.get("/forms").get_data(
+        as_text=True))
     url = draft_test_url(html)
     # the QR code holds Collect settings pointing at the draft's test URL
     with rt.db.session() as s:

@@ -54,6 +54,12 @@ class TestReceipt:
     missing_files: list[str] = field(default_factory=list)
 
 
+def _lock(session: Session, form: Form) -> None:
+    """Serialise draft changes of one form (two coordinators publishing at once: the second finds no
+    draft instead of a unique-constraint error). PostgreSQL locks the form row; SQLite has one writer."""
+    session.execute(select(Form.id).where(Form.id == form.id).with_for_update())
+
+
 def _form(session: Session, project_id: int, xml_form_id: str) -> Form | None:
     return session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
 
@@ -77,6 +83,7 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     if form is None or form.current_version is None:
         raise Problem(404, "404.7", f"There is no published form '{schema.form_id}' yet, so it cannot have a "
                       "draft. Publish the form first; later changes then become drafts.")
+    _lock(session, form)
     old = get_draft(session, form)
     carried: list[Any] = list(old.attachments) if old is not None else []
     names = {a.filename for a in carried}
@@ -151,6 +158,7 @@ def _drop(session: Session, draft: FormDraft) -> int:
 
 def delete_draft(session: Session, form: Form) -> int:
     """Abandon the form's draft; returns how many test submissions were discarded with it."""
+    _lock(session, form)
     return _drop(session, require_draft(session, form))
 
 
@@ -166,6 +174,7 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
     """Publish the form's draft as its new current version; returns it and the number of test
     submissions discarded. `version` replaces the draft's version string (an XLSForm without one
     gets the publishing time). A version this form already published is refused (409.6)."""
+    _lock(session, form)
     draft = require_draft(session, form)
     xml = draft.xml
     if version is not None and version.strip():
