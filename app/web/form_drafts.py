@@ -232,3 +232,39 @@ def _detail(d: Detail) -> dict[str, Any]:
     old = yes_no.get(d.old or "", d.old) if d.aspect in ("required", "readonly", "sensitive") else d.old
     new = yes_no.get(d.new or "", d.new) if d.aspect in ("required", "readonly", "sensitive") else d.new
     return {"what": what, "old": old, "new": new, "aspect": d.aspect}
+
+
+# ---------------------------------------------------------------- try the draft in the browser
+
+# ODK Web Forms compiles its XPath parser from WebAssembly (inlined as a data: URL): this page alone
+# allows that; everything still comes from this server (no CDN, no map tiles: img-src has no host).
+TRY_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' "
+           "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
+           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def web_forms_vendored() -> bool:
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parents[1] / "static" / "vendor"
+    return all((static / rel).is_file() for rel in ("web-forms/index.js", "vue/vue.runtime.esm-browser.prod.js"))
+
+
+@bp.get("/forms/<xml_form_id>/draft/try")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft_try(xml_form_id: str) -> Any:
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _form(s, xml_form_id)
+        draft = form_service.require_draft(s, form)
+        url = draft_test_url(draft, form)
+        title = draft.title
+    # Same-origin path of the test URL (the page may be reached through another host name).
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    html = render_template("forms/try.html", form=form, title=title, vendored=web_forms_vendored(),
+                           config={"formUrl": path + ".xml", "attachmentBase": path + "/attachments/",
+                                   "submissionUrl": path + "/submission"})
+    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}

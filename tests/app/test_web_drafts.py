@@ -157,3 +157,28 @@ def test_managers_may_not_open_drafts(app: Any, make_user: Any, rt: Any, househo
     assert mgr.post("/forms/household/draft/publish", {"version": "9"}).status_code == 403
     assert mgr.post("/forms/household/draft/abandon").status_code == 403
     assert hidden(coord.get("/forms/household/draft").get_data(as_text=True), "csrf_token")
+
+
+def test_try_page_posts_to_the_draft_test_url_and_loads_only_this_server(app: Any, make_user: Any, rt: Any,
+                                                                         household: Any) -> None:
+    import json
+
+    b = signed_in(app, make_user, lang="en")
+    save_draft(b, household_md("2"))
+    resp = b.get("/forms/household/draft/try")
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "'wasm-unsafe-eval'" in csp and "http" not in csp  # no other host may be contacted
+    page = resp.get_data(as_text=True)
+    m = re.search(r'<script type="application/json" id="try-config">(.*?)</script>', page, re.S)
+    if m is None:  # the renderer is not vendored here: the page says how to install it
+        assert "scripts/vendor_webforms.py" in page
+        return
+    config = json.loads(m.group(1))
+    with rt.db.session() as s:
+        from app.models import FormDraft
+
+        token = s.scalar(select(FormDraft.token))
+    assert config["submissionUrl"] == f"/v1/test/{token}/projects/1/forms/household/draft/submission"
+    assert b.get(config["formUrl"]).status_code == 200
+    assert '"vue": "/static/vendor/vue/' in page

@@ -373,3 +373,59 @@ def test_draft_test_qr_compare_and_publish(open_page: Callable[..., Any], server
     assert f"2-{width}" in page.locator("#versions").inner_text()
     check_layout(page, "forms-draft-published")
     assert requests.get(url + "/formList", headers={"X-OpenRosa-Version": "1.0"}, timeout=10).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def web_forms_vendored() -> None:
+    """ODK Web Forms vendored into app/static/vendor (pinned versions, integrity checked)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "vendor_webforms.py"
+    if subprocess.run([sys.executable, str(script), "--check"], capture_output=True).returncode != 0:
+        if shutil.which("npm") is None:
+            pytest.skip("npm is needed to vendor @getodk/web-forms")
+        subprocess.run([sys.executable, str(script)], check=True, timeout=300)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@built("form_drafts")
+def test_try_a_draft_in_the_browser(open_page: Callable[..., Any], server: LiveServer, web_forms_vendored: None,
+                                    width: int) -> None:
+    from sqlalchemy import select
+
+    from app.models import DraftSubmission, Form, Submission
+    from app.services import forms
+    from tests.support.sample_forms import household_md
+
+    form_id = f"try_{width}"
+    rt = server.app().extensions["carefile"]
+    with rt.db.write() as s:
+        forms.publish_form(s, rt.store, project_id=1, data=household_md("1").replace("household", form_id).encode(),
+                           filename="h.md", validate=False)
+    with rt.db.write() as s:
+        forms.create_draft(s, rt.store, project_id=1, filename="h2.md", validate=False, data=household_md(
+            "2", "| | text | remark | Remark | | |").replace("household", form_id).encode())
+    page = open_page(width, "coord")
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server.url, "data:", "blob:"))
+            else None)
+    page.goto(f"/forms/{form_id}/draft")
+    page.click(f"a[href='/forms/{form_id}/draft/try']")
+    page.wait_for_url(f"**/forms/{form_id}/draft/try")
+    name = page.get_by_role("textbox").first  # the first question: the child's name
+    name.wait_for()
+    check_layout(page, "forms-draft-try")
+    name.fill("Dawa 达瓦")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_selector("#try-status:not([hidden])")
+    assert page.locator("body[data-submitted='1']").count() == 1, page.inner_text("#try-status")
+    check_layout(page, "forms-draft-try-sent")
+    page.wait_for_function("() => document.querySelector('#odk-form input[type=text]')?.value === ''")
+    assert outside == []  # nothing but this server (no CDN, no map tiles)
+    with rt.db.session() as s:
+        form = s.scalar(select(Form).where(Form.xml_form_id == form_id))
+        draft = forms.require_draft(s, form)
+        [test] = s.scalars(select(DraftSubmission).where(DraftSubmission.draft_id == draft.id)).all()
+        assert test.data["child_name"] == "Dawa 达瓦"
+        assert s.scalar(select(Submission.id).where(Submission.form_id == form.id)) is None
