@@ -182,3 +182,30 @@ def test_try_page_posts_to_the_draft_test_url_and_loads_only_this_server(app: An
     assert config["submissionUrl"] == f"/v1/test/{token}/projects/1/forms/household/draft/submission"
     assert b.get(config["formUrl"]).status_code == 200
     assert '"vue": "/static/vendor/vue/' in page
+
+
+def test_entity_lists_follow_the_callers_scope(app: Any, make_user: Any, rt: Any, publish: Any, collect: Any) -> None:
+    from tests.app.web_helpers import Browser
+    from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml
+
+    publish(REGISTER_MD, "register.md")
+    publish(UPDATE_MD, "followup.md")
+    child = "uuid:3f0c6a52-1d2e-4b7e-9a5c-1f2e3d4c5b6a"
+    resp = collect.post("/v1/projects/1/submission", content_type="multipart/form-data",
+                        data=submission_body(register_xml("uuid:r1", child, "Dolkar", "540102002201")))
+    assert resp.status_code == 201
+    make_user("c_in", "coordinator", ["540102"])
+    make_user("c_out", "coordinator", ["540121"])
+    inside, outside = Browser(app), Browser(app)
+    assert inside.login("c_in").status_code == 302 and outside.login("c_out").status_code == 302
+    inside.get("/forms")
+    save_draft(inside, UPDATE_MD.replace("| | followup | 1 |", "| | followup | 2 |"), "followup.md")
+    url = draft_test_url(inside.get("/forms/followup/draft").get_data(as_text=True))
+    own = inside.get("/forms/followup/draft/try/files/children.csv")
+    assert own.status_code == 200 and "Dolkar" in own.get_data(as_text=True)
+    foreign = outside.get("/forms/followup/draft/try/files/children.csv")
+    assert foreign.status_code == 200 and "Dolkar" not in foreign.get_data(as_text=True)
+    # the test URL identifies nobody: the list's columns, no child
+    anonymous = app.test_client().get(url.replace("http://localhost", "") + "/attachments/children.csv")
+    assert anonymous.status_code == 200 and "name,label" in anonymous.get_data(as_text=True)
+    assert "Dolkar" not in anonymous.get_data(as_text=True)
