@@ -5,6 +5,9 @@
 
 Exact versions are pinned with the registry's sha512 integrity; a tarball that does not match is
 refused. The pages then load everything from this server: no CDN, no request leaves the host.
+Maps are off: Web Forms loads its map block (OpenLayers, with OpenStreetMap tiles) as a separate
+chunk on demand; that chunk is not vendored, so a map question shows Web Forms' "map unavailable"
+state instead of fetching tiles from openstreetmap.org.
 """
 from __future__ import annotations
 
@@ -28,11 +31,14 @@ MANIFEST = VENDOR / "MANIFEST.json"
 PINS: list[tuple[str, str, str, dict[str, str]]] = [
     ("@getodk/web-forms", "0.22.0",
      "sha512-vG4ZWWqIUNNXVab8qdLtPouxv8fOjJNIloWcWbTn8hSeID9f2tBeSHV89Avptw+BRyj2YDFmrFrKDYNwErD5Jg==",
-     {"package/dist/": "web-forms/"}),
+     {"package/dist/": "web-forms/"}),  # except SKIP
     ("vue", "3.5.45",
      "sha512-3cvsib8m9c0vB24+MDKsgcW4+Da4xaBl9Z/5Tbm2pmSIsRPxcil4cdXjXlVsmJ2g64XJo5h+IRd7rsdGT9pZaw==",
      {"package/dist/vue.runtime.esm-browser.prod.js": "vue/vue.runtime.esm-browser.prod.js"}),
 ]
+
+
+SKIP = ("package/dist/MapBlock-",)  # the map chunk: it would fetch OpenStreetMap tiles
 
 
 def _integrity_ok(data: bytes, integrity: str) -> bool:
@@ -56,7 +62,7 @@ def vendor() -> dict[str, str]:
                 raise SystemExit(f"{name}@{version}: the tarball does not match the pinned integrity; refusing it")
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
                 for member in tar.getmembers():
-                    if not member.isfile():
+                    if not member.isfile() or member.name.startswith(SKIP):
                         continue
                     for src, dst in wanted.items():
                         if member.name == src or (src.endswith("/") and member.name.startswith(src)):
@@ -87,7 +93,7 @@ def check() -> list[str]:
     manifest = json.loads(MANIFEST.read_text())
     if manifest.get("pins") != {n: v for n, v, _, _ in PINS}:
         return ["vendored versions differ from the pins: run python scripts/vendor_webforms.py"]
-    problems = []
+    problems = [f"{p.name}: not to be vendored (maps are off)" for p in VENDOR.rglob("MapBlock-*")]
     for rel, digest in manifest["sha256"].items():
         path = VENDOR / rel
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:

@@ -403,9 +403,14 @@ def test_try_a_draft_in_the_browser(open_page: Callable[..., Any], server: LiveS
     with rt.db.write() as s:
         forms.publish_form(s, rt.store, project_id=1, data=household_md("1").replace("household", form_id).encode(),
                            filename="h.md", validate=False)
+    # the draft adds a map question: ODK Web Forms would fetch OpenStreetMap tiles for it, which must not leave
+    draft_md = household_md("2", "| | text | remark | Remark | | |").replace("household", form_id).replace(
+        "| | type | name | label | required | relevant |",
+        "| | type | name | label | required | relevant | appearance |").replace(
+        "| | geopoint | location | Location | | |", "| | geopoint | location | Location | | | placement-map |")
+    assert "placement-map" in draft_md
     with rt.db.write() as s:
-        forms.create_draft(s, rt.store, project_id=1, filename="h2.md", validate=False, data=household_md(
-            "2", "| | text | remark | Remark | | |").replace("household", form_id).encode())
+        forms.create_draft(s, rt.store, project_id=1, filename="h2.md", validate=False, data=draft_md.encode())
     page = open_page(width, "coord")
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server.url, "data:", "blob:"))
