@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import mimetypes
 import secrets
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
         token = old.token  # a phone set up with the test QR code keeps working
         session.delete(old)
         session.flush()
-    source = store.put(_bytes_io(data))
+    source = store.put(io.BytesIO(data))
     draft = FormDraft(
         form_id=form.id, version=schema.version, title=schema.title or schema.form_id, xml=xml,
         md5=hashlib.md5(xml).hexdigest(), sha256=hashlib.sha256(xml).hexdigest(), schema=schema_to_json(schema),
@@ -109,12 +110,6 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     session.flush()
     taken = bool(compiled.version) and version_used(session, form, schema.version)
     return DraftResult(form, draft, old is not None, discarded, taken)
-
-
-def _bytes_io(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)
 
 
 def get_draft(session: Session, form: Form) -> FormDraft | None:
