@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--project", type=int, default=1)
     s.set_defaults(func=cmd_form_attach)
+    from app import cli_drafts
+
+    cli_drafts.add_commands(form)
 
     s = form.add_parser("encrypt", help="turn on managed encryption for a form (or, without FORM_ID, the project)")
     s.add_argument("form_id", nargs="?")

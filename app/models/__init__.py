@@ -3,7 +3,17 @@ from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, S
 from .base import Base, utcnow
 from .encryption import ManagedKey
 from .entity import Dataset, Entity, EntityEvent, EntityVersion
-from .form import FORM_STATES, Form, FormAttachment, FormVersion, FormView
+from .form import (
+    FORM_STATES,
+    DraftSubmission,
+    DraftSubmissionFile,
+    Form,
+    FormAttachment,
+    FormDraft,
+    FormDraftAttachment,
+    FormVersion,
+    FormView,
+)
 from .held import HELD_KINDS, HELD_STATES, HeldChange
 from .project import Project
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
@@ -14,4 +24,5 @@ __all__ = [
     "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "FormView", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
     "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
+    "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -89,3 +89,100 @@ class FormView(Base):
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     form_id: Mapped[int] = mapped_column(ForeignKey("form.id", ondelete="CASCADE"), index=True)
     repeat: Mapped[str | None] = mapped_column(String(1000), nullable=True)  # None: the main view
+
+
+class FormDraft(Base):
+    """The next version of a form, not yet on phones: tried through its test token URL, then
+    published (it becomes a FormVersion) or abandoned. At most one draft per form."""
+
+    __tablename__ = "form_draft"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form.id", ondelete="CASCADE"), unique=True)
+    version: Mapped[str] = mapped_column(String(250))
+    title: Mapped[str] = mapped_column(String(500))
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # True when the XLSForm had no `version`: publishing stamps one (or takes the one asked for).
+    version_stamped: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_filename: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    source_blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    validation_note: Mapped[str] = mapped_column(Text, default="")
+    # Secret of the test URL /v1/test/<token>/projects/<p>/forms/<f>/draft (no sign-in).
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True
+    )
+
+    form: Mapped[Form] = relationship()
+    attachments: Mapped[list[FormDraftAttachment]] = relationship(
+        back_populates="draft", cascade="all, delete-orphan", lazy="selectin",
+        order_by="FormDraftAttachment.filename",
+    )
+    test_submissions: Mapped[list[DraftSubmission]] = relationship(
+        cascade="all, delete-orphan", lazy="select", order_by="DraftSubmission.id", passive_deletes=True,
+    )
+
+
+class FormDraftAttachment(Base):
+    """A media or data file the draft references; copied to the version when the draft is published."""
+
+    __tablename__ = "form_draft_attachment"
+    __table_args__ = (UniqueConstraint("draft_id", "filename"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("form_draft.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    dataset: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    draft: Mapped[FormDraft] = relationship(back_populates="attachments")
+
+    @property
+    def present(self) -> bool:
+        return self.blob_key is not None or self.dataset is not None
+
+
+class DraftSubmission(Base):
+    """A test submission sent to a draft. Kept apart from real submissions (its own table: never in
+    lists, exports, entity lists or the child file) and deleted with the draft."""
+
+    __tablename__ = "draft_submission"
+    __table_args__ = (UniqueConstraint("draft_id", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("form_draft.id", ondelete="CASCADE"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(255))
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+    files: Mapped[list[DraftSubmissionFile]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="DraftSubmissionFile.name", passive_deletes=True,
+    )
+
+
+class DraftSubmissionFile(Base):
+    """A file (photo, signature …) of a test submission; blob_key is None until it has arrived."""
+
+    __tablename__ = "draft_submission_file"
+    __table_args__ = (UniqueConstraint("submission_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("draft_submission.id", ondelete="CASCADE"),
+                                               index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(120), nullable=True)

@@ -11,7 +11,7 @@ from app.models import AuditEvent, User
 
 ACTIONS = (
     "login.ok", "login.failed", "logout", "password.change",
-    "form.publish", "form.state", "form.attachment",
+    "form.publish", "form.state", "form.attachment", "form.draft", "form.draft.abandon",
     "child.view", "submission.view", "submission.review", "attachment.download",
     "export.create", "export.download",
     "user.create", "user.update", "user.token", "user.revoke",

@@ -6,7 +6,16 @@ from datetime import timedelta
 from sqlalchemy import select, union
 
 from app.db import Database
-from app.models import ExportJob, FormAttachment, FormVersion, SubmissionAttachment, utcnow
+from app.models import (
+    DraftSubmissionFile,
+    ExportJob,
+    FormAttachment,
+    FormDraft,
+    FormDraftAttachment,
+    FormVersion,
+    SubmissionAttachment,
+    utcnow,
+)
 from storage import BlobStore
 
 
@@ -16,6 +25,9 @@ def referenced_keys(db: Database) -> set[str]:
         select(FormAttachment.blob_key).where(FormAttachment.blob_key.is_not(None)),
         select(FormVersion.source_blob_key).where(FormVersion.source_blob_key.is_not(None)),
         select(ExportJob.blob_key).where(ExportJob.blob_key.is_not(None)),
+        select(FormDraft.source_blob_key).where(FormDraft.source_blob_key.is_not(None)),
+        select(FormDraftAttachment.blob_key).where(FormDraftAttachment.blob_key.is_not(None)),
+        select(DraftSubmissionFile.blob_key).where(DraftSubmissionFile.blob_key.is_not(None)),
     )
     with db.session() as session:
         return {k for (k,) in session.execute(q) if k}

@@ -18,15 +18,16 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
-from sqlalchemy.orm import defer
 
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import form_label, t
-from app.models import FORM_STATES, Form, FormVersion, Submission, User
+from app.models import FORM_STATES, Form, FormDraft, FormVersion, Submission, User
+from app.routeaccess import declare
 from app.runtime import runtime
 from app.services import audit, setup
 from app.services import forms as form_service
+from forms.diff import xls_type
 from storage import BlobNotFound, BlobTooLarge
 
 from . import bp, client_ip, db_user, register_nav, requires
@@ -55,24 +56,7 @@ class Question:
     required: bool
 
 
-def _xls_type(f: Any) -> str:
-    """The XLSForm type a coordinator wrote, guessed back from the XForm."""
-    if f.type in ("repeat", "group"):
-        return f"begin {f.type}"
-    if f.control is None:
-        return "calculate" if f.calculate else "hidden"
-    if f.control == "select1":
-        return "select_one"
-    if f.control == "select":
-        return "select_multiple"
-    if f.control == "trigger":
-        return "acknowledge"
-    if f.type == "binary":
-        media = (f.mediatype or "").split("/")[0]
-        return media if media in ("image", "audio", "video") else "file"
-    if f.readonly and f.type == "string":
-        return "note"
-    return {"string": "text", "int": "integer"}.get(f.type, f.type)
+_xls_type = xls_type  # the XLSForm type a coordinator wrote, guessed back from the XForm
 
 
 def questions(xform: bytes) -> list[Question]:
@@ -122,9 +106,10 @@ def forms_index() -> Any:
             Submission.form_id.in_(ids), Submission.deleted_at.is_(None)).group_by(Submission.form_id)).all())
         versions = dict(s.execute(select(FormVersion.form_id, func.count()).where(
             FormVersion.form_id.in_(ids)).group_by(FormVersion.form_id)).all())
+        drafts = dict(s.execute(select(FormDraft.form_id, FormDraft.version).where(FormDraft.form_id.in_(ids))).all())
         rows: list[dict[str, Any]] = [{
             "form": f, "version": f.current_version, "versions": versions.get(f.id, 0),
-            "submissions": subs.get(f.id, 0),
+            "submissions": subs.get(f.id, 0), "draft": drafts.get(f.id),
             "missing": form_service.missing_attachments(f.current_version) if f.current_version else [],
         } for f in forms]
     rows.sort(key=lambda r: ((r["version"].title if r["version"] else "") or r["form"].xml_form_id).lower())
@@ -159,25 +144,21 @@ def forms_upload() -> Any:
         return render_template("forms/preview.html", filename=filename, errors=_issue_rows(problem),
                                max_mb=_max_mb()), 400
     info = rt.store.put(io.BytesIO(data), max_size=limit)
-    plan, existing = "new", None
+    plan, existing, taken, has_draft = "new", None, False, False
     with rt.db.session() as s:
         form = s.scalar(select(Form).where(Form.project_id == _project_id(), Form.xml_form_id == compiled.form_id))
-        if form is not None:
+        if form is not None and form.current_version is not None:
+            # A form already on phones: the upload becomes its draft, tried before it is published.
             existing = form.current_version
-            plan = "version"
-            same = s.scalar(select(FormVersion).where(FormVersion.form_id == form.id,
-                                                      FormVersion.version == compiled.version)
-                            ) if compiled.version else None
-            if same is not None:
-                plan = "same" if same.sha256 == hashlib.sha256(compiled.xform).hexdigest() else "conflict"
+            plan = "draft"
+            taken = bool(compiled.version) and form_service.version_used(s, form, compiled.version)
+            has_draft = form_service.get_draft(s, form) is not None
     return render_template(
         "forms/preview.html", filename=filename, errors=[], compiled=compiled, questions=found, plan=plan,
         existing=existing, key=info.key, sig=_sign(info.key, filename),
         warnings=[{"sheet": i.sheet, "row": i.row, "message": tr(i.message)} for i in compiled.warning_issues]
         or [{"sheet": None, "row": None, "message": tr(w)} for w in compiled.warnings],
-        note=tr(compiled.validation_note),
-        conflict=_conflict_message(compiled.form_id, compiled.version) if plan == "conflict" else "",
-        max_mb=_max_mb())
+        note=tr(compiled.validation_note), taken=taken, has_draft=has_draft, max_mb=_max_mb())
 
 
 @bp.post("/forms/publish")
@@ -193,6 +174,11 @@ def forms_publish() -> Any:
             data = stream.read(limit + 1)
     except BlobNotFound as err:
         raise Problem(410, "410.1", t("The uploaded file is no longer on the server. Upload it again.")) from err
+    with rt.db.session() as s:
+        exists = s.scalar(select(Form.id).where(Form.project_id == _project_id(), Form.current_version_id.is_not(None),
+                                                Form.xml_form_id == _form_id_of(data, filename))) is not None
+    if exists:
+        return _save_draft(data, filename)
     try:
         with rt.db.write() as s:
             user = s.get(User, current_user.id)
@@ -219,6 +205,35 @@ def forms_publish() -> Any:
     return redirect(url_for("web.forms_detail", xml_form_id=form_id))
 
 
+def _form_id_of(data: bytes, filename: str) -> str:
+    """The form_id an upload declares (compiled again; the preview showed it compiles)."""
+    try:
+        return form_service.compile_upload(data, filename, False).form_id
+    except Problem:
+        return ""
+
+
+def _save_draft(data: bytes, filename: str) -> Any:
+    rt = runtime()
+    try:
+        with rt.db.write() as s:
+            user = s.get(User, current_user.id)
+            res = form_service.create_draft(s, rt.store, project_id=_project_id(), data=data, filename=filename,
+                                            user=user, validate=setup.validate_setting(rt))
+            audit.record(s, db_user(), "form.draft", f"form:{res.form.xml_form_id}", client_ip(),
+                         version=res.draft.version, filename=filename, replaced=res.replaced)
+            form_id, replaced, discarded = res.form.xml_form_id, res.replaced, res.discarded
+    except Problem as problem:
+        if problem.details.get("issues"):
+            return render_template("forms/preview.html", filename=filename, errors=_issue_rows(problem),
+                                   max_mb=_max_mb()), problem.status
+        raise
+    flash(t("The draft is saved. Phones keep the published version until you publish the draft."))
+    if replaced:
+        flash(t("It replaces the earlier draft; {n} test submissions were discarded.", n=discarded))
+    return redirect(url_for("web.forms_draft", xml_form_id=form_id))
+
+
 def _conflict_ids(problem: Problem) -> tuple[str, str]:
     """The form id and version named in publish_form's 409.6 message (to say it again, translated)."""
     m = re.search(r"Form '(.*)' version '(.*)' is already", problem.message)
@@ -233,17 +248,17 @@ def forms_detail(xml_form_id: str) -> Any:
     rt = runtime()
     with rt.db.session() as s:
         form = _get_form(s, xml_form_id)
-        versions = list(s.execute(
-            select(FormVersion, User.username).outerjoin(User, User.id == FormVersion.published_by_id)
-            .options(defer(FormVersion.xml), defer(FormVersion.schema))
-            .where(FormVersion.form_id == form.id).order_by(FormVersion.published_at.desc(), FormVersion.id.desc())))
+        versions = form_service.list_versions(s, form)
         submissions = s.scalar(select(func.count()).select_from(Submission).where(
             Submission.form_id == form.id, Submission.deleted_at.is_(None))) or 0
         current = form.current_version
         attachments = list(current.attachments) if current else []
+        draft = form_service.get_draft(s, form)
+        draft_info = {"version": draft.version, "title": draft.title, "created_at": draft.created_at,
+                      "tests": form_service.count_test_submissions(s, draft)} if draft is not None else None
     return render_template("forms/detail.html", form=form, current=current, versions=versions,
                            attachments=attachments, submissions=submissions, states=FORM_STATES,
-                           tr=tr, max_mb=_max_mb())
+                           draft=draft_info, tr=tr, max_mb=_max_mb())
 
 
 @bp.post("/forms/<xml_form_id>/state")
@@ -302,26 +317,31 @@ def forms_attachment_download(xml_form_id: str, filename: str) -> Any:
     return blob_response(rt, key, md5, filename, ctype)
 
 
-@bp.get("/forms/<xml_form_id>/versions/<int:version_id>/<any(source, xml):what>")
+@bp.get("/forms/<xml_form_id>/versions/<ref>/<any(source, xml):what>")
+@declare(ROLES)
 @requires(*ROLES)
-def forms_version_file(xml_form_id: str, version_id: int, what: str) -> Any:
-    """The spreadsheet a version was published from, or the XForm phones download."""
+def forms_version_file(xml_form_id: str, ref: str, what: str) -> Any:
+    """The file a version (a published one by id, or "draft") was made from, byte for byte as uploaded,
+    or the XForm phones download."""
     rt = runtime()
     with rt.db.session() as s:
         form = _get_form(s, xml_form_id)
-        fv = s.get(FormVersion, version_id)
-        if fv is None or fv.form_id != form.id:
-            raise Problem(404, "404.1", t("There is no such form."))
-        if what == "xml":
-            name = f"{form.xml_form_id}-{fv.version}.xml"
-            resp = current_app.response_class(fv.xml, content_type="text/xml; charset=utf-8")
-            resp.headers["Content-Disposition"] = f"attachment; filename=\"{_ascii(name)}\""
-            return resp
-        if not fv.source_blob_key:
-            raise Problem(404, "404.1", t("This file has not been uploaded."))
-        key, name = fv.source_blob_key, fv.source_filename or f"{form.xml_form_id}.xlsx"
-    return blob_response(rt, key, key[:32], name, "application/octet-stream")
+        try:
+            get = form_service.version_xml if what == "xml" else form_service.version_source
+            file = get(s, form, ref)
+        except Problem as problem:
+            raise Problem(404, "404.1", t("This file has not been uploaded.") if what == "source"
+                          else t("There is no such form.")) from problem
+    if file.data is not None:
+        resp = current_app.response_class(file.data, content_type=file.content_type)
+        resp.headers["Content-Disposition"] = f"attachment; filename=\"{_ascii(file.filename)}\""
+        return resp
+    assert file.blob_key is not None
+    return blob_response(rt, file.blob_key, file.blob_key[:32], file.filename, file.content_type)
 
 
 def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+
+
+from . import form_drafts  # noqa: E402,F401  (drafts and comparison pages register their routes on bp)

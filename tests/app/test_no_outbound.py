@@ -31,7 +31,11 @@ def test_pages_load_nothing_from_elsewhere(app: Any, make_user: Any, household: 
 
 
 def test_static_files_reference_nothing_outside() -> None:
-    files = [p for p in STATIC.rglob("*") if p.suffix in (".css", ".js")]
+    # static/vendor/ holds third-party builds (ODK Web Forms, Vue: scripts/vendor_webforms.py) whose text names
+    # XML namespaces and project links; that they load nothing from elsewhere is proven in Chromium instead
+    # (tests/e2e/test_browser.py::test_try_a_draft_in_the_browser) and enforced by the page's CSP.
+    files = [p for p in STATIC.rglob("*")
+             if p.suffix in (".css", ".js") and "vendor" not in p.relative_to(STATIC).parts]
     assert files
     for path in files:
         text = path.read_text(encoding="utf-8")

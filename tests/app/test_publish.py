@@ -110,7 +110,7 @@ def test_same_version_with_different_content_is_refused(rt: Any, pub: Callable[.
 
 def test_missing_version_is_stamped_and_republishing_is_unchanged(rt: Any, pub: Callable[..., Any],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.services.forms as forms_module
+    import app.services.forms.publish as forms_module
 
     clock = [datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)]
 

@@ -224,34 +224,37 @@ def test_publish_refuses_a_forged_or_foreign_key(app: Any, make_user: Any, rt: A
     assert a.post("/forms/publish", fields).status_code == 302
 
 
-def test_new_version_and_conflicting_version(app: Any, make_user: Any, rt: Any, household: Any) -> None:
+def test_new_version_becomes_a_draft_and_a_used_version_is_flagged(app: Any, make_user: Any, rt: Any,
+                                                                   household: Any) -> None:
     b = signed_in(app, make_user, lang="en")
     page = upload(b, household_md("2"), "household.md").get_data(as_text=True)
-    assert "new version of household, replacing version 1" in page
+    assert "This file becomes its draft: phones keep version 1" in page
     warning = re.search(r"<tr><td>survey</td><td>7</td><td class=\"msg\">([^<]*max-pixels[^<]*)</td></tr>", page)
     assert warning, "the image question's warning names its sheet and row"
-    assert b.post("/forms/publish", publish_fields(page)).status_code == 302
+    assert "Save as draft</button>" in page and "already published" not in page
+    resp = b.post("/forms/publish", publish_fields(page))
+    assert resp.status_code == 302 and resp.headers["Location"] == "/forms/household/draft"
     detail = b.get("/forms/household").get_data(as_text=True)
-    assert re.search(r"<td>2 <span class=\"badge green\">Current</span></td>", detail)
-    assert detail.count("UTC</td>") == 2  # two versions listed
+    assert re.search(r"<td>1 <span class=\"badge green\">Current</span></td>", detail)
+    assert detail.count("UTC</td>") == 1  # still one published version
+    assert "Version 2 is a draft" in detail
 
-    same = upload(b, household_md("2"), "household.md").get_data(as_text=True)
-    assert "publishing changes nothing" in same
-
-    changed = household_md("2", extra="| | text | remark | Remark | | |")
-    conflict = upload(b, changed, "household.md").get_data(as_text=True)
-    assert "already published with different content" in conflict and "Publish</button>" not in conflict
+    changed = household_md("1", extra="| | text | remark | Remark | | |")
+    again = upload(b, changed, "household.md").get_data(as_text=True)
+    assert "Version 1 is already published. Choose a new version" in again
+    assert "The form already has a draft: this file replaces it" in again
 
 
-def test_conflict_at_publish_is_shown_in_the_ui_language(app: Any, make_user: Any, rt: Any, publish: Any) -> None:
+def test_a_form_published_meanwhile_gets_the_upload_as_draft(app: Any, make_user: Any, rt: Any,
+                                                              publish: Any) -> None:
     b = signed_in(app, make_user)  # Chinese
     changed = household_md("1", extra="| | text | remark | Remark | | |")
     fields = publish_fields(upload(b, changed, "household.md").get_data(as_text=True))
     publish(household_md("1"))  # someone else publishes version 1 meanwhile
     resp = b.post("/forms/publish", fields)
-    assert resp.status_code == 409
-    page = resp.get_data(as_text=True)
-    assert "已经以不同内容发布" in page and "household" in page
+    assert resp.status_code == 302 and resp.headers["Location"] == "/forms/household/draft"
+    page = b.get("/forms/household/draft").get_data(as_text=True)
+    assert "草稿已保存" in page and "版本 1 已经发布过" in page
 
 
 # ---------------------------------------------------------------- form page: state, files

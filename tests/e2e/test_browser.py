@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -290,9 +291,10 @@ def test_upload_broken_then_publish_a_form(open_page: Callable[..., Any], tmp_pa
     assert "home_visit" in page.inner_text("main")
     check_layout(page, "forms-preview")
     page.click("form[action$='/forms/publish'] button.primary")
-    page.wait_for_url("**/forms/home_visit")
+    # The first upload publishes the form; later ones (the other width) become its draft.
+    page.wait_for_url(re.compile(r".*/forms/home_visit(/draft)?$"))
     assert page.locator("p.flash").first.is_visible()
-    check_layout(page, "forms-published")
+    check_layout(page, "forms-published" if page.url.endswith("home_visit") else "forms-draft-saved")
     page.goto("/forms")
     assert page.locator("table.forms-list", has_text="home_visit").is_visible()
 
@@ -319,3 +321,116 @@ def test_open_a_child_file(open_page: Callable[..., Any], child: dict[str, str],
     page.wait_for_url(f"**/children/{child['uuid']}")
     assert child["label"] in page.inner_text("main")
     check_layout(page, "child-file")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@built("form_drafts")
+def test_draft_test_qr_compare_and_publish(open_page: Callable[..., Any], server: LiveServer, tmp_path: Path,
+                                          width: int) -> None:
+    form_id = f"draft_demo_{width}"
+
+    def form(version: str, extra: list[list[str]]) -> bytes:
+        return xlsform([["type", "name", "label::中文 (zh)", "label::English (en)", "required"],
+                        ["text", "child_name", "儿童姓名", "Child name", "yes"], *extra],
+                       [["form_id", "version", "form_title"], [form_id, version, "走访 Visit"]])
+
+    page = open_page(width, "coord")
+    page.goto("/forms")
+    upload(page, tmp_path, "v1.xlsx", form("1", [["integer", "age", "年龄", "Age", ""]]))
+    page.click("form[action$='/forms/publish'] button.primary")
+    page.wait_for_url(f"**/forms/{form_id}")
+    v2 = form("2", [["integer", "age", "年龄（周岁）", "Age in years", "yes"],
+                    ["text", "remark", "备注", "Remark", ""]])
+    upload(page, tmp_path, "v2.xlsx", v2)
+    check_layout(page, "forms-preview-draft")
+    page.click("form[action$='/forms/publish'] button.primary")
+    page.wait_for_url(f"**/forms/{form_id}/draft")
+    assert page.locator("#test .qr svg").is_visible()
+    assert "草稿" in page.inner_text("h1")
+    check_layout(page, "forms-draft")
+    url = page.locator("#test code").inner_text()
+    assert url.startswith(server.url + "/v1/test/") and url.endswith(f"/forms/{form_id}/draft")
+    listed = requests.get(url + "/formList", headers={"X-OpenRosa-Version": "1.0"}, timeout=10)
+    assert listed.status_code == 200 and "<version>2</version>" in listed.text
+
+    page.click(f"a[href='/forms/{form_id}/compare?b=draft']")
+    page.wait_for_url(f"**/forms/{form_id}/compare*")
+    assert page.locator("li.change.added", has_text="remark").is_visible()
+    assert page.locator("li.change.changed", has_text="age").is_visible()
+    check_layout(page, "forms-compare")
+    page.click("form[action='/language'] button[value=en]")
+    page.wait_for_load_state()
+    assert "Compare versions" in page.inner_text("h1")
+    assert page.locator("li.change.changed table.details", has_text="Required").is_visible()
+    check_layout(page, "forms-compare-en")
+    page.click("form[action='/language'] button[value=zh]")  # the coordinator's language back for other tests
+    page.wait_for_load_state()
+
+    page.goto(f"/forms/{form_id}/draft")
+    page.fill("#publish input[name=version]", f"2-{width}")
+    page.click("#publish button.primary")
+    page.wait_for_url(f"**/forms/{form_id}")
+    assert f"2-{width}" in page.locator("#versions").inner_text()
+    check_layout(page, "forms-draft-published")
+    assert requests.get(url + "/formList", headers={"X-OpenRosa-Version": "1.0"}, timeout=10).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def web_forms_vendored() -> None:
+    """ODK Web Forms vendored into app/static/vendor (pinned versions, integrity checked)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "vendor_webforms.py"
+    if subprocess.run([sys.executable, str(script), "--check"], capture_output=True).returncode != 0:
+        if shutil.which("npm") is None:
+            pytest.skip("npm is needed to vendor @getodk/web-forms")
+        subprocess.run([sys.executable, str(script)], check=True, timeout=300)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@built("form_drafts")
+def test_try_a_draft_in_the_browser(open_page: Callable[..., Any], server: LiveServer, web_forms_vendored: None,
+                                    width: int) -> None:
+    from sqlalchemy import select
+
+    from app.models import DraftSubmission, Form, Submission
+    from app.services import forms
+    from tests.support.sample_forms import household_md
+
+    form_id = f"try_{width}"
+    rt = server.app().extensions["carefile"]
+    with rt.db.write() as s:
+        forms.publish_form(s, rt.store, project_id=1, data=household_md("1").replace("household", form_id).encode(),
+                           filename="h.md", validate=False)
+    # the draft adds a map question: ODK Web Forms would fetch OpenStreetMap tiles for it, which must not leave
+    draft_md = household_md("2", "| | text | remark | Remark | | |").replace("household", form_id).replace(
+        "| | type | name | label | required | relevant |",
+        "| | type | name | label | required | relevant | appearance |").replace(
+        "| | geopoint | location | Location | | |", "| | geopoint | location | Location | | | placement-map |")
+    assert "placement-map" in draft_md
+    with rt.db.write() as s:
+        forms.create_draft(s, rt.store, project_id=1, filename="h2.md", validate=False, data=draft_md.encode())
+    page = open_page(width, "coord")
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server.url, "data:", "blob:"))
+            else None)
+    page.goto(f"/forms/{form_id}/draft")
+    page.click(f"a[href='/forms/{form_id}/draft/try']")
+    page.wait_for_url(f"**/forms/{form_id}/draft/try")
+    name = page.get_by_role("textbox").first  # the first question: the child's name
+    name.wait_for()
+    check_layout(page, "forms-draft-try")
+    name.fill("Dawa 达瓦")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_selector("#try-status:not([hidden])")
+    assert page.locator("body[data-submitted='1']").count() == 1, page.inner_text("#try-status")
+    check_layout(page, "forms-draft-try-sent")
+    page.wait_for_function("() => document.querySelector('#odk-form input[type=text]')?.value === ''")
+    assert outside == []  # nothing but this server (no CDN, no map tiles)
+    with rt.db.session() as s:
+        form = s.scalar(select(Form).where(Form.xml_form_id == form_id))
+        draft = forms.require_draft(s, form)
+        [test] = s.scalars(select(DraftSubmission).where(DraftSubmission.draft_id == draft.id)).all()
+        assert test.data["child_name"] == "Dawa 达瓦"
+        assert s.scalar(select(Submission.id).where(Submission.form_id == form.id)) is None

@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import FORM_STATES, Form, FormAssignment, FormAttachment, FormVersion, User, utcnow
+from app.services import xmlutil
 from forms import CompiledForm, FormSchema, XFormError, XLSFormError, compile_xlsform, parse_xform
 from storage import BlobStore, BlobTooLarge
-
-from . import xmlutil
 
 
 @dataclass
@@ -43,23 +42,35 @@ def compile_upload(data: bytes, filename: str, validate: bool | None) -> Compile
                       issues=_issues(err)) from err
 
 
-def publish_form(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
-                 user: User | None = None, validate: bool | None = None) -> PublishResult:
-    """Publish an XLSForm: a new form, or a new version of the form with the same form_id."""
-    compiled = compile_upload(data, filename, validate)
+def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
+    """The XForm to store (stamped with a version when the settings sheet has none) and its schema."""
     xml = compiled.xform
     if not compiled.version:
         # No `version` in the settings sheet: stamp one so phones can tell versions apart.
         xml = xmlutil.set_form_version(xml, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     try:
-        schema = parse_xform(xml)
+        return xml, parse_xform(xml)
     except XFormError as err:
         raise Problem(400, "400.31", f"The compiled form is not a valid XForm: {err}") from err
-    from . import encryption  # managed encryption: new versions carry the public key
+    from .. import encryption  # managed encryption: new versions carry the public key
 
     if (public_key := encryption.managed_public_key(session, project_id, schema.form_id, schema)) is not None:
         xml = encryption.inject_public_key(xml, public_key)
         schema = parse_xform(xml)
+
+
+def version_conflict(form_id: str, version: str) -> Problem:
+    return Problem(409, "409.6",
+                   f"Form '{form_id}' version '{version}' is already published with "
+                   "different content. Phones cannot tell two such forms apart: change `version` in "
+                   "the settings sheet (for example to a higher number) and publish again.")
+
+
+def publish_form(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
+                 user: User | None = None, validate: bool | None = None) -> PublishResult:
+    """Publish an XLSForm: a new form, or a new version of the form with the same form_id."""
+    compiled = compile_upload(data, filename, validate)
+    xml, schema = stamp_and_parse(compiled)
 
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
     sha = hashlib.sha256(xml).hexdigest()
@@ -69,10 +80,7 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
         if same is not None:
             if same.sha256 == sha or (not compiled.version and _same_content(same.xml, xml)):
                 return PublishResult(form, same, False, list(same.warnings), same.validation_note)
-            raise Problem(409, "409.6",
-                          f"Form '{schema.form_id}' version '{schema.version}' is already published with "
-                          "different content. Phones cannot tell two such forms apart: change `version` in "
-                          "the settings sheet (for example to a higher number) and publish again.")
+            raise version_conflict(schema.form_id, schema.version)
         if not compiled.version and form.current_version and _same_content(form.current_version.xml, xml):
             cur = form.current_version
             return PublishResult(form, cur, False, list(cur.warnings), cur.validation_note)
@@ -82,47 +90,85 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
         session.flush()
 
     source = store.put(io.BytesIO(data))
-    version = FormVersion(
-        form_id=form.id, version=schema.version, title=schema.title or schema.form_id, xml=xml,
-        md5=hashlib.md5(xml).hexdigest(), sha256=sha, schema=schema_to_json(schema),
-        source_filename=filename, source_blob_key=source.key, warnings=list(compiled.warnings),
-        validation_note=compiled.validation_note, published_by_id=user.id if user else None,
-    )
-    from . import entities as entity_service  # entities import this module
-
-    if schema.entity is not None:
-        entity_service.ensure_dataset(session, project_id, schema.entity.dataset,
-                                      list(schema.entity.properties.values()))
     previous = form.current_version
-    carried = {a.filename: a for a in previous.attachments} if previous else {}
+    ensure_entity_list(session, project_id, schema)
+    attachments = attachment_rows(session, store, FormAttachment, project_id, schema,
+                                  previous.attachments if previous else [], compiled.itemsets_csv)
+    version = add_version(session, form, xml=xml, schema=schema, source_filename=filename,
+                          source_blob_key=source.key, warnings=list(compiled.warnings),
+                          validation_note=compiled.validation_note, user=user, attachments=attachments)
+    return PublishResult(form, version, True, list(compiled.warnings), compiled.validation_note)
+
+
+def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: int, schema: FormSchema,
+                    carried: list[Any], itemsets_csv: bytes | None) -> list[Any]:
+    """Rows (of cls: FormAttachment or FormDraftAttachment) for the files schema references; files
+    already uploaded under the same name (carried) are kept."""
+    from app.services import entities as entity_service  # entities import this module
+
+    by_name = {a.filename: a for a in carried}
+    rows = []
     for att in schema.attachments:
         # "<list>.csv" is served from the entity list when such a list exists; else it is a file to upload.
         linked = att.dataset if att.dataset and entity_service.get_dataset(session, project_id, att.dataset) else None
-        row = FormAttachment(filename=att.filename, kind=att.kind, dataset=linked)
-        old = carried.get(att.filename)
+        row = cls(filename=att.filename, kind=att.kind, dataset=linked)
+        old = by_name.get(att.filename)
         if old is not None and old.blob_key is not None and linked is None:
             row.blob_key, row.md5, row.size = old.blob_key, old.md5, old.size
             row.content_type, row.uploaded_at = old.content_type, old.uploaded_at
-        version.attachments.append(row)
-    if compiled.itemsets_csv is not None:
-        info = store.put(io.BytesIO(compiled.itemsets_csv))
-        existing = next((a for a in version.attachments if a.filename == "itemsets.csv"), None)
+        rows.append(row)
+    if itemsets_csv is not None:
+        info = store.put(io.BytesIO(itemsets_csv))
+        existing = next((a for a in rows if a.filename == "itemsets.csv"), None)
         if existing is None:
-            existing = FormAttachment(filename="itemsets.csv", kind="csv")
-            version.attachments.append(existing)
+            existing = cls(filename="itemsets.csv", kind="csv")
+            rows.append(existing)
         existing.blob_key, existing.md5, existing.size = info.key, info.md5, info.size
         existing.content_type, existing.uploaded_at = "text/csv", utcnow()
+    return rows
+
+
+def ensure_entity_list(session: Session, project_id: int, schema: FormSchema) -> bool:
+    """Create the entity list the form declares, if any (True when it declares one)."""
+    from app.services import entities as entity_service  # entities import this module
+
+    if schema.entity is None:
+        return False
+    entity_service.ensure_dataset(session, project_id, schema.entity.dataset, list(schema.entity.properties.values()))
+    return True
+
+
+def add_version(session: Session, form: Form, *, xml: bytes, schema: FormSchema, source_filename: str | None,
+                source_blob_key: str | None, warnings: list[str], validation_note: str, user: User | None,
+                attachments: list[Any]) -> FormVersion:
+    """Make xml the form's current published version (entity list, attachments, SQL views)."""
+    version = FormVersion(
+        form_id=form.id, version=schema.version, title=schema.title or schema.form_id, xml=xml,
+        md5=hashlib.md5(xml).hexdigest(), sha256=hashlib.sha256(xml).hexdigest(), schema=schema_to_json(schema),
+        source_filename=source_filename, source_blob_key=source_blob_key, warnings=list(warnings),
+        validation_note=validation_note, published_by_id=user.id if user else None,
+    )
+    if ensure_entity_list(session, form.project_id, schema):
+        own = {a.filename for a in schema.attachments if schema.entity and a.dataset == schema.entity.dataset}
+        for row in attachments:
+            if row.filename in own and row.dataset is None:  # the list this version creates serves its CSV
+                row.dataset = schema.entity.dataset if schema.entity else None
+                row.blob_key = row.md5 = row.size = row.content_type = row.uploaded_at = None
+    for row in attachments:
+        version.attachments.append(FormAttachment(
+            filename=row.filename, kind=row.kind, dataset=row.dataset, blob_key=row.blob_key, md5=row.md5,
+            size=row.size, content_type=row.content_type, uploaded_at=row.uploaded_at))
     session.add(version)
     session.flush()
     form.current_version_id = version.id
     form.current_version = version
     session.flush()
     if schema.entity is not None:
-        _link_entity_list(session, project_id, schema.entity.dataset)
-    from .views import refresh_views  # views import this module
+        _link_entity_list(session, form.project_id, schema.entity.dataset)
+    from app.services.views import refresh_views  # views import this module
 
     refresh_views(session, form.id)
-    return PublishResult(form, version, True, list(compiled.warnings), compiled.validation_note)
+    return version
 
 
 def _link_entity_list(session: Session, project_id: int, dataset: str) -> None:

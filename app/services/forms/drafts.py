@@ -1,0 +1,277 @@
+"""Drafts: the next version of a form, tried on a phone before it reaches every phone.
+
+As in ODK Central (protocol.md §15.1): uploading an XLSForm for a form that already exists makes
+(or replaces) its draft. A draft has its own attachments and a secret test token; ODK Collect set
+up with /v1/test/<token>/projects/<p>/forms/<f>/draft downloads only the draft and sends test
+submissions to it. Test submissions live in their own tables, so no list, export, entity list or
+child file can ever include one; they are deleted when the draft is published or abandoned.
+Publishing turns the draft into a FormVersion, optionally under a new version string.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import mimetypes
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import DraftSubmission, DraftSubmissionFile, Form, FormDraft, FormDraftAttachment, FormVersion, User
+from app.services import xmlutil
+from forms import FormSchema, SubmissionXMLError, XFormError, extract, parse_submission, parse_xform
+from storage import BlobStore, BlobTooLarge
+
+from .publish import (
+    add_version,
+    attachment_rows,
+    compile_upload,
+    schema_to_json,
+    stamp_and_parse,
+    version_conflict,
+)
+
+TOKEN_BYTES = 32
+
+
+@dataclass
+class DraftResult:
+    form: Form
+    draft: FormDraft
+    replaced: bool  # an earlier draft of this form was replaced (its test submissions discarded)
+    discarded: int  # test submissions discarded with the earlier draft
+    version_taken: bool  # the version in the settings sheet is already published: choose another one
+
+
+@dataclass
+class TestReceipt:
+    status: str  # "created" or "duplicate"
+    instance_id: str
+    missing_files: list[str] = field(default_factory=list)
+
+
+def _lock(session: Session, form: Form) -> None:
+    """Serialise draft changes of one form (two coordinators publishing at once: the second finds no
+    draft instead of a unique-constraint error). PostgreSQL locks the form row; SQLite has one writer."""
+    session.execute(select(Form.id).where(Form.id == form.id).with_for_update())
+
+
+def _form(session: Session, project_id: int, xml_form_id: str) -> Form | None:
+    return session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+
+
+def version_used(session: Session, form: Form, version: str) -> bool:
+    """Whether the form already published a version with this version string."""
+    return session.scalar(select(FormVersion.id).where(FormVersion.form_id == form.id,
+                                                       FormVersion.version == version)) is not None
+
+
+def create_draft(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
+                 user: User | None = None, validate: bool | None = None) -> DraftResult:
+    """Make (or replace) the draft of an existing form from an uploaded XLSForm (or XForm).
+
+    The upload is stored byte for byte (its XLSForm stays downloadable). Files the current version
+    or the earlier draft already has under the same name are kept. A form that does not exist yet
+    has no draft: publish it (publish_form)."""
+    compiled = compile_upload(data, filename, validate)
+    xml, schema = stamp_and_parse(compiled)
+    form = _form(session, project_id, schema.form_id)
+    if form is None or form.current_version is None:
+        raise Problem(404, "404.7", f"There is no published form '{schema.form_id}' yet, so it cannot have a "
+                      "draft. Publish the form first; later changes then become drafts.")
+    _lock(session, form)
+    old = get_draft(session, form)
+    carried: list[Any] = list(old.attachments) if old is not None else []
+    names = {a.filename for a in carried}
+    carried += [a for a in form.current_version.attachments if a.filename not in names]
+    discarded = 0
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    if old is not None:
+        discarded = count_test_submissions(session, old)
+        token = old.token  # a phone set up with the test QR code keeps working
+        session.delete(old)
+        session.flush()
+    source = store.put(io.BytesIO(data))
+    draft = FormDraft(
+        form_id=form.id, version=schema.version, title=schema.title or schema.form_id, xml=xml,
+        md5=hashlib.md5(xml).hexdigest(), sha256=hashlib.sha256(xml).hexdigest(), schema=schema_to_json(schema),
+        version_stamped=not compiled.version, source_filename=filename, source_blob_key=source.key,
+        warnings=list(compiled.warnings), validation_note=compiled.validation_note, token=token,
+        created_by_id=user.id if user else None,
+    )
+    draft.attachments = attachment_rows(session, store, FormDraftAttachment, project_id, schema, carried,
+                                        compiled.itemsets_csv)
+    session.add(draft)
+    session.flush()
+    taken = bool(compiled.version) and version_used(session, form, schema.version)
+    return DraftResult(form, draft, old is not None, discarded, taken)
+
+
+def get_draft(session: Session, form: Form) -> FormDraft | None:
+    """The form's draft, if it has one."""
+    return session.scalar(select(FormDraft).where(FormDraft.form_id == form.id))
+
+
+def require_draft(session: Session, form: Form) -> FormDraft:
+    draft = get_draft(session, form)
+    if draft is None:
+        raise Problem(404, "404.8", f"The form '{form.xml_form_id}' has no draft. Upload a changed XLSForm to "
+                      "make one.")
+    return draft
+
+
+def draft_schema(draft: FormDraft) -> FormSchema:
+    return parse_xform(draft.xml)
+
+
+def count_test_submissions(session: Session, draft: FormDraft) -> int:
+    return int(session.scalar(select(func.count()).select_from(DraftSubmission)
+                              .where(DraftSubmission.draft_id == draft.id)) or 0)
+
+
+def list_test_submissions(session: Session, draft: FormDraft) -> list[DraftSubmission]:
+    """Test submissions sent to the draft, newest first."""
+    return list(session.scalars(select(DraftSubmission).where(DraftSubmission.draft_id == draft.id)
+                                .order_by(DraftSubmission.id.desc())))
+
+
+def _drop(session: Session, draft: FormDraft) -> int:
+    """Delete the draft with its attachments rows and test submissions (their files become orphans
+    for `carefile blobs sweep`, unless a published version still uses them)."""
+    n = count_test_submissions(session, draft)
+    for sub in list_test_submissions(session, draft):
+        session.delete(sub)
+    session.delete(draft)
+    session.flush()
+    return n
+
+
+def delete_draft(session: Session, form: Form) -> int:
+    """Abandon the form's draft; returns how many test submissions were discarded with it."""
+    _lock(session, form)
+    return _drop(session, require_draft(session, form))
+
+
+def check_version_string(version: str) -> str:
+    version = version.strip()
+    if not version or len(version) > 250 or any(ord(c) < 32 for c in version):
+        raise Problem(400, "400.35", "A version must be 1 to 250 characters on one line, for example 2026112901.")
+    return version
+
+
+def publish_draft(session: Session, form: Form, *, version: str | None = None,
+                  user: User | None = None) -> tuple[FormVersion, int]:
+    """Publish the form's draft as its new current version; returns it and the number of test
+    submissions discarded. `version` replaces the draft's version string (an XLSForm without one
+    gets the publishing time). A version this form already published is refused (409.6)."""
+    _lock(session, form)
+    draft = require_draft(session, form)
+    xml = draft.xml
+    if version is not None and version.strip():
+        version = check_version_string(version)
+    elif draft.version_stamped:
+        version = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    else:
+        version = draft.version
+    if version != draft.version:
+        xml = xmlutil.set_form_version(xml, version)
+    if version_used(session, form, version):
+        raise version_conflict(form.xml_form_id, version)
+    try:
+        schema = parse_xform(xml)
+    except XFormError as err:  # pragma: no cover - the draft's XML was parsed when it was made
+        raise Problem(400, "400.31", f"The draft is not a valid XForm: {err}") from err
+    attachments = list(draft.attachments)
+    published = add_version(session, form, xml=xml, schema=schema, source_filename=draft.source_filename,
+                            source_blob_key=draft.source_blob_key, warnings=list(draft.warnings),
+                            validation_note=draft.validation_note, user=user, attachments=attachments)
+    return published, _drop(session, draft)
+
+
+def upload_draft_attachment(session: Session, store: BlobStore, draft: FormDraft, filename: str, stream: Any,
+                            max_size: int) -> FormDraftAttachment:
+    """Store a media or data file of the draft (the published version keeps its own)."""
+    from .publish import upload_attachment
+
+    att: FormDraftAttachment = upload_attachment(session, store, draft, filename, stream, max_size)  # type: ignore[arg-type]
+    return att
+
+
+def draft_by_token(session: Session, project_id: int, xml_form_id: str, token: str) -> FormDraft:
+    """The draft a test URL names; a wrong, old or blank token is the same 404 as no draft."""
+    form = _form(session, project_id, xml_form_id)
+    draft = get_draft(session, form) if form is not None else None
+    if draft is None or not token or not hmac.compare_digest(draft.token.encode(), token.encode()):
+        raise Problem(404, "404.9", "There is no draft to test at this address: it was published or abandoned, "
+                      "or the QR code is not the newest. Ask your coordinator for the draft's test QR code.")
+    return draft
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".") \
+        and "\x00" not in name and len(name) <= 300
+
+
+def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft, *, xml: bytes,
+                            files: dict[str, Any], user_agent: str | None = None,
+                            max_file_bytes: int | None = None) -> TestReceipt:
+    """Keep a test submission of the draft (or add the files of a resent / split one). Nothing
+    reaches real submissions, entities or children."""
+    try:
+        envelope, tree = parse_submission(xml)
+    except SubmissionXMLError as err:
+        raise Problem(400, "400.2", err.message) from err
+    form_id = draft.form.xml_form_id
+    if envelope.form_id != form_id:
+        raise Problem(400, "400.8", f"This test address is for the draft of '{form_id}', but the submission is of "
+                      f"'{envelope.form_id}'. Send it to that form's address.")
+    if envelope.version != draft.version:
+        raise Problem(409, "409.10", f"This submission was filled with version '{envelope.version}', but the draft "
+                      f"is version '{draft.version}'. Update the blank forms (Get Blank Form) and fill it again.")
+    data = extract(tree, draft_schema(draft))
+    for name in data.attachments:
+        if not _safe_name(name):
+            raise Problem(400, "400.40", f"The submission refers to a file named '{name}', which is not a plain "
+                          "file name.")
+    xml_sha = hashlib.sha256(xml).hexdigest()
+    instance_id = envelope.instance_id or f"sha256:{xml_sha}"
+    sub = session.scalar(select(DraftSubmission).where(DraftSubmission.draft_id == draft.id,
+                                                       DraftSubmission.instance_id == instance_id))
+    status = "duplicate"
+    if sub is None:
+        sub = DraftSubmission(draft_id=draft.id, instance_id=instance_id, xml=xml, data=dict(data.values),
+                              user_agent=(user_agent or "")[:300], files=[])
+        for name in data.attachments:
+            sub.files.append(DraftSubmissionFile(name=name))
+        session.add(sub)
+        status = "created"
+    elif hashlib.sha256(sub.xml).hexdigest() != xml_sha:
+        raise Problem(409, "409.1", "A test submission with this ID already exists with different content.")
+    for row in sub.files:
+        incoming = files.get(row.name)
+        if incoming is None or row.blob_key is not None:
+            continue
+        try:
+            info = store.put(incoming, max_size=max_file_bytes)
+        except BlobTooLarge as err:
+            raise Problem(413, "413.3", f"The file '{row.name}' is larger than this server accepts.") from err
+        row.blob_key, row.md5, row.size = info.key, info.md5, info.size
+        row.content_type = mimetypes.guess_type(row.name)[0] or "application/octet-stream"
+    session.flush()
+    return TestReceipt(status, instance_id, [f.name for f in sub.files if f.blob_key is None])
+
+
+def draft_list_csv(session: Session, draft: FormDraft, dataset: str) -> tuple[bytes, str] | None:
+    """An entity list as a draft's test phone receives it: its columns, but no child. The test URL
+    carries no identity, so it is given no one's records (type a test child's id by hand instead)."""
+    from app.services import entities as entity_service
+
+    nobody = User(role="collector", project_id=draft.form.project_id, regions=[])
+    if entity_service.get_dataset(session, draft.form.project_id, dataset) is None:
+        return None
+    return entity_service.list_csv(session, draft.form.project_id, dataset, nobody)

@@ -1,0 +1,298 @@
+"""Form drafts and version comparison pages for coordinators.
+
+A changed XLSForm for an existing form becomes its draft (app.services.forms): the draft page shows
+its questions, warnings, files, the test QR code for ODK Collect and the test submissions received;
+from there it is published (under the version asked for) or abandoned. The compare page lists what
+changed between any two versions (published ones and the draft), in the UI language.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from flask import current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.i18n import form_label, t
+from app.models import Form, FormDraft, FormVersion, User
+from app.routeaccess import COORDINATORS, declare
+from app.runtime import runtime
+from app.services import audit, collect
+from app.services import forms as form_service
+from app.services.forms.versions import DRAFT, find_version
+from forms.diff import Change, Detail, diff_xforms
+
+from . import bp, client_ip, db_user, requires
+from .collectors import public_url
+
+ROLES = COORDINATORS
+
+ASPECTS = {
+    "type": "Type",
+    "label": "Label",
+    "hint": "Hint",
+    "constraint": "Constraint",
+    "constraint_message": "Constraint message",
+    "relevant": "Shown when",
+    "required": "Required",
+    "readonly": "Read-only",
+    "calculate": "Calculation",
+    "choice_file": "Choices file",
+    "choice_added": "Choice added",
+    "choice_removed": "Choice removed",
+    "choice_label": "Choice relabelled",
+    "sensitive": "Sensitive",
+}
+KIND_LABELS = {"added": "Added", "removed": "Removed", "moved": "Moved", "changed": "Changed"}
+
+
+def _form(s: Session, xml_form_id: str) -> Form:
+    from .forms import _get_form
+
+    return _get_form(s, xml_form_id)
+
+
+def draft_test_url(draft: FormDraft, form: Form) -> str:
+    from urllib.parse import quote
+
+    return (f"{public_url()}/v1/test/{quote(draft.token, safe='')}/projects/{form.project_id}/forms/"
+            f"{quote(form.xml_form_id, safe='')}/draft")
+
+
+# ---------------------------------------------------------------- the draft
+
+@bp.get("/forms/<xml_form_id>/draft")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft(xml_form_id: str) -> Any:
+    from .forms import questions, tr
+
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _form(s, xml_form_id)
+        draft = form_service.require_draft(s, form)
+        current = form.current_version
+        tests = form_service.list_test_submissions(s, draft)
+        test_rows = [{"instance_id": x.instance_id, "received_at": x.received_at,
+                      "files": [(f.name, f.blob_key is not None) for f in x.files]} for x in tests[:50]]
+        changes = diff_xforms(current.xml, draft.xml) if current is not None else []
+        taken = form_service.version_used(s, form, draft.version)
+        url = draft_test_url(draft, form)
+        settings = collect.collect_settings(url, t("Test: {title}", title=draft.title))
+        settings["general"]["form_update_mode"] = "manual"
+        settings["general"]["autosend"] = "off"
+        svg = segno.make(collect.encode_settings(settings), error="l").svg_inline(scale=4, border=2, omitsize=True)
+        resp = render_template(
+            "forms/draft.html", form=form, draft=draft, current=current, questions=questions(draft.xml),
+            attachments=list(draft.attachments), tests=test_rows, test_count=len(tests), summary=_summary(changes),
+            test_url=url, qr_svg=svg, version_taken=taken, tr=tr, max_mb=_max_mb())
+    return resp, 200, {"Cache-Control": "no-store"}  # the page holds the test URL's secret
+
+
+def _max_mb() -> int:
+    return int(runtime().config["MAX_UPLOAD_BYTES"]) // (1024 * 1024)
+
+
+def _summary(changes: list[Change]) -> dict[str, int]:
+    out = {k: 0 for k in KIND_LABELS}
+    for c in changes:
+        out[c.kind] += 1
+    return out
+
+
+@bp.post("/forms/<xml_form_id>/draft/publish")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft_publish(xml_form_id: str) -> Any:
+    rt = runtime()
+    wanted = request.form.get("version", "").strip() or None
+    try:
+        with rt.db.write() as s:
+            form = _form(s, xml_form_id)
+            user = s.get(User, db_user().id)
+            fv, discarded = form_service.publish_draft(s, form, version=wanted, user=user)
+            audit.record(s, db_user(), "form.publish", f"form:{xml_form_id}", client_ip(), version=fv.version,
+                         filename=fv.source_filename, draft=True, test_submissions_discarded=discarded)
+            version, missing = fv.version, form_service.missing_attachments(fv)
+    except Problem as problem:
+        if problem.code == "409.6":
+            raise Problem(409, "409.6", t("Version '{version}' of this form is already published. Type another "
+                                          "version (for example a higher number) and publish again.",
+                                          version=wanted or "")) from problem
+        if problem.code == "400.35":
+            raise Problem(400, "400.35", t("A version must be 1 to 250 characters on one line, for example "
+                                           "2026112901.")) from problem
+        raise
+    flash(t("Version {version} of {form_id} is published.", version=version, form_id=xml_form_id))
+    if discarded:
+        flash(t("{n} test submissions were discarded.", n=discarded))
+    if missing:
+        flash(t("Upload the files this form needs: {files}.", files=", ".join(missing)))
+    return redirect(url_for("web.forms_detail", xml_form_id=xml_form_id))
+
+
+@bp.post("/forms/<xml_form_id>/draft/abandon")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft_abandon(xml_form_id: str) -> Any:
+    rt = runtime()
+    with rt.db.write() as s:
+        form = _form(s, xml_form_id)
+        version = form_service.require_draft(s, form).version
+        discarded = form_service.delete_draft(s, form)
+        audit.record(s, db_user(), "form.draft.abandon", f"form:{xml_form_id}", client_ip(), version=version,
+                     test_submissions_discarded=discarded)
+    flash(t("The draft was abandoned; phones keep the published version."))
+    return redirect(url_for("web.forms_detail", xml_form_id=xml_form_id))
+
+
+@bp.post("/forms/<xml_form_id>/draft/files/<filename>")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft_attachment_upload(xml_form_id: str, filename: str) -> Any:
+    rt = runtime()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise Problem(400, "400.61", t("Choose a file to upload."))
+    with rt.db.write() as s:
+        form = _form(s, xml_form_id)
+        draft = form_service.require_draft(s, form)
+        try:
+            att = form_service.upload_draft_attachment(s, rt.store, draft, filename, upload.stream,
+                                                       int(rt.config["MAX_UPLOAD_BYTES"]))
+        except Problem as problem:
+            if problem.code == "413.1":
+                raise Problem(413, "413.1", t("'{name}' is larger than {mb} MB.", name=filename,
+                                              mb=_max_mb())) from problem
+            raise
+        audit.record(s, db_user(), "form.attachment", f"form:{xml_form_id}", client_ip(), filename=filename,
+                     md5=att.md5, size=att.size, version=draft.version, draft=True)
+    flash(t("{name} was uploaded.", name=filename))
+    return redirect(url_for("web.forms_draft", xml_form_id=xml_form_id) + "#files")
+
+
+@bp.get("/forms/<xml_form_id>/draft/files/<filename>")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft_attachment_download(xml_form_id: str, filename: str) -> Any:
+    from app.blobhttp import blob_response
+
+    rt = runtime()
+    with rt.db.session() as s:
+        draft = form_service.require_draft(s, _form(s, xml_form_id))
+        att = next((a for a in draft.attachments if a.filename == filename and a.blob_key), None)
+        if att is None or att.blob_key is None:
+            raise Problem(404, "404.1", t("This file has not been uploaded."))
+        key, md5, ctype = att.blob_key, att.md5 or att.blob_key, att.content_type or "application/octet-stream"
+    return blob_response(rt, key, md5, filename, ctype)
+
+
+# ---------------------------------------------------------------- compare two versions
+
+def _label(item: FormVersion | FormDraft) -> str:
+    return t("{version} (draft)", version=item.version) if isinstance(item, FormDraft) else item.version
+
+
+@bp.get("/forms/<xml_form_id>/compare")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_compare(xml_form_id: str) -> Any:
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _form(s, xml_form_id)
+        versions = [fv for fv, _ in form_service.list_versions(s, form)]
+        draft = form_service.get_draft(s, form)
+        options = ([(DRAFT, _label(draft))] if draft is not None else []) + [(str(v.id), v.version) for v in versions]
+        newest = DRAFT if draft is not None else (str(versions[0].id) if versions else "")
+        older = next((ref for ref, _ in options if ref != newest), newest)
+        a, b = request.args.get("a") or older, request.args.get("b") or newest
+        old, new = find_version(s, form, a), find_version(s, form, b)
+        changes = diff_xforms(old.xml, new.xml)
+        rows = [_row(c) for c in changes]
+        resp = render_template("forms/compare.html", form=form, options=options, a=a, b=b, old_label=_label(old),
+                               new_label=_label(new), rows=rows, summary=_summary(changes),
+                               title=new.title)
+    return resp
+
+
+def _row(c: Change) -> dict[str, Any]:
+    return {"kind": c.kind, "kind_label": t(KIND_LABELS[c.kind]), "name": c.name, "type": c.type,
+            "label": form_label(c.labels), "path": c.path, "old_path": c.old_path, "moved": c.moved,
+            "details": [_detail(d) for d in c.details]}
+
+
+def _detail(d: Detail) -> dict[str, Any]:
+    what = t(ASPECTS.get(d.aspect, d.aspect))
+    if d.choice is not None:
+        what = f"{what}: {d.choice}"
+    if d.language:
+        what = f"{what} ({d.language})"
+    yes_no = {"yes": t("Yes"), "no": t("No")}
+    old = yes_no.get(d.old or "", d.old) if d.aspect in ("required", "readonly", "sensitive") else d.old
+    new = yes_no.get(d.new or "", d.new) if d.aspect in ("required", "readonly", "sensitive") else d.new
+    return {"what": what, "old": old, "new": new, "aspect": d.aspect}
+
+
+# ---------------------------------------------------------------- try the draft in the browser
+
+# ODK Web Forms compiles its XPath parser from WebAssembly (inlined as a data: URL): this page alone
+# allows that; everything still comes from this server (no CDN, no map tiles: img-src has no host).
+TRY_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' "
+           "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
+           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def web_forms_vendored() -> bool:
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parents[1] / "static" / "vendor"
+    return all((static / rel).is_file() for rel in ("web-forms/index.js", "vue/vue.runtime.esm-browser.prod.js"))
+
+
+@bp.get("/forms/<xml_form_id>/draft/try")
+@declare(ROLES)
+@requires(*ROLES)
+def forms_draft_try(xml_form_id: str) -> Any:
+    rt = runtime()
+    with rt.db.session() as s:
+        form = _form(s, xml_form_id)
+        draft = form_service.require_draft(s, form)
+        url = draft_test_url(draft, form)
+        title = draft.title
+    # Same-origin path of the test URL (the page may be reached through another host name).
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    attachments = url_for("web.forms_draft_try_attachment", xml_form_id=xml_form_id, filename="x")[:-1]
+    html = render_template("forms/try.html", form=form, title=title, vendored=web_forms_vendored(),
+                           config={"formUrl": path + ".xml", "attachmentBase": attachments,
+                                   "submissionUrl": path + "/submission"})
+    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+
+
+@bp.get("/forms/<xml_form_id>/draft/try/files/<filename>")
+@declare(ROLES, scoped=True, note="entity lists hold only the children of the signed-in user's regions")
+@requires(*ROLES)
+def forms_draft_try_attachment(xml_form_id: str, filename: str) -> Any:
+    """A draft's file for the in-browser renderer; an entity list (children.csv) as the signed-in
+    user's own phone would receive it: only the children of their regions."""
+    from app.blobhttp import blob_response
+    from app.services import entities as entity_service
+
+    rt = runtime()
+    with rt.db.session() as s:
+        draft = form_service.require_draft(s, _form(s, xml_form_id))
+        att = next((a for a in draft.attachments if a.filename == filename), None)
+        if att is not None and att.dataset is not None:
+            user = s.get(User, db_user().id)
+            assert user is not None
+            data, md5 = entity_service.list_csv(s, draft.form.project_id, att.dataset, user)
+            resp = current_app.response_class(data, content_type="text/csv; charset=utf-8")
+            resp.set_etag(md5)
+            resp.headers["Cache-Control"] = "private, no-store"
+            return resp
+        if att is None or att.blob_key is None:
+            raise Problem(404, "404.1", t("This file has not been uploaded."))
+        key, md5, ctype = att.blob_key, att.md5 or att.blob_key, att.content_type or "application/octet-stream"
+    return blob_response(rt, key, md5, filename, ctype)
