@@ -33,6 +33,7 @@ from .publish import (
     compile_upload,
     schema_to_json,
     stamp_and_parse,
+    with_managed_key,
     version_conflict,
 )
 
@@ -79,7 +80,7 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     or the earlier draft already has under the same name are kept. A form that does not exist yet
     has no draft: publish it (publish_form)."""
     compiled = compile_upload(data, filename, validate)
-    xml, schema = stamp_and_parse(compiled)
+    xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled))
     form = _form(session, project_id, schema.form_id)
     if form is None or form.current_version is None:
         raise Problem(404, "404.7", f"There is no published form '{schema.form_id}' yet, so it cannot have a "

@@ -52,11 +52,16 @@ def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
         return xml, parse_xform(xml)
     except XFormError as err:
         raise Problem(400, "400.31", f"The compiled form is not a valid XForm: {err}") from err
-    from .. import encryption  # managed encryption: new versions carry the public key
+
+
+def with_managed_key(session: Session, project_id: int, xml: bytes, schema: FormSchema) -> tuple[bytes, FormSchema]:
+    """Managed encryption: a new version (or draft) of an encrypted form carries the public key."""
+    from .. import encryption
 
     if (public_key := encryption.managed_public_key(session, project_id, schema.form_id, schema)) is not None:
         xml = encryption.inject_public_key(xml, public_key)
         schema = parse_xform(xml)
+    return xml, schema
 
 
 def version_conflict(form_id: str, version: str) -> Problem:
@@ -70,7 +75,7 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
                  user: User | None = None, validate: bool | None = None) -> PublishResult:
     """Publish an XLSForm: a new form, or a new version of the form with the same form_id."""
     compiled = compile_upload(data, filename, validate)
-    xml, schema = stamp_and_parse(compiled)
+    xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled))
 
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
     sha = hashlib.sha256(xml).hexdigest()
