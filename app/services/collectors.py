@@ -26,7 +26,7 @@ from app.errors import Problem
 from app.models import CollectorToken, Form, FormAssignment, User
 
 from . import users as user_service
-from .regions import validate_code
+from .regions import code_error
 
 MAX_ROWS = 5000
 MAX_EXPANDED_BYTES = 32 * 1024 * 1024
@@ -206,11 +206,9 @@ def check_rows(session: Session, project_id: int, rows: list[CollectorRow]) -> l
         if r.password and len(r.password) < 8:
             errors.append(RowError(r.row, "password", "The password is too short: use at least 8 characters."))
         for code in r.regions:
-            try:
-                validate_code(code)
-            except Problem:
-                errors.append(RowError(r.row, "regions", "'{value}' is not a region code. Use a national division "
-                                       "code of 2, 4, 6, 9 or 12 digits, e.g. 540102.", {"value": code}))
+            problem = code_error(code)
+            if problem:
+                errors.append(RowError(r.row, "regions", problem, {"value": code}))
         for form_id in r.forms:
             if form_id not in forms:
                 errors.append(RowError(r.row, "forms", "There is no form '{value}' on this server.",

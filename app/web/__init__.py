@@ -116,7 +116,8 @@ def client_ip() -> str:
     return request.remote_addr or ""
 
 
-PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports")
+PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports",
+                "places", "reports")
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:
