@@ -189,6 +189,21 @@ def as_csv(rows: Iterable[tuple[str, str]]) -> str:
     return buf.getvalue()
 
 
+FORM_CSV = "regions.csv"
+
+
+def form_csv() -> bytes:
+    """The forms' attachment regions.csv: name, label, level, parent for every place below a province
+    (the cascade's choice_filter reads level and parent)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "label", "level", "parent"])
+    for code, nm in sorted(table().names.items()):
+        if len(code) > 2:
+            w.writerow([code, nm, LEVELS[len(code)], code[:PARENT_LENGTH[len(code)]]])
+    return buf.getvalue().encode("utf-8")
+
+
 @dataclass
 class LoadReport:
     province: str

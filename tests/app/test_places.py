@@ -166,3 +166,33 @@ def test_child_file_shows_place_names(app: Any, make_user: Any, publish: Any) ->
     assert "540102002001</dd>" not in page
     listing = unescape(b.get("/children").get_data(as_text=True))
     assert "绕赛社区居委会 (540102002001)" in listing
+
+
+PLACES_MD = """
+| settings |
+| | form_id | version |
+| | places | 1 |
+
+| survey |
+| | type | name | label | choice_filter |
+| | select_one_from_file regions.csv | county | County | level='county' |
+| | select_one_from_file regions.csv | village | Village | level='village' and starts-with(name, ${county}) |
+"""
+
+
+def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestClient, tmp_path: Path) -> None:
+    from app.services import setup
+
+    path = tmp_path / "places.md"
+    path.write_text(PLACES_MD, encoding="utf-8")
+    first = setup.publish_file(rt, path)
+    assert first.ok and "regions.csv attached" in first.message, first.message
+    again = setup.publish_file(rt, path)
+    assert again.ok and "attached" not in again.message  # same table: nothing to do
+    manifest = collect.get("/v1/projects/1/forms/places/manifest").get_data(as_text=True)
+    assert "<filename>regions.csv</filename>" in manifest
+    body = collect.get("/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
+    assert body.status_code == 200
+    lines = body.data.decode("utf-8").splitlines()
+    assert lines[0] == "name,label,level,parent" and "540102002001,绕赛社区居委会,village,540102002" in lines
+    assert sum(1 for line in lines if ",village," in line) == 5580
