@@ -10,6 +10,7 @@ table is re-read when a file there changes).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -192,16 +193,50 @@ def as_csv(rows: Iterable[tuple[str, str]]) -> str:
 FORM_CSV = "regions.csv"
 
 
-def form_csv() -> bytes:
+_csv_cache: dict[tuple[int, tuple[str, ...] | None], tuple[bytes, str]] = {}
+
+
+def form_csv(scope: Iterable[str] | None = None) -> bytes:
     """The forms' attachment regions.csv: name, label, level, parent for every place below a province
-    (the cascade's choice_filter reads level and parent)."""
+    (the cascade's choice_filter reads level and parent).
+
+    scope: only the places inside these codes, and the places above them (so the cascade can reach
+    them): what a collector's phone gets.
+    """
+    return scoped_form_csv(scope)[0]
+
+
+def scoped_form_csv(scope: Iterable[str] | None = None) -> tuple[bytes, str]:
+    """form_csv(scope) and its md5 (cached per table and scope)."""
+    t = table()
+    codes = tuple(sorted(set(scope))) if scope is not None else None
+    key = (id(t), codes)
+    found = _csv_cache.get(key)
+    if found is not None:
+        return found
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "label", "level", "parent"])
-    for code, nm in sorted(table().names.items()):
-        if len(code) > 2:
-            w.writerow([code, nm, LEVELS[len(code)], code[:PARENT_LENGTH[len(code)]]])
-    return buf.getvalue().encode("utf-8")
+    for code, nm in sorted(t.names.items()):
+        if len(code) <= 2:
+            continue
+        if codes is not None and not any(code.startswith(c) or c.startswith(code) for c in codes):
+            continue
+        w.writerow([code, nm, LEVELS[len(code)], code[:PARENT_LENGTH[len(code)]]])
+    data = buf.getvalue().encode("utf-8")
+    if len(_csv_cache) > 256:
+        _csv_cache.clear()
+    _csv_cache[key] = (data, hashlib.md5(data, usedforsecurity=False).hexdigest())
+    return _csv_cache[key]
+
+
+def phone_copy(stored_md5: str | None, user_codes: list[str]) -> tuple[bytes, str] | None:
+    """The regions.csv a phone with these region codes gets instead of the stored attachment, when the
+    stored one is the server's own list (a coordinator's own regions.csv is served as uploaded).
+    None: serve the stored file (no region codes, or another file)."""
+    if not user_codes or stored_md5 is None or stored_md5 != scoped_form_csv()[1]:
+        return None
+    return scoped_form_csv(user_codes)
 
 
 @dataclass

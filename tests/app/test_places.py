@@ -180,7 +180,8 @@ PLACES_MD = """
 """
 
 
-def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestClient, tmp_path: Path) -> None:
+def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestClient, make_user: Any,
+                                             tmp_path: Path) -> None:
     from app.services import setup
 
     path = tmp_path / "places.md"
@@ -191,8 +192,18 @@ def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestC
     assert again.ok and "attached" not in again.message  # same table: nothing to do
     manifest = collect.get("/v1/projects/1/forms/places/manifest").get_data(as_text=True)
     assert "<filename>regions.csv</filename>" in manifest
+    # the collector (region 540102) gets the places of the own county and those above it
     body = collect.get("/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
     assert body.status_code == 200
+    assert f"<hash>md5:{hashlib.md5(body.data).hexdigest()}</hash>" in manifest  # the hash of that copy
     lines = body.data.decode("utf-8").splitlines()
     assert lines[0] == "name,label,level,parent" and "540102002001,绕赛社区居委会,village,540102002" in lines
-    assert sum(1 for line in lines if ",village," in line) == 5580
+    assert "5401,拉萨市,prefecture,54" in lines and not any(line.startswith(("540121", "5402")) for line in lines)
+    villages = [c for c in regions.table().names if len(c) == 12 and c.startswith("540102")]
+    assert sum(1 for line in lines if ",village," in line) == len(villages) > 50
+    # an administrator (no regions) gets the whole table, as stored
+    make_user("root", "admin")
+    whole = DigestClient(app.test_client(), "root", "correct horse").get(
+        "/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
+    assert whole.status_code == 200
+    assert sum(1 for line in whole.data.decode("utf-8").splitlines() if ",village," in line) == 5580
