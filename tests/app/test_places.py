@@ -207,3 +207,24 @@ def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestC
         "/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
     assert whole.status_code == 200
     assert sum(1 for line in whole.data.decode("utf-8").splitlines() if ",village," in line) == 5580
+
+
+def test_exports_name_the_places_picked_from_regions_csv(app: Any, rt: Any, collect: DigestClient,
+                                                         make_user: Any, tmp_path: Path) -> None:
+    from app.services import setup
+    from tests.app.test_exports import Api, col, tables
+
+    path = tmp_path / "places.md"
+    path.write_text(PLACES_MD, encoding="utf-8")
+    assert setup.publish_file(rt, path).ok
+    xml = (b'<data id="places" version="1"><county>540102</county><village>540102002001</village>'
+           b"<meta><instanceID>uuid:p1</instanceID></meta></data>")
+    post(collect, xml)
+    make_user("coord", "coordinator", ["54"])
+    api = Api(app, "coord")
+    resp = api.get("/v1/projects/1/forms/places/submissions.csv.zip?labels=zh")
+    assert resp.status_code == 200
+    table = tables(resp.data)["places.csv"]
+    assert col(table, "Village") == ["绕赛社区居委会"] and col(table, "County") == ["城关区"]
+    codes = tables(api.get("/v1/projects/1/forms/places/submissions.csv.zip").data)["places.csv"]
+    assert col(codes, "village") == ["540102002001"]
