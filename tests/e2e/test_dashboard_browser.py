@@ -115,3 +115,26 @@ def test_county_report_page(open_page: Callable[..., Any], care_work: list[Child
         assert fits
         page.pdf(path=str(SHOTS / "report-a4.pdf"), format="A4", landscape=True)
         check_layout(page, "report-print")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_region_picker_adds_a_place(open_page: Callable[..., Any], width: int) -> None:  # noqa: F811
+    page = open_page(width, "root")
+    page.goto("/users/new")
+    box = page.locator(".rp-search")
+    box.fill("八廓")
+    page.wait_for_function("() => document.querySelectorAll('#rp-list-regions option').length > 0")
+    options = page.locator("#rp-list-regions option")
+    assert options.first.get_attribute("value") == "540102002"
+    assert "拉萨市 城关区 八廓街道" in (options.first.get_attribute("label") or "")
+    box.fill("540102002")  # choosing the option puts its value (the code) in the box
+    assert page.input_value("input[name=regions]") == "540102002" and box.input_value() == ""
+    check_layout(page, "region-picker")
+    # a wrong code typed by hand is refused with the code named
+    page.fill("input[name=username]", f"picker{width}")
+    page.fill("input[name=regions]", "540102002 540102099")
+    page.fill("input[name=password]", "picker password 1")
+    page.fill("input[name=repeat]", "picker password 1")
+    page.click("form button.primary")
+    page.wait_for_load_state()
+    assert "540102099" in page.locator("[role=alert]").inner_text()
