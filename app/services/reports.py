@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -110,17 +111,16 @@ class ChildFacts:
     opened: date
     versions: list[tuple[date, dict[str, Any]]] = field(default_factory=list)  # (day, all properties after it)
     records: list[Record] = field(default_factory=list)
+    _days: list[date] = field(default_factory=list, repr=False)  # the versions' days, for bisect
 
     def state_at(self, day: date) -> dict[str, Any] | None:
         """The file's properties at the end of day (None: not opened yet)."""
         if self.opened > day:
             return None
-        found: dict[str, Any] = {}
-        for at, data in self.versions:
-            if at > day:
-                break
-            found = data
-        return found
+        if len(self._days) != len(self.versions):
+            self._days = [at for at, _ in self.versions]
+        i = bisect_right(self._days, day)
+        return self.versions[i - 1][1] if i else {}
 
     def open_at(self, day: date) -> bool:
         state = self.state_at(day)
@@ -340,10 +340,14 @@ def pictures(session: Session, project_id: int, user: User, today: date, months:
         accepted = completed or "in_service" in seen
         referred = accepted or "referred" in seen or any(_is_referral(r) for r in c.records)
         funnel.update({"referred": int(referred), "accepted": int(accepted), "completed": int(completed)})
-    by_month = []
-    for p in periods:
-        kinds: Counter[str] = Counter(r.form for c in facts for r in c.records if r.day in p and r.form in VISIT_FORMS)
-        by_month.append({k: kinds.get(k, 0) for k in VISIT_FORMS})
+    index = {p.key: i for i, p in enumerate(periods)}
+    kinds: list[Counter[str]] = [Counter() for _ in periods]
+    for c in facts:
+        for r in c.records:
+            i = index.get(f"{r.day.year}-{r.day.month:02d}")
+            if i is not None and r.form in VISIT_FORMS:
+                kinds[i][r.form] += 1
+    by_month = [{k: counts.get(k, 0) for k in VISIT_FORMS} for counts in kinds]
     return Pictures(periods, risk_by_month, coverage, overdue,
                     {k: funnel.get(k, 0) for k in ("referred", "accepted", "completed")}, by_month, q)
 
