@@ -30,6 +30,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = _OwnScheme(app.wsgi_app)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from .services import regions
+
+    regions.use_data_dir(cfg["DATA_DIR"])  # provinces added with `carefile regions load`
     app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
                                          store=make_store(cfg))
 

@@ -170,6 +170,28 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_regions_load(args: argparse.Namespace) -> int:
+    from app.services import regions
+
+    rt = _runtime()
+    report = regions.load_file(Path(args.file).read_bytes(), rt.config["DATA_DIR"])
+    counts = ", ".join(f"{n} {level}" for level, n in report.counts.items())
+    print(f"Province {report.province} {'replaced' if report.replaced else 'added'}: {counts} ({report.path})")
+    return 0
+
+
+def cmd_regions_find(args: argparse.Namespace) -> int:
+    from app.services import regions
+
+    _runtime()  # reads the provinces loaded into the data folder too
+    found = regions.search(args.query, limit=args.limit)
+    for r in found:
+        print(f"{r.code:<12}  {regions.full_name(r.code, skip_province=False)}")
+    if not found:
+        print(f"No place matches '{args.query}'.", file=sys.stderr)
+    return 0 if found else 1
+
+
 def cmd_user_token(args: argparse.Namespace) -> int:
     import segno
 
@@ -365,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = user.add_parser("revoke", help="revoke the collector's tokens")
     s.add_argument("name")
     s.set_defaults(func=cmd_user_revoke)
+
+    reg = sub.add_parser("regions", help="the division table (places)").add_subparsers(dest="regions_command",
+                                                                                       required=True)
+    s = reg.add_parser("load", help="add a province's division table (CSV: code,name)")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_regions_load)
+    s = reg.add_parser("find", help="find places by name or code prefix")
+    s.add_argument("query")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_regions_find)
 
     blobs = sub.add_parser("blobs", help="blob storage").add_subparsers(dest="blobs_command", required=True)
     s = blobs.add_parser("sweep", help="delete blobs no row refers to")

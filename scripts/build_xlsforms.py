@@ -50,10 +50,11 @@ Design decisions (the draft designs in docs/domain.md §B were the starting poin
   the child's face (domain.md minimisation); the draft's "child photo for identity
   check" was replaced.
 * Region cascade prefecture → county → township → village with division codes (4, 6,
-  9, 12 digits) and filter columns ``pref``/``county``/``town``; villages are
-  placeholders ``<town>201``/``<town>202`` until the official village list is loaded.
-  The choice list ``village`` has an extra column ``zh`` (Chinese name) so the label
-  can use the Chinese village name whatever the device language.
+  9, 12 digits): ``select_one_from_file regions.csv`` with ``choice_filter`` on the
+  CSV's ``level`` and ``parent`` columns.  regions.csv (name, label, level, parent) is
+  built by the server from its division table (the 2023 statistical codes of Tibet,
+  5,580 villages, plus provinces added with ``carefile regions load``) and attached
+  when ``carefile init`` publishes the forms.  Labels are the official Chinese names.
 * Registration reads ``children.csv`` (``csv-external``) to warn about a possible
   duplicate file (same village, sex and birth date): "one child, one file".
 * Time limits (first identification 30 days, follow-up by level, …) are design values
@@ -71,7 +72,7 @@ from openpyxl.styles import Font
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "xlsforms"
 
-VERSION = "2026112901"
+VERSION = "2026112902"
 ZH = "中文 (zh)"
 EN = "English (en)"
 NAMESPACES = 'carefile="https://carefile.example/xforms"'
@@ -96,7 +97,7 @@ SURVEY_COLUMNS = [
     "save_to",
     SENSITIVE_COLUMN,
 ]
-CHOICE_COLUMNS = ["list_name", "name", f"label::{ZH}", f"label::{EN}", "pref", "county", "town", "zh", "cat"]
+CHOICE_COLUMNS = ["list_name", "name", f"label::{ZH}", f"label::{EN}", "cat"]
 SETTINGS_COLUMNS = ["form_title", "form_id", "version", "default_language", "instance_name", "namespaces"]
 
 PHOTO = "max-pixels=1024"
@@ -151,62 +152,10 @@ def c(list_name, name, label_zh, label_en, **extra):
 # Shared choices (domain.md §B0)
 # --------------------------------------------------------------------------------------
 
-PREFECTURES = [
-    ("5401", "拉萨市", "Lhasa"),
-    ("5402", "日喀则市", "Shigatse"),
-    ("5403", "昌都市", "Chamdo"),
-    ("5404", "林芝市", "Nyingchi"),
-    ("5405", "山南市", "Shannan (Lhoka)"),
-    ("5406", "那曲市", "Nagqu"),
-    ("5425", "阿里地区", "Ngari Prefecture"),
-]
-COUNTIES = [  # code, zh, en, prefecture
-    ("540102", "城关区", "Chengguan District", "5401"),
-    ("540121", "林周县", "Lhünzhub County", "5401"),
-    ("540122", "当雄县", "Damxung County", "5401"),
-    ("540202", "桑珠孜区", "Samzhubzê District", "5402"),
-    ("540221", "南木林县", "Namling County", "5402"),
-    ("540302", "卡若区", "Karub District", "5403"),
-    ("540402", "巴宜区", "Bayi District", "5404"),
-    ("540502", "乃东区", "Nêdong District", "5405"),
-    ("540602", "色尼区", "Seni District", "5406"),
-    ("542523", "噶尔县", "Gar County", "5425"),
-]
-TOWNS = [  # code, zh, en, county
-    ("540102002", "八廓街道", "Barkhor Subdistrict", "540102"),
-    ("540102010", "蔡公堂街道", "Caigongtang Subdistrict", "540102"),
-    ("540121100", "甘丹曲果镇", "Gandan Choikor Town", "540121"),
-    ("540121208", "旁多乡", "Pangduo Township", "540121"),
-    ("540122100", "当曲卡镇", "Dangquka Town", "540122"),
-    ("540122205", "纳木湖乡", "Namtso Township", "540122"),
-    ("540202002", "城北街道", "Chengbei Subdistrict", "540202"),
-    ("540202205", "东嘎乡", "Dongga Township", "540202"),
-    ("540221100", "南木林镇", "Namling Town", "540221"),
-    ("540221204", "艾玛乡", "Aima Township", "540221"),
-    ("540302100", "城关镇", "Chengguan Town", "540302"),
-    ("540302102", "卡若镇", "Karub Town", "540302"),
-    ("540402102", "八一镇", "Bayi Town", "540402"),
-    ("540402103", "鲁朗镇", "Lulang Town", "540402"),
-    ("540502001", "泽当街道", "Tsethang Subdistrict", "540502"),
-    ("540502101", "昌珠镇", "Changzhu Town", "540502"),
-    ("540602100", "那曲镇", "Nagqu Town", "540602"),
-    ("540602101", "罗玛镇", "Luoma Town", "540602"),
-    ("542523100", "狮泉河镇", "Shiquanhe Town", "542523"),
-    ("542523200", "昆莎乡", "Kunsha Township", "542523"),
-]
-# Placeholder villages: two per township until the official 12-digit list is loaded.
-PLACEHOLDER_VILLAGES = [("201", "示例村A", "sample village A"), ("202", "示例村B", "sample village B")]
-
-
-def region_choices():
-    rows = [c("prefecture", code, zh, en) for code, zh, en in PREFECTURES]
-    rows += [c("county", code, zh, en, pref=pref) for code, zh, en, pref in COUNTIES]
-    rows += [c("town", code, zh, en, county=county) for code, zh, en, county in TOWNS]
-    for town, tzh, ten, _county in TOWNS:
-        for suffix, vzh, ven in PLACEHOLDER_VILLAGES:
-            name_zh = f"{tzh}·{vzh}"
-            rows.append(c("village", town + suffix, name_zh, f"{ten} {ven}", town=town, zh=name_zh))
-    return rows
+# The places come from the attachment regions.csv (name,label,level,parent), which the server
+# builds from its division table (app/data/regions-54.csv: the 2023 statistical division codes of
+# Tibet, 5,580 villages) and attaches when `carefile init` publishes the forms.
+REGIONS_CSV = "regions.csv"
 
 
 def shared_choices():
@@ -224,7 +173,7 @@ def shared_choices():
         c("role", "teacher", "学校教师/心理健康教师", "Teacher / school counsellor"),
         c("role", "civil_affairs", "县级民政工作人员", "County civil-affairs staff"),
         c("role", "other", "其他", "Other"),
-    ] + region_choices()
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -240,16 +189,17 @@ NOT_FUTURE = ("日期不能晚于今天", "The date cannot be in the future")
 
 def region(save: bool):
     s = (lambda p: p) if save else (lambda p: "")
+    pick = f"select_one_from_file {REGIONS_CSV}"
     return [
         q("begin_group", "grp_region", "儿童所在地", "Child's location", app="field-list"),
-        q("select_one prefecture", "prefecture", "地（市）", "Prefecture-level division", req=True,
-          save=s("prefecture")),
-        q("select_one county", "county", "县（区、市）", "County / district", req=True,
-          filt="pref=${prefecture}", save=s("county")),
-        q("select_one town", "township", "乡（镇、街道）", "Township / subdistrict", req=True,
-          filt="county=${county}", save=s("township")),
-        q("select_one village", "village", "村（居）", "Village / community", req=True,
-          filt="town=${township}", save=s("village")),
+        q(pick, "prefecture", "地（市）", "Prefecture-level division", req=True,
+          filt="level='prefecture'", save=s("prefecture")),
+        q(pick, "county", "县（区、市）", "County / district", req=True,
+          filt="level='county' and parent=${prefecture}", save=s("county")),
+        q(pick, "township", "乡（镇、街道）", "Township / subdistrict", req=True,
+          filt="level='township' and parent=${county}", app="autocomplete", save=s("township")),
+        q(pick, "village", "村（居）", "Village / community", req=True,
+          filt="level='village' and parent=${township}", app="autocomplete", save=s("village")),
         end("group", "grp_region"),
     ]
 
@@ -303,8 +253,9 @@ def about(rows):
         ("sensitive", "bind::carefile:sensitive = yes 标记敏感字段（身份信息、照片、签名、自由文本），导出时默认脱敏 / "
                       "marks identifying fields and free text; exports mask them by default."),
         ("screening", "筛查，不是诊断 / Screening, not diagnosis."),
-        ("regions", "地、县、乡编码为国家统计区划代码（2022）；村（居）为占位示例（<乡镇代码>201/202），上线前须替换为官方名单 / "
-                    "village rows are placeholders to be replaced by the official list."),
+        ("regions", "地、县、乡、村四级联动选自附件 regions.csv（2023年统计用区划代码，服务器发布表单时自动附上）/ "
+                    "prefecture → county → township → village from the attachment regions.csv (2023 division codes; "
+                    "the server attaches it when it publishes the form)."),
     ]
     return [("topic", "note")] + common + rows
 
@@ -329,7 +280,7 @@ def child_registration():
           app="numbers"),
         end("group", "grp_worker"),
     ] + region(save=True) + [
-        calc("village_zh", "instance('village')/root/item[name=${village}]/zh"),
+        calc("village_zh", "instance('regions')/root/item[name=${village}]/label"),
         q("begin_group", "grp_consent", "告知与同意", "Information and consent"),
         note("consent_text",
              "请先向监护人说明：建档目的、记录哪些内容、信息仅用于关爱服务、谁可以查阅、如何保密，以及可随时要求查阅、更正或撤回同意。"

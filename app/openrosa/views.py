@@ -15,6 +15,7 @@ from app.models import Form, User
 from app.routeaccess import COLLECTORS, declare
 from app.runtime import Runtime, runtime
 from app.services import forms as form_service
+from app.services import regions
 from app.services import submissions as submission_service
 
 from . import bp, render
@@ -166,7 +167,9 @@ def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
                 items.append(render.ManifestItem(att.filename, md5, url, entity_list=True,
                                                  integrity_url=f"{base}/datasets/{_quote(att.dataset)}/integrity"))
             elif att.blob_key and att.md5:
-                items.append(render.ManifestItem(att.filename, att.md5, url))
+                # regions.csv: a phone gets the places of its user's regions (and those above them)
+                mine = regions.phone_copy(att.md5, user.region_codes) if att.filename == regions.FORM_CSV else None
+                items.append(render.ManifestItem(att.filename, mine[1] if mine else att.md5, url))
     return Response(render.manifest(items), content_type=render.XML_TYPE)
 
 
@@ -185,6 +188,12 @@ def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id:
             csv_bytes, md5 = entity_service.list_csv(session, project_id, att.dataset, user)
             resp = Response(csv_bytes, content_type="text/csv; charset=utf-8")
             resp.set_etag(md5)
+            resp.headers["Cache-Control"] = "private, no-cache"
+            return resp.make_conditional(request)
+        mine = regions.phone_copy(att.md5, user.region_codes) if att.filename == regions.FORM_CSV else None
+        if mine is not None:
+            resp = Response(mine[0], content_type="text/csv; charset=utf-8")
+            resp.set_etag(mine[1])
             resp.headers["Cache-Control"] = "private, no-cache"
             return resp.make_conditional(request)
         key, md5, ctype = att.blob_key, att.md5, att.content_type or "application/octet-stream"

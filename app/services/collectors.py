@@ -27,7 +27,7 @@ from app.models import CollectorToken, Form, FormAssignment, User
 
 from . import access
 from . import users as user_service
-from .regions import validate_code
+from .regions import code_error
 
 MAX_ROWS = 5000
 MAX_EXPANDED_BYTES = 32 * 1024 * 1024
@@ -208,13 +208,10 @@ def check_rows(session: Session, project_id: int, rows: list[CollectorRow],
         if r.password and len(r.password) < 8:
             errors.append(RowError(r.row, "password", "The password is too short: use at least 8 characters."))
         for code in r.regions:
-            try:
-                validate_code(code)
-            except Problem:
-                errors.append(RowError(r.row, "regions", "'{value}' is not a region code. Use a national division "
-                                       "code of 2, 4, 6, 9 or 12 digits, e.g. 540102.", {"value": code}))
-                continue
-            if actor is not None and not access.covers(actor, code):
+            problem = code_error(code)
+            if problem:
+                errors.append(RowError(r.row, "regions", problem, {"value": code}))
+            elif actor is not None and not access.covers(actor, code):
                 errors.append(RowError(r.row, "regions", "'{value}' lies outside your own regions; you may only give "
                                        "regions inside them.", {"value": code}))
         for form_id in r.forms:

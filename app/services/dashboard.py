@@ -8,6 +8,7 @@ expression.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.models import Dataset, Entity, Form, Submission, User
 from app.models.base import UTCDateTime
 
-from . import access
+from . import access, regions
 from .childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
 from .forms import schema_of
 from .records import LOCAL_TZ, visible
@@ -117,8 +118,36 @@ def submissions_per_week(session: Session, project_id: int, user: User, today: d
     return [(d, int(counts.get(i, 0))) for i, d in enumerate(starts)]
 
 
-def region_names(session: Session, project_id: int) -> dict[str, dict[str, str]]:
-    """Names of region codes ({language: name}), read from the choice lists of the published forms."""
+class RegionNames(Mapping[str, dict[str, str]]):
+    """Names of region codes ({language: name}): the division table (app.services.regions) first,
+    then the choice lists of the published forms. Every code resolves; iterating lists only the
+    province, prefecture and county codes plus the forms' own (what a region filter offers)."""
+
+    def __init__(self, from_forms: dict[str, dict[str, str]]) -> None:
+        self._forms = from_forms
+
+    def __getitem__(self, code: str) -> dict[str, str]:
+        found = regions.name(code)
+        if found:
+            return {"": found}
+        return self._forms[code]
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and (regions.exists(code) or code in self._forms)
+
+    def _codes(self) -> list[str]:
+        table = regions.table().names
+        return sorted({c for c in table if len(c) <= 6} | set(self._forms))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._codes())
+
+    def __len__(self) -> int:
+        return len(self._codes())
+
+
+def region_names(session: Session, project_id: int) -> RegionNames:
+    """Names of region codes: the division table, and the choice lists of the published forms."""
     names: dict[str, dict[str, str]] = {}
     for form in session.scalars(select(Form).where(Form.project_id == project_id)):
         if form.current_version is None:
@@ -127,7 +156,7 @@ def region_names(session: Session, project_id: int) -> dict[str, dict[str, str]]
             for c in f.choices:
                 if c.value.isdigit() and len(c.value) in NEXT_LEVEL and c.labels:
                     names.setdefault(c.value, c.labels)
-    return names
+    return RegionNames(names)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from app.services.collectors import CollectorRow, RowError
 
 from . import bp, client_ip, db_user, register_nav, requires
 from .inputs import uploaded_file
+from .places import region_field_error
 
 ROLES = ("admin", "coordinator")
 register_nav(20, "web.collectors_index", "Collectors", ROLES)
@@ -137,8 +138,8 @@ def collectors_import() -> Any:
 def collectors_template() -> Any:
     """An example roster to fill in (UTF-8 with BOM, so Excel opens the Chinese names right)."""
     body = ("username,display_name,password,regions,forms\r\n"
-            "zhuoma,卓玛,,540102001001,\r\n"
-            "tashi,扎西,a long password,540102001 540102002,household\r\n")
+            "zhuoma,卓玛,,540102002001,\r\n"
+            "tashi,扎西,a long password,540102002 540102003,household\r\n")
     resp = make_response("\ufeff" + body)
     resp.headers["Content-Type"] = "text/csv; charset=utf-8"
     resp.headers["Content-Disposition"] = "attachment; filename=collectors.csv"
@@ -155,12 +156,11 @@ def collectors_edit(username: str) -> Any:
     if request.method == "POST":
         regions = collector_service.split_list(request.form.get("regions"))
         display_name = request.form.get("display_name", "").strip()
-        bad = [code for code in regions if not _valid_region(code)]
-        if bad:
-            errors["regions"] = t("'{value}' is not a region code. Use a national division code of 2, 4, 6, 9 or "
-                                  "12 digits, e.g. 540102.", value=bad[0])
-        outside = [code for code in regions if not bad and not access.covers(db_user(), code)]
-        if outside:
+        region_error = region_field_error(regions)
+        outside = [code for code in regions if not region_error and not access.covers(db_user(), code)]
+        if region_error:
+            errors["regions"] = region_error
+        elif outside:
             errors["regions"] = t("'{value}' lies outside your own regions; you may only give regions inside them.",
                                   value=outside[0])
         if len(display_name) > 200:
@@ -190,16 +190,6 @@ def collectors_edit(username: str) -> Any:
         token = collector_service.token_statuses(s, [user.id])[user.id]
     return render_template("collectors/edit.html", user=user, forms=forms, chosen=chosen, errors=errors,
                            token=token), (400 if errors else 200)
-
-
-def _valid_region(code: str) -> bool:
-    from app.services.regions import validate_code
-
-    try:
-        validate_code(code)
-    except Problem:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- tokens

@@ -20,6 +20,7 @@ from app.services import access, audit
 from app.services import users as user_service
 
 from . import bp, client_ip, db_user, register_nav, requires
+from .places import region_field_error
 
 register_nav(50, "web.users_index", "Users", ("admin",))
 
@@ -68,6 +69,8 @@ def users_new() -> Any:
         rt = runtime()
         if f.get("password", "") != f.get("repeat", ""):
             error = t("The two passwords differ.")
+        elif region_field_error(_region_codes(f.get("regions", ""))):
+            error = region_field_error(_region_codes(f.get("regions", "")))
         else:
             try:
                 with rt.db.write() as s:
@@ -114,6 +117,9 @@ def users_update(user_id: int) -> Any:
                 raise Problem(400, "400.26", "You cannot change your own role. Ask another administrator.")
             changes: dict[str, Any] = user_service.update_user(user, role=role, display_name=f.get("display_name"))
             if "regions" in f:
+                region_error = region_field_error(_region_codes(f.get("regions", "")))
+                if region_error:
+                    raise Problem(400, "400.21", region_error)
                 changes.update(user_service.set_regions(s, user, _region_codes(f.get("regions", ""))))
             if "sees_sensitive_shown" in f:
                 wanted = f.get("sees_sensitive") == "1"

@@ -135,7 +135,7 @@ def test_region_scoping(far: Api, admin: Api, children: dict[str, str]) -> None:
 
 
 def test_manager_of_other_county_sees_nothing(app: Any, make_user: Any, children: dict[str, str]) -> None:
-    make_user("elsewhere", "manager", ["540200"])
+    make_user("elsewhere", "manager", ["540202"])
     other = Api(app, "elsewhere")
     assert other.get("/v1/projects/1/datasets").get_json()[0]["entities"] == 0
     assert other.get("/v1/projects/1/datasets/children/entities").get_json() == []

@@ -210,7 +210,7 @@ def test_filters_region_dates_review_state_version(app: Any, rt: Any, make_user:
 
 
 def test_manager_of_another_region_sees_no_rows(app: Any, make_user: Any, two: None) -> None:
-    make_user("far", "manager", ["6301"])
+    make_user("far", "manager", ["5425"])
     make_user("mgr_b", "manager", ["540121"])
     far = direct(Api(app, "far"))
     assert len(far["care.csv"]) == 1 and len(far["care-members.csv"]) == 1 and len(far["care-kids.csv"]) == 1
@@ -526,7 +526,7 @@ def test_child_zip_has_summary_in_chinese_and_photos(app: Any, publish: Any, mak
     assert "儿童档案" in html and "卓玛" in html and "走访情况" in html and "家中整洁，孩子精神好" in html
     assert "安全" in html and f'src="{photos[0]}"' in html
     far = Browser(app)
-    make_user("far", "manager", ["6301"])
+    make_user("far", "manager", ["5425"])
     far.login("far")
     assert far.get(url).status_code == 404
     with rt.db.session() as s:

@@ -115,18 +115,18 @@ def test_add_a_collector_then_list_and_set_up_a_phone(app: Any, make_user: Any, 
     b = signed_in(app, make_user)
     b.get("/collectors/new")
     resp = b.post("/collectors/new", {"username": "dolma", "display_name": "卓玛", "password": "",
-                                      "regions": "540102001, 540102002", "forms": ["household"]})
+                                      "regions": "540102004, 540102002", "forms": ["household"]})
     assert resp.status_code == 302 and resp.headers["Location"] == "/collectors/qr?u=dolma"
     dolma = users(rt)["dolma"]
     assert dolma.role == "collector" and dolma.display_name == "卓玛"
-    assert dolma.region_codes == ["540102001", "540102002"]
+    assert dolma.region_codes == ["540102002", "540102004"]
     assert ("user.create", "user:dolma") in actions(rt) and ("user.token", "user:dolma") in actions(rt)
 
     page = b.get("/collectors").get_data(as_text=True)
     row = re.search(r"<tr>\s*<td class=\"pick\"><input[^>]+value=\"dolma\".*?</tr>", page, re.S)
     assert row, page
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(0)))
-    assert "卓玛" in text and "540102001" in text and "540102002" in text
+    assert "卓玛" in text and "540102004" in text and "540102002" in text
     assert "Active" in text and "household" in text and "followup" not in text
 
     cards = qr_cards(b.get("/collectors/qr?u=dolma").get_data(as_text=True))
@@ -181,7 +181,7 @@ def test_edit_regions_and_forms(app: Any, make_user: Any, rt: Any, household: An
 def test_bulk_import_with_one_bad_row_creates_nobody(app: Any, make_user: Any, rt: Any, household: Any) -> None:
     b = signed_in(app, make_user)
     csv = ("username,display_name,password,regions,forms\n"
-           "dolma,卓玛,,540102001 540102002,household\n"
+           "dolma,卓玛,,540102004 540102002,household\n"
            "pema,白玛,long enough,54010200x,\n"
            "norbu,罗布,,540102003,\n").encode()
     resp = upload(b, csv, "roster.csv")
@@ -210,7 +210,7 @@ def test_bulk_import_from_xlsx_creates_everyone(app: Any, make_user: Any, rt: An
     wb = Workbook()
     ws = wb.active
     ws.append(["用户名", "姓名", "密码", "地区", "表单"])  # Chinese headers are understood too
-    ws.append(["dolma", "卓玛", None, 540102001, "household"])  # a code typed as a number
+    ws.append(["dolma", "卓玛", None, 540102004, "household"])  # a code typed as a number
     ws.append([None, None, None, None, None])
     ws.append(["pema", "白玛", "long enough", "540102002,540102003", None])
     buf = io.BytesIO()
@@ -219,7 +219,7 @@ def test_bulk_import_from_xlsx_creates_everyone(app: Any, make_user: Any, rt: An
     resp = upload(b, buf.getvalue(), "roster.xlsx")
     assert resp.status_code == 302, resp.get_data(as_text=True)
     found = users(rt)
-    assert found["dolma"].region_codes == ["540102001"] and found["pema"].region_codes == ["540102002", "540102003"]
+    assert found["dolma"].region_codes == ["540102004"] and found["pema"].region_codes == ["540102002", "540102003"]
     assert "2 collectors were added from roster.xlsx." in b.get("/collectors").get_data(as_text=True)
     with rt.db.session() as s:
         assert len(s.scalars(select(CollectorToken).where(CollectorToken.revoked_at.is_(None))).all()) == 2
@@ -254,7 +254,7 @@ def test_row_errors_in_chinese(app: Any, make_user: Any) -> None:
 
 def test_qr_page_has_one_svg_per_collector_with_the_server_url(app: Any, make_user: Any, rt: Any,
                                                                household: Any) -> None:
-    make_user("dolma", "collector", ["540102001"])
+    make_user("dolma", "collector", ["540102004"])
     make_user("pema", "collector", ["540102002"])
     b = signed_in(app, make_user)
     for name in ("dolma", "pema"):

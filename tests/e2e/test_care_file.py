@@ -45,7 +45,7 @@ SHIPPED = ["child_registration", "identification", "assessment", "visit_record",
 NS_FORMLIST = "{http://openrosa.org/xforms/xformsList}"
 NS_MANIFEST = "{http://openrosa.org/xforms/xformsManifest}"
 NS_ENTITIES = "http://www.opendatakit.org/xforms/entities"
-VILLAGE_A = "540102002201"
+VILLAGE_A = "540102002001"  # 绕赛社区居委会, 八廓街道, 城关区
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
@@ -80,6 +80,7 @@ class Phone:
         self.server_csv: dict[str, bytes] = {}  # entity list → the bytes last downloaded
         self.columns: dict[str, list[str]] = {}  # entity list → property columns
         self.local: dict[str, dict[str, dict[str, Any]]] = {}  # list → entity id → local row
+        self.media: dict[str, bytes] = {}  # other form media (regions.csv) by file name
 
     # -- HTTP as Collect does it: paths (the Digest uri is path + query), X-OpenRosa-Version
     @staticmethod
@@ -132,6 +133,14 @@ class Phone:
 
     def _media(self, fid: str) -> None:
         for name, mf in self.manifest(fid).items():
+            if name == "regions.csv":  # plain media: downloaded when its hash changed
+                assert mf["type"] is None and str(mf["hash"]).startswith("md5:")
+                if hashlib.md5(self.media.get(name, b"")).hexdigest() != str(mf["hash"])[4:]:
+                    resp = self.get(str(mf["url"]))
+                    assert resp.status_code == 200, resp.data
+                    assert hashlib.md5(resp.data).hexdigest() == str(mf["hash"])[4:]
+                    self.media[name] = resp.data
+                continue
             assert name == "children.csv" and mf["type"] == "entityList", (name, mf)
             hash_ = str(mf["hash"])
             assert hash_.startswith("md5:")  # Collect strips 4 characters unconditionally
@@ -175,7 +184,8 @@ class Phone:
         return out.getvalue().encode("utf-8")
 
     def fill(self, fid: str, answers: list[dict[str, Any]]) -> engine.FilledSubmission:
-        sub = engine.fill(self.forms[fid], answers, attachments={"children.csv": self.local_csv()})
+        assert "regions.csv" in self.media, "the places list was not served with the form"
+        sub = engine.fill(self.forms[fid], answers, attachments={"children.csv": self.local_csv(), **self.media})
         self._apply_locally(fid, sub)
         return sub
 
@@ -245,7 +255,7 @@ def days_ago(days: int) -> str:
 
 
 BIRTH = years_ago(12, 1)
-MASKED_LABEL = f"扎*（男，{BIRTH[:7]}，八廓街道·示例村A）"
+MASKED_LABEL = f"扎*（男，{BIRTH[:7]}，绕赛社区居委会）"
 
 
 def region(prefix: str = "/data/grp_region") -> list[dict[str, str]]:
@@ -328,13 +338,11 @@ def entity_block(sub: engine.FilledSubmission) -> ET.Element:
 
 @pytest.fixture
 def phones(app: Any, rt: Any) -> dict[str, Phone]:
-    from app.services import users
-    from app.services.forms import publish_form
+    from app.services import setup, users
 
-    for name in SHIPPED:
-        with rt.db.write() as s:
-            publish_form(s, rt.store, project_id=1, data=(ROOT / "xlsforms" / f"{name}.xlsx").read_bytes(),
-                         filename=f"{name}.xlsx", validate=False)
+    for name in SHIPPED:  # as `carefile init` publishes them: regions.csv is attached from the division table
+        outcome = setup.publish_file(rt, ROOT / "xlsforms" / f"{name}.xlsx")
+        assert outcome.ok and "regions.csv attached" in outcome.message, outcome.message
     for name, regions in (("dolma", ["540102"]), ("lhamo", ["540102"]), ("pema", ["540121"])):
         with rt.db.write() as s:
             users.create_user(s, project_id=1, username=name, role="collector", password=PASSWORD,

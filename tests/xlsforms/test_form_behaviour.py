@@ -49,7 +49,7 @@ def _years_ago(years: int, months: int = 0) -> str:
 
 def _children_csv(status="registered", risk="unassessed", ref="none", birth=None) -> bytes:
     birth = birth or _years_ago(14, 2)
-    row = (f"{CHILD_ID},扎*（男，八廓街道·示例村A）,1,5401,540102,540102002,540102002201,male,{birth},"
+    row = (f"{CHILD_ID},扎*（男，绕赛社区居委会）,1,5401,540102,540102002,540102002001,male,{birth},"
            f"left_behind,{status},{risk},{ref},2026-12-01,2026-11-01,no")
     return (CSV_HEADER + "\n" + row + "\n").encode("utf-8")
 
@@ -59,7 +59,7 @@ def _region():
         {"ref": "/data/grp_region/prefecture", "value": "5401"},
         {"ref": "/data/grp_region/county", "value": "540102"},
         {"ref": "/data/grp_region/township", "value": "540102002"},
-        {"ref": "/data/grp_region/village", "value": "540102002201"},
+        {"ref": "/data/grp_region/village", "value": "540102002001"},
     ]
 
 
@@ -67,8 +67,16 @@ def _sig(ref):
     return {"ref": ref, "file": PNG, "name": "sig.png", "type": "image/png"}
 
 
+@cache
+def _regions_csv() -> bytes:
+    from app.services.regions import form_csv  # what the server attaches when it publishes the forms
+
+    return form_csv()
+
+
 def _fill(form, answers, csv=None, allow_pending=False):
-    attachments = {"children.csv": csv if csv is not None else (CSV_HEADER + "\n").encode()}
+    attachments = {"children.csv": csv if csv is not None else (CSV_HEADER + "\n").encode(),
+                   "regions.csv": _regions_csv()}
     sub = engine.fill(_form(form), answers, attachments=attachments, allow_pending=allow_pending)
     return sub, ET.fromstring(sub.xml)
 
@@ -132,13 +140,13 @@ def test_registration_with_consent_creates_masked_entity():
     assert entity.get("dataset") == "children"
     assert entity.get("create") in ("1", "true")
     label = entity.findtext("label")
-    assert label == f"扎*（男，{BIRTH_12[:7]}，八廓街道·示例村A）"
+    assert label == f"扎*（男，{BIRTH_12[:7]}，绕赛社区居委会）"
     assert "扎西次仁" not in label
     assert _text(root, "status_init") == "registered"
     assert _text(root, "risk_init") == "unassessed"
     assert _text(root, "referral_init") == "none"
     name = _text(root, "meta/instanceName")
-    assert name.startswith("建档-540102002201-") and name.endswith(entity.get("id")[:8])
+    assert name.startswith("建档-540102002001-") and name.endswith(entity.get("id")[:8])
     assert "扎" not in name
 
 
@@ -165,7 +173,7 @@ def test_registration_child_under_8_not_asked():
 
 
 def test_registration_warns_about_duplicate():
-    csv = (CSV_HEADER + "\nabc,扎*（男）,1,5401,540102,540102002,540102002201,male,"
+    csv = (CSV_HEADER + "\nabc,扎*（男）,1,5401,540102,540102002,540102002001,male,"
            f"{BIRTH_12},left_behind,registered,unassessed,none,2026-12-01,2026-11-01,no\n").encode()
     answers = _registration(extra=[{"ref": "/data/dup_checked", "value": "no"}])
     sub, root = _fill("child_registration", answers, csv=csv, allow_pending=True)
@@ -226,7 +234,7 @@ def test_identification_suggests_refer_and_updates_status():
     assert entity.get("baseVersion") == "1"
     assert _text(root, "id_result") == "refer"
     assert _text(root, "next_due") == "2026-12-05"
-    assert _text(root, "meta/instanceName") == "识别-540102002201-2026-11-20-3f2a9c1e"
+    assert _text(root, "meta/instanceName") == "识别-540102002001-2026-11-20-3f2a9c1e"
 
 
 def test_identification_override_needs_reason():

@@ -213,45 +213,45 @@ def _choices(form):
 
 
 def test_region_cascade_real_codes():
-    rows = _choices(REGISTRATION)
-    by_list: dict[str, dict[str, dict]] = {}
+    """The cascade reads regions.csv, which the server builds from the 2023 division table of Tibet."""
+    import csv
+    import io
+
+    from app.services.regions import form_csv
+
+    rows = list(csv.DictReader(io.StringIO(form_csv().decode("utf-8"))))
+    by_level: dict[str, dict[str, dict]] = {}
     for r in rows:
-        by_list.setdefault(r["list_name"], {})[r["name"]] = r
-    pref, county, town, village = (by_list[k] for k in ("prefecture", "county", "town", "village"))
-    assert pref["5401"][f"label::{ZH}"] == "拉萨市"
-    assert county["540102"][f"label::{ZH}"] == "城关区" and county["540102"]["pref"] == "5401"
-    assert town["540102002"][f"label::{ZH}"] == "八廓街道" and town["540102002"]["county"] == "540102"
-    assert county["542523"]["pref"] == "5425"
-    assert len(pref) == 7 and len(county) == 10 and len(town) == 20
-    for code in pref:
-        assert re.fullmatch(r"54\d{2}", code)
-    for code, r in county.items():
-        assert re.fullmatch(r"\d{6}", code) and code.startswith(r["pref"]) and r["pref"] in pref
-    for code, r in town.items():
-        assert re.fullmatch(r"\d{9}", code) and code.startswith(r["county"]) and r["county"] in county
-    for code, r in village.items():
-        assert re.fullmatch(r"\d{12}", code) and code.startswith(r["town"]) and r["town"] in town
-        assert r["zh"] == r[f"label::{ZH}"]
-    # Every township has the two placeholder villages.
-    assert set(village) == {t + s for t in town for s in ("201", "202")}
+        by_level.setdefault(r["level"], {})[r["name"]] = r
+    pref, county, town, village = (by_level[k] for k in ("prefecture", "county", "township", "village"))
+    assert pref["5401"]["label"] == "拉萨市"
+    assert county["540102"]["label"] == "城关区" and county["540102"]["parent"] == "5401"
+    assert town["540102002"]["label"] == "八廓街道" and town["540102002"]["parent"] == "540102"
+    assert village["540102002001"]["label"] == "绕赛社区居委会" and village["540102002001"]["parent"] == "540102002"
+    assert (len(pref), len(county), len(town), len(village)) == (7, 78, 705, 5580)
+    for level, parent_level in (("county", pref), ("township", county), ("village", town)):
+        for code, r in by_level[level].items():
+            assert code.startswith(r["parent"]) and r["parent"] in parent_level
 
 
-@pytest.mark.parametrize("form", UPDATE_FORMS)
-def test_region_lists_identical_in_all_forms(form):
+@pytest.mark.parametrize("form", ALL_FORMS)
+def test_no_region_choice_lists_left(form):
     lists = {"prefecture", "county", "town", "village"}
-    mine = [r for r in _choices(form) if r["list_name"] in lists]
-    ref = [r for r in _choices(REGISTRATION) if r["list_name"] in lists]
-    assert mine == ref
+    assert [r for r in _choices(form) if r["list_name"] in lists] == []
 
 
 @pytest.mark.parametrize("form", ALL_FORMS)
 def test_region_choice_filters(converted, form):
     rows = {r["name"]: r for r in _rows(FORMS_DIR / f"{form}.xlsx", "survey")}
-    assert rows["county"]["choice_filter"] == "pref=${prefecture}"
-    assert rows["township"]["choice_filter"] == "county=${county}"
-    assert rows["village"]["choice_filter"] == "town=${township}"
+    for name in ("prefecture", "county", "township", "village"):
+        assert rows[name]["type"] == "select_one_from_file regions.csv"
+    assert rows["prefecture"]["choice_filter"] == "level='prefecture'"
+    assert rows["county"]["choice_filter"] == "level='county' and parent=${prefecture}"
+    assert rows["township"]["choice_filter"] == "level='township' and parent=${county}"
+    assert rows["village"]["choice_filter"] == "level='village' and parent=${township}"
     xform = converted[form][0].xform
-    assert "instance('county')/root/item[pref= /data/grp_region/prefecture ]" in xform
+    assert "instance('regions')/root/item[level='county' and parent= /data/grp_region/prefecture ]" in xform
+    assert 'src="jr://file-csv/regions.csv"' in xform
 
 
 # ---------------------------------------------------------------------------------------

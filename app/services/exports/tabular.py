@@ -32,7 +32,7 @@ from app.models.base import UTCDateTime
 from forms import Field, FormSchema
 from forms.sensitivity import sensitive_paths
 
-from .. import access
+from .. import access, regions
 from ..forms import schema_of
 from . import ExportOptions
 from .rowcode import CHECK_FIRST, compile_row, neutralise
@@ -197,6 +197,8 @@ class Plan:
             masked = f.path in self.sensitive_paths and not opts.sensitive
             labels = {c.value: pick_label(c.labels, opts.labels) or c.value for c in f.choices} \
                 if opts.labels != "codes" else None
+            if labels is not None and not labels and f.itemset_file == regions.FORM_CSV:
+                labels = regions.table().names  # places picked from regions.csv: their names
             if f.type == "binary" and not masked:
                 t.binary_keys.append(key)
             if f.type == "geopoint":

@@ -1,0 +1,386 @@
+"""What managers report: the monthly/quarterly county report and the dashboard's pictures.
+
+Both read the same facts, scoped through app.services.access: each child of the `children` list
+in the user's regions (file creation date, every version of the file) and the records about it
+(submissions naming the child, with the record's own date). The counts are then taken in
+Python, so the report and the charts agree by construction.
+
+Definitions (a period is a range of local calendar dates, both ends included):
+- on file: the file was opened by the end of the period and was not closed at its end;
+- new files: opened in the period (`registered_on`, else the day the server created it);
+- identified / assessed / visited: children with an identification / assessment / visit record
+  dated in the period (the form's own date: visit_date, assessment_date, record_date);
+- referred: a referral record in the period with the guardian's consent;
+- followed up: a follow-up record (referral and follow-up form) in the period;
+- closed: the file's status became `closed` during the period (any path: form or page);
+- risk levels: each open child's level as it stood at the end of the period;
+- overdue: open children whose next follow-up date lay before the end of the period (or today).
+"""
+from __future__ import annotations
+
+import calendar
+import re
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import Dataset, Entity, EntityVersion, Form, Submission, SubmissionVersion, User
+
+from . import access, regions
+from .childfile import CHILDREN, RISK_LEVELS
+from .records import LOCAL_TZ
+
+DATE_FIELDS = ("visit_date", "assessment_date", "record_date", "registered_on", "today")
+IDENTIFICATION, ASSESSMENT, VISIT, REFERRAL = "identification", "assessment", "visit_record", "referral_followup"
+COUNTS = ("on_file", "new_files", "identified", "assessed", "visited", "referred", "followed_up", "closed",
+          "overdue")
+RISK_COUNTS = tuple(f"risk_{level}" for level in RISK_LEVELS)
+COLUMNS = COUNTS + RISK_COUNTS
+
+
+# ---------------------------------------------------------------- periods
+
+@dataclass(frozen=True)
+class Period:
+    kind: str  # month | quarter
+    start: date
+    end: date  # inclusive
+
+    @property
+    def key(self) -> str:
+        if self.kind == "month":
+            return f"{self.start.year}-{self.start.month:02d}"
+        return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day <= self.end
+
+
+def month(year: int, m: int) -> Period:
+    return Period("month", date(year, m, 1), date(year, m, calendar.monthrange(year, m)[1]))
+
+
+def quarter(year: int, q: int) -> Period:
+    first = 3 * (q - 1) + 1
+    return Period("quarter", date(year, first, 1), month(year, first + 2).end)
+
+
+def parse_period(text: str) -> Period:
+    """'2026-11' (a month) or '2026-Q4' (a quarter); Problem 400 otherwise."""
+    text = text.strip().upper()
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})", text)
+    if m and 1 <= int(m.group(2)) <= 12:
+        return month(int(m.group(1)), int(m.group(2)))
+    m = re.fullmatch(r"(\d{4})-Q([1-4])", text)
+    if m:
+        return quarter(int(m.group(1)), int(m.group(2)))
+    raise Problem(400, "400.80", f"'{text}' is not a period. Use a month like 2026-11 or a quarter like 2026-Q4.")
+
+
+def quarter_of(day: date) -> Period:
+    return quarter(day.year, (day.month - 1) // 3 + 1)
+
+
+def last_months(today: date, n: int) -> list[Period]:
+    out, y, m = [], today.year, today.month
+    for _ in range(n):
+        out.append(month(y, m))
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out[::-1]
+
+
+# ---------------------------------------------------------------- facts
+
+@dataclass
+class Record:
+    form: str
+    day: date
+    data: dict[str, Any]
+
+
+@dataclass
+class ChildFacts:
+    uuid: str
+    region: str
+    opened: date
+    versions: list[tuple[date, dict[str, Any]]] = field(default_factory=list)  # (day, all properties after it)
+    records: list[Record] = field(default_factory=list)
+    _days: list[date] = field(default_factory=list, repr=False)  # the versions' days, for bisect
+
+    def state_at(self, day: date) -> dict[str, Any] | None:
+        """The file's properties at the end of day (None: not opened yet)."""
+        if self.opened > day:
+            return None
+        if len(self._days) != len(self.versions):
+            self._days = [at for at, _ in self.versions]
+        i = bisect_right(self._days, day)
+        return self.versions[i - 1][1] if i else {}
+
+    def open_at(self, day: date) -> bool:
+        state = self.state_at(day)
+        return state is not None and state.get("status") != "closed"
+
+
+def _local_day(at: datetime) -> date:
+    return at.astimezone(LOCAL_TZ).date() if at.tzinfo else at.date()
+
+
+def _iso_day(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def record_day(data: dict[str, Any], received: datetime) -> date:
+    for key in DATE_FIELDS:
+        day = _iso_day(data.get(key))
+        if day:
+            return day
+    return _local_day(received)
+
+
+def load_facts(session: Session, project_id: int, user: User, within: str = "") -> list[ChildFacts]:
+    """The children in the user's regions (and inside `within`, a region code prefix) with their history."""
+    access.require_reader(user)
+    q = (select(Entity.id, Entity.uuid, Entity.region_code, Entity.created_at, Entity.data)
+         .join(Dataset, Dataset.id == Entity.dataset_id)
+         .where(Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.deleted_at.is_(None),
+                access.region_filter(user, Entity.region_code)))
+    if within:
+        q = q.where(Entity.region_code.startswith(within, autoescape=True))
+    by_id: dict[int, ChildFacts] = {}
+    for eid, uid, region, created, data in session.execute(q):
+        opened = _iso_day((data or {}).get("registered_on")) or _local_day(created)
+        by_id[eid] = ChildFacts(uid, region or "", opened)
+    if not by_id:
+        return []
+    ids = q.with_only_columns(Entity.id).scalar_subquery()
+    uuids = q.with_only_columns(Entity.uuid).scalar_subquery()
+    by_uuid = {c.uuid: c for c in by_id.values()}
+    days: dict[int, date] = {}  # submission id → the record's own date
+    for sid, form_id, uid, created, data in session.execute(
+            select(Submission.id, Form.xml_form_id, Submission.entity_uuid, Submission.created_at,
+                   SubmissionVersion.data)
+            .join(Form, Form.id == Submission.form_id)
+            .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+            .where(Form.project_id == project_id, Submission.deleted_at.is_(None),
+                   Submission.entity_uuid.in_(uuids))):
+        child = by_uuid.get(uid)
+        if child is not None:
+            values = data or {}
+            days[sid] = record_day(values, created)
+            child.records.append(Record(form_id, days[sid], values))
+    # A version dates from the record that made it (offline work arrives late), else from its arrival.
+    for eid, sid, created, data in session.execute(
+            select(EntityVersion.entity_id, EntityVersion.submission_id, EntityVersion.created_at, EntityVersion.data)
+            .where(EntityVersion.entity_id.in_(ids)).order_by(EntityVersion.entity_id, EntityVersion.version)):
+        by_id[eid].versions.append((days[sid] if sid in days else _local_day(created), data or {}))
+    for c in by_id.values():
+        c.versions.sort(key=lambda v: v[0])
+        c.records.sort(key=lambda r: r.day)
+    return list(by_id.values())
+
+
+# ---------------------------------------------------------------- what happened to a child in a period
+
+def _is_referral(r: Record) -> bool:
+    return r.form == REFERRAL and r.data.get("record_type") == "referral" and r.data.get("ref_consent") == "yes"
+
+
+def _is_followup(r: Record) -> bool:
+    return r.form == REFERRAL and r.data.get("record_type") == "followup"
+
+
+def child_counts(c: ChildFacts, period: Period, today: date) -> Counter[str]:
+    """The report's counts for one child (each 0 or 1)."""
+    out: Counter[str] = Counter()
+    end_state = c.state_at(period.end)
+    if end_state is None:
+        return out
+    in_period = [r for r in c.records if r.day in period]
+    out["new_files"] = int(c.opened in period)
+    out["identified"] = int(any(r.form == IDENTIFICATION for r in in_period))
+    out["assessed"] = int(any(r.form == ASSESSMENT for r in in_period))
+    out["visited"] = int(any(r.form == VISIT for r in in_period))
+    out["referred"] = int(any(_is_referral(r) for r in in_period))
+    out["followed_up"] = int(any(_is_followup(r) for r in in_period))
+    before = c.state_at(period.start - timedelta(days=1))
+    was_closed = before is not None and before.get("status") == "closed"
+    closed = end_state.get("status") == "closed"
+    out["closed"] = int(closed and not was_closed)
+    if not closed:
+        out["on_file"] = 1
+        out[f"risk_{end_state.get('risk_level') or 'unassessed'}"] = 1
+        due = str(end_state.get("next_followup_due") or "")
+        out["overdue"] = int(bool(due) and due < min(period.end, today).isoformat())
+    return out
+
+
+# ---------------------------------------------------------------- the county report
+
+@dataclass
+class ReportRow:
+    code: str
+    name: str
+    counts: dict[str, int]
+
+
+@dataclass
+class CountyReport:
+    county: str
+    county_name: str
+    period: Period
+    rows: list[ReportRow]
+    totals: dict[str, int]
+    generated: datetime
+
+
+def _require_county(user: User, county: str) -> str:
+    county = county.strip()
+    if not re.fullmatch(r"\d{6}", county):
+        raise Problem(400, "400.81", f"'{county}' is not a county code. Choose a county (6 digits, e.g. 540102).")
+    regions.validate_code(county)
+    inside = user.role == "admin" or any(county.startswith(c) or c.startswith(county) for c in user.region_codes)
+    if not inside:
+        raise Problem(404, "404.80", "There is no such county in your regions.")
+    return county
+
+
+def county_report(session: Session, project_id: int, user: User, county: str, period: Period,
+                  today: date) -> CountyReport:
+    """Counts by township of one county for the period (only the townships in the user's regions)."""
+    county = _require_county(user, county)
+    facts = load_facts(session, project_id, user, within=county)
+    by_town: dict[str, Counter[str]] = {}
+    for town in regions.children(county):
+        if user.role == "admin" or any(town.code.startswith(c) or c.startswith(town.code)
+                                       for c in user.region_codes):
+            by_town[town.code] = Counter()
+    for c in facts:
+        by_town.setdefault(c.region[:9], Counter()).update(child_counts(c, period, today))
+    rows = [ReportRow(code, regions.name(code) or "", {k: counts.get(k, 0) for k in COLUMNS})
+            for code, counts in sorted(by_town.items())]
+    totals = {k: sum(r.counts[k] for r in rows) for k in COLUMNS}
+    return CountyReport(county, regions.full_name(county) or county, period, rows, totals,
+                        datetime.now(LOCAL_TZ))
+
+
+def report_counties(user: User) -> list[regions.Region]:
+    """The counties a user may report on: those inside, or containing, one of the user's regions."""
+    names = regions.table().names
+    return [regions.Region(code, name) for code, name in sorted(names.items())
+            if len(code) == 6 and (user.role == "admin"
+                                   or any(code.startswith(c) or c.startswith(code) for c in user.region_codes))]
+
+
+# ---------------------------------------------------------------- the dashboard's pictures
+
+@dataclass
+class Pictures:
+    months: list[Period]
+    risk_by_month: list[dict[str, int]]  # per month: risk level → open children at the month's end
+    coverage: list[tuple[str, int, int, int]]  # (area, open children, visited this quarter, not visited)
+    overdue: list[tuple[str, int]]  # (area, overdue children)
+    funnel: dict[str, int]  # referred, accepted, completed
+    records_by_month: list[dict[str, int]]  # per month: form kind → records
+    quarter: Period
+
+
+VISIT_FORMS = (IDENTIFICATION, ASSESSMENT, VISIT, REFERRAL)
+
+
+def area_length(user: User) -> int:
+    """Group by one level below the user's broadest region (admin: prefectures)."""
+    if user.role == "admin" or not user.region_codes:
+        return 4
+    shortest = min(len(c) for c in user.region_codes)
+    return {2: 4, 4: 6, 6: 9, 9: 12}.get(shortest, 12)
+
+
+def pictures(session: Session, project_id: int, user: User, today: date, months: int = 12) -> Pictures:
+    facts = load_facts(session, project_id, user)
+    periods = last_months(today, months)
+    risk_by_month = []
+    for p in periods:
+        counts: Counter[str] = Counter()
+        for c in facts:
+            state = c.state_at(min(p.end, today))
+            if state is not None and state.get("status") != "closed":
+                counts[state.get("risk_level") or "unassessed"] += 1
+        risk_by_month.append({level: counts.get(level, 0) for level in RISK_LEVELS})
+    q = quarter_of(today)
+    length = area_length(user)
+    cov: dict[str, list[int]] = {}
+    over: Counter[str] = Counter()
+    for c in facts:
+        area = c.region[:length]
+        if not c.open_at(today):
+            continue
+        row = cov.setdefault(area, [0, 0])
+        row[0] += 1
+        row[1] += int(any(r.form in VISIT_FORMS and r.day in q for r in c.records))
+        due = str((c.state_at(today) or {}).get("next_followup_due") or "")
+        over[area] += int(bool(due) and due < today.isoformat())
+    coverage = [(a, n, v, n - v) for a, (n, v) in sorted(cov.items())]
+    overdue = [(a, over[a]) for a in sorted(cov)]
+    funnel = Counter[str]()
+    for c in facts:
+        seen = {str(d.get("referral_status") or "") for _, d in c.versions}
+        completed = "closed" in seen or any(r.form == REFERRAL and r.data.get("fu_service") == "completed"
+                                            for r in c.records)
+        accepted = completed or "in_service" in seen
+        referred = accepted or "referred" in seen or any(_is_referral(r) for r in c.records)
+        funnel.update({"referred": int(referred), "accepted": int(accepted), "completed": int(completed)})
+    index = {p.key: i for i, p in enumerate(periods)}
+    kinds: list[Counter[str]] = [Counter() for _ in periods]
+    for c in facts:
+        for r in c.records:
+            i = index.get(f"{r.day.year}-{r.day.month:02d}")
+            if i is not None and r.form in VISIT_FORMS:
+                kinds[i][r.form] += 1
+    by_month = [{k: counts.get(k, 0) for k in VISIT_FORMS} for counts in kinds]
+    return Pictures(periods, risk_by_month, coverage, overdue,
+                    {k: funnel.get(k, 0) for k in ("referred", "accepted", "completed")}, by_month, q)
+
+
+
+def report_xlsx(report: CountyReport, headers: list[str], title: str, notes: list[str], total: str) -> bytes:
+    """The county report as one worksheet: a title line, then township, code and one column per count."""
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = report.period.key
+    ws.append([title])
+    ws["A1"].font = Font(bold=True, size=13)
+    ws.append([report.county_name, report.county, report.period.start.isoformat(), report.period.end.isoformat()])
+    ws.append([])
+    ws.append(headers)
+    for cell in ws[4]:
+        cell.font = Font(bold=True)
+    for row in report.rows:
+        ws.append([row.name or row.code, row.code, *[row.counts[k] for k in COLUMNS]])
+    ws.append([total, report.county, *[report.totals[k] for k in COLUMNS]])
+    for cell in ws[ws.max_row]:
+        cell.font = Font(bold=True)
+    ws.append([])
+    for note in notes:
+        ws.append([note])
+    ws.column_dimensions["A"].width = 22
+    ws.column_dimensions["B"].width = 12
+    ws.freeze_panes = "C5"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
