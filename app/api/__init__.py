@@ -20,4 +20,4 @@ def _problem(problem: Problem) -> tuple[Response, int]:
     return jsonify(body), problem.status
 
 
-from . import central, children, datasets, exports, odata, sessions, submissions  # noqa: E402,F401
+from . import central, children, children_admin, datasets, exports, odata, sessions, submissions  # noqa: E402,F401

@@ -108,6 +108,7 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
             event.status, event.message = "skipped", "edit of a submission that already updated the entity"
             session.add(event)
             return event
+    entity: Entity | None = None
     try:
         with session.begin_nested():
             entity = _apply(session, project_id, sv, schema, block, data)
@@ -122,9 +123,22 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
     except Exception as err:  # a bug must not lose the submission: record it
         log.exception("entity processing failed for submission version %s", sv.id)
         event.status, event.code, event.message = "error", "500.1", f"internal error: {err}"
+    if event.status == "applied" and entity is not None:
+        _after_change(session, entity, sv, created=bool(block.create) and entity.version == 1)
     session.add(event)
     session.flush()
     return event
+
+
+def _after_change(session: Session, entity: Entity, sv: SubmissionVersion, created: bool) -> None:
+    """Case-work hook (closure from a form, duplicate check): its failure never touches the entity."""
+    from . import casework
+
+    try:
+        with session.begin_nested():
+            casework.after_form_change(session, entity, sv, created)
+    except Exception:
+        log.exception("case-work hook failed for entity %s", entity.uuid)
 
 
 def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
@@ -145,6 +159,15 @@ def _apply(session: Session, project_id: int, sv: SubmissionVersion, schema: For
         raise EntityProblem("403.2", "This form may not create entities.")
     received = _props(block, data)
     entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+    if block.update and not block.create and entity is not None and entity.merged_into:
+        # The child was merged into another file: the update (made on a phone before the merge
+        # reached it) goes to the survivor, on top of its current version.
+        survivor = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == entity.merged_into))
+        if survivor is not None:
+            entity, force = survivor, True
+            sub = session.get(Submission, sv.submission_id)
+            if sub is not None:
+                sub.entity_uuid = survivor.uuid
     if block.update and entity is not None and (block.base_version is not None or force):
         return _update(session, ds, entity, sv, block, received, force)
     if block.create:
@@ -344,7 +367,7 @@ def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> b
     else:
         data_cols = [type_coerce(t.c.data, Text)]
     q = select(t.c.uuid, t.c.label, t.c.version, *data_cols).where(
-        t.c.dataset_id == ds.id, t.c.deleted_at.is_(None)).order_by(t.c.id)
+        t.c.dataset_id == ds.id, t.c.deleted_at.is_(None), t.c.closed_at.is_(None)).order_by(t.c.id)
     if scope is not None:
         if not scope:
             q = q.where(t.c.id.is_(None))
@@ -377,13 +400,14 @@ def integrity(session: Session, project_id: int, dataset: str, user: User, ids: 
         raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
     scope = _scope(user)
     wanted = [u for u in (normalize_uuid(i) for i in ids) if u]
-    q = select(Entity.uuid, Entity.deleted_at, Entity.region_code).where(Entity.dataset_id == ds.id)
+    q = select(Entity.uuid, Entity.deleted_at, Entity.region_code, Entity.closed_at).where(Entity.dataset_id == ds.id)
     if wanted:
         q = q.where(Entity.uuid.in_(wanted))
     out = []
-    for uid, deleted_at, region in session.execute(q):
+    for uid, deleted_at, region, closed_at in session.execute(q):
         visible = scope is None or covers(list(scope), region)
-        out.append((uid, deleted_at is not None or not visible))
+        # Merged (deleted) and closed children leave phones: reported as deleted.
+        out.append((uid, deleted_at is not None or closed_at is not None or not visible))
     return out
 
 
