@@ -12,11 +12,11 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
+from app.models import Dataset, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
 
 from . import access, audit
 from .childfile import CHILDREN, _children_query
@@ -63,6 +63,13 @@ def server_version(session: Session, entity: Entity, changes: dict[str, str], *,
     return version
 
 
+def follow_child(session: Session, child: Entity) -> None:
+    """The child's records follow the child: their region becomes the child's, so the records (and
+    their photos) are seen by whoever now sees the child, and no longer by the old region's staff."""
+    session.execute(update(Submission).where(Submission.entity_uuid == child.uuid, Submission.region_code.is_not(None))
+                    .values(region_code=child.region_code).execution_options(synchronize_session=False))
+
+
 def bump_revision(session: Session, entity: Entity) -> None:
     """Change the children.csv cache key (Dataset.revision) after a server-side change."""
     ds = session.get(Dataset, entity.dataset_id)
@@ -90,6 +97,7 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
         raise Problem(409, "409.31", f"The child already lives in village {village}; nothing was changed.")
     changes = {"village": village, "township": village[:9], "county": village[:6], "prefecture": village[:4]}
     server_version(session, child, changes, action="transfer", user=user, note=note.strip()[:500])
+    follow_child(session, child)
     audit.record(session, user, "child.transfer", target=f"child:{child.uuid}", ip=ip, **{"from": old, "to": village})
     return child
 

@@ -26,7 +26,7 @@ from app.errors import Problem
 from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
 
 from . import access, audit
-from .casework import _value, bump_revision, locked_child, require_coordinator, server_version
+from .casework import _value, bump_revision, follow_child, locked_child, require_coordinator, server_version
 
 NAME_FIELDS = ("child_name", "full_name", "name")
 MAX_CANDIDATES = 500  # children of one province born within a month of each other that are compared
@@ -239,6 +239,7 @@ def merge(session: Session, project_id: int, user: User, uid: str, into: str, no
              in (None, "")}
     server_version(session, survivor, taken, action="merge", user=user,
                    note=f"merged {gone.uuid}" + (f": {note.strip()[:400]}" if note.strip() else ""))
+    follow_child(session, survivor)
     gone.deleted_at = utcnow()
     gone.merged_into = survivor.uuid
     bump_revision(session, gone)

@@ -34,7 +34,7 @@ def child(setup: Any) -> str:
     return uid
 
 
-def test_move_across_counties_changes_both_phones(setup: Any, child: str, rt: Any) -> None:
+def test_move_across_counties_changes_both_phones(setup: Any, child: str, rt: Any, make_user: Any) -> None:
     dolma, pema = phone(setup, "dolma"), phone(setup, "pema")
     assert [r["name"] for r in phone_csv(dolma)] == [child] and phone_csv(pema) == []
     coord = Api(setup, "coord")
@@ -53,6 +53,11 @@ def test_move_across_counties_changes_both_phones(setup: Any, child: str, rt: An
     move = file["history"][2]
     assert move["action"] == "transfer" and move["note"] == "family moved" and move["changed"]["village"] == VILLAGE_B
     assert file["history"][3]["conflict"] is None  # the phone's update was based on the move: no conflict
+    # The records follow the child: the new county's manager opens them, the old one no longer does.
+    make_user("lhunzhub", "manager", ["540121"])
+    record = "/v1/projects/1/forms/child_registration/submissions/uuid:r1"
+    assert Api(setup, "lhunzhub").get(record).status_code == 200
+    assert Api(setup, "mgr").get(record).status_code == 404
     with rt.db.session() as s:
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "child.transfer")).all()
         assert event.details == {"from": VILLAGE_A, "to": VILLAGE_B}
