@@ -5,8 +5,9 @@ What goes (PIPL Arts. 19, 47: no longer than needed): every answer the form mark
 signature (binary questions), from the stored values, the repeat rows and the raw XML of every
 version of every record of the child (including records of files merged into it); the files
 themselves; the instance names; the child's label (masked initial) in the list and its history.
-What stays, for statistics: risk levels, statuses, dates, scores, region codes, the entity's
-properties (which never hold names: see scripts/build_xlsforms.py).
+Reviewers' comments on those records are emptied too. What stays, for statistics: risk levels,
+statuses, dates, scores, region codes, the entity's properties (which never hold names: see
+scripts/build_xlsforms.py).
 
 run() changes rows inside the caller's transaction and returns the blob keys to delete; the
 caller deletes them after the commit (delete_blobs), so a failed commit never loses a file
@@ -23,7 +24,16 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Dataset, Entity, EntityVersion, FormVersion, Submission, SubmissionVersion, utcnow
+from app.models import (
+    Dataset,
+    Entity,
+    EntityVersion,
+    FormVersion,
+    Submission,
+    SubmissionComment,
+    SubmissionVersion,
+    utcnow,
+)
 from forms import FormSchema
 from storage import BlobStore
 
@@ -42,6 +52,7 @@ class RetentionReport:
     records: int = 0  # submission versions changed
     values_removed: int = 0  # answers removed from stored values and repeat rows
     files: int = 0  # attachments removed from records
+    comments: int = 0  # review comments emptied
     blob_keys: set[str] = field(default_factory=set)  # stored files to delete after the commit
     blobs_deleted: int = 0
 
@@ -49,7 +60,7 @@ class RetentionReport:
         verb = "Would anonymise" if self.dry_run else "Anonymised"
         out = [f"Closed before {self.cutoff.date().isoformat()}: {verb} {len(self.children)} child file(s); "
                f"{self.records} record version(s), {self.values_removed} sensitive answer(s), "
-               f"{self.files} photo(s)/signature(s)" + ("" if self.dry_run else
+               f"{self.files} photo(s)/signature(s), {self.comments} review comment(s)" + ("" if self.dry_run else
                                                        f", {self.blobs_deleted} stored file(s) deleted") + "."]
         out += [f"  child {uid}" for uid in self.children]
         return out
@@ -98,8 +109,14 @@ def _anonymise_child(session: Session, child: Entity, report: RetentionReport, d
         if fv is None:
             continue
         _anonymise_version(sv, form_service.schema_of(fv), report, dry_run)
+    comments = session.scalars(select(SubmissionComment)
+                               .join(Submission, Submission.id == SubmissionComment.submission_id)
+                               .where(Submission.entity_uuid.in_(uids), SubmissionComment.body != "")).all()
+    report.comments += len(comments)
     if dry_run:
         return
+    for comment in comments:  # reviewers' free text about the child
+        comment.body = ""
     for entity in (child, *merged):
         entity.label = ANONYMISED_LABEL
         entity.anonymised_at = now

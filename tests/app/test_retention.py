@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, Entity, Submission, SubmissionAttachment, SubmissionVersion
+from app.models import AuditEvent, Entity, Submission, SubmissionAttachment, SubmissionComment, SubmissionVersion
 from tests.app.casework_helpers import FOLLOW_MD, REG_MD, Api, phone, post, reg_xml
 from tests.support.cli import cli_runner
 
@@ -41,6 +41,9 @@ def files(app: Any, make_user: Any, publish: Any, rt: Any) -> dict[str, str]:
         assert mgr.post(f"/v1/projects/1/children/{uids[key]}/close",
                         {"reason": "other", "note": "家长电话 13900000000"}).status_code == 200
     with rt.db.write() as s:
+        for instance, body in (("uuid:old", "扎西的妈妈说…"), ("uuid:open", "达瓦 looks well")):
+            sub = s.scalars(select(Submission).where(Submission.instance_id == instance)).one()
+            s.add(SubmissionComment(submission_id=sub.id, body=body))
         for key in ("old", "shared"):
             s.scalars(select(Entity).where(Entity.uuid == uids[key])).one().closed_at = datetime(2019, 5, 1, tzinfo=UTC)
     return uids
@@ -69,7 +72,7 @@ def test_run_anonymises_only_what_is_due(files: dict[str, str], cli: Any, rt: An
     assert old_key and rt.store.exists(old_key)
     code, out, _ = cli("retention", "run", "--now", "2030-06-01T00:00:00", "--years", "10")
     assert code == 0, out
-    assert "Anonymised 2 child file(s)" in out and "1 stored file(s) deleted" in out
+    assert "Anonymised 2 child file(s)" in out and "1 stored file(s) deleted" in out and "1 review comment(s)" in out
 
     data, xml, key = _state(rt, "uuid:old")
     assert "grp/child_name" not in data and "grp/id_number" not in data and "photo" not in data
@@ -93,6 +96,7 @@ def test_run_anonymises_only_what_is_due(files: dict[str, str], cli: Any, rt: An
         assert s.scalars(select(AuditEvent).where(AuditEvent.action == "retention.run")).one().details["children"] == 2
         assert s.scalars(select(SubmissionAttachment).where(SubmissionAttachment.blob_key == old_key)).all() == []
         assert s.scalar(select(Submission.id).where(Submission.instance_id == "uuid:old")) is not None
+        assert sorted(s.scalars(select(SubmissionComment.body))) == ["", "达瓦 looks well"]
     # A second run finds nothing more to do.
     code, out, _ = cli("retention", "run", "--now", "2030-06-01T00:00:00", "--years", "10")
     assert "Anonymised 0 child file(s)" in out
