@@ -317,6 +317,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if dec.issues else 0
 
 
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from app.services import retention
+
+    rt = _runtime()
+    years = args.years if args.years is not None else int(rt.config["RETENTION_YEARS"])
+    if years < 1:
+        raise Problem(400, "400.36", "The retention period must be at least one year (CAREFILE_RETENTION_YEARS).")
+    now = datetime.fromisoformat(args.now) if args.now else None
+    if now is not None and now.tzinfo is None:
+        from datetime import UTC
+
+        now = now.replace(tzinfo=UTC)
+    with rt.db.write() as session:
+        report = retention.run(session, now=now, years=years, dry_run=args.dry_run)
+    if not args.dry_run:
+        with rt.db.session() as session:
+            retention.delete_blobs(session, rt.store, report)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="carefile", description="CareFile form server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -403,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grace", type=int, default=3600, help="keep blobs younger than this many seconds")
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_blobs_sweep)
+
+    ret = sub.add_parser("retention", help="retention of closed care files").add_subparsers(
+        dest="retention_command", required=True)
+    s = ret.add_parser("run", help="anonymise closed files older than CAREFILE_RETENTION_YEARS")
+    s.add_argument("--dry-run", action="store_true", help="report what would be anonymised; change nothing")
+    s.add_argument("--years", type=int, help="override CAREFILE_RETENTION_YEARS")
+    s.add_argument("--now", help="ISO date-time taken as now (for tests and catching up)")
+    s.set_defaults(func=cmd_retention_run)
     return p
 
 

@@ -24,6 +24,7 @@ from . import (  # noqa: E402,F401
     app_users,
     central,
     children,
+    children_admin,
     datasets,
     entities_write,
     exports,

@@ -2,7 +2,7 @@
 from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, SubmissionComment
 from .base import Base, utcnow
 from .encryption import ManagedKey
-from .entity import Dataset, Entity, EntityEvent, EntityVersion
+from .entity import Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion
 from .form import (
     FORM_STATES,
     DraftSubmission,
@@ -25,4 +25,5 @@ __all__ = [
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
     "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
     "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile",
+    "DuplicateCandidate",
 ]

@@ -43,6 +43,12 @@ class Entity(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Case work (app/services/casework.py): a merged duplicate points at its survivor; a closed
+    # case leaves phones (closed_at, close_reason); retention anonymises it years later.
+    merged_into: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class EntityVersion(Base):
@@ -70,6 +76,28 @@ class EntityVersion(Base):
     conflict: Mapped[str | None] = mapped_column(String(10), nullable=True)
     conflicting_properties: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Versions written on the server without a submission (move, close, reopen, merge): what, who, why.
+    action: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DuplicateCandidate(Base):
+    """Two children who are likely the same child; a coordinator merges them or says they differ."""
+
+    __tablename__ = "duplicate_candidate"
+    __table_args__ = (UniqueConstraint("entity_a_id", "entity_b_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), index=True)
+    # entity_a_id < entity_b_id, so a pair is stored once.
+    entity_a_id: Mapped[int] = mapped_column(ForeignKey("entity.id", ondelete="CASCADE"), index=True)
+    entity_b_id: Mapped[int] = mapped_column(ForeignKey("entity.id", ondelete="CASCADE"), index=True)
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)  # id_number | name_birth | similar_name
+    status: Mapped[str] = mapped_column(String(12), default="open", index=True)  # open | merged | distinct
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
 
 
 class EntityEvent(Base):

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import Dataset, Entity, Form, FormVersion, Submission, SubmissionVersion, User
+from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
 
 from . import access
 from .entities import entity_history
@@ -146,6 +146,8 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
         .where(Form.project_id == project_id, Submission.entity_uuid == child.uuid,
                Submission.deleted_at.is_(None)))
     history_rows = entity_history(session, child)
+    merged_from = _merged_history(session, child)
+    history_rows = sorted(history_rows + list(merged_from), key=lambda v: (v.created_at, v.id))
     changed_by = {v.submission_id: v.data_received for v in history_rows if v.submission_id is not None}
     records = []
     sensitive_props = red.entity_properties(CHILDREN, {p: "x" for p in (child.data or {})})
@@ -183,16 +185,28 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
                 "submission_id": v.submission_id, "conflict": v.conflict,
                 "conflicting_properties": v.conflicting_properties,
                 "form_id": by_id[v.submission_id]["form_id"] if v.submission_id in by_id else None,
-                "instance_id": by_id[v.submission_id]["instance_id"] if v.submission_id in by_id else None}
+                "instance_id": by_id[v.submission_id]["instance_id"] if v.submission_id in by_id else None,
+                # Server-side versions (transfer, close, reopen, merge) and versions of merged files.
+                "action": v.action, "note": v.note, "merged_from": merged_from.get(v)}
                for v in history_rows]
     summary = ChildSummary.of(child)
     summary.label = red.child_label(CHILDREN, child.uuid, child.label)
     masked_any = any(v == access.MASK for v in sensitive_props.values())
     return {
         "child": summary.__dict__,
+        "closed_at": child.closed_at.isoformat() if child.closed_at else None,
+        "close_reason": child.close_reason,
+        "anonymised": child.anonymised_at is not None,
         "properties": red.entity_properties(CHILDREN, child.data or {}),
         "unmasked": red.show,
         "masked": not red.show and (masked_any or summary.label != child.label),
         "records": records,
         "history": history,
     }
+
+
+def _merged_history(session: Session, child: Entity) -> dict[EntityVersion, str]:
+    """Entity versions of the files merged into this child, each with the merged file's uuid."""
+    rows = session.execute(select(EntityVersion, Entity.uuid).join(Entity, Entity.id == EntityVersion.entity_id)
+                           .where(Entity.dataset_id == child.dataset_id, Entity.merged_into == child.uuid))
+    return {v: uid for v, uid in rows}

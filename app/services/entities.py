@@ -221,6 +221,7 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
     # The list's lock is taken outside the savepoint: rolling a savepoint back (a held update, an
     # error) releases the locks taken inside it, and the event recorded below must be written under it.
     ds = _lock_dataset(session, project_id, block.dataset)
+    entity: Entity | None = None
     try:
         with session.begin_nested():
             entity = _apply(session, ds, sv, schema, block, data)
@@ -243,11 +244,24 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
         log.error("entity processing failed for submission version %s: %s at %s", sv.id, type(err).__name__,
                   _where(err))
         event.status, event.code, event.message = "error", INTERNAL_ERROR, internal_error_message(err)
+    if event.status == "applied" and entity is not None:
+        _after_change(session, entity, sv, created=bool(block.create) and entity.version == 1)
     session.add(event)
     session.flush()
     if ds is not None:
         _force_old_backlog_now_and_then(session, project_id, ds)
     return event
+
+
+def _after_change(session: Session, entity: Entity, sv: SubmissionVersion, created: bool) -> None:
+    """Case-work hook (closure from a form, duplicate check): its failure never touches the entity."""
+    from . import casework
+
+    try:
+        with session.begin_nested():
+            casework.after_form_change(session, entity, sv, created)
+    except Exception:
+        log.exception("case-work hook failed for entity %s", entity.uuid)
 
 
 def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
@@ -272,6 +286,16 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
     held: ColumnElement[bool] = exists().where(EntityEvent.status == "backlog", EntityEvent.entity_uuid == uid)
     if block.update:
         entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+        if not block.create and entity is not None and entity.merged_into:
+            # The child was merged into another file: the update (made on a phone before the merge
+            # reached it) goes to the survivor, on top of its current version.
+            survivor = session.scalar(select(Entity).where(Entity.dataset_id == ds.id,
+                                                           Entity.uuid == entity.merged_into))
+            if survivor is not None:
+                entity, force = survivor, True
+                sub = session.get(Submission, sv.submission_id)
+                if sub is not None:
+                    sub.entity_uuid = survivor.uuid
         if entity is not None and (block.base_version is not None or force):
             return _update(session, ds, entity, sv, block, received, force)
         if not block.create:
@@ -526,7 +550,7 @@ def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> b
     else:
         data_cols = [type_coerce(t.c.data, Text)]
     q = select(t.c.uuid, t.c.label, t.c.version, *data_cols).where(
-        t.c.dataset_id == ds.id, t.c.deleted_at.is_(None)).order_by(t.c.id)
+        t.c.dataset_id == ds.id, t.c.deleted_at.is_(None), t.c.closed_at.is_(None)).order_by(t.c.id)
     if scope is not None:
         if not scope:
             q = q.where(t.c.id.is_(None))
@@ -559,7 +583,7 @@ def integrity(session: Session, project_id: int, dataset: str, user: User, ids: 
         raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
     scope = _scope(user)
     wanted = [u for u in (normalize_uuid(i) for i in ids) if u]
-    q = select(Entity.uuid, Entity.deleted_at, Entity.region_code).where(Entity.dataset_id == ds.id)
+    q = select(Entity.uuid, Entity.deleted_at, Entity.region_code, Entity.closed_at).where(Entity.dataset_id == ds.id)
     if wanted:
         q = q.where(Entity.uuid.in_(wanted))
     elif scope is not None:
@@ -568,9 +592,10 @@ def integrity(session: Session, project_id: int, dataset: str, user: User, ids: 
             return []
         q = q.where(or_(*[Entity.region_code.startswith(code, autoescape=True) for code in scope]))
     out = []
-    for uid, deleted_at, region in session.execute(q):
+    for uid, deleted_at, region, closed_at in session.execute(q):
         visible = scope is None or covers(list(scope), region)
-        out.append((uid, deleted_at is not None or not visible))
+        # Merged (deleted) and closed children leave phones: reported as deleted.
+        out.append((uid, deleted_at is not None or closed_at is not None or not visible))
     return out
 
 

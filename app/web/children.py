@@ -8,13 +8,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import render_template, request
+from flask import flash, redirect, render_template, request, url_for
 
 from app import params
 from app.errors import Problem
 from app.i18n import current_language, form_label, t
+from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import audit, childfile
+from app.services import audit, casework, childfile, duplicates
 from app.services import dashboard as dash
 from app.services.records import LOCAL_TZ
 
@@ -98,6 +99,7 @@ def today_local() -> date:
 
 
 register_nav(15, "web.children", "Children", ROLES)
+register_nav(16, "web.children_duplicates", "Duplicates", COORDINATORS)
 
 
 @bp.get("/children")
@@ -144,7 +146,121 @@ def children_view(uid: str) -> Any:
         audit.record(s, user, "child.view", target=f"child:{file['child']['uuid']}", ip=client_ip(),
                      unmasked=file["unmasked"])
         names = dash.region_names(s, user.project_id)
+        pairs = duplicates.list_pairs(s, user.project_id, user, status="open", uid=file["child"]["uuid"])
     today = today_local()
     return render_template("children/file.html", file=file, child=file["child"], names=names,
                            overdue=childfile.is_overdue(file["child"], today), today=today.isoformat(),
-                           lang=current_language())
+                           lang=current_language(), pairs=pairs, close_reasons=casework.CLOSE_REASONS,
+                           may_merge=user.role in casework.COORDINATOR_ROLES)
+
+
+# ---------------------------------------------------------------- case work (issue 12)
+
+
+def _close_reason_labels() -> dict[str, str]:
+    return {"turned18": t("Turned 18"), "risk_resolved": t("Risk resolved, follow-up finished"),
+            "moved": t("Moved out of the province"), "deceased": t("Deceased"),
+            "consent_withdrawn": t("Guardian withdrew consent"), "other": t("Other (say why)")}
+
+
+def _reason_labels() -> dict[str, str]:
+    return {"id_number": t("Same ID number"), "name_birth": t("Same name and date of birth"),
+            "similar_name": t("Similar name, birth date within a month, same township"),
+            "manual": t("Marked by a coordinator")}
+
+
+@bp.app_template_global("case_label")
+def case_label(kind: str, value: str | None) -> str:
+    """Labels of close reasons, duplicate reasons and server-side actions in the UI language."""
+    if not value:
+        return "—"
+    table = {"close": _close_reason_labels(), "reason": _reason_labels(),
+             "action": {"transfer": t("Moved"), "close": t("Closed"), "reopen": t("Reopened"),
+                        "merge": t("Merged")}}.get(kind, {})
+    return table.get(value, value)
+
+
+@bp.get("/children/duplicates")
+@declare(COORDINATORS, scoped=True)
+@requires(*COORDINATORS)
+def children_duplicates() -> Any:
+    user = db_user()
+    with runtime().db.session() as s:
+        pairs = duplicates.list_pairs(s, user.project_id, user, status="open")
+        names = dash.region_names(s, user.project_id)
+    return render_template("children/duplicates.html", pairs=pairs, names=names)
+
+
+@bp.post("/children/<uid>/merge")
+@declare(COORDINATORS, scoped=True)
+@requires(*COORDINATORS)
+def children_merge(uid: str) -> Any:
+    user = db_user()
+    with runtime().db.write() as s:
+        survivor = duplicates.merge(s, user.project_id, user, uid, request.form.get("into", "").strip().lower(),
+                                    note=request.form.get("note", ""), ip=client_ip())
+        target = survivor.uuid
+    flash(t("The two files were merged into this one."))
+    return redirect(url_for("web.children_view", uid=target))
+
+
+@bp.post("/children/<uid>/distinct")
+@declare(COORDINATORS, scoped=True)
+@requires(*COORDINATORS)
+def children_distinct(uid: str) -> Any:
+    user = db_user()
+    with runtime().db.write() as s:
+        duplicates.mark_distinct(s, user.project_id, user, uid, request.form.get("other", "").strip().lower(),
+                                 ip=client_ip())
+    flash(t("Marked as not the same child; the pair will not be flagged again."))
+    return redirect(request.form.get("back") == "file" and url_for("web.children_view", uid=uid)
+                    or url_for("web.children_duplicates"))
+
+
+@bp.post("/children/<uid>/transfer")
+@declare(READERS, scoped=True, note="coordinators anywhere; managers when both villages lie in their regions")
+@requires(*ROLES)
+def children_transfer(uid: str) -> Any:
+    user = db_user()
+    with runtime().db.write() as s:
+        casework.transfer(s, user.project_id, user, uid, request.form.get("village", ""),
+                          note=request.form.get("note", ""), ip=client_ip())
+    flash(t("The child was moved to the new village."))
+    if user.role in casework.COORDINATOR_ROLES or _visible(user, request.form.get("village", "").strip()):
+        return redirect(url_for("web.children_view", uid=uid))
+    return redirect(url_for("web.children"))
+
+
+@bp.post("/children/<uid>/close")
+@declare(READERS, scoped=True)
+@requires(*ROLES)
+def children_close(uid: str) -> Any:
+    user = db_user()
+    with runtime().db.write() as s:
+        casework.close(s, user.project_id, user, uid, request.form.get("reason", ""),
+                       note=request.form.get("note", ""), ip=client_ip())
+    flash(t("The case was closed."))
+    return redirect(url_for("web.children_view", uid=uid))
+
+
+@bp.post("/children/<uid>/reopen")
+@declare(READERS, scoped=True)
+@requires(*ROLES)
+def children_reopen(uid: str) -> Any:
+    user = db_user()
+    with runtime().db.write() as s:
+        casework.reopen(s, user.project_id, user, uid, note=request.form.get("note", ""), ip=client_ip())
+    flash(t("The case was reopened."))
+    return redirect(url_for("web.children_view", uid=uid))
+
+
+@bp.get("/children/turning18")
+@declare(READERS, scoped=True)
+@requires(*ROLES)
+def children_turning18() -> Any:
+    user = db_user()
+    today = today_local()
+    with runtime().db.session() as s:
+        rows = casework.turning_18(s, user.project_id, user, today, 90)
+        names = dash.region_names(s, user.project_id)
+    return render_template("children/turning18.html", rows=rows, names=names)

@@ -1,0 +1,219 @@
+"""Case work on a child's file outside form submissions: moves, closure and reopening.
+
+Every change here is a new entity version without a submission (EntityVersion.action says what,
+actor_id who, note why), written on the locked entity row, so the phones' lists (children.csv)
+and the child's timeline change like after a form update. The entity logic in entities.py
+(conflict detection, offline branches) treats these versions like any server-side update: a
+phone's update based on an older version is applied on top and flagged as a conflict.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import Dataset, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
+
+from . import access, audit
+from .childfile import CHILDREN, _children_query
+from .entities import region_of
+
+log = logging.getLogger(__name__)
+
+CLOSE_REASONS = ("turned18", "risk_resolved", "moved", "deceased", "consent_withdrawn", "other")
+COORDINATOR_ROLES = ("admin", "coordinator")
+
+
+def require_coordinator(user: User) -> None:
+    access.require_reader(user)
+    if user.role not in COORDINATOR_ROLES:
+        raise Problem(403, "403.31", "Only a coordinator may do this. Ask your project coordinator.")
+
+
+def locked_child(session: Session, project_id: int, user: User, uid: str) -> Entity:
+    """The child, locked for update (404 when it lies outside the user's regions)."""
+    child = session.scalar(_children_query(session, project_id, user).where(Entity.uuid == uid.strip().lower())
+                           .with_for_update(of=Entity))
+    if child is None:
+        raise Problem(404, "404.30", "There is no such child in your regions.")
+    return child
+
+
+def server_version(session: Session, entity: Entity, changes: dict[str, str], *, action: str, user: User | None,
+                   note: str = "") -> EntityVersion:
+    """Write the entity's next version from the server (no submission): `changes` on top of the current data."""
+    data = dict(entity.data or {})
+    data.update(changes)
+    base = entity.version
+    entity.version = base + 1
+    entity.data = data
+    entity.region_code = region_of(data) or entity.region_code
+    entity.updated_at = utcnow()
+    version = EntityVersion(entity_id=entity.id, version=entity.version, label=entity.label, data=data,
+                            data_received=dict(changes), submission_id=None, submission_version_id=None,
+                            base_version=base, action=action, actor_id=user.id if user else None,
+                            note=note or None)
+    session.add(version)
+    bump_revision(session, entity)
+    session.flush()
+    return version
+
+
+def follow_child(session: Session, child: Entity) -> None:
+    """The child's records follow the child: their region becomes the child's, so the records (and
+    their photos) are seen by whoever now sees the child, and no longer by the old region's staff."""
+    session.execute(update(Submission).where(Submission.entity_uuid == child.uuid, Submission.region_code.is_not(None))
+                    .values(region_code=child.region_code).execution_options(synchronize_session=False))
+
+
+def bump_revision(session: Session, entity: Entity) -> None:
+    """Change the children.csv cache key (Dataset.revision) after a server-side change."""
+    ds = session.get(Dataset, entity.dataset_id)
+    if ds is not None:
+        ds.revision = (ds.revision or 0) + 1
+
+
+# ---------------------------------------------------------------- moves
+
+
+def transfer(session: Session, project_id: int, user: User, uid: str, village: str, note: str = "",
+             ip: str = "") -> Entity:
+    """Move the child to another village: the old director's phone loses it, the new one's gets it."""
+    access.require_reader(user)
+    village = (village or "").strip()
+    if not (len(village) == 12 and village.isdigit()):
+        raise Problem(400, "400.31", f"'{village}' is not a village code. Give the 12-digit national division "
+                      "code of the village the child moves to, e.g. 540102002201.")
+    child = locked_child(session, project_id, user, uid)
+    if user.role not in COORDINATOR_ROLES and not access.sees_region(user, village):
+        raise Problem(403, "403.32", f"The village {village} lies outside your regions. Ask a coordinator, or a "
+                      "manager whose regions cover both places, to move the child.")
+    old = child.region_code or ""
+    if (child.data or {}).get("village") == village:
+        raise Problem(409, "409.31", f"The child already lives in village {village}; nothing was changed.")
+    changes = {"village": village, "township": village[:9], "county": village[:6], "prefecture": village[:4]}
+    server_version(session, child, changes, action="transfer", user=user, note=note.strip()[:500])
+    follow_child(session, child)
+    audit.record(session, user, "child.transfer", target=f"child:{child.uuid}", ip=ip, **{"from": old, "to": village})
+    return child
+
+
+# ---------------------------------------------------------------- closure
+
+
+def close(session: Session, project_id: int, user: User, uid: str, reason: str, note: str = "",
+          ip: str = "") -> Entity:
+    """Close the case: the child leaves phones and overdue lists; the file stays (retention applies)."""
+    access.require_reader(user)
+    reason = (reason or "").strip()
+    note = (note or "").strip()[:1000]
+    if reason not in CLOSE_REASONS:
+        raise Problem(400, "400.32", f"'{reason}' is not a reason for closing a case. Use one of: "
+                      f"{', '.join(CLOSE_REASONS)}.")
+    if reason == "other" and not note:
+        raise Problem(400, "400.33", "Closing for another reason needs a note saying why.")
+    child = locked_child(session, project_id, user, uid)
+    if child.closed_at is not None:
+        raise Problem(409, "409.32", "The case is closed already. Reopen it first to change the reason.")
+    server_version(session, child, {"status": "closed", "next_followup_due": ""}, action="close", user=user,
+                   note=f"{reason}: {note}" if note else reason)
+    child.closed_at = utcnow()
+    child.close_reason = reason
+    audit.record(session, user, "child.close", target=f"child:{child.uuid}", ip=ip, reason=reason)
+    return child
+
+
+def reopen(session: Session, project_id: int, user: User, uid: str, note: str = "", ip: str = "") -> Entity:
+    """Reopen a closed case: status and next follow-up date as they were before the closure."""
+    access.require_reader(user)
+    child = locked_child(session, project_id, user, uid)
+    if child.closed_at is None and (child.data or {}).get("status") != "closed":
+        raise Problem(409, "409.33", "The case is not closed.")
+    if child.anonymised_at is not None:
+        raise Problem(409, "409.34", "The case was anonymised after its retention period; it cannot be reopened.")
+    before = session.scalars(select(EntityVersion).where(EntityVersion.entity_id == child.id)
+                             .order_by(EntityVersion.version.desc())).all()
+    prev = next((v.data for v in before if (v.data or {}).get("status") not in (None, "", "closed")), {})
+    changes = {"status": prev.get("status") or "registered",
+               "next_followup_due": prev.get("next_followup_due") or date.today().isoformat()}
+    server_version(session, child, changes, action="reopen", user=user, note=note.strip()[:500])
+    child.closed_at = None
+    child.close_reason = None
+    audit.record(session, user, "child.reopen", target=f"child:{child.uuid}", ip=ip)
+    return child
+
+
+def _value(data: dict[str, Any], name: str) -> Any:
+    """A submission value by question name, whatever group it sits in (keys are relative paths)."""
+    if name in data:
+        return data[name]
+    for key, value in data.items():
+        if key.rsplit("/", 1)[-1] == name:
+            return value
+    return None
+
+
+def after_form_change(session: Session, entity: Entity, sv: SubmissionVersion, created: bool) -> None:
+    """Hook after a submission created or updated a child (entities.process_submission).
+
+    A form that sets status `closed` (the referral/follow-up form's closure) closes the case with
+    the form's close_reason. An update that arrives for a closed case (made offline before the
+    closure reached the phone) is kept in the history, but the case stays closed: only a reopen
+    (web page or API) reopens it. A new child is checked for likely duplicates.
+    """
+    ds = session.get(Dataset, entity.dataset_id)
+    if ds is None or ds.name != CHILDREN:
+        return
+    status = (entity.data or {}).get("status")
+    if status == "closed" and entity.closed_at is None:
+        reason = str(_value(sv.data or {}, "close_reason") or "other")
+        entity.closed_at = utcnow()
+        entity.close_reason = reason if reason in CLOSE_REASONS else "other"
+    elif status != "closed" and entity.closed_at is not None and not created:
+        keep = {"status": "closed", "next_followup_due": ""}
+        entity.data = {**(entity.data or {}), **keep}
+        latest = session.scalar(select(EntityVersion).where(EntityVersion.entity_id == entity.id,
+                                                            EntityVersion.version == entity.version))
+        if latest is not None:
+            latest.data = {**(latest.data or {}), **keep}
+    if created:
+        from . import duplicates
+
+        duplicates.check_new_child(session, entity, sv)
+
+
+# ---------------------------------------------------------------- turning 18
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def turning_18(session: Session, project_id: int, user: User, today: date, days: int = 90,
+               limit: int = 500) -> list[dict[str, Any]]:
+    """Open cases of children who turn 18 after today and within `days` days (hand-over planning)."""
+    from .childfile import ChildSummary
+
+    born_after = _years_before(today, 18)  # born on this day: 18 today (already turned)
+    born_until = _years_before(today + timedelta(days=days), 18)
+    birth = Entity.data["birth_date"].as_string()
+    q = (_children_query(session, project_id, user)
+         .where(Entity.closed_at.is_(None), birth > born_after.isoformat(), birth <= born_until.isoformat() + "~")
+         .order_by(birth, Entity.id).limit(limit))
+    out = []
+    for e in session.scalars(q):
+        birth_date = date.fromisoformat(str((e.data or {}).get("birth_date"))[:10])
+        eighteen = birth_date.replace(year=birth_date.year + 18) if not (
+            birth_date.month == 2 and birth_date.day == 29) else date(birth_date.year + 18, 3, 1)
+        row = ChildSummary.of(e).__dict__
+        row.update(birth_date=birth_date.isoformat(), turns_18_on=eighteen.isoformat(),
+                   days_left=(eighteen - today).days)
+        out.append(row)
+    return out

@@ -1,0 +1,279 @@
+"""Likely duplicate children: found on registration, listed for coordinators, merged or kept apart.
+
+A new child is compared with the children of the same province (the registering scope lies
+inside it) by what its registration recorded:
+- `id_number`: the same national ID number (exact). The number is a sensitive answer in the
+  registration submission, not an entity property, so it is looked up in the stored
+  registrations of the same form;
+- `name_birth`: the same name (after normalising spaces and the middle dot) and birth date;
+- `similar_name`: a similar name + birth date within a month + the same township (first 9
+  digits of the village code). Tibetan names are written several ways in Chinese (扎西 / 扎喜 /
+  札西): names are compared as toneless pinyin, allowing one letter of difference.
+A pair is stored once (duplicate_candidate) with its reasons; "distinct" pairs are never
+flagged again. Merging keeps both histories on the survivor (see merge()).
+"""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from app.errors import Problem
+from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
+
+from . import access, audit
+from .casework import _value, bump_revision, follow_child, locked_child, require_coordinator, server_version
+
+NAME_FIELDS = ("child_name", "full_name", "name")
+MAX_CANDIDATES = 500  # children of one province born within a month of each other that are compared
+
+
+@dataclass
+class Facts:
+    name: str
+    id_number: str
+    birth: date | None
+    township: str
+    province: str
+
+
+def _norm_name(name: str) -> str:
+    name = unicodedata.normalize("NFKC", name or "")
+    return "".join(ch for ch in name if not ch.isspace() and ch not in "·•.-_").lower()
+
+
+def pinyin_key(name: str) -> str:
+    """Toneless pinyin of a name (Latin letters kept, lower-case): 扎西, 扎喜 and 札西 all give 'zhaxi'."""
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(_norm_name(name))).lower()
+
+
+def _edit_distance(a: str, b: str, limit: int = 2) -> int:
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def similar_names(a: str, b: str) -> bool:
+    ka, kb = pinyin_key(a), pinyin_key(b)
+    if not ka or not kb:
+        return False
+    return ka == kb or (min(len(ka), len(kb)) >= 4 and _edit_distance(ka, kb, 1) <= 1)
+
+
+def _parse_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def _registration(session: Session, entity: Entity) -> SubmissionVersion | None:
+    sv_id = session.scalar(select(EntityVersion.submission_version_id).where(
+        EntityVersion.entity_id == entity.id, EntityVersion.version == 1))
+    return session.get(SubmissionVersion, sv_id) if sv_id else None
+
+
+def facts_of(entity: Entity, values: dict[str, Any]) -> Facts:
+    data = entity.data or {}
+    name = next((str(v) for v in (_value(values, f) for f in NAME_FIELDS) if v), "")
+    region = entity.region_code or ""
+    return Facts(name=name, id_number=str(_value(values, "id_number") or "").strip().upper(),
+                 birth=_parse_date(data.get("birth_date") or _value(values, "birth_date") or ""),
+                 township=region[:9] if len(region) >= 9 else "", province=region[:2])
+
+
+def reasons_for(new: Facts, other: Facts) -> list[str]:
+    reasons = []
+    if new.id_number and new.id_number == other.id_number:
+        reasons.append("id_number")
+    same_name = bool(new.name) and _norm_name(new.name) == _norm_name(other.name)
+    if same_name and new.birth is not None and new.birth == other.birth:
+        reasons.append("name_birth")
+    elif (new.birth and other.birth and abs((new.birth - other.birth).days) <= 31 and new.township
+          and new.township == other.township and similar_names(new.name, other.name)):
+        reasons.append("similar_name")
+    return reasons
+
+
+def check_new_child(session: Session, entity: Entity, sv: SubmissionVersion) -> list[DuplicateCandidate]:
+    """Flag likely duplicates of a child just registered (called inside the submission's transaction)."""
+    new = facts_of(entity, sv.data or {})
+    if not new.province:
+        return []
+    others = _candidates(session, entity, sv, new)
+    flagged = []
+    for other in others:
+        reg = _registration(session, other)
+        reasons = reasons_for(new, facts_of(other, reg.data if reg else {}))
+        if reasons:
+            flagged.append(_flag(session, entity, other, reasons))
+    return flagged
+
+
+def _candidates(session: Session, entity: Entity, sv: SubmissionVersion, new: Facts) -> list[Entity]:
+    base = select(Entity).where(Entity.dataset_id == entity.dataset_id, Entity.id != entity.id,
+                                Entity.deleted_at.is_(None),
+                                Entity.region_code.startswith(new.province, autoescape=True))
+    found: dict[int, Entity] = {}
+    if new.birth is not None:
+        lo, hi = (new.birth - timedelta(days=31)).isoformat(), (new.birth + timedelta(days=31)).isoformat()
+        birth = Entity.data["birth_date"].as_string()
+        for e in session.scalars(base.where(birth >= lo, birth <= hi + "~").limit(MAX_CANDIDATES)):
+            found[e.id] = e
+    if new.id_number:
+        key = next((k for k in (sv.data or {}) if k.rsplit("/", 1)[-1] == "id_number"), None)
+        if key is not None:
+            uids = session.scalars(
+                select(Submission.entity_uuid).join(SubmissionVersion, SubmissionVersion.submission_id == Submission.id)
+                .where(SubmissionVersion.form_id == sv.form_id, SubmissionVersion.id != sv.id,
+                       Submission.entity_uuid.is_not(None),
+                       SubmissionVersion.data[key].as_string() == new.id_number)).all()
+            if uids:
+                for e in session.scalars(base.where(Entity.uuid.in_(set(uids)))):
+                    found[e.id] = e
+    return list(found.values())
+
+
+def _flag(session: Session, a: Entity, b: Entity, reasons: list[str]) -> DuplicateCandidate:
+    lo, hi = sorted((a.id, b.id))
+    pair = session.scalar(select(DuplicateCandidate).where(DuplicateCandidate.entity_a_id == lo,
+                                                           DuplicateCandidate.entity_b_id == hi))
+    if pair is None:
+        pair = DuplicateCandidate(dataset_id=a.dataset_id, entity_a_id=lo, entity_b_id=hi, reasons=reasons,
+                                  status="open")
+        session.add(pair)
+    elif pair.status == "open":
+        pair.reasons = sorted(set(pair.reasons or []) | set(reasons))
+    session.flush()
+    return pair
+
+
+# ---------------------------------------------------------------- listing and decisions
+
+
+def _pair_json(pair: DuplicateCandidate, a: Entity, b: Entity) -> dict[str, Any]:
+    def child(e: Entity) -> dict[str, Any]:
+        d = e.data or {}
+        return {"uuid": e.uuid, "label": e.label, "region_code": e.region_code, "birth_date": d.get("birth_date"),
+                "status": d.get("status"), "risk_level": d.get("risk_level"), "version": e.version,
+                "created_at": e.created_at.isoformat()}
+
+    return {"id": pair.id, "reasons": list(pair.reasons or []), "status": pair.status,
+            "created_at": pair.created_at.isoformat(), "children": [child(a), child(b)]}
+
+
+def list_pairs(session: Session, project_id: int, user: User, status: str = "open",
+               uid: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Candidate pairs whose two children both lie in the user's regions (newest first)."""
+    access.require_reader(user)
+    ea, eb = aliased(Entity), aliased(Entity)
+    q = (select(DuplicateCandidate, ea, eb)
+         .join(ea, ea.id == DuplicateCandidate.entity_a_id).join(eb, eb.id == DuplicateCandidate.entity_b_id)
+         .where(access.region_filter(user, ea.region_code),  # type: ignore[arg-type]
+                access.region_filter(user, eb.region_code)))  # type: ignore[arg-type]
+    if status:
+        q = q.where(DuplicateCandidate.status == status)
+    if uid:
+        q = q.where(or_(ea.uuid == uid, eb.uuid == uid))
+    rows = session.execute(q.order_by(DuplicateCandidate.id.desc()).limit(limit))
+    return [_pair_json(p, a, b) for p, a, b in rows]
+
+
+def _pair_of(session: Session, a: Entity, b: Entity) -> DuplicateCandidate | None:
+    lo, hi = sorted((a.id, b.id))
+    return session.scalar(select(DuplicateCandidate).where(DuplicateCandidate.entity_a_id == lo,
+                                                           DuplicateCandidate.entity_b_id == hi))
+
+
+def mark_distinct(session: Session, project_id: int, user: User, uid: str, other_uid: str, ip: str = "") -> None:
+    """"Not the same child": the pair is never flagged again."""
+    require_coordinator(user)
+    a = locked_child(session, project_id, user, uid)
+    b = locked_child(session, project_id, user, other_uid)
+    if a.id == b.id:
+        raise Problem(400, "400.34", "A child cannot be compared with itself.")
+    pair = _pair_of(session, a, b) or _flag(session, a, b, ["manual"])
+    pair.status, pair.decided_at, pair.decided_by = "distinct", utcnow(), user.id
+    audit.record(session, user, "child.distinct", target=f"child:{a.uuid}", ip=ip, other=b.uuid)
+
+
+def merge(session: Session, project_id: int, user: User, uid: str, into: str, note: str = "",
+          ip: str = "") -> Entity:
+    """Merge child `uid` into child `into` (the survivor).
+
+    Every record of the merged child (registrations, identifications, assessments, referrals,
+    follow-ups) is re-linked to the survivor; the merged child's entity versions are kept and
+    shown on the survivor's timeline; properties the survivor lacks are taken over; the merged
+    child is soft-deleted, so it leaves phones (the integrity check reports it deleted).
+    """
+    require_coordinator(user)
+    if not into:
+        raise Problem(400, "400.35", 'Say which child to keep: {"into": "<uuid of the surviving child>"}.')
+    first, second = sorted((uid.strip().lower(), into.strip().lower()))  # lock in one order: no deadlock
+    locked = {first: locked_child(session, project_id, user, first)}
+    locked[second] = locked_child(session, project_id, user, second)
+    gone, survivor = locked[uid.strip().lower()], locked[into.strip().lower()]
+    if gone.id == survivor.id:
+        raise Problem(400, "400.34", "A child cannot be merged into itself.")
+    pair = _pair_of(session, gone, survivor)
+    if pair is not None and pair.status == "distinct":
+        raise Problem(409, "409.35", "These two children were marked as not the same child; they cannot be merged.")
+    result = session.execute(update(Submission).where(Submission.entity_uuid == gone.uuid)
+                             .values(entity_uuid=survivor.uuid).execution_options(synchronize_session=False))
+    moved = getattr(result, "rowcount", 0)
+    session.execute(update(Entity).where(Entity.merged_into == gone.uuid).values(merged_into=survivor.uuid)
+                    .execution_options(synchronize_session=False))
+    taken = {k: v for k, v in (gone.data or {}).items() if v not in (None, "") and (survivor.data or {}).get(k)
+             in (None, "")}
+    server_version(session, survivor, taken, action="merge", user=user,
+                   note=f"merged {gone.uuid}" + (f": {note.strip()[:400]}" if note.strip() else ""))
+    follow_child(session, survivor)
+    gone.deleted_at = utcnow()
+    gone.merged_into = survivor.uuid
+    bump_revision(session, gone)
+    if pair is None:
+        pair = _flag(session, gone, survivor, ["manual"])
+    pair.status, pair.decided_at, pair.decided_by = "merged", utcnow(), user.id
+    _repoint_open_pairs(session, gone, survivor)
+    audit.record(session, user, "child.merge", target=f"child:{survivor.uuid}", ip=ip, merged=gone.uuid,
+                 records=int(moved or 0))
+    session.flush()
+    return survivor
+
+
+def _repoint_open_pairs(session: Session, gone: Entity, survivor: Entity) -> None:
+    """Open pairs of the merged child now concern the survivor (unless already decided for it)."""
+    pairs = session.scalars(select(DuplicateCandidate).where(
+        DuplicateCandidate.status == "open",
+        or_(DuplicateCandidate.entity_a_id == gone.id, DuplicateCandidate.entity_b_id == gone.id))).all()
+    for pair in pairs:
+        other_id = pair.entity_b_id if pair.entity_a_id == gone.id else pair.entity_a_id
+        lo, hi = sorted((other_id, survivor.id))
+        reasons = list(pair.reasons or [])
+        session.delete(pair)
+        session.flush()
+        if other_id == survivor.id:
+            continue
+        exists = session.scalar(select(DuplicateCandidate.id).where(
+            and_(DuplicateCandidate.entity_a_id == lo, DuplicateCandidate.entity_b_id == hi)))
+        if exists is None:
+            session.add(DuplicateCandidate(dataset_id=survivor.dataset_id, entity_a_id=lo, entity_b_id=hi,
+                                           reasons=reasons, status="open"))
+    session.flush()
+
+
+def merged_children(session: Session, survivor: Entity) -> list[Entity]:
+    return list(session.scalars(select(Entity).where(Entity.dataset_id == survivor.dataset_id,
+                                                     Entity.merged_into == survivor.uuid).order_by(Entity.id)))
