@@ -87,7 +87,12 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
     village = (village or "").strip()
     if not (len(village) == 12 and village.isdigit()):
         raise Problem(400, "400.31", f"'{village}' is not a village code. Give the 12-digit national division "
-                      "code of the village the child moves to, e.g. 540102002201.")
+                      "code of the village the child moves to, e.g. 540102002001.")
+    from . import regions
+
+    if not regions.exists(village):
+        raise Problem(400, "400.32", f"There is no village with the code {village} in the division table. Pick the "
+                      "village from the list (type its name).")
     child = locked_child(session, project_id, user, uid)
     if user.role not in COORDINATOR_ROLES and not access.sees_region(user, village):
         raise Problem(403, "403.32", f"The village {village} lies outside your regions. Ask a coordinator, or a "

@@ -105,7 +105,8 @@ def list_children(session: Session, project_id: int, user: User, *, q: str = "",
     out = []
     for e in rows:
         summary = ChildSummary.of(e)
-        summary.label = red.child_label(CHILDREN, e.uuid, e.label)
+        if e.anonymised_at is None:
+            summary.label = red.child_label(CHILDREN, e.uuid, e.label)
         out.append(summary)
     return out, int(total)
 
@@ -190,7 +191,8 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
                 "action": v.action, "note": v.note, "merged_from": merged_from.get(v)}
                for v in history_rows]
     summary = ChildSummary.of(child)
-    summary.label = red.child_label(CHILDREN, child.uuid, child.label)
+    if child.anonymised_at is None:  # an anonymised file's label says so, and names nobody
+        summary.label = red.child_label(CHILDREN, child.uuid, child.label)
     masked_any = any(v == access.MASK for v in sensitive_props.values())
     return {
         "child": summary.__dict__,

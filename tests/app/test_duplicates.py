@@ -10,8 +10,8 @@ from sqlalchemy import select
 from app.models import AuditEvent, Entity, Submission
 from tests.app.casework_helpers import FOLLOW_MD, REG_MD, Api, follow_xml, phone, phone_csv, post, reg_xml
 
-VILLAGE_A = "540102002201"  # Chengguan, township 540102002
-VILLAGE_A2 = "540102002202"  # the same township
+VILLAGE_A = "540102002001"  # Chengguan, township 540102002
+VILLAGE_A2 = "540102002002"  # the same township
 VILLAGE_B = "540121100201"  # Lhünzhub county
 ID = "54010220150314002X"
 
@@ -22,7 +22,7 @@ def setup(app: Any, make_user: Any, publish: Any) -> Any:
     publish(FOLLOW_MD, "follow.md")
     make_user("dolma", "collector", ["540102"])
     make_user("pema", "collector", ["540121"])
-    make_user("tenzin", "collector", ["540102002202"])
+    make_user("tenzin", "collector", ["540102002002"])
     make_user("coord", "coordinator", ["54"])
     make_user("mgr", "manager", ["540102"])
     return app

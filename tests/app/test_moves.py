@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models import AuditEvent
 from tests.app.casework_helpers import FOLLOW_MD, REG_MD, Api, follow_xml, phone, phone_csv, post, reg_xml
 
-VILLAGE_A = "540102002201"
+VILLAGE_A = "540102002001"
 VILLAGE_B = "540121100201"
 
 
@@ -70,8 +70,8 @@ def test_move_rules(setup: Any, child: str, make_user: Any) -> None:
     assert mgr.post(f"/v1/projects/1/children/{child}/transfer", {"village": "5401"}).status_code == 400
     assert mgr.post(f"/v1/projects/1/children/{child}/transfer", {"village": VILLAGE_A}).status_code == 409
     # A manager whose regions cover both places may move the child inside them.
-    resp = mgr.post(f"/v1/projects/1/children/{child}/transfer", {"village": "540102003201"})
-    assert resp.status_code == 200 and resp.get_json()["region_code"] == "540102003201"
+    resp = mgr.post(f"/v1/projects/1/children/{child}/transfer", {"village": "540102003001"})
+    assert resp.status_code == 200 and resp.get_json()["region_code"] == "540102003001"
     make_user("far", "manager", ["540121"])
     assert Api(setup, "far").post(f"/v1/projects/1/children/{child}/transfer",
                                   {"village": VILLAGE_B}).status_code == 404
@@ -144,8 +144,8 @@ def test_child_page_closes_moves_and_reopens(setup: Any, child: str) -> None:
     assert phone_csv(phone(setup, "dolma")) == []
     assert web.post(f"/children/{child}/reopen", {}).status_code == 302
     assert [r["name"] for r in phone_csv(phone(setup, "dolma"))] == [child]
-    assert web.post(f"/children/{child}/transfer", {"village": "540102003201"}).status_code == 302
-    assert [r["village"] for r in phone_csv(phone(setup, "dolma"))] == ["540102003201"]
+    assert web.post(f"/children/{child}/transfer", {"village": "540102003001"}).status_code == 302
+    assert [r["village"] for r in phone_csv(phone(setup, "dolma"))] == ["540102003001"]
     resp = web.post(f"/children/{child}/transfer", {"village": VILLAGE_B})
     assert resp.status_code == 403
     assert "turning18" in web.get("/children").get_data(as_text=True)

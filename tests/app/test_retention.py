@@ -12,7 +12,7 @@ from app.models import AuditEvent, Entity, Submission, SubmissionAttachment, Sub
 from tests.app.casework_helpers import FOLLOW_MD, REG_MD, Api, phone, post, reg_xml
 from tests.support.cli import cli_runner
 
-VILLAGE_A = "540102002201"
+VILLAGE_A = "540102002001"
 PHOTO_A = b"\xff\xd8\xff\xe0 photo of child A" + b"a" * 64
 SHARED = b"\xff\xd8\xff\xe0 the same picture sent for two children" + b"s" * 64
 ID_A = "540102201001010011"
