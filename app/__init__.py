@@ -1,7 +1,6 @@
 """CareFile: an ODK-compatible form collection server for child-welfare care files."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
@@ -24,13 +23,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["CAREFILE"] = cfg
     if cfg["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
                                          store=make_store(cfg))
 
     from .api import bp as api_bp
     from .openrosa import bp as openrosa_bp
+    from .ops import init_app as init_ops
+
+    init_ops(app)  # logging, request ids, metrics hooks, /healthz /readyz /metrics
     from .web import init_app as init_web
 
     app.register_blueprint(openrosa_bp)
@@ -39,9 +40,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api.exports import install_worker
 
     install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
-
-    @app.get("/healthz")
-    def healthz() -> tuple[str, int]:
-        return "ok", 200
 
     return app

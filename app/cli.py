@@ -43,8 +43,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from app.config import load_config
+    from app.ops import serving
     from app.services import setup
 
+    # Before anything imports prometheus_client: every gunicorn worker then writes its metrics there.
+    serving.prepare_metrics_dir(load_config()["DATA_DIR"])
     rt = _runtime()
     setup.init_schema(rt)
     from app.models import Form
@@ -54,8 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for outcome in setup.publish_directory(rt, Path(rt.config["XLSFORMS_DIR"])):
             print(f"{'published' if outcome.ok else 'FAILED'} {outcome.path.name}: {outcome.message}")
     rt.db.dispose()
-    print(f"CareFile listening on http://{args.host}:{args.port}/  (Collect server URL: "
-          f"http://{args.host}:{args.port}/v1/projects/1)")
+    urls = serving.phone_urls(args.host, args.port, rt.config["PUBLIC_URL"])
+    print(f"CareFile listening on {args.host}:{args.port}")
+    for url in urls:
+        print(f"  website: {url}/    Collect server URL: {url}/v1/projects/1")
+    extra = serving.gunicorn_settings(rt.config)
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):  # type: ignore[misc]
@@ -64,7 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 120)
-            self.cfg.set("accesslog", "-")
+            for key, value in extra.items():
+                self.cfg.set(key, value)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 24: no shared ~/.gunicorn socket
                 self.cfg.set("control_socket_disable", True)
 

@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "SQL_ECHO": False,
     "EXPORT_PROCESSES": None,  # processes per large CSV zip job (default min(2, CPUs); exports/parallel.py)
     "EXPORT_WORKER": "auto",  # auto | true | false: run queued export jobs in this process (app/api/exports.py)
+    "LOG_FORMAT": "text",  # text | json (app/ops/logs.py)
+    "METRICS_TOKEN": None,  # Bearer token Prometheus sends to /metrics
+    "METRICS_ALLOW": None,  # comma-separated addresses/networks allowed to read /metrics without the token
 }
 
 _BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}

@@ -11,6 +11,7 @@ from app.models import LoginFailure, User, utcnow
 
 from . import audit
 from . import users as user_service
+from .ops.metrics import LOGIN_FAILURES
 
 WINDOW = timedelta(minutes=15)
 MAX_PER_USER = 5
@@ -32,12 +33,14 @@ def sign_in(session: Session, username: str, password: str, ip: str) -> User | P
     if (_failures(session, LoginFailure.username, username) >= MAX_PER_USER
             or _failures(session, LoginFailure.ip, ip) >= MAX_PER_IP):
         audit.record(session, None, "login.failed", ip=ip, username=username, reason="throttled")
+        LOGIN_FAILURES.labels("throttled").inc()
         return Problem(429, "429.1", "Too many failed sign-ins. Wait 15 minutes and try again, or ask an "
                       "administrator to reset your password.")
     user = user_service.check_password(session, username, password)
     if user is None:
         session.add(LoginFailure(username=username, ip=ip))
         audit.record(session, None, "login.failed", ip=ip, username=username)
+        LOGIN_FAILURES.labels("password").inc()
         return Problem(401, "401.2", "The user name or password is wrong.")
     session.execute(delete(LoginFailure).where(LoginFailure.username == username))
     audit.record(session, user, "login.ok", ip=ip)
