@@ -212,6 +212,88 @@ def cmd_blobs_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(enabled: bool) -> Any:
+    """A progress callback drawing a bar on stderr (only on a terminal, or with --progress)."""
+    def draw(stage: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        sys.stderr.write(f"\r{stage:9} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def quiet(stage: str, done: int, total: int) -> None:
+        return None
+
+    return draw if enabled or sys.stderr.isatty() else quiet
+
+
+def _destination(args: argparse.Namespace, rt: Runtime, create: bool) -> Any:
+    import os
+
+    from app.services.ops.backup import open_destination
+    from app.services.ops.target import open_target
+
+    passphrase = args.passphrase or os.environ.get("CAREFILE_BACKUP_PASSPHRASE") or None
+    return open_destination(open_target(args.dest, rt.config), passphrase, create)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from app.services.ops.backup import run_backup, verify
+    from app.services.ops.target import BackupError
+
+    if args.dest == "verify":
+        if not args.more:
+            print("Usage: carefile backup verify DEST", file=sys.stderr)
+            return 2
+        args.dest = args.more[0]
+        rt = _runtime()
+        try:
+            report = verify(_destination(args, rt, create=False), args.snapshot, _progress(args.progress))
+        except BackupError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"Snapshot {report.snapshot}: database and {report.blobs_checked} file(s) checked, "
+              + ("all checksums match." if report.ok else f"{len(report.problems)} problem(s)."))
+        return 0 if report.ok else 1
+    if args.more:
+        print(f"Unexpected arguments: {' '.join(args.more)}", file=sys.stderr)
+        return 2
+    rt = _runtime()
+    try:
+        summary = run_backup(rt.db.engine, rt.store, _destination(args, rt, create=True), _progress(args.progress))
+    except BackupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backup {summary.snapshot} written to {args.dest}: database {summary.database_bytes} bytes, "
+          f"{summary.blobs} file(s), {summary.blobs_copied} new ({summary.bytes_copied} bytes), "
+          f"{summary.seconds:.1f} s.")
+    if summary.missing_from_store:
+        print(f"WARNING: {len(summary.missing_from_store)} file(s) the database refers to are missing from the "
+              f"blob store and are not in the backup: {', '.join(summary.missing_from_store[:5])}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from app.services.ops.restore import run_restore
+    from app.services.ops.target import BackupError
+
+    rt = _runtime()
+    try:
+        summary = run_restore(rt.db.engine, rt.store, _destination(args, rt, create=False), args.snapshot,
+                              _progress(args.progress))
+    except BackupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Restored snapshot {summary.snapshot}: database {summary.database_bytes} bytes and {summary.blobs} "
+          f"file(s), row counts match. Start the server with the same settings (carefile serve).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="carefile", description="CareFile form server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -269,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grace", type=int, default=3600, help="keep blobs younger than this many seconds")
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_blobs_sweep)
+
+    s = sub.add_parser("backup", help="write a consistent backup to DEST (a folder or s3://bucket/prefix); "
+                                      "`backup verify DEST` checks one")
+    s.add_argument("dest", help="a folder or s3://bucket/prefix (or `verify`, then DEST)")
+    s.add_argument("more", nargs="*", help=argparse.SUPPRESS)
+    s.add_argument("--passphrase", help="encrypt (AES-256-GCM, scrypt); or set CAREFILE_BACKUP_PASSPHRASE")
+    s.add_argument("--snapshot", help="verify: the snapshot to check (default: the newest)")
+    s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
+    s.set_defaults(func=cmd_backup)
+    s = sub.add_parser("restore", help="fill an empty database and blob store from a backup")
+    s.add_argument("dest", help="the backup: a folder or s3://bucket/prefix")
+    s.add_argument("--passphrase", help="the backup's passphrase; or set CAREFILE_BACKUP_PASSPHRASE")
+    s.add_argument("--snapshot", help="the snapshot to restore (default: the newest)")
+    s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
+    s.set_defaults(func=cmd_restore)
     return p
 
 
