@@ -24,8 +24,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if cfg["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
 
-    app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
-                                         store=make_store(cfg))
+    db = Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"], pool_size=cfg["DB_POOL_SIZE"],
+                  max_overflow=cfg["DB_MAX_OVERFLOW"])
+    app.extensions["carefile"] = Runtime(config=cfg, db=db, store=make_store(cfg))
 
     from .api import bp as api_bp
     from .openrosa import bp as openrosa_bp

@@ -6,6 +6,7 @@ they queue on busy_timeout instead.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -22,20 +24,66 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+# Connection pool, per process. A request holds at most about three connections at once (the request's
+# shared reader, a write transaction, occasionally a third session), the export worker thread one or
+# two. Connections beyond pool_size are closed when returned, so a pool smaller than the peak opens and
+# closes a connection every few requests (that was the churn seen with 4 threads per worker and the
+# default pool of 5). LIFO hands out the most recently used connection, so a sync worker keeps reusing
+# its two or three and never opens the rest; max_overflow bounds a burst.
+POOL_SIZE = 10
+MAX_OVERFLOW = 5
+# A connection idle longer than this is pinged before use (a PostgreSQL or proxy restart, an idle
+# timeout); one used more recently is not, which saves a round trip per checkout on busy workers. A
+# connection that fails anyway is detected by SQLAlchemy, which then replaces the whole pool.
+IDLE_PING_SECONDS = 10.0
+
+
+def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_overflow: int | None = None
+                ) -> Engine:
     parsed = make_url(url)
     # orjson decodes the stored answers several times faster than json (exports, lists, views).
     kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": _json_dumps,
                               "json_deserializer": orjson.loads}
+    memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+    if not memory:
+        kwargs.update(pool_size=pool_size or POOL_SIZE, pool_use_lifo=True,
+                      max_overflow=MAX_OVERFLOW if max_overflow is None else max_overflow)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if not memory:
+            Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, **kwargs)
         _setup_sqlite(engine)
         return engine
-    kwargs["pool_pre_ping"] = True
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """pool_pre_ping, but only for connections idle longer than IDLE_PING_SECONDS."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["carefile_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("carefile_idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("SELECT 1")
+            finally:
+                cur.close()
+            if not getattr(dbapi_conn, "autocommit", True):
+                dbapi_conn.rollback()
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(f"stale connection: {exc}") from exc
 
 
 def _setup_sqlite(engine: Engine) -> None:
@@ -58,9 +106,10 @@ def _setup_sqlite(engine: Engine) -> None:
 class Database:
     """Holds the engine and two session factories: read (deferred) and write (immediate)."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    def __init__(self, url: str, echo: bool = False, pool_size: int | None = None,
+                 max_overflow: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, echo=echo)
+        self.engine = make_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         write_bind = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
