@@ -99,8 +99,10 @@ def _setup_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("sqlite_autocommit", False):
+            return  # Database.reader(): each statement is its own read transaction (no BEGIN/ROLLBACK)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
 class Database:
@@ -114,9 +116,10 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         write_bind = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
         self._write = sessionmaker(write_bind, expire_on_commit=False)
-        # Lookups on hot paths (auth, the form of a submission) need no transaction: on PostgreSQL
-        # autocommit saves the BEGIN and ROLLBACK round trips. SQLite reads stay as they are.
-        reader_bind = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Lookups on hot paths (auth, the form of a submission) need no transaction: autocommit saves the
+        # BEGIN and ROLLBACK (PostgreSQL: round trips; SQLite: two statements) of every reader session.
+        reader_bind = (self.engine.execution_options(sqlite_autocommit=True) if self.is_sqlite
+                       else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
         self._shared: ContextVar[Session | None] = ContextVar(f"carefile_reader_{id(self)}", default=None)
 
@@ -140,11 +143,8 @@ class Database:
 
     @contextmanager
     def request_scope(self) -> Iterator[None]:
-        """Let the readers of one HTTP request share a connection (PostgreSQL: one pool checkout and
-        pre-ping instead of several). SQLite readers keep their own sessions."""
-        if self.is_sqlite:
-            yield
-            return
+        """Let the readers of one HTTP request share a connection (one pool checkout instead of several).
+        Readers run in autocommit mode on both backends, so sharing holds no read snapshot open."""
         session = self._reader()
         token = self._shared.set(session)
         try:
