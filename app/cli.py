@@ -293,6 +293,36 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from app.db import Database
+    from app.runtime import make_store
+    from app.services.ops.target import BackupError
+    from app.services.ops.transfer import transfer
+
+    rt = _runtime()
+    dst_db = Database(args.to_database)
+    _OPENED.append(Runtime(config=rt.config, db=dst_db, store=rt.store))  # disposed at the end
+    dst_store = make_store({**rt.config, "STORAGE_URL": args.to_storage})
+    try:
+        report = transfer(rt.db.engine, rt.store, dst_db.engine, dst_store, _progress(args.progress))
+    except BackupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    for table, n in report.counts.items():
+        print(f"  {table:24} {n:>10} rows")
+    print(f"  files: {report.blobs} ({report.blob_bytes} bytes), each checked against its sha256")
+    for form, sha in report.exports.items():
+        print(f"  export {form}: identical before and after (sha256 {sha[:16]}…)")
+    for problem in report.problems:
+        print(f"PROBLEM {problem}")
+    if not report.ok:
+        print("The copy is NOT proven; keep using the old deployment.", file=sys.stderr)
+        return 1
+    print(f"Transferred and proven. Now run with CAREFILE_DATABASE_URL={dst_db.engine.url.render_as_string()} "
+          f"CAREFILE_STORAGE_URL={args.to_storage}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="carefile", description="CareFile form server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -368,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snapshot", help="the snapshot to restore (default: the newest)")
     s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
     s.set_defaults(func=cmd_restore)
+    s = sub.add_parser("transfer", help="move this deployment to another database and blob store, and prove the copy")
+    s.add_argument("--to-database", required=True, help="an empty database: postgresql+psycopg://user:pw@host/db")
+    s.add_argument("--to-storage", required=True, help="an empty blob store: s3://bucket/prefix or a folder")
+    s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
+    s.set_defaults(func=cmd_transfer)
     return p
 
 
