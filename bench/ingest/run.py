@@ -367,10 +367,16 @@ def pg_sessions(pg: object) -> int | None:
     import psycopg
 
     time.sleep(1.2)  # backends report their statistics about once a second
-    with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres",  # type: ignore[attr-defined]
-                         autocommit=True) as c:
-        row = c.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'carefile_bench'").fetchone()
+    conn = _STATS_CONN.get(id(pg))
+    if conn is None:  # one connection for every reading, so the readings add no sessions themselves
+        conn = _STATS_CONN[id(pg)] = psycopg.connect(
+            f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres", autocommit=True)  # type: ignore[attr-defined]
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'carefile_bench'").fetchone()
     return int(row[0]) if row else None
+
+
+_STATS_CONN: dict[int, object] = {}
 
 
 def machine_idle() -> float:
@@ -615,7 +621,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                                            - 100 * ours / (wall * (os.cpu_count() or 1))), 1)
             sessions_after = pg_sessions(pg)
             if sessions_before is not None and sessions_after is not None:
-                res.new_db_connections = sessions_after - sessions_before - 1  # less pg_sessions' own
+                res.new_db_connections = sessions_after - sessions_before
             expected_rows += res.statuses.get("201", 0)
             res.rows_in_db = count_rows(db_url)
             res.server_errors = server.server_errors() - errs_before
