@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import time
 from typing import Any
 
@@ -63,8 +64,6 @@ def readyz() -> tuple[Response, int]:
 
 
 def _writable(path: Any) -> bool:
-    import os
-
     return os.access(path, os.W_OK | os.X_OK)
 
 
