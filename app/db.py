@@ -36,8 +36,10 @@ def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_
                 ) -> Engine:
     parsed = make_url(url)
     # orjson decodes the stored answers several times faster than json (exports, lists, views).
+    # hide_parameters: SQL errors (logged with tracebacks) and echo never show the values, which may be a
+    # child's name or a guardian's phone number.
     kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": _json_dumps,
-                              "json_deserializer": orjson.loads}
+                              "json_deserializer": orjson.loads, "hide_parameters": True}
     memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     if not memory:
         kwargs.update(pool_size=pool_size or POOL_SIZE, pool_use_lifo=True,

@@ -180,3 +180,17 @@ def test_reachable_addresses_leave_out_loopback() -> None:
 
     for addr in reachable_addresses():
         assert not addr.startswith("127.") and addr not in ("::1", "0.0.0.0")
+
+
+def test_sql_errors_do_not_show_the_values(rt: Any, make_user: Callable[..., Any]) -> None:
+    """An SQL error's message (logged with its traceback) leaves out the statement's parameters."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models import User
+
+    make_user("tsering")
+    with pytest.raises(IntegrityError) as err, rt.db.write() as s:
+        s.add(User(project_id=1, username="tsering", role="collector", display_name="扎西次仁 13912345678",
+                   password_hash="x", digest_ha1="x"))
+    assert "扎西次仁" not in str(err.value) and "13912345678" not in str(err.value)
+    assert "hidden due to hide_parameters" in str(err.value)
