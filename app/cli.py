@@ -334,10 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (gunicorn), initialising on first run")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    # Sync workers (one request at a time each) were measured faster than threaded ones (GIL contention;
-    # docs/benchmarks.md). Two per CPU keeps the CPUs busy while some workers wait on fsync or a slow phone.
-    s.add_argument("--workers", type=int, default=max(2, 2 * (os.cpu_count() or 1)),
-                   help="gunicorn worker processes (default: 2 per CPU)")
+    # Sync workers (one request at a time each) were measured faster than threaded ones on a quiet machine
+    # (GIL contention), and one per CPU gave the shortest tail (more workers than CPUs: p95 > 3 x p50);
+    # docs/benchmarks.md. Behind a buffering proxy slow phones do not hold a worker.
+    s.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 1),
+                   help="gunicorn worker processes (default: one per CPU, at least 2)")
     s.add_argument("--threads", type=int, default=1, help="threads per worker (default 1: sync workers)")
     s.set_defaults(func=cmd_serve)
 
