@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from app import create_app
 from app.errors import Problem
 from app.runtime import Runtime
@@ -414,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except Problem as problem:
         print(f"Error: {problem.message}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:  # a fresh data folder, or the database is down
+        missing = "no such table" in str(exc) or ("relation" in str(exc) and "does not exist" in str(exc))
+        print("Error: the database has no CareFile tables yet: run `carefile init` first." if missing else
+              f"Error: the database cannot be reached ({str(exc.orig).strip().splitlines()[0][:200]}). "
+              "Check CAREFILE_DATABASE_URL and that the server is running.", file=sys.stderr)
         return 1
     finally:
         while _OPENED:

@@ -22,6 +22,9 @@ def test_cli_commands_print_no_alembic_lines(tmp_path: Path) -> None:
                               timeout=120, check=True)
         return proc.stdout + proc.stderr
 
+    proc = subprocess.run([str(CAREFILE), "form", "list"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 1 and "run `carefile init` first" in proc.stderr and "Traceback" not in proc.stderr
     run("init")
     run("user", "add", "dolma", "--role", "collector", "--password", "a long password", "--region", "540102")
     for out in (run("form", "list"), run("user", "token", "dolma", "--public-url", "http://192.0.2.5:8000")):
