@@ -1,7 +1,6 @@
 """CareFile: an ODK-compatible form collection server for child-welfare care files."""
 from __future__ import annotations
 
-import logging
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,13 +27,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
     else:
         app.wsgi_app = _OwnScheme(app.wsgi_app)  # type: ignore[method-assign]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from .services import regions
 
     regions.use_data_dir(cfg["DATA_DIR"])  # provinces added with `carefile regions load`
-    app.extensions["carefile"] = Runtime(config=cfg, db=Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"]),
-                                         store=make_store(cfg))
+    db = Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"], pool_size=cfg["DB_POOL_SIZE"],
+                  max_overflow=cfg["DB_MAX_OVERFLOW"])
+    app.extensions["carefile"] = Runtime(config=cfg, db=db, store=make_store(cfg))
 
     from . import params
     from .openrosa.render import problem_response
@@ -43,6 +42,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     params.install(app, renderers={"openrosa": problem_response})
     from .api import bp as api_bp
     from .openrosa import bp as openrosa_bp
+    from .ops import init_app as init_ops
+
+    init_ops(app)  # logging, request ids, metrics hooks, /healthz /readyz /metrics
     from .web import init_app as init_web
 
     app.register_blueprint(openrosa_bp)
@@ -59,13 +61,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if resp.status_code == 429 and wait:
             resp.headers["Retry-After"] = str(wait)
         return resp
-
-    from .routeaccess import PUBLIC, declare
-
-    @app.get("/healthz")
-    @declare(PUBLIC)
-    def healthz() -> tuple[str, int]:
-        return "ok", 200
 
     return app
 

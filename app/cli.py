@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from app.errors import Problem
@@ -54,8 +57,12 @@ def forwarded_ips(cfg: dict[str, Any]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from app.config import load_config
+    from app.ops import serving
     from app.services import setup
 
+    # Before anything imports prometheus_client: every gunicorn worker then writes its metrics there.
+    serving.prepare_metrics_dir(load_config()["DATA_DIR"])
     rt = _runtime()
     setup.init_schema(rt)
     from app.models import Form
@@ -66,8 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"{'published' if outcome.ok else 'FAILED'} {outcome.path.name}: {outcome.message}")
     rt.db.dispose()
     forwarded_allow_ips = forwarded_ips(rt.config)
-    print(f"CareFile listening on http://{args.host}:{args.port}/  (Collect server URL: "
-          f"http://{args.host}:{args.port}/v1/projects/1)")
+    urls = serving.phone_urls(args.host, args.port, rt.config["PUBLIC_URL"])
+    print(f"CareFile listening on {args.host}:{args.port}")
+    for url in urls:
+        print(f"  website: {url}/    Collect server URL: {url}/v1/projects/1")
+    extra = serving.gunicorn_settings(rt.config)
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):  # type: ignore[misc]
@@ -76,7 +86,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 120)
-            self.cfg.set("accesslog", "-")
+            for key, value in extra.items():
+                self.cfg.set(key, value)
+            # Forwarded headers only with CAREFILE_TRUST_PROXY (gunicorn trusts 127.0.0.1 by default).
             self.cfg.set("forwarded_allow_ips", forwarded_allow_ips)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 24: no shared ~/.gunicorn socket
                 self.cfg.set("control_socket_disable", True)
@@ -338,6 +350,115 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
             retention.delete_blobs(session, rt.store, report)
     for line in report.lines():
         print(line)
+
+
+def _progress(enabled: bool) -> Any:
+    """A progress callback drawing a bar on stderr (only on a terminal, or with --progress)."""
+    def draw(stage: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        sys.stderr.write(f"\r{stage:9} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def quiet(stage: str, done: int, total: int) -> None:
+        return None
+
+    return draw if enabled or sys.stderr.isatty() else quiet
+
+
+def _destination(args: argparse.Namespace, rt: Runtime, create: bool) -> Any:
+    from app.services.ops.backup import open_destination
+    from app.services.ops.target import open_target
+
+    passphrase = args.passphrase or os.environ.get("CAREFILE_BACKUP_PASSPHRASE") or None
+    return open_destination(open_target(args.dest, rt.config), passphrase, create)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from app.services.ops.backup import run_backup, verify
+    from app.services.ops.target import BackupError
+
+    if args.dest == "verify":
+        if not args.more:
+            print("Usage: carefile backup verify DEST", file=sys.stderr)
+            return 2
+        args.dest = args.more[0]
+        rt = _runtime()
+        try:
+            report = verify(_destination(args, rt, create=False), args.snapshot, _progress(args.progress))
+        except BackupError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"Snapshot {report.snapshot}: database and {report.blobs_checked} file(s) checked, "
+              + ("all checksums match." if report.ok else f"{len(report.problems)} problem(s)."))
+        return 0 if report.ok else 1
+    if args.more:
+        print(f"Unexpected arguments: {' '.join(args.more)}", file=sys.stderr)
+        return 2
+    rt = _runtime()
+    try:
+        summary = run_backup(rt.db.engine, rt.store, _destination(args, rt, create=True), _progress(args.progress))
+    except BackupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backup {summary.snapshot} written to {args.dest}: database {summary.database_bytes} bytes, "
+          f"{summary.blobs} file(s), {summary.blobs_copied} new ({summary.bytes_copied} bytes), "
+          f"{summary.seconds:.1f} s.")
+    if summary.missing_from_store:
+        print(f"WARNING: {len(summary.missing_from_store)} file(s) the database refers to are missing from the "
+              f"blob store and are not in the backup: {', '.join(summary.missing_from_store[:5])}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from app.services.ops.restore import run_restore
+    from app.services.ops.target import BackupError
+
+    rt = _runtime()
+    try:
+        summary = run_restore(rt.db.engine, rt.store, _destination(args, rt, create=False), args.snapshot,
+                              _progress(args.progress))
+    except BackupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Restored snapshot {summary.snapshot}: database {summary.database_bytes} bytes and {summary.blobs} "
+          f"file(s), row counts match. Start the server with the same settings (carefile serve).")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from app.db import Database
+    from app.runtime import make_store
+    from app.services.ops.target import BackupError
+    from app.services.ops.transfer import transfer
+
+    rt = _runtime()
+    dst_db = Database(args.to_database)
+    _OPENED.append(Runtime(config=rt.config, db=dst_db, store=rt.store))  # disposed at the end
+    dst_store = make_store({**rt.config, "STORAGE_URL": args.to_storage})
+    try:
+        report = transfer(rt.db.engine, rt.store, dst_db.engine, dst_store, _progress(args.progress))
+    except BackupError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    for table, n in report.counts.items():
+        print(f"  {table:24} {n:>10} rows")
+    print(f"  files: {report.blobs} ({report.blob_bytes} bytes), each checked against its sha256")
+    for form, sha in report.exports.items():
+        print(f"  export {form}: identical before and after (sha256 {sha[:16]}…)")
+    for problem in report.problems:
+        print(f"PROBLEM {problem}")
+    if not report.ok:
+        print("The copy is NOT proven; keep using the old deployment.", file=sys.stderr)
+        return 1
+    print(f"Transferred and proven. Now run with CAREFILE_DATABASE_URL={dst_db.engine.url.render_as_string()} "
+          f"CAREFILE_STORAGE_URL={args.to_storage}.")
     return 0
 
 
@@ -352,8 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (gunicorn), initialising on first run")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--threads", type=int, default=4)
+    # Sync workers (one request at a time each) were measured faster than threaded ones on a quiet machine
+    # (GIL contention), and one per CPU gave the shortest tail (more workers than CPUs: p95 > 3 x p50);
+    # docs/benchmarks.md. Behind a buffering proxy slow phones do not hold a worker.
+    s.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 1),
+                   help="gunicorn worker processes (default: one per CPU, at least 2)")
+    s.add_argument("--threads", type=int, default=1, help="threads per worker (default 1: sync workers)")
     s.set_defaults(func=cmd_serve)
 
     form = sub.add_parser("form", help="forms").add_subparsers(dest="form_command", required=True)
@@ -435,6 +560,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--years", type=int, help="override CAREFILE_RETENTION_YEARS")
     s.add_argument("--now", help="ISO date-time taken as now (for tests and catching up)")
     s.set_defaults(func=cmd_retention_run)
+    s = sub.add_parser("backup", help="write a consistent backup to DEST (a folder or s3://bucket/prefix); "
+                                      "`backup verify DEST` checks one")
+    s.add_argument("dest", help="a folder or s3://bucket/prefix (or `verify`, then DEST)")
+    s.add_argument("more", nargs="*", help=argparse.SUPPRESS)
+    s.add_argument("--passphrase", help="encrypt (AES-256-GCM, scrypt); or set CAREFILE_BACKUP_PASSPHRASE")
+    s.add_argument("--snapshot", help="verify: the snapshot to check (default: the newest)")
+    s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
+    s.set_defaults(func=cmd_backup)
+    s = sub.add_parser("restore", help="fill an empty database and blob store from a backup")
+    s.add_argument("dest", help="the backup: a folder or s3://bucket/prefix")
+    s.add_argument("--passphrase", help="the backup's passphrase; or set CAREFILE_BACKUP_PASSPHRASE")
+    s.add_argument("--snapshot", help="the snapshot to restore (default: the newest)")
+    s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
+    s.set_defaults(func=cmd_restore)
+    s = sub.add_parser("transfer", help="move this deployment to another database and blob store, and prove the copy")
+    s.add_argument("--to-database", required=True, help="an empty database: postgresql+psycopg://user:pw@host/db")
+    s.add_argument("--to-storage", required=True, help="an empty blob store: s3://bucket/prefix or a folder")
+    s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
+    s.set_defaults(func=cmd_transfer)
     return p
 
 
@@ -445,6 +589,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except Problem as problem:
         print(f"Error: {problem.message}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:  # a fresh data folder, or the database is down
+        missing = "no such table" in str(exc) or ("relation" in str(exc) and "does not exist" in str(exc))
+        print("Error: the database has no CareFile tables yet: run `carefile init` first." if missing else
+              f"Error: the database cannot be reached ({str(exc.orig).strip().splitlines()[0][:200]}). "
+              "Check CAREFILE_DATABASE_URL and that the server is running.", file=sys.stderr)
         return 1
     finally:
         while _OPENED:

@@ -33,13 +33,19 @@ DEFAULTS: dict[str, Any] = {
     "ODK_VALIDATE": "auto",  # auto | on | off
     "SQL_ECHO": False,
     "EXPORT_PROCESSES": None,  # processes per large CSV zip job (default min(2, CPUs); exports/parallel.py)
-    "EXPORT_WORKER": "auto",
     # Years after a case's closure before `carefile retention run` anonymises the file (README: why 10).
-    "RETENTION_YEARS": 10,  # auto | true | false: run queued export jobs in this process (app/api/exports.py)
+    "RETENTION_YEARS": 10,
+    "EXPORT_WORKER": "auto",  # auto | true | false: run queued export jobs in this process (app/api/exports.py)
+    "DB_POOL_SIZE": None,  # connections kept per process (default app/db.py POOL_SIZE)
+    "DB_MAX_OVERFLOW": None,  # extra connections per process in a burst (default app/db.py MAX_OVERFLOW)
+    "LOG_FORMAT": "text",  # text | json (app/ops/logs.py)
+    "METRICS_TOKEN": None,  # Bearer token Prometheus sends to /metrics
+    "METRICS_ALLOW": None,  # comma-separated addresses/networks allowed to read /metrics without the token
 }
 
 _BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}
-_INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME", "RETENTION_YEARS"}
+_INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
+             "RETENTION_YEARS"}
 
 
 def _coerce(key: str, value: Any) -> Any:

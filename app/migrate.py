@@ -1,11 +1,16 @@
 """Schema migrations (Alembic) run from code: `carefile init` and the tests use upgrade()."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine
+# Alembic logs its plugin set-up and each step at INFO; CLI commands (`carefile form list`, `user token`)
+# must print only their own output. Set before alembic is imported: the plugin lines come at import.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from sqlalchemy import Engine  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -19,9 +24,6 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Create or upgrade the schema to the newest revision (safe to run again)."""
-    import logging
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -54,9 +54,34 @@ def pg_template(pg_server: PgServer) -> str:
     return "carefile_template"
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS, ids=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend; test ids end in [sqlite] / [postgresql] (or -sqlite] after other params)."""
     return str(request.param)
+
+
+_shown_backend: list[str] = []
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the test's file name
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """The app tests run once per backend (grouped by backend); say which group the output is in."""
+    found = [b for b in BACKENDS if nodeid.endswith(f"[{b}]") or nodeid.endswith(f"-{b}]")]
+    if not found or (_shown_backend and _shown_backend[-1] == found[0]):
+        return
+    _shown_backend.append(found[0])
+    import _pytest.config
+
+    config: _pytest.config.Config | None = getattr(pytest_runtest_logstart, "config", None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
+    if reporter is not None and reporter.verbosity >= 0:
+        reporter.ensure_newline()
+        reporter.write_sep("-", f"database backend: {found[0]}")
+        reporter.currentfspath = None  # the reporter then starts a new line with the file name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    pytest_runtest_logstart.config = config  # type: ignore[attr-defined]
 
 
 @pytest.fixture

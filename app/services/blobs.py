@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, union
 
@@ -19,8 +20,9 @@ from app.models import (
 from storage import BlobStore
 
 
-def referenced_keys(db: Database) -> set[str]:
-    q = union(
+def referenced_keys_query() -> Any:
+    """Every blob key a row refers to (one column `blob_key`; also run on backup snapshots)."""
+    return union(
         select(SubmissionAttachment.blob_key).where(SubmissionAttachment.blob_key.is_not(None)),
         select(FormAttachment.blob_key).where(FormAttachment.blob_key.is_not(None)),
         select(FormVersion.source_blob_key).where(FormVersion.source_blob_key.is_not(None)),
@@ -29,6 +31,10 @@ def referenced_keys(db: Database) -> set[str]:
         select(FormDraftAttachment.blob_key).where(FormDraftAttachment.blob_key.is_not(None)),
         select(DraftSubmissionFile.blob_key).where(DraftSubmissionFile.blob_key.is_not(None)),
     )
+
+
+def referenced_keys(db: Database) -> set[str]:
+    q = referenced_keys_query()
     with db.session() as session:
         return {k for (k,) in session.execute(q) if k}
 

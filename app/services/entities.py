@@ -67,6 +67,7 @@ from app.models import (
 )
 from forms import EntityBlock, FormSchema, SubmissionData, normalize_uuid
 
+from .ops.metrics import ENTITY_LIST_BUILDS
 from .regions import covers
 
 log = logging.getLogger(__name__)
@@ -523,7 +524,9 @@ def _cached_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) ->
     if hit is not None:
         _CSV_CACHE.move_to_end(key)
         return hit
+    started = time.perf_counter()
     body = build_csv(session, ds, scope)
+    ENTITY_LIST_BUILDS.observe(time.perf_counter() - started)
     result = (body, hashlib.md5(body).hexdigest())
     _CSV_CACHE[key] = result
     while len(_CSV_CACHE) > _CSV_CACHE_SIZE:

@@ -42,6 +42,7 @@ from app.errors import Problem
 from app.models import LoginFailure, SigninKnownAddress, User, utcnow
 
 from . import audit
+from .ops.metrics import LOGIN_FAILURES
 
 WINDOW = timedelta(hours=24)  # wrong passwords older than this are forgotten
 PAIR_FREE = 5  # wrong passwords for one account from one address before waits begin
@@ -150,6 +151,7 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
             with db.write() as session:
                 audit.record(session, None, "login.failed", ip=ip, username=username, reason="throttled",
                              channel=channel)
+        LOGIN_FAILURES.labels("throttled").inc()
         raise Throttled(math.ceil(wait))
     if user is None:
         check(_stand_in())  # as slow as a real check: the answer time does not tell which names exist
@@ -159,6 +161,7 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
             session.add(LoginFailure(username=username, ip=ip, at=now))
             session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW))
             audit.record(session, None, "login.failed", ip=ip, username=username, channel=channel)
+        LOGIN_FAILURES.labels("password").inc()
         raise WrongPassword()
     now = utcnow()
     if audit_success or current.pair.count or current.known_at is None or current.known_at < now - KNOWN_REFRESH:

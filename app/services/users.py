@@ -16,7 +16,10 @@ from app.models import ROLES, CollectorToken, User, UserRegion, utcnow
 
 from .regions import validate_code
 
-TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!$"
+# New tokens use URL- and shell-safe characters only (pasting a URL with `!` into a shell breaks it).
+# Tokens issued before used `!` and `$` as well and keep working: the check accepts both alphabets.
+NEW_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+TOKEN_ALPHABET = NEW_TOKEN_ALPHABET + "!$"
 TOKEN_LENGTH = 64
 USERNAME = re.compile(r"[A-Za-z0-9._@+-]+")
 
@@ -96,7 +99,7 @@ def get_user(session: Session, username: str, for_phone: bool = False) -> User:
 
 
 def new_token_value() -> str:
-    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+    return "".join(secrets.choice(NEW_TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
 
 
 def is_well_formed_token(token: str) -> bool:

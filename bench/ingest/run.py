@@ -256,6 +256,7 @@ class LoadResult:
     machine_idle_pct: float = 0.0
     db_server_cpu_ms_per_sub: float = 0.0
     background_busy_pct: float = 0.0
+    new_db_connections: int | None = None  # PostgreSQL sessions opened during the run (pg_stat_database)
     other_load_pct: float = 0.0  # CPU used by processes that are not part of the benchmark, during the run
 
 
@@ -359,6 +360,25 @@ def pg_cpu(pg: object) -> float:
     return proc_cpu(master) + sum(proc_cpu(k) for k in worker_pids(master))
 
 
+def pg_sessions(pg: object) -> int | None:
+    """Sessions ever opened to the benchmark database (pg_stat_database.sessions, PostgreSQL ≥ 14)."""
+    if pg is None:
+        return None
+    import psycopg
+
+    time.sleep(1.2)  # backends report their statistics about once a second
+    conn = _STATS_CONN.get(id(pg))
+    if conn is None:  # one connection for every reading, so the readings add no sessions themselves
+        conn = _STATS_CONN[id(pg)] = psycopg.connect(
+            f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres", autocommit=True)  # type: ignore[attr-defined]
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'carefile_bench'").fetchone()
+    return int(row[0]) if row else None
+
+
+_STATS_CONN: dict[int, object] = {}
+
+
 def machine_idle() -> float:
     """Idle CPU seconds of the whole machine (all cores) since boot."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -390,13 +410,19 @@ def reset_peak(pids: list[int]) -> bool:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], port: int, workers: int, threads: int, log: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, workers: int | None, threads: int | None, log: Path,
+                 serve: bool = False) -> None:
         self.env, self.port, self.log = env, port, log
-        cmd = [str(VENV_BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-               "--timeout", "120", "--log-level", "warning"]
-        if threads > 1:
-            cmd += ["--threads", str(threads)]
-        cmd.append("wsgi:app")
+        if serve:  # `carefile serve` with its own defaults unless --workers/--threads are given
+            cmd = [str(VENV_BIN / "carefile"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--workers", str(workers)] if workers else []
+            cmd += ["--threads", str(threads)] if threads else []
+        else:
+            cmd = [str(VENV_BIN / "gunicorn"), "-w", str(workers or 2), "-b", f"127.0.0.1:{port}",
+                   "--timeout", "120", "--log-level", "warning"]
+            if threads and threads > 1:
+                cmd += ["--threads", str(threads)]
+            cmd.append("wsgi:app")
         self.logf = log.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, cwd=env["PYTHONPATH"], stdout=self.logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -407,7 +433,7 @@ class Server:
             try:
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 c.request("GET", "/healthz")
-                if c.getresponse().status == 200 and len(self.workers()) == workers:
+                if c.getresponse().status == 200 and len(self.workers()) >= (workers or 1):
                     c.close()
                     return
                 c.close()
@@ -536,7 +562,8 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
         token_url = next(line.strip() for line in out.splitlines() if line.startswith("http"))
         token_path = urlsplit(token_url).path.rstrip("/") + "/submission"
         digest_path = "/v1/projects/1/submission"
-        server = Server(env, port, args.workers, args.threads, data / "gunicorn.log")
+        server = Server(env, port, args.workers, args.threads, data / "gunicorn.log", serve=args.serve)
+        time.sleep(1.0)  # carefile serve: every worker up
         host = "127.0.0.1"
         run_id = uuid.uuid4().hex
         index = 0
@@ -572,6 +599,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             errs_before = server.server_errors()
             cpu_before, idle_before = {p: proc_cpu(p) for p in pids}, machine_idle()
             pg_before = pg_cpu(pg)
+            sessions_before = pg_sessions(pg)
             wall, rows, client_cpu = run_load(host, port, digest_path if auth == "digest" else token_path,
                                   digest=auth == "digest", photo=photo, n=args.n, concurrency=args.concurrency,
                                   procs=args.client_procs, run_id=run_id, first_index=index)
@@ -591,13 +619,17 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             ours = (res.worker_cpu_ms_per_sub + res.client_cpu_ms_per_sub + res.db_server_cpu_ms_per_sub) * ok / 1000
             res.other_load_pct = round(max(0.0, 100 - res.machine_idle_pct
                                            - 100 * ours / (wall * (os.cpu_count() or 1))), 1)
+            sessions_after = pg_sessions(pg)
+            if sessions_before is not None and sessions_after is not None:
+                res.new_db_connections = sessions_after - sessions_before
             expected_rows += res.statuses.get("201", 0)
             res.rows_in_db = count_rows(db_url)
             res.server_errors = server.server_errors() - errs_before
             print(f"  {name:40} {res.per_second:7.1f}/s  p50 {res.p50_ms:6.1f} ms  p95 {res.p95_ms:6.1f} ms  "
                   f"errors {res.errors}  peak RSS {res.peak_rss_mb} MB  rows {res.rows_in_db}/{expected_rows}  "
                   f"CPU ms/sub: workers {res.worker_cpu_ms_per_sub}, clients {res.client_cpu_ms_per_sub}"
-                  + (f", postgres {res.db_server_cpu_ms_per_sub}" if pg is not None else "") + "; "
+                  + (f", postgres {res.db_server_cpu_ms_per_sub}; new DB connections {res.new_db_connections}"
+                     if pg is not None else "") + "; "
                   f"idle {res.machine_idle_pct}%; other load {res.other_load_pct}% (before: {res.background_busy_pct}%)"
                   + (f"  digest challenges {res.digest_challenges}" if auth == "digest" else ""), flush=True)
             results["runs"].append(asdict(res))  # type: ignore[attr-defined]
@@ -648,8 +680,10 @@ def main() -> int:
     p.add_argument("--no-digest", dest="digest", action="store_false", help="skip the Digest run")
     p.add_argument("--big-mb", type=int, default=50, help="size of the single large attachment (0: skip)")
     p.add_argument("--big-repeat", type=int, default=3, help="how many times to send it (default 3)")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    p.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (default 1: sync)")
+    p.add_argument("--workers", type=int, default=None, help="gunicorn workers (default 2; with --serve: its default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="gunicorn threads per worker (default 1: sync; with --serve: its default)")
+    p.add_argument("--serve", action="store_true", help="run the server with `carefile serve` (its defaults)")
     p.add_argument("--client-procs", type=int, default=4, help="load-generator processes (default 4)")
     p.add_argument("--pg-fsync", choices=["on", "off"], default="on",
                    help="PostgreSQL fsync (default on: durable, like production)")
@@ -667,7 +701,9 @@ def main() -> int:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     info = machine()
     print(f"machine: {info}")
-    print(f"gunicorn -w {args.workers}" + (f" --threads {args.threads}" if args.threads > 1 else "")
+    print(("carefile serve" + (f" --workers {args.workers}" if args.workers else "")
+           + (f" --threads {args.threads}" if args.threads else "") if args.serve else
+           f"gunicorn -w {args.workers or 2}" + (f" --threads {args.threads}" if (args.threads or 1) > 1 else ""))
           + f"; {args.concurrency} clients in {args.client_procs} processes; n={args.n}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="carefile-bench-"))
     all_results = {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "photos"},

@@ -1,0 +1,1 @@
+"""Operations: metrics, backup and restore (no Flask)."""

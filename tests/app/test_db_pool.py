@@ -1,0 +1,68 @@
+"""Connection pools: no churn under sequential or threaded load; stale connections replaced after idling."""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.pool import NullPool
+
+from tests.app.conftest import PASSWORD, submission_body
+from tests.support.digest_client import DigestClient
+from tests.support.sample_forms import household_xml
+
+
+def pool_counter(rt: Any) -> dict[str, int]:
+    counts = {"connect": 0, "close": 0}
+    event.listen(rt.db.engine.pool, "connect", lambda *a: counts.__setitem__("connect", counts["connect"] + 1))
+    event.listen(rt.db.engine.pool, "close", lambda *a: counts.__setitem__("close", counts["close"] + 1))
+    return counts
+
+
+def test_threaded_submissions_reuse_pooled_connections(app: Any, rt: Any, household: Any, collector: Any) -> None:
+    counts = pool_counter(rt)
+    statuses: list[int] = []
+
+    def phone() -> None:
+        client = DigestClient(app.test_client(), "tashi", PASSWORD)
+        for _ in range(6):
+            resp = client.post("/v1/projects/1/submission", content_type="multipart/form-data",
+                               data=submission_body(household_xml(f"uuid:{uuid.uuid4()}"), {"photo.jpg": b"x"}))
+            statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=phone) for _ in range(4)]  # like a worker with 4 threads
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [201] * 24
+    # 24 submissions (each several sessions): the pool opens at most a few connections per thread and
+    # never closes one (a connection closed on return is what churn looks like).
+    assert counts["close"] == 0
+    assert counts["connect"] <= 10
+
+
+def test_sequential_requests_use_one_or_two_connections(app: Any, rt: Any, submit: Callable[..., Any]) -> None:
+    assert submit(household_xml("uuid:warm")).status_code == 201
+    counts = pool_counter(rt)
+    for i in range(15):
+        assert submit(household_xml(f"uuid:seq-{i}")).status_code == 201
+    assert counts == {"connect": 0, "close": 0}  # the warm connections are reused
+
+
+def test_stale_postgresql_connection_is_replaced(backend: str, rt: Any, app: Any) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: a SQLite connection does not go stale")
+    with rt.db.session() as s:
+        pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    admin = create_engine(rt.db.url, poolclass=NullPool)
+    with admin.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})  # as a server restart would
+    admin.dispose()
+    with rt.db.session() as s:
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 200
