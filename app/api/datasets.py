@@ -70,6 +70,8 @@ def entities(project_id: int, name: str) -> Response:
     try:
         ds = svc.get_dataset(s, user, project_id, name)
         items = svc.list_entities(s, user, ds)
+        access.audit_unmasked(runtime().db, user, access.Redactor(s, user, project_id), "entities.read",
+                              f"dataset:{name}", request.remote_addr or "")
     except BaseException:
         s.close()
         raise
@@ -147,7 +149,10 @@ def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
         if filter_text:
             q = q.where(parse_filter(filter_text, svc.filter_fields()))
         count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
-        rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_, access.Redactor(s, user, project_id))
+        red = access.Redactor(s, user, project_id)
+        rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_, red)
+        access.audit_unmasked(runtime().db, user, red, "entities.read", f"dataset:{name}", request.remote_addr or "",
+                              rows=len(rows))
         base = _base(project_id, name)
         head = {"@odata.context": f"{base}/$metadata#Entities"}
         tail = feed_tail(f"{base}/Entities", next_token, count)

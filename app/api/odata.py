@@ -137,6 +137,8 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
         else:
             rows, next_token = _repeat_rows(s, schema, tbl, q, page, skip, token, wkt, select_, red)
         tail = feed_tail(f"{base}/{table}", next_token, count)
+        access.audit_unmasked(rt.db, user, red, "odata.read", f"form:{xml_form_id}", request.remote_addr or "",
+                              table=table, rows=len(rows))
     except BaseException:
         s.close()
         raise

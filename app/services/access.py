@@ -282,6 +282,17 @@ class Redactor:
         return self._props
 
 
+def audit_unmasked(db: Any, user: User, red: Redactor, action: str, target: str, ip: str = "",
+                   **details: Any) -> None:
+    """Record a bulk read (OData, entity lists) that showed identifying details unmasked."""
+    if not red.show:
+        return
+    from . import audit
+
+    with db.write() as session:
+        audit.record(session, user, action, target=target, ip=ip, unmasked=True, **details)
+
+
 def pseudonym(uuid: str) -> str:
     """A stable, non-identifying label for a child: 儿童 + the first four hex digits of its id."""
     return "儿童 " + uuid.replace("-", "")[:4].upper()

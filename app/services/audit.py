@@ -12,7 +12,8 @@ from app.models import AuditEvent, User
 ACTIONS = (
     "login.ok", "login.failed", "logout", "password.change",
     "form.publish", "form.state", "form.attachment", "form.draft", "form.draft.abandon",
-    "child.view", "submission.view", "submission.review", "attachment.download",
+    "child.view", "submission.view", "submission.review", "attachment.download", "odata.read", "entities.read",
+    "held.apply", "held.reject",
     "export.create", "export.download",
     "user.create", "user.update", "user.token", "user.revoke",
 )

@@ -41,6 +41,8 @@ ACTION_LABELS = {
     "submission.view": "Opened a submission",
     "submission.review": "Reviewed a submission",
     "attachment.download": "Downloaded a file",
+    "odata.read": "Read a form's data (OData) with identifying details",
+    "entities.read": "Read the children list with identifying details",
     "export.create": "Started an export",
     "export.download": "Downloaded an export",
     "user.create": "Added a user",

@@ -244,3 +244,15 @@ def test_coordinators_grant_only_inside_their_regions(app: Any, rt: Any, world: 
     b.get("/collectors/col_a/edit")
     resp = b.post("/collectors/col_a/edit", {"regions": "540121", "display_name": "x"})
     assert resp.status_code == 400 and OUTSIDE in resp.get_data(as_text=True)
+
+
+def test_bulk_reads_of_identifying_details_are_audited(app: Any, rt: Any, world: World) -> None:
+    client = app.test_client()
+    for user in ("coord_a", "mgr_a"):
+        assert client.get("/v1/projects/1/forms/reg.svc/Submissions", headers=basic(user)).status_code == 200
+        assert client.get("/v1/projects/1/datasets/children.svc/Entities", headers=basic(user)).status_code == 200
+        assert client.get("/v1/projects/1/datasets/children/entities", headers=basic(user)).status_code == 200
+    with rt.db.session() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.action.in_(("odata.read", "entities.read")))).all()
+        assert {(e.username, e.action) for e in rows} == {("coord_a", "odata.read"), ("coord_a", "entities.read")}
+        assert all(e.details.get("unmasked") for e in rows) and len(rows) == 3
