@@ -259,3 +259,53 @@ def test_offline_registration_racing_its_update_and_offline_chain_out_of_order(s
         ent = s.scalars(select(Entity).where(Entity.uuid == chained)).one()
         assert ent.version == 4 and ent.data["note"] == "visit 3" and ent.conflict is None
     no_entity_errors(rt)
+
+
+# -- held changes -----------------------------------------------------------------------------------
+
+
+def test_parallel_decisions_of_one_held_change_exactly_one_wins(server: LiveServer, rt: Any) -> None:
+    """A collector of another county registers a child here: held; eight reviewers decide at once."""
+    from app.models import HeldChange
+
+    for name, role, region in (("pema_h", "collector", "540121"), ("coord_h", "coordinator", "540102"),
+                               ("root_h", "admin", None)):
+        server.cli("user", "add", name, "--role", role, "--password", PASSWORD,
+                   *(["--region", region] if region else []))
+    uid = str(uuid.uuid4())
+    with requests.Session() as pema:
+        pema.headers["X-OpenRosa-Version"] = "1.0"
+        pema.auth = HTTPDigestAuth("pema_h", PASSWORD)
+        resp = pema.post(f"{server.url}/v1/projects/1/submission", timeout=60,
+                         files=[("xml_submission_file", ("s.xml", register_xml(f"uuid:{uuid.uuid4()}", uid, "Held",
+                                                                                   VILLAGE), "text/xml"))])
+    assert resp.status_code == 201 and "review" in resp.text, resp.text
+    with rt.db.session() as s:
+        held_id = s.scalar(select(HeldChange.id).where(HeldChange.target == uid))
+        assert held_id is not None and s.scalar(select(func.count()).select_from(Entity).where(Entity.uuid == uid)) == 0
+
+    def token(user: str) -> str:
+        r = requests.post(f"{server.url}/v1/sessions", json={"email": user, "password": PASSWORD}, timeout=60)
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
+    deciders = [("coord_h", "apply")] * 4 + [("root_h", "reject")] * 4
+    tokens = {u: token(u) for u in ("coord_h", "root_h")}
+    barrier = threading.Barrier(len(deciders))
+
+    def decide(i: int) -> int:
+        user, action = deciders[i]
+        barrier.wait(timeout=60)
+        r = requests.post(f"{server.url}/v1/projects/1/held-changes/{held_id}", json={"action": action},
+                          headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=120)
+        return r.status_code
+
+    with ThreadPoolExecutor(len(deciders)) as pool:
+        codes = list(pool.map(decide, range(len(deciders))))
+    assert sorted(codes) == [200] + [409] * 7, codes
+    winner = deciders[codes.index(200)][1]
+    with rt.db.session() as s:
+        change = s.get(HeldChange, held_id)
+        assert change is not None and change.status == ("applied" if winner == "apply" else "rejected")
+        children = s.scalar(select(func.count()).select_from(Entity).where(Entity.uuid == uid))
+        assert children == (1 if winner == "apply" else 0)
