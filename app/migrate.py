@@ -1,7 +1,16 @@
-"""Schema migrations (Alembic) run from code: `carefile init` and the tests use upgrade()."""
+"""Schema migrations (Alembic) run from code: `carefile init` and the tests use upgrade().
+
+Several app servers starting together (`carefile serve` on each node) all call upgrade(): one of them
+migrates, the others wait and then find the schema at head. PostgreSQL: a transaction-level advisory
+lock (`pg_advisory_xact_lock`) taken before Alembic reads its version table, released at commit, in the
+same transaction as the migration (PostgreSQL runs DDL transactionally). SQLite: the migration runs in a
+BEGIN IMMEDIATE transaction, so a second process waits on the database's write lock (busy_timeout).
+`then` runs inside the same locked transaction: set-up that must also happen once (the default project).
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 # Alembic logs its plugin set-up and each step at INFO; CLI commands (`carefile form list`, `user token`)
@@ -10,9 +19,11 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
+from sqlalchemy import Connection, Engine, text  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_xact_lock key (any bigint; one per purpose): "CareFile migrations".
+MIGRATION_LOCK_KEY = 0x43415245_4D494752
 
 
 def alembic_config(url: str) -> Config:
@@ -22,9 +33,15 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest revision (safe to run again)."""
+def upgrade(engine: Engine, then: Callable[[Connection], None] | None = None) -> None:
+    """Create or upgrade the schema to the newest revision (safe to run again, and from several processes
+    at once: one migrates while the others wait for it); then run `then` in the same transaction."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
+    bind = engine.execution_options(sqlite_immediate=True) if engine.dialect.name == "sqlite" else engine
+    with bind.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if then is not None:
+            then(conn)
