@@ -136,6 +136,9 @@ def _error_page(status: int, message: str) -> tuple[str, int]:
 
 
 def _fault_page(problem: Problem) -> tuple[str, int]:
+    # The page's navigation asks who is signed in, which needs the database that just failed: render it
+    # for nobody (flask-login keeps the request's user in g._login_user).
+    g._login_user = login_manager.anonymous_user()
     return _error_page(problem.status, t(problem.message))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -97,6 +98,22 @@ def api_token(url: str, user: str, password: str = PASSWORD) -> str:
     resp = requests.post(f"{url}/v1/sessions", json={"email": user, "password": password}, timeout=10)
     assert resp.status_code == 200, resp.text
     return str(resp.json()["token"])
+
+
+def csrf_token(page: str) -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None, page[:500]
+    return token.group(1)
+
+
+def web_login(url: str, user: str, password: str = PASSWORD) -> str:
+    """Sign in on the website of one node; the session cookie."""
+    http = requests.Session()
+    token = csrf_token(http.get(f"{url}/login", timeout=10).text)
+    resp = http.post(f"{url}/login", data={"username": user, "password": password, "csrf_token": token},
+                     allow_redirects=False, timeout=10)
+    assert resp.status_code in (302, 303), resp.text[:500]
+    return str(http.cookies["carefile_session"])
 
 
 def wait_for(check: Any, timeout: float, what: str, every: float = 0.2) -> Any:

@@ -12,7 +12,6 @@ sends each request to either node:
 from __future__ import annotations
 
 import io
-import re
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -25,7 +24,17 @@ import requests
 from requests.auth import HTTPDigestAuth
 from sqlalchemy import create_engine, text
 
-from tests.e2e.cluster import OR, PASSWORD, Node, api_token, cluster_settings, start_together, wait_for
+from tests.e2e.cluster import (
+    OR,
+    PASSWORD,
+    Node,
+    api_token,
+    cluster_settings,
+    csrf_token,
+    start_together,
+    wait_for,
+    web_login,
+)
 from tests.support.digest_client import authorization, parse_challenge
 from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
 
@@ -102,33 +111,17 @@ def test_digest_nonce_from_one_node_signs_in_on_the_other_and_replays_are_refuse
         assert replay.status_code == 401 and "stale=true" in replay.headers["WWW-Authenticate"].lower()
 
 
-def _csrf(page: str) -> str:
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None, page[:500]
-    return token.group(1)
-
-
-def _web_login(url: str, user: str) -> str:
-    """Sign in on the website of one node; the session cookie."""
-    http = requests.Session()
-    token = _csrf(http.get(f"{url}/login", timeout=10).text)
-    resp = http.post(f"{url}/login", data={"username": user, "password": PASSWORD, "csrf_token": token},
-                     allow_redirects=False, timeout=10)
-    assert resp.status_code in (302, 303), resp.text[:500]
-    return str(http.cookies["carefile_session"])
-
-
 def _home(url: str, cookie: str) -> requests.Response:
     return requests.get(f"{url}/", cookies={"carefile_session": cookie}, allow_redirects=False, timeout=10)
 
 
 def test_web_session_from_one_node_works_on_the_other_and_sign_out_ends_it_on_both(cluster: Cluster) -> None:
-    cookie = _web_login(cluster.a.url, "tsering")
+    cookie = web_login(cluster.a.url, "tsering")
     for node in cluster.nodes:
         home = _home(node.url, cookie)
         assert home.status_code == 200
     # the sign-out form of the page node B served (its CSRF token travels in the refreshed cookie)
-    csrf, newer = _csrf(home.text), home.cookies.get("carefile_session", cookie)
+    csrf, newer = csrf_token(home.text), home.cookies.get("carefile_session", cookie)
     out = requests.post(f"{cluster.b.url}/logout", data={"csrf_token": csrf}, cookies={"carefile_session": newer},
                         allow_redirects=False, timeout=10)
     assert out.status_code in (302, 303)
