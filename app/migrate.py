@@ -6,11 +6,14 @@ lock (`pg_advisory_xact_lock`) taken before Alembic reads its version table, rel
 same transaction as the migration (PostgreSQL runs DDL transactionally). SQLite: the migration runs in a
 BEGIN IMMEDIATE transaction, so a second process waits on the database's write lock (busy_timeout).
 `then` runs inside the same locked transaction: set-up that must also happen once (the default project).
+`first_start_lock()` serialises what `carefile serve` does on a fresh installation (publishing the shipped
+forms), so two nodes do not both publish them.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Alembic logs its plugin set-up and each step at INFO; CLI commands (`carefile form list`, `user token`)
@@ -24,6 +27,7 @@ from sqlalchemy import Connection, Engine, text  # noqa: E402
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key (any bigint; one per purpose): "CareFile migrations".
 MIGRATION_LOCK_KEY = 0x43415245_4D494752
+FIRST_START_LOCK_KEY = 0x43415245_46495253  # "CAREFIRS"
 
 
 def alembic_config(url: str) -> Config:
@@ -45,3 +49,20 @@ def upgrade(engine: Engine, then: Callable[[Connection], None] | None = None) ->
         command.upgrade(cfg, "head")
         if then is not None:
             then(conn)
+
+
+@contextmanager
+def first_start_lock(engine: Engine) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock for the block (one connection kept for it); the other nodes
+    wait. SQLite: nothing to do (one machine; its publishing transactions are serialised anyway)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": FIRST_START_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": FIRST_START_LOCK_KEY})
+            conn.commit()

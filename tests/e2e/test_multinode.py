@@ -1,7 +1,8 @@
 """Two `carefile serve` nodes on one PostgreSQL and one SeaweedFS (issue 11 item 3), as behind a proxy that
 sends each request to either node:
 
-- started at the same instant on an empty database, they migrate once and both come up;
+- started at the same instant on an empty database, they migrate once, publish the shipped forms once and
+  both come up;
 - a Digest nonce given out by one node signs in on the other, and a replayed count is refused by both;
 - a web session, an API token and the sign-in throttle hold whichever node answers (sign-out on one
   ends the session on the other);
@@ -63,14 +64,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     root = tmp_path_factory.mktemp("multinode")
     url = fresh_database(request.getfixturevalue("pg_server"), "carefile_multinode")
     s3 = start_seaweedfs(root / "s3")
-    settings = cluster_settings(url, s3)
+    forms = root / "xlsforms"  # what a deployment ships; `carefile serve` publishes it on the first start
+    forms.mkdir()
+    for name, text_ in (("register.md", REGISTER_MD), ("followup.md", UPDATE_MD)):
+        (forms / name).write_text(text_)
+    settings = {**cluster_settings(url, s3), "CAREFILE_XLSFORMS_DIR": str(forms)}
     a, b = Node.prepare(root / "a", settings), Node.prepare(root / "b", settings)
     engine = create_engine(url, pool_size=2)
     try:
-        start_together([a, b])  # both migrate an empty database at the same instant
-        for name, text_ in (("register.md", REGISTER_MD), ("followup.md", UPDATE_MD)):
-            (root / name).write_text(text_)
-        a.cli("form", "publish", str(root / "register.md"), str(root / "followup.md"))
+        start_together([a, b])  # both migrate an empty database and publish the forms, at the same instant
         a.cli_parallel(
             ["user", "add", "dolma", "--role", "collector", "--password", PASSWORD, "--region", "540102"],
             ["user", "add", "tsering", "--role", "admin", "--password", PASSWORD],
@@ -84,11 +86,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         s3.stop()
 
 
-def test_nodes_starting_together_migrate_once(cluster: Cluster) -> None:
+def test_nodes_starting_together_migrate_and_publish_once(cluster: Cluster) -> None:
     with cluster.engine.connect() as conn:
         versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
         projects = conn.execute(text("SELECT id FROM project")).scalars().all()
+        forms = conn.execute(text("SELECT f.xml_form_id, count(v.id) FROM form f JOIN form_version v "
+                                  "ON v.form_id = f.id GROUP BY f.xml_form_id ORDER BY 1")).all()
     assert len(versions) == 1 and projects == [1]
+    assert [tuple(row) for row in forms] == [("followup", 1), ("register", 1)]  # published once, not per node
     for node in cluster.nodes:
         assert requests.get(f"{node.url}/readyz", timeout=10).json()["checks"] == {"database": "ok",
                                                                                  "blob_store": "ok"}
