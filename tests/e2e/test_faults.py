@@ -314,3 +314,28 @@ def test_full_disk_gives_503_saying_so_and_leaves_nothing_half_written(tmp_path:
         engine.dispose()
     finally:
         node.stop()
+
+
+# ------------------------------------------------------------------------------ what counts as a fault
+
+
+def test_only_faults_of_the_environment_become_503() -> None:
+    import errno
+
+    from botocore.exceptions import ClientError, EndpointConnectionError
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from app.faults import classify
+
+    def s3_error(status: int) -> ClientError:
+        return ClientError({"Error": {"Code": "X"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+    assert classify(OperationalError("SELECT 1", {}, Exception("connection refused")))[0] == "503.1"  # type: ignore[index]
+    assert classify(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))[0] == "503.2"  # type: ignore[index]
+    assert classify(s3_error(503))[0] == "503.2"  # type: ignore[index]
+    assert classify(OSError(errno.ENOSPC, "No space left on device"))[0] == "503.3"  # type: ignore[index]
+    # a bug or a refusal stays what it is (500 with a traceback, or the caller's own handling)
+    assert classify(s3_error(403)) is None
+    assert classify(IntegrityError("INSERT", {}, Exception("duplicate"))) is None
+    assert classify(FileNotFoundError(errno.ENOENT, "gone")) is None
+    assert classify(ValueError("bad")) is None
