@@ -65,12 +65,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serving.prepare_metrics_dir(load_config()["DATA_DIR"])
     rt = _runtime()
     setup.init_schema(rt)
+    from app.migrate import first_start_lock
     from app.models import Form
-    with rt.db.session() as session:
-        has_forms = session.query(Form.id).first() is not None
-    if not has_forms and Path(rt.config["XLSFORMS_DIR"]).is_dir():
-        for outcome in setup.publish_directory(rt, Path(rt.config["XLSFORMS_DIR"])):
-            print(f"{'published' if outcome.ok else 'FAILED'} {outcome.path.name}: {outcome.message}")
+    with first_start_lock(rt.db.engine):  # nodes starting together: one publishes the shipped forms
+        with rt.db.session() as session:
+            has_forms = session.query(Form.id).first() is not None
+        if not has_forms and Path(rt.config["XLSFORMS_DIR"]).is_dir():
+            for outcome in setup.publish_directory(rt, Path(rt.config["XLSFORMS_DIR"])):
+                print(f"{'published' if outcome.ok else 'FAILED'} {outcome.path.name}: {outcome.message}")
     rt.db.dispose()
     forwarded_allow_ips = forwarded_ips(rt.config)
     urls = serving.phone_urls(args.host, args.port, rt.config["PUBLIC_URL"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from app import faults
 from app.errors import Problem
 
 bp = Blueprint("api", __name__)
@@ -18,6 +19,9 @@ def _problem(problem: Problem) -> tuple[Response, int]:
     if problem.details:
         body["details"] = problem.details
     return jsonify(body), problem.status
+
+
+faults.register(bp, _problem)  # database / blob store / disk unreachable: JSON 503 with Retry-After
 
 
 from . import (  # noqa: E402,F401

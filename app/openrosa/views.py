@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import faults
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.models import Form, User
@@ -69,6 +70,16 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
         return wrapper
 
     return decorator
+
+
+def _fault_response(problem: Problem) -> Response:
+    """The database, blob store or disk failed: a 503 OpenRosaResponse Collect shows (app/faults.py)."""
+    resp = render.problem_response(problem)
+    resp.headers["X-OpenRosa-Version"] = "1.0"
+    return resp
+
+
+faults.register(bp, _fault_response, bilingual=True)
 
 
 def _too_large(rt: Runtime) -> Problem:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 
 from app.errors import Problem
 from app.migrate import upgrade
@@ -21,11 +21,14 @@ DEFAULT_PROJECT = 1
 
 
 def init_schema(rt: Runtime) -> None:
-    """Create or upgrade the schema and make sure the default project (id 1) exists."""
-    upgrade(rt.db.engine)
-    with rt.db.write() as session:
-        if session.get(Project, DEFAULT_PROJECT) is None:
-            session.add(Project(id=DEFAULT_PROJECT, name="CareFile"))
+    """Create or upgrade the schema and make sure the default project (id 1) exists; both under the
+    migration lock, so servers starting together neither migrate twice nor add the project twice."""
+    upgrade(rt.db.engine, then=_default_project)
+
+
+def _default_project(conn: Connection) -> None:
+    if conn.execute(select(Project.id).where(Project.id == DEFAULT_PROJECT)).first() is None:
+        conn.execute(insert(Project).values(id=DEFAULT_PROJECT, name="CareFile"))
 
 
 @dataclass

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, abort, g, redirect, render_template, request
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.exceptions import HTTPException
 
+from app import faults
 from app.errors import Problem
 from app.i18n import LANGUAGES, current_language, form_label, t
 from app.models import User
@@ -132,6 +133,16 @@ PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "chil
 
 def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
+
+
+def _fault_page(problem: Problem) -> tuple[str, int]:
+    # The page's navigation asks who is signed in, which needs the database that just failed: render it
+    # for nobody (flask-login keeps the request's user in g._login_user).
+    g._login_user = login_manager.anonymous_user()
+    return _error_page(problem.status, t(problem.message))
+
+
+faults.register(bp, _fault_page)  # database / blob store / disk unreachable: a 503 page with Retry-After
 
 
 def content_security_policy(cfg: dict[str, Any]) -> str:
