@@ -158,7 +158,8 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
     after = None
     if token:
         last_at = token["at"]
-        after = or_(Submission.created_at < last_at, and_(Submission.created_at == last_at, Submission.id < token["id"]))
+        after = or_(Submission.created_at < last_at,
+                    and_(Submission.created_at == last_at, Submission.id < token["id"]))
     result, more = odata.fetch_page(s, q, page, skip, after)
     counts = central.attachment_counts(s, [sv.id for _, sv, *_ in result])
     edits = central.edits_count(s, [sub.id for sub, *_ in result])
