@@ -210,9 +210,20 @@ def form_version_xml(project_id: int, xml_form_id: str, version: str) -> Respons
         return _xml(_find_version(s, central.get_form(s, user, project_id, xml_form_id), version).xml)
 
 
-@bp.get(f"{FORM}/versions/<version>.<any(xlsx, xls):ext>")
+@bp.get(f"{FORM}/versions/<version>.xlsx")
 @declare(READERS)
-def form_version_source(project_id: int, xml_form_id: str, version: str, ext: str) -> Response:
+def form_version_xlsx(project_id: int, xml_form_id: str, version: str) -> Response:
+    return _version_source(project_id, xml_form_id, version, "xlsx")
+
+
+@bp.get(f"{FORM}/versions/<version>.xls")
+@declare(READERS)
+def form_version_xls(project_id: int, xml_form_id: str, version: str) -> Response:
+    return _version_source(project_id, xml_form_id, version, "xls")
+
+
+def _version_source(project_id: int, xml_form_id: str, version: str, ext: str) -> Response:
+    """The XLSForm the version was published from, byte for byte (Central: only for XLSForm uploads)."""
     user = api_user()
     rt = runtime()
     with rt.db.session() as s:
