@@ -146,3 +146,21 @@ def test_readers_read_and_only_maintainers_write(coord: Api, login: Any) -> None
     assert manager.patch(f"{FORMS}/clinic", json={"state": "closed"}).status_code == 403
     assert post_form(manager, xlsx("7", form_id="mine"), publish="false").status_code == 403
     assert coord.get(f"{FORMS}/clinic").get_json()["state"] == "open"
+
+
+def test_xform_body_and_an_abandoned_new_form(coord: Api) -> None:
+    assert post_form(coord, xlsx("1"), publish="false").status_code == 200
+    xml = coord.get(f"{FORMS}/clinic/draft.xml").data.replace(b'id="clinic"', b'id="clinic2"')
+    made = coord.post(FORMS, data=xml, content_type="application/xml")  # Central's default: a draft
+    assert made.status_code == 200 and made.get_json()["xmlFormId"] == "clinic2"
+    assert coord.get(f"{FORMS}/clinic2/draft").get_json()["version"] == "1"
+    # a never-published form whose draft is abandoned is gone; its id can be used again
+    assert coord.delete(f"{FORMS}/clinic2/draft").status_code == 200
+    assert coord.get(f"{FORMS}/clinic2/draft").status_code == 404
+    again = coord.post(FORMS, data=xml, content_type="application/xml")
+    assert again.status_code == 200 and again.get_json()["xmlFormId"] == "clinic2"
+    assert coord.post(f"{FORMS}/clinic2/draft/publish", query_string={"version": "v1"}).status_code == 200
+    assert coord.get(f"{FORMS}/clinic2").get_json()["version"] == "v1"
+    # an XForm version has no XLSForm to download
+    missing = coord.get(f"{FORMS}/clinic2/versions/v1.xlsx")
+    assert missing.status_code == 404 and ".xml" in missing.get_json()["message"]
