@@ -164,3 +164,15 @@ def test_xform_body_and_an_abandoned_new_form(coord: Api) -> None:
     # an XForm version has no XLSForm to download
     missing = coord.get(f"{FORMS}/clinic2/versions/v1.xlsx")
     assert missing.status_code == 404 and ".xml" in missing.get_json()["message"]
+
+
+def test_a_draft_only_form_on_the_website(coord: Api, app: Any, make_user: Any) -> None:
+    from tests.app.test_web_forms import signed_in
+
+    assert post_form(coord, xlsx("1"), publish="false").status_code == 200
+    b = signed_in(app, make_user, lang="en")
+    index = b.get("/forms")
+    assert index.status_code == 200 and "clinic" in index.get_data(as_text=True)
+    assert b.get("/forms/clinic").status_code == 200
+    page = b.get("/forms/clinic/draft")
+    assert page.status_code == 200 and "/v1/test/" in page.get_data(as_text=True)
