@@ -10,8 +10,10 @@
     PATCH            /v1/projects/{p}/forms/{f}                  {"state": "open|closing|closed"}
     GET              /v1/projects/{p}/forms/{f}/attachments      the published version's files
 
-Writes need access.require(user, "form.manage") (coordinators, admins) and are audited; reads are for
-readers. The work is the forms service's (app.services.forms); this module only speaks Central.
+Writes and the draft (whose JSON carries its test token: Central's form.update) need
+access.require(user, "form.manage") (coordinators, admins); writes are audited. Published versions,
+their files and attachments are for readers. The work is the forms service's (app.services.forms); this
+module only speaks Central.
 """
 from __future__ import annotations
 
@@ -102,9 +104,9 @@ def form_draft_create(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get(f"{FORM}/draft")
-@declare(READERS)
+@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
 def form_draft(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
+    user = _manager(api_user())
     with runtime().db.session() as s:
         form = _form(s, user, project_id, xml_form_id)
         return jsonify(draft_json(form, form_service.require_draft(s, form)))
@@ -124,17 +126,17 @@ def form_draft_delete(project_id: int, xml_form_id: str) -> Response:
 
 
 @bp.get(f"{FORM}/draft.xml")
-@declare(READERS)
+@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
 def form_draft_xml(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
+    user = _manager(api_user())
     with runtime().db.session() as s:
         return _xml(form_service.require_draft(s, _form(s, user, project_id, xml_form_id)).xml)
 
 
 @bp.get(f"{FORM}/draft/attachments")
-@declare(READERS)
+@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
 def form_draft_attachments(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
+    user = _manager(api_user())
     with runtime().db.session() as s:
         draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
         return jsonify([_attachment_json(a) for a in draft.attachments])

@@ -139,7 +139,10 @@ def test_readers_read_and_only_maintainers_write(coord: Api, login: Any) -> None
     assert post_form(coord, xlsx("1"), publish="true").status_code == 200
     assert coord.post(f"{FORMS}/clinic/draft").status_code == 200
     manager = login("lhamo", "manager", ["540102"])
-    assert manager.get(f"{FORMS}/clinic/draft").status_code == 200
+    assert manager.get(f"{FORMS}/clinic/draft").status_code == 403  # it carries the test token
+    assert manager.get(f"{FORMS}/clinic/draft.xml").status_code == 403
+    assert manager.get(f"{FORMS}/clinic/versions/1.xml").status_code == 200
+    assert manager.get(f"{FORMS}/clinic/attachments").status_code == 200
     assert manager.get(f"{FORMS}/clinic/versions").status_code == 200
     assert manager.post(f"{FORMS}/clinic/draft/publish", query_string={"version": "5"}).status_code == 403
     assert manager.delete(f"{FORMS}/clinic/draft").status_code == 403
