@@ -5,7 +5,8 @@ filled over OpenRosa exactly as ODK Collect sends (Digest-authenticated multipar
 visits with a repeat, and children registered/updated through the entity forms. Then pyodk reads it
 all back: projects, forms, submissions (REST and OData, paged through ``@odata.nextLink``), entity
 lists and entities (REST and OData), with region scoping for a manager. Then the write side, as
-scripts use it: submissions created (with a photo), edited, reviewed and commented; app users
+scripts use it: forms created and updated through drafts (new definition, media files, version_updater);
+submissions created (with a photo), edited, reviewed and commented; app users
 created with forms; entity lists, properties and entities created, updated, merged and deleted.
 Last, centralpy (a third-party Central CLI): check, pullcsv with media, push, download-attachments.
 
