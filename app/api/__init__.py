@@ -32,6 +32,7 @@ from . import (  # noqa: E402,F401
     datasets,
     entities_write,
     exports,
+    forms_drafts,
     forms_write,
     held,
     misc,

@@ -1,10 +1,12 @@
-"""Creating a form through Central's API: `POST /v1/projects/{p}/forms?publish=true` with the XLSForm
-(.xlsx / .xls) or XForm (.xml) as the body, published at once with the publish service (the same as
-`carefile form publish` and the website). Without `publish=true` Central makes a draft; drafts are the
-forms/drafts service's (not here yet), so that answers 501 saying what to do instead.
+"""Creating a form through Central's API: `POST /v1/projects/{p}/forms` with the XLSForm (.xlsx / .xls)
+or XForm (.xml) as the body. `?publish=true` publishes it at once with the publish service (the same as
+`carefile form publish` and the website; an existing form_id gets a new version). Otherwise, as in
+Central, the form is made as a draft only (no phone sees it) to be published with
+`POST .../forms/{f}/draft/publish` (app/api/forms_drafts.py); a form_id that exists is then 409.3.
 """
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 from flask import Response, jsonify, request
@@ -12,11 +14,11 @@ from flask import Response, jsonify, request
 from app.errors import Problem
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
-from app.services import audit, central, setup
+from app.services import access, audit, central, setup
 from app.services import forms as form_service
 
 from . import bp
-from .auth import api_user
+from .auth import api_user, client_ip
 
 TYPES = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
@@ -26,8 +28,43 @@ TYPES = {
 }
 
 
-def _true(name: str) -> bool:
+def flag(name: str) -> bool:
     return request.args.get(name, "").strip().lower() == "true"
+
+
+def read_definition(default_stem: str = "form") -> tuple[bytes, str]:
+    """The form file in the request body and the file name to compile it under (the extension from
+    the Content-Type; the stem from Central's `X-XlsForm-FormId-Fallback` header, which pyxform uses
+    as the form id when the settings sheet has none)."""
+    ext = TYPES.get(request.mimetype)
+    if ext is None:
+        raise Problem(415, "415.1", "Send the form as an XLSForm (.xlsx, Content-Type application/vnd.openxmlformats-"
+                      "officedocument.spreadsheetml.sheet; or .xls, application/vnd.ms-excel) or an XForm "
+                      "(application/xml).")
+    limit = int(runtime().config["MAX_UPLOAD_BYTES"])
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise Problem(413, "413.1", f"The form file is larger than {limit // (1024 * 1024)} MB.")
+    if not data:
+        raise Problem(400, "400.2", "The request body is empty: send the form file as the body.")
+    stem = unquote(request.headers.get("X-XlsForm-FormId-Fallback", "")).strip() or default_stem
+    stem = "".join(c for c in stem if c not in "/\\\x00")[:200] or default_stem
+    return data, f"{stem}.{ext}"
+
+
+def check_warnings(warnings: list[str], filename: str) -> None:
+    """Central refuses an XLSForm with warnings unless `?ignoreWarnings=true` (400.16)."""
+    if warnings and not filename.endswith(".xml") and not flag("ignoreWarnings"):
+        raise Problem(400, "400.16", "The XLSForm is valid, but there are warnings: fix them, or send it again "
+                      "with ?ignoreWarnings=true.", warnings={"xlsFormWarnings": list(warnings)})
+
+
+def draft_json(form: Any, draft: Any) -> dict[str, Any]:
+    """A form's draft in Central's shape: the form with the draft's definition and its test token."""
+    return {"projectId": form.project_id, "xmlFormId": form.xml_form_id, "name": draft.title,
+            "version": draft.version, "hash": draft.md5, "sha256": draft.sha256, "state": form.state,
+            "enketoId": None, "enketoOnceId": None, "keyId": None, "createdAt": central.iso(form.created_at),
+            "updatedAt": central.iso(draft.created_at), "publishedAt": None, "draftToken": draft.token}
 
 
 @bp.post("/v1/projects/<int:project_id>/forms")
@@ -35,37 +72,29 @@ def _true(name: str) -> bool:
 def form_create(project_id: int) -> Response:
     user = api_user()
     rt = runtime()
-    if user.role not in ("admin", "coordinator"):
-        raise Problem(403, "403.1", "Only administrators and coordinators publish forms.")
-    if not _true("publish"):
-        raise Problem(501, "501.1", "Form drafts are not available on this server yet: send the form with "
-                      "?publish=true to publish it at once (a new version of an existing form_id replaces "
-                      "the current one).")
-    ext = TYPES.get(request.mimetype)
-    if ext is None:
-        raise Problem(415, "415.1", "Send the form as an XLSForm (.xlsx, Content-Type application/vnd.openxmlformats-"
-                      "officedocument.spreadsheetml.sheet; or .xls, application/vnd.ms-excel) or an XForm "
-                      "(application/xml).")
-    limit = int(rt.config["MAX_UPLOAD_BYTES"])
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise Problem(413, "413.1", f"The form file is larger than {limit // (1024 * 1024)} MB.")
-    if not data:
-        raise Problem(400, "400.2", "The request body is empty: send the form file as the body.")
-    # pyxform takes the form id from the file name when the settings sheet has none (Central's header).
-    stem = unquote(request.headers.get("X-XlsForm-FormId-Fallback", "")).strip() or "form"
-    filename = f"{stem}.{ext}"
+    access.require(user, "form.manage")
+    data, filename = read_definition()
     validate = setup.validate_setting(rt)
-    if ext != "xml" and not _true("ignoreWarnings"):
-        compiled = form_service.compile_upload(data, filename, validate)
-        if compiled.warnings:
-            raise Problem(400, "400.16", "The XLSForm is valid, but there are warnings: fix them, or send it again "
-                          "with ?ignoreWarnings=true.", warnings={"xlsFormWarnings": list(compiled.warnings)})
+    publish = flag("publish")
     with rt.db.write() as s:
         central.get_project(s, user, project_id)  # 404 for another project
-        res = form_service.publish_form(s, rt.store, project_id=project_id, data=data, filename=filename, user=user,
-                                        validate=validate)
-        if res.created:
-            audit.record(s, user, "form.publish", f"form:{res.form.xml_form_id}", request.remote_addr or "",
-                         version=res.version.version, filename=filename, via="api")
-        return jsonify(central.form_json(res.form))
+        if publish:
+            if not (filename.endswith(".xml") or flag("ignoreWarnings")):
+                check_warnings(list(form_service.compile_upload(data, filename, validate).warnings), filename)
+            res = form_service.publish_form(s, rt.store, project_id=project_id, data=data, filename=filename,
+                                            user=user, validate=validate)
+            if res.created:
+                audit.record(s, user, "form.publish", f"form:{res.form.xml_form_id}", client_ip(),
+                             version=res.version.version, filename=filename, via="api")
+            return jsonify(central.form_json(res.form))
+        made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
+                                         user=user, validate=validate, new_form=True)
+        if made.form.current_version is not None or made.replaced:
+            raise Problem(409, "409.3", f"A form with the id '{made.form.xml_form_id}' already exists in this "
+                          "project. Upload the changed form as its draft (POST …/forms/"
+                          f"{made.form.xml_form_id}/draft) instead.", fields=["xmlFormId"],
+                          values=[made.form.xml_form_id])
+        check_warnings(list(made.draft.warnings), filename)
+        audit.record(s, user, "form.draft", f"form:{made.form.xml_form_id}", client_ip(), version=made.draft.version,
+                     filename=filename, via="api", new_form=True)
+        return jsonify(draft_json(made.form, made.draft))

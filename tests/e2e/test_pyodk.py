@@ -5,7 +5,8 @@ filled over OpenRosa exactly as ODK Collect sends (Digest-authenticated multipar
 visits with a repeat, and children registered/updated through the entity forms. Then pyodk reads it
 all back: projects, forms, submissions (REST and OData, paged through ``@odata.nextLink``), entity
 lists and entities (REST and OData), with region scoping for a manager. Then the write side, as
-scripts use it: submissions created (with a photo), edited, reviewed and commented; app users
+scripts use it: forms created and updated through drafts (new definition, media files, version_updater);
+submissions created (with a photo), edited, reviewed and commented; app users
 created with forms; entity lists, properties and entities created, updated, merged and deleted.
 Last, centralpy (a third-party Central CLI): check, pullcsv with media, push, download-attachments.
 
@@ -232,12 +233,40 @@ def test_forms_xml_and_extended_metadata(admin: Any) -> None:
     assert admin.get("projects/1/forms/register", headers={"X-Extended-Metadata": "true"}).json()["entityRelated"]
 
 
-@pytest.mark.xfail(strict=True, reason="forms.create/update go through form drafts (publish=False, then "
-                   "draft/publish): drafts are another issue's service, not on this branch")
-def test_forms_create_and_update_need_drafts(admin: Any, tmp_path: Path) -> None:
-    path = tmp_path / "extra.xml"
-    path.write_text(household_xml("uuid:unused").decode())  # any body: the draft step fails first
-    admin.forms.create(definition=path)
+def test_forms_create_and_update(admin: Any, tmp_path: Path) -> None:
+    from tests.app.test_api_forms import xlsx
+
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG first logo")
+    definition = tmp_path / "clinic.xlsx"
+    definition.write_bytes(xlsx("1"))
+    made = admin.forms.create(definition=definition, attachments=[logo])  # POST ?publish=false, files, publish
+    assert made.xmlFormId == "clinic" and made.publishedAt is None
+    form = admin.forms.get(form_id="clinic")
+    assert form.version == "1" and form.publishedAt is not None
+    assert admin.get("projects/1/forms/clinic/attachments/logo.png").content == b"\x89PNG first logo"
+
+    v2 = tmp_path / "clinic_v2.xlsx"
+    v2.write_bytes(xlsx("2", extra_label="Child's name"))
+    admin.forms.update(form_id="clinic", definition=v2)  # a new definition: its own version
+    assert admin.forms.get(form_id="clinic").version == "2"
+    assert "Child" in admin.forms.get_xml(form_id="clinic")
+    # the published version keeps the file uploaded earlier
+    assert admin.get("projects/1/forms/clinic/attachments/logo.png").content == b"\x89PNG first logo"
+
+    logo.write_bytes(b"\x89PNG second logo")
+    admin.forms.update(form_id="clinic", attachments=[logo], version_updater=lambda v: v + ".1")
+    assert admin.forms.get(form_id="clinic").version == "2.1"
+    assert admin.get("projects/1/forms/clinic/attachments/logo.png").content == b"\x89PNG second logo"
+    admin.forms.update(form_id="clinic", attachments=[logo])  # no updater: pyodk's timestamp version
+    assert admin.forms.get(form_id="clinic").version not in ("1", "2", "2.1")
+
+    versions = admin.get("projects/1/forms/clinic/versions").json()
+    assert [v["version"] for v in versions][1:] == ["2.1", "2", "1"]
+    assert admin.get("projects/1/forms/clinic/versions/2.xlsx").content == v2.read_bytes()
+    assert admin.get("projects/1/forms/clinic/versions/1.xlsx").content == definition.read_bytes()
+    closed = admin.patch("projects/1/forms/clinic", json={"state": "closed"})
+    assert closed.status_code == 200 and admin.forms.get(form_id="clinic").state == "closed"
 
 
 def test_submissions_create_edit_review_comments(admin: Any, tmp_path: Path) -> None:

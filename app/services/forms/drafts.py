@@ -33,8 +33,8 @@ from .publish import (
     compile_upload,
     schema_to_json,
     stamp_and_parse,
-    with_managed_key,
     version_conflict,
+    with_managed_key,
 )
 
 TOKEN_BYTES = 32
@@ -73,23 +73,35 @@ def version_used(session: Session, form: Form, version: str) -> bool:
 
 
 def create_draft(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
-                 user: User | None = None, validate: bool | None = None) -> DraftResult:
+                 user: User | None = None, validate: bool | None = None, new_form: bool = False,
+                 form_id: str | None = None) -> DraftResult:
     """Make (or replace) the draft of an existing form from an uploaded XLSForm (or XForm).
 
     The upload is stored byte for byte (its XLSForm stays downloadable). Files the current version
     or the earlier draft already has under the same name are kept. A form that does not exist yet
-    has no draft: publish it (publish_form)."""
+    has no draft (publish it with publish_form) unless `new_form`: then the form is made without a
+    published version, as Central's `POST /forms?publish=false` does (phones see it once published).
+    `form_id`: the form whose draft this must be (an upload of another form is refused, 400.8)."""
     compiled = compile_upload(data, filename, validate)
     xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled))
+    if form_id is not None and schema.form_id != form_id:
+        raise Problem(400, "400.8", f"The form definition's id is '{schema.form_id}', but this is the draft of "
+                      f"'{form_id}'. Upload it to its own form, or change form_id in the settings sheet.",
+                      field="xmlFormId", value=schema.form_id)
     form = _form(session, project_id, schema.form_id)
-    if form is None or form.current_version is None:
+    if form is None and new_form:
+        form = Form(project_id=project_id, xml_form_id=schema.form_id, state="open")
+        session.add(form)
+        session.flush()
+    elif form is None or (form.current_version is None and get_draft(session, form) is None and not new_form):
         raise Problem(404, "404.7", f"There is no published form '{schema.form_id}' yet, so it cannot have a "
                       "draft. Publish the form first; later changes then become drafts.")
     _lock(session, form)
     old = get_draft(session, form)
     carried: list[Any] = list(old.attachments) if old is not None else []
     names = {a.filename for a in carried}
-    carried += [a for a in form.current_version.attachments if a.filename not in names]
+    if form.current_version is not None:
+        carried += [a for a in form.current_version.attachments if a.filename not in names]
     discarded = 0
     token = secrets.token_urlsafe(TOKEN_BYTES)
     if old is not None:
@@ -111,6 +123,25 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     session.flush()
     taken = bool(compiled.version) and version_used(session, form, schema.version)
     return DraftResult(form, draft, old is not None, discarded, taken)
+
+
+def draft_from_published(session: Session, store: BlobStore, form: Form, *, user: User | None = None,
+                         validate: bool | None = None) -> DraftResult:
+    """A draft that copies the current published version (Central's `POST /draft` without a body), made
+    from the same uploaded file, so its media files can be replaced and it can be published under a
+    new version string."""
+    fv = form.current_version
+    if fv is None:
+        raise Problem(404, "404.7", f"The form '{form.xml_form_id}' has no published version to copy into a "
+                      "draft. Send the form definition as the body.")
+    if fv.source_blob_key:
+        with store.open(fv.source_blob_key) as fh:
+            data = fh.read()
+        filename = fv.source_filename or f"{form.xml_form_id}.xlsx"
+    else:
+        data, filename = fv.xml, f"{form.xml_form_id}.xml"
+    return create_draft(session, store, project_id=form.project_id, data=data, filename=filename, user=user,
+                        validate=validate)
 
 
 def get_draft(session: Session, form: Form) -> FormDraft | None:

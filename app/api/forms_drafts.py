@@ -1,0 +1,267 @@
+"""A form's draft, versions, state and files through Central's API (protocol.md §8, §15).
+
+    POST/GET/DELETE  /v1/projects/{p}/forms/{f}/draft          make (body: XLSForm / XForm; none: copy of
+                                                               the published version) / read / abandon
+    GET              /v1/projects/{p}/forms/{f}/draft.xml
+    GET              /v1/projects/{p}/forms/{f}/draft/attachments
+    POST             /v1/projects/{p}/forms/{f}/draft/attachments/{name}   raw body
+    POST             /v1/projects/{p}/forms/{f}/draft/publish?version=
+    GET              /v1/projects/{p}/forms/{f}/versions, /versions/{v}, /versions/{v}.xml, /versions/{v}.xlsx|.xls
+    PATCH            /v1/projects/{p}/forms/{f}                  {"state": "open|closing|closed"}
+    GET              /v1/projects/{p}/forms/{f}/attachments      the published version's files
+
+Writes and the draft (whose JSON carries its test token: Central's form.update) need
+access.require(user, "form.manage") (coordinators, admins); writes are audited. Published versions,
+their files and attachments are for readers. The work is the forms service's (app.services.forms); this
+module only speaks Central.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy import select
+
+from app.blobhttp import blob_response
+from app.errors import Problem
+from app.models import Form, FormVersion, User
+from app.routeaccess import COORDINATORS, READERS, declare
+from app.runtime import runtime
+from app.services import access, audit, central, setup
+from app.services import forms as form_service
+
+from . import bp
+from .auth import api_user, client_ip
+from .forms_write import check_warnings, draft_json, read_definition
+
+FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
+EMPTY_VERSION = "___"  # Central's name for the empty version string in URLs
+KINDS = {"image": "image", "audio": "audio", "video": "video"}
+
+
+def _form(s: Any, user: User, project_id: int, xml_form_id: str) -> Form:
+    """The form, published or not (a form made with ?publish=false has only a draft); 404 otherwise."""
+    central.get_project(s, user, project_id)
+    form = s.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
+    if form is None or (form.current_version is None and form_service.get_draft(s, form) is None):
+        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+    return form
+
+
+def _manager(user: User) -> User:
+    access.require(user, "form.manage")
+    return user
+
+
+def _attachment_json(att: Any) -> dict[str, Any]:
+    return {"name": att.filename, "type": KINDS.get(att.kind, "file"), "exists": bool(att.present),
+            "blobExists": att.blob_key is not None, "datasetExists": att.dataset is not None,
+            "hash": att.md5, "updatedAt": central.iso(att.uploaded_at)}
+
+
+def _version_json(form: Form, fv: FormVersion, by: str | None = None) -> dict[str, Any]:
+    body = {"projectId": form.project_id, "xmlFormId": form.xml_form_id, "name": fv.title, "version": fv.version,
+            "hash": fv.md5, "sha256": fv.sha256, "state": form.state, "enketoId": None, "keyId": None,
+            "createdAt": central.iso(form.created_at), "updatedAt": None, "publishedAt": central.iso(fv.published_at)}
+    if central.extended(request.headers):
+        body["publishedBy"] = {"id": fv.published_by_id, "displayName": by} if fv.published_by_id else None
+        body["excelContentType"] = _excel_type(fv.source_filename)
+    return body
+
+
+def _excel_type(filename: str | None) -> str | None:
+    ext = (filename or "").rsplit(".", 1)[-1].lower()
+    return {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xls": "application/vnd.ms-excel"}.get(ext)
+
+
+def _xml(xml: bytes) -> Response:
+    return Response(xml, content_type="application/xml; charset=utf-8")
+
+
+# ---------------------------------------------------------------- the draft
+
+@bp.post(f"{FORM}/draft")
+@declare(COORDINATORS)
+def form_draft_create(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    rt = runtime()
+    body = request.content_length != 0 and request.mimetype not in ("", "application/json")
+    definition = read_definition(xml_form_id) if body else None
+    validate = setup.validate_setting(rt)
+    with rt.db.write() as s:
+        form = _form(s, user, project_id, xml_form_id)
+        if definition is None:
+            made = form_service.draft_from_published(s, rt.store, form, user=user, validate=validate)
+        else:
+            data, filename = definition
+            made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
+                                             user=user, validate=validate, form_id=form.xml_form_id)
+            check_warnings(list(made.draft.warnings), filename)
+        audit.record(s, user, "form.draft", f"form:{xml_form_id}", client_ip(), version=made.draft.version,
+                     filename=made.draft.source_filename, via="api", test_submissions_discarded=made.discarded)
+        return jsonify({"success": True})
+
+
+@bp.get(f"{FORM}/draft")
+@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
+def form_draft(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    with runtime().db.session() as s:
+        form = _form(s, user, project_id, xml_form_id)
+        return jsonify(draft_json(form, form_service.require_draft(s, form)))
+
+
+@bp.delete(f"{FORM}/draft")
+@declare(COORDINATORS)
+def form_draft_delete(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    with runtime().db.write() as s:
+        form = _form(s, user, project_id, xml_form_id)
+        version = form_service.require_draft(s, form).version
+        discarded = form_service.delete_draft(s, form)
+        audit.record(s, user, "form.draft.abandon", f"form:{xml_form_id}", client_ip(), version=version, via="api",
+                     test_submissions_discarded=discarded)
+        return jsonify({"success": True})
+
+
+@bp.get(f"{FORM}/draft.xml")
+@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
+def form_draft_xml(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    with runtime().db.session() as s:
+        return _xml(form_service.require_draft(s, _form(s, user, project_id, xml_form_id)).xml)
+
+
+@bp.get(f"{FORM}/draft/attachments")
+@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
+def form_draft_attachments(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    with runtime().db.session() as s:
+        draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
+        return jsonify([_attachment_json(a) for a in draft.attachments])
+
+
+@bp.post(f"{FORM}/draft/attachments/<name>")
+@declare(COORDINATORS)
+def form_draft_attachment_upload(project_id: int, xml_form_id: str, name: str) -> Response:
+    user = _manager(api_user())
+    rt = runtime()
+    with rt.db.write() as s:
+        draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
+        try:
+            att = form_service.upload_draft_attachment(s, rt.store, draft, name, request.stream,
+                                                       int(rt.config["MAX_UPLOAD_BYTES"]))
+        except Problem as problem:
+            if problem.code == "400.33":  # Central: a name the form does not use is 404.1
+                raise Problem(404, "404.1", problem.message) from problem
+            raise
+        audit.record(s, user, "form.attachment", f"form:{xml_form_id}", client_ip(), filename=name, md5=att.md5,
+                     size=att.size, version=draft.version, draft=True, via="api")
+        return jsonify({"success": True})
+
+
+@bp.post(f"{FORM}/draft/publish")
+@declare(COORDINATORS)
+def form_draft_publish(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    wanted = request.args.get("version")
+    with runtime().db.write() as s:
+        form = _form(s, user, project_id, xml_form_id)
+        fv, discarded = form_service.publish_draft(s, form, version=wanted, user=s.get(User, user.id))
+        audit.record(s, user, "form.publish", f"form:{xml_form_id}", client_ip(), version=fv.version,
+                     filename=fv.source_filename, draft=True, via="api", test_submissions_discarded=discarded)
+        return jsonify({"success": True})
+
+
+# ---------------------------------------------------------------- published versions, state, files
+
+def _find_version(s: Any, form: Form, version: str) -> FormVersion:
+    wanted = "" if version == EMPTY_VERSION else version
+    fv = s.scalar(select(FormVersion).where(FormVersion.form_id == form.id, FormVersion.version == wanted))
+    if fv is None:
+        raise Problem(404, "404.1", f"The form '{form.xml_form_id}' has no published version '{version}'.")
+    return fv
+
+
+@bp.get(f"{FORM}/versions")
+@declare(READERS)
+def form_versions(project_id: int, xml_form_id: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        form = central.get_form(s, user, project_id, xml_form_id)
+        return jsonify([_version_json(form, fv, by) for fv, by in form_service.list_versions(s, form)])
+
+
+@bp.get(f"{FORM}/versions/<version>")
+@declare(READERS)
+def form_version(project_id: int, xml_form_id: str, version: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        form = central.get_form(s, user, project_id, xml_form_id)
+        fv = _find_version(s, form, version)
+        by = s.get(User, fv.published_by_id) if fv.published_by_id else None
+        return jsonify(_version_json(form, fv, by.username if by else None))
+
+
+@bp.get(f"{FORM}/versions/<version>.xml")
+@declare(READERS)
+def form_version_xml(project_id: int, xml_form_id: str, version: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        return _xml(_find_version(s, central.get_form(s, user, project_id, xml_form_id), version).xml)
+
+
+@bp.get(f"{FORM}/versions/<version>.xlsx")
+@declare(READERS)
+def form_version_xlsx(project_id: int, xml_form_id: str, version: str) -> Response:
+    return _version_source(project_id, xml_form_id, version, "xlsx")
+
+
+@bp.get(f"{FORM}/versions/<version>.xls")
+@declare(READERS)
+def form_version_xls(project_id: int, xml_form_id: str, version: str) -> Response:
+    return _version_source(project_id, xml_form_id, version, "xls")
+
+
+def _version_source(project_id: int, xml_form_id: str, version: str, ext: str) -> Response:
+    """The XLSForm the version was published from, byte for byte (Central: only for XLSForm uploads)."""
+    user = api_user()
+    rt = runtime()
+    with rt.db.session() as s:
+        fv = _find_version(s, central.get_form(s, user, project_id, xml_form_id), version)
+        name = fv.source_filename or ""
+        if not fv.source_blob_key or not name.lower().endswith(f".{ext}"):
+            made = name.rsplit(".", 1)[-1] if "." in name else "XForm"
+            raise Problem(404, "404.1", f"Version '{fv.version}' was not uploaded as an .{ext} file (it was made "
+                          f"from a .{made} file). Download its XForm with .xml instead.")
+        key, md5 = fv.source_blob_key, fv.md5
+    return blob_response(rt, key, md5, name, _excel_type(name) or "application/octet-stream")
+
+
+@bp.patch(FORM)
+@declare(COORDINATORS)
+def form_update(project_id: int, xml_form_id: str) -> Response:
+    user = _manager(api_user())
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("state"), str):
+        raise Problem(400, "400.1", 'Send a JSON object such as {"state": "closing"} (open, closing or closed).')
+    with runtime().db.write() as s:
+        form = central.get_form(s, user, project_id, xml_form_id)
+        before = form.state
+        form_service.set_state(form, body["state"])
+        if before != form.state:
+            audit.record(s, user, "form.state", f"form:{xml_form_id}", client_ip(), old=before, new=form.state,
+                         via="api")
+        s.flush()
+        return jsonify(central.form_json(form))
+
+
+@bp.get(f"{FORM}/attachments")
+@declare(READERS)
+def form_attachments(project_id: int, xml_form_id: str) -> Response:
+    user = api_user()
+    with runtime().db.session() as s:
+        fv = central.get_form(s, user, project_id, xml_form_id).current_version
+        assert fv is not None
+        return jsonify([_attachment_json(a) for a in fv.attachments])
