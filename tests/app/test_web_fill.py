@@ -149,3 +149,27 @@ def test_managers_still_do_not_submit_from_collect(app: Any, make_user: Any, hou
     resp = phone.post("/v1/projects/1/submission", content_type="multipart/form-data",
                       data=submission_body(household_xml(FIRST)))
     assert resp.status_code == 403
+
+
+def test_a_child_registered_outside_the_managers_regions_is_held(app: Any, rt: Any, make_user: Any,
+                                                                 publish: Any) -> None:
+    import uuid
+
+    from app.models import Entity, HeldChange
+    from tests.support.entity_forms import REGISTER_MD, register_xml
+
+    publish(REGISTER_MD)
+    b = signed_in(app, make_user, "dawa", "manager", ["540102"])
+    home, away = str(uuid.uuid4()), str(uuid.uuid4())
+    ok = b.post("/forms/register/fill/submission", submission_body(register_xml(FIRST, home, "Pema", "540102002201"))(),
+                content_type="multipart/form-data")
+    assert ok.status_code == 201 and ok.json["held"] is False
+    held = b.post("/forms/register/fill/submission",
+                  submission_body(register_xml(EDIT, away, "Norbu", "540121000000"))(),
+                  content_type="multipart/form-data")
+    assert held.status_code == 201 and held.json["held"] is True
+    assert "waits for a coordinator's review" in held.json["message"]
+    with rt.db.session() as s:
+        assert s.scalar(select(Entity.uuid).where(Entity.uuid == home)) == home
+        assert s.scalar(select(Entity.uuid).where(Entity.uuid == away)) is None  # not created until reviewed
+        assert s.scalar(select(HeldChange.id)) is not None
