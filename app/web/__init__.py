@@ -128,7 +128,7 @@ def client_ip() -> str:
 
 
 PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports",
-                "encryption", "held", "places", "reports")
+                "encryption", "held", "places", "reports", "fill")
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:

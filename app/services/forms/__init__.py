@@ -30,6 +30,7 @@ from .publish import (
     assign_forms,
     assigned_form_ids,
     attachment_rows,
+    can_enter_on_web,
     can_fill,
     compile_upload,
     forms_for_phone,
@@ -49,8 +50,8 @@ from .versions import VersionFile, list_versions, version_source, version_xml
 
 __all__ = [
     "DraftResult", "PublishResult", "TestReceipt", "VersionFile", "add_version", "assign_forms",
-    "assigned_form_ids", "attachment_rows", "can_fill", "compile_upload", "count_test_submissions", "create_draft",
-    "delete_draft", "draft_by_token", "draft_from_published", "draft_list_csv", "draft_schema",
+    "assigned_form_ids", "attachment_rows", "can_enter_on_web", "can_fill", "compile_upload", "count_test_submissions",
+    "create_draft", "delete_draft", "draft_by_token", "draft_from_published", "draft_list_csv", "draft_schema",
     "forms_for_phone", "get_draft", "get_form",
     "get_version", "list_forms", "list_test_submissions", "list_versions", "missing_attachments", "parse_xform",
     "publish_draft", "publish_form", "receive_test_submission", "require_draft", "schema_of", "schema_to_json",

@@ -242,6 +242,13 @@ def can_fill(session: Session, user: User, form: Form) -> bool:
     return not assigned or form.id in assigned
 
 
+def can_enter_on_web(user: User, form: Form) -> bool:
+    """Whether user may fill this form in the browser (paper entry, web edits): every web role that
+    reads care files (admins, coordinators, managers). Separate from can_fill on purpose: managers
+    enter paper forms on the web, but do not download forms to Collect or submit from a phone."""
+    return bool(user.active) and user.project_id == form.project_id and user.role in ("admin", "coordinator", "manager")
+
+
 def assigned_form_ids(session: Session, user: User) -> set[int]:
     """The forms assigned to the collector (empty: every open form). Cached on the user object for
     the request, since formList asks for every form."""
