@@ -36,6 +36,8 @@ def check_body(resp: Any, kind: str) -> None:
     if kind == "json":
         body = resp.get_json(silent=True)
         assert isinstance(body, dict) and body.get("message"), resp.data[:300]
+    elif kind == "text":
+        assert resp.data.strip(), "an empty error"
     elif kind == "xml":
         assert b"OpenRosaResponse" in resp.data or resp.content_type.startswith("application/json"), resp.data[:300]
     else:
@@ -171,8 +173,8 @@ def test_path_ids_never_5xx(app: Any, feeds: Any, web: Browser, data: Any) -> No
             value = quote(data.draw(ids), safe="" if conv != "PathConverter" else "/")
         url = re.sub(r"<[^>]*\b" + name + ">", lambda _m, v=value: v, url)  # noqa: B023
     kind = "json" if url.startswith("/v1/") and not endpoint.startswith("openrosa.") else \
-        "xml" if endpoint.startswith("openrosa.") else "html"
-    if kind == "html":
+        "xml" if endpoint.startswith("openrosa.") else "text" if endpoint.startswith("ops.") else "html"
+    if kind in ("html", "text"):  # ops routes (/metrics, /readyz) answer Prometheus and probes in plain text
         resp = web.get(url)
     elif kind == "xml":
         resp = DigestClient(app.test_client(), "fuzzadmin", PASSWORD).get(url)

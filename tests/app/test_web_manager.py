@@ -103,11 +103,12 @@ def test_signed_out_is_sent_to_sign_in_and_collectors_are_refused(app: Any, worl
         resp = anon.get(url)
         assert resp.status_code == 302 and resp.headers["Location"].startswith("/login"), url
     # A collector cannot sign in on the website; even with a session cookie the pages refuse them.
-    with rt.db.session() as s:
+    with rt.db.write() as s:
         from app.models import User
+        from app.services import sessions as session_service
 
         dolma = s.scalars(select(User).where(User.username == "dolma")).one()
-        session_id = f"{dolma.id}:{dolma.password_hash[-12:]}"
+        session_id = f"{dolma.id}:{session_service.start_web_session(s, dolma.id)}"
     b = Browser(app)
     with b.client.session_transaction() as sess:
         sess["_user_id"] = session_id
