@@ -352,6 +352,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
             retention.delete_blobs(session, rt.store, report)
     for line in report.lines():
         print(line)
+    return 0
 
 
 def _progress(enabled: bool) -> Any:

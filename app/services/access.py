@@ -163,6 +163,17 @@ def sees_submission(session: Session, user: User, project_id: int, sub: Submissi
     return covers(user, region)
 
 
+def may_edit_record(session: Session, user: User, project_id: int, sub: Submission) -> bool:
+    """Whether the user's edit (deprecatedID) of this record may take effect without review: the record
+    lies in the user's regions (its own region, or its child's); a record with no region at all may be
+    edited by the one who sent it."""
+    if unscoped(user) or sees_submission(session, user, project_id, sub):
+        return True
+    if sub.region_code is None and sub.entity_uuid is None:
+        return sub.submitter_id == user.id
+    return False
+
+
 def child_filter(user: User) -> ColumnElement[bool]:
     return region_filter(user, Entity.region_code)
 

@@ -245,7 +245,7 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         assert sub is not None
         if sub.deleted_at is not None:
             raise Problem(409, "409.18", "This submission has been deleted on the server.")
-        if user is not None and not access.sees_submission(session, user, project_id, sub):
+        if user is not None and not access.may_edit_record(session, user, project_id, sub):
             # An edit of a record outside the submitter's regions: stored as received, not current,
             # until a coordinator applies it (app.services.held).
             return _hold_edit(session, project_id, form_pk, version_pk, sub, previous, user, envelope, data, xml,

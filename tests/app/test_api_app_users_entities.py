@@ -53,8 +53,8 @@ def test_app_users_and_assignments(coord: Api, login: Any, app: Any) -> None:  #
     assert au["id"] in [u["id"] for u in coord.get("/v1/projects/1/app-users").get_json()]
     outside = coord.post("/v1/projects/1/app-users", json={"displayName": "X", "regions": ["540121"]})
     assert outside.status_code == 403
-    narrowed = coord.post("/v1/projects/1/app-users", json={"displayName": "Nima", "regions": ["540102002201"]})
-    assert narrowed.get_json()["regions"] == ["540102002201"]
+    narrowed = coord.post("/v1/projects/1/app-users", json={"displayName": "Nima", "regions": ["540102002001"]})
+    assert narrowed.get_json()["regions"] == ["540102002001"]
 
     assign = coord.post(f"/v1/projects/1/forms/household/assignments/2/{au['id']}")
     assert assign.status_code == 200 and assign.get_json() == {"success": True}
@@ -169,12 +169,13 @@ def test_form_create_publishes_with_publish_true(coord: Api, login: Any) -> None
     xform = coord.get("/v1/projects/1/forms/household.xml").data
     assert xform.startswith(b"<")
     copy = xform.replace(b'id="household"', b'id="household2"')
-    draft = coord.post("/v1/projects/1/forms", data=copy, content_type="application/xml")
-    assert draft.status_code == 501 and "publish=true" in draft.get_json()["message"]
+    draft = coord.post("/v1/projects/1/forms", data=copy, content_type="application/xml")  # as Central: a draft
+    assert draft.status_code == 200 and draft.get_json()["publishedAt"] is None
+    copy = copy.replace(b'id="household2"', b'id="household3"')
     made = coord.post("/v1/projects/1/forms?publish=true", data=copy, content_type="application/xml")
     assert made.status_code == 200, made.get_data(as_text=True)
-    assert made.get_json()["xmlFormId"] == "household2" and made.get_json()["state"] == "open"
-    assert "household2" in [f["xmlFormId"] for f in coord.get("/v1/projects/1/forms").get_json()]
+    assert made.get_json()["xmlFormId"] == "household3" and made.get_json()["state"] == "open"
+    assert "household3" in [f["xmlFormId"] for f in coord.get("/v1/projects/1/forms").get_json()]
     assert coord.post("/v1/projects/1/forms?publish=true", data=b"not a form",
                       content_type="application/xml").status_code == 400
     assert coord.post("/v1/projects/1/forms?publish=true", data=copy, content_type="text/plain").status_code == 415

@@ -34,7 +34,7 @@ def find_version(session: Session, form: Form, ref: str) -> FormVersion | FormDr
     found: FormVersion | FormDraft | None = None
     if ref == DRAFT:
         found = session.scalar(select(FormDraft).where(FormDraft.form_id == form.id))
-    elif ref.isdigit():
+    elif ref.isdigit() and int(ref) < 2**31:  # ids are 32-bit on PostgreSQL; longer is no id
         fv = session.get(FormVersion, int(ref))
         found = fv if fv is not None and fv.form_id == form.id else None
     if found is None:
