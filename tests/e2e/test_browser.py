@@ -434,3 +434,35 @@ def test_try_a_draft_in_the_browser(open_page: Callable[..., Any], server: LiveS
         [test] = s.scalars(select(DraftSubmission).where(DraftSubmission.draft_id == draft.id)).all()
         assert test.data["child_name"] == "Dawa 达瓦"
         assert s.scalar(select(Submission.id).where(Submission.form_id == form.id)) is None
+
+
+# -- held for review, encryption --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def held_change(server: LiveServer) -> None:
+    """A collector of 540102 registers a child in another county: the change waits for review."""
+    from sqlalchemy import select
+
+    from app.models import User
+    from app.services import submissions
+
+    rt = server.app().extensions["carefile"]
+    with rt.db.session() as s:
+        dolma = s.scalars(select(User).where(User.username == "dolma")).one()
+        s.expunge(dolma)
+    result = submissions.receive_submission(
+        rt.db, rt.store, project_id=1, user=dolma, files=[],
+        xml=register_xml(f"uuid:{uuid.uuid4()}", str(uuid.uuid4()), "Held child", "540121001001"))
+    assert result.held
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_held_changes_and_encryption_pages(open_page: Callable[..., Any], held_change: None, width: int) -> None:
+    page = open_page(width, "root")
+    page.goto("/held")
+    assert page.locator("tr[id^=held-]").count() >= 1
+    check_layout(page, "held")
+    page.goto("/encryption")
+    assert page.locator("form").count() >= 1
+    check_layout(page, "encryption")
