@@ -84,7 +84,8 @@ def _stored_secret(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "secret_key"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        # One temporary name per process: workers starting together must not share (and unlink) it.
+        tmp = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         tmp.write_text(secrets.token_hex(32))
         os.chmod(tmp, 0o600)
         try:
