@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from app.models import AuditEvent, Submission, SubmissionVersion, User
 from tests.app.conftest import submission_body
 from tests.app.web_helpers import Browser
 from tests.support.sample_forms import household_xml
+
+
+@pytest.fixture(autouse=True)
+def _renderer_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the page's configuration, not the renderer: they must not depend on whether
+    scripts/vendor_webforms.py has run yet (in a fresh clone the browser tests vendor it later)."""
+    monkeypatch.setattr("app.web.fill.web_forms_vendored", lambda: True)
 
 FIRST = "uuid:00000000-0000-4000-8000-00000000f001"
 EDIT = "uuid:00000000-0000-4000-8000-00000000f002"
