@@ -326,29 +326,35 @@ def extract(tree: SubmissionTree | etree._Element, schema: FormSchema) -> Submis
     main: dict[str, object] = {}
     files: list[str] = []
     repeats = set(schema.repeats)
+    index = schema._index()
+    audit_path = f"/{schema.root}/meta/audit"
 
     def walk(node: etree._Element, spath: str, prefix: str, values: dict[str, object],
              parent_index: int | None) -> None:
+        # The hot loop of every submission: lxml attributes read once, no lists built per element.
         ordinals: dict[str, int] = {}
-        for child in elements(node):
-            if _is_template(child):
+        for child in node:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue  # comments, processing instructions
+            if child.attrib and _is_template(child):
                 continue
-            name = local(child)
+            name = tag.rsplit("}", 1)[-1]
             cpath = f"{spath}/{name}"
-            field = schema.field(cpath)
+            field = index.get(cpath)
             if cpath in repeats:
                 ordinals[cpath] = ordinals.get(cpath, 0) + 1
                 row = RepeatRow(repeat=cpath, index=len(rows), ordinal=ordinals[cpath],
                                 parent_index=parent_index, values={})
                 rows.append(row)
                 walk(child, cpath, "", row.values, row.index)
-            elif elements(child) or (field is not None and field.type == "group"):
+            elif (len(child) and any(isinstance(c.tag, str) for c in child)) \
+                    or (field is not None and field.type == "group"):
                 walk(child, cpath, f"{prefix}{name}/", values, parent_index)
             else:
                 value = typed_value(field.type if field is not None else None, child.text)
                 values[f"{prefix}{name}"] = value
-                is_audit = cpath == f"/{schema.root}/meta/audit"
-                if (is_audit or (field is not None and field.type == "binary")) \
+                if (cpath == audit_path or (field is not None and field.type == "binary")) \
                         and isinstance(value, str) and value.strip():
                     files.append(value.strip())
 

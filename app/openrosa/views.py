@@ -233,7 +233,7 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
         if part.filename and part.filename != name:
             incoming.append(submission_service.IncomingFile(part.filename, part.stream, part.mimetype))
 
-    def may_fill(session: Any, form: Form) -> bool:
+    def may_fill(session: Any, form: submission_service.FormRef) -> bool:
         return form_service.can_fill(session, user, form)
 
     result = submission_service.receive_submission(

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from app.db import RETRY_ATTEMPTS, Database, is_retryable, retry_pause
 from app.errors import Problem
@@ -112,28 +112,47 @@ def region_of(values: dict[str, object]) -> str | None:
     return None
 
 
+# New submissions without entity effects are written with Core INSERTs (`_insert_new`); False sends them
+# through the ORM like every other case (tests compare the rows both paths write).
+CORE_INSERTS = True
+
 # Parsed schemas by (form_version.id, sha256): a published version's XML never changes.
 _SCHEMAS: dict[tuple[int, str], FormSchema] = {}
 
 
+@dataclass(frozen=True)
+class FormRef:
+    """The columns of a form that receiving a submission needs (not the ORM object and its versions)."""
+
+    id: int
+    project_id: int
+    xml_form_id: str
+    state: str
+
+
+_SEEN = (select(SubmissionVersion.id).where(SubmissionVersion.form_id == Form.id,
+                                            SubmissionVersion.instance_id == bindparam("instance_id"))
+         .limit(1).scalar_subquery())
+# Built once (a statement built per call costs more CPU than running it on SQLite).
+_LOOKUP = (select(Form.id, Form.project_id, Form.xml_form_id, Form.state, Form.current_version_id,
+                  FormVersion.id, FormVersion.sha256, _SEEN.label("seen"))
+           .outerjoin(FormVersion, and_(FormVersion.form_id == Form.id, FormVersion.version == bindparam("version")))
+           .where(Form.project_id == bindparam("project_id"), Form.xml_form_id == bindparam("xml_form_id")))
+
+
 def _lookup(session: Session, project_id: int, xml_form_id: str, version: str,
-            instance_id: str) -> tuple[Form, int, FormSchema, bool]:
+            instance_id: str) -> tuple[FormRef, int, FormSchema, bool]:
     """The form, the id and parsed schema of the submitted version, and whether the instanceID is
     already stored — one query (the form's current version, XML and schema are not loaded)."""
-    seen = (select(SubmissionVersion.id).where(SubmissionVersion.form_id == Form.id,
-                                               SubmissionVersion.instance_id == instance_id)
-            .limit(1).scalar_subquery())
-    row = session.execute(
-        select(Form, FormVersion.id, FormVersion.sha256, seen.label("seen"))
-        .options(lazyload(Form.current_version))
-        .outerjoin(FormVersion, and_(FormVersion.form_id == Form.id, FormVersion.version == version))
-        .where(Form.project_id == project_id, Form.xml_form_id == xml_form_id)).first()
-    if row is None or row[0].current_version_id is None:
+    row = session.connection().execute(_LOOKUP, {"instance_id": instance_id, "version": version, "project_id": project_id,
+                                    "xml_form_id": xml_form_id}).first()
+    if row is None or row[4] is None:
         form_service.get_form(session, project_id, xml_form_id)  # raises the 404
         raise AssertionError("unreachable")
-    form, version_id, sha256, seen_id = row
+    form = FormRef(row[0], row[1], row[2], row[3])
+    version_id, sha256, seen_id = row[5], row[6], row[7]
     if version_id is None:
-        form_service.get_version(session, form, version)  # raises the 404
+        form_service.get_version(session, session.get_one(Form, form.id), version)  # raises the 404
         raise AssertionError("unreachable")
     schema = _SCHEMAS.get((version_id, sha256))
     if schema is None:
@@ -150,7 +169,7 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
                        xml: bytes, files: list[IncomingFile], device_id: str | None = None,
                        user_agent: str | None = None, max_xml_bytes: int = 10 * 1024 * 1024,
                        max_file_bytes: int | None = None,
-                       may_fill: Callable[[Session, Form], bool] | None = None) -> ReceiveResult:
+                       may_fill: Callable[[Session, FormRef], bool] | None = None) -> ReceiveResult:
     """Store one OpenRosa submission POST (a whole submission or one part of a split one)."""
     envelope, tree = _parse(xml, max_xml_bytes)
     xml_sha = hashlib.sha256(xml).hexdigest()
@@ -226,6 +245,12 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         return _resend(session, existing, xml_sha, stored, form_pk)
 
     deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
+    block = envelope.entity  # type: ignore[attr-defined]
+    if CORE_INSERTS and existing is None and not deprecated_id and (block is None or schema.entity is None
+                                                   or not (block.create or block.update)):
+        # The common case (a new record that changes no entity): plain INSERTs, no unit of work.
+        return _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
+                           stored, device_id, user_agent, region_fallback)
     previous: SubmissionVersion | None = None
     if deprecated_id:
         # Edits of one version race on its row: the first takes it, the others wait here and then see
@@ -259,7 +284,6 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         session.add(sub)
         status = "created"
     sub.region_code = region_of(data.values) or sub.region_code or region_fallback
-    block = envelope.entity  # type: ignore[attr-defined]
     if block is not None and block.uuid:
         sub.entity_uuid = block.uuid
     sub.updated_at = utcnow()
@@ -281,6 +305,73 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         msg += " " + held_service.AWAITS_REVIEW
     return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version),
                          held=held_now)
+
+
+_SUB = Submission.__table__
+_VERSION = SubmissionVersion.__table__
+_ROW = SubmissionRepeatRow.__table__
+# Built once: a statement given its values per call is compiled once and then found in the cache by its key.
+_INSERT_SUB = _SUB.insert()
+_INSERT_VERSION = _VERSION.insert()
+_INSERT_ROW = _ROW.insert()
+_INSERT_ROW_IDS = _ROW.insert().returning(_ROW.c.id, sort_by_parameter_order=True)
+_INSERT_ATT = SubmissionAttachment.__table__.insert()
+_SET_CURRENT = _SUB.update().where(_SUB.c.id == bindparam("sub_id")).values(current_version_id=bindparam("vid"))
+
+
+def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
+                data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
+                stored: dict[str, tuple[BlobInfo, str]], device_id: str | None, user_agent: str | None,
+                region_fallback: str | None) -> ReceiveResult:
+    """A new submission without entity effects, written with Core INSERTs: the same rows the ORM path
+    (`_write` → `_new_version`) writes, in the same order, at a fraction of the CPU time."""
+    conn = session.connection()  # Core statements: no ORM execution machinery
+    now = utcnow()
+    submitter = user.id if user else None
+    block = envelope.entity  # type: ignore[attr-defined]
+    sub_id = conn.execute(_INSERT_SUB, {
+        "form_id": form_pk, "instance_id": instance_id, "created_at": now, "updated_at": now,
+        "submitter_id": submitter, "device_id": device_id, "region_code": region_of(data.values) or region_fallback,
+        "entity_uuid": block.uuid if block is not None and block.uuid else None, "review_state": "received",
+        "deleted_at": None, "current_version_id": None,
+    }).inserted_primary_key[0]
+    version_id = conn.execute(_INSERT_VERSION, {
+        "submission_id": sub_id, "form_id": form_pk, "form_version_id": version_pk, "instance_id": instance_id,
+        "deprecated_id": None, "instance_name": envelope.instance_name,  # type: ignore[attr-defined]
+        "current": True, "xml": xml, "xml_sha256": xml_sha, "data": dict(data.values), "received_at": now,
+        "submitter_id": submitter, "user_agent": (user_agent or "")[:300], "encrypted_file": data.encrypted_file,
+    }).inserted_primary_key[0]
+    # Repeat rows level by level (rows without a parent, then their children …), each level one statement in
+    # document order: the ids come out as the ORM's unit of work gives them, parents before children.
+    ids: dict[int, int] = {}
+    parents = {r.parent_index for r in data.repeat_rows if r.parent_index is not None}
+    level = [r for r in data.repeat_rows if r.parent_index is None]
+    while level:
+        params = [{"version_id": version_id, "repeat": r.repeat, "ordinal": r.ordinal, "data": dict(r.values),
+                   "parent_id": ids[r.parent_index] if r.parent_index is not None else None} for r in level]
+        if any(r.index in parents for r in level):  # their ids are needed by the next level
+            new_ids = conn.execute(_INSERT_ROW_IDS, params).scalars().all()
+            ids.update(zip((r.index for r in level), new_ids, strict=True))
+        else:
+            conn.execute(_INSERT_ROW, params)
+        done = {r.index for r in level}
+        level = [r for r in data.repeat_rows if r.parent_index in done]
+    missing: list[str] = []
+    if data.attachments:
+        atts = []
+        for name in data.attachments:
+            got = stored.get(name)
+            if got is None:
+                missing.append(name)
+                atts.append({"version_id": version_id, "name": name, "blob_key": None, "md5": None, "size": None,
+                             "content_type": None, "received_at": None})
+            else:
+                info, ctype = got
+                atts.append({"version_id": version_id, "name": name, "blob_key": info.key, "md5": info.md5,
+                             "size": info.size, "content_type": ctype, "received_at": now})
+        conn.execute(_INSERT_ATT, atts)
+    conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
+    return ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing)
 
 
 def _new_version(form_pk: int, version_pk: int, sub: Submission, previous: SubmissionVersion | None,

@@ -33,7 +33,7 @@ from . import access, audit, records
 from . import forms as form_service
 from .central import iso, submission_json
 from .odata import REVIEW_FROM_CENTRAL
-from .submissions import IncomingFile, receive_submission, region_of
+from .submissions import FormRef, IncomingFile, receive_submission, region_of
 
 NOT_FOUND = "Could not find the resource you were looking for."
 
@@ -99,7 +99,7 @@ def _same_form(envelope: Any, xml_form_id: str) -> None:
                       f"form '{xml_form_id}'. Send it to /forms/{envelope.form_id}/submissions.")
 
 
-def _may_fill(user: User) -> Callable[[Session, Form], bool] | None:
+def _may_fill(user: User) -> Callable[[Session, FormRef], bool] | None:
     if user.role in ("admin", "coordinator"):
         return None
     return lambda session, form: form_service.can_fill(session, user, form)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import t
-from app.models import Form, User
+from app.models import User
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import audit, web_entry
@@ -134,7 +134,7 @@ def _submit(xml_form_id: str) -> Any:
     if web_entry.deprecated_id(xml):
         web_entry.require_editor(user)
 
-    def may_fill(session: Session, got: Form) -> bool:
+    def may_fill(session: Session, got: submission_service.FormRef) -> bool:
         # The XML names the form: it must be the one this page fills.
         return got.id == form.id and form_service.can_enter_on_web(user, got)
 

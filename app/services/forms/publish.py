@@ -8,7 +8,7 @@ import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -230,7 +230,17 @@ def set_state(form: Form, state: str) -> None:
     form.state = state
 
 
-def can_fill(session: Session, user: User, form: Form) -> bool:
+class FormLike(Protocol):
+    """What the permission checks read of a form: an ORM `Form`, or the hot path's `FormRef`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def project_id(self) -> int: ...
+
+
+def can_fill(session: Session, user: User, form: FormLike) -> bool:
     """Whether user may download and submit this form (ignores the form's state)."""
     if not user.active or user.project_id != form.project_id:
         return False
@@ -242,7 +252,7 @@ def can_fill(session: Session, user: User, form: Form) -> bool:
     return not assigned or form.id in assigned
 
 
-def can_enter_on_web(user: User, form: Form) -> bool:
+def can_enter_on_web(user: User, form: FormLike) -> bool:
     """Whether user may fill this form in the browser (paper entry, web edits): every web role that
     reads care files (admins, coordinators, managers). Separate from can_fill on purpose: managers
     enter paper forms on the web, but do not download forms to Collect or submit from a phone."""

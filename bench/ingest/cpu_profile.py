@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Where a submission's CPU time goes: the ingest benchmark's requests, in process, under cProfile.
+
+    .venv/bin/python bench/ingest/cpu_profile.py                    # SQLite, 1000 submissions, no photo
+    .venv/bin/python bench/ingest/cpu_profile.py --photo --n 500
+    .venv/bin/python bench/ingest/cpu_profile.py --backend postgresql --top 40
+
+The same form, token URL and bodies as bench/ingest/run.py, but no gunicorn and no network: each
+request's WSGI environ is built before the clock starts and handed straight to the Flask app, so
+the numbers are the application's own work per submission (what a sync worker spends besides
+reading the socket). Prints CPU ms per submission without the profiler, then the profile.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest.run import (  # noqa: E402
+    BOUNDARY,
+    PASSWORD,
+    PHOTO_BYTES,
+    USER,
+    carefile,
+    form_md,
+    multipart,
+    submission_xml,
+)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--photo", action="store_true", help="one 300 KB photo per submission")
+    p.add_argument("--top", type=int, default=30, help="rows of the profile to print")
+    p.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime)")
+    p.add_argument("--no-profile", action="store_true", help="only the CPU time per submission")
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="carefile-prof-"))
+    forms_dir = tmp / "xlsforms"
+    forms_dir.mkdir()
+    (forms_dir / "bench_ingest.md").write_text(form_md())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFILE_")}
+    env.update({"CAREFILE_DATA_DIR": str(tmp / "data"), "CAREFILE_XLSFORMS_DIR": str(forms_dir),
+                "CAREFILE_ODK_VALIDATE": "off", "PYTHONPATH": str(ROOT)})
+    pg = None
+    if args.backend == "postgresql":
+        from tests.support.pgserver import start_postgres
+
+        pg = start_postgres()
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute("CREATE DATABASE carefile_prof")
+        env["CAREFILE_DATABASE_URL"] = pg.url("carefile_prof")
+    try:
+        carefile(env, "init")
+        carefile(env, "user", "add", USER, "--role", "collector", "--password", PASSWORD)
+        out = carefile(env, "user", "token", USER, "--public-url", "http://127.0.0.1:8000")
+        token_url = next(line.strip() for line in out.splitlines() if line.startswith("http"))
+        path = urlsplit(token_url).path.rstrip("/") + "/submission"
+        for k, v in env.items():
+            if k.startswith("CAREFILE_"):
+                os.environ[k] = v
+
+        from werkzeug.test import EnvironBuilder
+
+        from app import create_app
+
+        app = create_app()
+        shared_photo = os.urandom(PHOTO_BYTES - 32)
+        run_id = uuid.uuid4().hex
+
+        def environ(i: int) -> dict[str, object]:
+            iid = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{run_id}/{i}')}"
+            photo = (("photo.jpg", [hashlib.sha256(iid.encode()).digest(), shared_photo])
+                     if args.photo else None)
+            body = b"".join(multipart(submission_xml(iid, "photo.jpg" if args.photo else None, i), photo))
+            b = EnvironBuilder(path=path, method="POST", data=body,
+                               headers={"X-OpenRosa-Version": "1.0",
+                                        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                                        "User-Agent": "carefile-bench/1 org.odk.collect.android/v2024.2.0"})
+            env_ = b.get_environ()
+            env_["REMOTE_ADDR"] = "127.0.0.1"
+            return env_
+
+        statuses: list[str] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+            statuses.append(status)
+
+        def run(environs: list[dict[str, object]]) -> None:
+            for e in environs:
+                for _ in app(e, start_response):
+                    pass
+
+        run([environ(i) for i in range(50)])  # warm-up: imports, schema cache, connections
+        base = 50
+        envs = [environ(base + i) for i in range(args.n)]
+        c0, w0 = time.process_time(), time.perf_counter()
+        run(envs)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        bad = [s for s in statuses if not s.startswith("201")]
+        print(f"{args.backend}, {'photo' if args.photo else 'no photo'}: {args.n} submissions, "
+              f"{cpu / args.n * 1000:.2f} CPU ms and {wall / args.n * 1000:.2f} wall ms each (no profiler)"
+              f"{'; NOT 201: ' + str(sorted(set(bad))) if bad else ''}")
+        if not args.no_profile:
+            envs = [environ(base + args.n + i) for i in range(args.n)]
+            prof = cProfile.Profile()
+            prof.enable()
+            run(envs)
+            prof.disable()
+            s = io.StringIO()
+            pstats.Stats(prof, stream=s).sort_stats(args.sort).print_stats(args.top)
+            print(s.getvalue())
+        return 1 if bad else 0
+    finally:
+        if pg is not None:
+            pg.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
