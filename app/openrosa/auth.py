@@ -51,8 +51,7 @@ def user_from_token(rt: Runtime, token: str) -> User:
             # Well-formed but unknown or revoked: 403, not 401, so Collect does not ask for a password.
             raise Problem(403, "403.1", "This QR code or server address is no longer valid. Ask your "
                           "coordinator for a new QR code.")
-        session.expunge(found.user)
-        return found.user
+        return found.user  # detached
 
 
 def _basic_latin1() -> Authorization | None:

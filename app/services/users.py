@@ -144,20 +144,54 @@ class TokenLookup:
 _TOKEN_USER = None
 
 
+def _token_user_statement() -> Any:
+    """The token's state, its user's columns, and the user's regions and form assignments (outer joins):
+    Core rows, built once (building a statement costs about as much as running it)."""
+    from app.models import FormAssignment
+
+    return (select(CollectorToken.revoked_at, *User.__table__.columns, UserRegion.id.label("region_id"),
+                   UserRegion.code.label("region_code"), FormAssignment.id.label("assignment_id"),
+                   FormAssignment.form_id.label("assignment_form_id"))
+            .join(User, User.id == CollectorToken.user_id)
+            .outerjoin(UserRegion, UserRegion.user_id == User.id)
+            .outerjoin(FormAssignment, FormAssignment.user_id == User.id)
+            .where(CollectorToken.token == bindparam("token")))
+
+
 def user_for_token(session: Session, token: str) -> TokenLookup:
-    """The token's user with its regions, in one query (it runs on every request from a phone)."""
+    """The token's user with its regions and form assignments, in one query (it runs on every request
+    from a phone). The user comes back detached, loaded as a query would load it, without the cost of
+    the ORM's eager loading (a third of a submission's CPU time on PostgreSQL)."""
+    from sqlalchemy.orm import make_transient_to_detached
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from app.models import FormAssignment
+
     global _TOKEN_USER
-    if _TOKEN_USER is None:  # built once: building the statement costs about as much as running it
-        _TOKEN_USER = (select(CollectorToken.revoked_at, User).join(User, User.id == CollectorToken.user_id)
-                       .options(*phone_user_options()).where(CollectorToken.token == bindparam("token")))
-    row = session.execute(_TOKEN_USER, {"token": token}).unique().first()
-    if row is None:
+    if _TOKEN_USER is None:
+        _TOKEN_USER = _token_user_statement()
+    rows = session.connection().execute(_TOKEN_USER, {"token": token}).mappings().all()
+    if not rows:
         return TokenLookup(None, "unknown")
-    revoked_at, user = row
-    if revoked_at is not None:
+    first = rows[0]
+    if first["revoked_at"] is not None:
         return TokenLookup(None, "revoked")
-    if not user.active:
+    if not first["active"]:
         return TokenLookup(None, "inactive")
+    user = User(**{c.key: first[c.name] for c in User.__table__.columns})
+    regions: dict[int, UserRegion] = {}
+    assignments: dict[int, FormAssignment] = {}
+    for row in rows:
+        rid, aid = row["region_id"], row["assignment_id"]
+        if rid is not None and rid not in regions:
+            regions[rid] = UserRegion(id=rid, user_id=user.id, code=row["region_code"])
+            make_transient_to_detached(regions[rid])
+        if aid is not None and aid not in assignments:
+            assignments[aid] = FormAssignment(id=aid, user_id=user.id, form_id=row["assignment_form_id"])
+            make_transient_to_detached(assignments[aid])
+    set_committed_value(user, "regions", sorted(regions.values(), key=lambda r: r.id))
+    set_committed_value(user, "assignments", sorted(assignments.values(), key=lambda a: a.id))
+    make_transient_to_detached(user)
     return TokenLookup(user, "ok")
 
 

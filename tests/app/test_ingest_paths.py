@@ -126,3 +126,45 @@ def test_missing_file_then_its_part_completes_a_core_insert(phone: DigestClient,
     assert second.status_code == 201
     atts = _rows(rt, "uuid:split")["attachments"]
     assert [(a[0], a[3]) for a in atts] == [("p.jpg", len(PHOTO)), ("sig.png", 100)]
+
+
+def test_token_user_is_loaded_whole_and_detached(rt: Any, make_user: Any, publish: Any) -> None:
+    """The token URL's user is built from Core rows: same columns, regions and form assignments as the ORM
+    loads, detached, and safe to use in a later session (nothing is inserted twice)."""
+    from sqlalchemy import func
+    from sqlalchemy.orm import joinedload
+    from sqlalchemy.orm.base import instance_state
+
+    from app.models import FormAssignment, User, UserRegion
+    from app.services import users
+
+    publish(NESTED_MD, "nested.md")
+    make_user("pema", "collector", ["540102", "540121", "5401"])
+    with rt.db.write() as s:
+        pema = users.get_user(s, "pema")
+        s.add(FormAssignment(user_id=pema.id, form_id=1))
+        token = users.renew_token(s, pema).token
+    with rt.db.reader() as s:
+        found = users.user_for_token(s, token)
+    user = found.user
+    assert found.reason == "ok" and user is not None
+    assert instance_state(user).detached and not instance_state(user).expired_attributes
+    with rt.db.session() as s:
+        orm = s.execute(select(User).options(joinedload(User.regions), joinedload(User.assignments))
+                        .where(User.id == user.id)).unique().scalar_one()
+        for column in User.__table__.columns:
+            assert getattr(user, column.key) == getattr(orm, column.key), column.key
+        assert user.region_codes == orm.region_codes == ["5401", "540102", "540121"]
+        assert [a.form_id for a in user.assignments] == [a.form_id for a in orm.assignments] == [1]
+    with rt.db.write() as s:  # attached to a later session: known rows, not new ones
+        s.add(user)
+        user.display_name = "Pema"
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(UserRegion)) == 3
+        assert s.scalar(select(func.count()).select_from(FormAssignment)) == 1
+        assert s.get(User, user.id).display_name == "Pema"  # type: ignore[union-attr]
+    with rt.db.write() as s:
+        users.revoke_tokens(s, users.get_user(s, "pema"))
+    with rt.db.reader() as s:
+        assert users.user_for_token(s, token).reason == "revoked"
+        assert users.user_for_token(s, "x" * 64).reason == "unknown"
