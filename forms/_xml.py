@@ -91,6 +91,17 @@ def local_attr(node: etree._Element, name: str) -> str | None:
     return None
 
 
+def child(node: etree._Element, name: str) -> etree._Element | None:
+    """The first element child of *node* whose local name is *name* (no list built: a submission's root
+    has dozens of children and this runs on every submission)."""
+    suffix = "}" + name
+    for c in node:
+        tag = c.tag
+        if isinstance(tag, str) and (tag == name or tag.endswith(suffix)):
+            return c
+    return None
+
+
 def elements(node: etree._Element) -> list[etree._Element]:
     """Element children of *node* (comments and processing instructions dropped)."""
     return [c for c in node if isinstance(c.tag, str)]

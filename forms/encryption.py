@@ -44,7 +44,7 @@ try:  # cryptography >= 47 keeps CFB among the "decrepit" modes (still needed: O
 except ImportError:  # pragma: no cover - older cryptography
     from cryptography.hazmat.primitives.ciphers.modes import CFB
 
-from forms._xml import BadXMLError, UnsafeXMLError, elements, local, local_attr, safe_parse
+from forms._xml import BadXMLError, UnsafeXMLError, child, elements, local, local_attr, safe_parse
 
 NS_COLLECT = "http://www.opendatakit.org/xforms/encrypted"
 NS_SPEC = "http://opendatakit.org/submissions"
@@ -82,7 +82,7 @@ class Manifest:
 
 
 def _child(node: etree._Element, name: str) -> etree._Element | None:
-    return next((c for c in elements(node) if local(c) == name), None)
+    return child(node, name)
 
 
 def _text(node: etree._Element | None) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from forms._xml import BadXMLError, UnsafeXMLError, elements, local, local_attr, safe_parse
+from forms._xml import child as first_child
 from forms.xform import FormSchema
 
 
@@ -100,7 +101,7 @@ class SubmissionTree:
 def _child(node: etree._Element | None, name: str) -> etree._Element | None:
     if node is None:
         return None
-    return next((c for c in elements(node) if local(c) == name), None)
+    return first_child(node, name)
 
 
 def _text(node: etree._Element | None) -> str | None:
