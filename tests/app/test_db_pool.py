@@ -53,16 +53,43 @@ def test_sequential_requests_use_one_or_two_connections(app: Any, rt: Any, submi
     assert counts == {"connect": 0, "close": 0}  # the warm connections are reused
 
 
-def test_stale_postgresql_connection_is_replaced(backend: str, rt: Any, app: Any) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only: a SQLite connection does not go stale")
+def _terminate(rt: Any) -> int:
+    """End the backend of the pool's connection, as a database restart would; its pid."""
     with rt.db.session() as s:
         pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
     admin = create_engine(rt.db.url, poolclass=NullPool)
     with admin.connect() as other:
-        other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})  # as a server restart would
+        other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
     admin.dispose()
+    return int(pid)
+
+
+def test_stale_postgresql_connection_is_replaced(backend: str, rt: Any, app: Any, monkeypatch: Any) -> None:
+    """A connection idle for longer than PING_IDLE_SECONDS is checked before use and replaced if dead."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: a SQLite connection does not go stale")
+    from app import db as db_module
+
+    pid = _terminate(rt)
+    monkeypatch.setattr(db_module, "PING_IDLE_SECONDS", 0.0)  # as after a second of idling
     with rt.db.session() as s:
         assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     resp = app.test_client().get("/readyz")
     assert resp.status_code == 200
+
+
+def test_connection_lost_while_busy_fails_once_then_recovers(backend: str, rt: Any, app: Any,
+                                                             submit: Callable[..., Any]) -> None:
+    """A connection used within the last second is not pinged: if the database went away meanwhile, that one
+    request fails with a 503 (Collect retries it) and the pool replaces its connections."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: a SQLite connection does not go stale")
+    assert submit(household_xml("uuid:before")).status_code == 201
+    pid = _terminate(rt)
+    first = submit(household_xml("uuid:lost"))
+    assert first.status_code == 503 and b"OpenRosaResponse" in first.data, first.data
+    assert int(first.headers["Retry-After"]) > 0
+    again = submit(household_xml("uuid:lost"))
+    assert again.status_code == 201
+    with rt.db.session() as s:
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
