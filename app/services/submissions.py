@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,8 +144,8 @@ def _lookup(session: Session, project_id: int, xml_form_id: str, version: str,
             instance_id: str) -> tuple[FormRef, int, FormSchema, bool]:
     """The form, the id and parsed schema of the submitted version, and whether the instanceID is
     already stored — one query (the form's current version, XML and schema are not loaded)."""
-    row = session.connection().execute(_LOOKUP, {"instance_id": instance_id, "version": version, "project_id": project_id,
-                                    "xml_form_id": xml_form_id}).first()
+    row = session.connection().execute(_LOOKUP, {"instance_id": instance_id, "version": version,
+                                                 "project_id": project_id, "xml_form_id": xml_form_id}).first()
     if row is None or row[4] is None:
         form_service.get_form(session, project_id, xml_form_id)  # raises the 404
         raise AssertionError("unreachable")
@@ -319,6 +319,44 @@ _INSERT_ATT = SubmissionAttachment.__table__.insert()
 _SET_CURRENT = _SUB.update().where(_SUB.c.id == bindparam("sub_id")).values(current_version_id=bindparam("vid"))
 
 
+def _pg_insert_both() -> TextClause:
+    """PostgreSQL: the submission and its version in one statement (one round trip instead of three). Both ids
+    are drawn first, so the submission names its current version at once; the two foreign keys between the
+    rows are checked at the end of the statement, when both exist."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    params = []
+
+    def values(table: Table, prefix: str, ids: dict[str, str]) -> str:
+        out = []
+        for col in table.columns:
+            if col.name == "id":
+                continue
+            if col.name in ids:
+                out.append(ids[col.name])
+            else:
+                params.append(bindparam(f"{prefix}{col.name}", type_=col.type))
+                out.append(f"CAST(:{prefix}{col.name} AS {col.type.compile(dialect=dialect)})")
+        return ", ".join(out)
+
+    def names(table: Table) -> str:
+        return ", ".join(f'"{c.name}"' for c in table.columns if c.name != "id")
+
+    sql = (
+        "WITH ids AS (SELECT nextval(pg_get_serial_sequence('submission', 'id')) AS sid, "
+        "nextval(pg_get_serial_sequence('submission_version', 'id')) AS vid), "
+        f"s AS (INSERT INTO submission (id, {names(_SUB)}) "
+        f"SELECT sid, {values(_SUB, 's_', {'current_version_id': 'vid'})} FROM ids), "
+        f"v AS (INSERT INTO submission_version (id, {names(_VERSION)}) "
+        f"SELECT vid, {values(_VERSION, 'v_', {'submission_id': 'sid'})} FROM ids) "
+        "SELECT sid, vid FROM ids")
+    return text(sql).bindparams(*params)
+
+
+_PG_INSERT_BOTH = _pg_insert_both()
+
+
 def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
                 data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
                 stored: dict[str, tuple[BlobInfo, str]], device_id: str | None, user_agent: str | None,
@@ -329,18 +367,24 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
     now = utcnow()
     submitter = user.id if user else None
     block = envelope.entity  # type: ignore[attr-defined]
-    sub_id = conn.execute(_INSERT_SUB, {
+    sub = {
         "form_id": form_pk, "instance_id": instance_id, "created_at": now, "updated_at": now,
         "submitter_id": submitter, "device_id": device_id, "region_code": region_of(data.values) or region_fallback,
         "entity_uuid": block.uuid if block is not None and block.uuid else None, "review_state": "received",
-        "deleted_at": None, "current_version_id": None,
-    }).inserted_primary_key[0]
-    version_id = conn.execute(_INSERT_VERSION, {
-        "submission_id": sub_id, "form_id": form_pk, "form_version_id": version_pk, "instance_id": instance_id,
+        "deleted_at": None,
+    }
+    version = {
+        "form_id": form_pk, "form_version_id": version_pk, "instance_id": instance_id,
         "deprecated_id": None, "instance_name": envelope.instance_name,  # type: ignore[attr-defined]
         "current": True, "xml": xml, "xml_sha256": xml_sha, "data": dict(data.values), "received_at": now,
         "submitter_id": submitter, "user_agent": (user_agent or "")[:300], "encrypted_file": data.encrypted_file,
-    }).inserted_primary_key[0]
+    }
+    if conn.dialect.name == "postgresql":
+        both = {f"s_{k}": v for k, v in sub.items()} | {f"v_{k}": v for k, v in version.items()}
+        sub_id, version_id = conn.execute(_PG_INSERT_BOTH, both).one()
+    else:
+        sub_id = conn.execute(_INSERT_SUB, sub | {"current_version_id": None}).inserted_primary_key[0]
+        version_id = conn.execute(_INSERT_VERSION, version | {"submission_id": sub_id}).inserted_primary_key[0]
     # Repeat rows level by level (rows without a parent, then their children …), each level one statement in
     # document order: the ids come out as the ORM's unit of work gives them, parents before children.
     ids: dict[int, int] = {}
@@ -370,7 +414,8 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
                 atts.append({"version_id": version_id, "name": name, "blob_key": info.key, "md5": info.md5,
                              "size": info.size, "content_type": ctype, "received_at": now})
         conn.execute(_INSERT_ATT, atts)
-    conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
+    if conn.dialect.name != "postgresql":
+        conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
     return ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing)
 
 

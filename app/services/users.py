@@ -102,8 +102,11 @@ def new_token_value() -> str:
     return "".join(secrets.choice(NEW_TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
 
 
+_TOKEN_CHARS = frozenset(TOKEN_ALPHABET)
+
+
 def is_well_formed_token(token: str) -> bool:
-    return len(token) == TOKEN_LENGTH and all(c in TOKEN_ALPHABET for c in token)
+    return len(token) == TOKEN_LENGTH and _TOKEN_CHARS.issuperset(token)
 
 
 def issue_token(session: Session, user: User) -> CollectorToken:
