@@ -36,8 +36,10 @@ def create_session() -> Response:
 @bp.delete("/v1/sessions/<token>")
 @declare(COLLECTORS)
 def end_session(token: str) -> Response:
-    api_user()
+    user = api_user()
     with runtime().db.write() as session:
-        if not session_service.end_session(session, token):
+        # As Central: one's own session (signing out), or any as an administrator. Another user's token
+        # answers as an unknown one does, so the answer does not confirm that it exists.
+        if not session_service.end_session(session, token, user):
             raise Problem(404, "404.1", "No such session.")
     return jsonify({"success": True})

@@ -44,8 +44,12 @@ def user_for_session(session: Session, token: str) -> User | None:
     return user if user is not None and user.active else None
 
 
-def end_session(session: Session, token: str) -> bool:
-    return bool(session.execute(delete(ApiSession).where(ApiSession.token == token)).rowcount)  # type: ignore[attr-defined]
+def end_session(session: Session, token: str, by: User) -> bool:
+    """End an API session: one's own, or (an administrator) anyone's. False: no such session for `by`."""
+    stmt = delete(ApiSession).where(ApiSession.token == token)
+    if by.role != "admin":
+        stmt = stmt.where(ApiSession.user_id == by.id)
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def start_web_session(session: Session, user_id: int) -> str:

@@ -132,3 +132,22 @@ def test_role_change_ends_token_urls_and_password_reset_keeps_them(app: Any, rt:
     assert app.test_client().get(url, headers=OR).status_code == 200  # not derived from the password
     admin.post(f"/users/{uid}", {"role": "manager", "display_name": "tashi"})
     assert app.test_client().get(url, headers=OR).status_code == 403
+
+
+def test_ending_an_api_session_needs_its_owner_or_an_admin(app: Any, make_user: Callable[..., Any]) -> None:
+    make_user("admin1", "admin")
+    make_user("mgr", "manager", ["540102"])
+    make_user("coord", "coordinator", ["5401"])
+    victim, other, admin = _token(app, "mgr"), _token(app, "coord"), _token(app, "admin1")
+
+    def end(token: str, by: str) -> int:
+        return int(app.test_client().delete(f"/v1/sessions/{token}",
+                                            headers={"Authorization": f"Bearer {by}"}).status_code)
+
+    assert end(victim, other) == 404  # someone else's token: answered as unknown, and it still works
+    assert _api_status(app, victim) == 200
+    assert end(other, other) == 200  # signing out
+    assert _api_status(app, other) == 401
+    assert end(victim, admin) == 200  # an administrator may end any session
+    assert _api_status(app, victim) == 401
+    assert end(victim, admin) == 404
