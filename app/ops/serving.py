@@ -36,7 +36,12 @@ def gunicorn_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     """Settings `carefile serve` adds: our request log instead of gunicorn's access log (which
     would write paths with collector tokens and search terms), gunicorn's own lines in the same
     format, and the metrics hook."""
-    return {"accesslog": None, "logconfig_dict": gunicorn_logconfig(cfg["LOG_FORMAT"]), "child_exit": child_exit}
+    settings = {"accesslog": None, "logconfig_dict": gunicorn_logconfig(cfg["LOG_FORMAT"]), "child_exit": child_exit}
+    # Each worker touches its heartbeat file after every request; on a disk busy with the database's fsyncs
+    # that metadata update can wait for the journal. In memory it never does (gunicorn's own advice).
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        settings["worker_tmp_dir"] = "/dev/shm"
+    return settings
 
 
 def reachable_addresses() -> list[str]:

@@ -194,3 +194,14 @@ def test_sql_errors_do_not_show_the_values(rt: Any, make_user: Callable[..., Any
                    password_hash="x", digest_ha1="x"))
     assert "扎西次仁" not in str(err.value) and "13912345678" not in str(err.value)
     assert "hidden due to hide_parameters" in str(err.value)
+
+
+def test_serve_keeps_worker_heartbeats_off_the_database_disk(rt: Any) -> None:
+    import os
+
+    from app.ops.serving import gunicorn_settings
+
+    settings = gunicorn_settings(rt.config)
+    assert settings["accesslog"] is None  # our request log only (no tokens in gunicorn's)
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        assert settings["worker_tmp_dir"] == "/dev/shm"
