@@ -54,9 +54,21 @@ def upgrade(engine: Engine, then: Callable[[Connection], None] | None = None) ->
 @contextmanager
 def first_start_lock(engine: Engine) -> Iterator[None]:
     """Hold a PostgreSQL session advisory lock for the block (one connection kept for it); the other nodes
-    wait. SQLite: nothing to do (one machine; its publishing transactions are serialised anyway)."""
+    wait. SQLite (servers on one machine sharing the file): an flock on a file next to the database."""
     if engine.dialect.name != "postgresql":
-        yield
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+        import os
+
+        fd = os.open(f"{database}-first-start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
         return
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": FIRST_START_LOCK_KEY})
