@@ -24,14 +24,15 @@ def live(s: Any, user: User, today: date) -> dict[str, Any]:
     return {"risk": asdict(dash.children_by(s, 1, user, "risk_level")),
             "status": asdict(dash.children_by(s, 1, user, "status")),
             "overdue": dash.overdue_count(s, 1, user, today), "conflicts": dash.conflict_count(s, 1, user),
-            "pictures": asdict(reports.pictures(s, 1, user, today))}
+            "pictures": asdict(reports.pictures(s, 1, user, today)),
+            "weeks": dash.submissions_per_week(s, 1, user, today)}
 
 
 def stored(figures: rollup.Figures, user: User, today: date) -> dict[str, Any]:
     return {"risk": asdict(figures.children_by(user, "risk_level")),
             "status": asdict(figures.children_by(user, "status")),
             "overdue": figures.overdue_count(), "conflicts": figures.conflict_count(),
-            "pictures": asdict(figures.pictures(user, today))}
+            "pictures": asdict(figures.pictures(user, today)), "weeks": figures.weeks(today)}
 
 
 def test_stored_figures_equal_live_ones_in_every_scope(rt: Any, make_user: Any, sent: list[Child]) -> None:  # noqa: F811
