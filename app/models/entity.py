@@ -34,7 +34,7 @@ class Entity(Base):
               postgresql_ops={"region_code": "varchar_pattern_ops"}),
         # The children list: the pseudonym search (uuid prefix) and pages in name order (bench/scale).
         Index("ix_entity_dataset_uuid_prefix", "dataset_id", "uuid", postgresql_ops={"uuid": "varchar_pattern_ops"}),
-        Index("ix_entity_dataset_label", "dataset_id", "label", "id"),
+        Index("ix_entity_label_id", "label", "id"),  # not after dataset_id: the list joins the dataset by name
         # Name search (`label LIKE '%…%'`) through trigrams on PostgreSQL (a plain index elsewhere, and where
         # migration 0018 could not create the pg_trgm extension); the overdue follow-ups (PostgreSQL only).
         Index("ix_entity_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}),

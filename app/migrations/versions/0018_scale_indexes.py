@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('entity', schema=None) as batch_op:
-        batch_op.create_index('ix_entity_dataset_label', ['dataset_id', 'label', 'id'], unique=False)
+        batch_op.create_index('ix_entity_label_id', ['label', 'id'], unique=False)
     if op.get_bind().dialect.name != 'postgresql':
         with op.batch_alter_table('entity', schema=None) as batch_op:
             batch_op.create_index('ix_entity_dataset_uuid_prefix', ['dataset_id', 'uuid'], unique=False)
@@ -62,4 +62,4 @@ def downgrade() -> None:
         op.drop_index('ix_entity_dataset_region', table_name='entity')
         op.create_index('ix_entity_dataset_region', 'entity', ['dataset_id', 'region_code'])
     with op.batch_alter_table('entity', schema=None) as batch_op:
-        batch_op.drop_index('ix_entity_dataset_label')
+        batch_op.drop_index('ix_entity_label_id')
