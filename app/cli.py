@@ -355,6 +355,23 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard_refresh(args: argparse.Namespace) -> int:
+    """Store the dashboard's figures per region code for today (app.services.rollup); run it from cron."""
+    import time as _time
+    from datetime import date, datetime
+
+    from app.services import rollup
+    from app.services.records import LOCAL_TZ
+
+    rt = _runtime()
+    today = date.fromisoformat(args.day) if args.day else datetime.now(LOCAL_TZ).date()
+    started = _time.perf_counter()
+    with rt.db.write() as session:
+        n = rollup.refresh(session, args.project, today)
+    print(f"Dashboard figures for {today}: {n} region code(s) in {_time.perf_counter() - started:.1f} s.")
+    return 0
+
+
 def _progress(enabled: bool) -> Any:
     """A progress callback drawing a bar on stderr (only on a terminal, or with --progress)."""
     def draw(stage: str, done: int, total: int) -> None:
@@ -563,6 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--years", type=int, help="override CAREFILE_RETENTION_YEARS")
     s.add_argument("--now", help="ISO date-time taken as now (for tests and catching up)")
     s.set_defaults(func=cmd_retention_run)
+    dashboard = sub.add_parser("dashboard", help="the managers' dashboard").add_subparsers(
+        dest="dashboard_command", required=True)
+    s = dashboard.add_parser("refresh", help="store the dashboard's figures per region for today (run from cron "
+                                             "on large databases; used for CAREFILE_DASHBOARD_MAX_AGE seconds)")
+    s.add_argument("--project", type=int, default=1)
+    s.add_argument("--day", help=argparse.SUPPRESS)  # the local day (tests)
+    s.set_defaults(func=cmd_dashboard_refresh)
     s = sub.add_parser("backup", help="write a consistent backup to DEST (a folder or s3://bucket/prefix); "
                                       "`backup verify DEST` checks one")
     s.add_argument("dest", help="a folder or s3://bucket/prefix (or `verify`, then DEST)")

@@ -16,6 +16,7 @@ from .form import (
 )
 from .held import HELD_KINDS, HELD_STATES, HeldChange
 from .project import Project
+from .rollup import DashboardRollup
 from .submission import REVIEW_STATES, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
 from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion, WebSession
 
@@ -25,5 +26,5 @@ __all__ = [
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
     "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
     "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile",
-    "DuplicateCandidate",
+    "DuplicateCandidate", "DashboardRollup",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -28,7 +28,18 @@ class Entity(Base):
     __tablename__ = "entity"
     __table_args__ = (
         UniqueConstraint("dataset_id", "uuid"),
-        Index("ix_entity_dataset_region", "dataset_id", "region_code"),
+        # varchar_pattern_ops: PostgreSQL serves `region_code LIKE '5402%'` (every region scope) from the
+        # index whatever the database's collation (with C.UTF-8, en_US … a plain btree cannot).
+        Index("ix_entity_dataset_region", "dataset_id", "region_code",
+              postgresql_ops={"region_code": "varchar_pattern_ops"}),
+        # The children list: the pseudonym search (uuid prefix) and pages in name order (bench/scale).
+        Index("ix_entity_dataset_uuid_prefix", "dataset_id", "uuid", postgresql_ops={"uuid": "varchar_pattern_ops"}),
+        Index("ix_entity_label_id", "label", "id"),  # not after dataset_id: the list joins the dataset by name
+        # Name search (`label LIKE '%…%'`) through trigrams on PostgreSQL (a plain index elsewhere, and where
+        # migration 0018 could not create the pg_trgm extension); the overdue follow-ups (PostgreSQL only).
+        Index("ix_entity_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}),
+        Index("ix_entity_followup_due", "dataset_id", text("(data ->> 'next_followup_due')")
+              ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -20,6 +20,8 @@ class Submission(Base):
         # Keyset pages of a form's submissions (newest first) and the dashboard's weekly counts.
         Index("ix_submission_form_created_id", "form_id", "created_at", "id"),
         Index("ix_submission_created_id", "created_at", "id"),
+        # Region scopes are prefixes (`LIKE '5402%'`): pattern ops let PostgreSQL use the index in any collation.
+        Index("ix_submission_region_code", "region_code", postgresql_ops={"region_code": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -29,7 +31,7 @@ class Submission(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitter_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     device_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    region_code: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
+    region_code: Mapped[str | None] = mapped_column(String(12), nullable=True)
     # The child (entity) this record is about: the id in its meta/entity block, if any.
     entity_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     review_state: Mapped[str] = mapped_column(String(20), default="received", index=True)

@@ -106,16 +106,23 @@ def submissions_per_week(session: Session, project_id: int, user: User, today: d
                          weeks: int = 12) -> list[tuple[date, int]]:
     """Submissions received per week (Monday to Sunday, local time), the last `weeks` weeks, oldest first."""
     access.require_reader(user)
+    starts, bucket, since = week_buckets(today, weeks)
+    sub = (select(bucket)
+           .join(Form, Form.id == Submission.form_id)
+           .where(Form.project_id == project_id, Submission.deleted_at.is_(None), since,
+                  visible(user, project_id))).subquery()
+    counts: dict[int, int] = dict(session.execute(select(sub.c.week, func.count()).group_by(sub.c.week)).all())
+    return [(d, int(counts.get(i, 0))) for i, d in enumerate(starts)]
+
+
+def week_buckets(today: date, weeks: int = 12) -> tuple[list[date], Any, Any]:
+    """The weeks' first days (oldest first), a submission's week number (SQL) and the condition "received
+    in those weeks" (shared with app.services.rollup)."""
     starts = [week_start(today) - timedelta(weeks=i) for i in range(weeks - 1, -1, -1)]
     bounds = [datetime.combine(d, time(0), tzinfo=LOCAL_TZ) for d in starts]
     bucket = case(*[(Submission.created_at >= literal(b, UTCDateTime()), i)
                     for i, b in reversed(list(enumerate(bounds)))], else_=-1).label("week")
-    sub = (select(bucket)
-           .join(Form, Form.id == Submission.form_id)
-           .where(Form.project_id == project_id, Submission.deleted_at.is_(None),
-                  Submission.created_at >= literal(bounds[0], UTCDateTime()), visible(user, project_id))).subquery()
-    counts: dict[int, int] = dict(session.execute(select(sub.c.week, func.count()).group_by(sub.c.week)).all())
-    return [(d, int(counts.get(i, 0))) for i, d in enumerate(starts)]
+    return starts, bucket, Submission.created_at >= literal(bounds[0], UTCDateTime())
 
 
 class RegionNames(Mapping[str, dict[str, str]]):

@@ -148,18 +148,33 @@ def record_day(data: dict[str, Any], received: datetime) -> date:
     return _local_day(received)
 
 
-def load_facts(session: Session, project_id: int, user: User, within: str = "") -> list[ChildFacts]:
-    """The children in the user's regions (and inside `within`, a region code prefix) with their history."""
+# The only answers and properties the counts read: fetched one by one in SQL, so a national database
+# does not send every record's whole document to Python (bench/scale).
+RECORD_KEYS = DATE_FIELDS + ("record_type", "ref_consent", "fu_service")
+STATE_KEYS = ("status", "risk_level", "next_followup_due", "referral_status")
+
+
+def _picked(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+
+def load_facts(session: Session, project_id: int, user: User, within: str = "",
+               where: Any = None) -> list[ChildFacts]:
+    """The children in the user's regions (and inside `within`, a region code prefix) with their history.
+
+    Records and versions carry only RECORD_KEYS / STATE_KEYS of their data (all that the counts use)."""
     access.require_reader(user)
-    q = (select(Entity.id, Entity.uuid, Entity.region_code, Entity.created_at, Entity.data)
+    q = (select(Entity.id, Entity.uuid, Entity.region_code, Entity.created_at, Entity.data["registered_on"])
          .join(Dataset, Dataset.id == Entity.dataset_id)
          .where(Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.deleted_at.is_(None),
                 access.region_filter(user, Entity.region_code)))
     if within:
         q = q.where(Entity.region_code.startswith(within, autoescape=True))
+    if where is not None:  # a further condition on Entity (app.services.rollup: one county at a time)
+        q = q.where(where)
     by_id: dict[int, ChildFacts] = {}
-    for eid, uid, region, created, data in session.execute(q):
-        opened = _iso_day((data or {}).get("registered_on")) or _local_day(created)
+    for eid, uid, region, created, registered_on in session.execute(q):
+        opened = _iso_day(registered_on) or _local_day(created)
         by_id[eid] = ChildFacts(uid, region or "", opened)
     if not by_id:
         return []
@@ -167,23 +182,25 @@ def load_facts(session: Session, project_id: int, user: User, within: str = "") 
     uuids = q.with_only_columns(Entity.uuid).scalar_subquery()
     by_uuid = {c.uuid: c for c in by_id.values()}
     days: dict[int, date] = {}  # submission id → the record's own date
-    for sid, form_id, uid, created, data in session.execute(
+    for sid, form_id, uid, created, *picked in session.execute(
             select(Submission.id, Form.xml_form_id, Submission.entity_uuid, Submission.created_at,
-                   SubmissionVersion.data)
+                   *[SubmissionVersion.data[k] for k in RECORD_KEYS])
             .join(Form, Form.id == Submission.form_id)
             .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
             .where(Form.project_id == project_id, Submission.deleted_at.is_(None),
                    Submission.entity_uuid.in_(uuids))):
         child = by_uuid.get(uid)
         if child is not None:
-            values = data or {}
+            values = _picked(RECORD_KEYS, tuple(picked))
             days[sid] = record_day(values, created)
             child.records.append(Record(form_id, days[sid], values))
     # A version dates from the record that made it (offline work arrives late), else from its arrival.
-    for eid, sid, created, data in session.execute(
-            select(EntityVersion.entity_id, EntityVersion.submission_id, EntityVersion.created_at, EntityVersion.data)
+    for eid, sid, created, *state in session.execute(
+            select(EntityVersion.entity_id, EntityVersion.submission_id, EntityVersion.created_at,
+                   *[EntityVersion.data[k] for k in STATE_KEYS])
             .where(EntityVersion.entity_id.in_(ids)).order_by(EntityVersion.entity_id, EntityVersion.version)):
-        by_id[eid].versions.append((days[sid] if sid in days else _local_day(created), data or {}))
+        day = days[sid] if sid in days else _local_day(created)
+        by_id[eid].versions.append((day, _picked(STATE_KEYS, tuple(state))))
     for c in by_id.values():
         c.versions.sort(key=lambda v: v[0])
         c.records.sort(key=lambda r: r.day)
@@ -306,51 +323,99 @@ def area_length(user: User) -> int:
     return {2: 4, 4: 6, 6: 9, 9: 12}.get(shortest, 12)
 
 
-def pictures(session: Session, project_id: int, user: User, today: date, months: int = 12) -> Pictures:
-    facts = load_facts(session, project_id, user)
+@dataclass
+class Tally:
+    """The pictures' counts for the children of one region code. Additive: the pictures of any set of
+    regions are the sum of their tallies (app.services.rollup stores one per region code)."""
+
+    risk_by_month: list[Counter[str]]  # per month: risk level → open children at the month's end
+    open: int = 0  # open today
+    visited: int = 0  # open and with a record this quarter
+    overdue: int = 0  # open and the next follow-up before today
+    funnel: Counter[str] = field(default_factory=Counter)
+    kinds: list[Counter[str]] = field(default_factory=list)  # per month: form kind → records
+
+    @classmethod
+    def empty(cls, months: int) -> Tally:
+        return cls([Counter() for _ in range(months)], kinds=[Counter() for _ in range(months)])
+
+    def add(self, other: Tally) -> None:
+        for mine, theirs in zip(self.risk_by_month, other.risk_by_month, strict=True):
+            mine.update(theirs)
+        for mine, theirs in zip(self.kinds, other.kinds, strict=True):
+            mine.update(theirs)
+        self.open += other.open
+        self.visited += other.visited
+        self.overdue += other.overdue
+        self.funnel.update(other.funnel)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"risk": [dict(c) for c in self.risk_by_month], "open": self.open, "visited": self.visited,
+                "overdue": self.overdue, "funnel": dict(self.funnel), "kinds": [dict(c) for c in self.kinds]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Tally:
+        return cls([Counter(c) for c in d["risk"]], d["open"], d["visited"], d["overdue"], Counter(d["funnel"]),
+                   [Counter(c) for c in d["kinds"]])
+
+
+def tally(facts: list[ChildFacts], today: date, months: int = 12) -> dict[str, Tally]:
+    """Each child's share of the pictures, summed per region code ("" = no region)."""
     periods = last_months(today, months)
-    risk_by_month = []
-    for p in periods:
-        counts: Counter[str] = Counter()
-        for c in facts:
+    index = {p.key: i for i, p in enumerate(periods)}
+    q = quarter_of(today)
+    out: dict[str, Tally] = {}
+    for c in facts:
+        t = out.get(c.region)
+        if t is None:
+            t = out[c.region] = Tally.empty(months)
+        for i, p in enumerate(periods):
             state = c.state_at(min(p.end, today))
             if state is not None and state.get("status") != "closed":
-                counts[state.get("risk_level") or "unassessed"] += 1
-        risk_by_month.append({level: counts.get(level, 0) for level in RISK_LEVELS})
-    q = quarter_of(today)
-    length = area_length(user)
-    cov: dict[str, list[int]] = {}
-    over: Counter[str] = Counter()
-    for c in facts:
-        area = c.region[:length]
-        if not c.open_at(today):
-            continue
-        row = cov.setdefault(area, [0, 0])
-        row[0] += 1
-        row[1] += int(any(r.form in VISIT_FORMS and r.day in q for r in c.records))
-        due = str((c.state_at(today) or {}).get("next_followup_due") or "")
-        over[area] += int(bool(due) and due < today.isoformat())
-    coverage = [(a, n, v, n - v) for a, (n, v) in sorted(cov.items())]
-    overdue = [(a, over[a]) for a in sorted(cov)]
-    funnel = Counter[str]()
-    for c in facts:
+                t.risk_by_month[i][state.get("risk_level") or "unassessed"] += 1
+        if c.open_at(today):
+            t.open += 1
+            t.visited += int(any(r.form in VISIT_FORMS and r.day in q for r in c.records))
+            due = str((c.state_at(today) or {}).get("next_followup_due") or "")
+            t.overdue += int(bool(due) and due < today.isoformat())
         seen = {str(d.get("referral_status") or "") for _, d in c.versions}
         completed = "closed" in seen or any(r.form == REFERRAL and r.data.get("fu_service") == "completed"
                                             for r in c.records)
         accepted = completed or "in_service" in seen
         referred = accepted or "referred" in seen or any(_is_referral(r) for r in c.records)
-        funnel.update({"referred": int(referred), "accepted": int(accepted), "completed": int(completed)})
-    index = {p.key: i for i, p in enumerate(periods)}
-    kinds: list[Counter[str]] = [Counter() for _ in periods]
-    for c in facts:
+        t.funnel.update({"referred": int(referred), "accepted": int(accepted), "completed": int(completed)})
         for r in c.records:
-            i = index.get(f"{r.day.year}-{r.day.month:02d}")
-            if i is not None and r.form in VISIT_FORMS:
-                kinds[i][r.form] += 1
-    by_month = [{k: counts.get(k, 0) for k in VISIT_FORMS} for counts in kinds]
-    return Pictures(periods, risk_by_month, coverage, overdue,
-                    {k: funnel.get(k, 0) for k in ("referred", "accepted", "completed")}, by_month, q)
+            m = index.get(f"{r.day.year}-{r.day.month:02d}")
+            if m is not None and r.form in VISIT_FORMS:
+                t.kinds[m][r.form] += 1
+    return out
 
+
+def pictures_of(tallies: dict[str, Tally], user: User, today: date, months: int = 12) -> Pictures:
+    """The pictures from the tallies of the regions in the user's scope (grouped by area_length)."""
+    periods = last_months(today, months)
+    length = area_length(user)
+    total = Tally.empty(months)
+    cov: dict[str, list[int]] = {}
+    over: Counter[str] = Counter()
+    for region, t in tallies.items():
+        total.add(t)
+        if t.open:  # an area is shown when it has open files
+            row = cov.setdefault(region[:length], [0, 0])
+            row[0] += t.open
+            row[1] += t.visited
+            over[region[:length]] += t.overdue
+    coverage = [(a, n, v, n - v) for a, (n, v) in sorted(cov.items())]
+    overdue = [(a, over[a]) for a in sorted(cov)]
+    risk_by_month = [{level: counts.get(level, 0) for level in RISK_LEVELS} for counts in total.risk_by_month]
+    by_month = [{k: counts.get(k, 0) for k in VISIT_FORMS} for counts in total.kinds]
+    return Pictures(periods, risk_by_month, coverage, overdue,
+                    {k: total.funnel.get(k, 0) for k in ("referred", "accepted", "completed")}, by_month,
+                    quarter_of(today))
+
+
+def pictures(session: Session, project_id: int, user: User, today: date, months: int = 12) -> Pictures:
+    return pictures_of(tally(load_facts(session, project_id, user), today, months), user, today, months)
 
 
 def report_xlsx(report: CountyReport, headers: list[str], title: str, notes: list[str], total: str) -> bytes:

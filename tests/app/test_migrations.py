@@ -3,12 +3,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from app.models import Base
 
+# SQLite cannot reflect expression indexes; the one the models declare (ix_entity_followup_due) is made on
+# PostgreSQL only, where it is compared.
+SKIPPED_EXPRESSION_INDEX = "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
 
+
+@pytest.mark.filterwarnings(SKIPPED_EXPRESSION_INDEX)
 def test_migrations_match_models(rt: Any) -> None:
     with rt.db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -16,6 +22,7 @@ def test_migrations_match_models(rt: Any) -> None:
     assert diff == []
 
 
+@pytest.mark.filterwarnings(SKIPPED_EXPRESSION_INDEX)
 def test_downgrade_and_upgrade_again(rt: Any) -> None:
     from alembic import command
 
