@@ -125,3 +125,28 @@ def test_sqlite_writers_take_turns_on_a_lock_file(tmp_path: Any) -> None:
         holder.stdout.close()  # type: ignore[union-attr]
     assert Database("sqlite://")._writers.path is None  # in memory: nothing to share
     db.dispose()
+
+
+def test_sqlite_checkpoints_after_writes_outside_the_writer_queue(tmp_path: Any, monkeypatch: Any) -> None:
+    """The write-ahead log is copied into the database by a passive checkpoint after every CHECKPOINT_EVERY
+    commits (not inside a commit, where every other writer would wait for it)."""
+    from app import db as db_module
+    from app.db import Database
+
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 5)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    with db.write() as s:
+        s.execute(text("CREATE TABLE t (x TEXT)"))
+    wal = tmp_path / "w.db-wal"
+    runs: list[int] = []
+    real = db.checkpoint
+    monkeypatch.setattr(db, "checkpoint", lambda: (runs.append(db._commits), real()))
+    for i in range(9):
+        with db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (:x)"), {"x": "x" * 5000})
+    assert runs == [5, 10]
+    assert (tmp_path / "w.db").stat().st_size > 9 * 5000  # the rows reached the database file itself
+    assert wal.exists()
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10000
+    db.dispose()
