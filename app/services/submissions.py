@@ -24,7 +24,7 @@ from typing import IO
 
 from sqlalchemy import Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from app.db import RETRY_ATTEMPTS, Database, is_retryable, retry_pause
 from app.errors import Problem
@@ -76,6 +76,7 @@ class ReceiveResult:
     ignored_files: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
     held: bool = False  # an effect lies outside the submitter's regions and awaits review (app.services.held)
+    version_id: int | None = None  # the stored version (set by the INSERT path)
 
 
 _XML_ERRORS = {
@@ -246,11 +247,26 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
 
     deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
     block = envelope.entity  # type: ignore[attr-defined]
-    if CORE_INSERTS and existing is None and not deprecated_id and (block is None or schema.entity is None
-                                                   or not (block.create or block.update)):
-        # The common case (a new record that changes no entity): plain INSERTs, no unit of work.
-        return _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
-                           stored, device_id, user_agent, region_fallback)
+    if CORE_INSERTS and existing is None and not deprecated_id:
+        # The common case (a new record): plain INSERTs, no unit of work; then its entity change, if any.
+        result = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
+                             stored, device_id, user_agent, region_fallback)
+        if block is not None and schema.entity is not None and (block.create or block.update):
+            from . import entities as entity_service
+
+            # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
+            # only weak references) the scope check finds it without a query.
+            submitter = session.merge(user, load=False) if user is not None else None
+            # The version as entity processing reads it (its repeat rows and files are not needed there).
+            version = session.get_one(SubmissionVersion, result.version_id,
+                                      options=[lazyload(SubmissionVersion.repeat_rows),
+                                               lazyload(SubmissionVersion.attachments)])
+            event = entity_service.process_submission(session, project_id, version, schema, block, data)
+            del submitter
+            if event is not None and event.status == "held":
+                result.held = True
+                result.message += " " + held_service.AWAITS_REVIEW
+        return result
     previous: SubmissionVersion | None = None
     if deprecated_id:
         # Edits of one version race on its row: the first takes it, the others wait here and then see
@@ -416,7 +432,8 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
         conn.execute(_INSERT_ATT, atts)
     if conn.dialect.name != "postgresql":
         conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
-    return ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing)
+    return ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing,
+                         version_id=version_id)
 
 
 def _new_version(form_pk: int, version_pk: int, sub: Submission, previous: SubmissionVersion | None,

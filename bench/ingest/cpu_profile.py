@@ -45,6 +45,9 @@ def main() -> int:
     p.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--photo", action="store_true", help="one 300 KB photo per submission")
+    p.add_argument("--entity", action="store_true",
+                   help="a registration that creates a child in the children entity list instead (the care "
+                        "file's forms all create or update one; tests/support/entity_forms.py)")
     p.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     p.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime)")
     p.add_argument("--no-profile", action="store_true", help="only the CPU time per submission")
@@ -56,6 +59,10 @@ def main() -> int:
     forms_dir = tmp / "xlsforms"
     forms_dir.mkdir()
     (forms_dir / "bench_ingest.md").write_text(form_md())
+    if args.entity:
+        from tests.support.entity_forms import REGISTER_MD
+
+        (forms_dir / "register.md").write_text(REGISTER_MD)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFILE_")}
     env.update({"CAREFILE_DATA_DIR": str(tmp / "data"), "CAREFILE_XLSFORMS_DIR": str(forms_dir),
                 "CAREFILE_ODK_VALIDATE": "off", "PYTHONPATH": str(ROOT)})
@@ -71,7 +78,7 @@ def main() -> int:
         env["CAREFILE_DATABASE_URL"] = pg.url("carefile_prof")
     try:
         carefile(env, "init")
-        carefile(env, "user", "add", USER, "--role", "collector", "--password", PASSWORD)
+        carefile(env, "user", "add", USER, "--role", "collector", "--password", PASSWORD, "--region", "5401")
         out = carefile(env, "user", "token", USER, "--public-url", "http://127.0.0.1:8000")
         token_url = next(line.strip() for line in out.splitlines() if line.startswith("http"))
         path = urlsplit(token_url).path.rstrip("/") + "/submission"
@@ -91,7 +98,13 @@ def main() -> int:
             iid = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{run_id}/{i}')}"
             photo = (("photo.jpg", [hashlib.sha256(iid.encode()).digest(), shared_photo])
                      if args.photo else None)
-            body = b"".join(multipart(submission_xml(iid, "photo.jpg" if args.photo else None, i), photo))
+            if args.entity:
+                from tests.support.entity_forms import register_xml
+
+                xml = register_xml(iid, str(uuid.uuid4()), f"Child {i}", "540102002201")
+            else:
+                xml = submission_xml(iid, "photo.jpg" if args.photo else None, i)
+            body = b"".join(multipart(xml, photo))
             b = EnvironBuilder(path=path, method="POST", data=body,
                                headers={"X-OpenRosa-Version": "1.0",
                                         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
@@ -117,7 +130,8 @@ def main() -> int:
         run(envs)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         bad = [s for s in statuses if not s.startswith("201")]
-        print(f"{args.backend}, {'photo' if args.photo else 'no photo'}: {args.n} submissions, "
+        kind = "entity registration" if args.entity else "photo" if args.photo else "no photo"
+        print(f"{args.backend}, {kind}: {args.n} submissions, "
               f"{cpu / args.n * 1000:.2f} CPU ms and {wall / args.n * 1000:.2f} wall ms each (no profiler)"
               f"{'; NOT 201: ' + str(sorted(set(bad))) if bad else ''}")
         if not args.no_profile:

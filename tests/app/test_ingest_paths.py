@@ -2,6 +2,7 @@
 through the ORM. Both must write the same rows: these tests send the same records both ways and compare."""
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -168,3 +169,47 @@ def test_token_user_is_loaded_whole_and_detached(rt: Any, make_user: Any, publis
     with rt.db.reader() as s:
         assert users.user_for_token(s, token).reason == "revoked"
         assert users.user_for_token(s, "x" * 64).reason == "unknown"
+
+
+def _entity_rows(rt: Any, iid: str) -> dict[str, Any]:
+    """The submission's entity effects, without ids, uuids and times."""
+    from app.models import Entity, EntityEvent, EntityVersion, HeldChange
+
+    with rt.db.session() as s:
+        sub = s.scalars(select(Submission).where(Submission.instance_id == iid)).one()
+        ver = s.get(SubmissionVersion, sub.current_version_id)
+        events = list(s.scalars(select(EntityEvent).where(EntityEvent.submission_version_id == ver.id)))
+        versions = list(s.scalars(select(EntityVersion).where(EntityVersion.submission_id == sub.id)))
+        entities = [s.get(Entity, v.entity_id) for v in versions]
+        held = list(s.scalars(select(HeldChange).where(HeldChange.version_id == ver.id)))
+        return {
+            "submission": (sub.region_code, sub.review_state, sub.entity_uuid is not None),
+            "events": [(e.dataset, e.status, e.code, e.message) for e in events],
+            "versions": [(v.version, v.label, v.data, v.data_received, v.user_id, v.base_version) for v in versions],
+            "entities": [(e.label, e.version, e.region_code, e.deleted_at) for e in entities if e is not None],
+            "held": [(h.kind, h.status, h.regions, h.reason, h.submitter_id) for h in held],
+        }
+
+
+@pytest.mark.parametrize("village", ["540102002201", "540221100201"])  # in the collector's regions, and not
+def test_core_inserts_apply_entity_changes_as_the_orm_path(app: Any, rt: Any, publish: Any, make_user: Any,
+                                                           monkeypatch: Any, village: str) -> None:
+    from tests.support.entity_forms import REGISTER_MD, register_xml
+
+    publish(REGISTER_MD, "register.md")
+    make_user("dawa", "collector", ["540102"])
+    phone = DigestClient(app.test_client(), "dawa", PASSWORD)
+    answers = []
+    for core, iid in ((True, "uuid:core"), (False, "uuid:orm")):
+        monkeypatch.setattr(submission_service, "CORE_INSERTS", core)
+        resp = phone.post("/v1/projects/1/submission", content_type="multipart/form-data",
+                          data=submission_body(register_xml(iid, str(uuid.uuid4()), "卓玛", village)))
+        assert resp.status_code == 201, resp.data
+        answers.append(resp.data)
+    assert answers[0] == answers[1]
+    core_rows, orm_rows = _entity_rows(rt, "uuid:core"), _entity_rows(rt, "uuid:orm")
+    assert core_rows == orm_rows
+    if village.startswith("540102"):
+        assert core_rows["events"][0][1] == "applied" and core_rows["entities"][0][0] == "卓玛"
+    else:  # outside the collector's regions: held for a coordinator, in both paths
+        assert core_rows["events"][0][1] == "held" and core_rows["held"] and b"review" in answers[0]
