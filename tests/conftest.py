@@ -23,7 +23,8 @@ _counter = itertools.count()
 # Password hashes in the test process: the same algorithm (scrypt) and code path as in production, at a
 # work factor of N=2^10 instead of werkzeug's 2^15. A full-cost hash takes ~0.15 s of CPU and the app tests
 # make and check a few thousand of them; check_password_hash reads the parameters from the stored hash, so
-# nothing else changes. Servers the tests start as subprocesses (tests/e2e) keep the full cost.
+# nothing else changes. Servers the tests start as subprocesses (tests/e2e) hash at full cost what they are
+# given (`carefile user add`, password changes) and check whatever is stored, cheap or not.
 TEST_PASSWORD_HASH = "scrypt:1024:8:1"
 
 
