@@ -20,6 +20,62 @@ from tests.support.pgserver import PgServer, start_postgres
 BACKENDS = [b.strip() for b in os.environ.get("CAREFILE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
 _counter = itertools.count()
 
+# Password hashes in the test process: the same algorithm (scrypt) and code path as in production, at a
+# work factor of N=2^10 instead of werkzeug's 2^15. A full-cost hash takes ~0.15 s of CPU and the app tests
+# make and check a few thousand of them; check_password_hash reads the parameters from the stored hash, so
+# nothing else changes. Servers the tests start as subprocesses (tests/e2e) hash at full cost what they are
+# given (`carefile user add`, password changes) and check whatever is stored, cheap or not.
+TEST_PASSWORD_HASH = "scrypt:1024:8:1"
+
+
+def _cheap_password_hashes() -> None:
+    import werkzeug.security
+
+    from app.services import users
+
+    original = werkzeug.security.generate_password_hash
+    if getattr(original, "carefile_test_cost", False):
+        return
+
+    def generate_password_hash(password: str, method: str = TEST_PASSWORD_HASH, salt_length: int = 16) -> str:
+        return original(password, method if method != "scrypt" else TEST_PASSWORD_HASH, salt_length)
+
+    generate_password_hash.carefile_test_cost = True  # type: ignore[attr-defined]
+    werkzeug.security.generate_password_hash = generate_password_hash  # type: ignore[assignment]
+    users.generate_password_hash = generate_password_hash  # type: ignore[assignment]  # imported by name
+
+
+def _reuse_url_builders() -> None:
+    """Every create_app() registers the same ~190 routes, and werkzeug compiles two URL-builder functions
+    per route from a generated syntax tree (~0.2 s per app, about half of create_app); the app tests make
+    one app per test. The generated code depends only on the rule text, its defaults and append_unknown
+    (the rule object is passed in as an argument), so a compiled builder is reused for an identical rule."""
+    from werkzeug.routing.rules import Rule
+
+    original = Rule._compile_builder
+    if getattr(original, "carefile_cached", False):
+        return
+    cache: dict[Any, Any] = {}
+
+    def _compile_builder(self: Rule, append_unknown: bool = True) -> Any:
+        try:
+            key = (self.rule, self.host, self.subdomain, self.merge_slashes, tuple(self._trace),
+                   tuple(sorted((self.defaults or {}).items())), append_unknown,
+                   tuple((k, type(v)) for k, v in self._converters.items()))
+            hash(key)
+        except TypeError:  # an unhashable default: compile as usual
+            return original(self, append_unknown)
+        if key not in cache:
+            cache[key] = original(self, append_unknown)
+        return cache[key]
+
+    _compile_builder.carefile_cached = True  # type: ignore[attr-defined]
+    Rule._compile_builder = _compile_builder  # type: ignore[method-assign]
+
+
+_cheap_password_hashes()
+_reuse_url_builders()
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
@@ -29,11 +85,17 @@ def pg_server() -> Iterator[PgServer]:
 
 
 def _migrate(url: str) -> None:
+    """Migrate a template database and add the default project, as `carefile init` does (init_schema).
+
+    Every test database is a copy of the template, so the `app` fixture need not run init_schema (an
+    Alembic run that finds nothing to do, ~0.1 s) for each test."""
+    from types import SimpleNamespace
+
     from app.db import make_engine
-    from app.migrate import upgrade
+    from app.services.setup import init_schema
 
     engine = make_engine(url)
-    upgrade(engine)
+    init_schema(SimpleNamespace(db=SimpleNamespace(engine=engine)))  # type: ignore[arg-type]
     engine.dispose()
 
 
@@ -120,11 +182,9 @@ def app_config(tmp_path: Path, database_url: str) -> dict[str, Any]:
 @pytest.fixture
 def app(app_config: dict[str, Any]) -> Iterator[Any]:
     from app import create_app
-    from app.services import setup
 
-    application = create_app(app_config)
+    application = create_app(app_config)  # on a copy of the template: migrated, default project added
     rt = application.extensions["carefile"]
-    setup.init_schema(rt)
     yield application
     rt.db.dispose()
 

@@ -22,12 +22,16 @@ This module deliberately does not import pytest.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +112,66 @@ def ensure_installed() -> None:
     _installed = True
 
 
+class _Filler:
+    """One long-lived ``node fill.mjs --serve`` for all jobs of the test process (loading node, jsdom
+    and the engine costs ~2 s per process). It answers each job with what a separate ``node fill.mjs
+    job.json`` would have exited with and printed. CAREFILE_ENGINE_ONESHOT=1: one process per job."""
+
+    MARK = "\x1eFILL-RESULT "
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen[str]:
+        if self.proc is None or self.proc.poll() is not None:
+            self.lines = queue.Queue()
+            self.proc = subprocess.Popen([_node(), str(FILL_SCRIPT), "--serve"], cwd=ENGINE_DIR, text=True,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
+        return self.proc
+
+    @staticmethod
+    def _read(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)  # the process ended
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def run(self, job_path: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+        with self.lock:
+            proc = self._start()
+            assert proc.stdin is not None
+            proc.stdin.write(f"{job_path}\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    self.stop()
+                    raise subprocess.TimeoutExpired([str(FILL_SCRIPT), str(job_path)], timeout) from None
+                if line is None:
+                    self.stop()
+                    return subprocess.CompletedProcess([str(FILL_SCRIPT), str(job_path)], 1, "",
+                                                       "fill.mjs --serve ended unexpectedly")
+                if line.startswith(self.MARK):  # anything else is the engine talking on stdout: ignored
+                    result = json.loads(line[len(self.MARK):])
+                    return subprocess.CompletedProcess([str(FILL_SCRIPT), str(job_path)], result["code"],
+                                                       result["stdout"], result["stderr"])
+
+
+_filler = _Filler()
+atexit.register(_filler.stop)
+
+
 def run_job(job: dict, *, cwd: str | os.PathLike | None = None, timeout: float = 120) -> dict:
     """Run fill.mjs on a job dict (paths as in the job format); return its stdout JSON.
 
@@ -117,14 +181,17 @@ def run_job(job: dict, *, cwd: str | os.PathLike | None = None, timeout: float =
     with tempfile.TemporaryDirectory(prefix="carefile-job-") as tmp:
         job_path = Path(cwd or tmp) / "job.json"
         job_path.write_text(json.dumps(job))
-        proc = subprocess.run(
-            [_node(), str(FILL_SCRIPT), str(job_path)],
-            cwd=ENGINE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        if os.environ.get("CAREFILE_ENGINE_ONESHOT"):
+            proc = subprocess.run(
+                [_node(), str(FILL_SCRIPT), str(job_path)],
+                cwd=ENGINE_DIR,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        else:
+            proc = _filler.run(job_path.resolve(), timeout)
     summary = None
     if proc.stdout.strip():
         try:

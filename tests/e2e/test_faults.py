@@ -83,8 +83,8 @@ def instance_ids(engine: Any) -> list[str]:
 def prepare(node: LiveServer, root: Path) -> None:
     (root / "visit.md").write_text(PHOTO_MD)
     node.cli("init")
-    node.cli("form", "publish", str(root / "visit.md"))
-    node.cli_parallel(["user", "add", "dolma", "--role", "collector", "--password", PASSWORD, "--region", "540102"],
+    node.cli_parallel(["form", "publish", str(root / "visit.md")],  # independent of each other: at once
+                      ["user", "add", "dolma", "--role", "collector", "--password", PASSWORD, "--region", "540102"],
                       ["user", "add", "tsering", "--role", "admin", "--password", PASSWORD])
 
 

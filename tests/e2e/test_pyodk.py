@@ -70,8 +70,11 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     try:
         if "Database ready" not in srv.cli("init").stdout:
             raise LiveServerError("carefile init failed")
-        for name in ("followup", "register", "household"):  # followup first: it links the list later
-            srv.cli("form", "publish", str(forms / f"{name}.md"))
+        # One command publishes the files in order (followup first: it links the list later).
+        out = srv.cli("form", "publish", *(str(forms / f"{name}.md") for name in ("followup", "register",
+                                                                                   "household"))).stdout
+        if out.count("published") < 3:
+            raise LiveServerError(f"carefile form publish: {out}")
         srv.cli_parallel(
             ["user", "add", "boss", "--role", "admin", "--password", PASSWORD],
             ["user", "add", "analyst", "--role", "manager", "--region", "540102", "--password", PASSWORD],

@@ -6,6 +6,7 @@
 // writes the submission exactly as the engine would post it.
 //
 //   node fill.mjs job.json
+//   node fill.mjs --serve      (many jobs, one process: see "5. Serving" below)
 //
 // job.json:
 //   {
@@ -304,7 +305,7 @@ async function applyAnswer(root, answer, jobDir) {
 // ---------------------------------------------------------------------------
 // 4. Main
 // ---------------------------------------------------------------------------
-async function main(argv) {
+async function main(argv, io) {
   if (argv.length !== 1) fail('usage: node fill.mjs job.json');
   const jobPath = path.resolve(argv[0]);
   let job;
@@ -349,7 +350,7 @@ async function main(argv) {
   }
 
   if (job.list_refs) {
-    process.stdout.write(JSON.stringify({ refs: [...walk(root)].map(describe) }, null, 2) + '\n');
+    io.stdout += JSON.stringify({ refs: [...walk(root)].map(describe) }, null, 2) + '\n';
     return 0;
   }
 
@@ -390,24 +391,54 @@ async function main(argv) {
     files,
     submission: path.join(out, 'submission.xml'),
   };
-  process.stdout.write(JSON.stringify(summary) + '\n');
+  io.stdout += JSON.stringify(summary) + '\n';
 
   if (payload.status !== 'ready' && !job.allow_pending) {
     const list = violations.map((v) => `${v.ref}: ${v.condition}${v.message ? ` (${v.message})` : ''}`).join('; ');
-    process.stderr.write(`fill.mjs: submission is ${payload.status}, not ready: ${list} (set "allow_pending": true to accept)\n`);
+    io.stderr += `fill.mjs: submission is ${payload.status}, not ready: ${list} (set "allow_pending": true to accept)\n`;
     return 3;
   }
   return 0;
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (e) {
-  if (e instanceof JobError) {
-    process.stderr.write(`fill.mjs: ${e.message}\n`);
-    process.exitCode = 2;
-  } else {
-    process.stderr.write(`fill.mjs: unexpected error: ${e?.stack ?? e}\n`);
-    process.exitCode = 1;
+// One job: its exit code and what it printed.
+async function runJob(argv) {
+  const io = { stdout: '', stderr: '' };
+  fileNamesByNode.clear();
+  let code;
+  try {
+    code = await main(argv, io);
+  } catch (e) {
+    if (e instanceof JobError) {
+      io.stderr += `fill.mjs: ${e.message}\n`;
+      code = 2;
+    } else {
+      io.stderr += `fill.mjs: unexpected error: ${e?.stack ?? e}\n`;
+      code = 1;
+    }
   }
+  return { code, ...io };
+}
+
+// ---------------------------------------------------------------------------
+// 5. Serving: `node fill.mjs --serve` reads one job.json path per line on stdin and
+// answers each with one line on stdout: RESULT_MARK + {"code", "stdout", "stderr"},
+// what `node fill.mjs job.json` would have exited with and printed. Loading node,
+// jsdom and the engine takes ~2 s; a test run fills dozens of forms. Every job gets
+// a new form instance (createInstance), as a separate process would.
+// ---------------------------------------------------------------------------
+const RESULT_MARK = '\u001eFILL-RESULT ';
+
+if (process.argv[2] === '--serve') {
+  const { createInterface } = await import('node:readline');
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    if (!line.trim()) continue;
+    const result = await runJob([line]);
+    process.stdout.write(RESULT_MARK + JSON.stringify(result) + '\n');
+  }
+} else {
+  const result = await runJob(process.argv.slice(2));
+  process.stdout.write(result.stdout);
+  process.stderr.write(result.stderr);
+  process.exitCode = result.code;
 }
