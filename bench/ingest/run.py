@@ -592,7 +592,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                     out = Path(args.pyspy) / f"{backend}-{auth}-{'photo' if photo else 'nophoto'}-{p}.txt"
                     out.parent.mkdir(parents=True, exist_ok=True)
                     spies.append(subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "-p", str(p), "-f", "raw",
-                                                   "-r", "200", "--nonblocking", "-o", str(out)],
+                                                   "-r", "200", "--nonblocking", "--idle", "-o", str(out)],
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 time.sleep(1.0)
             reset_peak(pids)
