@@ -98,21 +98,14 @@ def test_connection_lost_while_busy_fails_once_then_recovers(backend: str, rt: A
 def test_sqlite_writers_take_turns_on_a_lock_file(tmp_path: Any) -> None:
     """SQLite writers of different processes queue on an flock'ed file (not SQLite's sleeping busy handler);
     a forked worker opens its own descriptor; writes nest within a thread without deadlock."""
-    import subprocess
-    import sys
     import time
 
     from app.db import Database
+    from tests.support.locks import flock_held_elsewhere
 
     db = Database(f"sqlite:///{tmp_path / 'q.db'}")
     assert db._writers.path == str(tmp_path / "q.db") + "-writers.lock"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({db._writers.path!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(0.6)\n")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with flock_held_elsewhere(db._writers.path):
         started = time.monotonic()
         with db.write() as s:  # waits for the other process's turn to end
             waited = time.monotonic() - started
@@ -120,9 +113,6 @@ def test_sqlite_writers_take_turns_on_a_lock_file(tmp_path: Any) -> None:
             with db.write() as inner:  # nested in the same thread: no deadlock in the queue
                 assert inner is not s
         assert waited >= 0.3, waited
-    finally:
-        holder.wait(timeout=10)
-        holder.stdout.close()  # type: ignore[union-attr]
     assert Database("sqlite://")._writers.path is None  # in memory: nothing to share
     db.dispose()
 
@@ -141,7 +131,7 @@ def test_sqlite_checkpoints_after_writes_outside_the_writer_queue(tmp_path: Any,
     runs: list[int] = []
     real = db.checkpoint
     monkeypatch.setattr(db, "checkpoint", lambda: (runs.append(db._commits), real()))
-    for i in range(9):
+    for _ in range(9):
         with db.write() as s:
             s.execute(text("INSERT INTO t VALUES (:x)"), {"x": "x" * 5000})
     assert runs == [5, 10]

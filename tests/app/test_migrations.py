@@ -40,28 +40,20 @@ def test_downgrade_and_upgrade_again(rt: Any) -> None:
 
 def test_first_start_lock_on_sqlite_makes_a_second_server_wait(tmp_path: Any) -> None:
     """Two `carefile serve` on one machine and one SQLite file: the second waits while the first publishes."""
-    import subprocess
-    import sys
     import time
 
     from sqlalchemy import create_engine
 
     from app.migrate import first_start_lock
+    from tests.support.locks import flock_held_elsewhere
 
     engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, time\n"
-        f"fd = os.open({str(tmp_path / 'c.db') + '-first-start.lock'!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(0.6)\n")],
-        stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        started = time.monotonic()
-        with first_start_lock(engine):
-            assert time.monotonic() - started >= 0.3
+        with flock_held_elsewhere(str(tmp_path / "c.db") + "-first-start.lock"):
+            started = time.monotonic()
+            with first_start_lock(engine):
+                assert time.monotonic() - started >= 0.3
         with first_start_lock(engine):  # released: taken again at once
             pass
     finally:
-        holder.wait(timeout=10)
-        holder.stdout.close()  # type: ignore[union-attr]
         engine.dispose()
