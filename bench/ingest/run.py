@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -261,7 +262,9 @@ class LoadResult:
 
 
 def run_load(host: str, port: int, path: str, *, digest: bool, photo: bool, n: int, concurrency: int,
-             procs: int, run_id: str, first_index: int = 0) -> tuple[float, list[tuple[float, float, int, int]], float]:
+             procs: int, run_id: str, first_index: int = 0, at_start: Callable[[], None] | None = None
+             ) -> tuple[float, list[tuple[float, float, int, int]], float]:
+    """Send n submissions; at_start runs when the clients start sending (after building their bodies)."""
     procs = max(1, min(procs, concurrency))
     per_thread: list[list[int]] = [list(range(first_index + t, first_index + n, concurrency))
                                    for t in range(concurrency)]
@@ -275,6 +278,8 @@ def run_load(host: str, port: int, path: str, *, digest: bool, photo: bool, n: i
         proc = ctx.Process(target=_client_process, args=(job, start, queue), daemon=True)
         proc.start()
         ps.append(proc)
+    if at_start is not None:
+        threading.Timer(max(0.0, start - time.monotonic()), at_start).start()
     rows: list[tuple[float, float, int, int]] = []
     client_cpu = 0.0
     for _ in ps:
@@ -597,12 +602,18 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                 time.sleep(1.0)
             reset_peak(pids)
             errs_before = server.server_errors()
-            cpu_before, idle_before = {p: proc_cpu(p) for p in pids}, machine_idle()
+            cpu_before = {p: proc_cpu(p) for p in pids}
             pg_before = pg_cpu(pg)
             sessions_before = pg_sessions(pg)
+            # Idle CPU from the moment the clients start sending (not while they build their bodies) to the last
+            # answer: the machine's spare capacity during the run itself.
+            idle_at_start: list[float] = []
             wall, rows, client_cpu = run_load(host, port, digest_path if auth == "digest" else token_path,
                                   digest=auth == "digest", photo=photo, n=args.n, concurrency=args.concurrency,
-                                  procs=args.client_procs, run_id=run_id, first_index=index)
+                                  procs=args.client_procs, run_id=run_id, first_index=index,
+                                  at_start=lambda got=idle_at_start: got.append(machine_idle()))
+            idle_after = machine_idle()
+            idle_before = idle_at_start[0] if idle_at_start else idle_after
             index += args.n
             for spy in spies:
                 spy.send_signal(signal.SIGINT)
@@ -615,7 +626,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             res.worker_cpu_ms_per_sub = round(sum(proc_cpu(p) - cpu_before[p] for p in pids) * 1000 / ok, 2)
             res.client_cpu_ms_per_sub = round(client_cpu * 1000 / ok, 2)
             res.db_server_cpu_ms_per_sub = round((pg_cpu(pg) - pg_before) * 1000 / ok, 2)
-            res.machine_idle_pct = round(100 * (machine_idle() - idle_before) / (wall * (os.cpu_count() or 1)), 1)
+            res.machine_idle_pct = round(100 * (idle_after - idle_before) / (wall * (os.cpu_count() or 1)), 1)
             ours = (res.worker_cpu_ms_per_sub + res.client_cpu_ms_per_sub + res.db_server_cpu_ms_per_sub) * ok / 1000
             res.other_load_pct = round(max(0.0, 100 - res.machine_idle_pct
                                            - 100 * ours / (wall * (os.cpu_count() or 1))), 1)
