@@ -18,6 +18,7 @@ other; should PostgreSQL still report a deadlock or a serialization failure,
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATEs after which the same transaction, run again, can succeed:
 # serialization_failure, deadlock_detected, lock_not_available.
@@ -265,9 +268,7 @@ class Database:
             with self.engine.execution_options(sqlite_autocommit=True).connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except DBAPIError as exc:  # the WAL keeps growing a little until the next one; nothing is lost
-            import logging
-
-            logging.getLogger(__name__).warning("SQLite checkpoint failed: %s", type(exc.orig).__name__)
+            log.warning("SQLite checkpoint failed: %s", type(exc.orig).__name__)
 
     def dispose(self) -> None:
         self.engine.dispose()

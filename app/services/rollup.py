@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.models import DashboardRollup, Dataset, Entity, Form, Submission, User
 from app.models.base import utcnow
 
-from . import reports
+from . import access, reports
 from .childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
 from .dashboard import UNKNOWN, Breakdown, _scopes, week_buckets
 
@@ -107,12 +107,6 @@ def _from_vector(v: list[int]) -> reports.Tally:
     return reports.Tally(risk, rest[0], rest[1], rest[2], Counter(dict(zip(FUNNEL, rest[3:], strict=True))), kinds)
 
 
-def _in_scope(user: User, code: str) -> bool:
-    if user.role == "admin":
-        return True
-    return bool(code) and any(code.startswith(c) for c in user.region_codes)
-
-
 def current(session: Session, project_id: int, user: User, today: date, max_age: int,
             now: datetime | None = None) -> Figures | None:
     """The stored figures for the user's regions, or None when there are none for today or they are older
@@ -130,7 +124,7 @@ def current(session: Session, project_id: int, user: User, today: date, max_age:
         if not codes:
             return Figures(newest.computed_at, {})
         q = q.where(or_(*[DashboardRollup.region_code.startswith(c, autoescape=True) for c in codes]))
-    rows = {code: body for code, body in session.execute(q) if _in_scope(user, code)}
+    rows = {code: body for code, body in session.execute(q) if access.covers(user, code)}
     return Figures(newest.computed_at, rows)
 
 

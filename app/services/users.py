@@ -1,6 +1,7 @@
 """Users, roles, regions and collector tokens."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -8,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload, object_session
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
-from app.models import ROLES, CollectorToken, User, UserRegion, utcnow
+from app.models import ROLES, CollectorToken, FormAssignment, User, UserRegion, utcnow
 
 from .regions import validate_code
 
@@ -144,14 +146,10 @@ class TokenLookup:
     reason: str  # "ok" | "unknown" | "revoked" | "inactive"
 
 
-_TOKEN_USER = None
-
-
+@functools.cache
 def _token_user_statement() -> Any:
     """The token's state, its user's columns, and the user's regions and form assignments (outer joins):
     Core rows, built once (building a statement costs about as much as running it)."""
-    from app.models import FormAssignment
-
     return (select(CollectorToken.revoked_at, *User.__table__.columns, UserRegion.id.label("region_id"),
                    UserRegion.code.label("region_code"), FormAssignment.id.label("assignment_id"),
                    FormAssignment.form_id.label("assignment_form_id"))
@@ -165,15 +163,7 @@ def user_for_token(session: Session, token: str) -> TokenLookup:
     """The token's user with its regions and form assignments, in one query (it runs on every request
     from a phone). The user comes back detached, loaded as a query would load it, without the cost of
     the ORM's eager loading (a third of a submission's CPU time on PostgreSQL)."""
-    from sqlalchemy.orm import make_transient_to_detached
-    from sqlalchemy.orm.attributes import set_committed_value
-
-    from app.models import FormAssignment
-
-    global _TOKEN_USER
-    if _TOKEN_USER is None:
-        _TOKEN_USER = _token_user_statement()
-    rows = session.connection().execute(_TOKEN_USER, {"token": token}).mappings().all()
+    rows = session.connection().execute(_token_user_statement(), {"token": token}).mappings().all()
     if not rows:
         return TokenLookup(None, "unknown")
     first = rows[0]
