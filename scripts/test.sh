@@ -31,8 +31,17 @@ fi
 
 (cd tests/e2e/engine && npm ci --silent --no-audit --no-fund)
 
+# In parallel: one pytest worker per CPU (at least 2: much of a test's time is spent waiting on the servers it
+# starts; at most 4), each test file on one worker so its live servers start once. `-n 0` runs serially.
+parallel=()
+if ! printf '%s\n' "$@" | grep -qE '^(-n|--numprocesses)'; then
+  cpus=$(nproc 2>/dev/null || echo 2)
+  workers=$(( cpus < 2 ? 2 : (cpus > 4 ? 4 : cpus) ))
+  parallel=(-n "$workers" --dist loadfile)
+fi
+
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "${parallel[@]}" "$@"
 status=$?
 set -e
 if [ $status -eq 5 ]; then
