@@ -51,6 +51,8 @@ def main() -> int:
     p.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     p.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime)")
     p.add_argument("--no-profile", action="store_true", help="only the CPU time per submission")
+    p.add_argument("--statements", action="store_true",
+                   help="print the SQL statements one submission runs (after the warm-up), then stop")
     p.add_argument("--wall", action="store_true", help="profile wall time (default: CPU time, so waiting for the "
                    "database or the disk does not count)")
     args = p.parse_args()
@@ -125,6 +127,21 @@ def main() -> int:
 
         run([environ(i) for i in range(50)])  # warm-up: imports, schema cache, connections
         base = 50
+        if args.statements:
+            from sqlalchemy import event
+            from sqlalchemy.engine import Engine
+
+            seen: list[str] = []
+
+            def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
+                seen.append(" ".join(statement.split()))
+
+            event.listen(Engine, "before_cursor_execute", record)
+            run([environ(base)])
+            event.remove(Engine, "before_cursor_execute", record)
+            for n, statement in enumerate(seen, 1):
+                print(f"{n:3}. {statement[:300]}")
+            return 0
         envs = [environ(base + i) for i in range(args.n)]
         c0, w0 = time.process_time(), time.perf_counter()
         run(envs)

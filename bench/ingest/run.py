@@ -597,7 +597,8 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                     out = Path(args.pyspy) / f"{backend}-{auth}-{'photo' if photo else 'nophoto'}-{p}.txt"
                     out.parent.mkdir(parents=True, exist_ok=True)
                     spies.append(subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "-p", str(p), "-f", "raw",
-                                                   "-r", "200", "--nonblocking", "--idle", "-o", str(out)],
+                                                   "-r", "200", "--nonblocking",
+                                                   *(["--idle"] if args.pyspy_idle else []), "-o", str(out)],
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 time.sleep(1.0)
             reset_peak(pids)
@@ -703,7 +704,9 @@ def main() -> int:
                    help="wait up to this many seconds for other load on the machine to stop (default 60)")
     p.add_argument("--app-dir", default=str(ROOT),
                    help="run the server from this copy of the code (A/B comparisons; default: this checkout)")
-    p.add_argument("--pyspy", help="record py-spy raw profiles of the workers into this folder")
+    p.add_argument("--pyspy", help="record py-spy raw profiles of the workers into this folder (samples of threads "
+                   "on the CPU only; bench/ingest/spy_summary.py splits them by layer)")
+    p.add_argument("--pyspy-idle", action="store_true", help="with --pyspy: also record threads that wait")
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()
     if not 1 <= args.n <= 100_000 or not 1 <= args.concurrency <= 256 or not 0 <= args.big_mb <= 500:
