@@ -205,3 +205,19 @@ def test_serve_keeps_worker_heartbeats_off_the_database_disk(rt: Any) -> None:
     assert settings["accesslog"] is None  # our request log only (no tokens in gunicorn's)
     if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
         assert settings["worker_tmp_dir"] == "/dev/shm"
+
+
+def test_serve_builds_no_access_log_fields(rt: Any) -> None:
+    """gunicorn with a logging config computes every request's access-log fields even without an access log;
+    `carefile serve`'s logger class does not (our request log line is the access log)."""
+    from gunicorn.config import Config
+
+    from app.ops.serving import NoAccessLogLogger, gunicorn_settings
+
+    cfg = Config()
+    for key, value in gunicorn_settings(rt.config).items():
+        cfg.set(key, value)
+    assert cfg.logger_class is NoAccessLogLogger
+    logger = cfg.logger_class(cfg)
+    # A response and request gunicorn's own logger could not read: nothing is read, nothing is written.
+    assert logger.access(object(), object(), {}, None) is None
