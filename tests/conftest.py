@@ -136,7 +136,9 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
 
     config: _pytest.config.Config | None = getattr(pytest_runtest_logstart, "config", None)
     reporter = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
-    if reporter is not None and reporter.verbosity >= 0:
+    # In parallel (pytest-xdist: scripts/test.sh) the workers' tests arrive interleaved: no groups to name.
+    parallel = config is not None and bool(getattr(config.option, "numprocesses", None))
+    if reporter is not None and reporter.verbosity >= 0 and not parallel:
         reporter.ensure_newline()
         reporter.write_sep("-", f"database backend: {found[0]}")
         reporter.currentfspath = None  # the reporter then starts a new line with the file name
