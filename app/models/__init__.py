@@ -1,6 +1,6 @@
 """SQLAlchemy models. Import from here; every table is registered on Base.metadata."""
 from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, SubmissionComment
-from .base import Base, utcnow
+from .base import Base, loaded_instance, utcnow
 from .encryption import ManagedKey
 from .entity import Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion
 from .form import (
@@ -21,7 +21,7 @@ from .submission import REVIEW_STATES, Submission, SubmissionAttachment, Submiss
 from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion, WebSession
 
 __all__ = [
-    "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
+    "Base", "utcnow", "loaded_instance", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
     "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "FormView", "Submission", "SubmissionVersion",
     "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
     "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
@@ -46,6 +46,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_Model = TypeVar("_Model")
+
+
+def loaded_instance(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """A detached instance of a row the caller has just read or written, as a query would load it: the
+    column values go straight into its dict, as the ORM's loader puts them (the mapped constructor sends an
+    attribute event per column). Columns not given, and relationships, load on first use once the instance
+    is added to a session (which inserts nothing: the row is known)."""
+    from sqlalchemy.orm import make_transient_to_detached
+
+    obj = cls.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    obj.__dict__.update(values)
+    make_transient_to_detached(obj)
+    return obj  # type: ignore[no-any-return]
 
 
 class Base(DeclarativeBase):

@@ -20,11 +20,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from app.db import RETRY_ATTEMPTS, Database, is_retryable, retry_pause
 from app.errors import Problem
@@ -37,6 +37,7 @@ from app.models import (
     SubmissionVersion,
     User,
     UserRegion,
+    loaded_instance,
     utcnow,
 )
 from forms import (
@@ -249,18 +250,18 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     block = envelope.entity  # type: ignore[attr-defined]
     if CORE_INSERTS and not deprecated_id:
         # The common case (a new record): plain INSERTs, no unit of work; then its entity change, if any.
-        result = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
-                             stored, device_id, user_agent, region_fallback)
+        result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
+                                          instance_id, stored, device_id, user_agent, region_fallback)
         if block is not None and schema.entity is not None and (block.create or block.update):
             from . import entities as entity_service
 
             # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
             # only weak references) the scope check finds it without a query.
             _submitter = session.merge(user, load=False) if user is not None else None
-            # The version as entity processing reads it (its repeat rows and files are not needed there).
-            version = session.get_one(SubmissionVersion, result.version_id,
-                                      options=[lazyload(SubmissionVersion.repeat_rows),
-                                               lazyload(SubmissionVersion.attachments)])
+            # The version just written, as entity processing reads it, without reading it back (its repeat rows
+            # and files load on first use; entity processing does not use them).
+            version = loaded_instance(SubmissionVersion, version_row)
+            session.add(version)  # a known row: nothing is inserted
             event = entity_service.process_submission(session, project_id, version, schema, block, data)
             if event is not None and event.status == "held":
                 result.held = True
@@ -375,9 +376,10 @@ _PG_INSERT_BOTH = _pg_insert_both()
 def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
                 data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
                 stored: dict[str, tuple[BlobInfo, str]], device_id: str | None, user_agent: str | None,
-                region_fallback: str | None) -> ReceiveResult:
+                region_fallback: str | None) -> tuple[ReceiveResult, dict[str, Any]]:
     """A new submission's rows, written with Core INSERTs: the same rows the ORM path (`_write` →
-    `_new_version`) writes, in the same order, at a fraction of the CPU time (its entity change: `_write`)."""
+    `_new_version`) writes, in the same order, at a fraction of the CPU time (its entity change: `_write`).
+    Returns the result and the version row's column values."""
     conn = session.connection()  # Core statements: no ORM execution machinery
     now = utcnow()
     submitter = user.id if user else None
@@ -432,8 +434,9 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
         conn.execute(_INSERT_ATT, atts)
     if not postgresql:
         conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
-    return ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing,
-                         version_id=version_id)
+    return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing,
+                          version_id=version_id),
+            version | {"id": version_id, "submission_id": sub_id})
 
 
 def _new_version(form_pk: int, version_pk: int, sub: Submission, previous: SubmissionVersion | None,

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, object_session
+from sqlalchemy.orm import Session, joinedload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
-from app.models import ROLES, CollectorToken, FormAssignment, User, UserRegion, utcnow
+from app.models import ROLES, CollectorToken, FormAssignment, User, UserRegion, loaded_instance, utcnow
 
 from .regions import validate_code
 
@@ -171,21 +171,20 @@ def user_for_token(session: Session, token: str) -> TokenLookup:
         return TokenLookup(None, "revoked")
     if not first["active"]:
         return TokenLookup(None, "inactive")
-    user = User(**{c.key: first[c.name] for c in User.__table__.columns})
+    user = loaded_instance(User, {c.key: first[c.name] for c in User.__table__.columns})
     regions: dict[int, UserRegion] = {}
     assignments: dict[int, FormAssignment] = {}
     for row in rows:
         rid, aid = row["region_id"], row["assignment_id"]
         if rid is not None and rid not in regions:
-            regions[rid] = UserRegion(id=rid, user_id=user.id, code=row["region_code"])
-            make_transient_to_detached(regions[rid])
+            regions[rid] = loaded_instance(UserRegion, {"id": rid, "user_id": user.id, "code": row["region_code"]})
         if aid is not None and aid not in assignments:
-            assignments[aid] = FormAssignment(id=aid, user_id=user.id, form_id=row["assignment_form_id"])
-            make_transient_to_detached(assignments[aid])
+            assignments[aid] = loaded_instance(FormAssignment, {"id": aid, "user_id": user.id,
+                                                        "form_id": row["assignment_form_id"]})
     set_committed_value(user, "regions", sorted(regions.values(), key=lambda r: r.id))
     set_committed_value(user, "assignments", sorted(assignments.values(), key=lambda a: a.id))
-    make_transient_to_detached(user)
     return TokenLookup(user, "ok")
+
 
 
 # -- administration (web: app/web/users.py) ---------------------------------------------------
