@@ -51,6 +51,7 @@ def main() -> int:
     p.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     p.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime)")
     p.add_argument("--no-profile", action="store_true", help="only the CPU time per submission")
+    p.add_argument("--dump", help="also save the profile (pstats) to this file, for print_callees and the like")
     p.add_argument("--statements", action="store_true",
                    help="print the SQL statements one submission runs (after the warm-up), then stop")
     p.add_argument("--wall", action="store_true", help="profile wall time (default: CPU time, so waiting for the "
@@ -157,6 +158,8 @@ def main() -> int:
             prof.enable()
             run(envs)
             prof.disable()
+            if args.dump:
+                prof.dump_stats(args.dump)
             s = io.StringIO()
             pstats.Stats(prof, stream=s).sort_stats(args.sort).print_stats(args.top)
             print(s.getvalue())
