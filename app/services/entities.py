@@ -50,7 +50,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Text, exists, literal, or_, select, type_coerce
+from sqlalchemy import ColumnElement, String, Text, and_, exists, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.db import is_retryable
@@ -336,8 +336,15 @@ def _create(session: Session, ds: Dataset, uid: str, sv: SubmissionVersion, bloc
     return entity
 
 
-def _versions(session: Session, entity: Entity) -> dict[int, EntityVersion]:
-    rows = session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id))
+def _versions(session: Session, entity: Entity, numbers: set[int],
+              branch_step: tuple[str, int] | None) -> dict[int, EntityVersion]:
+    """The entity's versions with these numbers, and the one of an offline branch at a step (branch id,
+    branch base version) — not the whole history, which grows with every visit to the child."""
+    which: ColumnElement[bool] = EntityVersion.version.in_(sorted(numbers))
+    if branch_step is not None:
+        which = or_(which, and_(EntityVersion.branch_id == branch_step[0],
+                                EntityVersion.branch_base_version == branch_step[1]))
+    rows = session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id, which))
     return {v.version: v for v in rows}
 
 
@@ -345,9 +352,11 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
             received: dict[str, Any], force: bool) -> Entity:
     if entity.deleted_at is not None:
         raise EntityProblem("404.11", f"The entity {entity.uuid} was deleted.")
-    versions = _versions(session, entity)
     base_version = block.base_version
     branch = block.branch_id if block.trunk_version is not None else None
+    later_step = not force and branch is not None and base_version != block.trunk_version
+    versions = _versions(session, entity, {entity.version} | ({base_version} if base_version is not None else set()),
+                         (branch, (base_version or 0) - 1) if later_step and branch is not None else None)
     if force:
         base = versions[entity.version]
     elif branch is None or base_version == block.trunk_version:
@@ -369,8 +378,11 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
     conflict: str | None = None
     conflicting: list[str] = []
     if base.version != current.version:
-        between = [versions[n] for n in range(base.version + 1, current.version + 1) if n in versions]
-        same_branch = branch is not None and all(v.branch_id == branch for v in between)
+        # Versions made since the base, all by this branch: its own chain, not a conflict.
+        same_branch = branch is not None and all(b == branch for b in session.scalars(
+            select(EntityVersion.branch_id).where(EntityVersion.entity_id == entity.id,
+                                                  EntityVersion.version > base.version,
+                                                  EntityVersion.version <= current.version)))
         if not same_branch:
             changed_on_server = {k for k in set(base.data) | set(current.data)
                                  if base.data.get(k) != current.data.get(k)}

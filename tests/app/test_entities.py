@@ -150,6 +150,28 @@ def test_offline_chain_arriving_out_of_order_is_held_then_applied(phone_a: Any, 
         assert s.scalars(select(EntityEvent).where(EntityEvent.status == "backlog")).all() == []
 
 
+def test_offline_chain_crossed_by_an_online_update_after_a_long_history(phone_a: Any, rt: Any) -> None:
+    """An update reads only the versions it compares (base, current, the branch's previous step), not the
+    child's whole history: the outcome is the same as with every version at hand."""
+    uid = str(uuid.uuid4())
+    post(phone_a, register_xml("uuid:r1", uid, "Dolkar", VILLAGE_A))
+    for n in range(1, 6):  # versions 2..6, one visit after another
+        post(phone_a, update_xml(f"uuid:v{n}", uid, base=n, note=f"visit {n}"))
+    branch = str(uuid.uuid4())
+    post(phone_a, update_xml("uuid:o1", uid, base=6, trunk=6, branch=branch, note="first", status="watch"))
+    post(phone_a, update_xml("uuid:s1", uid, base=7, note="server"))  # another phone, online: version 8
+    post(phone_a, update_xml("uuid:o2", uid, base=7, trunk=6, branch=branch, note="second"))
+    ent = entity(rt, uid)
+    assert ent.version == 9 and ent.data["note"] == "second" and ent.data["status"] == "watch"
+    assert ent.conflict == "hard"  # the note changed on the server since the branch's previous step
+    with rt.db.session() as s:
+        hist = s.scalars(select(EntityVersion).where(EntityVersion.entity_id == ent.id)
+                         .order_by(EntityVersion.version)).all()
+        assert [v.conflict for v in hist] == [None] * 8 + ["hard"]
+        assert hist[8].base_version == 7 and hist[8].branch_id == branch and hist[8].branch_base_version == 7
+        assert hist[8].conflicting_properties == ["note"]
+
+
 def test_old_backlog_is_forced_in(phone_a: Any, rt: Any) -> None:
     from datetime import timedelta
 
