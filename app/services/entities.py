@@ -149,34 +149,36 @@ def _where(err: BaseException) -> str:
     return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
-def _touched_regions(session: Session, project_id: int, block: EntityBlock,
-                     data: SubmissionData) -> list[str | None] | None:
+def _target(session: Session, ds: Dataset | None, block: EntityBlock) -> Entity | None:
+    """The entity an update names, read under the list's lock (None for a create, or when it is not there)."""
+    uid = normalize_uuid(block.entity_id)
+    if not block.update or ds is None or uid is None:
+        return None
+    return session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+
+
+def _touched_regions(block: EntityBlock, data: SubmissionData, target: Entity | None) -> list[str | None] | None:
     """Regions the entity change would touch (the child's and a new one), or None if nothing exists to change."""
-    received = _props(block, data)
-    new_region = region_of(received)
+    new_region = region_of(_props(block, data))
     if block.create and not block.update:
         return [new_region]
-    uid = normalize_uuid(block.entity_id)
-    ds = get_dataset(session, project_id, block.dataset)
-    entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid)) \
-        if ds is not None and uid else None
-    if entity is None:
+    if target is None:
         return [new_region] if block.create else None
-    regions = [entity.region_code]
-    if new_region and new_region != entity.region_code:
+    regions = [target.region_code]
+    if new_region and new_region != target.region_code:
         regions.append(new_region)
     return regions
 
 
 def _held_by_scope(session: Session, project_id: int, sv: SubmissionVersion, block: EntityBlock,
-                   data: SubmissionData, event: EntityEvent) -> bool:
+                   data: SubmissionData, event: EntityEvent, target: Entity | None) -> bool:
     """Hold an entity change outside the submitter's regions for review (app.services.held)."""
     from . import access, held
 
     submitter = session.get(User, sv.submitter_id) if sv.submitter_id else None
     if submitter is None:
         return False
-    regions = _touched_regions(session, project_id, block, data)
+    regions = _touched_regions(block, data, target)
     if regions is None or all(access.may_write_region(submitter, r) for r in regions):
         return False
     event.status = "held"
@@ -210,7 +212,12 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
     # sent, cut to its column; the entity id only when it is a UUID.
     event = EntityEvent(submission_version_id=sv.id, dataset=block.dataset[:100],
                         entity_uuid=normalize_uuid(block.entity_id), status="applied", message="")
-    if check_scope and _held_by_scope(session, project_id, sv, block, data, event):
+    # The list's lock first, so that the entity read for the scope check is the one the change applies to.
+    # It is taken outside the savepoint below: rolling a savepoint back (a held update, an error) releases
+    # the locks taken inside it, and the event recorded below must be written under it.
+    ds = _lock_dataset(session, project_id, block.dataset)
+    target = _target(session, ds, block)
+    if check_scope and _held_by_scope(session, project_id, sv, block, data, event, target):
         return event
     # An edit of a submission that already changed an entity does not change it again (as Central).
     if sv.deprecated_id:
@@ -219,13 +226,10 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
             event.status, event.message = "skipped", "edit of a submission that already updated the entity"
             session.add(event)
             return event
-    # The list's lock is taken outside the savepoint: rolling a savepoint back (a held update, an
-    # error) releases the locks taken inside it, and the event recorded below must be written under it.
-    ds = _lock_dataset(session, project_id, block.dataset)
     entity: Entity | None = None
     try:
         with session.begin_nested():
-            entity = _apply(session, ds, sv, schema, block, data)
+            entity = _apply(session, ds, sv, schema, block, data, target=target)
             event.entity_uuid = entity.uuid
             _drain_backlog(session, project_id, EntityEvent.branch_id == block.branch_id if block.branch_id else None)
     except HoldForBacklog as held:
@@ -270,8 +274,9 @@ def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
 
 
 def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: FormSchema, block: EntityBlock,
-           data: SubmissionData, force: bool = False) -> Entity:
-    """Apply one entity block; `ds` is the list named in the block, locked by the caller (or None)."""
+           data: SubmissionData, force: bool = False, target: Entity | None = None) -> Entity:
+    """Apply one entity block; `ds` is the list named in the block, locked by the caller (or None); `target`
+    the entity it updates when the caller has read it under that lock already."""
     if ds is None:
         raise EntityProblem("404.7", f"The entity list '{block.dataset[:100]}' does not exist.")
     uid = normalize_uuid(block.entity_id)
@@ -286,7 +291,7 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
     received = _props(block, data)
     held: ColumnElement[bool] = exists().where(EntityEvent.status == "backlog", EntityEvent.entity_uuid == uid)
     if block.update:
-        entity = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+        entity = target or session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
         if not block.create and entity is not None and entity.merged_into:
             # The child was merged into another file: the update (made on a phone before the merge
             # reached it) goes to the survivor, on top of its current version.

@@ -48,6 +48,9 @@ def main() -> int:
     p.add_argument("--entity", action="store_true",
                    help="a registration that creates a child in the children entity list instead (the care "
                         "file's forms all create or update one; tests/support/entity_forms.py)")
+    p.add_argument("--entity-update", action="store_true",
+                   help="an update of an existing child (a visit record; each child registered before the clock "
+                        "starts, then updated with baseVersion 1)")
     p.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     p.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime)")
     p.add_argument("--no-profile", action="store_true", help="only the CPU time per submission")
@@ -62,10 +65,11 @@ def main() -> int:
     forms_dir = tmp / "xlsforms"
     forms_dir.mkdir()
     (forms_dir / "bench_ingest.md").write_text(form_md())
-    if args.entity:
-        from tests.support.entity_forms import REGISTER_MD
+    if args.entity or args.entity_update:
+        from tests.support.entity_forms import REGISTER_MD, UPDATE_MD
 
         (forms_dir / "register.md").write_text(REGISTER_MD)
+        (forms_dir / "followup.md").write_text(UPDATE_MD)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFILE_")}
     env.update({"CAREFILE_DATA_DIR": str(tmp / "data"), "CAREFILE_XLSFORMS_DIR": str(forms_dir),
                 "CAREFILE_ODK_VALIDATE": "off", "PYTHONPATH": str(ROOT)})
@@ -97,14 +101,21 @@ def main() -> int:
         shared_photo = os.urandom(PHOTO_BYTES - 32)
         run_id = uuid.uuid4().hex
 
-        def environ(i: int) -> dict[str, object]:
-            iid = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{run_id}/{i}')}"
+        def child(i: int) -> str:
+            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/child/{i}"))
+
+        def environ(i: int, register: bool = False) -> dict[str, object]:
+            iid = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{run_id}/{i}/{register}')}"
             photo = (("photo.jpg", [hashlib.sha256(iid.encode()).digest(), shared_photo])
                      if args.photo else None)
-            if args.entity:
+            if args.entity or register:
                 from tests.support.entity_forms import register_xml
 
-                xml = register_xml(iid, str(uuid.uuid4()), f"Child {i}", "540102002201")
+                xml = register_xml(iid, child(i), f"Child {i}", "540102002201")
+            elif args.entity_update:
+                from tests.support.entity_forms import update_xml
+
+                xml = update_xml(iid, child(i), base=1, status="watch", note=f"visit of child {i}")
             else:
                 xml = submission_xml(iid, "photo.jpg" if args.photo else None, i)
             body = b"".join(multipart(xml, photo))
@@ -126,6 +137,8 @@ def main() -> int:
                 for _ in app(e, start_response):
                     pass
 
+        if args.entity_update:  # the children the timed requests visit (ids 0 … 50 + 2n)
+            run([environ(i, register=True) for i in range(50 + 2 * args.n)])
         run([environ(i) for i in range(50)])  # warm-up: imports, schema cache, connections
         base = 50
         if args.statements:
@@ -148,7 +161,8 @@ def main() -> int:
         run(envs)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         bad = [s for s in statuses if not s.startswith("201")]
-        kind = "entity registration" if args.entity else "photo" if args.photo else "no photo"
+        kind = ("entity registration" if args.entity else "entity update" if args.entity_update
+                else "photo" if args.photo else "no photo")
         print(f"{args.backend}, {kind}: {args.n} submissions, "
               f"{cpu / args.n * 1000:.2f} CPU ms and {wall / args.n * 1000:.2f} wall ms each (no profiler)"
               f"{'; NOT 201: ' + str(sorted(set(bad))) if bad else ''}")
