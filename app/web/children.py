@@ -23,6 +23,9 @@ from . import bp, client_ip, db_user, register_nav, requires
 
 ROLES = ("admin", "coordinator", "manager")
 PAGE_SIZE = 50
+# Totals above this show as "more than 10,000 children" (counting every match of a province-wide filter reads
+# all their rows); narrowing the filter gives the exact number.
+COUNT_LIMIT = 10_000
 
 
 def _value_labels() -> dict[str, dict[str, str]]:
@@ -120,11 +123,15 @@ def children() -> Any:
     with runtime().db.session() as s:
         rows, total = childfile.list_children(s, user.project_id, user, q=q, region=region, risk_level=risk,
                                               status=status, overdue_on=today if overdue else None,
-                                              limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+                                              limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                              count_limit=COUNT_LIMIT)
         names = dash.region_names(s, user.project_id)
     regions = sorted(c for c in names if _visible(user, c))
     filters = {"q": q, "region": region, "risk_level": risk, "status": status, "overdue": "1" if overdue else ""}
-    return render_template("children/list.html", rows=rows, total=total, page=page, page_size=PAGE_SIZE,
+    capped = total > COUNT_LIMIT  # not counted to the end: a full page may have a next one
+    has_next = total > page * PAGE_SIZE or (capped and len(rows) == PAGE_SIZE)
+    return render_template("children/list.html", rows=rows, total=total, capped=capped, count_limit=COUNT_LIMIT,
+                           has_next=has_next, page=page, page_size=PAGE_SIZE,
                            filters={k: v for k, v in filters.items() if v}, names=names, regions=regions,
                            risk_levels=childfile.RISK_LEVELS, statuses=childfile.STATUSES,
                            overdue_ids={r.uuid for r in rows if childfile.is_overdue(r, today)})

@@ -327,6 +327,14 @@ def test_children_list_filters_and_pages(app: Any, world: Any, monkeypatch: Any)
     first, second = listed("?page=1"), listed("?page=2")
     assert len(first) == 3 and len(second) == 1 and set(first + second) == set(ids)
     assert "page=2" in page(b, "/children?page=1")
+    assert "4 children" in page(b, "/children") and "Page 1 of 2" in page(b, "/children?page=1")
+    # Above the count limit the total is "more than …" (not counted to the end), and paging goes on.
+    monkeypatch.setattr(children_page, "COUNT_LIMIT", 2)
+    capped = page(b, "/children?page=1")
+    assert "More than 2 children" in capped and "Page 1 of" not in capped and "Page 1" in capped
+    assert "page=2" in capped and len(listed("?page=2")) == 1
+    monkeypatch.setattr(children_page, "COUNT_LIMIT", 4)  # exactly at the limit: the exact total
+    assert "4 children" in page(b, "/children") and "More than" not in page(b, "/children")
 
 
 # --------------------------------------------------------------------------------------------- dashboard
