@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +55,10 @@ def main() -> int:
     p.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     p.add_argument("--sort", default="cumulative", help="pstats sort key (cumulative, tottime)")
     p.add_argument("--no-profile", action="store_true", help="only the CPU time per submission")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions instead of time (the machine's speed varies, its instruction count does "
+                        "not): run under `valgrind --tool=callgrind --instr-atstart=no`; only the timed requests "
+                        "are counted; divide valgrind's 'Collected' figure by --n")
     p.add_argument("--dump", help="also save the profile (pstats) to this file, for print_callees and the like")
     p.add_argument("--statements", action="store_true",
                    help="print the SQL statements one submission runs (after the warm-up), then stop")
@@ -157,10 +162,17 @@ def main() -> int:
                 print(f"{n:3}. {statement[:300]}")
             return 0
         envs = [environ(base + i) for i in range(args.n)]
+        if args.instructions:
+            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)
         c0, w0 = time.process_time(), time.perf_counter()
         run(envs)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         bad = [s for s in statuses if not s.startswith("201")]
+        if args.instructions:
+            subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], check=True, capture_output=True)
+            print(f"instructions: divide valgrind's 'Collected' count by {args.n}"
+                  f"{'; NOT 201: ' + str(sorted(set(bad))) if bad else ''}")
+            return 1 if bad else 0
         kind = ("entity registration" if args.entity else "entity update" if args.entity_update
                 else "photo" if args.photo else "no photo")
         print(f"{args.backend}, {kind}: {args.n} submissions, "
