@@ -359,9 +359,11 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
         raise EntityProblem("404.11", f"The entity {entity.uuid} was deleted.")
     base_version = block.base_version
     branch = block.branch_id if block.trunk_version is not None else None
-    later_step = not force and branch is not None and base_version != block.trunk_version
+    # A later update of an offline branch is based on the branch's previous step, found by its base version.
+    branch_step = ((branch, (base_version or 0) - 1)
+                   if not force and branch is not None and base_version != block.trunk_version else None)
     versions = _versions(session, entity, {entity.version} | ({base_version} if base_version is not None else set()),
-                         (branch, (base_version or 0) - 1) if later_step and branch is not None else None)
+                         branch_step)
     if force:
         base = versions[entity.version]
     elif branch is None or base_version == block.trunk_version:

@@ -77,7 +77,6 @@ class ReceiveResult:
     ignored_files: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
     held: bool = False  # an effect lies outside the submitter's regions and awaits review (app.services.held)
-    version_id: int | None = None  # the stored version (set by the INSERT path)
 
 
 _XML_ERRORS = {
@@ -434,8 +433,7 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
         conn.execute(_INSERT_ATT, atts)
     if not postgresql:
         conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
-    return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing,
-                          version_id=version_id),
+    return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing),
             version | {"id": version_id, "submission_id": sub_id})
 
 

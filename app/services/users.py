@@ -186,7 +186,6 @@ def user_for_token(session: Session, token: str) -> TokenLookup:
     return TokenLookup(user, "ok")
 
 
-
 # -- administration (web: app/web/users.py) ---------------------------------------------------
 
 
