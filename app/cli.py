@@ -26,7 +26,7 @@ def _runtime() -> Runtime:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from app.services import setup
+    from app.services.ops import setup
 
     rt = _runtime()
     setup.init_schema(rt)
@@ -59,7 +59,7 @@ def forwarded_ips(cfg: dict[str, Any]) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.config import load_config
     from app.ops import serving
-    from app.services import setup
+    from app.services.ops import setup
 
     # Before anything imports prometheus_client: every gunicorn worker then writes its metrics there.
     serving.prepare_metrics_dir(load_config()["DATA_DIR"])
@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_form_publish(args: argparse.Namespace) -> int:
-    from app.services import setup
+    from app.services.ops import setup
 
     rt = _runtime()
     setup.init_schema(rt)
@@ -169,8 +169,8 @@ def cmd_form_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from app.services import setup
-    from app.services import users as user_service
+    from app.services.identity import users as user_service
+    from app.services.ops import setup
 
     rt = _runtime()
     setup.init_schema(rt)
@@ -210,8 +210,8 @@ def cmd_user_token(args: argparse.Namespace) -> int:
     import segno
 
     from app.models import Project
-    from app.services import collect
-    from app.services import users as user_service
+    from app.services.identity import collect
+    from app.services.identity import users as user_service
 
     rt = _runtime()
     public = args.public_url or rt.config["PUBLIC_URL"]
@@ -235,7 +235,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
 
 
 def cmd_user_revoke(args: argparse.Namespace) -> int:
-    from app.services import users as user_service
+    from app.services.identity import users as user_service
 
     rt = _runtime()
     with rt.db.write() as session:
@@ -245,7 +245,7 @@ def cmd_user_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_blobs_sweep(args: argparse.Namespace) -> int:
-    from app.services import blobs
+    from app.services.ops import blobs
 
     rt = _runtime()
     removed = blobs.sweep_orphans(rt.db, rt.store, grace_seconds=args.grace, dry_run=args.dry_run)
@@ -265,8 +265,8 @@ def _passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
 
 
 def cmd_form_encrypt(args: argparse.Namespace) -> int:
-    from app.services import encryption
     from app.services import forms as form_service
+    from app.services.forms import encryption
 
     rt = _runtime()
     passphrase = _passphrase(args, confirm=True)
@@ -293,9 +293,9 @@ def _cli_admin(project: int) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from app.services import encryption
     from app.services.exports import ExportOptions
     from app.services.exports.tabular import plan_for
+    from app.services.forms import encryption
     from forms.encryption import EncryptionError, load_private_key
 
     rt = _runtime()
@@ -334,7 +334,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_retention_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from app.services import retention
+    from app.services.ops import retention
 
     rt = _runtime()
     years = args.years if args.years is not None else int(rt.config["RETENTION_YEARS"])
@@ -360,8 +360,8 @@ def cmd_dashboard_refresh(args: argparse.Namespace) -> int:
     import time as _time
     from datetime import date, datetime
 
-    from app.services import rollup
-    from app.services.records import LOCAL_TZ
+    from app.services.reports import rollup
+    from app.services.submissions.records import LOCAL_TZ
 
     rt = _runtime()
     today = date.fromisoformat(args.day) if args.day else datetime.now(LOCAL_TZ).date()

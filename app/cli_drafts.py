@@ -37,7 +37,7 @@ def _test_url(public: str, draft: Any, form: Any) -> str:
 def _print_qr(url: str, title: str) -> None:
     import segno
 
-    from app.services import collect
+    from app.services.identity import collect
 
     settings = collect.collect_settings(url, f"Test: {title}")
     settings["general"]["form_update_mode"] = "manual"
@@ -50,7 +50,7 @@ def _print_qr(url: str, title: str) -> None:
 
 def cmd_draft(args: argparse.Namespace) -> int:
     from app.services import forms as form_service
-    from app.services import setup
+    from app.services.ops import setup
 
     rt = _runtime()
     setup.init_schema(rt)

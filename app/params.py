@@ -7,7 +7,7 @@ with a message that says what was wrong and what to do, never a 500.
 
 Problem codes follow ODK Central's where it has one (lib/util/problem.js): 400.11 a parameter of
 the wrong type, 400.22 a value out of range for its type, 400.35 an invalid $skiptoken; 400.18
-(unparseable $filter) is raised by app.services.odata_filter.
+(unparseable $filter) is raised by app.central.odata_filter.
 """
 from __future__ import annotations
 

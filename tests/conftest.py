@@ -31,7 +31,7 @@ TEST_PASSWORD_HASH = "scrypt:1024:8:1"
 def _cheap_password_hashes() -> None:
     import werkzeug.security
 
-    from app.services import users
+    from app.services.identity import users
 
     original = werkzeug.security.generate_password_hash
     if getattr(original, "carefile_test_cost", False):
@@ -92,7 +92,7 @@ def _migrate(url: str) -> None:
     from types import SimpleNamespace
 
     from app.db import make_engine
-    from app.services.setup import init_schema
+    from app.services.ops.setup import init_schema
 
     engine = make_engine(url)
     init_schema(SimpleNamespace(db=SimpleNamespace(engine=engine)))  # type: ignore[arg-type]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from app.central import app_users as svc
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
-from app.services import app_users as svc
 
 from . import bp
 from .auth import api_user

@@ -6,9 +6,9 @@ from flask import g, request
 from app.errors import Problem
 from app.models import User
 from app.runtime import runtime
-from app.services import sessions as session_service
-from app.services import signin
-from app.services import users as user_service
+from app.services.identity import sessions as session_service
+from app.services.identity import signin
+from app.services.identity import users as user_service
 
 
 def client_ip() -> str:

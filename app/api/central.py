@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from app.central import shapes as central
 from app.routeaccess import COLLECTORS, READERS, declare
 from app.runtime import runtime
-from app.services import central, records
+from app.services.submissions import records
 
 from . import bp
 from .auth import api_user
@@ -77,7 +78,7 @@ def submissions(project_id: int, xml_form_id: str) -> Response:
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/<path:instance_id>/attachments")
 @declare(COLLECTORS, scoped=True, note="collectors: only their own submissions (pyodk lists them after a create)")
 def submission_attachments(project_id: int, xml_form_id: str, instance_id: str) -> Response:
-    from app.services import submissions_api
+    from app.central import submissions as submissions_api
 
     user = api_user()
     with runtime().db.session() as s:

@@ -7,7 +7,8 @@ from flask import Response, jsonify, request
 
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services import audit, childfile
+from app.services import audit
+from app.services.children import childfile
 
 from . import bp
 from .auth import api_user

@@ -9,7 +9,7 @@ from flask import Response, jsonify, request
 from app.errors import Problem
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import casework, childfile, duplicates
+from app.services.children import casework, childfile, duplicates
 
 from . import bp
 from .auth import api_user

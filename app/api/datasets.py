@@ -20,12 +20,13 @@ from flask import Response, jsonify, request, stream_with_context
 from sqlalchemy import func, select
 
 from app import params
+from app.central import datasets as svc
+from app.central import odata
+from app.central.odata_filter import parse_filter
 from app.errors import Problem
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services import access, odata
-from app.services import datasets_api as svc
-from app.services.odata_filter import parse_filter
+from app.services.access import policy as access
 
 from . import bp
 from .auth import api_user

@@ -15,10 +15,11 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
+from app.central import datasets as datasets_api
+from app.central import entities as entity_writes
 from app.errors import Problem
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import datasets_api, entity_writes
 
 from . import bp
 from .auth import api_user

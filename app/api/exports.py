@@ -23,7 +23,8 @@ from app.errors import Problem
 from app.models import Form
 from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
-from app.services import access, audit
+from app.services import audit
+from app.services.access import policy as access
 from app.services.exports import ExportOptions, jobs
 from app.services.exports.csvzip import stream_csv, stream_csvzip
 from app.services.exports.tabular import plan_for
@@ -100,7 +101,7 @@ def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> 
     (questions only earlier versions had; default off as Central), `$filter` on `__system` fields;
     plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as
     Central writes it."""
-    from app.services.odata_filter import parse_filter
+    from app.central.odata_filter import parse_filter
 
     from .odata import _submission_filter_fields
 
@@ -143,7 +144,7 @@ def export_direct(project_id: int, xml_form_id: str) -> Response:
     private_key = _managed_key(rt, plan) if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
-        from app.services import encryption
+        from app.services.forms import encryption
 
         with rt.db.session() as s:
             if private_key is not None:
@@ -160,7 +161,7 @@ def _managed_key(rt: Runtime, plan: Any) -> Any:
     """Central's managed-key export: the passphrase comes in the POST body (form-urlencoded or JSON) under
     the key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing
     decrypted is stored. Only POST: a passphrase in the URL would land in access logs."""
-    from app.services import encryption
+    from app.services.forms import encryption
 
     body = _body()
     with rt.db.session() as s:
@@ -176,7 +177,7 @@ def _managed_key(rt: Runtime, plan: Any) -> Any:
 def export_keys(project_id: int, xml_form_id: str) -> Response:
     """Central's list of the encryption keys a form's submissions use (managed keys carry their hint;
     the id is the field name for the passphrase in POST submissions.csv.zip)."""
-    from app.services import encryption
+    from app.services.forms import encryption
 
     user = api_user()
     with runtime().db.session() as s:

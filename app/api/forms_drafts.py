@@ -23,12 +23,15 @@ from flask import Response, jsonify, request
 from sqlalchemy import select
 
 from app.blobhttp import blob_response
+from app.central import shapes as central
 from app.errors import Problem
 from app.models import Form, FormVersion, User
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import access, audit, central, setup
+from app.services import audit
 from app.services import forms as form_service
+from app.services.access import policy as access
+from app.services.ops import setup
 
 from . import bp
 from .auth import api_user, client_ip

@@ -6,7 +6,7 @@ from flask import Response, jsonify, request
 from app.errors import Problem
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
-from app.services import held
+from app.services.children import held
 
 from . import bp
 from .auth import api_user

@@ -6,9 +6,9 @@ from importlib.metadata import version as package_version
 
 from flask import Response, jsonify
 
+from app.central import shapes as central
 from app.errors import Problem
 from app.routeaccess import COLLECTORS, PUBLIC, declare
-from app.services import central
 
 from . import bp
 from .auth import api_user

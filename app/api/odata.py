@@ -9,13 +9,16 @@ from flask import Response, request, stream_with_context
 from sqlalchemy import and_, func, or_, select
 
 from app import params
+from app.central import odata
+from app.central import shapes as central
+from app.central.odata_filter import parse_filter
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services import access, central, encryption, odata
 from app.services import forms as form_service
-from app.services.odata_filter import parse_filter
+from app.services.access import policy as access
+from app.services.forms import encryption
 
 from . import bp
 from .auth import api_user

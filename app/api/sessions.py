@@ -6,8 +6,8 @@ from flask import Response, jsonify, request
 from app.errors import Problem
 from app.routeaccess import COLLECTORS, PUBLIC, declare
 from app.runtime import runtime
-from app.services import sessions as session_service
-from app.services import signin
+from app.services.identity import sessions as session_service
+from app.services.identity import signin
 
 from . import bp
 from .auth import api_user, client_ip, throttled

@@ -6,7 +6,8 @@ from flask import Response, request
 from app.blobhttp import blob_response
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services import audit, records
+from app.services import audit
+from app.services.submissions import records
 
 from . import bp
 from .auth import api_user

@@ -18,11 +18,12 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from app.blobhttp import blob_response
+from app.central import submissions as svc
 from app.errors import Problem
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services import audit, records
-from app.services import submissions_api as svc
+from app.services import audit
+from app.services.submissions import records
 
 from . import bp
 from .auth import api_user
@@ -104,7 +105,7 @@ def _xml_response(xml: bytes) -> Response:
 def _shown_xml(s: Any, user: Any, project_id: int, sv: Any) -> tuple[bytes, bool]:
     """The version's XML as this user may see it (sensitive answers masked), and whether it is unmasked."""
     from app.models import FormVersion
-    from app.services import access
+    from app.services.access import policy as access
     from app.services.forms import schema_of
 
     red = access.Redactor(s, user, project_id)

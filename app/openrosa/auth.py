@@ -11,9 +11,9 @@ from werkzeug.datastructures import Authorization
 from app.errors import Problem
 from app.models import User
 from app.runtime import Runtime
-from app.services import auth as auth_service
-from app.services import signin
-from app.services import users as user_service
+from app.services.identity import nonces as auth_service
+from app.services.identity import signin
+from app.services.identity import users as user_service
 
 from . import digest
 from .render import XML_TYPE, bilingual, openrosa_message
@@ -74,7 +74,7 @@ def user_from_credentials(rt: Runtime) -> User:
         raise AuthChallenge("Sign in with your CareFile user name and password.")
     if auth.type == "bearer" and auth.token:
         # An API session (pyodk downloads form XML from this shared URL).
-        from app.services import sessions as session_service
+        from app.services.identity import sessions as session_service
 
         with rt.db.reader() as session:
             found = session_service.user_for_session(session, auth.token)

@@ -17,7 +17,7 @@ from app.routeaccess import COLLECTORS, declare
 from app.runtime import Runtime, runtime
 from app.services import forms as form_service
 from app.services import regions
-from app.services import submissions as submission_service
+from app.services.submissions import ingest as submission_service
 
 from . import bp, render
 from .auth import AuthChallenge, challenge_response, user_from_credentials, user_from_token
@@ -161,7 +161,7 @@ def form_xml(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
 
 @route("/forms/<xml_form_id>/manifest", "manifest", ["GET"], openrosa_header=True)
 def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str) -> Response:
-    from app.services import entities as entity_service
+    from app.services.children import entities as entity_service
 
     items = []
     with rt.db.session() as session:
@@ -186,7 +186,7 @@ def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
 
 @route("/forms/<xml_form_id>/attachments/<filename>", "attachment", ["GET"], openrosa_header=False)
 def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str, filename: str) -> Response:
-    from app.services import entities as entity_service
+    from app.services.children import entities as entity_service
 
     with rt.db.session() as session:
         fv = _fillable(session, user, project_id, xml_form_id).current_version
@@ -254,7 +254,7 @@ def integrity(rt: Runtime, user: User, project_id: int, base: str, name: str) ->
     """Which offline-created entities still exist (protocol.md §3.5); Collect drops deleted ones."""
     from xml.sax.saxutils import quoteattr
 
-    from app.services import entities as entity_service
+    from app.services.children import entities as entity_service
 
     ids = [i for i in request.args.get("id", "").split(",") if i.strip()]
     with rt.db.session() as session:

@@ -29,7 +29,7 @@ def prepare_metrics_dir(data_dir: str) -> str:
 
 def child_exit(_server: Any, worker: Any) -> None:
     """gunicorn hook: a worker ended; its live gauges no longer count."""
-    from app.services.ops.metrics import mark_process_dead
+    from app.services.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
 

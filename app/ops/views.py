@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from app.routeaccess import PUBLIC, declare
 from app.runtime import runtime
-from app.services.ops import metrics
+from app.services import metrics
 
 from .logs import REQUEST_ID, configure_logging, new_request_id
 

@@ -63,7 +63,7 @@ class WebUser(UserMixin):  # type: ignore[misc]
 
 @login_manager.user_loader
 def _load_user(cookie_id: str) -> WebUser | None:
-    from app.services import sessions as session_service
+    from app.services.identity import sessions as session_service
 
     uid, _, sid = cookie_id.partition(":")
     if not uid.isdigit() or not sid:

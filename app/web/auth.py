@@ -13,8 +13,9 @@ from app.i18n import LANGUAGES, t
 from app.models import User
 from app.routeaccess import PUBLIC, declare
 from app.runtime import runtime
-from app.services import audit, signin
-from app.services import users as user_service
+from app.services import audit
+from app.services.identity import signin
+from app.services.identity import users as user_service
 
 from . import WebUser, bp, client_ip, db_user, requires
 
@@ -54,7 +55,7 @@ def _remember_device(resp: Any, username: str) -> Any:
 
 def _start_session(user: User) -> None:
     """Sign the browser in with a new server-side web session (a fresh cookie, a fresh CSRF token)."""
-    from app.services import sessions as session_service
+    from app.services.identity import sessions as session_service
 
     with runtime().db.write() as s:
         sid = session_service.start_web_session(s, user.id)
@@ -95,7 +96,7 @@ def login() -> Any:
 @bp.post("/logout")
 @declare(PUBLIC)
 def logout() -> Any:
-    from app.services import sessions as session_service
+    from app.services.identity import sessions as session_service
 
     if current_user.is_authenticated:
         with runtime().db.write() as s:

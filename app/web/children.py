@@ -15,9 +15,10 @@ from app.errors import Problem
 from app.i18n import current_language, form_label, t
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import audit, casework, childfile, duplicates
-from app.services import dashboard as dash
-from app.services.records import LOCAL_TZ
+from app.services import audit
+from app.services.children import casework, childfile, duplicates
+from app.services.reports import dashboard as dash
+from app.services.submissions.records import LOCAL_TZ
 
 from . import bp, client_ip, db_user, register_nav, requires
 

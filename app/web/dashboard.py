@@ -9,9 +9,10 @@ from flask import render_template
 
 from app.i18n import t
 from app.runtime import runtime
-from app.services import access, rollup
-from app.services import dashboard as dash
-from app.services import reports as rep
+from app.services.access import policy as access
+from app.services.reports import county as rep
+from app.services.reports import dashboard as dash
+from app.services.reports import rollup
 
 from . import bp, charts, db_user, register_nav, requires
 from .children import today_local

@@ -10,10 +10,11 @@ from app.errors import Problem
 from app.i18n import t
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import audit, encryption
+from app.services import audit
 from app.services import forms as form_service
 from app.services.exports import ExportOptions
 from app.services.exports.tabular import plan_for
+from app.services.forms import encryption
 from storage import content_disposition
 
 from . import bp, client_ip, db_user, register_nav, requires

@@ -4,7 +4,7 @@
   the children of their regions. The form's files resolve through the renderer's attachment
   callback with the signed-in user's scope (children.csv holds only their regions' children, as
   their phone would get it). The submission takes Collect's ingest path
-  (app.services.submissions.receive_submission: same validation, entities, held-for-review rules),
+  (app.services.submissions.ingest.receive_submission: same validation, entities, held-for-review rules),
   attributed to the web user. Managers may enter paper forms here but still not submit from Collect.
 - Edit (`/submissions/<form>/<instance>/edit`): admins and coordinators, for records they see
   (others get 404). Web Forms' edit-instance mode loads the current version's XML and files and
@@ -27,10 +27,11 @@ from app.i18n import t
 from app.models import User
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services import audit, web_entry
+from app.services import audit
 from app.services import forms as form_service
-from app.services import submissions as submission_service
-from app.services.web_entry import EDITORS, FormFile
+from app.services.submissions import ingest as submission_service
+from app.services.submissions import web_entry
+from app.services.submissions.web_entry import EDITORS, FormFile
 
 from . import bp, client_ip, csrf_token, db_user, requires
 from .form_drafts import TRY_CSP, web_forms_vendored

@@ -18,9 +18,10 @@ from app.i18n import form_label, t
 from app.models import Form, FormDraft, FormVersion, User
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
-from app.services import audit, collect
+from app.services import audit
 from app.services import forms as form_service
 from app.services.forms.versions import DRAFT, find_version
+from app.services.identity import collect
 from forms.diff import Change, Detail, diff_xforms
 
 from . import bp, client_ip, db_user, requires
@@ -278,7 +279,7 @@ def forms_draft_try_attachment(xml_form_id: str, filename: str) -> Any:
     """A draft's file for the in-browser renderer; an entity list (children.csv) as the signed-in
     user's own phone would receive it: only the children of their regions."""
     from app.blobhttp import blob_response
-    from app.services import entities as entity_service
+    from app.services.children import entities as entity_service
 
     rt = runtime()
     with rt.db.session() as s:

@@ -25,8 +25,9 @@ from app.i18n import form_label, t
 from app.models import FORM_STATES, Form, FormDraft, FormVersion, Submission, User
 from app.routeaccess import declare
 from app.runtime import runtime
-from app.services import audit, setup
+from app.services import audit
 from app.services import forms as form_service
+from app.services.ops import setup
 from forms.diff import xls_type
 from storage import BlobNotFound, BlobTooLarge
 

@@ -9,7 +9,7 @@ from app.errors import Problem
 from app.i18n import t
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
-from app.services import held
+from app.services.children import held
 
 from . import bp, client_ip, db_user, register_nav, requires
 

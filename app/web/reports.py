@@ -1,6 +1,6 @@
 """The county report (monthly or quarterly): an A4 print page and an XLSX download.
 
-The counts come from app.services.reports (region-scoped there); this module only picks the
+The counts come from app.services.reports.county (region-scoped there); this module only picks the
 county and the period and renders them in the UI language.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from app.i18n import t
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import audit
-from app.services import reports as rep
+from app.services.reports import county as rep
 
 from . import bp, client_ip, db_user, register_nav, requires
 from .children import today_local

@@ -13,8 +13,9 @@ from app.errors import Problem
 from app.i18n import t
 from app.models import REVIEW_STATES
 from app.runtime import runtime
-from app.services import audit, records
-from app.services import dashboard as dash
+from app.services import audit
+from app.services.reports import dashboard as dash
+from app.services.submissions import records
 
 from . import bp, client_ip, db_user, register_nav, requires
 

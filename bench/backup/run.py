@@ -40,7 +40,9 @@ def populate(url: str, data_dir: Path, n: int, photos: int) -> float:
 
     from app import create_app
     from app.models import Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
-    from app.services import forms, setup, users
+    from app.services import forms
+    from app.services.identity import users
+    from app.services.ops import setup
 
     app = create_app({"DATA_DIR": str(data_dir), "DATABASE_URL": url, "STORAGE_URL": str(data_dir / "blobs"),
                       "ODK_VALIDATE": "off", "SECRET_KEY": "bench", "XLSFORMS_DIR": str(data_dir / "none"),

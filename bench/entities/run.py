@@ -116,7 +116,7 @@ def child_rows(n: int, village_codes: list[str], dataset_id: int, rng: random.Ra
 
 def make_app(url: str, data_dir: Path) -> Any:
     from app import create_app
-    from app.services import setup
+    from app.services.ops import setup
 
     app = create_app({"DATA_DIR": str(data_dir / "data"), "DATABASE_URL": url,
                       "STORAGE_URL": str(data_dir / "blobs"), "ODK_VALIDATE": "off",
@@ -129,7 +129,8 @@ def populate(app: Any, n_children: int, n_villages: int, seed: int) -> dict[str,
     from sqlalchemy import insert, select, update
 
     from app.models import Dataset, Entity, EntityVersion
-    from app.services import forms, users
+    from app.services import forms
+    from app.services.identity import users
 
     rt = app.extensions["carefile"]
     for name in SHIPPED:
@@ -183,7 +184,7 @@ def measure(app: Any, info: dict[str, Any], runs: int) -> dict[str, Any]:
     from sqlalchemy import select
 
     from app.models import User
-    from app.services import entities as es
+    from app.services.children import entities as es
     from tests.support.digest_client import DigestClient
 
     rt = app.extensions["carefile"]

@@ -83,7 +83,7 @@ def values(i: int, rng: random.Random) -> dict[str, Any]:
 
 def make_app(url: str, data_dir: Path) -> Any:
     from app import create_app
-    from app.services import setup
+    from app.services.ops import setup
 
     app = create_app({"DATA_DIR": str(data_dir), "DATABASE_URL": url, "STORAGE_URL": str(data_dir / "blobs"),
                       "ODK_VALIDATE": "off", "SECRET_KEY": "bench", "XLSFORMS_DIR": str(data_dir / "none"),
@@ -96,7 +96,8 @@ def populate(url: str, data_dir: Path, n: int) -> float:
     from sqlalchemy import insert, update
 
     from app.models import Submission, SubmissionRepeatRow, SubmissionVersion
-    from app.services import forms, users
+    from app.services import forms
+    from app.services.identity import users
 
     rt = make_app(url, data_dir).extensions["carefile"]
     with rt.db.write() as s:

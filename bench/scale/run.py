@@ -135,7 +135,7 @@ def create_database(pg: Pg) -> None:
 
 def make_app(url: str, data_dir: Path) -> Any:
     from app import create_app
-    from app.services import setup
+    from app.services.ops import setup
 
     app = create_app({"DATA_DIR": str(data_dir), "DATABASE_URL": url, "STORAGE_URL": str(data_dir / "blobs"),
                       "ODK_VALIDATE": "off", "SECRET_KEY": "bench-scale", "XLSFORMS_DIR": str(data_dir / "none"),
@@ -292,7 +292,8 @@ def generate(pg: Pg, app: Any, n_children: int, n_submissions: int, seed: int) -
     from sqlalchemy import select, text, update
 
     from app.models import Dataset
-    from app.services import forms, users
+    from app.services import forms
+    from app.services.identity import users
 
     rt = app.extensions["carefile"]
     t_setup = time.perf_counter()
@@ -563,8 +564,8 @@ def measure(app: Any, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[s
     from sqlalchemy import delete
 
     from app.models import DashboardRollup
-    from app.services import entities as es
-    from app.services import rollup
+    from app.services.children import entities as es
+    from app.services.reports import rollup
     from app.web.children import today_local
     from tests.support.digest_client import DigestClient
 

@@ -130,7 +130,7 @@ def build_world(app: Any, rt: Any, publish: Any) -> World:
     from sqlalchemy import select
 
     from app.models import FormVersion, User
-    from app.services import users as user_service
+    from app.services.identity import users as user_service
 
     publish(REG_MD, "reg.md")
     publish(VISIT_MD, "visit.md")

@@ -14,7 +14,7 @@ PASSWORD = "correct horse"
 
 @pytest.fixture
 def make_user(rt: Any) -> Callable[..., Any]:
-    from app.services import users
+    from app.services.identity import users
 
     def make(name: str, role: str = "collector", regions: list[str] | None = None) -> Any:
         with rt.db.write() as s:

@@ -169,7 +169,7 @@ def test_web_keyset_cursor_and_dates(app: Any, make_user: Any, submit: Any) -> N
 
 
 def test_form_ids_that_normalise_alike_get_their_own_views(rt: Any, publish: Any, submit: Any) -> None:
-    from app.services import views
+    from app.services.forms import views
 
     first = publish(household_md("1").replace("household", "child_registration"), "child_registration.md")
     second = publish(household_md("1").replace("household", "Child-Registration"), "Child-Registration.md")

@@ -46,7 +46,7 @@ def stored(rt: Any, submit: Callable[..., Any]) -> dict[str, str]:
 
 
 def test_sweep_deletes_only_old_orphans(rt: Any, stored: dict[str, str]) -> None:
-    from app.services import blobs
+    from app.services.ops import blobs
 
     assert blobs.sweep_orphans(rt.db, rt.store, grace_seconds=HOUR) == [stored["old_orphan"]]
     assert _keys(rt) == set(stored.values()) - {stored["old_orphan"]}
@@ -60,7 +60,7 @@ def test_sweep_deletes_only_old_orphans(rt: Any, stored: dict[str, str]) -> None
 
 
 def test_dry_run_deletes_nothing(rt: Any, stored: dict[str, str]) -> None:
-    from app.services import blobs
+    from app.services.ops import blobs
 
     assert blobs.sweep_orphans(rt.db, rt.store, grace_seconds=HOUR, dry_run=True) == [stored["old_orphan"]]
     assert _keys(rt) == set(stored.values())
@@ -68,7 +68,8 @@ def test_dry_run_deletes_nothing(rt: Any, stored: dict[str, str]) -> None:
 
 def test_form_files_and_older_versions_are_kept(rt: Any, publish: Callable[..., Any],
                                                 stored: dict[str, str]) -> None:
-    from app.services import blobs, forms
+    from app.services import forms
+    from app.services.ops import blobs
     from tests.support.sample_forms import household_md
 
     md = household_md("2").replace("| | text | child_name | Child's name | yes | |",
@@ -102,7 +103,7 @@ def test_cli_sweep(app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 
 def test_finished_export_files_are_kept(rt: Any) -> None:
     from app.models import ExportJob
-    from app.services import blobs
+    from app.services.ops import blobs
 
     key = rt.store.put(io.BytesIO(b"an export someone will download tomorrow")).key
     _age(rt, key, 2 * HOUR)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.db import is_retryable
 from app.models import Entity, EntityEvent
-from app.services import entities
+from app.services.children import entities
 from tests.app.conftest import PASSWORD, submission_body
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from app.models import DashboardRollup, User
 from app.models.base import utcnow
-from app.services import dashboard as dash
-from app.services import reports, rollup
+from app.services.reports import county as reports
+from app.services.reports import dashboard as dash
+from app.services.reports import rollup
 from app.web.children import today_local
 from tests.app.test_reports import Child, browser, sent  # noqa: F401  (the fixture)
 

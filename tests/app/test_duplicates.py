@@ -29,7 +29,7 @@ def setup(app: Any, make_user: Any, publish: Any) -> Any:
 
 
 def test_pinyin_names() -> None:
-    from app.services.duplicates import pinyin_key, similar_names
+    from app.services.children.duplicates import pinyin_key, similar_names
 
     assert pinyin_key("扎西") == pinyin_key("扎喜") == pinyin_key("札西") == "zhaxi"
     assert similar_names("扎西卓玛", "扎喜卓玛") and similar_names("次仁", "次人")
@@ -109,7 +109,7 @@ def test_not_the_same_child_is_never_flagged_again(setup: Any, rt: Any) -> None:
     # Twins re-registered again: still not flagged; merging them is refused with a reason.
     with rt.db.write() as s:
         from app.models import SubmissionVersion
-        from app.services import duplicates
+        from app.services.children import duplicates
 
         new = s.scalars(select(Entity).where(Entity.uuid == b)).one()
         sv = s.scalars(select(SubmissionVersion).where(SubmissionVersion.instance_id == "uuid:r2")).one()

@@ -175,7 +175,7 @@ def test_offline_chain_crossed_by_an_online_update_after_a_long_history(phone_a:
 def test_old_backlog_is_forced_in(phone_a: Any, rt: Any) -> None:
     from datetime import timedelta
 
-    from app.services import entities
+    from app.services.children import entities
 
     uid = str(uuid.uuid4())
     post(phone_a, register_xml("uuid:r1", uid, "Dolkar", VILLAGE_A))

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion
-from app.services import submissions as submission_service
+from app.services.submissions import ingest as submission_service
 from tests.app.conftest import PASSWORD, submission_body
 from tests.support.digest_client import DigestClient
 
@@ -137,7 +137,7 @@ def test_token_user_is_loaded_whole_and_detached(rt: Any, make_user: Any, publis
     from sqlalchemy.orm.base import instance_state
 
     from app.models import FormAssignment, User, UserRegion
-    from app.services import users
+    from app.services.identity import users
 
     publish(NESTED_MD, "nested.md")
     make_user("pema", "collector", ["540102", "540121", "5401"])

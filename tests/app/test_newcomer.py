@@ -36,7 +36,7 @@ def test_cli_commands_print_no_alembic_lines(tmp_path: Path) -> None:
 def test_new_tokens_are_url_and_shell_safe_and_old_ones_still_work(app: Any, rt: Any, collector: Any,
                                                                   household: Any) -> None:
     from app.models import CollectorToken
-    from app.services import users
+    from app.services.identity import users
 
     tokens = {users.new_token_value() for _ in range(200)}
     assert len(tokens) == 200

@@ -155,7 +155,7 @@ def test_nonce_works_across_workers_sharing_secret_and_database(app: Any, app_co
 
 
 def test_non_ascii_password(app: Any, rt: Any) -> None:
-    from app.services import users
+    from app.services.identity import users
 
     password = "扎西德勒 Passwört"
     with rt.db.write() as s:
@@ -168,7 +168,7 @@ def test_non_ascii_password(app: Any, rt: Any) -> None:
 
 def test_inactive_user_is_refused(app: Any, rt: Any, collect: DigestClient, collector: Any) -> None:
     from app.models import User
-    from app.services import users
+    from app.services.identity import users
 
     assert collect.get(FORM_LIST).status_code == 200
     with rt.db.write() as s:
@@ -229,7 +229,7 @@ def test_basic_allowed_by_settings(app_config: dict[str, Any], app: Any, collect
 @pytest.fixture
 def token_of(rt: Any) -> Callable[[Any], str]:
     from app.models import User
-    from app.services import users
+    from app.services.identity import users
 
     def make(user: Any) -> str:
         with rt.db.write() as s:
@@ -250,7 +250,7 @@ def test_token_url_needs_no_credentials(app: Any, collector: Any, household: Any
 
 
 def test_malformed_token_is_401_and_unknown_token_is_403(app: Any, collector: Any) -> None:
-    from app.services import users
+    from app.services.identity import users
 
     client = app.test_client()
     resp = client.get("/v1/key/short/projects/1/formList", headers=OR)
@@ -265,7 +265,7 @@ def test_malformed_token_is_401_and_unknown_token_is_403(app: Any, collector: An
 
 def test_revoked_and_renewed_tokens(app: Any, rt: Any, collector: Any, token_of: Callable[[Any], str]) -> None:
     from app.models import User
-    from app.services import users
+    from app.services.identity import users
 
     client = app.test_client()
     old = token_of(collector)
@@ -310,7 +310,7 @@ def test_openrosa_header_required_on_openrosa_endpoints_only(app: Any, collect: 
 
 
 def test_basic_with_latin1_or_utf8_password(app: Any, rt: Any) -> None:
-    from app.services import users
+    from app.services.identity import users
 
     with rt.db.write() as s:
         users.create_user(s, project_id=1, username="pema", role="collector", password="Passwört 1",
@@ -327,7 +327,7 @@ def test_basic_with_latin1_or_utf8_password(app: Any, rt: Any) -> None:
 
 def test_user_names_collect_cannot_send_are_refused(rt: Any) -> None:
     from app.errors import Problem
-    from app.services import users
+    from app.services.identity import users
 
     for name in ("扎西", "tashi dorje", "tashi\u00e9"):
         with rt.db.write() as s, pytest.raises(Problem) as err:

@@ -106,7 +106,7 @@ def test_form_list_filter_by_form_id(collect: DigestClient, household: Any, medi
 
 def test_token_url_links_keep_the_token(app: Any, rt: Any, collector: Any, household: Any, media_form: Any) -> None:
     from app.models import User
-    from app.services import users
+    from app.services.identity import users
 
     with rt.db.write() as s:
         token = users.issue_token(s, s.get(User, collector.id)).token

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.services.ops.metrics import samples
+from app.services.metrics import samples
 from tests.support.sample_forms import household_xml
 
 TOKEN = "s3cret-metrics-token"
@@ -83,7 +83,7 @@ def test_metrics_by_address(app_config: dict[str, Any], settings: dict[str, str]
 def test_metrics_count_submissions_requests_and_export_jobs(app: Any, rt: Any, submit: Callable[..., Any],
                                                             collector: Any) -> None:
     from app.models import ExportJob
-    from app.services import users
+    from app.services.identity import users
 
     before = scrape(app)
     resp = submit(household_xml("uuid:ops-1"), files={"photo.jpg": PHOTO})
@@ -116,7 +116,7 @@ def test_metrics_count_submissions_requests_and_export_jobs(app: Any, rt: Any, s
 
 
 def test_metrics_count_failed_sign_ins(app: Any, rt: Any, make_user: Callable[..., Any]) -> None:
-    from app.services import signin
+    from app.services.identity import signin
 
     make_user("norbu", "manager", ["540102"])
     before = scrape(app)

@@ -182,7 +182,7 @@ PLACES_MD = """
 
 def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestClient, make_user: Any,
                                              tmp_path: Path) -> None:
-    from app.services import setup
+    from app.services.ops import setup
 
     path = tmp_path / "places.md"
     path.write_text(PLACES_MD, encoding="utf-8")
@@ -211,7 +211,7 @@ def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestC
 
 def test_exports_name_the_places_picked_from_regions_csv(app: Any, rt: Any, collect: DigestClient,
                                                          make_user: Any, tmp_path: Path) -> None:
-    from app.services import setup
+    from app.services.ops import setup
     from tests.app.test_exports import Api, col, tables
 
     path = tmp_path / "places.md"

@@ -337,7 +337,7 @@ def test_cli_user_token_prints_url_and_qr(cli: Callable[..., tuple[int, str, str
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import segno
 
-    from app.services import collect
+    from app.services.identity import collect
 
     payloads: list[str] = []
     real_make = segno.make
@@ -377,7 +377,7 @@ def test_cli_user_token_prints_url_and_qr(cli: Callable[..., tuple[int, str, str
 
 
 def test_collect_settings_encoding_round_trip() -> None:
-    from app.services import collect
+    from app.services.identity import collect
 
     url = collect.token_server_url("https://carefile.example.org/", "T" * 64, 1)
     assert url == "https://carefile.example.org/v1/key/" + "T" * 64 + "/projects/1"

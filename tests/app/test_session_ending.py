@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.models import User
-from app.services import users as user_service
+from app.services.identity import users as user_service
 from tests.app.conftest import PASSWORD
 from tests.app.web_helpers import Browser
 

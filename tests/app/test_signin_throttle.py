@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import AuditEvent, LoginFailure, SigninKnownAddress, utcnow
-from app.services import signin
+from app.services.identity import signin
 from tests.app.conftest import PASSWORD
 from tests.app.web_helpers import Browser
 from tests.support.digest_client import authorization, parse_challenge

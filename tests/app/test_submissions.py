@@ -204,7 +204,7 @@ def test_submission_needs_openrosa_header(collect: Any, household: Any) -> None:
 def test_concurrent_twin_is_caught_by_the_unique_constraint(submit: Any, rt: Any, monkeypatch: Any) -> None:
     """Two identical POSTs racing: both lookups see nothing; the second insert fails on the unique
     (form, instanceID) constraint and its retry answers as a duplicate, storing nothing twice."""
-    from app.services import submissions
+    from app.services.submissions import ingest as submissions
 
     assert submit(files={"photo.jpg": PHOTO}).status_code == 201
     real = submissions._lookup

@@ -92,7 +92,7 @@ def test_new_version_adds_a_column(submit: Callable[..., Any], publish: Callable
 
 
 def test_view_names_are_safe_identifiers(rt: Any, publish: Callable[..., Any]) -> None:
-    from app.services import views
+    from app.services.forms import views
 
     assert views.view_name("Child-Visit 2") == "form_child_visit_2"
     assert views.view_name("household", "/data/grp/members") == "form_household__members"

@@ -11,7 +11,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 
 from app.models import AuditEvent, CollectorToken, FormAssignment, User
-from app.services.collect import decode_settings
+from app.services.identity.collect import decode_settings
 from tests.app.web_helpers import Browser
 
 XFORMS_NS = "http://openrosa.org/xforms/xformsList"

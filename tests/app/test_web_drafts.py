@@ -13,7 +13,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from app.models import AuditEvent, DraftSubmission, Submission
-from app.services import collect
+from app.services.identity import collect
 from tests.app.conftest import submission_body
 from tests.app.test_web_forms import actions, form_ids, hidden, publish_fields, signed_in, upload
 from tests.support.sample_forms import household_md, household_xml

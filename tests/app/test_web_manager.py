@@ -105,7 +105,7 @@ def test_signed_out_is_sent_to_sign_in_and_collectors_are_refused(app: Any, worl
     # A collector cannot sign in on the website; even with a session cookie the pages refuse them.
     with rt.db.write() as s:
         from app.models import User
-        from app.services import sessions as session_service
+        from app.services.identity import sessions as session_service
 
         dolma = s.scalars(select(User).where(User.username == "dolma")).one()
         session_id = f"{dolma.id}:{session_service.start_web_session(s, dolma.id)}"
@@ -342,7 +342,7 @@ def test_children_list_filters_and_pages(app: Any, world: Any, monkeypatch: Any)
 
 def test_dashboard_counts_by_region_level_status_and_week(app: Any, world: Any, rt: Any) -> None:
     from app.models import User
-    from app.services import dashboard
+    from app.services.reports import dashboard
 
     a1, a2, a3 = (str(uuid.uuid4()) for _ in range(3))
     for n, uid in enumerate((a1, a2, a3)):
@@ -395,7 +395,7 @@ def test_pages_fit_a_phone(app: Any, world: Any) -> None:
 
 
 def test_every_day_date_filter_uses_local_days() -> None:
-    from app.services.records import local_day_start
+    from app.services.submissions.records import local_day_start
 
     assert local_day_start(date(2026, 3, 1)) == datetime(2026, 2, 28, 16, 0, tzinfo=UTC)
 

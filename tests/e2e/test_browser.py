@@ -57,7 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     srv = LiveServer.prepare(root)
     srv.cli("init")
     # Seeding in-process (one import instead of a CLI process per user: ~7 s less).
-    from app.services import forms, users
+    from app.services import forms
+    from app.services.identity import users
 
     rt = srv.app().extensions["carefile"]
     with rt.db.write() as s:
@@ -445,7 +446,7 @@ def held_change(server: LiveServer) -> None:
     from sqlalchemy import select
 
     from app.models import User
-    from app.services import submissions
+    from app.services.submissions import ingest as submissions
 
     rt = server.app().extensions["carefile"]
     with rt.db.session() as s:

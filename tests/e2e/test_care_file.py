@@ -338,7 +338,8 @@ def entity_block(sub: engine.FilledSubmission) -> ET.Element:
 
 @pytest.fixture
 def phones(app: Any, rt: Any) -> dict[str, Phone]:
-    from app.services import setup, users
+    from app.services.identity import users
+    from app.services.ops import setup
 
     for name in SHIPPED:  # as `carefile init` publishes them: regions.csv is attached from the division table
         outcome = setup.publish_file(rt, ROOT / "xlsforms" / f"{name}.xlsx")

@@ -67,7 +67,8 @@ def vendored() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory, vendored: None) -> Iterator[LiveServer]:
     srv = LiveServer.prepare(tmp_path_factory.mktemp("fill"))
     srv.cli("init")
-    from app.services import forms, users
+    from app.services import forms
+    from app.services.identity import users
 
     rt = srv.app().extensions["carefile"]
     with rt.db.write() as s:

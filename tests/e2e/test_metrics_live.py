@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from app.services.ops.metrics import samples
+from app.services.metrics import samples
 from tests.e2e.live import LiveServer
 
 

@@ -29,7 +29,7 @@ _REGION = re.compile(r"\d{2,12}")
 
 def may_see_sensitive(user: User) -> bool:
     """Whether the user may ask for fields marked sensitive (bind::carefile:sensitive): the access policy's rule."""
-    from app.services import access
+    from app.services.access import policy as access
 
     return access.sees_sensitive(user)
 

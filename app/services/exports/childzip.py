@@ -21,14 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionVersion, User
+from app.services.children.childfile import child_file
+from app.services.exports import may_see_sensitive
+from app.services.exports.csvzip import CHUNK, Pipe
+from app.services.exports.tabular import MASK, pick_label
+from app.services.forms import schema_of
 from forms import Field, FormSchema
 from storage import BlobNotFound, BlobStore
-
-from ..childfile import child_file
-from ..forms import schema_of
-from . import may_see_sensitive
-from .csvzip import CHUNK, Pipe
-from .tabular import MASK, pick_label
 
 YES_NO = {"zh": ("是", "否"), "en": ("yes", "no")}
 

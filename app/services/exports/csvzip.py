@@ -25,10 +25,9 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
+from app.services.exports import parallel
+from app.services.exports.tabular import Plan
 from storage import BlobNotFound, BlobStore
-
-from . import parallel
-from .tabular import Plan
 
 SPOOL = 1024 * 1024
 CHUNK = 256 * 1024

@@ -29,14 +29,14 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.errors import Problem
 from app.models import ExportJob, Form, User, utcnow
+from app.services import audit
+from app.services.access import policy as access
+from app.services.exports import ExportOptions, parallel
+from app.services.exports.csvzip import write_csvzip
+from app.services.exports.jsonexport import write_json
+from app.services.exports.tabular import Plan
+from app.services.exports.xlsx import write_xlsx
 from storage import BlobStore
-
-from .. import access, audit
-from . import ExportOptions, parallel
-from .csvzip import write_csvzip
-from .jsonexport import write_json
-from .tabular import Plan
-from .xlsx import write_xlsx
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .tabular import MASK, Plan, pick_label
+from app.services.exports.tabular import MASK, Plan, pick_label
 
 Spec = tuple[str, str, Callable[[Any], Any] | None]
 

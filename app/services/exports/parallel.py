@@ -33,8 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
 from app.models import Submission, SubmissionVersion
-
-from .tabular import Plan
+from app.services.exports.tabular import Plan
 
 THRESHOLD = 30_000  # fewer matching submissions: one process (a child starts ~0.7 s late; 20,000 did not gain)
 POLL = 0.2
@@ -107,8 +106,7 @@ def _child(url: str, form_id: int, user_id: int, options: dict[str, Any], folder
     """Entry point of a child process (spawned: imports only what it needs)."""
     from app.db import Database
     from app.models import Form, User
-
-    from . import ExportOptions
+    from app.services.exports import ExportOptions
 
     db = Database(url)
     try:

@@ -31,7 +31,7 @@ def neutralise(v: str) -> str:
 
 def _generic(spec: Any) -> Callable[[Any], list[Any]]:
     """One spec's cells as a list (kinds 0-2 with a width other than 1: not produced by the plan)."""
-    from .tabular import build_row
+    from app.services.exports.tabular import build_row
 
     return lambda v: build_row({spec[0]: v}, [spec])
 

@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 from app.errors import Problem
 from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion, User
 from app.models.base import UTCDateTime
+from app.services import regions
+from app.services.access import policy as access
+from app.services.exports import ExportOptions
+from app.services.exports.rowcode import CHECK_FIRST, compile_row, neutralise
+from app.services.forms import schema_of
 from forms import Field, FormSchema
 from forms.sensitivity import sensitive_paths
-
-from .. import access, regions
-from ..forms import schema_of
-from . import ExportOptions
-from .rowcode import CHECK_FIRST, compile_row, neutralise
 
 MASK = "***"
 SKIP_TYPES = ("group", "repeat")

@@ -14,8 +14,8 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy.orm import Session
 
-from .rowcode import CHECK_FIRST, neutralise
-from .tabular import Plan
+from app.services.exports.rowcode import CHECK_FIRST, neutralise
+from app.services.exports.tabular import Plan
 
 MAX_ROWS = 1_048_576
 _BAD_SHEET = str.maketrans({c: "_" for c in "[]:*?/\\"})

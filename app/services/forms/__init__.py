@@ -4,9 +4,7 @@ The public surface of the forms aggregate; HTTP layers (openrosa, api, web) and 
 """
 from __future__ import annotations
 
-from forms import parse_xform
-
-from .drafts import (
+from app.services.forms.drafts import (
     DraftResult,
     TestReceipt,
     count_test_submissions,
@@ -24,7 +22,7 @@ from .drafts import (
     upload_draft_attachment,
     version_used,
 )
-from .publish import (
+from app.services.forms.publish import (
     PublishResult,
     add_version,
     assign_forms,
@@ -46,7 +44,8 @@ from .publish import (
     upload_attachment,
     version_conflict,
 )
-from .versions import VersionFile, list_versions, version_source, version_xml
+from app.services.forms.versions import VersionFile, list_versions, version_source, version_xml
+from forms import parse_xform
 
 __all__ = [
     "DraftResult", "PublishResult", "TestReceipt", "VersionFile", "add_version", "assign_forms",

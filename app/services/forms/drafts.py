@@ -23,11 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import DraftSubmission, DraftSubmissionFile, Form, FormDraft, FormDraftAttachment, FormVersion, User
-from app.services import xmlutil
-from forms import FormSchema, SubmissionXMLError, XFormError, extract, parse_submission, parse_xform
-from storage import BlobStore, BlobTooLarge
-
-from .publish import (
+from app.services.forms import xmlutil
+from app.services.forms.publish import (
     add_version,
     attachment_rows,
     compile_upload,
@@ -36,6 +33,8 @@ from .publish import (
     version_conflict,
     with_managed_key,
 )
+from forms import FormSchema, SubmissionXMLError, XFormError, extract, parse_submission, parse_xform
+from storage import BlobStore, BlobTooLarge
 
 TOKEN_BYTES = 32
 
@@ -228,7 +227,7 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
 def upload_draft_attachment(session: Session, store: BlobStore, draft: FormDraft, filename: str, stream: Any,
                             max_size: int) -> FormDraftAttachment:
     """Store a media or data file of the draft (the published version keeps its own)."""
-    from .publish import upload_attachment
+    from app.services.forms.publish import upload_attachment
 
     att: FormDraftAttachment = upload_attachment(session, store, draft, filename, stream, max_size)  # type: ignore[arg-type]
     return att
@@ -301,7 +300,7 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
 def draft_list_csv(session: Session, draft: FormDraft, dataset: str) -> tuple[bytes, str] | None:
     """An entity list as a draft's test phone receives it: its columns, but no child. The test URL
     carries no identity, so it is given no one's records (type a test child's id by hand instead)."""
-    from app.services import entities as entity_service
+    from app.services.children import entities as entity_service
 
     nobody = User(role="collector", project_id=draft.form.project_id, regions=[])
     if entity_service.get_dataset(session, draft.form.project_id, dataset) is None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import FORM_STATES, Form, FormAssignment, FormAttachment, FormVersion, User, utcnow
-from app.services import xmlutil
+from app.services.forms import xmlutil
 from forms import CompiledForm, FormSchema, XFormError, XLSFormError, compile_xlsform, parse_xform
 from storage import BlobStore, BlobTooLarge
 
@@ -56,7 +56,7 @@ def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
 
 def with_managed_key(session: Session, project_id: int, xml: bytes, schema: FormSchema) -> tuple[bytes, FormSchema]:
     """Managed encryption: a new version (or draft) of an encrypted form carries the public key."""
-    from .. import encryption
+    from app.services.forms import encryption
 
     if (public_key := encryption.managed_public_key(session, project_id, schema.form_id, schema)) is not None:
         xml = encryption.inject_public_key(xml, public_key)
@@ -109,7 +109,7 @@ def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: in
                     carried: list[Any], itemsets_csv: bytes | None) -> list[Any]:
     """Rows (of cls: FormAttachment or FormDraftAttachment) for the files schema references; files
     already uploaded under the same name (carried) are kept."""
-    from app.services import entities as entity_service  # entities import this module
+    from app.services.children import entities as entity_service  # entities import this module
 
     by_name = {a.filename: a for a in carried}
     rows = []
@@ -135,7 +135,7 @@ def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: in
 
 def ensure_entity_list(session: Session, project_id: int, schema: FormSchema) -> bool:
     """Create the entity list the form declares, if any (True when it declares one)."""
-    from app.services import entities as entity_service  # entities import this module
+    from app.services.children import entities as entity_service  # entities import this module
 
     if schema.entity is None:
         return False
@@ -170,7 +170,7 @@ def add_version(session: Session, form: Form, *, xml: bytes, schema: FormSchema,
     session.flush()
     if schema.entity is not None:
         _link_entity_list(session, form.project_id, schema.entity.dataset)
-    from app.services.views import refresh_views  # views import this module
+    from app.services.forms.views import refresh_views  # views import this module
 
     refresh_views(session, form.id)
     return version

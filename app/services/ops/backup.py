@@ -36,11 +36,10 @@ from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from app.models import Base
+from app.services.ops.blobs import referenced_keys_query
+from app.services.ops.crypto import CHUNK, TAG, Sealer
+from app.services.ops.target import BackupError, Target
 from storage import BlobNotFound, BlobStore
-
-from ..blobs import referenced_keys_query
-from .crypto import CHUNK, TAG, Sealer
-from .target import BackupError, Target
 
 FORMAT = 1
 HEADER = "carefile-backup.json"

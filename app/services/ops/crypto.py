@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .target import BackupError
+from app.services.ops.target import BackupError
 
 MAGIC = b"CFB1"
 CHUNK = 1024 * 1024

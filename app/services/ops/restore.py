@@ -15,9 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from storage import BlobStore
-
-from .backup import (
+from app.services.ops.backup import (
     Destination,
     Progress,
     _no_progress,
@@ -28,7 +26,8 @@ from .backup import (
     sqlite_path,
     table_counts,
 )
-from .target import BackupError
+from app.services.ops.target import BackupError
+from storage import BlobStore
 
 
 @dataclass

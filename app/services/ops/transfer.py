@@ -27,12 +27,11 @@ from sqlalchemy.orm import Session
 
 from app.migrate import upgrade
 from app.models import Base, Form, User
+from app.services.ops.backup import Progress, _no_progress, table_counts
+from app.services.ops.blobs import referenced_keys_query
+from app.services.ops.restore import check_empty
+from app.services.ops.target import BackupError
 from storage import BlobStore
-
-from ..blobs import referenced_keys_query
-from .backup import Progress, _no_progress, table_counts
-from .restore import check_empty
-from .target import BackupError
 
 BATCH = 2000
 
@@ -129,9 +128,9 @@ def copy_blobs(src: Engine, src_store: BlobStore, dst_store: BlobStore,
 
 def export_digests(engine: Engine, store: BlobStore) -> dict[str, str]:
     """sha256 over the CSV files of a full CSV zip export of every form (zip metadata left out)."""
-    from ..exports import ExportOptions
-    from ..exports.csvzip import write_csvzip
-    from ..exports.tabular import Plan
+    from app.services.exports import ExportOptions
+    from app.services.exports.csvzip import write_csvzip
+    from app.services.exports.tabular import Plan
 
     out: dict[str, str] = {}
     admin = User(username="transfer-check", role="admin", active=True)
@@ -152,7 +151,7 @@ def export_digests(engine: Engine, store: BlobStore) -> dict[str, str]:
 
 def transfer(src: Engine, src_store: BlobStore, dst: Engine, dst_store: BlobStore,
              progress: Progress = _no_progress) -> TransferReport:
-    from ..views import refresh_views
+    from app.services.forms.views import refresh_views
 
     check_empty(dst, dst_store)
     upgrade(src)  # the source at the newest schema, like the destination

@@ -20,13 +20,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.central.shapes import iso, role_of
 from app.errors import Problem
 from app.models import Form, FormAssignment, User
-
-from . import access, audit, collectors
-from . import users as user_service
-from .central import iso, role_of
-from .regions import covers, validate_code
+from app.services import audit
+from app.services.access import policy as access
+from app.services.identity import collectors
+from app.services.identity import users as user_service
+from app.services.regions import covers, validate_code
 
 MANAGERS = ("admin", "coordinator")
 NOT_FOUND = "Could not find the resource you were looking for."

@@ -10,9 +10,8 @@ from sqlalchemy import Connection, insert, select
 from app.errors import Problem
 from app.migrate import upgrade
 from app.models import Project
-
-from . import forms as form_service
-from . import regions
+from app.services import forms as form_service
+from app.services import regions
 
 if TYPE_CHECKING:  # the Runtime holder lives with the Flask glue; services only use its fields
     from app.runtime import Runtime

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import EntityEvent, Form, HeldChange, Submission, SubmissionVersion, User, utcnow
-
-from . import access, audit
+from app.services import audit
+from app.services.access import policy as access
 
 AWAITS_REVIEW = ("It changes a record outside your regions, so a coordinator must review it before it takes effect. "
                  "You need not send it again.")
@@ -126,7 +126,8 @@ def _event(session: Session, change: HeldChange) -> EntityEvent | None:
 
 
 def _apply(session: Session, project_id: int, change: HeldChange) -> None:
-    from . import entities, submissions
+    from app.services.children import entities
+    from app.services.submissions import ingest as submissions
 
     if change.kind == "entity":
         event = _event(session, change)

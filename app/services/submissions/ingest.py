@@ -40,6 +40,9 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
+from app.services import forms as form_service
+from app.services.access import policy as access
+from app.services.children import held as held_service
 from forms import (
     FormSchema,
     SubmissionData,
@@ -50,10 +53,6 @@ from forms import (
     parse_submission,
 )
 from storage import BlobInfo, BlobStore, BlobTooLarge
-
-from . import access
-from . import forms as form_service
-from . import held as held_service
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +251,7 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
                                           instance_id, stored, device_id, user_agent, region_fallback)
         if block is not None and schema.entity is not None and (block.create or block.update):
-            from . import entities as entity_service
+            from app.services.children import entities as entity_service
 
             # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
             # only weak references) the scope check finds it without a query.
@@ -310,7 +309,7 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     session.flush()
     sub.current_version_id = version.id
     session.flush()
-    from . import entities as entity_service
+    from app.services.children import entities as entity_service
 
     event = entity_service.process_submission(session, project_id, version, schema,
                                               envelope.entity, data)  # type: ignore[attr-defined]
@@ -495,10 +494,9 @@ def _child_region(session: Session, project_id: int, uid: str | None) -> str | N
 
 def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) -> None:
     """Make a held edit the record's current version (a coordinator approved it), then apply its effects."""
+    from app.services import forms as form_service
+    from app.services.children import entities as entity_service
     from forms import extract, parse_submission
-
-    from . import entities as entity_service
-    from . import forms as form_service
 
     sub = session.scalar(select(Submission).where(Submission.id == sv.submission_id).with_for_update())
     assert sub is not None

@@ -41,11 +41,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Form, FormVersion, ManagedKey, SubmissionAttachment, SubmissionVersion, User
+from app.services.access import policy as access
 from forms import FormSchema, SubmissionXMLError, extract, parse_submission, parse_xform
 from forms.encryption import EncryptionError, RecordDecryptor, parse_manifest, plain_name, public_key_base64
 from storage import BlobNotFound, BlobStore
-
-from . import access
 
 KDF_N, KDF_R, KDF_P = 2**15, 8, 1
 MIN_PASSPHRASE = 10
@@ -175,8 +174,8 @@ def inject_public_key(xml: bytes, public_key: str) -> bytes:
 
 def _publish_encrypted(session: Session, store: BlobStore, form: Form, row: ManagedKey, user: User | None
                        ) -> FormVersion:
-    from . import forms as form_service
-    from . import xmlutil
+    from app.services import forms as form_service
+    from app.services.forms import xmlutil
 
     current = form.current_version
     assert current is not None
@@ -293,7 +292,7 @@ class ExportDecryptor:
         except SubmissionXMLError as err:
             return self._fail(rec, "bad_xml", f"The decrypted form data is not valid XML: {err.message}")
         data = extract(tree, schema)
-        from .submissions import region_of
+        from app.services.submissions.ingest import region_of
 
         region = region_of(data.values) or rec.meta[10] or None
         if not access.sees_region(self.plan.user, region):
@@ -312,7 +311,7 @@ class ExportDecryptor:
 def write_decrypted_csvzip(session: Session, store: BlobStore, plan: Any, private_key: rsa.RSAPrivateKey, out: Any,
                            on_issue: Callable[[DecryptIssue], None] | None = None) -> ExportDecryptor:
     """The CSV zip of `plan` (same layout as the normal export) with encrypted records decrypted."""
-    from .exports.csvzip import write_csvzip
+    from app.services.exports.csvzip import write_csvzip
 
     dec = ExportDecryptor(plan, store, private_key, on_issue)
     plan.decryptor = dec
@@ -326,7 +325,7 @@ def write_decrypted_csvzip(session: Session, store: BlobStore, plan: Any, privat
 def stream_decrypted_csvzip(session: Session, store: BlobStore, plan: Any, private_key: rsa.RSAPrivateKey
                             ) -> Iterator[bytes]:
     """The decrypted CSV zip as byte chunks (web and API downloads; nothing decrypted is stored)."""
-    from .exports.csvzip import stream_csvzip
+    from app.services.exports.csvzip import stream_csvzip
 
     dec = ExportDecryptor(plan, store, private_key)
     plan.decryptor = dec

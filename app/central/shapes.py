@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from app.central.odata import REVIEW_TO_CENTRAL
 from app.errors import Problem
 from app.models import Form, FormVersion, Project, Submission, SubmissionAttachment, SubmissionVersion, User
-
-from . import access
-from .odata import REVIEW_TO_CENTRAL
+from app.services.access import policy as access
 
 
 def iso(dt: Any) -> str | None:
@@ -141,7 +140,7 @@ def project_extended(session: Session, user: User, p: Project) -> dict[str, Any]
 def form_extended(session: Session, user: User, form: Form) -> dict[str, Any]:
     """Central's extended form: submissions, reviewStates, lastSubmission, entityRelated, createdBy,
     excelContentType — counted over the submissions the caller may see."""
-    from .forms import schema_of
+    from app.services.forms import schema_of
 
     out = form_json(form)
     visible = and_(Submission.form_id == form.id, Submission.deleted_at.is_(None),

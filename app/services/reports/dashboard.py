@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from app.models import Dataset, Entity, Form, Submission, User
 from app.models.base import UTCDateTime
-
-from . import access, regions
-from .childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
-from .forms import schema_of
-from .records import LOCAL_TZ, visible
+from app.services import regions
+from app.services.access import policy as access
+from app.services.children.childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
+from app.services.forms import schema_of
+from app.services.submissions.records import LOCAL_TZ, visible
 
 NEXT_LEVEL = {2: 4, 4: 6, 6: 9, 9: 12, 12: 12}
 UNKNOWN = ""  # children without a region code

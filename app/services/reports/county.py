@@ -1,6 +1,6 @@
 """What managers report: the monthly/quarterly county report and the dashboard's pictures.
 
-Both read the same facts, scoped through app.services.access: each child of the `children` list
+Both read the same facts, scoped through app.services.access.policy: each child of the `children` list
 in the user's regions (file creation date, every version of the file) and the records about it
 (submissions naming the child, with the record's own date). The counts are then taken in
 Python, so the report and the charts agree by construction.
@@ -31,10 +31,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, Submission, SubmissionVersion, User
-
-from . import access, regions
-from .childfile import CHILDREN, RISK_LEVELS
-from .records import LOCAL_TZ
+from app.services import regions
+from app.services.access import policy as access
+from app.services.children.childfile import CHILDREN, RISK_LEVELS
+from app.services.submissions.records import LOCAL_TZ
 
 DATE_FIELDS = ("visit_date", "assessment_date", "record_date", "registered_on", "today")
 IDENTIFICATION, ASSESSMENT, VISIT, REFERRAL = "identification", "assessment", "visit_record", "referral_followup"
@@ -326,7 +326,7 @@ def area_length(user: User) -> int:
 @dataclass
 class Tally:
     """The pictures' counts for the children of one region code. Additive: the pictures of any set of
-    regions are the sum of their tallies (app.services.rollup stores one per region code)."""
+    regions are the sum of their tallies (app.services.reports.rollup stores one per region code)."""
 
     risk_by_month: list[Counter[str]]  # per month: risk level → open children at the month's end
     open: int = 0  # open today

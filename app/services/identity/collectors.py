@@ -24,10 +24,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import CollectorToken, Form, FormAssignment, User
-
-from . import access
-from . import users as user_service
-from .regions import code_error
+from app.services.access import policy as access
+from app.services.identity import users as user_service
+from app.services.regions import code_error
 
 MAX_ROWS = 5000
 MAX_EXPANDED_BYTES = 32 * 1024 * 1024

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
-
-from . import access, audit
-from .childfile import CHILDREN, _children_query
-from .entities import region_of
+from app.services import audit
+from app.services.access import policy as access
+from app.services.children.childfile import CHILDREN, _children_query
+from app.services.children.entities import region_of
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
     if not (len(village) == 12 and village.isdigit()):
         raise Problem(400, "400.31", f"'{village}' is not a village code. Give the 12-digit national division "
                       "code of the village the child moves to, e.g. 540102002001.")
-    from . import regions
+    from app.services import regions
 
     if not regions.exists(village):
         raise Problem(400, "400.32", f"There is no village with the code {village} in the division table. Pick the "
@@ -186,7 +186,7 @@ def after_form_change(session: Session, entity: Entity, sv: SubmissionVersion, c
         if latest is not None:
             latest.data = {**(latest.data or {}), **keep}
     if created:
-        from . import duplicates
+        from app.services.children import duplicates
 
         duplicates.check_new_child(session, entity, sv)
 
@@ -204,7 +204,7 @@ def _years_before(day: date, years: int) -> date:
 def turning_18(session: Session, project_id: int, user: User, today: date, days: int = 90,
                limit: int = 500) -> list[dict[str, Any]]:
     """Open cases of children who turn 18 after today and within `days` days (hand-over planning)."""
-    from .childfile import ChildSummary
+    from app.services.children.childfile import ChildSummary
 
     born_after = _years_before(today, 18)  # born on this day: 18 today (already turned)
     born_until = _years_before(today + timedelta(days=days), 18)

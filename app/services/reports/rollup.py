@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from app.models import DashboardRollup, Dataset, Entity, Form, Submission, User
 from app.models.base import utcnow
-
-from . import access, reports
-from .childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
-from .dashboard import UNKNOWN, Breakdown, _scopes, week_buckets
+from app.services.access import policy as access
+from app.services.children.childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
+from app.services.reports import county as reports
+from app.services.reports.dashboard import UNKNOWN, Breakdown, _scopes, week_buckets
 
 PROPS = ("risk_level", "status")
 KNOWN = {"risk_level": RISK_LEVELS, "status": STATUSES, "referral_status": REFERRAL_STATUSES}

@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.models import ApiSession, User, WebSession, utcnow
-
-from . import signin
-from . import users as user_service
+from app.services.identity import signin
+from app.services.identity import users as user_service
 
 LIFETIME = timedelta(hours=24)  # API tokens, as Central
 WEB_LIFETIME = timedelta(hours=24)  # a web sign-in; closing the browser ends it earlier (session cookie)

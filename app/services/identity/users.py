@@ -15,8 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
 from app.models import ROLES, CollectorToken, FormAssignment, User, UserRegion, loaded_instance, utcnow
-
-from .regions import validate_code
+from app.services.regions import validate_code
 
 # New tokens use URL- and shell-safe characters only (pasting a URL with `!` into a shell breaks it).
 # Tokens issued before used `!` and `$` as well and keep working: the check accepts both alphabets.
@@ -80,7 +79,7 @@ def _session_of(user: User) -> Session:
 
 
 def _end_sessions(user: User) -> None:
-    from . import sessions as session_service
+    from app.services.identity import sessions as session_service
 
     session_service.end_user_sessions(_session_of(user), user.id)
 
@@ -253,7 +252,7 @@ def set_active(user: User, active: bool) -> bool:
 def reset_password(session: Session, user: User, password: str, realm: str) -> None:
     """An administrator sets a new password: sessions and API tokens end, and the account's wrong
     passwords are forgotten (no more waiting anywhere)."""
-    from . import signin
+    from app.services.identity import signin
 
     set_password(user, password, realm)
     signin.forget_failures(session, user.username)

@@ -1,7 +1,7 @@
 """Paper entry and edits in the browser (app/web/fill.py): which form and which record a web user
 may fill or edit, and the files the renderer asks for, scoped like the user's own phone.
 
-The submission itself goes through app.services.submissions.receive_submission, as Collect's do.
+The submission itself goes through app.services.submissions.ingest.receive_submission, as Collect's do.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Form, FormVersion, Submission, SubmissionVersion, User
+from app.services import forms as form_service
+from app.services import regions
+from app.services.access import policy as access
+from app.services.children import entities as entity_service
 from forms import SubmissionXMLError, parse_submission
-
-from . import access, regions
-from . import entities as entity_service
-from . import forms as form_service
 
 EDITORS = ("admin", "coordinator")  # managers see sensitive answers masked, so they do not edit
 

@@ -14,12 +14,12 @@ from xml.sax.saxutils import quoteattr
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
+from app.central import odata
+from app.central.shapes import get_project, iso
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, SubmissionVersion, User
-
-from . import access, odata
-from .central import get_project, iso
-from .forms import schema_of
+from app.services.access import policy as access
+from app.services.forms import schema_of
 
 NOT_FOUND = "Could not find the resource you were looking for."
 

@@ -24,9 +24,16 @@ from sqlalchemy.orm import Session, aliased
 
 from app.errors import Problem
 from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
-
-from . import access, audit
-from .casework import _value, bump_revision, follow_child, locked_child, require_coordinator, server_version
+from app.services import audit
+from app.services.access import policy as access
+from app.services.children.casework import (
+    _value,
+    bump_revision,
+    follow_child,
+    locked_child,
+    require_coordinator,
+    server_version,
+)
 
 NAME_FIELDS = ("child_name", "full_name", "name")
 MAX_CANDIDATES = 500  # children of one province born within a month of each other that are compared

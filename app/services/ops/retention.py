@@ -34,12 +34,11 @@ from app.models import (
     SubmissionVersion,
     utcnow,
 )
+from app.services import audit
+from app.services import forms as form_service
+from app.services.children.childfile import CHILDREN
 from forms import FormSchema
 from storage import BlobStore
-
-from . import audit
-from . import forms as form_service
-from .childfile import CHILDREN
 
 ANONYMISED_LABEL = "（已匿名）anonymised"
 

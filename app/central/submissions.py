@@ -23,17 +23,18 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.central.odata import REVIEW_FROM_CENTRAL
+from app.central.shapes import iso, submission_json
 from app.db import Database
 from app.errors import Problem
 from app.models import AuditEvent, Form, Submission, SubmissionComment, SubmissionVersion, User
+from app.services import audit
+from app.services import forms as form_service
+from app.services.access import policy as access
+from app.services.submissions import records
+from app.services.submissions.ingest import FormRef, IncomingFile, receive_submission, region_of
 from forms import SubmissionXMLError, extract, parse_submission
 from storage import BlobStore
-
-from . import access, audit, records
-from . import forms as form_service
-from .central import iso, submission_json
-from .odata import REVIEW_FROM_CENTRAL
-from .submissions import FormRef, IncomingFile, receive_submission, region_of
 
 NOT_FOUND = "Could not find the resource you were looking for."
 

@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
-
-from . import access
-from .entities import entity_history
+from app.services.access import policy as access
+from app.services.children.entities import entity_history
 
 CHILDREN = "children"
 STATUS_PROPS = ("status", "risk_level", "referral_status", "next_followup_due")
@@ -140,7 +139,7 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
     Sensitive answers, files and a label built from them are masked unless the user may see them
     (app.services.access); "unmasked" tells the caller to audit the view as one of identifying data.
     """
-    from .forms import schema_of
+    from app.services.forms import schema_of
 
     child = get_child(session, project_id, user, uid)
     red = access.Redactor(session, user, project_id)

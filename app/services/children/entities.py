@@ -65,10 +65,9 @@ from app.models import (
     User,
     utcnow,
 )
+from app.services.metrics import ENTITY_LIST_BUILDS
+from app.services.regions import covers
 from forms import EntityBlock, FormSchema, SubmissionData, normalize_uuid
-
-from .ops.metrics import ENTITY_LIST_BUILDS
-from .regions import covers
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +172,8 @@ def _touched_regions(block: EntityBlock, data: SubmissionData, target: Entity | 
 def _held_by_scope(session: Session, project_id: int, sv: SubmissionVersion, block: EntityBlock,
                    data: SubmissionData, event: EntityEvent, target: Entity | None) -> bool:
     """Hold an entity change outside the submitter's regions for review (app.services.held)."""
-    from . import access, held
+    from app.services.access import policy as access
+    from app.services.children import held
 
     submitter = session.get(User, sv.submitter_id) if sv.submitter_id else None
     if submitter is None:
@@ -260,7 +260,7 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
 
 def _after_change(session: Session, entity: Entity, sv: SubmissionVersion, created: bool) -> None:
     """Case-work hook (closure from a form, duplicate check): its failure never touches the entity."""
-    from . import casework
+    from app.services.children import casework
 
     try:
         with session.begin_nested():
@@ -436,9 +436,8 @@ def _drain_backlog(session: Session, project_id: int, which: ColumnElement[bool]
 
 def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -> bool:
     """Try a held update again; True when it is no longer held (applied, failed, or done meanwhile)."""
+    from app.services import forms as form_service
     from forms import extract, parse_submission
-
-    from . import forms as form_service
 
     # The list first, then the event as committed: another request may have applied it meanwhile.
     ds = _lock_dataset(session, project_id, event.dataset)
@@ -519,7 +518,7 @@ def _force_old_backlog_now_and_then(session: Session, project_id: int, ds: Datas
 
 def _scope(user: User) -> tuple[str, ...] | None:
     """Region codes limiting what the user's phone receives; None = everything (the access policy)."""
-    from . import access
+    from app.services.access import policy as access
 
     return access.phone_scope(user)
 

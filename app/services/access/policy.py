@@ -197,7 +197,7 @@ _LISTS_CACHE: dict[tuple[str, ...], frozenset[str]] = {}
 
 def sensitive_label_lists(session: Session, project_id: int) -> frozenset[str]:
     """Entity lists whose labels are built from sensitive data by a form that creates them."""
-    from .forms import schema_of
+    from app.services.forms import schema_of
 
     versions = list(session.scalars(
         select(FormVersion).join(Form, Form.current_version_id == FormVersion.id).where(Form.project_id == project_id)))
@@ -279,7 +279,7 @@ class Redactor:
 
     def _sensitive_props(self, dataset: str) -> frozenset[str]:
         if self._props is None:
-            from .forms import schema_of
+            from app.services.forms import schema_of
 
             versions = self._session.scalars(
                 select(FormVersion).join(Form, Form.current_version_id == FormVersion.id)
@@ -298,7 +298,7 @@ def audit_unmasked(db: Any, user: User, red: Redactor, action: str, target: str,
     """Record a bulk read (OData, entity lists) that showed identifying details unmasked."""
     if not red.show:
         return
-    from . import audit
+    from app.services import audit
 
     with db.write() as session:
         audit.record(session, user, action, target=target, ip=ip, unmasked=True, **details)

@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.central.shapes import get_project, iso
 from app.errors import Problem
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
+from app.services import audit
+from app.services.access import policy as access
+from app.services.children.entities import region_of
 from forms import normalize_uuid
-
-from . import access, audit
-from .central import get_project, iso
-from .entities import region_of
 
 MAINTAINERS = ("admin", "coordinator")
 NAME = re.compile(r"^(?!__)[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")

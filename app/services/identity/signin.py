@@ -40,9 +40,8 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.errors import Problem
 from app.models import LoginFailure, SigninKnownAddress, User, utcnow
-
-from . import audit
-from .ops.metrics import LOGIN_FAILURES
+from app.services import audit
+from app.services.metrics import LOGIN_FAILURES
 
 WINDOW = timedelta(hours=24)  # wrong passwords older than this are forgotten
 PAIR_FREE = 5  # wrong passwords for one account from one address before waits begin
@@ -197,7 +196,7 @@ def forget_failures(session: Session, username: str) -> None:
 
 def sign_in(db: Database, username: str, password: str, ip: str, known_device: bool = False) -> User:
     """Web sign-in: the user, or Throttled / WrongPassword (the failure already recorded)."""
-    from . import users as user_service
+    from app.services.identity import users as user_service
 
     return verify(db, username, ip, lambda user: user_service.password_matches(user, password), channel="web",
                   audit_success=True, known_device=known_device)
