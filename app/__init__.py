@@ -28,8 +28,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     else:
         app.wsgi_app = _OwnScheme(app.wsgi_app)  # type: ignore[method-assign]
 
-    from .services import regions
+    from .services import effects, regions
 
+    effects.install()  # after-effects of events (app/services/effects.py)
     regions.use_data_dir(cfg["DATA_DIR"])  # provinces added with `carefile regions load`
     db = Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"], pool_size=cfg["DB_POOL_SIZE"],
                   max_overflow=cfg["DB_MAX_OVERFLOW"])

@@ -293,9 +293,9 @@ def _cli_admin(project: int) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from app.services.exports import ExportOptions
+    from app.services.exports import ExportOptions, decrypt
     from app.services.exports.tabular import plan_for
-    from app.services.forms import encryption
+    from app.services.forms import keys
     from forms.encryption import EncryptionError, load_private_key
 
     rt = _runtime()
@@ -308,7 +308,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.output)
     tmp = out.with_name(out.name + ".part")
 
-    def report(issue: encryption.DecryptIssue) -> None:
+    def report(issue: decrypt.DecryptIssue) -> None:
         print(f"{issue.instance_id}: NOT decrypted: {issue.message}", file=sys.stderr)
 
     with rt.db.session() as session:
@@ -318,14 +318,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             from app.models import Form
 
             form = session.get(Form, plan.form.id)
-            row = encryption.form_key(session, form) if form is not None else None
+            row = keys.form_key(session, form) if form is not None else None
             if row is None:
                 print(f"Error: the form '{args.form_id}' has no managed key; give --private-key KEY.pem.",
                       file=sys.stderr)
                 return 1
-            private_key = encryption.unlock(row, _passphrase(args))
+            private_key = keys.unlock(row, _passphrase(args))
         with tmp.open("wb") as fh:
-            dec = encryption.write_decrypted_csvzip(session, rt.store, plan, private_key, fh, report)
+            dec = decrypt.write_decrypted_csvzip(session, rt.store, plan, private_key, fh, report)
     tmp.replace(out)
     print(f"{out}: {dec.decrypted} record(s) decrypted, {len(dec.issues)} not decrypted.")
     return 1 if dec.issues else 0

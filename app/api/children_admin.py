@@ -9,6 +9,7 @@ from flask import Response, jsonify, request
 from app.errors import Problem
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
+from app.services import access
 from app.services.children import casework, childfile, duplicates
 
 from . import bp
@@ -41,7 +42,7 @@ def _child(session: Any, project_id: int, user: Any, uid: str) -> dict[str, Any]
 @declare(COORDINATORS, scoped=True)
 def children_duplicates(project_id: int) -> Response:
     user = api_user()
-    casework.require_coordinator(user)
+    access.require(user, "case.decide")
     status = request.args.get("status", "open")
     if status not in ("open", "merged", "distinct", ""):
         raise Problem(400, "400.30", "status must be open, merged or distinct.")

@@ -26,7 +26,7 @@ from app.central.odata_filter import parse_filter
 from app.errors import Problem
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
-from app.services.access import policy as access
+from app.services import access
 
 from . import bp
 from .auth import api_user

@@ -23,11 +23,11 @@ from app.errors import Problem
 from app.models import Form
 from app.routeaccess import READERS, declare
 from app.runtime import Runtime, runtime
-from app.services import audit
-from app.services.access import policy as access
-from app.services.exports import ExportOptions, jobs
+from app.services import access, audit
+from app.services.exports import ExportOptions, decrypt, jobs
 from app.services.exports.csvzip import stream_csv, stream_csvzip
 from app.services.exports.tabular import plan_for
+from app.services.forms import keys
 from storage import content_disposition
 
 from . import bp
@@ -144,11 +144,9 @@ def export_direct(project_id: int, xml_form_id: str) -> Response:
     private_key = _managed_key(rt, plan) if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
-        from app.services.forms import encryption
-
         with rt.db.session() as s:
             if private_key is not None:
-                yield from encryption.stream_decrypted_csvzip(s, rt.store, plan, private_key)
+                yield from decrypt.stream_decrypted_csvzip(s, rt.store, plan, private_key)
             else:
                 yield from stream_csvzip(plan, s, rt.store)
 
@@ -161,15 +159,13 @@ def _managed_key(rt: Runtime, plan: Any) -> Any:
     """Central's managed-key export: the passphrase comes in the POST body (form-urlencoded or JSON) under
     the key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing
     decrypted is stored. Only POST: a passphrase in the URL would land in access logs."""
-    from app.services.forms import encryption
-
     body = _body()
     with rt.db.session() as s:
-        key = encryption.form_key(s, plan.form)
+        key = keys.form_key(s, plan.form)
         passphrase = body.get(str(key.id)) if key is not None else None
         if key is None or passphrase is None:
             return None
-        return encryption.unlock(key, str(passphrase))
+        return keys.unlock(key, str(passphrase))
 
 
 @bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/keys")
@@ -177,12 +173,10 @@ def _managed_key(rt: Runtime, plan: Any) -> Any:
 def export_keys(project_id: int, xml_form_id: str) -> Response:
     """Central's list of the encryption keys a form's submissions use (managed keys carry their hint;
     the id is the field name for the passphrase in POST submissions.csv.zip)."""
-    from app.services.forms import encryption
-
     user = api_user()
     with runtime().db.session() as s:
         access.require_reader(user)
-        return jsonify(encryption.keys_json(s, _form(s, project_id, xml_form_id)))
+        return jsonify(keys.keys_json(s, _form(s, project_id, xml_form_id)))
 
 
 @bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv", methods=["GET", "POST"])

@@ -28,9 +28,8 @@ from app.errors import Problem
 from app.models import Form, FormVersion, User
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import audit
+from app.services import access, audit
 from app.services import forms as form_service
-from app.services.access import policy as access
 from app.services.ops import setup
 
 from . import bp

@@ -6,6 +6,7 @@ from flask import Response, jsonify, request
 from app.errors import Problem
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
+from app.services import submissions
 from app.services.children import held
 
 from . import bp
@@ -38,6 +39,6 @@ def held_decide(project_id: int, held_id: int) -> Response:
     with runtime().db.write() as s:
         if project_id != user.project_id:
             raise Problem(404, "404.80", "There is no such held change in your regions.")
-        change = held.decide(s, project_id, user, held_id, body["action"], note=note, ip=request.remote_addr or "",
-                             via="api")
+        change = submissions.decide_held(s, project_id, user, held_id, body["action"], note=note,
+                                         ip=request.remote_addr or "", via="api")
         return jsonify({"id": change.id, "status": change.status})

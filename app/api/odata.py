@@ -16,8 +16,8 @@ from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
+from app.services import access
 from app.services import forms as form_service
-from app.services.access import policy as access
 from app.services.forms import encryption
 
 from . import bp

@@ -105,7 +105,7 @@ def _xml_response(xml: bytes) -> Response:
 def _shown_xml(s: Any, user: Any, project_id: int, sv: Any) -> tuple[bytes, bool]:
     """The version's XML as this user may see it (sensitive answers masked), and whether it is unmasked."""
     from app.models import FormVersion
-    from app.services.access import policy as access
+    from app.services import access
     from app.services.forms import schema_of
 
     red = access.Redactor(s, user, project_id)

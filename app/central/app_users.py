@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from app.central.shapes import iso, role_of
 from app.errors import Problem
 from app.models import Form, FormAssignment, User
-from app.services import audit
-from app.services.access import policy as access
+from app.services import access, audit
 from app.services.identity import collectors
 from app.services.identity import users as user_service
 from app.services.regions import covers, validate_code

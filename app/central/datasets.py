@@ -18,8 +18,8 @@ from app.central import odata
 from app.central.shapes import get_project, iso
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, SubmissionVersion, User
-from app.services.access import policy as access
-from app.services.forms import schema_of
+from app.services import access
+from app.services.schemas import schema_of
 
 NOT_FOUND = "Could not find the resource you were looking for."
 

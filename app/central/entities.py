@@ -2,7 +2,7 @@
 
 Only roles that maintain the care file (admin, coordinator) may write, and only inside their regions:
 an entity is seen and changed by a coordinator when its region code (from its `village`, `township`,
-… property, entities.region_of) lies in one of theirs — a change may not move it out of them, and a
+… property, app.services.regions.of_properties) lies in one of theirs — a change may not move it out of them, and a
 new entity must name such a region. Entities outside the caller's regions answer 404.
 
 Every change is an EntityVersion like those made by submissions (all properties after the change,
@@ -25,9 +25,8 @@ from sqlalchemy.orm import Session
 from app.central.shapes import get_project, iso
 from app.errors import Problem
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
-from app.services import audit
-from app.services.access import policy as access
-from app.services.children.entities import region_of
+from app.services import access, audit
+from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
 MAINTAINERS = ("admin", "coordinator")

@@ -171,7 +171,8 @@ def metadata_xml(schema: FormSchema) -> str:
             parent_key = "__" + (table.parent or "Submissions").replace(".", "-") + "-id"
             out.append(f'        <Property Name="{parent_key}" Type="Edm.String"/>')
         for path, ftype in field_types(schema, table.repeat).items():
-            out.append(f'        <Property Name={quoteattr(path.replace("/", "_"))} Type="{EDM.get(ftype, "Edm.String")}"/>')
+            edm = EDM.get(ftype, "Edm.String")
+            out.append(f'        <Property Name={quoteattr(path.replace("/", "_"))} Type="{edm}"/>')
         out.append("      </EntityType>")
         containers.append(f'        <EntitySet Name={quoteattr(table.name)} EntityType={quoteattr(ns + "." + etype)}/>')
     out.append(f'      <EntityContainer Name="{schema.form_id}">')

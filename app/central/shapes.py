@@ -9,8 +9,19 @@ from sqlalchemy.orm import Session
 
 from app.central.odata import REVIEW_TO_CENTRAL
 from app.errors import Problem
-from app.models import Form, FormVersion, Project, Submission, SubmissionAttachment, SubmissionVersion, User
-from app.services.access import policy as access
+from app.models import (
+    Dataset,
+    Entity,
+    Form,
+    FormVersion,
+    Project,
+    Submission,
+    SubmissionAttachment,
+    SubmissionVersion,
+    User,
+)
+from app.services import access
+from app.services.schemas import schema_of
 
 
 def iso(dt: Any) -> str | None:
@@ -117,8 +128,6 @@ def get_submission(session: Session, user: User, form: Form, instance_id: str) -
 def project_extended(session: Session, user: User, p: Project) -> dict[str, Any]:
     """Central's extended project: counts of forms, app users, entity lists; last submission and entity,
     as far as the caller may see (submissions and entities of their regions)."""
-    from app.models import Dataset, Entity
-
     out = project_json(p)
     out["forms"] = int(session.scalar(select(func.count()).select_from(Form).where(
         Form.project_id == p.id, Form.current_version_id.is_not(None))) or 0)
@@ -140,8 +149,6 @@ def project_extended(session: Session, user: User, p: Project) -> dict[str, Any]
 def form_extended(session: Session, user: User, form: Form) -> dict[str, Any]:
     """Central's extended form: submissions, reviewStates, lastSubmission, entityRelated, createdBy,
     excelContentType — counted over the submissions the caller may see."""
-    from app.services.forms import schema_of
-
     out = form_json(form)
     visible = and_(Submission.form_id == form.id, Submission.deleted_at.is_(None),
                    access.region_filter(user, Submission.region_code))

@@ -17,7 +17,6 @@ their regions (records.get_record: 404 outside them). Every action is audited.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import IO, Any
 
 from sqlalchemy import select
@@ -28,11 +27,11 @@ from app.central.shapes import iso, submission_json
 from app.db import Database
 from app.errors import Problem
 from app.models import AuditEvent, Form, Submission, SubmissionComment, SubmissionVersion, User
-from app.services import audit
+from app.services import access, audit
 from app.services import forms as form_service
-from app.services.access import policy as access
+from app.services.regions import of_answers as region_of
 from app.services.submissions import records
-from app.services.submissions.ingest import FormRef, IncomingFile, receive_submission, region_of
+from app.services.submissions.ingest import IncomingFile, receive_submission
 from forms import SubmissionXMLError, extract, parse_submission
 from storage import BlobStore
 
@@ -100,12 +99,6 @@ def _same_form(envelope: Any, xml_form_id: str) -> None:
                       f"form '{xml_form_id}'. Send it to /forms/{envelope.form_id}/submissions.")
 
 
-def _may_fill(user: User) -> Callable[[Session, FormRef], bool] | None:
-    if user.role in ("admin", "coordinator"):
-        return None
-    return lambda session, form: form_service.can_fill(session, user, form)
-
-
 def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form_id: str, xml: bytes, *,
            device_id: str | None, user_agent: str | None, max_bytes: int, ip: str = "") -> dict[str, Any]:
     """REST create: the XML without files (they follow as attachment uploads)."""
@@ -121,7 +114,7 @@ def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form
     _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
     result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
                                 device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
-                                max_file_bytes=max_bytes, may_fill=_may_fill(user))
+                                max_file_bytes=max_bytes)
     if result.status == "duplicate":
         raise Problem(409, "409.3", f"A submission with the instanceID '{result.instance_id}' exists already. "
                       "Upload its files to .../attachments/<name>, or edit it with PUT.",
@@ -152,7 +145,7 @@ def upload_attachment(db: Database, store: BlobStore, user: User, project_id: in
         else None
     receive_submission(db, store, project_id=project_id, user=user, xml=xml,
                        files=[IncomingFile(name, stream, ctype)], max_xml_bytes=max(len(xml), 1),
-                       max_file_bytes=max_bytes, may_fill=_may_fill(user))
+                       max_file_bytes=max_bytes)
     with db.write() as session:
         audit.record(session, user, "submission.attachment", target=target(xml_form_id, instance_id), ip=ip,
                      name=name)
@@ -173,8 +166,7 @@ def edit(db: Database, store: BlobStore, user: User, project_id: int, xml_form_i
                           f"of this submission ('{current.instance_id}'). Fetch the current version and edit it.")
     _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
     result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
-                                user_agent=user_agent, max_xml_bytes=max_bytes, max_file_bytes=max_bytes,
-                                may_fill=_may_fill(user))
+                                user_agent=user_agent, max_xml_bytes=max_bytes, max_file_bytes=max_bytes,)
     if result.status != "edited":
         raise Problem(409, "409.3", f"The instanceID '{envelope.instance_id}' exists already: give the edit a new "
                       "meta/instanceID.")

@@ -21,10 +21,11 @@ from .submission import REVIEW_STATES, Submission, SubmissionAttachment, Submiss
 from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion, WebSession
 
 __all__ = [
-    "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User", "UserRegion", "CollectorToken", "FormAssignment",
-    "DigestNonceUse", "ApiSession", "Form", "FormVersion", "FormAttachment", "FormView", "Submission", "SubmissionVersion",
-    "SubmissionRepeatRow", "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES", "REVIEW_STATES",
-    "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
-    "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile",
-    "DuplicateCandidate", "DashboardRollup", "loaded_instance",
+    "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User",
+    "UserRegion", "CollectorToken", "FormAssignment", "DigestNonceUse", "ApiSession", "Form", "FormVersion",
+    "FormAttachment", "FormView", "Submission", "SubmissionVersion", "SubmissionRepeatRow",
+    "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES",
+    "REVIEW_STATES", "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
+    "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile", "DuplicateCandidate",
+    "DashboardRollup", "loaded_instance",
 ]

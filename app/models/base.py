@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -56,8 +56,6 @@ def loaded_instance(cls: type[_Model], values: dict[str, Any]) -> _Model:
     column values go straight into its dict, as the ORM's loader puts them (the mapped constructor sends an
     attribute event per column). Columns not given, and relationships, load on first use once the instance
     is added to a session (which inserts nothing: the row is known)."""
-    from sqlalchemy.orm import make_transient_to_detached
-
     obj = cls.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
     obj.__dict__.update(values)
     make_transient_to_detached(obj)

@@ -15,8 +15,8 @@ from app.errors import Problem
 from app.models import Form, User
 from app.routeaccess import COLLECTORS, declare
 from app.runtime import Runtime, runtime
+from app.services import access, regions
 from app.services import forms as form_service
-from app.services import regions
 from app.services.submissions import ingest as submission_service
 
 from . import bp, render
@@ -137,7 +137,7 @@ def form_list(rt: Runtime, user: User, project_id: int, base: str) -> Response:
 
 def _fillable(session: Any, user: User, project_id: int, xml_form_id: str) -> Form:
     form = form_service.get_form(session, project_id, xml_form_id)
-    if not form_service.can_fill(session, user, form):
+    if not access.may_fill(session, user, form):
         raise Problem(403, "403.2", f"You may not use the form '{xml_form_id}'. Ask your coordinator "
                       "to assign it to you.")
     if form.state == "closed" and user.role == "collector":
@@ -161,7 +161,7 @@ def form_xml(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
 
 @route("/forms/<xml_form_id>/manifest", "manifest", ["GET"], openrosa_header=True)
 def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str) -> Response:
-    from app.services.children import entities as entity_service
+    from app.services.children import lists as entity_lists
 
     items = []
     with rt.db.session() as session:
@@ -172,7 +172,7 @@ def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
         for att in fv.attachments:
             url = f"{base}/forms/{fid}/attachments/{_quote(att.filename)}"
             if att.dataset is not None:
-                md5 = entity_service.list_hash(session, project_id, att.dataset, user)
+                md5 = entity_lists.list_hash(session, project_id, att.dataset, user)
                 if md5 is None:
                     continue
                 items.append(render.ManifestItem(att.filename, md5, url, entity_list=True,
@@ -186,7 +186,7 @@ def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
 
 @route("/forms/<xml_form_id>/attachments/<filename>", "attachment", ["GET"], openrosa_header=False)
 def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str, filename: str) -> Response:
-    from app.services.children import entities as entity_service
+    from app.services.children import lists as entity_lists
 
     with rt.db.session() as session:
         fv = _fillable(session, user, project_id, xml_form_id).current_version
@@ -196,7 +196,7 @@ def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id:
             raise Problem(404, "404.1", f"The form '{xml_form_id}' has no file '{filename}' yet. Ask your "
                           "coordinator to upload it.")
         if att.dataset is not None:
-            csv_bytes, md5 = entity_service.list_csv(session, project_id, att.dataset, user)
+            csv_bytes, md5 = entity_lists.list_csv(session, project_id, att.dataset, user)
             resp = Response(csv_bytes, content_type="text/csv; charset=utf-8")
             resp.set_etag(md5)
             resp.headers["Cache-Control"] = "private, no-cache"
@@ -233,13 +233,10 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
         if part.filename and part.filename != name:
             incoming.append(submission_service.IncomingFile(part.filename, part.stream, part.mimetype))
 
-    def may_fill(session: Any, form: submission_service.FormRef) -> bool:
-        return form_service.can_fill(session, user, form)
-
     result = submission_service.receive_submission(
         rt.db, rt.store, project_id=project_id, user=user, xml=xml, files=incoming,
         device_id=request.args.get("deviceID"), user_agent=request.headers.get("User-Agent"),
-        max_file_bytes=rt.config["MAX_SUBMISSION_BYTES"], may_fill=may_fill,
+        max_file_bytes=rt.config["MAX_SUBMISSION_BYTES"],
     )
     key = {"created": "201", "duplicate": "duplicate", "edited": "edited"}[result.status]
     if result.held:
@@ -254,11 +251,11 @@ def integrity(rt: Runtime, user: User, project_id: int, base: str, name: str) ->
     """Which offline-created entities still exist (protocol.md §3.5); Collect drops deleted ones."""
     from xml.sax.saxutils import quoteattr
 
-    from app.services.children import entities as entity_service
+    from app.services.children import lists as entity_lists
 
     ids = [i for i in request.args.get("id", "").split(",") if i.strip()]
     with rt.db.session() as session:
-        states = entity_service.integrity(session, project_id, name, user, ids)
+        states = entity_lists.integrity(session, project_id, name, user, ids)
     rows = "".join(f"\n    <entity id={quoteattr(uid)}><deleted>{'true' if deleted else 'false'}</deleted></entity>"
                    for uid, deleted in states)
     body = f'<?xml version="1.0" encoding="UTF-8"?>\n<data>\n  <entities>{rows}\n  </entities>\n</data>\n'

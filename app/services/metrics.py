@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -71,8 +72,6 @@ def _process_registry() -> CollectorRegistry:
     directory = multiprocess_dir()
     if directory is None:
         return REGISTRY
-    from prometheus_client import multiprocess
-
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)
     return registry
@@ -91,15 +90,11 @@ def render(session: Session | None) -> bytes:
 def mark_process_dead(pid: int) -> None:
     """gunicorn's child_exit hook: drop the live-gauge files of a worker that ended."""
     if multiprocess_dir() is not None:
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid)
 
 
 def samples(text: bytes) -> Iterator[tuple[str, dict[str, str], float]]:
     """Parse an exposition (tests, the benchmark): (name, labels, value) for every sample."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     for family in text_string_to_metric_families(text.decode()):
         for s in family.samples:
             yield s.name, dict(s.labels), float(s.value)

@@ -182,6 +182,33 @@ def covers(user_codes: list[str], code: str | None) -> bool:
     return any(code.startswith(c) for c in user_codes)
 
 
+# The answers / entity properties that name where a record or a child is, most specific first.
+REGION_KEYS = ("village", "township", "county", "prefecture")
+
+
+def of_answers(values: dict[str, object]) -> str | None:
+    """The most specific region code among a submission's answers (keys are paths relative to the
+    root, so a `village` question inside a group counts too): village before township …"""
+    found: dict[str, str] = {}
+    for key, value in values.items():
+        last = key.rsplit("/", 1)[-1]
+        if last in REGION_KEYS and isinstance(value, str) and value.isdigit():
+            found.setdefault(last, value)
+    for k in REGION_KEYS:
+        if k in found:
+            return found[k]
+    return None
+
+
+def of_properties(data: dict[str, object]) -> str | None:
+    """The most specific region code among an entity's properties (`village`, `township`, …)."""
+    for key in REGION_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value.isdigit():
+            return value
+    return None
+
+
 def as_csv(rows: Iterable[tuple[str, str]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

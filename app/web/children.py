@@ -15,7 +15,8 @@ from app.errors import Problem
 from app.i18n import current_language, form_label, t
 from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
-from app.services import audit
+from app.services import access, audit
+from app.services import children as child_service
 from app.services.children import casework, childfile, duplicates
 from app.services.reports import dashboard as dash
 from app.services.submissions.records import LOCAL_TZ
@@ -116,8 +117,8 @@ def children() -> Any:
     except Problem:
         page = 1  # a hand-edited page number shows the first page
     region = "".join(ch for ch in args.get("region", "") if ch.isdigit())[:12]
-    risk = args.get("risk_level", "") if args.get("risk_level", "") in childfile.RISK_LEVELS else ""
-    status = args.get("status", "") if args.get("status", "") in childfile.STATUSES else ""
+    risk = args.get("risk_level", "") if args.get("risk_level", "") in child_service.RISK_LEVELS else ""
+    status = args.get("status", "") if args.get("status", "") in child_service.STATUSES else ""
     overdue = args.get("overdue") in ("1", "on", "yes")
     q = args.get("q", "").strip()[:100]
     today = today_local()
@@ -134,8 +135,8 @@ def children() -> Any:
     return render_template("children/list.html", rows=rows, total=total, capped=capped, count_limit=COUNT_LIMIT,
                            has_next=has_next, page=page, page_size=PAGE_SIZE,
                            filters={k: v for k, v in filters.items() if v}, names=names, regions=regions,
-                           risk_levels=childfile.RISK_LEVELS, statuses=childfile.STATUSES,
-                           overdue_ids={r.uuid for r in rows if childfile.is_overdue(r, today)})
+                           risk_levels=child_service.RISK_LEVELS, statuses=child_service.STATUSES,
+                           overdue_ids={r.uuid for r in rows if child_service.is_overdue(r, today)})
 
 
 def _visible(user: Any, code: str) -> bool:
@@ -157,9 +158,9 @@ def children_view(uid: str) -> Any:
         pairs = duplicates.list_pairs(s, user.project_id, user, status="open", uid=file["child"]["uuid"])
     today = today_local()
     return render_template("children/file.html", file=file, child=file["child"], names=names,
-                           overdue=childfile.is_overdue(file["child"], today), today=today.isoformat(),
+                           overdue=child_service.is_overdue(file["child"], today), today=today.isoformat(),
                            lang=current_language(), pairs=pairs, close_reasons=casework.CLOSE_REASONS,
-                           may_merge=user.role in casework.COORDINATOR_ROLES)
+                           may_merge=user.role in access.COORDINATORS)
 
 
 # ---------------------------------------------------------------- case work (issue 12)
@@ -234,7 +235,7 @@ def children_transfer(uid: str) -> Any:
         casework.transfer(s, user.project_id, user, uid, request.form.get("village", ""),
                           note=request.form.get("note", ""), ip=client_ip())
     flash(t("The child was moved to the new village."))
-    if user.role in casework.COORDINATOR_ROLES or _visible(user, request.form.get("village", "").strip()):
+    if user.role in access.COORDINATORS or _visible(user, request.form.get("village", "").strip()):
         return redirect(url_for("web.children_view", uid=uid))
     return redirect(url_for("web.children"))
 

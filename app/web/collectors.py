@@ -15,9 +15,8 @@ from app.errors import Problem
 from app.i18n import t
 from app.models import Form, Project, User
 from app.runtime import runtime
-from app.services import audit
+from app.services import access, audit
 from app.services import forms as form_service
-from app.services.access import policy as access
 from app.services.identity import collect
 from app.services.identity import collectors as collector_service
 from app.services.identity import users as user_service

@@ -9,7 +9,7 @@ from flask import render_template
 
 from app.i18n import t
 from app.runtime import runtime
-from app.services.access import policy as access
+from app.services import access
 from app.services.reports import county as rep
 from app.services.reports import dashboard as dash
 from app.services.reports import rollup

@@ -12,9 +12,9 @@ from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
 from app.services import audit
 from app.services import forms as form_service
-from app.services.exports import ExportOptions
+from app.services.exports import ExportOptions, decrypt
 from app.services.exports.tabular import plan_for
-from app.services.forms import encryption
+from app.services.forms import encryption, keys
 from storage import content_disposition
 
 from . import bp, client_ip, db_user, register_nav, requires
@@ -31,7 +31,7 @@ def _page(error: str | None = None, notice: str | None = None, status: int = 200
     return render_template("encryption/index.html", forms=forms, project_key=project, error=error, notice=notice,
                            state_names={k: t(v) for k, v in STATE_NAMES.items()},
                            may_enable=user.role in COORDINATORS,
-                           min_length=encryption.MIN_PASSPHRASE), status
+                           min_length=keys.MIN_PASSPHRASE), status
 
 
 @bp.get("/encryption")
@@ -66,7 +66,7 @@ def encryption_enable() -> Any:
 
 def _message(problem: Problem) -> str:
     known = {"400.80": t("The passphrase is not correct for this form's encryption key."),
-             "400.81": t("The passphrase must be at least {n} characters long.", n=encryption.MIN_PASSPHRASE),
+             "400.81": t("The passphrase must be at least {n} characters long.", n=keys.MIN_PASSPHRASE),
              "409.80": t("This form creates or updates entities (the children list); the server must read its "
                          "answers, so it cannot be encrypted."),
              "409.81": t("This form is encrypted already."),
@@ -90,7 +90,7 @@ def encryption_export() -> Any:
                                        "sensitive": "sensitive" in request.form})
         with rt.db.write() as s:
             plan = plan_for(s, user.project_id, xml_form_id, user, options)
-            private_key = encryption.private_key_for_export(s, plan.form, request.form.get("passphrase", ""))
+            private_key = keys.private_key_for_export(s, plan.form, request.form.get("passphrase", ""))
             audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=client_ip(),
                          format="csvzip", decrypted=True, options=options.to_dict())
     except Problem as problem:
@@ -98,7 +98,7 @@ def encryption_export() -> Any:
 
     def body() -> Any:
         with rt.db.session() as s:
-            yield from encryption.stream_decrypted_csvzip(s, rt.store, plan, private_key)
+            yield from decrypt.stream_decrypted_csvzip(s, rt.store, plan, private_key)
 
     return Response(stream_with_context(body()), content_type="application/zip",
                     headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),

@@ -28,7 +28,6 @@ from app.models import User
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import audit
-from app.services import forms as form_service
 from app.services.submissions import ingest as submission_service
 from app.services.submissions import web_entry
 from app.services.submissions.web_entry import EDITORS, FormFile
@@ -135,14 +134,10 @@ def _submit(xml_form_id: str) -> Any:
     if web_entry.deprecated_id(xml):
         web_entry.require_editor(user)
 
-    def may_fill(session: Session, got: submission_service.FormRef) -> bool:
-        # The XML names the form: it must be the one this page fills.
-        return got.id == form.id and form_service.can_enter_on_web(user, got)
-
     result = submission_service.receive_submission(
         rt.db, rt.store, project_id=user.project_id, user=user, xml=xml, files=incoming,
         user_agent=request.headers.get("User-Agent"), max_file_bytes=rt.config["MAX_SUBMISSION_BYTES"],
-        may_fill=may_fill)
+        via="web", only_form=form.id)  # the XML names the form: it must be the one this page fills
     with rt.db.write() as s:
         action = "submission.web_edit" if result.status == "edited" else "submission.web_entry"
         audit.record(s, db_user(), action, f"submission:{xml_form_id}/{result.instance_id}", client_ip(),

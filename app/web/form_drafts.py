@@ -279,7 +279,7 @@ def forms_draft_try_attachment(xml_form_id: str, filename: str) -> Any:
     """A draft's file for the in-browser renderer; an entity list (children.csv) as the signed-in
     user's own phone would receive it: only the children of their regions."""
     from app.blobhttp import blob_response
-    from app.services.children import entities as entity_service
+    from app.services.children import lists as entity_lists
 
     rt = runtime()
     with rt.db.session() as s:
@@ -288,7 +288,7 @@ def forms_draft_try_attachment(xml_form_id: str, filename: str) -> Any:
         if att is not None and att.dataset is not None:
             user = s.get(User, db_user().id)
             assert user is not None
-            data, md5 = entity_service.list_csv(s, draft.form.project_id, att.dataset, user)
+            data, md5 = entity_lists.list_csv(s, draft.form.project_id, att.dataset, user)
             resp = current_app.response_class(data, content_type="text/csv; charset=utf-8")
             resp.set_etag(md5)
             resp.headers["Cache-Control"] = "private, no-store"

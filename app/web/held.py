@@ -9,6 +9,7 @@ from app.errors import Problem
 from app.i18n import t
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
+from app.services import submissions
 from app.services.children import held
 
 from . import bp, client_ip, db_user, register_nav, requires
@@ -38,7 +39,7 @@ def held_decide(held_id: int) -> Any:
     action = request.form.get("action", "")
     try:
         with runtime().db.write() as s:
-            held.decide(s, user.project_id, user, held_id, action, note=request.form.get("note", ""),
+            submissions.decide_held(s, user.project_id, user, held_id, action, note=request.form.get("note", ""),
                         ip=client_ip())
     except Problem as problem:
         if problem.status == 404:

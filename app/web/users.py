@@ -16,8 +16,7 @@ from app.errors import Problem
 from app.i18n import t
 from app.models import ROLES, User
 from app.runtime import runtime
-from app.services import audit
-from app.services.access import policy as access
+from app.services import access, audit
 from app.services.identity import users as user_service
 
 from . import bp, client_ip, db_user, register_nav, requires

@@ -184,7 +184,7 @@ def measure(app: Any, info: dict[str, Any], runs: int) -> dict[str, Any]:
     from sqlalchemy import select
 
     from app.models import User
-    from app.services.children import entities as es
+    from app.services.children import lists as es
     from tests.support.digest_client import DigestClient
 
     rt = app.extensions["carefile"]

@@ -564,7 +564,7 @@ def measure(app: Any, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[s
     from sqlalchemy import delete
 
     from app.models import DashboardRollup
-    from app.services.children import entities as es
+    from app.services.children import lists as es
     from app.services.reports import rollup
     from app.web.children import today_local
     from tests.support.digest_client import DigestClient

@@ -204,7 +204,7 @@ def test_sensitive_answers_are_masked_for_managers(app: Any, rt: Any, world: Wor
 
 def test_raw_xml_is_masked(rt: Any, world: World) -> None:
     from app.models import FormVersion, User
-    from app.services.access import policy as access
+    from app.services import access
     from app.services.forms import schema_of
 
     with rt.db.session() as s:

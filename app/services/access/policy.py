@@ -1,6 +1,6 @@
-"""The access policy: who may do what, to which records, and who sees identifying details.
+"""The access policy: who may do what, and to which records (roles, regions, forms).
 
-Every read and write path asks this module; the HTTP layer never filters data itself.
+Every read and write path asks this package; the HTTP layer never filters data itself.
 
 Roles (`require`/`can`): what a role may do at all — read care files, review, export, manage
 forms, collectors or users, decide held changes.
@@ -14,28 +14,23 @@ be probed. Users grant regions only inside their own scope (`check_grant`).
 Writes from phones (`may_write_region`): a submission is never refused for its scope (Collect
 would retry forever and the data would be lost), but its effects outside the submitter's
 regions (an entity created or updated there, an edit of a record there) are held for review
-(app.services.held) instead of being applied.
+(app.services.children.held) instead of being applied.
 
-Sensitive fields (`sees_sensitive`, `redact`, `child_label`, `withheld_files`): questions
-marked `bind::carefile:sensitive`, and calculations derived from them (forms.sensitivity), are
-shown to admins and coordinators, and to managers an admin has granted it; everyone else gets
-`MASK` in their place, no file of a sensitive question, and a pseudonymous child label such as
-`儿童 A3F2` where the label is built from sensitive data. Callers audit every unmasked view.
+Forms (`may_fill`, `may_enter_on_web`): which forms a user may download and submit from a
+phone, and fill in the browser.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import Dataset, Entity, Form, FormVersion, Submission, User
-from forms import FormSchema
-from forms.sensitivity import label_is_sensitive, mask_xml, sensitive_paths, sensitive_properties
+from app.models import Dataset, Entity, FormAssignment, Submission, User
+from app.services import regions
 
-MASK = "***"
 CHILDREN = "children"
 
 ADMIN = ("admin",)
@@ -50,6 +45,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "form.manage": COORDINATORS,   # upload, publish, media, states
     "collector.manage": COORDINATORS,
     "held.decide": COORDINATORS,   # apply or reject held changes
+    "case.decide": COORDINATORS,   # merge children or keep them apart
     "user.manage": ADMIN,
     "audit.read": ADMIN,
 }
@@ -58,6 +54,7 @@ _DENIED = {
     "form.manage": "Only coordinators and administrators manage forms.",
     "collector.manage": "Only coordinators and administrators manage collectors.",
     "held.decide": "Only coordinators and administrators decide held changes.",
+    "case.decide": "Only a coordinator may do this. Ask your project coordinator.",
     "user.manage": "Only administrators manage users.",
     "audit.read": "Only administrators read the audit log.",
 }
@@ -86,9 +83,7 @@ def unscoped(user: User) -> bool:
 
 def covers(user: User, code: str | None) -> bool:
     """Whether the region code lies inside the user's scope."""
-    if unscoped(user):
-        return True
-    return code is not None and any(code.startswith(c) for c in user.region_codes)
+    return unscoped(user) or regions.covers(user.region_codes, code)
 
 
 sees_region = covers
@@ -179,136 +174,48 @@ def child_filter(user: User) -> ColumnElement[bool]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sensitive fields
+# Forms
 
 
-SENSITIVE_ROLES = COORDINATORS
+class FormLike(Protocol):
+    """What the form checks read of a form: an ORM `Form`, or the ingest hot path's `FormRef`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def project_id(self) -> int: ...
 
 
-def sees_sensitive(user: User) -> bool:
-    """Admins and coordinators see identifying details; a manager only when an admin granted it."""
-    if not user.active:
+def assigned_form_ids(session: Session, user: User) -> set[int]:
+    """The forms assigned to the collector (empty: every open form). Cached on the user object for
+    the request, since formList asks for every form."""
+    cached: set[int] | None = user.__dict__.get("_assigned_form_ids")
+    if cached is None:
+        if "assignments" in user.__dict__:  # loaded with the user when the phone signed in
+            cached = {a.form_id for a in user.assignments}
+        else:
+            cached = set(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
+        user.__dict__["_assigned_form_ids"] = cached
+    return cached
+
+
+def may_fill(session: Session, user: User, form: FormLike) -> bool:
+    """Whether the user may download this form to a phone and submit it (the form's state aside):
+    admins and coordinators any form of their project, a collector the forms assigned to them (all
+    when none is). Managers read care files and enter paper forms on the web, but use no phone."""
+    if not user.active or user.project_id != form.project_id:
         return False
-    return user.role in SENSITIVE_ROLES or (user.role == "manager" and bool(getattr(user, "sees_sensitive", False)))
+    if user.role in COORDINATORS:
+        return True
+    if user.role != "collector":
+        return False
+    assigned = assigned_form_ids(session, user)
+    return not assigned or form.id in assigned
 
 
-_LISTS_CACHE: dict[tuple[str, ...], frozenset[str]] = {}
-
-
-def sensitive_label_lists(session: Session, project_id: int) -> frozenset[str]:
-    """Entity lists whose labels are built from sensitive data by a form that creates them."""
-    from app.services.forms import schema_of
-
-    versions = list(session.scalars(
-        select(FormVersion).join(Form, Form.current_version_id == FormVersion.id).where(Form.project_id == project_id)))
-    key = tuple(sorted(v.sha256 for v in versions))  # by content: ids repeat across databases
-    hit = _LISTS_CACHE.get(key)
-    if hit is not None:
-        return hit
-    schemas = [schema_of(v) for v in versions]
-    lists: set[str] = set()
-    for _ in range(2):  # a label may be built from another list's label
-        for s in schemas:
-            if s.entity is not None and s.entity.create and label_is_sensitive(s, lists):
-                lists.add(s.entity.dataset)
-    result = frozenset(lists)
-    if len(_LISTS_CACHE) > 256:
-        _LISTS_CACHE.clear()
-    _LISTS_CACHE[key] = result
-    return result
-
-
-class Redactor:
-    """Masks one user's view of records: built once per request, applied to every record."""
-
-    def __init__(self, session: Session, user: User, project_id: int) -> None:
-        self.user = user
-        self.show = sees_sensitive(user)
-        self.lists = sensitive_label_lists(session, project_id) if not self.show else frozenset()
-        self._session = session
-        self._project_id = project_id
-        self._props: frozenset[str] | None = None
-
-    # -- submissions
-    def paths(self, schema: FormSchema) -> frozenset[str]:
-        return frozenset() if self.show else sensitive_paths(schema, self.lists)
-
-    def values(self, schema: FormSchema, data: dict[str, Any], repeat: str | None = None) -> dict[str, Any]:
-        """A record's values (keys relative to the root, or to the repeat) with sensitive ones masked."""
-        if self.show or not data:
-            return data
-        paths = self.paths(schema)
-        if not paths:
-            return data
-        base = (repeat + "/") if repeat else f"/{schema.root}/"
-        return {k: (MASK if (base + k) in paths and v not in (None, "") else v) for k, v in data.items()}
-
-    def withheld_files(self, schema: FormSchema, data: dict[str, Any], repeats: Iterable[Any] = ()) -> set[str]:
-        """File names answered to sensitive questions (photos, signatures): never sent to this user."""
-        if self.show:
-            return set()
-        files = self.paths(schema) & {f.path for f in schema.fields if f.type == "binary"}
-        if not files:
-            return set()
-        root = f"/{schema.root}/"
-        names = {str(v) for k, v in data.items() if (root + k) in files and v}
-        for r in repeats:
-            names |= {str(v) for k, v in (r.data or {}).items() if f"{r.repeat}/{k}" in files and v}
-        return names
-
-    def xml(self, schema: FormSchema, xml: bytes) -> bytes:
-        """The raw submission XML with the text of sensitive nodes masked."""
-        if self.show:
-            return xml
-        paths = self.paths(schema)
-        if not paths:
-            return xml
-        return mask_xml(xml, paths, MASK)
-
-    # -- children
-    def child_label(self, dataset: str, uuid: str, label: str) -> str:
-        if self.show or dataset not in self.lists:
-            return label
-        return pseudonym(uuid)
-
-    def entity_properties(self, dataset: str, data: dict[str, Any]) -> dict[str, Any]:
-        if self.show or not data:
-            return data
-        props = self._sensitive_props(dataset)
-        return {k: (MASK if k in props and v not in (None, "") else v) for k, v in data.items()}
-
-    def _sensitive_props(self, dataset: str) -> frozenset[str]:
-        if self._props is None:
-            from app.services.forms import schema_of
-
-            versions = self._session.scalars(
-                select(FormVersion).join(Form, Form.current_version_id == FormVersion.id)
-                .where(Form.project_id == self._project_id))
-            props: set[str] = set()
-            for v in versions:
-                s = schema_of(v)
-                if s.entity is not None and s.entity.dataset == dataset:
-                    props |= sensitive_properties(s, self.lists)
-            self._props = frozenset(props)
-        return self._props
-
-
-def audit_unmasked(db: Any, user: User, red: Redactor, action: str, target: str, ip: str = "",
-                   **details: Any) -> None:
-    """Record a bulk read (OData, entity lists) that showed identifying details unmasked."""
-    if not red.show:
-        return
-    from app.services import audit
-
-    with db.write() as session:
-        audit.record(session, user, action, target=target, ip=ip, unmasked=True, **details)
-
-
-def pseudonym(uuid: str) -> str:
-    """A stable, non-identifying label for a child: 儿童 + the first four hex digits of its id."""
-    return "儿童 " + uuid.replace("-", "")[:4].upper()
-
-
-__all__ = ["MASK", "PERMISSIONS", "Redactor", "can", "check_grant", "child_filter", "children_subquery", "covers",
-           "may_manage_user", "may_write_region", "phone_scope", "pseudonym", "region_filter", "require",
-           "require_reader", "sees_region", "sees_sensitive", "sees_submission", "submission_filter", "unscoped"]
+def may_enter_on_web(user: User, form: FormLike) -> bool:
+    """Whether the user may fill this form in the browser (paper entry, web edits): every web role that
+    reads care files (admins, coordinators, managers). Separate from may_fill on purpose: managers
+    enter paper forms on the web, but do not download forms to Collect or submit from a phone."""
+    return bool(user.active) and user.project_id == form.project_id and user.role in READERS

@@ -1,0 +1,34 @@
+"""Children: the care file's entity list `children` (一人一档) and entity lists in general.
+
+The public surface of the children aggregate. Inside, one way down:
+    duplicates > casework > childfile > lists | entities > held > store
+- store       the children's rows, scoped reads and the write primitives (lock order, server versions)
+- held        the queue of changes held for review (deciding: app.services.submissions.review)
+- entities    applying submissions' entity blocks (create, update, offline branches, conflicts);
+              announces events.ChildChanged — case work and the duplicate check subscribe
+              (app/services/effects.py)
+- lists       the CSV phones receive (scoped per user) and the integrity check
+- childfile   read models: the children list, overdue follow-ups, one child's whole file
+- casework    moves, closure, reopening, turning 18
+- duplicates  likely duplicates: found on registration, merged or kept apart
+"""
+from __future__ import annotations
+
+from app.services.children import casework, childfile, duplicates, entities, held, lists, store
+from app.services.children.store import (
+    CHILDREN,
+    REFERRAL_STATUSES,
+    RISK_LEVELS,
+    STATUS_PROPS,
+    STATUSES,
+    children_query,
+    ensure_dataset,
+    get_child,
+    get_dataset,
+    is_overdue,
+    overdue_condition,
+)
+
+__all__ = ["CHILDREN", "REFERRAL_STATUSES", "RISK_LEVELS", "STATUSES", "STATUS_PROPS", "casework", "childfile",
+           "children_query", "duplicates", "ensure_dataset", "entities", "get_child", "get_dataset", "held",
+           "is_overdue", "lists", "overdue_condition", "store"]

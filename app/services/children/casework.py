@@ -2,7 +2,7 @@
 
 Every change here is a new entity version without a submission (EntityVersion.action says what,
 actor_id who, note why), written on the locked entity row, so the phones' lists (children.csv)
-and the child's timeline change like after a form update. The entity logic in entities.py
+and the child's timeline change like after a form update. The entity logic (app.services.children.entities)
 (conflict detection, offline branches) treats these versions like any server-side update: a
 phone's update based on an older version is applied on top and flagged as a conflict.
 """
@@ -12,69 +12,19 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import Dataset, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
-from app.services import audit
-from app.services.access import policy as access
-from app.services.children.childfile import CHILDREN, _children_query
-from app.services.children.entities import region_of
+from app.models import Dataset, Entity, EntityVersion, User, utcnow
+from app.services import access, audit, events, regions
+from app.services.answers import answer
+from app.services.children.childfile import ChildSummary
+from app.services.children.store import CHILDREN, children_query, follow_child, locked_child, server_version
 
 log = logging.getLogger(__name__)
 
 CLOSE_REASONS = ("turned18", "risk_resolved", "moved", "deceased", "consent_withdrawn", "other")
-COORDINATOR_ROLES = ("admin", "coordinator")
-
-
-def require_coordinator(user: User) -> None:
-    access.require_reader(user)
-    if user.role not in COORDINATOR_ROLES:
-        raise Problem(403, "403.31", "Only a coordinator may do this. Ask your project coordinator.")
-
-
-def locked_child(session: Session, project_id: int, user: User, uid: str) -> Entity:
-    """The child, locked for update (404 when it lies outside the user's regions)."""
-    child = session.scalar(_children_query(session, project_id, user).where(Entity.uuid == uid.strip().lower())
-                           .with_for_update(of=Entity))
-    if child is None:
-        raise Problem(404, "404.30", "There is no such child in your regions.")
-    return child
-
-
-def server_version(session: Session, entity: Entity, changes: dict[str, str], *, action: str, user: User | None,
-                   note: str = "") -> EntityVersion:
-    """Write the entity's next version from the server (no submission): `changes` on top of the current data."""
-    data = dict(entity.data or {})
-    data.update(changes)
-    base = entity.version
-    entity.version = base + 1
-    entity.data = data
-    entity.region_code = region_of(data) or entity.region_code
-    entity.updated_at = utcnow()
-    version = EntityVersion(entity_id=entity.id, version=entity.version, label=entity.label, data=data,
-                            data_received=dict(changes), submission_id=None, submission_version_id=None,
-                            base_version=base, action=action, actor_id=user.id if user else None,
-                            note=note or None)
-    session.add(version)
-    bump_revision(session, entity)
-    session.flush()
-    return version
-
-
-def follow_child(session: Session, child: Entity) -> None:
-    """The child's records follow the child: their region becomes the child's, so the records (and
-    their photos) are seen by whoever now sees the child, and no longer by the old region's staff."""
-    session.execute(update(Submission).where(Submission.entity_uuid == child.uuid, Submission.region_code.is_not(None))
-                    .values(region_code=child.region_code).execution_options(synchronize_session=False))
-
-
-def bump_revision(session: Session, entity: Entity) -> None:
-    """Change the children.csv cache key (Dataset.revision) after a server-side change."""
-    ds = session.get(Dataset, entity.dataset_id)
-    if ds is not None:
-        ds.revision = (ds.revision or 0) + 1
 
 
 # ---------------------------------------------------------------- moves
@@ -88,13 +38,11 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
     if not (len(village) == 12 and village.isdigit()):
         raise Problem(400, "400.31", f"'{village}' is not a village code. Give the 12-digit national division "
                       "code of the village the child moves to, e.g. 540102002001.")
-    from app.services import regions
-
     if not regions.exists(village):
         raise Problem(400, "400.32", f"There is no village with the code {village} in the division table. Pick the "
                       "village from the list (type its name).")
     child = locked_child(session, project_id, user, uid)
-    if user.role not in COORDINATOR_ROLES and not access.sees_region(user, village):
+    if user.role not in access.COORDINATORS and not access.sees_region(user, village):
         raise Problem(403, "403.32", f"The village {village} lies outside your regions. Ask a coordinator, or a "
                       "manager whose regions cover both places, to move the child.")
     old = child.region_code or ""
@@ -152,30 +100,21 @@ def reopen(session: Session, project_id: int, user: User, uid: str, note: str = 
     return child
 
 
-def _value(data: dict[str, Any], name: str) -> Any:
-    """A submission value by question name, whatever group it sits in (keys are relative paths)."""
-    if name in data:
-        return data[name]
-    for key, value in data.items():
-        if key.rsplit("/", 1)[-1] == name:
-            return value
-    return None
-
-
-def after_form_change(session: Session, entity: Entity, sv: SubmissionVersion, created: bool) -> None:
-    """Hook after a submission created or updated a child (entities.process_submission).
+def on_child_changed(event: events.ChildChanged) -> None:
+    """After-effect of a submission that created or updated a child (app/services/effects.py).
 
     A form that sets status `closed` (the referral/follow-up form's closure) closes the case with
     the form's close_reason. An update that arrives for a closed case (made offline before the
     closure reached the phone) is kept in the history, but the case stays closed: only a reopen
-    (web page or API) reopens it. A new child is checked for likely duplicates.
+    (web page or API) reopens it.
     """
+    session, entity, sv, created = event.session, event.entity, event.version, event.created
     ds = session.get(Dataset, entity.dataset_id)
     if ds is None or ds.name != CHILDREN:
         return
     status = (entity.data or {}).get("status")
     if status == "closed" and entity.closed_at is None:
-        reason = str(_value(sv.data or {}, "close_reason") or "other")
+        reason = str(answer(sv.data or {}, "close_reason") or "other")
         entity.closed_at = utcnow()
         entity.close_reason = reason if reason in CLOSE_REASONS else "other"
     elif status != "closed" and entity.closed_at is not None and not created:
@@ -185,10 +124,6 @@ def after_form_change(session: Session, entity: Entity, sv: SubmissionVersion, c
                                                             EntityVersion.version == entity.version))
         if latest is not None:
             latest.data = {**(latest.data or {}), **keep}
-    if created:
-        from app.services.children import duplicates
-
-        duplicates.check_new_child(session, entity, sv)
 
 
 # ---------------------------------------------------------------- turning 18
@@ -204,12 +139,10 @@ def _years_before(day: date, years: int) -> date:
 def turning_18(session: Session, project_id: int, user: User, today: date, days: int = 90,
                limit: int = 500) -> list[dict[str, Any]]:
     """Open cases of children who turn 18 after today and within `days` days (hand-over planning)."""
-    from app.services.children.childfile import ChildSummary
-
     born_after = _years_before(today, 18)  # born on this day: 18 today (already turned)
     born_until = _years_before(today + timedelta(days=days), 18)
     birth = Entity.data["birth_date"].as_string()
-    q = (_children_query(session, project_id, user)
+    q = (children_query(session, project_id, user)
          .where(Entity.closed_at.is_(None), birth > born_after.isoformat(), birth <= born_until.isoformat() + "~")
          .order_by(birth, Entity.id).limit(limit))
     out = []

@@ -10,16 +10,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
-from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
-from app.services.access import policy as access
-from app.services.children.entities import entity_history
+from app.models import Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
+from app.services import access
+from app.services.children.store import CHILDREN, children_query, get_child, overdue_condition
+from app.services.children.store import history as entity_history
+from app.services.schemas import schema_of
 
-CHILDREN = "children"
-STATUS_PROPS = ("status", "risk_level", "referral_status", "next_followup_due")
 DATE_KEYS = ("visit_date", "today", "start")  # the record's own date, when the form has one
 
 
@@ -46,38 +45,7 @@ class ChildSummary:
                    updated_at=e.updated_at.isoformat())
 
 
-RISK_LEVELS = ("unassessed", "green", "yellow", "orange", "red")
-STATUSES = ("registered", "healthy", "watch", "refer", "urgent", "closed")
-REFERRAL_STATUSES = ("none", "referred", "in_service", "closed")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
-
-
-def overdue_condition(today: date) -> Any:
-    """SQL condition: the child's next follow-up date lies before today and the file is not closed."""
-    due = Entity.data["next_followup_due"].as_string()
-    return and_(due.is_not(None), due != "", due < today.isoformat(),
-                func.coalesce(Entity.data["status"].as_string(), "") != "closed")
-
-
-def is_overdue(child: ChildSummary | dict[str, Any], today: date) -> bool:
-    d = child if isinstance(child, dict) else child.__dict__
-    due, status = d.get("next_followup_due") or "", d.get("status") or ""
-    return bool(due) and due < today.isoformat() and status != "closed"
-
-
-def _children_query(session: Session, project_id: int, user: User) -> Any:
-    access.require_reader(user)
-    return (select(Entity).join(Dataset, Dataset.id == Entity.dataset_id)
-            .where(Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.deleted_at.is_(None),
-                   access.region_filter(user, Entity.region_code)))
-
-
-def get_child(session: Session, project_id: int, user: User, uid: str) -> Entity:
-    """The child, or 404 — also when the child lies outside the user's regions."""
-    child = session.scalar(_children_query(session, project_id, user).where(Entity.uuid == uid.lower()))
-    if child is None:
-        raise Problem(404, "404.30", "There is no such child in your regions.")
-    return child
 
 
 def list_children(session: Session, project_id: int, user: User, *, q: str = "", region: str = "",
@@ -87,7 +55,7 @@ def list_children(session: Session, project_id: int, user: User, *, q: str = "",
     """A page of the children the user may see, and how many match (with `count_limit`: counted up to one
     more than the limit, so a total above it means "more than count_limit" — counting every one of a
     province's 120,000 overdue children reads all their rows, bench/scale)."""
-    query = _children_query(session, project_id, user)
+    query = children_query(session, project_id, user)
     red = access.Redactor(session, user, project_id)
     show = red.show or CHILDREN not in red.lists
     if q and show:
@@ -139,8 +107,6 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> dict[
     Sensitive answers, files and a label built from them are masked unless the user may see them
     (app.services.access); "unmasked" tells the caller to audit the view as one of identifying data.
     """
-    from app.services.forms import schema_of
-
     child = get_child(session, project_id, user, uid)
     red = access.Redactor(session, user, project_id)
     rows = session.execute(

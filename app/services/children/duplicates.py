@@ -19,21 +19,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from pypinyin import lazy_pinyin
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.errors import Problem
 from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
-from app.services import audit
-from app.services.access import policy as access
-from app.services.children.casework import (
-    _value,
-    bump_revision,
-    follow_child,
-    locked_child,
-    require_coordinator,
-    server_version,
-)
+from app.services import access, audit, events
+from app.services.answers import answer, answer_key
+from app.services.children.store import bump_revision, follow_child, locked_child, server_version
 
 NAME_FIELDS = ("child_name", "full_name", "name")
 MAX_CANDIDATES = 500  # children of one province born within a month of each other that are compared
@@ -55,8 +49,6 @@ def _norm_name(name: str) -> str:
 
 def pinyin_key(name: str) -> str:
     """Toneless pinyin of a name (Latin letters kept, lower-case): 扎西, 扎喜 and 札西 all give 'zhaxi'."""
-    from pypinyin import lazy_pinyin
-
     return "".join(lazy_pinyin(_norm_name(name))).lower()
 
 
@@ -94,10 +86,10 @@ def _registration(session: Session, entity: Entity) -> SubmissionVersion | None:
 
 def facts_of(entity: Entity, values: dict[str, Any]) -> Facts:
     data = entity.data or {}
-    name = next((str(v) for v in (_value(values, f) for f in NAME_FIELDS) if v), "")
+    name = next((str(v) for v in (answer(values, f) for f in NAME_FIELDS) if v), "")
     region = entity.region_code or ""
-    return Facts(name=name, id_number=str(_value(values, "id_number") or "").strip().upper(),
-                 birth=_parse_date(data.get("birth_date") or _value(values, "birth_date") or ""),
+    return Facts(name=name, id_number=str(answer(values, "id_number") or "").strip().upper(),
+                 birth=_parse_date(data.get("birth_date") or answer(values, "birth_date") or ""),
                  township=region[:9] if len(region) >= 9 else "", province=region[:2])
 
 
@@ -114,8 +106,14 @@ def reasons_for(new: Facts, other: Facts) -> list[str]:
     return reasons
 
 
+def on_child_changed(event: events.ChildChanged) -> None:
+    """After-effect of a submission that changed a child (app/services/effects.py): a new child is checked."""
+    if event.created:
+        check_new_child(event.session, event.entity, event.version)
+
+
 def check_new_child(session: Session, entity: Entity, sv: SubmissionVersion) -> list[DuplicateCandidate]:
-    """Flag likely duplicates of a child just registered (called inside the submission's transaction)."""
+    """Flag likely duplicates of a child just registered (inside the submission's transaction)."""
     new = facts_of(entity, sv.data or {})
     if not new.province:
         return []
@@ -140,7 +138,7 @@ def _candidates(session: Session, entity: Entity, sv: SubmissionVersion, new: Fa
         for e in session.scalars(base.where(birth >= lo, birth <= hi + "~").limit(MAX_CANDIDATES)):
             found[e.id] = e
     if new.id_number:
-        key = next((k for k in (sv.data or {}) if k.rsplit("/", 1)[-1] == "id_number"), None)
+        key = answer_key(sv.data or {}, "id_number")
         if key is not None:
             uids = session.scalars(
                 select(Submission.entity_uuid).join(SubmissionVersion, SubmissionVersion.submission_id == Submission.id)
@@ -206,7 +204,7 @@ def _pair_of(session: Session, a: Entity, b: Entity) -> DuplicateCandidate | Non
 
 def mark_distinct(session: Session, project_id: int, user: User, uid: str, other_uid: str, ip: str = "") -> None:
     """"Not the same child": the pair is never flagged again."""
-    require_coordinator(user)
+    access.require(user, "case.decide")
     a = locked_child(session, project_id, user, uid)
     b = locked_child(session, project_id, user, other_uid)
     if a.id == b.id:
@@ -225,7 +223,7 @@ def merge(session: Session, project_id: int, user: User, uid: str, into: str, no
     shown on the survivor's timeline; properties the survivor lacks are taken over; the merged
     child is soft-deleted, so it leaves phones (the integrity check reports it deleted).
     """
-    require_coordinator(user)
+    access.require(user, "case.decide")
     if not into:
         raise Problem(400, "400.35", 'Say which child to keep: {"into": "<uuid of the surviving child>"}.')
     first, second = sorted((uid.strip().lower(), into.strip().lower()))  # lock in one order: no deadlock

@@ -1,6 +1,6 @@
-"""Entity lists (the care file's `children` list): applying submissions, serving CSVs to phones.
+"""Entity lists (the care file's `children` list): applying the entity blocks of submissions.
 
-Processing follows the ODK entities spec through 2024.1 and ODK Central's rules (protocol.md §9.5):
+Processing follows the ODK entities spec through 2024.1 and ODK Central's rules (docs/architecture.md, "Entities"):
 - create: a new entity, version 1; an id already in use is an error (nothing is overwritten);
 - update: applied on top of the current version; only the properties the submission sent change;
 - offline updates (2024.1: trunkVersion + branchId): a chain of updates made on one phone while
@@ -39,77 +39,36 @@ transaction, which `receive_submission` runs again.
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import logging
 import time
-import traceback
-from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Text, and_, exists, literal, or_, select, type_coerce
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import is_retryable
-from app.errors import Problem
 from app.models import (
     Dataset,
     Entity,
     EntityEvent,
     EntityVersion,
+    FormVersion,
     Submission,
     SubmissionVersion,
     User,
     utcnow,
 )
-from app.services.metrics import ENTITY_LIST_BUILDS
-from app.services.regions import covers
-from forms import EntityBlock, FormSchema, SubmissionData, normalize_uuid
+from app.services import access, events
+from app.services.children import held as held_queue
+from app.services.children.store import lock_dataset
+from app.services.regions import of_properties as region_of
+from app.services.schemas import schema_of
+from forms import EntityBlock, FormSchema, SubmissionData, extract, normalize_uuid, parse_submission
 
 log = logging.getLogger(__name__)
 
-REGION_PROPS = ("village", "township", "county", "prefecture")
 BACKLOG_FORCE_AFTER = timedelta(days=5)
-
-
-# ---------------------------------------------------------------- datasets
-
-
-def ensure_dataset(session: Session, project_id: int, name: str, properties: list[str]) -> Dataset:
-    ds = _lock_dataset(session, project_id, name)
-    if ds is None:
-        ds = Dataset(project_id=project_id, name=name, properties=[], revision=0)
-        session.add(ds)
-    merged = list(ds.properties or [])
-    for p in properties:
-        if p not in merged and p != "label":
-            merged.append(p)
-    if merged != ds.properties:
-        ds.properties = merged
-        ds.revision = (ds.revision or 0) + 1
-    session.flush()
-    return ds
-
-
-def get_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
-    return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
-
-
-def _lock_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
-    """The entity list, its row locked until the commit: every change of the list takes this first."""
-    return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
-                          .with_for_update().execution_options(populate_existing=True))
-
-
-def region_of(data: dict[str, Any]) -> str | None:
-    for key in REGION_PROPS:
-        value = data.get(key)
-        if isinstance(value, str) and value.isdigit():
-            return value
-    return None
 
 
 # ---------------------------------------------------------------- processing
@@ -139,15 +98,6 @@ def internal_error_message(err: BaseException) -> str:
             "stored. An administrator finds the time and place in the server log.")
 
 
-def _where(err: BaseException) -> str:
-    """file:line of the innermost frame (code location only, no values)."""
-    frames = traceback.extract_tb(err.__traceback__)
-    if not frames:
-        return "?"
-    last = frames[-1]
-    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
-
-
 def _target(session: Session, ds: Dataset | None, block: EntityBlock) -> Entity | None:
     """The entity an update names, read under the list's lock (None for a create, or when it is not there)."""
     uid = normalize_uuid(block.entity_id)
@@ -171,9 +121,7 @@ def _touched_regions(block: EntityBlock, data: SubmissionData, target: Entity | 
 
 def _held_by_scope(session: Session, project_id: int, sv: SubmissionVersion, block: EntityBlock,
                    data: SubmissionData, event: EntityEvent, target: Entity | None) -> bool:
-    """Hold an entity change outside the submitter's regions for review (app.services.held)."""
-    from app.services.access import policy as access
-    from app.services.children import held
+    """Hold an entity change outside the submitter's regions for review (app.services.children.held)."""
 
     submitter = session.get(User, sv.submitter_id) if sv.submitter_id else None
     if submitter is None:
@@ -185,7 +133,7 @@ def _held_by_scope(session: Session, project_id: int, sv: SubmissionVersion, blo
     event.message = "held for review: the change lies outside the submitter's regions"
     session.add(event)
     session.flush()
-    held.hold(session, project_id=project_id, kind="entity", sv=sv, target=normalize_uuid(block.entity_id) or "",
+    held_queue.hold(session, project_id=project_id, kind="entity", sv=sv, target=normalize_uuid(block.entity_id) or "",
               regions=regions, reason="create" if block.create and not block.update else "update")
     return True
 
@@ -215,7 +163,7 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
     # The list's lock first, so that the entity read for the scope check is the one the change applies to.
     # It is taken outside the savepoint below: rolling a savepoint back (a held update, an error) releases
     # the locks taken inside it, and the event recorded below must be written under it.
-    ds = _lock_dataset(session, project_id, block.dataset)
+    ds = lock_dataset(session, project_id, block.dataset)
     target = _target(session, ds, block)
     if check_scope and _held_by_scope(session, project_id, sv, block, data, event, target):
         return event
@@ -247,26 +195,16 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
             raise  # lost a race (deadlock, serialization): the whole submission is run again
         # Class and code location only: the exception's text can hold SQL and the child's properties.
         log.error("entity processing failed for submission version %s: %s at %s", sv.id, type(err).__name__,
-                  _where(err))
+                  events.where(err))
         event.status, event.code, event.message = "error", INTERNAL_ERROR, internal_error_message(err)
     if event.status == "applied" and entity is not None:
-        _after_change(session, entity, sv, created=bool(block.create) and entity.version == 1)
+        # After-effects (case work's closure by a form, the duplicate check): app/services/effects.py.
+        events.announce(events.ChildChanged(session, entity, sv, created=bool(block.create) and entity.version == 1))
     session.add(event)
     session.flush()
     if ds is not None:
         _force_old_backlog_now_and_then(session, project_id, ds)
     return event
-
-
-def _after_change(session: Session, entity: Entity, sv: SubmissionVersion, created: bool) -> None:
-    """Case-work hook (closure from a form, duplicate check): its failure never touches the entity."""
-    from app.services.children import casework
-
-    try:
-        with session.begin_nested():
-            casework.after_form_change(session, entity, sv, created)
-    except Exception:
-        log.exception("case-work hook failed for entity %s", entity.uuid)
 
 
 def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
@@ -436,22 +374,18 @@ def _drain_backlog(session: Session, project_id: int, which: ColumnElement[bool]
 
 def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -> bool:
     """Try a held update again; True when it is no longer held (applied, failed, or done meanwhile)."""
-    from app.services import forms as form_service
-    from forms import extract, parse_submission
 
     # The list first, then the event as committed: another request may have applied it meanwhile.
-    ds = _lock_dataset(session, project_id, event.dataset)
+    ds = lock_dataset(session, project_id, event.dataset)
     session.refresh(event)
     if event.status != "backlog":
         return True
     sv = session.get(SubmissionVersion, event.submission_version_id)
     if sv is None:
         return False
-    from app.models import FormVersion
-
     fv = session.get(FormVersion, sv.form_version_id)
     assert fv is not None
-    schema = form_service.schema_of(fv)
+    schema = schema_of(fv)
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
     data = extract(tree, schema)
     try:
@@ -507,123 +441,7 @@ def _force_old_backlog_now_and_then(session: Session, project_id: int, ds: Datas
     except Exception as err:
         if is_retryable(err):
             raise
-        log.error("forcing old held entity updates failed: %s at %s", type(err).__name__, _where(err))
+        log.error("forcing old held entity updates failed: %s at %s", type(err).__name__, events.where(err))
         return
     if forced:
         log.info("applied %d held entity update(s) of list %s whose predecessor never arrived", forced, ds.name)
-
-
-# ---------------------------------------------------------------- serving lists to phones
-
-
-def _scope(user: User) -> tuple[str, ...] | None:
-    """Region codes limiting what the user's phone receives; None = everything (the access policy)."""
-    from app.services.access import policy as access
-
-    return access.phone_scope(user)
-
-
-_CSV_CACHE: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
-_CSV_CACHE_SIZE = 64
-
-
-def list_csv(session: Session, project_id: int, dataset: str, user: User) -> tuple[bytes, str]:
-    """The entity list as this user's phone receives it, and its md5 (the manifest hash)."""
-    ds = get_dataset(session, project_id, dataset)
-    if ds is None:
-        raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
-    return _cached_csv(session, ds, _scope(user))
-
-
-def _cached_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> tuple[bytes, str]:
-    bind = session.get_bind()
-    key = (str(bind.engine.url), ds.id, ds.revision, tuple(ds.properties or []), scope)
-    hit = _CSV_CACHE.get(key)
-    if hit is not None:
-        _CSV_CACHE.move_to_end(key)
-        return hit
-    started = time.perf_counter()
-    body = build_csv(session, ds, scope)
-    ENTITY_LIST_BUILDS.observe(time.perf_counter() - started)
-    result = (body, hashlib.md5(body).hexdigest())
-    _CSV_CACHE[key] = result
-    while len(_CSV_CACHE) > _CSV_CACHE_SIZE:
-        _CSV_CACHE.popitem(last=False)
-    return result
-
-
-def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> bytes:
-    """Render the CSV (bench/entities: 25,000 children must build in well under 300 ms).
-
-    Core (not ORM) rows from the session's connection. PostgreSQL extracts the properties
-    server-side (`data ->> 'prop'`, text, NULL for a missing key), so no JSON reaches Python;
-    SQLite returns the JSON text, decoded here with one json.loads per row (json_extract per
-    property is slower there). Property values are stored as strings (_props), so both paths
-    give the same bytes.
-    """
-    props = list(ds.properties or [])
-    t = Entity.__table__
-    conn = session.connection()
-    postgres = conn.dialect.name == "postgresql"
-    data_cols: list[Any]
-    if postgres:
-        data_cols = [t.c.data.op("->>")(literal(p, String)) for p in props]
-    else:
-        data_cols = [type_coerce(t.c.data, Text)]
-    q = select(t.c.uuid, t.c.label, t.c.version, *data_cols).where(
-        t.c.dataset_id == ds.id, t.c.deleted_at.is_(None), t.c.closed_at.is_(None)).order_by(t.c.id)
-    if scope is not None:
-        if not scope:
-            q = q.where(t.c.id.is_(None))
-        else:
-            q = q.where(or_(*[t.c.region_code.startswith(code, autoescape=True) for code in scope]))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "label", "__version", "__trunkVersion", "__branchId", *props])
-    rows = conn.execute(q)
-    if postgres:
-        writer.writerows((uid, label, version, version, "", *values) for uid, label, version, *values in rows)
-    else:
-        loads = json.loads
-        writer.writerows((uid, label, version, version, "", *[data.get(p, "") for p in props])
-                         for uid, label, version, raw in rows for data in (loads(raw) if raw else {},))
-    return out.getvalue().encode("utf-8")
-
-
-def list_hash(session: Session, project_id: int, dataset: str, user: User) -> str | None:
-    ds = get_dataset(session, project_id, dataset)
-    if ds is None:
-        return None
-    return _cached_csv(session, ds, _scope(user))[1]
-
-
-def integrity(session: Session, project_id: int, dataset: str, user: User, ids: list[str]) -> list[tuple[str, bool]]:
-    """Deleted state of the given entity ids as this user sees them (protocol.md §3.5)."""
-    ds = get_dataset(session, project_id, dataset)
-    if ds is None:
-        raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
-    scope = _scope(user)
-    wanted = [u for u in (normalize_uuid(i) for i in ids) if u]
-    q = select(Entity.uuid, Entity.deleted_at, Entity.region_code, Entity.closed_at).where(Entity.dataset_id == ds.id)
-    if wanted:
-        q = q.where(Entity.uuid.in_(wanted))
-    elif scope is not None:
-        # Without ids: only the entities this user's phone may know about (never other regions' ids).
-        if not scope:
-            return []
-        q = q.where(or_(*[Entity.region_code.startswith(code, autoescape=True) for code in scope]))
-    out = []
-    for uid, deleted_at, region, closed_at in session.execute(q):
-        visible = scope is None or covers(list(scope), region)
-        # Merged (deleted) and closed children leave phones: reported as deleted.
-        out.append((uid, deleted_at is not None or closed_at is not None or not visible))
-    return out
-
-
-def entity_history(session: Session, entity: Entity) -> list[EntityVersion]:
-    return list(session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id)
-                                .order_by(EntityVersion.version)))
-
-
-def submission_of_version(session: Session, ev: EntityVersion) -> Submission | None:
-    return session.get(Submission, ev.submission_id) if ev.submission_id else None

@@ -3,7 +3,7 @@
 Every export reads the relational rows (submission, submission_version.data, submission_repeat_row)
 in keyset batches — never the raw XML, never all rows at once — so memory stays flat at any size.
 
-- here        ExportOptions: what the user asked for (format, labels, split selects, group paths,
+- options.py  ExportOptions: what the user asked for (format, labels, split selects, group paths,
               media, sensitive fields, filters), validated; who may see sensitive fields
 - tabular.py  the plan (tables, columns, KEY/PARENT_KEY) and the single pass over the rows
 - csvzip.py, xlsx.py, jsonexport.py  the three renderers; each writes to a binary file object
@@ -11,102 +11,13 @@ in keyset batches — never the raw XML, never all rows at once — so memory st
 - parallel.py a large CSV zip job split over several processes (CAREFILE_EXPORT_PROCESSES)
 - jobs.py     background jobs: queue, atomic claim, heartbeat/progress, re-queue of dead workers
 - childzip.py one child's whole file as a ZIP (printable summary.html + photos and signatures)
+- decrypt.py  encrypted submissions decrypted on the fly into a CSV zip (managed or own key)
 """
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
-from datetime import date
-from typing import Any
+from app.services.exports import childzip, csvzip, decrypt, jobs, jsonexport, parallel, tabular, xlsx
+from app.services.exports.options import FORMATS, LABEL_MODES, ExportOptions, may_see_sensitive
+from app.services.exports.tabular import Plan, plan_for
 
-from app.errors import Problem
-from app.models import REVIEW_STATES, User
-
-FORMATS = ("csvzip", "xlsx", "json")
-LABEL_MODES = ("codes", "zh", "en")
-_REGION = re.compile(r"\d{2,12}")
-
-
-def may_see_sensitive(user: User) -> bool:
-    """Whether the user may ask for fields marked sensitive (bind::carefile:sensitive): the access policy's rule."""
-    from app.services.access import policy as access
-
-    return access.sees_sensitive(user)
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _date(value: Any, name: str) -> date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as err:
-        raise Problem(400, "400.70", f"`{name}` must be a date like 2026-03-31.") from err
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """A validated export request. Stored in ExportJob.options as a plain dict."""
-
-    format: str = "csvzip"
-    labels: str = "codes"          # codes | zh | en (question and choice labels in that language)
-    split_select: bool = False     # select_multiple: one 0/1 column per choice as well
-    group_paths: bool = True       # headers carry the group names ("grp-question")
-    deleted_fields: bool = True    # also questions only earlier form versions had (Central's deletedFields)
-    media: bool = False            # CSV zip only: photos, signatures… under media/
-    sensitive: bool = False        # include fields marked sensitive (admin/coordinator only)
-    date_from: date | None = None  # received on or after (UTC day)
-    date_to: date | None = None    # received on or before (UTC day)
-    region: str = ""               # region code prefix (inside the user's own regions)
-    review_states: tuple[str, ...] = field(default_factory=tuple)
-    form_version: str = ""
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> ExportOptions:
-        """Options from a JSON body or an HTML form; a Problem (400) names what is wrong."""
-        fmt = str(raw.get("format") or "csvzip")
-        if fmt not in FORMATS:
-            raise Problem(400, "400.71", f"Unknown export format '{fmt}'. Use csvzip, xlsx or json.")
-        labels = str(raw.get("labels") or "codes")
-        if labels not in LABEL_MODES:
-            raise Problem(400, "400.72", f"Unknown label mode '{labels}'. Use codes, zh or en.")
-        region = str(raw.get("region") or "").strip()
-        if region and not _REGION.fullmatch(region):
-            raise Problem(400, "400.73", "`region` must be a region code of 2 to 12 digits.")
-        states_raw = raw.get("review_states") or raw.get("review_state") or ()
-        if isinstance(states_raw, str):
-            states_raw = [s for s in states_raw.split(",") if s.strip()]
-        states = tuple(dict.fromkeys(str(s).strip() for s in states_raw))
-        bad = [s for s in states if s not in REVIEW_STATES]
-        if bad:
-            raise Problem(400, "400.74", f"Unknown review state '{bad[0]}'. Use: {', '.join(REVIEW_STATES)}.")
-        d_from, d_to = _date(raw.get("date_from"), "date_from"), _date(raw.get("date_to"), "date_to")
-        if d_from and d_to and d_from > d_to:
-            raise Problem(400, "400.75", "`date_from` is after `date_to`.")
-        return cls(format=fmt, labels=labels, split_select=_flag(raw.get("split_select")),
-                   group_paths=_flag(raw.get("group_paths", True)),
-                   deleted_fields=_flag(raw.get("deleted_fields", True)), media=_flag(raw.get("media")) and fmt == "csvzip",
-                   sensitive=_flag(raw.get("sensitive")), date_from=d_from, date_to=d_to, region=region,
-                   review_states=states, form_version=str(raw.get("form_version") or "").strip())
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["date_from"] = self.date_from.isoformat() if self.date_from else None
-        out["date_to"] = self.date_to.isoformat() if self.date_to else None
-        out["review_states"] = list(self.review_states)
-        return out
-
-    def check_allowed(self, user: User) -> None:
-        if self.sensitive and not may_see_sensitive(user):
-            raise Problem(403, "403.70", "Your role may not export sensitive fields. Export without them, or ask "
-                          "a coordinator.")
-
-
-__all__ = ["FORMATS", "LABEL_MODES", "ExportOptions", "may_see_sensitive"]
+__all__ = ["FORMATS", "LABEL_MODES", "ExportOptions", "Plan", "childzip", "csvzip", "decrypt", "jobs", "jsonexport",
+           "may_see_sensitive", "parallel", "plan_for", "tabular", "xlsx"]

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionVersion, User
 from app.services.children.childfile import child_file
-from app.services.exports import may_see_sensitive
 from app.services.exports.csvzip import CHUNK, Pipe
+from app.services.exports.options import may_see_sensitive
 from app.services.exports.tabular import MASK, pick_label
-from app.services.forms import schema_of
+from app.services.schemas import schema_of
 from forms import Field, FormSchema
 from storage import BlobNotFound, BlobStore
 

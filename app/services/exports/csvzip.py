@@ -19,6 +19,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
@@ -182,8 +183,6 @@ def _media(zf: zipfile.ZipFile, listing: Any, store: BlobStore) -> Iterator[None
 
 
 def _now() -> tuple[int, int, int, int, int, int]:
-    import time
-
     t = time.localtime()
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 

@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.errors import Problem
 from app.models import ExportJob, Form, User, utcnow
-from app.services import audit
-from app.services.access import policy as access
-from app.services.exports import ExportOptions, parallel
+from app.services import access, audit
+from app.services.exports import parallel
 from app.services.exports.csvzip import write_csvzip
 from app.services.exports.jsonexport import write_json
+from app.services.exports.options import ExportOptions
 from app.services.exports.tabular import Plan
 from app.services.exports.xlsx import write_xlsx
 from storage import BlobStore

@@ -32,7 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
-from app.models import Submission, SubmissionVersion
+from app.db import Database
+from app.models import Form, Submission, SubmissionVersion, User
+from app.services.exports.options import ExportOptions
 from app.services.exports.tabular import Plan
 
 THRESHOLD = 30_000  # fewer matching submissions: one process (a child starts ~0.7 s late; 20,000 did not gain)
@@ -103,11 +105,7 @@ def write_part(plan: Plan, session: Session, folder: str, index: int, after: tup
 
 def _child(url: str, form_id: int, user_id: int, options: dict[str, Any], folder: str, index: int,
            after: tuple[Any, int] | None, upto: tuple[Any, int] | None, out: Any) -> None:
-    """Entry point of a child process (spawned: imports only what it needs)."""
-    from app.db import Database
-    from app.models import Form, User
-    from app.services.exports import ExportOptions
-
+    """Entry point of a child process (spawned)."""
     db = Database(url)
     try:
         with db.session() as s:

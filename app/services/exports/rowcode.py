@@ -31,9 +31,41 @@ def neutralise(v: str) -> str:
 
 def _generic(spec: Any) -> Callable[[Any], list[Any]]:
     """One spec's cells as a list (kinds 0-2 with a width other than 1: not produced by the plan)."""
-    from app.services.exports.tabular import build_row
-
     return lambda v: build_row({spec[0]: v}, [spec])
+
+
+_EMPTY = {n: [""] * n for n in range(1, 64)}
+
+
+def build_row(data: dict[str, Any], specs: list[Any]) -> list[Any]:
+    """The cells of one row (hot loop: no per-cell function call for plain values and choices).
+
+    kind 0: the value as is; 1: a dict lookup (choice labels); 2: a function giving one cell;
+    3: a function giving `width` cells. Strings a spreadsheet would run as formulas
+    (= + - @ or their full-width forms first, also after spaces; or a leading tab, CR, LF) get a
+    leading apostrophe (neutralise).
+    """
+    out: list[Any] = []
+    ap, ex, get, danger = out.append, out.extend, data.get, CHECK_FIRST
+    for key, kind, fn, width in specs:
+        v = get(key)
+        if v is None or v == "":
+            if width == 1:
+                ap("")
+            else:
+                ex(_EMPTY.get(width) or [""] * width)
+            continue
+        if kind == 1:
+            v = fn.get(v, v)
+        elif kind == 2:
+            v = fn(v)
+        elif kind == 3:
+            ex(fn(v))
+            continue
+        if v.__class__ is str and v and v[0] in danger:
+            v = neutralise(v)
+        ap(v)
+    return out
 
 
 def compile_row(specs: list[Any]) -> Callable[[dict[str, Any]], list[Any]]:

@@ -29,11 +29,10 @@ from sqlalchemy.orm import Session
 from app.errors import Problem
 from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion, User
 from app.models.base import UTCDateTime
-from app.services import regions
-from app.services.access import policy as access
-from app.services.exports import ExportOptions
-from app.services.exports.rowcode import CHECK_FIRST, compile_row, neutralise
-from app.services.forms import schema_of
+from app.services import access, regions
+from app.services.exports.options import ExportOptions
+from app.services.exports.rowcode import CHECK_FIRST, build_row, compile_row, neutralise
+from app.services.schemas import schema_of
 from forms import Field, FormSchema
 from forms.sensitivity import sensitive_paths
 
@@ -431,40 +430,6 @@ def _fewer_collections() -> Iterator[None]:
             _gc_state["users"] -= 1
             if _gc_state["users"] == 0 and _gc_state["saved"]:
                 gc.set_threshold(*_gc_state["saved"])
-
-
-_EMPTY = {n: [""] * n for n in range(1, 64)}
-
-
-def build_row(data: dict[str, Any], specs: list[Spec]) -> list[Any]:
-    """The cells of one row (hot loop: no per-cell function call for plain values and choices).
-
-    kind 0: the value as is; 1: a dict lookup (choice labels); 2: a function giving one cell;
-    3: a function giving `width` cells. Strings a spreadsheet would run as formulas
-    (= + - @ or their full-width forms first, also after spaces; or a leading tab, CR, LF) get a
-    leading apostrophe (rowcode.neutralise).
-    """
-    out: list[Any] = []
-    ap, ex, get, danger = out.append, out.extend, data.get, CHECK_FIRST
-    for key, kind, fn, width in specs:
-        v = get(key)
-        if v is None or v == "":
-            if width == 1:
-                ap("")
-            else:
-                ex(_EMPTY.get(width) or [""] * width)
-            continue
-        if kind == 1:
-            v = fn.get(v, v)
-        elif kind == 2:
-            v = fn(v)
-        elif kind == 3:
-            ex(fn(v))
-            continue
-        if v.__class__ is str and v and v[0] in danger:
-            v = neutralise(v)
-        ap(v)
-    return out
 
 
 def _safe(v: Any) -> Any:

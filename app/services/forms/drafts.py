@@ -23,16 +23,19 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import DraftSubmission, DraftSubmissionFile, Form, FormDraft, FormDraftAttachment, FormVersion, User
+from app.services.children.lists import list_csv
+from app.services.children.store import get_dataset
 from app.services.forms import xmlutil
 from app.services.forms.publish import (
     add_version,
     attachment_rows,
     compile_upload,
-    schema_to_json,
     stamp_and_parse,
+    upload_attachment,
     version_conflict,
     with_managed_key,
 )
+from app.services.schemas import schema_to_json
 from forms import FormSchema, SubmissionXMLError, XFormError, extract, parse_submission, parse_xform
 from storage import BlobStore, BlobTooLarge
 
@@ -227,8 +230,6 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
 def upload_draft_attachment(session: Session, store: BlobStore, draft: FormDraft, filename: str, stream: Any,
                             max_size: int) -> FormDraftAttachment:
     """Store a media or data file of the draft (the published version keeps its own)."""
-    from app.services.forms.publish import upload_attachment
-
     att: FormDraftAttachment = upload_attachment(session, store, draft, filename, stream, max_size)  # type: ignore[arg-type]
     return att
 
@@ -300,9 +301,7 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
 def draft_list_csv(session: Session, draft: FormDraft, dataset: str) -> tuple[bytes, str] | None:
     """An entity list as a draft's test phone receives it: its columns, but no child. The test URL
     carries no identity, so it is given no one's records (type a test child's id by hand instead)."""
-    from app.services.children import entities as entity_service
-
     nobody = User(role="collector", project_id=draft.form.project_id, regions=[])
-    if entity_service.get_dataset(session, draft.form.project_id, dataset) is None:
+    if get_dataset(session, draft.form.project_id, dataset) is None:
         return None
-    return entity_service.list_csv(session, draft.form.project_id, dataset, nobody)
+    return list_csv(session, draft.form.project_id, dataset, nobody)

@@ -1,21 +1,24 @@
 """Publishing forms: XLSForm → XForm → FormVersion, versions, attachments and states."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import FORM_STATES, Form, FormAssignment, FormAttachment, FormVersion, User, utcnow
-from app.services.forms import xmlutil
+from app.services import access
+from app.services.children.store import ensure_dataset, get_dataset
+from app.services.forms import keys, xmlutil
+from app.services.forms.lookup import list_forms
+from app.services.forms.views import refresh_views
+from app.services.schemas import schema_to_json
 from forms import CompiledForm, FormSchema, XFormError, XLSFormError, compile_xlsform, parse_xform
 from storage import BlobStore, BlobTooLarge
 
@@ -56,10 +59,8 @@ def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
 
 def with_managed_key(session: Session, project_id: int, xml: bytes, schema: FormSchema) -> tuple[bytes, FormSchema]:
     """Managed encryption: a new version (or draft) of an encrypted form carries the public key."""
-    from app.services.forms import encryption
-
-    if (public_key := encryption.managed_public_key(session, project_id, schema.form_id, schema)) is not None:
-        xml = encryption.inject_public_key(xml, public_key)
+    if (public_key := keys.managed_public_key(session, project_id, schema.form_id, schema)) is not None:
+        xml = keys.inject_public_key(xml, public_key)
         schema = parse_xform(xml)
     return xml, schema
 
@@ -109,13 +110,11 @@ def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: in
                     carried: list[Any], itemsets_csv: bytes | None) -> list[Any]:
     """Rows (of cls: FormAttachment or FormDraftAttachment) for the files schema references; files
     already uploaded under the same name (carried) are kept."""
-    from app.services.children import entities as entity_service  # entities import this module
-
     by_name = {a.filename: a for a in carried}
     rows = []
     for att in schema.attachments:
         # "<list>.csv" is served from the entity list when such a list exists; else it is a file to upload.
-        linked = att.dataset if att.dataset and entity_service.get_dataset(session, project_id, att.dataset) else None
+        linked = att.dataset if att.dataset and get_dataset(session, project_id, att.dataset) else None
         row = cls(filename=att.filename, kind=att.kind, dataset=linked)
         old = by_name.get(att.filename)
         if old is not None and old.blob_key is not None and linked is None:
@@ -135,11 +134,9 @@ def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: in
 
 def ensure_entity_list(session: Session, project_id: int, schema: FormSchema) -> bool:
     """Create the entity list the form declares, if any (True when it declares one)."""
-    from app.services.children import entities as entity_service  # entities import this module
-
     if schema.entity is None:
         return False
-    entity_service.ensure_dataset(session, project_id, schema.entity.dataset, list(schema.entity.properties.values()))
+    ensure_dataset(session, project_id, schema.entity.dataset, list(schema.entity.properties.values()))
     return True
 
 
@@ -170,8 +167,6 @@ def add_version(session: Session, form: Form, *, xml: bytes, schema: FormSchema,
     session.flush()
     if schema.entity is not None:
         _link_entity_list(session, form.project_id, schema.entity.dataset)
-    from app.services.forms.views import refresh_views  # views import this module
-
     refresh_views(session, form.id)
     return version
 
@@ -189,93 +184,16 @@ def _same_content(a: bytes, b: bytes) -> bool:
     return xmlutil.strip_form_version(a) == xmlutil.strip_form_version(b)
 
 
-def schema_to_json(schema: FormSchema) -> dict[str, Any]:
-    return dataclasses.asdict(schema)
-
-
-@lru_cache(maxsize=256)
-def _schema_cached(version_id: int, sha256: str, xml: bytes) -> FormSchema:
-    return parse_xform(xml)
-
-
-def schema_of(version: FormVersion) -> FormSchema:
-    """The parsed schema of a stored version (parsed once per process)."""
-    return _schema_cached(version.id, version.sha256, version.xml)
-
-
-def get_form(session: Session, project_id: int, xml_form_id: str) -> Form:
-    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
-    if form is None or form.current_version is None:
-        raise Problem(404, "404.1", f"There is no form '{xml_form_id}' on this server. Ask your "
-                      "coordinator whether it was published, then update your forms (Get Blank Form).")
-    return form
-
-
-def get_version(session: Session, form: Form, version: str) -> FormVersion:
-    fv = session.scalar(select(FormVersion).where(FormVersion.form_id == form.id, FormVersion.version == version))
-    if fv is None:
-        raise Problem(404, "404.6", f"The form version specified in this submission '{version}' does not "
-                      f"exist for form '{form.xml_form_id}'. Update your blank forms (Get Blank Form), "
-                      "then fill the form again.")
-    return fv
-
-
-def list_forms(session: Session, project_id: int) -> list[Form]:
-    return list(session.scalars(select(Form).where(Form.project_id == project_id).order_by(Form.xml_form_id)))
-
-
 def set_state(form: Form, state: str) -> None:
     if state not in FORM_STATES:
         raise Problem(400, "400.32", f"Unknown form state '{state}'. Use open, closing or closed.")
     form.state = state
 
 
-class FormLike(Protocol):
-    """What the permission checks read of a form: an ORM `Form`, or the hot path's `FormRef`."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def project_id(self) -> int: ...
-
-
-def can_fill(session: Session, user: User, form: FormLike) -> bool:
-    """Whether user may download and submit this form (ignores the form's state)."""
-    if not user.active or user.project_id != form.project_id:
-        return False
-    if user.role in ("admin", "coordinator"):
-        return True
-    if user.role != "collector":
-        return False
-    assigned = assigned_form_ids(session, user)
-    return not assigned or form.id in assigned
-
-
-def can_enter_on_web(user: User, form: FormLike) -> bool:
-    """Whether user may fill this form in the browser (paper entry, web edits): every web role that
-    reads care files (admins, coordinators, managers). Separate from can_fill on purpose: managers
-    enter paper forms on the web, but do not download forms to Collect or submit from a phone."""
-    return bool(user.active) and user.project_id == form.project_id and user.role in ("admin", "coordinator", "manager")
-
-
-def assigned_form_ids(session: Session, user: User) -> set[int]:
-    """The forms assigned to the collector (empty: every open form). Cached on the user object for
-    the request, since formList asks for every form."""
-    cached: set[int] | None = user.__dict__.get("_assigned_form_ids")
-    if cached is None:
-        if "assignments" in user.__dict__:  # loaded with the user when the phone signed in
-            cached = {a.form_id for a in user.assignments}
-        else:
-            cached = set(session.scalars(select(FormAssignment.form_id).where(FormAssignment.user_id == user.id)))
-        user.__dict__["_assigned_form_ids"] = cached
-    return cached
-
-
 def forms_for_phone(session: Session, user: User, project_id: int) -> list[Form]:
     """Open forms the user may fill, ordered by title then form id (what formList shows)."""
     forms = [f for f in list_forms(session, project_id)
-             if f.state == "open" and f.current_version is not None and can_fill(session, user, f)]
+             if f.state == "open" and f.current_version is not None and access.may_fill(session, user, f)]
     return sorted(forms, key=lambda f: ((f.current_version.title if f.current_version else "") or f.xml_form_id,
                                         f.xml_form_id))
 

@@ -21,7 +21,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from app.models import Base, Form, FormVersion, FormView
-from app.services.forms import schema_of
+from app.services.schemas import schema_of
 
 NUMERIC = {"int": "integer", "decimal": "decimal"}
 # PostgreSQL allows 1,664 columns in a view: questions past this many columns are left out of the

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from openpyxl import load_workbook
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import CollectorToken, Form, FormAssignment, User
-from app.services.access import policy as access
+from app.services import access
 from app.services.identity import users as user_service
 from app.services.regions import code_error
 
@@ -91,8 +92,6 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
         raise Problem(400, "400.70", "This file is damaged or is not an Excel workbook (.xlsx).") from err
     if len(infos) > 1000 or sum(i.file_size for i in infos) > MAX_EXPANDED_BYTES:
         raise Problem(400, "400.71", "This workbook is too large to be a list of collectors.")
-    from openpyxl import load_workbook
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it ignores

@@ -3,7 +3,7 @@ and web sign-ins (the session cookie only names a row here).
 
 A session ends when it expires, when its holder signs out, and, for every session of a user, when
 the user's password changes or is reset, the role changes, or the account is deactivated
-(services.users calls `end_user_sessions`). A copied cookie or token stops working then.
+(app.services.identity.users.end_user_sessions). A copied cookie or token stops working then.
 """
 from __future__ import annotations
 
@@ -71,10 +71,3 @@ def user_for_web_session(session: Session, user_id: int, sid: str) -> User | Non
 
 def end_web_session(session: Session, sid: str) -> None:
     session.execute(delete(WebSession).where(WebSession.id == sid))
-
-
-def end_user_sessions(session: Session, user_id: int) -> int:
-    """End every web session and API token of the user; how many there were."""
-    ended = session.execute(delete(WebSession).where(WebSession.user_id == user_id)).rowcount  # type: ignore[attr-defined]
-    ended += session.execute(delete(ApiSession).where(ApiSession.user_id == user_id)).rowcount  # type: ignore[attr-defined]
-    return int(ended)

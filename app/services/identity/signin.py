@@ -36,11 +36,13 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from werkzeug import security
 
 from app.db import Database
 from app.errors import Problem
 from app.models import LoginFailure, SigninKnownAddress, User, utcnow
 from app.services import audit
+from app.services.identity import users as user_service
 from app.services.metrics import LOGIN_FAILURES
 
 WINDOW = timedelta(hours=24)  # wrong passwords older than this are forgotten
@@ -175,9 +177,7 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
 @functools.cache
 def _stand_in() -> User:
     """A user no password matches (a random one, hashed like real ones), never stored."""
-    from werkzeug.security import generate_password_hash
-
-    return User(username="", password_hash=generate_password_hash(secrets.token_urlsafe(16)),
+    return User(username="", password_hash=security.generate_password_hash(secrets.token_urlsafe(16)),
                 digest_ha1=secrets.token_hex(16), active=False)
 
 
@@ -189,14 +189,7 @@ def _mark_known(db: Database, session: Session, username: str, ip: str, now: dat
     session.execute(delete(SigninKnownAddress).where(SigninKnownAddress.last_ok_at < now - KNOWN_FOR))
 
 
-def forget_failures(session: Session, username: str) -> None:
-    """An administrator reset the password: the account's waits end everywhere."""
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
-
-
 def sign_in(db: Database, username: str, password: str, ip: str, known_device: bool = False) -> User:
     """Web sign-in: the user, or Throttled / WrongPassword (the failure already recorded)."""
-    from app.services.identity import users as user_service
-
     return verify(db, username, ip, lambda user: user_service.password_matches(user, password), channel="web",
                   audit_success=True, known_device=known_device)

@@ -8,13 +8,24 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session, joinedload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Problem
-from app.models import ROLES, CollectorToken, FormAssignment, User, UserRegion, loaded_instance, utcnow
+from app.models import (
+    ROLES,
+    ApiSession,
+    CollectorToken,
+    FormAssignment,
+    LoginFailure,
+    User,
+    UserRegion,
+    WebSession,
+    loaded_instance,
+    utcnow,
+)
 from app.services.regions import validate_code
 
 # New tokens use URL- and shell-safe characters only (pasting a URL with `!` into a shell breaks it).
@@ -79,9 +90,20 @@ def _session_of(user: User) -> Session:
 
 
 def _end_sessions(user: User) -> None:
-    from app.services.identity import sessions as session_service
+    end_user_sessions(_session_of(user), user.id)
 
-    session_service.end_user_sessions(_session_of(user), user.id)
+
+def end_user_sessions(session: Session, user_id: int) -> int:
+    """End every web session and API token of the user; how many there were."""
+    ended = session.execute(delete(WebSession).where(WebSession.user_id == user_id)).rowcount  # type: ignore[attr-defined]
+    ended += session.execute(delete(ApiSession).where(ApiSession.user_id == user_id)).rowcount  # type: ignore[attr-defined]
+    return int(ended)
+
+
+def forget_failures(session: Session, username: str) -> None:
+    """An administrator reset the password: the account's sign-in waits (app.services.identity.signin) end
+    everywhere."""
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
 
 
 def phone_user_options() -> list[Any]:
@@ -252,7 +274,5 @@ def set_active(user: User, active: bool) -> bool:
 def reset_password(session: Session, user: User, password: str, realm: str) -> None:
     """An administrator sets a new password: sessions and API tokens end, and the account's wrong
     passwords are forgotten (no more waiting anywhere)."""
-    from app.services.identity import signin
-
     set_password(user, password, realm)
-    signin.forget_failures(session, user.username)
+    forget_failures(session, user.username)

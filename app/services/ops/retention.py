@@ -28,15 +28,17 @@ from app.models import (
     Dataset,
     Entity,
     EntityVersion,
+    FormAttachment,
     FormVersion,
     Submission,
+    SubmissionAttachment,
     SubmissionComment,
     SubmissionVersion,
     utcnow,
 )
 from app.services import audit
 from app.services import forms as form_service
-from app.services.children.childfile import CHILDREN
+from app.services.children.store import CHILDREN
 from forms import FormSchema
 from storage import BlobStore
 
@@ -194,8 +196,6 @@ def _strip_xml(xml: bytes, paths: set[str]) -> bytes:
 
 def delete_blobs(session: Session, store: BlobStore, report: RetentionReport) -> None:
     """After the commit: delete the removed files that no other row refers to (files are shared by hash)."""
-    from app.models import FormAttachment, SubmissionAttachment
-
     if not report.blob_keys:
         return
     still = set(session.scalars(select(SubmissionAttachment.blob_key).where(

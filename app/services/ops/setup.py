@@ -1,6 +1,8 @@
 """Creating and upgrading an installation: schema, default project, shipped forms."""
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,9 +67,6 @@ def publish_file(rt: Runtime, path: Path, project_id: int = DEFAULT_PROJECT) -> 
 def attach_region_list(session: Any, rt: Runtime, version: Any) -> bool:
     """Attach regions.csv, built from the division table, to a form version that uses it (and has an
     older or no copy). True when it was attached."""
-    import hashlib
-    import io
-
     att = next((a for a in version.attachments if a.filename == regions.FORM_CSV and a.dataset is None), None)
     if att is None:
         return False

@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from botocore.exceptions import ClientError
+
+from storage import open_store
+
 
 class BackupError(Exception):
     """A backup, verify or restore step failed; the message says what to do."""
@@ -85,8 +89,6 @@ class S3Target:
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
     def exists(self, name: str) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.prefix + name)
         except ClientError as exc:
@@ -102,8 +104,6 @@ class S3Target:
                 yield obj["Key"][len(self.prefix):], int(obj["Size"])
 
     def open(self, name: str) -> BinaryIO:
-        from botocore.exceptions import ClientError
-
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
         except ClientError as exc:
@@ -126,8 +126,6 @@ class S3Target:
 def open_target(dest: str, cfg: dict[str, Any]) -> Target:
     """A folder, or `s3://bucket/prefix` reached with the server's CAREFILE_S3_* settings."""
     if dest.startswith("s3://"):
-        from storage import open_store
-
         store = open_store(dest, endpoint_url=cfg["S3_ENDPOINT_URL"], region=cfg["S3_REGION"],
                            access_key=cfg["S3_ACCESS_KEY"], secret_key=cfg["S3_SECRET_KEY"],
                            create_bucket=cfg["S3_CREATE_BUCKET"])

@@ -27,6 +27,10 @@ from sqlalchemy.orm import Session
 
 from app.migrate import upgrade
 from app.models import Base, Form, User
+from app.services.exports.csvzip import write_csvzip
+from app.services.exports.options import ExportOptions
+from app.services.exports.tabular import Plan
+from app.services.forms.views import refresh_views
 from app.services.ops.backup import Progress, _no_progress, table_counts
 from app.services.ops.blobs import referenced_keys_query
 from app.services.ops.restore import check_empty
@@ -128,10 +132,6 @@ def copy_blobs(src: Engine, src_store: BlobStore, dst_store: BlobStore,
 
 def export_digests(engine: Engine, store: BlobStore) -> dict[str, str]:
     """sha256 over the CSV files of a full CSV zip export of every form (zip metadata left out)."""
-    from app.services.exports import ExportOptions
-    from app.services.exports.csvzip import write_csvzip
-    from app.services.exports.tabular import Plan
-
     out: dict[str, str] = {}
     admin = User(username="transfer-check", role="admin", active=True)
     with Session(engine) as session:
@@ -151,8 +151,6 @@ def export_digests(engine: Engine, store: BlobStore) -> dict[str, str]:
 
 def transfer(src: Engine, src_store: BlobStore, dst: Engine, dst_store: BlobStore,
              progress: Progress = _no_progress) -> TransferReport:
-    from app.services.forms.views import refresh_views
-
     check_empty(dst, dst_store)
     upgrade(src)  # the source at the newest schema, like the destination
     upgrade(dst)

@@ -1,6 +1,6 @@
 """What managers report: the monthly/quarterly county report and the dashboard's pictures.
 
-Both read the same facts, scoped through app.services.access.policy: each child of the `children` list
+Both read the same facts, scoped through app.services.access: each child of the `children` list
 in the user's regions (file creation date, every version of the file) and the records about it
 (submissions naming the child, with the record's own date). The counts are then taken in
 Python, so the report and the charts agree by construction.
@@ -19,6 +19,7 @@ Definitions (a period is a range of local calendar dates, both ends included):
 from __future__ import annotations
 
 import calendar
+import io
 import re
 from bisect import bisect_right
 from collections import Counter
@@ -26,14 +27,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from openpyxl import Workbook
+from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, Submission, SubmissionVersion, User
-from app.services import regions
-from app.services.access import policy as access
-from app.services.children.childfile import CHILDREN, RISK_LEVELS
+from app.services import access, regions
+from app.services.children.store import CHILDREN, RISK_LEVELS
 from app.services.submissions.records import LOCAL_TZ
 
 DATE_FIELDS = ("visit_date", "assessment_date", "record_date", "registered_on", "today")
@@ -420,11 +422,6 @@ def pictures(session: Session, project_id: int, user: User, today: date, months:
 
 def report_xlsx(report: CountyReport, headers: list[str], title: str, notes: list[str], total: str) -> bytes:
     """The county report as one worksheet: a title line, then township, code and one column per count."""
-    import io
-
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
     wb = Workbook()
     ws = wb.active
     ws.title = report.period.key

@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
-from app.models import Dataset, Entity, Form, Submission, User
+from app.models import Dataset, Entity, EntityEvent, Form, Submission, SubmissionVersion, User
 from app.models.base import UTCDateTime
-from app.services import regions
-from app.services.access import policy as access
-from app.services.children.childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
+from app.services import access, regions
+from app.services.children.store import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
 from app.services.forms import schema_of
 from app.services.submissions.records import LOCAL_TZ, visible
 
@@ -179,8 +178,6 @@ class EntityProblem:
 
 def entity_problems(session: Session, project_id: int, user: User, limit: int = 20) -> list[EntityProblem]:
     """Care-file updates that did not apply (errors) or wait for an earlier offline update (backlog)."""
-    from app.models import EntityEvent, SubmissionVersion
-
     q = (select(EntityEvent, Form.xml_form_id, Submission.instance_id)
          .join(SubmissionVersion, SubmissionVersion.id == EntityEvent.submission_version_id)
          .join(Submission, Submission.id == SubmissionVersion.submission_id)

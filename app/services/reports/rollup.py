@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from app.models import DashboardRollup, Dataset, Entity, Form, Submission, User
 from app.models.base import utcnow
-from app.services.access import policy as access
-from app.services.children.childfile import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
+from app.services import access
+from app.services.children.store import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
 from app.services.reports import county as reports
 from app.services.reports.dashboard import UNKNOWN, Breakdown, _scopes, week_buckets
 

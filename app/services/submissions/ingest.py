@@ -18,17 +18,19 @@ import logging
 import mimetypes
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sqlalchemy import Table, TextClause, and_, bindparam, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import RETRY_ATTEMPTS, Database, is_retryable, retry_pause
 from app.errors import Problem
 from app.models import (
+    Dataset,
+    Entity,
     Form,
     FormVersion,
     Submission,
@@ -40,9 +42,12 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
-from app.services import forms as form_service
-from app.services.access import policy as access
+from app.services import access, schemas
+from app.services.children import entities as entity_service
 from app.services.children import held as held_service
+from app.services.children.store import CHILDREN
+from app.services.forms import lookup as form_lookup
+from app.services.regions import of_answers as region_of
 from forms import (
     FormSchema,
     SubmissionData,
@@ -56,7 +61,6 @@ from storage import BlobInfo, BlobStore, BlobTooLarge
 
 log = logging.getLogger(__name__)
 
-REGION_KEYS = ("village", "township", "county", "prefecture")
 
 
 @dataclass
@@ -99,25 +103,10 @@ def _safe_name(name: str) -> bool:
         and not name.startswith(".") and "\x00" not in name and len(name) <= 300
 
 
-def region_of(values: dict[str, object]) -> str | None:
-    """The most specific region code among the answers (village before township …)."""
-    found: dict[str, str] = {}
-    for key, value in values.items():
-        last = key.rsplit("/", 1)[-1]
-        if last in REGION_KEYS and isinstance(value, str) and value.isdigit():
-            found.setdefault(last, value)
-    for k in REGION_KEYS:
-        if k in found:
-            return found[k]
-    return None
-
-
 # New submissions (not edits or resends) are written with Core INSERTs (`_insert_new`); False sends them
 # through the ORM like every other case (tests compare the rows both paths write).
 CORE_INSERTS = True
 
-# Parsed schemas by (form_version.id, sha256): a published version's XML never changes.
-_SCHEMAS: dict[tuple[int, str], FormSchema] = {}
 
 
 @dataclass(frozen=True)
@@ -147,30 +136,37 @@ def _lookup(session: Session, project_id: int, xml_form_id: str, version: str,
     row = session.connection().execute(_LOOKUP, {"instance_id": instance_id, "version": version,
                                                  "project_id": project_id, "xml_form_id": xml_form_id}).first()
     if row is None or row[4] is None:
-        form_service.get_form(session, project_id, xml_form_id)  # raises the 404
+        form_lookup.get_form(session, project_id, xml_form_id)  # raises the 404
         raise AssertionError("unreachable")
     form = FormRef(row[0], row[1], row[2], row[3])
     version_id, sha256, seen_id = row[5], row[6], row[7]
     if version_id is None:
-        form_service.get_version(session, session.get_one(Form, form.id), version)  # raises the 404
+        form_lookup.get_version(session, session.get_one(Form, form.id), version)  # raises the 404
         raise AssertionError("unreachable")
-    schema = _SCHEMAS.get((version_id, sha256))
+    schema = schemas.cached(version_id, sha256)
     if schema is None:
         fv = session.get(FormVersion, version_id)
         assert fv is not None
-        schema = form_service.schema_of(fv)
-        if len(_SCHEMAS) >= 256:
-            _SCHEMAS.clear()
-        _SCHEMAS[(version_id, sha256)] = schema
+        schema = schemas.schema_of(fv)
     return form, version_id, schema, seen_id is not None
+
+
+def _may_submit(session: Session, user: User, form: FormRef, via: str, only_form: int | None) -> bool:
+    if via == "web":
+        return (only_form is None or form.id == only_form) and access.may_enter_on_web(user, form)
+    return access.may_fill(session, user, form)
 
 
 def receive_submission(db: Database, store: BlobStore, *, project_id: int, user: User | None,
                        xml: bytes, files: list[IncomingFile], device_id: str | None = None,
                        user_agent: str | None = None, max_xml_bytes: int = 10 * 1024 * 1024,
-                       max_file_bytes: int | None = None,
-                       may_fill: Callable[[Session, FormRef], bool] | None = None) -> ReceiveResult:
-    """Store one OpenRosa submission POST (a whole submission or one part of a split one)."""
+                       max_file_bytes: int | None = None, via: str = "phone",
+                       only_form: int | None = None) -> ReceiveResult:
+    """Store one OpenRosa submission POST (a whole submission or one part of a split one).
+
+    `via` says how it came: "phone" (OpenRosa, or Central's REST API) — the user must be allowed to fill the
+    form from a phone (access.may_fill); "web" — the browser's paper entry or edit, allowed to every web role
+    that reads care files (access.may_enter_on_web), and only for the form of the page (`only_form`)."""
     envelope, tree = _parse(xml, max_xml_bytes)
     xml_sha = hashlib.sha256(xml).hexdigest()
     instance_id = envelope.instance_id or f"sha256:{xml_sha}"  # type: ignore[attr-defined]
@@ -180,7 +176,7 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
         if form.state == "closed":
             raise Problem(409, "409.2", f"The form '{form.xml_form_id}' is closed and no longer accepts "
                           "submissions. Ask your coordinator what to do with this record.")
-        if may_fill is not None and not may_fill(session, form):
+        if user is not None and not _may_submit(session, user, form, via, only_form):
             raise Problem(403, "403.2", f"You may not submit the form '{form.xml_form_id}'. Ask your "
                           "coordinator to assign this form to you.")
         form_pk = form.id
@@ -251,8 +247,6 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
                                           instance_id, stored, device_id, user_agent, region_fallback)
         if block is not None and schema.entity is not None and (block.create or block.update):
-            from app.services.children import entities as entity_service
-
             # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
             # only weak references) the scope check finds it without a query.
             _submitter = session.merge(user, load=False) if user is not None else None
@@ -309,8 +303,6 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     session.flush()
     sub.current_version_id = version.id
     session.flush()
-    from app.services.children import entities as entity_service
-
     event = entity_service.process_submission(session, project_id, version, schema,
                                               envelope.entity, data)  # type: ignore[attr-defined]
     msg = "Submission received." if status == "created" else "Edited submission received."
@@ -337,8 +329,6 @@ def _pg_insert_both() -> TextClause:
     """PostgreSQL: the submission and its version in one statement (one round trip instead of three). Both ids
     are drawn first, so the submission names its current version at once; the two foreign keys between the
     rows are checked at the end of the statement, when both exist."""
-    from sqlalchemy.dialects import postgresql
-
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     params = []
 
@@ -486,18 +476,12 @@ def _hold_edit(session: Session, project_id: int, form_pk: int, version_pk: int,
 def _child_region(session: Session, project_id: int, uid: str | None) -> str | None:
     if not uid:
         return None
-    from app.models import Dataset, Entity
-
     return session.scalar(select(Entity.region_code).join(Dataset, Dataset.id == Entity.dataset_id).where(
-        Dataset.project_id == project_id, Dataset.name == "children", Entity.uuid == uid))
+        Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.uuid == uid))
 
 
 def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) -> None:
     """Make a held edit the record's current version (a coordinator approved it), then apply its effects."""
-    from app.services import forms as form_service
-    from app.services.children import entities as entity_service
-    from forms import extract, parse_submission
-
     sub = session.scalar(select(Submission).where(Submission.id == sv.submission_id).with_for_update())
     assert sub is not None
     previous = session.scalar(select(SubmissionVersion).where(
@@ -515,7 +499,7 @@ def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) ->
     session.flush()
     fv = session.get(FormVersion, sv.form_version_id)
     assert fv is not None
-    schema = form_service.schema_of(fv)
+    schema = schemas.schema_of(fv)
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
     entity_service.process_submission(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
                                       extract(tree, schema), check_scope=False)

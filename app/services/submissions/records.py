@@ -27,8 +27,7 @@ from app.models import (
     User,
 )
 from app.models.base import UTCDateTime, utcnow
-from app.services import audit
-from app.services.access import policy as access
+from app.services import access, audit
 from app.services.forms import encryption, schema_of
 from forms import FormSchema
 from forms.sensitivity import sensitive_paths
@@ -46,7 +45,7 @@ def local_day_start(day: date) -> datetime:
 
 
 def visible(user: User, project_id: int) -> Any:
-    """SQL condition: the user may see the submission (app.services.access.policy.submission_filter)."""
+    """SQL condition: the user may see the submission (app.services.access.submission_filter)."""
     return access.submission_filter(user, project_id)
 
 

@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Form, FormVersion, Submission, SubmissionVersion, User
+from app.services import access, regions
 from app.services import forms as form_service
-from app.services import regions
-from app.services.access import policy as access
-from app.services.children import entities as entity_service
+from app.services.children import lists as entity_lists
 from forms import SubmissionXMLError, parse_submission
 
 EDITORS = ("admin", "coordinator")  # managers see sensitive answers masked, so they do not edit
@@ -34,7 +33,7 @@ class FormFile:
 def fillable(session: Session, user: User, xml_form_id: str) -> tuple[Form, FormVersion]:
     """The form and its current version, for a user who may fill forms in the browser."""
     form = form_service.get_form(session, user.project_id, xml_form_id)
-    if not form_service.can_enter_on_web(user, form):
+    if not access.may_enter_on_web(user, form):
         raise Problem(403, "403.2", "Your account may not fill forms in the browser.")
     fv = form.current_version
     if fv is None:
@@ -99,7 +98,7 @@ def form_file(session: Session, user: User, fv: FormVersion, filename: str) -> F
     the records of the user's regions, regions.csv with only their places, other files as uploaded."""
     att = next((a for a in fv.attachments if a.filename == filename), None)
     if att is not None and att.dataset is not None:
-        data, md5 = entity_service.list_csv(session, user.project_id, att.dataset, user)
+        data, md5 = entity_lists.list_csv(session, user.project_id, att.dataset, user)
         return FormFile(filename, md5, "text/csv; charset=utf-8", data=data)
     if att is None or att.blob_key is None or att.md5 is None:
         raise Problem(404, "404.1", "This file has not been uploaded.")

@@ -1,0 +1,77 @@
+"""After-effects: what follows an event is decided in one table, not by the code that announces it.
+
+Lower floors announce what happened (`announce(ChildChanged(...))`); the handlers live in the
+packages that own them and are listed in app/services/effects.py (the table, in the manner of ODK
+Central's lib/worker/jobs.js), which `create_app` installs. So entity processing never imports case
+work or the duplicate check, and a new after-effect is one line in the table.
+
+Handlers run in the announcer's transaction, each in its own savepoint: a failing handler is logged
+and undone, never the change that announced it — except a lost race (deadlock, serialization
+failure), which aborts the whole transaction so that its caller runs it again.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.db import is_retryable
+from app.models import Entity, SubmissionVersion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChildChanged:
+    """A submission created or updated an entity (a child of the care file) and it was applied."""
+
+    session: Session
+    entity: Entity
+    version: SubmissionVersion  # the submission version that changed it
+    created: bool
+
+
+Event = ChildChanged
+Handler = Callable[[Any], None]
+
+_table: dict[type, tuple[Handler, ...]] | None = None
+
+
+def install(table: Mapping[type, Sequence[Handler]]) -> None:
+    """Set the table of after-effects (app.services.effects.install does, from create_app)."""
+    global _table
+    _table = {event: tuple(handlers) for event, handlers in table.items()}
+
+
+def installed() -> bool:
+    return _table is not None
+
+
+def announce(event: Event) -> None:
+    """Run the handlers of the event, in the table's order, each in a savepoint of the event's session."""
+    if _table is None:
+        raise RuntimeError("the after-effects table is not installed: call app.services.effects.install() "
+                           "(create_app does) before changing records")
+    for handler in _table.get(type(event), ()):
+        try:
+            with event.session.begin_nested():
+                handler(event)
+        except Exception as err:
+            if is_retryable(err):
+                raise
+            # Class and code location only: an exception's text can hold SQL and a child's answers.
+            log.error("after-effect %s of %s failed: %s at %s", getattr(handler, "__qualname__", handler),
+                      type(event).__name__, type(err).__name__, where(err))
+
+
+def where(err: BaseException) -> str:
+    """file:line of the innermost frame of an exception (code location only, no values)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"

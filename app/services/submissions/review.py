@@ -1,0 +1,63 @@
+"""Deciding changes held for review (app.services.children.held): apply one, or reject it.
+
+Applying takes the same code path as if the submission had just arrived inside the coordinator's
+regions: an entity change goes through entity processing, an edit becomes the record's current
+version (app.services.submissions.ingest.apply_held_edit). Deciding locks the held row, so two
+coordinators deciding at once get one decision and one 409. Both decisions are audited.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Problem
+from app.models import EntityEvent, HeldChange, SubmissionVersion, User, utcnow
+from app.services import access, audit
+from app.services.children import entities
+from app.services.children.held import may_decide
+from app.services.submissions.ingest import apply_held_edit
+
+
+def decide(session: Session, project_id: int, user: User, held_id: int, action: str, *, note: str = "",
+           ip: str = "", via: str = "web") -> HeldChange:
+    """Apply or reject one held change (locked; a second decision gets 409)."""
+    access.require(user, "held.decide")
+    change = session.scalar(select(HeldChange).where(HeldChange.id == held_id, HeldChange.project_id == project_id)
+                            .with_for_update())
+    if change is None or not may_decide(user, change):
+        raise Problem(404, "404.80", "There is no such held change in your regions.")
+    if action not in ("apply", "reject"):
+        raise Problem(400, "400.80", "Choose 'apply' or 'reject'.")
+    if len(note) > 2000:
+        raise Problem(400, "400.81", "The note is too long (at most 2000 characters).")
+    if change.status != "pending":
+        raise Problem(409, "409.80", f"This change was already {change.status}. Reload the list.")
+    if action == "apply":
+        _apply(session, project_id, change)
+    change.status = "applied" if action == "apply" else "rejected"
+    change.decided_by_id, change.decided_at, change.note = user.id, utcnow(), note.strip()
+    if action == "reject" and change.kind == "entity":
+        event = _event(session, change)
+        if event is not None:
+            event.status, event.message = "rejected", "rejected by a coordinator (outside the submitter's regions)"
+    audit.record(session, user, f"held.{action}", target=f"held:{change.id}", ip=ip, kind=change.kind,
+                 submission=change.submission_id, regions=change.regions, via=via)
+    session.flush()
+    return change
+
+
+def _event(session: Session, change: HeldChange) -> EntityEvent | None:
+    return session.scalar(select(EntityEvent).where(EntityEvent.submission_version_id == change.version_id,
+                                                    EntityEvent.status == "held").order_by(EntityEvent.id.desc()))
+
+
+def _apply(session: Session, project_id: int, change: HeldChange) -> None:
+    if change.kind == "entity":
+        event = _event(session, change)
+        if event is None:
+            raise Problem(409, "409.81", "The held entity change is no longer waiting. Reload the list.")
+        entities.apply_held(session, project_id, event)
+        return
+    sv = session.get(SubmissionVersion, change.version_id)
+    assert sv is not None
+    apply_held_edit(session, project_id, sv)
