@@ -23,6 +23,11 @@ def _problem(problem: Problem) -> tuple[Response, int]:
 
 faults.register(bp, _problem)  # database / blob store / disk unreachable: JSON 503 with Retry-After
 
+from .endpoint import Call, make_endpoint  # noqa: E402
+
+endpoint = make_endpoint(bp)  # every route of this blueprint: roles, sign-in, transaction, rendering
+__all__ = ["Call", "bp", "endpoint"]
+
 
 from . import (  # noqa: E402,F401
     app_users,

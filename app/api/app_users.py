@@ -1,4 +1,4 @@
-"""App users (our collectors) and form assignments in Central's shapes (app/services/app_users.py).
+"""App users (our collectors) and form assignments in Central's shapes (app/central/app_users.py).
 
     GET|POST /v1/projects/{p}/app-users             list / create {"displayName", "regions"?}
     DELETE   /v1/projects/{p}/app-users/{id}
@@ -7,79 +7,52 @@
 """
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from typing import Any
 
 from app.central import app_users as svc
-from app.routeaccess import COORDINATORS, declare
-from app.runtime import runtime
+from app.routeaccess import COORDINATORS
 
-from . import bp
-from .auth import api_user
-from .submissions_write import _json_body
+from . import Call, endpoint
+from .bodies import json_body
 
 FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
 
 
-def _ip() -> str:
-    return request.remote_addr or ""
+@endpoint("/v1/projects/<int:project_id>/app-users", roles=COORDINATORS, scoped=True,
+          note="coordinators: collectors with a region inside theirs")
+def app_users(call: Call, project_id: int) -> Any:
+    return svc.list_app_users(call.session, call.user, project_id)
 
 
-@bp.get("/v1/projects/<int:project_id>/app-users")
-@declare(COORDINATORS, scoped=True, note="coordinators: collectors with a region inside theirs")
-def app_users(project_id: int) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        return jsonify(svc.list_app_users(s, user, project_id))
+@endpoint("/v1/projects/<int:project_id>/app-users", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write",
+          note="the new collector gets the creator's regions unless narrowed")
+def app_user_create(call: Call, project_id: int) -> Any:
+    return svc.create_app_user(call.session, call.user, project_id, json_body(), call.rt.config["DIGEST_REALM"],
+                               ip=call.ip)
 
 
-@bp.post("/v1/projects/<int:project_id>/app-users")
-@declare(COORDINATORS, scoped=True, note="the new collector gets the creator's regions unless narrowed")
-def app_user_create(project_id: int) -> Response:
-    user = api_user()
-    body = _json_body()
-    rt = runtime()
-    with rt.db.write() as s:
-        return jsonify(svc.create_app_user(s, user, project_id, body, rt.config["DIGEST_REALM"], ip=_ip()))
+@endpoint("/v1/projects/<int:project_id>/app-users/<int:actor_id>", roles=COORDINATORS, methods=["DELETE"],
+          scoped=True, tx="write")
+def app_user_delete(call: Call, project_id: int, actor_id: int) -> Any:
+    svc.delete_app_user(call.session, call.user, project_id, actor_id, ip=call.ip)
 
 
-@bp.delete("/v1/projects/<int:project_id>/app-users/<int:actor_id>")
-@declare(COORDINATORS, scoped=True)
-def app_user_delete(project_id: int, actor_id: int) -> Response:
-    user = api_user()
-    with runtime().db.write() as s:
-        svc.delete_app_user(s, user, project_id, actor_id, ip=_ip())
-    return jsonify({"success": True})
+@endpoint(f"{FORM}/assignments", roles=COORDINATORS, scoped=True)
+def form_assignments(call: Call, project_id: int, xml_form_id: str) -> Any:
+    return svc.form_assignments(call.session, call.user, project_id, xml_form_id)
 
 
-@bp.get(f"{FORM}/assignments")
-@declare(COORDINATORS, scoped=True)
-def form_assignments(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        return jsonify(svc.form_assignments(s, user, project_id, xml_form_id))
+@endpoint(f"{FORM}/assignments/<role>", roles=COORDINATORS, scoped=True)
+def form_assignments_of_role(call: Call, project_id: int, xml_form_id: str, role: str) -> Any:
+    return svc.form_assignments(call.session, call.user, project_id, xml_form_id, role)
 
 
-@bp.get(f"{FORM}/assignments/<role>")
-@declare(COORDINATORS, scoped=True)
-def form_assignments_of_role(project_id: int, xml_form_id: str, role: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        return jsonify(svc.form_assignments(s, user, project_id, xml_form_id, role))
+@endpoint(f"{FORM}/assignments/<role>/<int:actor_id>", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
+def form_assign(call: Call, project_id: int, xml_form_id: str, role: str, actor_id: int) -> Any:
+    svc.assign(call.session, call.user, project_id, xml_form_id, role, actor_id, ip=call.ip)
 
 
-@bp.post(f"{FORM}/assignments/<role>/<int:actor_id>")
-@declare(COORDINATORS, scoped=True)
-def form_assign(project_id: int, xml_form_id: str, role: str, actor_id: int) -> Response:
-    user = api_user()
-    with runtime().db.write() as s:
-        svc.assign(s, user, project_id, xml_form_id, role, actor_id, ip=_ip())
-    return jsonify({"success": True})
-
-
-@bp.delete(f"{FORM}/assignments/<role>/<int:actor_id>")
-@declare(COORDINATORS, scoped=True)
-def form_unassign(project_id: int, xml_form_id: str, role: str, actor_id: int) -> Response:
-    user = api_user()
-    with runtime().db.write() as s:
-        svc.unassign(s, user, project_id, xml_form_id, role, actor_id, ip=_ip())
-    return jsonify({"success": True})
+@endpoint(f"{FORM}/assignments/<role>/<int:actor_id>", roles=COORDINATORS, methods=["DELETE"], scoped=True,
+          tx="write")
+def form_unassign(call: Call, project_id: int, xml_form_id: str, role: str, actor_id: int) -> Any:
+    svc.unassign(call.session, call.user, project_id, xml_form_id, role, actor_id, ip=call.ip)

@@ -4,16 +4,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import request
 
 from app.errors import Problem
-from app.routeaccess import COORDINATORS, READERS, declare
-from app.runtime import runtime
-from app.services import access
+from app.routeaccess import COORDINATORS, READERS
 from app.services.children import casework, childfile, duplicates
 
-from . import bp
-from .auth import api_user
+from . import Call, endpoint
+
+CHILD = "/v1/projects/<int:project_id>/children/<uid>"
 
 
 def _body() -> dict[str, Any]:
@@ -34,91 +33,57 @@ def _text(body: dict[str, Any], key: str) -> str:
     return value
 
 
-def _child(session: Any, project_id: int, user: Any, uid: str) -> dict[str, Any]:
-    return childfile.ChildSummary.of(childfile.get_child(session, project_id, user, uid)).__dict__
-
-
-@bp.get("/v1/projects/<int:project_id>/children/duplicates")
-@declare(COORDINATORS, scoped=True)
-def children_duplicates(project_id: int) -> Response:
-    user = api_user()
-    access.require(user, "case.decide")
+@endpoint("/v1/projects/<int:project_id>/children/duplicates", roles=COORDINATORS, scoped=True)
+def children_duplicates(call: Call, project_id: int) -> Any:
     status = request.args.get("status", "open")
     if status not in ("open", "merged", "distinct", ""):
         raise Problem(400, "400.30", "status must be open, merged or distinct.")
-    with runtime().db.session() as session:
-        pairs = duplicates.list_pairs(session, project_id, user, status=status)
-    return jsonify(pairs)
+    return duplicates.list_pairs(call.session, project_id, call.user, status=status)
 
 
-@bp.get("/v1/projects/<int:project_id>/children/turning18")
-@declare(READERS, scoped=True)
-def children_turning18(project_id: int) -> Response:
-    user = api_user()
+@endpoint("/v1/projects/<int:project_id>/children/turning18", roles=READERS, scoped=True)
+def children_turning18(call: Call, project_id: int) -> Any:
     try:
         days = min(max(int(request.args.get("days", "90")), 1), 366)
     except ValueError:
         raise Problem(400, "400.30", "days must be a whole number of days, e.g. 90.") from None
-    with runtime().db.session() as session:
-        rows = casework.turning_18(session, project_id, user, date.today(), days)
-    return jsonify(rows)
+    return casework.turning_18(call.session, project_id, call.user, date.today(), days)
 
 
-@bp.post("/v1/projects/<int:project_id>/children/<uid>/merge")
-@declare(COORDINATORS, scoped=True)
-def child_merge(project_id: int, uid: str) -> Response:
-    user = api_user()
+@endpoint(f"{CHILD}/merge", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
+def child_merge(call: Call, project_id: int, uid: str) -> Any:
     body = _body()
-    with runtime().db.write() as session:
-        survivor = duplicates.merge(session, project_id, user, uid, _text(body, "into").strip().lower(),
-                                    note=_text(body, "note"), ip=request.remote_addr or "")
-        out = _child(session, project_id, user, survivor.uuid)
-    return jsonify(out)
+    survivor = duplicates.merge(call.session, project_id, call.user, uid, _text(body, "into").strip().lower(),
+                                note=_text(body, "note"), ip=call.ip)
+    return childfile.ChildSummary.of(survivor).__dict__
 
 
-@bp.post("/v1/projects/<int:project_id>/children/<uid>/distinct")
-@declare(COORDINATORS, scoped=True)
-def child_distinct(project_id: int, uid: str) -> Response:
-    user = api_user()
-    body = _body()
-    other = _text(body, "other").strip().lower()
+@endpoint(f"{CHILD}/distinct", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
+def child_distinct(call: Call, project_id: int, uid: str) -> Any:
+    other = _text(_body(), "other").strip().lower()
     if not other:
         raise Problem(400, "400.30", 'Name the other child: {"other": "<uuid>"}.')
-    with runtime().db.write() as session:
-        duplicates.mark_distinct(session, project_id, user, uid, other, ip=request.remote_addr or "")
-    return jsonify({"success": True})
+    duplicates.mark_distinct(call.session, project_id, call.user, uid, other, ip=call.ip)
 
 
-@bp.post("/v1/projects/<int:project_id>/children/<uid>/transfer")
-@declare(READERS, scoped=True, note="coordinators anywhere; managers when both villages lie in their regions")
-def child_transfer(project_id: int, uid: str) -> Response:
-    user = api_user()
+@endpoint(f"{CHILD}/transfer", roles=READERS, methods=["POST"], scoped=True, tx="write",
+          note="coordinators anywhere; managers when both villages lie in their regions")
+def child_transfer(call: Call, project_id: int, uid: str) -> Any:
     body = _body()
-    with runtime().db.write() as session:
-        child = casework.transfer(session, project_id, user, uid, _text(body, "village"), note=_text(body, "note"),
-                                  ip=request.remote_addr or "")
-        out = childfile.ChildSummary.of(child).__dict__
-    return jsonify(out)
+    child = casework.transfer(call.session, project_id, call.user, uid, _text(body, "village"),
+                              note=_text(body, "note"), ip=call.ip)
+    return childfile.ChildSummary.of(child).__dict__
 
 
-@bp.post("/v1/projects/<int:project_id>/children/<uid>/close")
-@declare(READERS, scoped=True)
-def child_close(project_id: int, uid: str) -> Response:
-    user = api_user()
+@endpoint(f"{CHILD}/close", roles=READERS, methods=["POST"], scoped=True, tx="write")
+def child_close(call: Call, project_id: int, uid: str) -> Any:
     body = _body()
-    with runtime().db.write() as session:
-        child = casework.close(session, project_id, user, uid, _text(body, "reason"), note=_text(body, "note"),
-                               ip=request.remote_addr or "")
-        out = childfile.ChildSummary.of(child).__dict__ | {"close_reason": child.close_reason}
-    return jsonify(out)
+    child = casework.close(call.session, project_id, call.user, uid, _text(body, "reason"),
+                           note=_text(body, "note"), ip=call.ip)
+    return childfile.ChildSummary.of(child).__dict__ | {"close_reason": child.close_reason}
 
 
-@bp.post("/v1/projects/<int:project_id>/children/<uid>/reopen")
-@declare(READERS, scoped=True)
-def child_reopen(project_id: int, uid: str) -> Response:
-    user = api_user()
-    body = _body()
-    with runtime().db.write() as session:
-        child = casework.reopen(session, project_id, user, uid, note=_text(body, "note"), ip=request.remote_addr or "")
-        out = childfile.ChildSummary.of(child).__dict__
-    return jsonify(out)
+@endpoint(f"{CHILD}/reopen", roles=READERS, methods=["POST"], scoped=True, tx="write")
+def child_reopen(call: Call, project_id: int, uid: str) -> Any:
+    child = casework.reopen(call.session, project_id, call.user, uid, note=_text(_body(), "note"), ip=call.ip)
+    return childfile.ChildSummary.of(child).__dict__

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, request, stream_with_context
 from sqlalchemy import func, select
 
 from app import params
@@ -24,13 +24,14 @@ from app.central import datasets as svc
 from app.central import odata
 from app.central.odata_filter import parse_filter
 from app.errors import Problem
-from app.routeaccess import READERS, declare
+from app.routeaccess import READERS
 from app.runtime import runtime
 from app.services import access
 
-from . import bp
-from .auth import api_user
+from . import Call, endpoint
 from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response, select_arg
+
+DS = "/v1/projects/<int:project_id>/datasets"
 
 
 def _base(project_id: int, name: str) -> str:
@@ -47,32 +48,25 @@ def _json_array(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     yield b"]"
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets")
-@declare(READERS, scoped=True)
-def datasets(project_id: int) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        return jsonify(svc.list_datasets(s, user, project_id))
+@endpoint(DS, roles=READERS, scoped=True)
+def datasets(call: Call, project_id: int) -> Any:
+    return svc.list_datasets(call.session, call.user, project_id)
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>")
-@declare(READERS, scoped=True)
-def dataset(project_id: int, name: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        return jsonify(svc.dataset_json(s, svc.get_dataset(s, user, project_id, name)))
+@endpoint(f"{DS}/<name>", roles=READERS, scoped=True)
+def dataset(call: Call, project_id: int, name: str) -> Any:
+    return svc.dataset_json(call.session, svc.get_dataset(call.session, call.user, project_id, name))
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities")
-@declare(READERS, scoped=True)
-def entities(project_id: int, name: str) -> Response:
-    user = api_user()
-    s = runtime().db.session()
+@endpoint(f"{DS}/<name>/entities", roles=READERS, scoped=True, tx="none")
+def entities(call: Call, project_id: int, name: str) -> Any:
+    user = call.user
+    s = call.rt.db.session()
     try:
         ds = svc.get_dataset(s, user, project_id, name)
         items = svc.list_entities(s, user, ds)
-        access.audit_unmasked(runtime().db, user, access.Redactor(s, user, project_id), "entities.read",
-                              f"dataset:{name}", request.remote_addr or "")
+        access.audit_unmasked(call.rt.db, user, access.Redactor(s, user, project_id), "entities.read",
+                              f"dataset:{name}", call.ip)
     except BaseException:
         s.close()
         raise
@@ -86,77 +80,61 @@ def entities(project_id: int, name: str) -> Response:
     return Response(stream_with_context(body()), content_type="application/json")
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>")
-@declare(READERS, scoped=True)
-def entity(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        ds = svc.get_dataset(s, user, project_id, name)
-        return jsonify(svc.entity_json(svc.get_entity(s, user, ds, uid), access.Redactor(s, user, project_id), ds.name))
+@endpoint(f"{DS}/<name>/entities/<uid>", roles=READERS, scoped=True)
+def entity(call: Call, project_id: int, name: str, uid: str) -> Any:
+    s, user = call.session, call.user
+    ds = svc.get_dataset(s, user, project_id, name)
+    return svc.entity_json(svc.get_entity(s, user, ds, uid), access.Redactor(s, user, project_id), ds.name)
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>/entities/<uid>/versions")
-@declare(READERS, scoped=True)
-def entity_versions(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        ds = svc.get_dataset(s, user, project_id, name)
-        row = svc.get_entity(s, user, ds, uid)
-        return jsonify(svc.versions_json(s, row[0], access.Redactor(s, user, project_id), ds.name))
+@endpoint(f"{DS}/<name>/entities/<uid>/versions", roles=READERS, scoped=True)
+def entity_versions(call: Call, project_id: int, name: str, uid: str) -> Any:
+    s, user = call.session, call.user
+    ds = svc.get_dataset(s, user, project_id, name)
+    row = svc.get_entity(s, user, ds, uid)
+    return svc.versions_json(s, row[0], access.Redactor(s, user, project_id), ds.name)
 
 
 # ---------------------------------------------------------------- OData
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc")
-@declare(READERS, scoped=True)
-def dataset_service(project_id: int, name: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        svc.get_dataset(s, user, project_id, name)
+@endpoint(f"{DS}/<name>.svc", roles=READERS, scoped=True)
+def dataset_service(call: Call, project_id: int, name: str) -> Any:
+    svc.get_dataset(call.session, call.user, project_id, name)
     return odata_response(json.dumps({"@odata.context": f"{_base(project_id, name)}/$metadata",
                                        "value": [{"name": "Entities", "kind": "EntitySet", "url": "Entities"}]}))
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/$metadata")
-@declare(READERS, scoped=True)
-def dataset_metadata(project_id: int, name: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        xml = svc.metadata_xml(svc.get_dataset(s, user, project_id, name))
+@endpoint(f"{DS}/<name>.svc/$metadata", roles=READERS, scoped=True)
+def dataset_metadata(call: Call, project_id: int, name: str) -> Any:
+    xml = svc.metadata_xml(svc.get_dataset(call.session, call.user, project_id, name))
     return odata_response(xml, "application/xml; charset=utf-8")
 
 
-@bp.get("/v1/projects/<int:project_id>/datasets/<name>.svc/<table>")
-@declare(READERS, scoped=True)
-def dataset_entities_feed(project_id: int, name: str, table: str) -> Response:
+@endpoint(f"{DS}/<name>.svc/<table>", roles=READERS, scoped=True)
+def dataset_entities_feed(call: Call, project_id: int, name: str, table: str) -> Any:
     check_params()
     if "$wkt" in request.args or "$expand" in request.args:
         raise Problem(501, "501.1", "Entity lists have no geodata or repeats: $wkt and $expand are not supported.")
-    user = api_user()
-    s = runtime().db.session()
-    try:
-        ds = svc.get_dataset(s, user, project_id, name)
-        if table != "Entities":
-            raise Problem(404, "404.1", f"The entity list has no table '{table}'; use 'Entities'.")
-        top = int_arg("$top", None)
-        skip = int_arg("$skip", 0) or 0
-        token = params.decode_skiptoken(request.args.get("$skiptoken"), {"id": int})
-        page = min(top, MAX_PAGE) if top is not None else None
-        select_ = select_arg()
-        filter_text = params.text(request.args.get("$filter"), "$filter", max_len=10_000)
-        # As Central: deleted entities only appear when the filter asks about __system/deletedAt.
-        q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
-        if filter_text:
-            q = q.where(parse_filter(filter_text, svc.filter_fields()))
-        count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
-        red = access.Redactor(s, user, project_id)
-        rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_, red)
-        access.audit_unmasked(runtime().db, user, red, "entities.read", f"dataset:{name}", request.remote_addr or "",
-                              rows=len(rows))
-        base = _base(project_id, name)
-        head = {"@odata.context": f"{base}/$metadata#Entities"}
-        tail = feed_tail(f"{base}/Entities", next_token, count)
-    finally:
-        s.close()
+    s, user = call.session, call.user
+    ds = svc.get_dataset(s, user, project_id, name)
+    if table != "Entities":
+        raise Problem(404, "404.1", f"The entity list has no table '{table}'; use 'Entities'.")
+    top = int_arg("$top", None)
+    skip = int_arg("$skip", 0) or 0
+    token = params.decode_skiptoken(request.args.get("$skiptoken"), {"id": int})
+    page = min(top, MAX_PAGE) if top is not None else None
+    select_ = select_arg()
+    filter_text = params.text(request.args.get("$filter"), "$filter", max_len=10_000)
+    # As Central: deleted entities only appear when the filter asks about __system/deletedAt.
+    q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
+    if filter_text:
+        q = q.where(parse_filter(filter_text, svc.filter_fields()))
+    count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
+    red = access.Redactor(s, user, project_id)
+    rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_, red)
+    access.audit_unmasked(call.rt.db, user, red, "entities.read", f"dataset:{name}", call.ip, rows=len(rows))
+    base = _base(project_id, name)
+    head = {"@odata.context": f"{base}/$metadata#Entities"}
+    tail = feed_tail(f"{base}/Entities", next_token, count)
     return odata_response(odata.stream_json(head, iter(rows), tail))  # rows are plain dicts: no session needed

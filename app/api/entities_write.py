@@ -1,4 +1,4 @@
-"""Entity lists written through Central's API (app/services/entity_writes.py): admins and coordinators,
+"""Entity lists written through Central's API (app/central/entities.py): admins and coordinators,
 in their regions; every change a new entity version, audited.
 
     POST   /v1/projects/{p}/datasets                              {"name", "approvalRequired"?}
@@ -13,24 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import request
 
 from app.central import datasets as datasets_api
 from app.central import entities as entity_writes
 from app.errors import Problem
-from app.routeaccess import COORDINATORS, READERS, declare
-from app.runtime import runtime
+from app.routeaccess import COORDINATORS, READERS
 
-from . import bp
-from .auth import api_user
+from . import Call, endpoint
 
 DS = "/v1/projects/<int:project_id>/datasets"
 MAX_ENTITIES_JSON = 100 * 1024 * 1024  # as Central's entities endpoint
 MAX_JSON = 250 * 1024
-
-
-def _ip() -> str:
-    return request.remote_addr or ""
 
 
 def _body(limit: int = MAX_JSON) -> dict[str, Any]:
@@ -48,81 +42,52 @@ def _flag(name: str) -> bool:
     return request.args.get(name, "").strip().lower() == "true"
 
 
-@bp.post(DS)
-@declare(COORDINATORS)
-def dataset_create(project_id: int) -> Response:
-    user = api_user()
-    body = _body()
-    with runtime().db.write() as s:
-        ds = entity_writes.create_dataset(s, user, project_id, body, ip=_ip())
-        return jsonify(datasets_api.dataset_json(s, ds))
+@endpoint(DS, roles=COORDINATORS, methods=["POST"], tx="write")
+def dataset_create(call: Call, project_id: int) -> Any:
+    ds = entity_writes.create_dataset(call.session, call.user, project_id, _body(), ip=call.ip)
+    return datasets_api.dataset_json(call.session, ds)
 
 
-@bp.post(f"{DS}/<name>/properties")
-@declare(COORDINATORS)
-def dataset_property_create(project_id: int, name: str) -> Response:
-    user = api_user()
-    body = _body()
-    with runtime().db.write() as s:
-        entity_writes.add_property(s, user, project_id, name, body, ip=_ip())
-    return jsonify({"success": True})
+@endpoint(f"{DS}/<name>/properties", roles=COORDINATORS, methods=["POST"], tx="write")
+def dataset_property_create(call: Call, project_id: int, name: str) -> Any:
+    entity_writes.add_property(call.session, call.user, project_id, name, _body(), ip=call.ip)
 
 
-@bp.post(f"{DS}/<name>/entities")
-@declare(COORDINATORS, scoped=True, note="new entities must lie in the caller's regions")
-def entity_create(project_id: int, name: str) -> Response:
-    user = api_user()
+@endpoint(f"{DS}/<name>/entities", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write",
+          note="new entities must lie in the caller's regions")
+def entity_create(call: Call, project_id: int, name: str) -> Any:
     body = _body(MAX_ENTITIES_JSON)
-    with runtime().db.write() as s:
-        ds, uids = entity_writes.create_entities(s, user, project_id, name, body, ip=_ip())
-        if "entities" in body:
-            return jsonify({"success": True})
-        return jsonify(datasets_api.entity_json(datasets_api.get_entity(s, user, ds, uids[0])))
+    ds, uids = entity_writes.create_entities(call.session, call.user, project_id, name, body, ip=call.ip)
+    if "entities" in body:
+        return None
+    return datasets_api.entity_json(datasets_api.get_entity(call.session, call.user, ds, uids[0]))
 
 
-@bp.patch(f"{DS}/<name>/entities/<uid>")
-@declare(COORDINATORS, scoped=True)
-def entity_update(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    body = _body()
-    with runtime().db.write() as s:
-        ds = entity_writes.update_entity(s, user, project_id, name, uid, body,
-                                         base_version=request.args.get("baseVersion"), force=_flag("force"),
-                                         resolve=_flag("resolve"), ip=_ip())
-        return jsonify(datasets_api.entity_json(datasets_api.get_entity(s, user, ds, uid)))
+@endpoint(f"{DS}/<name>/entities/<uid>", roles=COORDINATORS, methods=["PATCH"], scoped=True, tx="write")
+def entity_update(call: Call, project_id: int, name: str, uid: str) -> Any:
+    ds = entity_writes.update_entity(call.session, call.user, project_id, name, uid, _body(),
+                                     base_version=request.args.get("baseVersion"), force=_flag("force"),
+                                     resolve=_flag("resolve"), ip=call.ip)
+    return datasets_api.entity_json(datasets_api.get_entity(call.session, call.user, ds, uid))
 
 
-@bp.delete(f"{DS}/<name>/entities/<uid>")
-@declare(COORDINATORS, scoped=True)
-def entity_delete(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    with runtime().db.write() as s:
-        entity_writes.delete_entity(s, user, project_id, name, uid, ip=_ip())
-    return jsonify({"success": True})
+@endpoint(f"{DS}/<name>/entities/<uid>", roles=COORDINATORS, methods=["DELETE"], scoped=True, tx="write")
+def entity_delete(call: Call, project_id: int, name: str, uid: str) -> Any:
+    entity_writes.delete_entity(call.session, call.user, project_id, name, uid, ip=call.ip)
 
 
-@bp.post(f"{DS}/<name>/entities/<uid>/restore")
-@declare(COORDINATORS, scoped=True)
-def entity_restore(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    with runtime().db.write() as s:
-        entity_writes.restore_entity(s, user, project_id, name, uid, ip=_ip())
-    return jsonify({"success": True})
+@endpoint(f"{DS}/<name>/entities/<uid>/restore", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
+def entity_restore(call: Call, project_id: int, name: str, uid: str) -> Any:
+    entity_writes.restore_entity(call.session, call.user, project_id, name, uid, ip=call.ip)
 
 
-@bp.get(f"{DS}/<name>/entities/<uid>/diffs")
-@declare(READERS, scoped=True)
-def entity_diffs(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        ds = datasets_api.get_dataset(s, user, project_id, name)
-        return jsonify(entity_writes.diffs(s, datasets_api.get_entity(s, user, ds, uid)[0]))
+@endpoint(f"{DS}/<name>/entities/<uid>/diffs", roles=READERS, scoped=True)
+def entity_diffs(call: Call, project_id: int, name: str, uid: str) -> Any:
+    ds = datasets_api.get_dataset(call.session, call.user, project_id, name)
+    return entity_writes.diffs(call.session, datasets_api.get_entity(call.session, call.user, ds, uid)[0])
 
 
-@bp.get(f"{DS}/<name>/entities/<uid>/audits")
-@declare(READERS, scoped=True)
-def entity_audits(project_id: int, name: str, uid: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        ds = datasets_api.get_dataset(s, user, project_id, name)
-        return jsonify(entity_writes.audits(s, datasets_api.get_entity(s, user, ds, uid)[0]))
+@endpoint(f"{DS}/<name>/entities/<uid>/audits", roles=READERS, scoped=True)
+def entity_audits(call: Call, project_id: int, name: str, uid: str) -> Any:
+    ds = datasets_api.get_dataset(call.session, call.user, project_id, name)
+    return entity_writes.audits(call.session, datasets_api.get_entity(call.session, call.user, ds, uid)[0])

@@ -15,51 +15,45 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, jsonify, request, stream_with_context
+from flask import Flask, Response, request, stream_with_context
 from sqlalchemy import select
 
 from app.blobhttp import serve_job_file
+from app.central.odata_filter import parse_filter
 from app.errors import Problem
 from app.models import Form
-from app.routeaccess import READERS, declare
-from app.runtime import Runtime, runtime
-from app.services import access, audit
+from app.routeaccess import READERS
+from app.runtime import Runtime
+from app.services import audit
 from app.services.exports import ExportOptions, decrypt, jobs
 from app.services.exports.csvzip import stream_csv, stream_csvzip
 from app.services.exports.tabular import plan_for
 from app.services.forms import keys
 from storage import content_disposition
 
-from . import bp
-from .auth import api_user
+from . import Call, endpoint
+from .bodies import form_or_json
+from .odata import _submission_filter_fields
 
 DIRECT_MAX = 20_000
 CHUNK = 256 * 1024
+FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.is_json else None
-    if data is None:
-        data = request.form.to_dict() if request.form else {}
-    if not isinstance(data, dict):
-        raise Problem(400, "400.76", "Send the export options as a JSON object.")
-    return data
 
 
-@bp.post("/v1/projects/<int:project_id>/exports")
-@declare(READERS, scoped=True)
-def export_create(project_id: int) -> tuple[Response, int, dict[str, str]]:
-    user = api_user()
-    body = _body()
+
+@endpoint("/v1/projects/<int:project_id>/exports", roles=READERS, methods=["POST"], scoped=True, tx="none")
+def export_create(call: Call, project_id: int) -> Any:
+    body = form_or_json()
     options = ExportOptions.parse(body)
-    rt = runtime()
-    with rt.db.write() as s:
+    with call.rt.db.write() as s:
         form = _form(s, project_id, str(body.get("form") or ""))
-        job = jobs.create_job(s, user, form, options, ip=request.remote_addr or "")
+        job = jobs.create_job(s, call.user, form, options, ip=call.ip)
         s.flush()
         status = jobs.status_of(job)
     jobs.wake_workers()
-    return jsonify(status), 202, {"Location": f"/v1/projects/{project_id}/exports/{status['id']}"}
+    return status, 202, {"Location": f"/v1/projects/{project_id}/exports/{status['id']}"}
 
 
 def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
@@ -69,46 +63,35 @@ def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
     return form
 
 
-@bp.get("/v1/projects/<int:project_id>/exports")
-@declare(READERS, note="the caller's own jobs")
-def export_list(project_id: int) -> Response:
-    user = api_user()
-    access.require_reader(user)
-    with runtime().db.session() as s:
-        return jsonify([jobs.status_of(j) for j in jobs.list_jobs(s, user) if j.project_id == project_id])
+@endpoint("/v1/projects/<int:project_id>/exports", roles=READERS, note="the caller's own jobs")
+def export_list(call: Call, project_id: int) -> Any:
+    return [jobs.status_of(j) for j in jobs.list_jobs(call.session, call.user) if j.project_id == project_id]
 
 
-@bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>")
-@declare(READERS, note="the caller's own jobs")
-def export_status(project_id: int, job_id: int) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        job = jobs.get_job(s, user, job_id)
-        if job.project_id != project_id:
-            raise Problem(404, "404.73", "There is no such export.")
-        return jsonify(jobs.status_of(job))
+@endpoint("/v1/projects/<int:project_id>/exports/<int:job_id>", roles=READERS, note="the caller's own jobs")
+def export_status(call: Call, project_id: int, job_id: int) -> Any:
+    job = jobs.get_job(call.session, call.user, job_id)
+    if job.project_id != project_id:
+        raise Problem(404, "404.73", "There is no such export.")
+    return jobs.status_of(job)
 
 
-@bp.get("/v1/projects/<int:project_id>/exports/<int:job_id>/file")
-@declare(READERS, note="the caller's own jobs")
-def export_file(project_id: int, job_id: int) -> Response:
-    return serve_job_file(runtime(), api_user(), project_id, job_id)
+@endpoint("/v1/projects/<int:project_id>/exports/<int:job_id>/file", roles=READERS, tx="none",
+          note="the caller's own jobs")
+def export_file(call: Call, project_id: int, job_id: int) -> Any:
+    return serve_job_file(call.rt, call.user, project_id, job_id)
 
 
-def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
+def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
     """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (protocol.md §8.5):
     `attachments` (media, default on for the zip), `groupPaths`, `splitSelectMultiples`, `deletedFields`
     (questions only earlier versions had; default off as Central), `$filter` on `__system` fields;
     plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as
     Central writes it."""
-    from app.central.odata_filter import parse_filter
-
-    from .odata import _submission_filter_fields
-
-    user = api_user()
+    user = call.user
     args: dict[str, Any] = request.args.to_dict()
     if request.method == "POST":  # Central takes the options (and passphrases) in the body as well
-        args.update({k: v for k, v in _body().items() if isinstance(v, str | bool | int)})
+        args.update({k: v for k, v in form_or_json().items() if isinstance(v, str | bool | int)})
     if "groupPaths" in args:
         args["group_paths"] = args["groupPaths"]
     if "splitSelectMultiples" in args:
@@ -119,7 +102,7 @@ def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> 
         "false", "0", "no", "off")
     args["format"], args["media"] = "csvzip", media
     options = ExportOptions.parse(args)
-    rt = runtime()
+    rt = call.rt
     with rt.db.write() as s:
         plan = plan_for(s, project_id, xml_form_id, user, options)
         plan.newest_first = plan.central_review = True
@@ -130,17 +113,17 @@ def _central_plan(project_id: int, xml_form_id: str, *, media_default: bool) -> 
             raise Problem(409, "409.72", f"More than {DIRECT_MAX} submissions: run this export in the background "
                           f"(POST /v1/projects/{project_id}/exports), it can be resumed if the download breaks; "
                           "or narrow it with $filter.")
-        audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=request.remote_addr or "",
+        audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=call.ip,
                      format="csvzip", direct=True, options=options.to_dict(), filter=filter_text or None)
     return rt, plan, media
 
 
-@bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv.zip", methods=["GET", "POST"])
-@declare(READERS, scoped=True, note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
-def export_direct(project_id: int, xml_form_id: str) -> Response:
+@endpoint(f"{FORM}/submissions.csv.zip", roles=READERS, methods=["GET", "POST"], scoped=True, tx="none",
+          note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
+def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
     """Central's URL: the CSV zip streamed straight into the response, media files included unless
     `?attachments=false` (each photo copied from the blob store in chunks: no temporary copy)."""
-    rt, plan, _media = _central_plan(project_id, xml_form_id, media_default=True)
+    rt, plan, _media = _central_plan(call, project_id, xml_form_id, media_default=True)
     private_key = _managed_key(rt, plan) if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
@@ -159,7 +142,7 @@ def _managed_key(rt: Runtime, plan: Any) -> Any:
     """Central's managed-key export: the passphrase comes in the POST body (form-urlencoded or JSON) under
     the key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing
     decrypted is stored. Only POST: a passphrase in the URL would land in access logs."""
-    body = _body()
+    body = form_or_json()
     with rt.db.session() as s:
         key = keys.form_key(s, plan.form)
         passphrase = body.get(str(key.id)) if key is not None else None
@@ -168,22 +151,18 @@ def _managed_key(rt: Runtime, plan: Any) -> Any:
         return keys.unlock(key, str(passphrase))
 
 
-@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions/keys")
-@declare(READERS)
-def export_keys(project_id: int, xml_form_id: str) -> Response:
+@endpoint(f"{FORM}/submissions/keys", roles=READERS)
+def export_keys(call: Call, project_id: int, xml_form_id: str) -> Any:
     """Central's list of the encryption keys a form's submissions use (managed keys carry their hint;
     the id is the field name for the passphrase in POST submissions.csv.zip)."""
-    user = api_user()
-    with runtime().db.session() as s:
-        access.require_reader(user)
-        return jsonify(keys.keys_json(s, _form(s, project_id, xml_form_id)))
+    return keys.keys_json(call.session, _form(call.session, project_id, xml_form_id))
 
 
-@bp.route("/v1/projects/<int:project_id>/forms/<xml_form_id>/submissions.csv", methods=["GET", "POST"])
-@declare(READERS, scoped=True, note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
-def export_direct_csv(project_id: int, xml_form_id: str) -> Response:
+@endpoint(f"{FORM}/submissions.csv", roles=READERS, methods=["GET", "POST"], scoped=True, tx="none",
+          note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
+def export_direct_csv(call: Call, project_id: int, xml_form_id: str) -> Any:
     """Central's `submissions.csv`: the main table only (UTF-8 with BOM)."""
-    rt, plan, _media = _central_plan(project_id, xml_form_id, media_default=False)
+    rt, plan, _media = _central_plan(call, project_id, xml_form_id, media_default=False)
 
     def body() -> Iterator[bytes]:
         with rt.db.session() as s:

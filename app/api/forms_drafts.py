@@ -19,21 +19,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from sqlalchemy import select
 
 from app.blobhttp import blob_response
 from app.central import shapes as central
 from app.errors import Problem
 from app.models import Form, FormVersion, User
-from app.routeaccess import COORDINATORS, READERS, declare
-from app.runtime import runtime
+from app.routeaccess import COORDINATORS, READERS
 from app.services import access, audit
 from app.services import forms as form_service
 from app.services.ops import setup
 
-from . import bp
-from .auth import api_user, client_ip
+from . import Call, endpoint
 from .forms_write import check_warnings, draft_json, read_definition
 
 FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
@@ -83,11 +81,9 @@ def _xml(xml: bytes) -> Response:
 
 # ---------------------------------------------------------------- the draft
 
-@bp.post(f"{FORM}/draft")
-@declare(COORDINATORS)
-def form_draft_create(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
-    rt = runtime()
+@endpoint(f"{FORM}/draft", roles=COORDINATORS, methods=["POST"], tx="none")
+def form_draft_create(call: Call, project_id: int, xml_form_id: str) -> Any:
+    user, rt = _manager(call.user), call.rt
     body = request.content_length != 0 and request.mimetype not in ("", "application/json")
     definition = read_definition(xml_form_id) if body else None
     validate = setup.validate_setting(rt)
@@ -100,80 +96,63 @@ def form_draft_create(project_id: int, xml_form_id: str) -> Response:
             made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
                                              user=user, validate=validate, form_id=form.xml_form_id)
             check_warnings(list(made.draft.warnings), filename)
-        audit.record(s, user, "form.draft", f"form:{xml_form_id}", client_ip(), version=made.draft.version,
+        audit.record(s, user, "form.draft", f"form:{xml_form_id}", call.ip, version=made.draft.version,
                      filename=made.draft.source_filename, via="api", test_submissions_discarded=made.discarded)
-        return jsonify({"success": True})
 
 
-@bp.get(f"{FORM}/draft")
-@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
-def form_draft(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
-    with runtime().db.session() as s:
-        form = _form(s, user, project_id, xml_form_id)
-        return jsonify(draft_json(form, form_service.require_draft(s, form)))
+@endpoint(f"{FORM}/draft", roles=COORDINATORS, note="as Central (form.update): the draft carries its test token")
+def form_draft(call: Call, project_id: int, xml_form_id: str) -> Any:
+    form = _form(call.session, _manager(call.user), project_id, xml_form_id)
+    return draft_json(form, form_service.require_draft(call.session, form))
 
 
-@bp.delete(f"{FORM}/draft")
-@declare(COORDINATORS)
-def form_draft_delete(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
-    with runtime().db.write() as s:
-        form = _form(s, user, project_id, xml_form_id)
-        version = form_service.require_draft(s, form).version
-        discarded = form_service.delete_draft(s, form)
-        audit.record(s, user, "form.draft.abandon", f"form:{xml_form_id}", client_ip(), version=version, via="api",
-                     test_submissions_discarded=discarded)
-        return jsonify({"success": True})
+@endpoint(f"{FORM}/draft", roles=COORDINATORS, methods=["DELETE"], tx="write")
+def form_draft_delete(call: Call, project_id: int, xml_form_id: str) -> Any:
+    s, user = call.session, _manager(call.user)
+    form = _form(s, user, project_id, xml_form_id)
+    version = form_service.require_draft(s, form).version
+    discarded = form_service.delete_draft(s, form)
+    audit.record(s, user, "form.draft.abandon", f"form:{xml_form_id}", call.ip, version=version, via="api",
+                 test_submissions_discarded=discarded)
 
 
-@bp.get(f"{FORM}/draft.xml")
-@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
-def form_draft_xml(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
-    with runtime().db.session() as s:
-        return _xml(form_service.require_draft(s, _form(s, user, project_id, xml_form_id)).xml)
+@endpoint(f"{FORM}/draft.xml", roles=COORDINATORS, note="as Central (form.update): the draft carries its test token")
+def form_draft_xml(call: Call, project_id: int, xml_form_id: str) -> Any:
+    s = call.session
+    return _xml(form_service.require_draft(s, _form(s, _manager(call.user), project_id, xml_form_id)).xml)
 
 
-@bp.get(f"{FORM}/draft/attachments")
-@declare(COORDINATORS, note="as Central (form.update): the draft carries its test token")
-def form_draft_attachments(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
-    with runtime().db.session() as s:
-        draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
-        return jsonify([_attachment_json(a) for a in draft.attachments])
+@endpoint(f"{FORM}/draft/attachments", roles=COORDINATORS,
+          note="as Central (form.update): the draft carries its test token")
+def form_draft_attachments(call: Call, project_id: int, xml_form_id: str) -> Any:
+    s = call.session
+    draft = form_service.require_draft(s, _form(s, _manager(call.user), project_id, xml_form_id))
+    return [_attachment_json(a) for a in draft.attachments]
 
 
-@bp.post(f"{FORM}/draft/attachments/<name>")
-@declare(COORDINATORS)
-def form_draft_attachment_upload(project_id: int, xml_form_id: str, name: str) -> Response:
-    user = _manager(api_user())
-    rt = runtime()
-    with rt.db.write() as s:
-        draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
-        try:
-            att = form_service.upload_draft_attachment(s, rt.store, draft, name, request.stream,
-                                                       int(rt.config["MAX_UPLOAD_BYTES"]))
-        except Problem as problem:
-            if problem.code == "400.33":  # Central: a name the form does not use is 404.1
-                raise Problem(404, "404.1", problem.message) from problem
-            raise
-        audit.record(s, user, "form.attachment", f"form:{xml_form_id}", client_ip(), filename=name, md5=att.md5,
-                     size=att.size, version=draft.version, draft=True, via="api")
-        return jsonify({"success": True})
+@endpoint(f"{FORM}/draft/attachments/<name>", roles=COORDINATORS, methods=["POST"], tx="write")
+def form_draft_attachment_upload(call: Call, project_id: int, xml_form_id: str, name: str) -> Any:
+    s, user, rt = call.session, _manager(call.user), call.rt
+    draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
+    try:
+        att = form_service.upload_draft_attachment(s, rt.store, draft, name, request.stream,
+                                                   int(rt.config["MAX_UPLOAD_BYTES"]))
+    except Problem as problem:
+        if problem.code == "400.33":  # Central: a name the form does not use is 404.1
+            raise Problem(404, "404.1", problem.message) from problem
+        raise
+    audit.record(s, user, "form.attachment", f"form:{xml_form_id}", call.ip, filename=name, md5=att.md5,
+                 size=att.size, version=draft.version, draft=True, via="api")
 
 
-@bp.post(f"{FORM}/draft/publish")
-@declare(COORDINATORS)
-def form_draft_publish(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
-    wanted = request.args.get("version")
-    with runtime().db.write() as s:
-        form = _form(s, user, project_id, xml_form_id)
-        fv, discarded = form_service.publish_draft(s, form, version=wanted, user=s.get(User, user.id))
-        audit.record(s, user, "form.publish", f"form:{xml_form_id}", client_ip(), version=fv.version,
-                     filename=fv.source_filename, draft=True, via="api", test_submissions_discarded=discarded)
-        return jsonify({"success": True})
+@endpoint(f"{FORM}/draft/publish", roles=COORDINATORS, methods=["POST"], tx="write")
+def form_draft_publish(call: Call, project_id: int, xml_form_id: str) -> Any:
+    s, user = call.session, _manager(call.user)
+    form = _form(s, user, project_id, xml_form_id)
+    fv, discarded = form_service.publish_draft(s, form, version=request.args.get("version"),
+                                               user=s.get(User, user.id))
+    audit.record(s, user, "form.publish", f"form:{xml_form_id}", call.ip, version=fv.version,
+                 filename=fv.source_filename, draft=True, via="api", test_submissions_discarded=discarded)
 
 
 # ---------------------------------------------------------------- published versions, state, files
@@ -186,52 +165,42 @@ def _find_version(s: Any, form: Form, version: str) -> FormVersion:
     return fv
 
 
-@bp.get(f"{FORM}/versions")
-@declare(READERS)
-def form_versions(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        form = central.get_form(s, user, project_id, xml_form_id)
-        return jsonify([_version_json(form, fv, by) for fv, by in form_service.list_versions(s, form)])
+@endpoint(f"{FORM}/versions", roles=READERS)
+def form_versions(call: Call, project_id: int, xml_form_id: str) -> Any:
+    form = central.get_form(call.session, call.user, project_id, xml_form_id)
+    return [_version_json(form, fv, by) for fv, by in form_service.list_versions(call.session, form)]
 
 
-@bp.get(f"{FORM}/versions/<version>")
-@declare(READERS)
-def form_version(project_id: int, xml_form_id: str, version: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        form = central.get_form(s, user, project_id, xml_form_id)
-        fv = _find_version(s, form, version)
-        by = s.get(User, fv.published_by_id) if fv.published_by_id else None
-        return jsonify(_version_json(form, fv, by.username if by else None))
+@endpoint(f"{FORM}/versions/<version>", roles=READERS)
+def form_version(call: Call, project_id: int, xml_form_id: str, version: str) -> Any:
+    s = call.session
+    form = central.get_form(s, call.user, project_id, xml_form_id)
+    fv = _find_version(s, form, version)
+    by = s.get(User, fv.published_by_id) if fv.published_by_id else None
+    return _version_json(form, fv, by.username if by else None)
 
 
-@bp.get(f"{FORM}/versions/<version>.xml")
-@declare(READERS)
-def form_version_xml(project_id: int, xml_form_id: str, version: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        return _xml(_find_version(s, central.get_form(s, user, project_id, xml_form_id), version).xml)
+@endpoint(f"{FORM}/versions/<version>.xml", roles=READERS)
+def form_version_xml(call: Call, project_id: int, xml_form_id: str, version: str) -> Any:
+    s = call.session
+    return _xml(_find_version(s, central.get_form(s, call.user, project_id, xml_form_id), version).xml)
 
 
-@bp.get(f"{FORM}/versions/<version>.xlsx")
-@declare(READERS)
-def form_version_xlsx(project_id: int, xml_form_id: str, version: str) -> Response:
-    return _version_source(project_id, xml_form_id, version, "xlsx")
+@endpoint(f"{FORM}/versions/<version>.xlsx", roles=READERS, tx="none")
+def form_version_xlsx(call: Call, project_id: int, xml_form_id: str, version: str) -> Any:
+    return _version_source(call, project_id, xml_form_id, version, "xlsx")
 
 
-@bp.get(f"{FORM}/versions/<version>.xls")
-@declare(READERS)
-def form_version_xls(project_id: int, xml_form_id: str, version: str) -> Response:
-    return _version_source(project_id, xml_form_id, version, "xls")
+@endpoint(f"{FORM}/versions/<version>.xls", roles=READERS, tx="none")
+def form_version_xls(call: Call, project_id: int, xml_form_id: str, version: str) -> Any:
+    return _version_source(call, project_id, xml_form_id, version, "xls")
 
 
-def _version_source(project_id: int, xml_form_id: str, version: str, ext: str) -> Response:
+def _version_source(call: Call, project_id: int, xml_form_id: str, version: str, ext: str) -> Response:
     """The XLSForm the version was published from, byte for byte (Central: only for XLSForm uploads)."""
-    user = api_user()
-    rt = runtime()
+    rt = call.rt
     with rt.db.session() as s:
-        fv = _find_version(s, central.get_form(s, user, project_id, xml_form_id), version)
+        fv = _find_version(s, central.get_form(s, call.user, project_id, xml_form_id), version)
         name = fv.source_filename or ""
         if not fv.source_blob_key or not name.lower().endswith(f".{ext}"):
             made = name.rsplit(".", 1)[-1] if "." in name else "XForm"
@@ -241,29 +210,23 @@ def _version_source(project_id: int, xml_form_id: str, version: str, ext: str) -
     return blob_response(rt, key, md5, name, _excel_type(name) or "application/octet-stream")
 
 
-@bp.patch(FORM)
-@declare(COORDINATORS)
-def form_update(project_id: int, xml_form_id: str) -> Response:
-    user = _manager(api_user())
+@endpoint(FORM, roles=COORDINATORS, methods=["PATCH"], tx="write")
+def form_update(call: Call, project_id: int, xml_form_id: str) -> Any:
+    s, user = call.session, _manager(call.user)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("state"), str):
         raise Problem(400, "400.1", 'Send a JSON object such as {"state": "closing"} (open, closing or closed).')
-    with runtime().db.write() as s:
-        form = central.get_form(s, user, project_id, xml_form_id)
-        before = form.state
-        form_service.set_state(form, body["state"])
-        if before != form.state:
-            audit.record(s, user, "form.state", f"form:{xml_form_id}", client_ip(), old=before, new=form.state,
-                         via="api")
-        s.flush()
-        return jsonify(central.form_json(form))
+    form = central.get_form(s, user, project_id, xml_form_id)
+    before = form.state
+    form_service.set_state(form, body["state"])
+    if before != form.state:
+        audit.record(s, user, "form.state", f"form:{xml_form_id}", call.ip, old=before, new=form.state, via="api")
+    s.flush()
+    return central.form_json(form)
 
 
-@bp.get(f"{FORM}/attachments")
-@declare(READERS)
-def form_attachments(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        fv = central.get_form(s, user, project_id, xml_form_id).current_version
-        assert fv is not None
-        return jsonify([_attachment_json(a) for a in fv.attachments])
+@endpoint(f"{FORM}/attachments", roles=READERS)
+def form_attachments(call: Call, project_id: int, xml_form_id: str) -> Any:
+    fv = central.get_form(call.session, call.user, project_id, xml_form_id).current_version
+    assert fv is not None
+    return [_attachment_json(a) for a in fv.attachments]

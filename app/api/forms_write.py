@@ -9,18 +9,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Response, jsonify, request
+from flask import request
 
 from app.central import shapes as central
 from app.errors import Problem
-from app.routeaccess import COORDINATORS, declare
+from app.routeaccess import COORDINATORS
 from app.runtime import runtime
 from app.services import access, audit
 from app.services import forms as form_service
 from app.services.ops import setup
 
-from . import bp
-from .auth import api_user, client_ip
+from . import Call, endpoint
 
 TYPES = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
@@ -69,11 +68,9 @@ def draft_json(form: Any, draft: Any) -> dict[str, Any]:
             "updatedAt": central.iso(draft.created_at), "publishedAt": None, "draftToken": draft.token}
 
 
-@bp.post("/v1/projects/<int:project_id>/forms")
-@declare(COORDINATORS)
-def form_create(project_id: int) -> Response:
-    user = api_user()
-    rt = runtime()
+@endpoint("/v1/projects/<int:project_id>/forms", roles=COORDINATORS, methods=["POST"], tx="none")
+def form_create(call: Call, project_id: int) -> Any:
+    user, rt = call.user, call.rt
     access.require(user, "form.manage")
     data, filename = read_definition()
     validate = setup.validate_setting(rt)
@@ -86,9 +83,9 @@ def form_create(project_id: int) -> Response:
             res = form_service.publish_form(s, rt.store, project_id=project_id, data=data, filename=filename,
                                             user=user, validate=validate)
             if res.created:
-                audit.record(s, user, "form.publish", f"form:{res.form.xml_form_id}", client_ip(),
+                audit.record(s, user, "form.publish", f"form:{res.form.xml_form_id}", call.ip,
                              version=res.version.version, filename=filename, via="api")
-            return jsonify(central.form_json(res.form))
+            return central.form_json(res.form)
         made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
                                          user=user, validate=validate, new_form=True)
         if made.form.current_version is not None or made.replaced:
@@ -97,6 +94,6 @@ def form_create(project_id: int) -> Response:
                           f"{made.form.xml_form_id}/draft) instead.", fields=["xmlFormId"],
                           values=[made.form.xml_form_id])
         check_warnings(list(made.draft.warnings), filename)
-        audit.record(s, user, "form.draft", f"form:{made.form.xml_form_id}", client_ip(), version=made.draft.version,
+        audit.record(s, user, "form.draft", f"form:{made.form.xml_form_id}", call.ip, version=made.draft.version,
                      filename=filename, via="api", new_form=True)
-        return jsonify(draft_json(made.form, made.draft))
+        return draft_json(made.form, made.draft)

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 
 from app.central import shapes as central
 from app.errors import Problem
-from app.routeaccess import COLLECTORS, PUBLIC, declare
+from app.routeaccess import COLLECTORS, PUBLIC
 
-from . import bp
-from .auth import api_user
+from . import Call, endpoint
 
 
 def _version() -> str:
@@ -21,24 +21,19 @@ def _version() -> str:
         return "0"
 
 
-@bp.get("/version.txt")
-@declare(PUBLIC)
-def version_txt() -> Response:
+@endpoint("/version.txt", roles=PUBLIC, tx="none")
+def version_txt(call: Call) -> Response:
     return Response(central.version_text(_version()), content_type="text/plain; charset=utf-8")
 
 
-@bp.get("/v1/roles")
-@declare(COLLECTORS)
-def roles() -> Response:
-    api_user()
-    return jsonify(central.roles_json())
+@endpoint("/v1/roles", roles=COLLECTORS, tx="none")
+def roles(call: Call) -> Any:
+    return central.roles_json()
 
 
-@bp.get("/v1/roles/<role_id>")
-@declare(COLLECTORS)
-def role(role_id: str) -> Response:
-    api_user()
+@endpoint("/v1/roles/<role_id>", roles=COLLECTORS, tx="none")
+def role(call: Call, role_id: str) -> Any:
     found = central.role_of(role_id)
     if found is None:
         raise Problem(404, "404.1", f"There is no role '{role_id}'. The roles are listed at /v1/roles.")
-    return jsonify(next(r for r in central.roles_json() if r["id"] == found[0]))
+    return next(r for r in central.roles_json() if r["id"] == found[0])

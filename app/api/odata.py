@@ -1,9 +1,11 @@
 """OData feeds of submissions (Central's .svc endpoints), streamed page by page."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, request, stream_with_context
 from sqlalchemy import and_, func, or_, select
@@ -14,18 +16,18 @@ from app.central import shapes as central
 from app.central.odata_filter import parse_filter
 from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
-from app.routeaccess import READERS, declare
+from app.routeaccess import READERS
 from app.runtime import runtime
 from app.services import access
-from app.services import forms as form_service
 from app.services.forms import encryption
+from app.services.schemas import schema_of
 
-from . import bp
-from .auth import api_user
+from . import Call, endpoint
 
 ALLOWED = {"$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken",
            "$orderby", "$search"}
 MAX_PAGE = 5000
+FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
 
 
 def odata_response(body: Any, content_type: str = "application/json; charset=utf-8") -> Response:
@@ -51,35 +53,25 @@ def _base(project_id: int, xml_form_id: str) -> str:
     return f"{origin}/v1/projects/{project_id}/forms/{xml_form_id}.svc"
 
 
-@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc")
-@declare(READERS, scoped=True)
-def odata_service(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        form = central.get_form(s, user, project_id, xml_form_id)
-        schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
+@endpoint(f"{FORM}.svc", roles=READERS, scoped=True)
+def odata_service(call: Call, project_id: int, xml_form_id: str) -> Any:
+    form = central.get_form(call.session, call.user, project_id, xml_form_id)
+    schema = schema_of(form.current_version)  # type: ignore[arg-type]
     base = _base(project_id, xml_form_id)
-    import json
-
     return odata_response(json.dumps({
         "@odata.context": f"{base}/$metadata",
         "value": [{"name": t.name, "kind": "EntitySet", "url": t.name} for t in odata.tables(schema)]}))
 
 
-@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/$metadata")
-@declare(READERS, scoped=True)
-def odata_metadata(project_id: int, xml_form_id: str) -> Response:
-    user = api_user()
-    with runtime().db.session() as s:
-        form = central.get_form(s, user, project_id, xml_form_id)
-        schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
+@endpoint(f"{FORM}.svc/$metadata", roles=READERS, scoped=True)
+def odata_metadata(call: Call, project_id: int, xml_form_id: str) -> Any:
+    form = central.get_form(call.session, call.user, project_id, xml_form_id)
+    schema = schema_of(form.current_version)  # type: ignore[arg-type]
     return odata_response(odata.metadata_xml(schema), "application/xml; charset=utf-8")
 
 
 def feed_tail(url: str, next_token: str | None, count: int | None) -> dict[str, Any]:
     """@odata.nextLink (this request's parameters with the next $skiptoken) and @odata.count."""
-    from urllib.parse import urlencode
-
     tail: dict[str, Any] = {}
     if next_token is not None:
         args = {k: v for k, v in request.args.items() if k not in ("$skip", "$skiptoken")}
@@ -107,16 +99,14 @@ def _submission_filter_fields() -> dict[str, Any]:
             "__system/reviewState": central.review_column(), "__system/deletedAt": Submission.deleted_at}
 
 
-@bp.get("/v1/projects/<int:project_id>/forms/<xml_form_id>.svc/<table>")
-@declare(READERS, scoped=True)
-def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
+@endpoint(f"{FORM}.svc/<table>", roles=READERS, scoped=True, tx="none")
+def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> Any:
     check_params()
-    user = api_user()
-    rt = runtime()
+    user, rt = call.user, call.rt
     s = rt.db.session()
     try:
         form = central.get_form(s, user, project_id, xml_form_id)
-        schema = form_service.schema_of(form.current_version)  # type: ignore[arg-type]
+        schema = schema_of(form.current_version)  # type: ignore[arg-type]
         tbl = odata.table_by_name(schema, table)
         if tbl is None:
             raise Problem(404, "404.1", f"The form has no table '{table}'.")
@@ -140,8 +130,8 @@ def odata_table(project_id: int, xml_form_id: str, table: str) -> Response:
         else:
             rows, next_token = _repeat_rows(s, schema, tbl, q, page, skip, token, wkt, select_, red)
         tail = feed_tail(f"{base}/{table}", next_token, count)
-        access.audit_unmasked(rt.db, user, red, "odata.read", f"form:{xml_form_id}", request.remote_addr or "",
-                              table=table, rows=len(rows))
+        access.audit_unmasked(rt.db, user, red, "odata.read", f"form:{xml_form_id}", call.ip, table=table,
+                              rows=len(rows))
     except BaseException:
         s.close()
         raise

@@ -1,0 +1,44 @@
+"""Request bodies of the JSON API, read with limits: a JSON object, or a submission's XML."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from app.errors import Problem
+from app.runtime import runtime
+
+MAX_JSON = 250 * 1024
+
+
+def json_body() -> dict[str, Any]:
+    """The body as a JSON object (413 when over MAX_JSON, 400 when not an object)."""
+    if request.content_length is not None and request.content_length > MAX_JSON:
+        raise Problem(413, "413.1", "The JSON body is too large.")
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        raise Problem(400, "400.1", "Send a JSON object as the request body.")
+    return body
+
+
+def xml_body() -> bytes:
+    """A submission's XML as the body, up to CAREFILE_MAX_SUBMISSION_BYTES."""
+    limit = runtime().config["MAX_SUBMISSION_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "413.2", f"The submission is larger than this server accepts ({limit} bytes).")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise Problem(413, "413.2", f"The submission is larger than this server accepts ({limit} bytes).")
+    if not data.strip():
+        raise Problem(400, "400.2", "Send the submission XML as the request body (Content-Type: application/xml).")
+    return data
+
+
+def form_or_json() -> dict[str, Any]:
+    """Options sent as JSON or as a form (exports: Central's clients do both)."""
+    data = request.get_json(silent=True) if request.is_json else None
+    if data is None:
+        data = request.form.to_dict() if request.form else {}
+    if not isinstance(data, dict):
+        raise Problem(400, "400.76", "Send the export options as a JSON object.")
+    return data
