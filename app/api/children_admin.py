@@ -38,7 +38,7 @@ def children_duplicates(call: Call, project_id: int) -> Any:
     status = request.args.get("status", "open")
     if status not in ("open", "merged", "distinct", ""):
         raise Problem(400, "400.30", "status must be open, merged or distinct.")
-    return duplicates.list_pairs(call.session, project_id, call.user, status=status)
+    return [p.json() for p in childfile.duplicate_pairs(call.session, project_id, call.user, status=status)]
 
 
 @endpoint("/v1/projects/<int:project_id>/children/turning18", roles=READERS, scoped=True)
@@ -47,7 +47,7 @@ def children_turning18(call: Call, project_id: int) -> Any:
         days = min(max(int(request.args.get("days", "90")), 1), 366)
     except ValueError:
         raise Problem(400, "400.30", "days must be a whole number of days, e.g. 90.") from None
-    return casework.turning_18(call.session, project_id, call.user, date.today(), days)
+    return [r.json() for r in childfile.turning_18(call.session, project_id, call.user, date.today(), days)]
 
 
 @endpoint(f"{CHILD}/merge", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
@@ -55,7 +55,7 @@ def child_merge(call: Call, project_id: int, uid: str) -> Any:
     body = _body()
     survivor = duplicates.merge(call.session, project_id, call.user, uid, _text(body, "into").strip().lower(),
                                 note=_text(body, "note"), ip=call.ip)
-    return childfile.ChildSummary.of(survivor).__dict__
+    return childfile.summary(call.session, project_id, call.user, survivor).json()
 
 
 @endpoint(f"{CHILD}/distinct", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
@@ -72,7 +72,7 @@ def child_transfer(call: Call, project_id: int, uid: str) -> Any:
     body = _body()
     child = casework.transfer(call.session, project_id, call.user, uid, _text(body, "village"),
                               note=_text(body, "note"), ip=call.ip)
-    return childfile.ChildSummary.of(child).__dict__
+    return childfile.summary(call.session, project_id, call.user, child).json()
 
 
 @endpoint(f"{CHILD}/close", roles=READERS, methods=["POST"], scoped=True, tx="write")
@@ -80,10 +80,10 @@ def child_close(call: Call, project_id: int, uid: str) -> Any:
     body = _body()
     child = casework.close(call.session, project_id, call.user, uid, _text(body, "reason"),
                            note=_text(body, "note"), ip=call.ip)
-    return childfile.ChildSummary.of(child).__dict__ | {"close_reason": child.close_reason}
+    return childfile.summary(call.session, project_id, call.user, child).json() | {"close_reason": child.close_reason}
 
 
 @endpoint(f"{CHILD}/reopen", roles=READERS, methods=["POST"], scoped=True, tx="write")
 def child_reopen(call: Call, project_id: int, uid: str) -> Any:
     child = casework.reopen(call.session, project_id, call.user, uid, note=_text(_body(), "note"), ip=call.ip)
-    return childfile.ChildSummary.of(child).__dict__
+    return childfile.summary(call.session, project_id, call.user, child).json()

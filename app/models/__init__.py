@@ -2,7 +2,7 @@
 from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, SubmissionComment
 from .base import Base, loaded_instance, utcnow
 from .encryption import ManagedKey
-from .entity import Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion
+from .entity import ChildDirectory, Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion
 from .form import (
     FORM_STATES,
     DraftSubmission,
@@ -21,9 +21,9 @@ from .submission import REVIEW_STATES, Submission, SubmissionAttachment, Submiss
 from .user import ROLES, ApiSession, CollectorToken, DigestNonceUse, FormAssignment, User, UserRegion, WebSession
 
 __all__ = [
-    "Base", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project", "User",
-    "UserRegion", "CollectorToken", "FormAssignment", "DigestNonceUse", "ApiSession", "Form", "FormVersion",
-    "FormAttachment", "FormView", "Submission", "SubmissionVersion", "SubmissionRepeatRow",
+    "Base", "ChildDirectory", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project",
+    "User", "UserRegion", "CollectorToken", "FormAssignment", "DigestNonceUse", "ApiSession", "Form",
+    "FormVersion", "FormAttachment", "FormView", "Submission", "SubmissionVersion", "SubmissionRepeatRow",
     "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES",
     "REVIEW_STATES", "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
     "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile", "DuplicateCandidate",

@@ -62,6 +62,30 @@ class Entity(Base):
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ChildDirectory(Base):
+    """What identifies a child, from the registration record, for finding and telling children apart.
+
+    One row per entity of the list (app/services/children/directory.py keeps it): the full name, the guardian
+    and the ID number as answered on the registration (sensitive answers: only users entitled to identifying
+    details ever search or see them), and `search_text` — those values with the name's toneless pinyin and
+    initials, lower-case, joined by " | " — which the children list searches with one LIKE."""
+
+    __tablename__ = "child_directory"
+    __table_args__ = (
+        Index("ix_child_directory_search_trgm", "search_text", postgresql_using="gin",
+              postgresql_ops={"search_text": "gin_trgm_ops"}),
+    )
+
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entity.id", ondelete="CASCADE"), primary_key=True)
+    full_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    guardian_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    id_number: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id", ondelete="SET NULL"),
+                                                      nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class EntityVersion(Base):
     """The entity's history: what each submission changed, and when."""
 

@@ -35,7 +35,16 @@ class ChildChanged:
     created: bool
 
 
-Event = ChildChanged
+@dataclass(frozen=True)
+class RecordEdited:
+    """An edit (deprecatedID) became the current version of a submission (app.services.submissions.ingest)."""
+
+    session: Session
+    submission_id: int
+    version: SubmissionVersion
+
+
+Event = ChildChanged | RecordEdited
 Handler = Callable[[Any], None]
 
 _table: dict[type, tuple[Handler, ...]] | None = None

@@ -152,14 +152,13 @@ def children_view(uid: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
         file = childfile.child_file(s, user.project_id, user, uid)
-        audit.record(s, user, "child.view", target=f"child:{file['child']['uuid']}", ip=client_ip(),
-                     unmasked=file["unmasked"])
+        audit.record(s, user, "child.view", target=f"child:{file.child.uuid}", ip=client_ip(),
+                     unmasked=file.unmasked)
         names = dash.region_names(s, user.project_id)
-        pairs = duplicates.list_pairs(s, user.project_id, user, status="open", uid=file["child"]["uuid"])
     today = today_local()
-    return render_template("children/file.html", file=file, child=file["child"], names=names,
-                           overdue=child_service.is_overdue(file["child"], today), today=today.isoformat(),
-                           lang=current_language(), pairs=pairs, close_reasons=casework.CLOSE_REASONS,
+    return render_template("children/file.html", file=file, child=file.child, names=names,
+                           overdue=child_service.is_overdue(file.child, today), today=today.isoformat(),
+                           lang=current_language(), pairs=file.duplicates, close_reasons=casework.CLOSE_REASONS,
                            may_merge=user.role in access.COORDINATORS)
 
 
@@ -195,7 +194,7 @@ def case_label(kind: str, value: str | None) -> str:
 def children_duplicates() -> Any:
     user = db_user()
     with runtime().db.session() as s:
-        pairs = duplicates.list_pairs(s, user.project_id, user, status="open")
+        pairs = childfile.duplicate_pairs(s, user.project_id, user, status="open")
         names = dash.region_names(s, user.project_id)
     return render_template("children/duplicates.html", pairs=pairs, names=names)
 
@@ -270,6 +269,6 @@ def children_turning18() -> Any:
     user = db_user()
     today = today_local()
     with runtime().db.session() as s:
-        rows = casework.turning_18(s, user.project_id, user, today, 90)
+        rows = childfile.turning_18(s, user.project_id, user, today, 90)
         names = dash.region_names(s, user.project_id)
     return render_template("children/turning18.html", rows=rows, names=names)

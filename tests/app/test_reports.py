@@ -40,6 +40,8 @@ REGISTER = """
 | | children | ${given} |
 """
 
+# As in the shipped forms, some answers the report reads sit in groups: the assessor's date in
+# grp_assessor, the guardian's consent to a referral in grp_ref (stored as grp_ref/ref_consent).
 UPDATE = """
 | settings |
 | | form_id | version |
@@ -48,9 +50,12 @@ UPDATE = """
 | survey |
 | | type | name | label | save_to |
 | | select_one_from_file children.csv | child | Child | |
-| | date | {date_field} | Date | |
+| | date | today | Filled on | |
+{date_rows}
 | | text | record_type | Type | |
+| | begin_group | grp_ref | Referral | |
 | | text | ref_consent | Consent | |
+| | end_group | grp_ref | | |
 | | text | status | Status | status |
 | | text | risk_level | Risk | risk_level |
 | | text | referral_status | Referral | referral_status |
@@ -60,8 +65,21 @@ UPDATE = """
 | | list_name | entity_id |
 | | children | ${{child}} |
 """
-FORMS = {"identification": "visit_date", "assessment": "assessment_date", "referral_followup": "record_date",
-         "visit_record": "visit_date"}
+FORMS = {"identification": "visit_date", "assessment": "grp_assessor/assessment_date",
+         "referral_followup": "record_date", "visit_record": "visit_date"}
+FILLED_ON = "2026-12-01"  # every record was typed into the phone long after its own date
+
+
+def _date_rows(path: str) -> str:
+    group, _, name = path.rpartition("/")
+    row = f"| | date | {name} | Date | |"
+    return f"| | begin_group | {group} | Group | |\n{row}\n| | end_group | {group} | | |" if group else row
+
+
+def _element(path: str, text: str) -> str:
+    group, _, name = path.rpartition("/")
+    inner = f"<{name}>{text}</{name}>"
+    return f"<{group}>{inner}</{group}>" if group else inner
 PERIOD_START, PERIOD_END = date(2025, 7, 1), date(2025, 9, 30)  # 2025-Q3
 
 
@@ -82,8 +100,8 @@ def _xml_register(instance: str, c: Child) -> bytes:
 
 
 def _xml_update(instance: str, form: str, c: Child, day: date, values: dict[str, str], base: int) -> bytes:
-    fields = f"<child>{c.uid}</child><{FORMS[form]}>{day.isoformat()}</{FORMS[form]}>"
-    fields += "".join(f"<{k}>{v}</{k}>" for k, v in values.items())
+    fields = f"<child>{c.uid}</child><today>{FILLED_ON}</today>{_element(FORMS[form], day.isoformat())}"
+    fields += "".join(_element("grp_ref/ref_consent" if k == "ref_consent" else k, v) for k, v in values.items())
     return (f'<data id="{form}" version="1">{fields}<meta><instanceID>{instance}</instanceID>'
             f'<entity dataset="children" id="{c.uid}" update="1" baseVersion="{base}" trunkVersion="" branchId="">'
             "<label/></entity></meta></data>").encode()
@@ -173,7 +191,7 @@ def expected(children: list[Child], start: date, end: date) -> dict[str, dict[st
 def sent(app: Any, make_user: Any, publish: Any) -> list[Child]:
     publish(REGISTER, "register.md")
     for form, date_field in FORMS.items():
-        publish(UPDATE.format(form_id=form, date_field=date_field), f"{form}.md")
+        publish(UPDATE.format(form_id=form, date_rows=_date_rows(date_field)), f"{form}.md")
     make_user("dolma", "collector", ["5401"])
     phone = DigestClient(app.test_client(), "dolma", PASSWORD)
     villages = ([r.code for r in regions.children("540102002")][:2]

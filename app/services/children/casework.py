@@ -9,8 +9,7 @@ phone's update based on an older version is applied on top and flagged as a conf
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,8 +18,7 @@ from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, User, utcnow
 from app.services import access, audit, events, regions
 from app.services.answers import answer
-from app.services.children.childfile import ChildSummary
-from app.services.children.store import CHILDREN, children_query, follow_child, locked_child, server_version
+from app.services.children.store import CHILDREN, follow_child, locked_child, server_version
 
 log = logging.getLogger(__name__)
 
@@ -124,34 +122,3 @@ def on_child_changed(event: events.ChildChanged) -> None:
                                                             EntityVersion.version == entity.version))
         if latest is not None:
             latest.data = {**(latest.data or {}), **keep}
-
-
-# ---------------------------------------------------------------- turning 18
-
-
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
-
-
-def turning_18(session: Session, project_id: int, user: User, today: date, days: int = 90,
-               limit: int = 500) -> list[dict[str, Any]]:
-    """Open cases of children who turn 18 after today and within `days` days (hand-over planning)."""
-    born_after = _years_before(today, 18)  # born on this day: 18 today (already turned)
-    born_until = _years_before(today + timedelta(days=days), 18)
-    birth = Entity.data["birth_date"].as_string()
-    q = (children_query(session, project_id, user)
-         .where(Entity.closed_at.is_(None), birth > born_after.isoformat(), birth <= born_until.isoformat() + "~")
-         .order_by(birth, Entity.id).limit(limit))
-    out = []
-    for e in session.scalars(q):
-        birth_date = date.fromisoformat(str((e.data or {}).get("birth_date"))[:10])
-        eighteen = birth_date.replace(year=birth_date.year + 18) if not (
-            birth_date.month == 2 and birth_date.day == 29) else date(birth_date.year + 18, 3, 1)
-        row = ChildSummary.of(e).__dict__
-        row.update(birth_date=birth_date.isoformat(), turns_18_on=eighteen.isoformat(),
-                   days_left=(eighteen - today).days)
-        out.append(row)
-    return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from pypinyin import lazy_pinyin
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
@@ -166,34 +166,6 @@ def _flag(session: Session, a: Entity, b: Entity, reasons: list[str]) -> Duplica
 
 
 # ---------------------------------------------------------------- listing and decisions
-
-
-def _pair_json(pair: DuplicateCandidate, a: Entity, b: Entity) -> dict[str, Any]:
-    def child(e: Entity) -> dict[str, Any]:
-        d = e.data or {}
-        return {"uuid": e.uuid, "label": e.label, "region_code": e.region_code, "birth_date": d.get("birth_date"),
-                "status": d.get("status"), "risk_level": d.get("risk_level"), "version": e.version,
-                "created_at": e.created_at.isoformat()}
-
-    return {"id": pair.id, "reasons": list(pair.reasons or []), "status": pair.status,
-            "created_at": pair.created_at.isoformat(), "children": [child(a), child(b)]}
-
-
-def list_pairs(session: Session, project_id: int, user: User, status: str = "open",
-               uid: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Candidate pairs whose two children both lie in the user's regions (newest first)."""
-    access.require_reader(user)
-    ea, eb = aliased(Entity), aliased(Entity)
-    q = (select(DuplicateCandidate, ea, eb)
-         .join(ea, ea.id == DuplicateCandidate.entity_a_id).join(eb, eb.id == DuplicateCandidate.entity_b_id)
-         .where(access.region_filter(user, ea.region_code),  # type: ignore[arg-type]
-                access.region_filter(user, eb.region_code)))  # type: ignore[arg-type]
-    if status:
-        q = q.where(DuplicateCandidate.status == status)
-    if uid:
-        q = q.where(or_(ea.uuid == uid, eb.uuid == uid))
-    rows = session.execute(q.order_by(DuplicateCandidate.id.desc()).limit(limit))
-    return [_pair_json(p, a, b) for p, a, b in rows]
 
 
 def _pair_of(session: Session, a: Entity, b: Entity) -> DuplicateCandidate | None:

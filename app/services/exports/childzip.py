@@ -40,7 +40,7 @@ class ChildArchive:
 
     @property
     def filename(self) -> str:
-        label = "".join(c for c in str(self.context["child"]["label"]) if c not in '/\\:*?"<>|').strip()
+        label = "".join(c for c in str(self.context["child"].label) if c not in '/\\:*?"<>|').strip()
         return f"{label or 'child'}-{self.uid[:8]}.zip"
 
 
@@ -86,7 +86,7 @@ def child_archive(session: Session, project_id: int, user: User, uid: str, lang:
     lang = lang if lang in YES_NO else "zh"
     cf = child_file(session, project_id, user, uid)
     show = may_see_sensitive(user)
-    uid = cf["child"]["uuid"]
+    uid = cf.child.uuid
     versions: dict[tuple[str, str], FormVersion] = {}
     for fv, xml_form_id in session.execute(
             select(FormVersion, Form.xml_form_id).join(Form, Form.id == FormVersion.form_id)
@@ -105,31 +105,32 @@ def child_archive(session: Session, project_id: int, user: User, uid: str, lang:
         blobs.setdefault(iid, {})[name] = (key, ctype)
     archive = ChildArchive(uid, {})
     records = []
-    for n, rec in enumerate(cf["records"], start=1):
-        found = versions.get((rec["form_id"], rec["form_version"]))
+    for n, rec in enumerate(cf.records, start=1):
+        found = versions.get((rec.form_id, rec.form_version))
         schema = schema_of(found) if found is not None else None
         base = f"/{schema.root}" if schema is not None else ""
-        paths = {name: f"files/{n:02d}-{rec['form_id']}/{name}" for name in blobs.get(rec["instance_id"], {})}
+        paths = {name: f"files/{n:02d}-{rec.form_id}/{name}" for name in blobs.get(rec.instance_id, {})}
         # child_file lists only the files this user may open (sensitive ones withheld by the access policy)
-        allowed = {a["name"] for a in rec["attachments"]}
+        allowed = {a["name"] for a in rec.attachments}
         hidden: set[str] = {name for name in paths if name not in allowed}
-        items = _items(schema, base, rec["values"], lang, show, paths, hidden)
+        items = _items(schema, base, rec.values, lang, show, paths, hidden)
         repeats = []
-        for r in rec["repeats"]:
+        for r in rec.repeats:
             rf = schema.field(r["repeat"]) if schema is not None else None
             rlabel = pick_label(rf.labels, lang) if rf and rf.labels else r["repeat"].rsplit("/", 1)[-1]
             repeats.append({"label": rlabel, "ordinal": r["ordinal"],
                             "items": _items(schema, r["repeat"], r["values"], lang, show, paths, hidden)})
-        for name, (key, _ctype) in blobs.get(rec["instance_id"], {}).items():
+        for name, (key, _ctype) in blobs.get(rec.instance_id, {}).items():
             if name not in hidden and key:
                 archive.files.append((paths[name], key))
-        records.append({**{k: rec[k] for k in ("form_id", "date", "received_at", "review_state", "edited")},
-                        "title": rec["form_title"], "items": items, "repeats": repeats,
-                        "files": [{"name": nm, "path": paths[nm]} for nm in blobs.get(rec["instance_id"], {})
+        records.append({"form_id": rec.form_id, "date": rec.date, "received_at": rec.received_at,
+                        "review_state": rec.review_state, "edited": rec.edited,
+                        "title": rec.form_title, "items": items, "repeats": repeats,
+                        "files": [{"name": nm, "path": paths[nm]} for nm in blobs.get(rec.instance_id, {})
                                   if nm not in hidden]})
-    archive.context = {"child": cf["child"], "properties": cf["properties"], "records": records, "lang": lang,
+    archive.context = {"child": cf.child, "properties": cf.properties, "records": records, "lang": lang,
                        "masked": not show, "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                       "history": cf["history"]}
+                       "history": cf.history, "words": cf.words}
     return archive
 
 

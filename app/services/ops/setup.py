@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.migrate import upgrade
 from app.models import Project
 from app.services import forms as form_service
 from app.services import regions
+from app.services.children import directory as child_directory
 
 if TYPE_CHECKING:  # the Runtime holder lives with the Flask glue; services only use its fields
     from app.runtime import Runtime
@@ -23,8 +25,14 @@ DEFAULT_PROJECT = 1
 
 def init_schema(rt: Runtime) -> None:
     """Create or upgrade the schema and make sure the default project (id 1) exists; both under the
-    migration lock, so servers starting together neither migrate twice nor add the project twice."""
+    migration lock, so servers starting together neither migrate twice nor add the project twice.
+    Then children registered before the child directory existed get their rows (a one-time fill after the
+    upgrade that added it; nothing to do on later starts)."""
     upgrade(rt.db.engine, then=_default_project)
+    while True:
+        with Session(rt.db.engine) as session, session.begin():
+            if child_directory.fill_missing(session) < child_directory.FILL_BATCH:
+                break
 
 
 def _default_project(conn: Connection) -> None:

@@ -9,7 +9,7 @@ Definitions (a period is a range of local calendar dates, both ends included):
 - on file: the file was opened by the end of the period and was not closed at its end;
 - new files: opened in the period (`registered_on`, else the day the server created it);
 - identified / assessed / visited: children with an identification / assessment / visit record
-  dated in the period (the form's own date: visit_date, assessment_date, record_date);
+  dated in the period (the record's own date, one rule for every page: app.services.answers.record_date_key);
 - referred: a referral record in the period with the guardian's consent;
 - followed up: a follow-up record (referral and follow-up form) in the period;
 - closed: the file's status became `closed` during the period (any path: form or page);
@@ -33,12 +33,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
-from app.models import Dataset, Entity, EntityVersion, Form, Submission, SubmissionVersion, User
+from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
 from app.services import access, regions
+from app.services.answers import answer_keys, iso_day, record_date_key, record_day
 from app.services.children.store import CHILDREN, RISK_LEVELS
+from app.services.schemas import schema_of
 from app.services.submissions.records import LOCAL_TZ
 
-DATE_FIELDS = ("visit_date", "assessment_date", "record_date", "registered_on", "today")
 IDENTIFICATION, ASSESSMENT, VISIT, REFERRAL = "identification", "assessment", "visit_record", "referral_followup"
 COUNTS = ("on_file", "new_files", "identified", "assessed", "visited", "referred", "followed_up", "closed",
           "overdue")
@@ -133,38 +134,39 @@ def _local_day(at: datetime) -> date:
     return at.astimezone(LOCAL_TZ).date() if at.tzinfo else at.date()
 
 
-def _iso_day(value: Any) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def record_day(data: dict[str, Any], received: datetime) -> date:
-    for key in DATE_FIELDS:
-        day = _iso_day(data.get(key))
-        if day:
-            return day
-    return _local_day(received)
-
-
-# The only answers and properties the counts read: fetched one by one in SQL, so a national database
-# does not send every record's whole document to Python (bench/scale).
-RECORD_KEYS = DATE_FIELDS + ("record_type", "ref_consent", "fu_service")
+# The answers the counts read besides the record's date (app.services.answers.record_date_key), by question
+# name wherever the form's groups put them; fetched one by one in SQL, so a national database does not send
+# every record's whole document to Python (bench/scale).
+RECORD_NAMES = ("record_type", "ref_consent", "fu_service")
 STATE_KEYS = ("status", "risk_level", "next_followup_due", "referral_status")
+DAY = "_day"
 
 
 def _picked(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
     return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
 
+def _record_keys(session: Session, project_id: int) -> dict[int, dict[str, str]]:
+    """For every form version of the project: the stored key of each answer the counts read."""
+    out: dict[int, dict[str, str]] = {}
+    versions = session.scalars(select(FormVersion).join(Form, Form.id == FormVersion.form_id)
+                               .where(Form.project_id == project_id))
+    for fv in versions:
+        schema = schema_of(fv)
+        keys = answer_keys(schema, RECORD_NAMES)
+        date_key = record_date_key(schema)
+        if date_key:
+            keys[DAY] = date_key
+        out[fv.id] = keys
+    return out
+
+
 def load_facts(session: Session, project_id: int, user: User, within: str = "",
                where: Any = None) -> list[ChildFacts]:
     """The children in the user's regions (and inside `within`, a region code prefix) with their history.
 
-    Records and versions carry only RECORD_KEYS / STATE_KEYS of their data (all that the counts use)."""
+    Records carry only their date and the answers in RECORD_NAMES, versions only STATE_KEYS (all that the counts
+    use)."""
     access.require_reader(user)
     q = (select(Entity.id, Entity.uuid, Entity.region_code, Entity.created_at, Entity.data["registered_on"])
          .join(Dataset, Dataset.id == Entity.dataset_id)
@@ -176,7 +178,7 @@ def load_facts(session: Session, project_id: int, user: User, within: str = "",
         q = q.where(where)
     by_id: dict[int, ChildFacts] = {}
     for eid, uid, region, created, registered_on in session.execute(q):
-        opened = _iso_day(registered_on) or _local_day(created)
+        opened = iso_day(registered_on) or _local_day(created)
         by_id[eid] = ChildFacts(uid, region or "", opened)
     if not by_id:
         return []
@@ -184,17 +186,20 @@ def load_facts(session: Session, project_id: int, user: User, within: str = "",
     uuids = q.with_only_columns(Entity.uuid).scalar_subquery()
     by_uuid = {c.uuid: c for c in by_id.values()}
     days: dict[int, date] = {}  # submission id → the record's own date
-    for sid, form_id, uid, created, *picked in session.execute(
+    keys_of = _record_keys(session, project_id)
+    stored = tuple(sorted({k for keys in keys_of.values() for k in keys.values()}))
+    for sid, form_id, uid, created, fv_id, *picked in session.execute(
             select(Submission.id, Form.xml_form_id, Submission.entity_uuid, Submission.created_at,
-                   *[SubmissionVersion.data[k] for k in RECORD_KEYS])
+                   SubmissionVersion.form_version_id, *[SubmissionVersion.data[k] for k in stored])
             .join(Form, Form.id == Submission.form_id)
             .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
             .where(Form.project_id == project_id, Submission.deleted_at.is_(None),
                    Submission.entity_uuid.in_(uuids))):
         child = by_uuid.get(uid)
         if child is not None:
-            values = _picked(RECORD_KEYS, tuple(picked))
-            days[sid] = record_day(values, created)
+            by_key = _picked(stored, tuple(picked))
+            values = {name: by_key[key] for name, key in keys_of.get(fv_id, {}).items() if key in by_key}
+            days[sid] = record_day(values, DAY, _local_day(created))
             child.records.append(Record(form_id, days[sid], values))
     # A version dates from the record that made it (offline work arrives late), else from its arrival.
     for eid, sid, created, *state in session.execute(

@@ -42,7 +42,7 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
-from app.services import access, schemas
+from app.services import access, events, schemas
 from app.services.children import entities as entity_service
 from app.services.children import held as held_service
 from app.services.children.store import CHILDREN
@@ -305,6 +305,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     session.flush()
     event = entity_service.process_submission(session, project_id, version, schema,
                                               envelope.entity, data)  # type: ignore[attr-defined]
+    if status == "edited":
+        events.announce(events.RecordEdited(session, sub.id, version))
     msg = "Submission received." if status == "created" else "Edited submission received."
     held_now = event is not None and event.status == "held"
     if held_now:
@@ -503,6 +505,7 @@ def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) ->
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
     entity_service.process_submission(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
                                       extract(tree, schema), check_scope=False)
+    events.announce(events.RecordEdited(session, sub.id, sv))
 
 
 # ---- encrypted forms (ODK form encryption): the manifest branch -------------------------------------

@@ -1,0 +1,217 @@
+"""Finding a child and telling children apart (issue 17, item 6); one redaction path for children (issue 19,
+item 4): identifying details reach only the users entitled to them, on every read model of a child."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from app.models import ChildDirectory, Entity, User
+from tests.app.conftest import PASSWORD, submission_body
+from tests.support.digest_client import DigestClient
+
+VILLAGE = "540102002001"
+OTHER_VILLAGE = "540102002002"
+
+# Shaped like the shipped registration form: the name, ID number and guardian are sensitive answers in
+# groups; the entity label (which phones receive) is built from the name, so it is sensitive too.
+REG_MD = """
+| settings |
+| | form_id | version | namespaces |
+| | child_registration | 1 | carefile="https://carefile.example/xforms" |
+
+| survey |
+| | type | name | label | save_to | bind::carefile:sensitive | calculation |
+| | begin_group | grp_child | Child | | | |
+| | text | child_name | Name | | yes | |
+| | text | id_number | ID number | | yes | |
+| | date | birth_date | Birth date | birth_date | | |
+| | select_one gender | gender | Sex | gender | | |
+| | end_group | grp_child | | | | |
+| | begin_group | grp_guardian | Guardian | | | |
+| | text | guardian_name | Guardian | | yes | |
+| | end_group | grp_guardian | | | | |
+| | text | village | Village code | village | | |
+| | date | registered_on | Registered | registered_on | | |
+| | calculate | child_label | | | yes | concat(substr(${child_name}, 0, 1), '*') |
+
+| choices |
+| | list_name | name | label::中文 (zh) | label::English (en) |
+| | gender | male | 男 | Male |
+| | gender | female | 女 | Female |
+
+| entities |
+| | list_name | label |
+| | children | ${child_label} |
+"""
+
+VISIT_MD = """
+| settings |
+| | form_id | version |
+| | assessment | 1 |
+
+| survey |
+| | type | name | label | save_to |
+| | select_one_from_file children.csv | child | Child | |
+| | begin_group | grp_assessor | Assessor | |
+| | date | assessment_date | Assessed on | |
+| | end_group | grp_assessor | | |
+| | text | risk | Risk | risk_level |
+
+| entities |
+| | list_name | entity_id |
+| | children | ${child} |
+"""
+
+
+def reg_xml(instance: str, uid: str, name: str, id_number: str, guardian: str, birth: str = "2012-10-03",
+            village: str = VILLAGE, deprecated: str = "") -> bytes:
+    dep = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
+    return (f'<data id="child_registration" version="1"><grp_child><child_name>{name}</child_name>'
+            f"<id_number>{id_number}</id_number><birth_date>{birth}</birth_date><gender>male</gender></grp_child>"
+            f"<grp_guardian><guardian_name>{guardian}</guardian_name></grp_guardian><village>{village}</village>"
+            f"<registered_on>2026-11-01</registered_on><child_label>{name[:1]}*</child_label>"
+            f"<meta><instanceID>{instance}</instanceID>{dep}"
+            f'<entity dataset="children" id="{uid}" create="{0 if deprecated else 1}"><label>{name[:1]}*</label>'
+            "</entity></meta></data>").encode()
+
+
+def assess_xml(instance: str, uid: str, day: str, risk: str = "orange") -> bytes:
+    return (f'<data id="assessment" version="1"><child>{uid}</child><grp_assessor><assessment_date>{day}'
+            f"</assessment_date></grp_assessor><risk>{risk}</risk><meta><instanceID>{instance}</instanceID>"
+            f'<entity dataset="children" id="{uid}" update="1" baseVersion="1" trunkVersion="" branchId="">'
+            "<label/></entity></meta></data>").encode()
+
+
+@pytest.fixture
+def world(app: Any, rt: Any, make_user: Any, publish: Any) -> dict[str, str]:
+    publish(REG_MD, "reg.md")
+    publish(VISIT_MD, "assess.md")
+    make_user("dolma", "collector", ["540102"])
+    make_user("coord", "coordinator", ["540102"])
+    make_user("mgr", "manager", ["540102"])
+    make_user("mgr_s", "manager", ["540102"])
+    with rt.db.write() as s:
+        granted = s.scalar(select(User).where(User.username == "mgr_s"))
+        assert granted is not None
+        granted.sees_sensitive = True
+    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
+    kids = {"tashi": str(uuid.uuid4()), "tashi2": str(uuid.uuid4()), "dolkar": str(uuid.uuid4())}
+    for iid, uid, xml in (
+            ("uuid:r1", kids["tashi"], reg_xml("uuid:r1", kids["tashi"], "扎西次仁", "54010220121003123x", "卓玛")),
+            ("uuid:r2", kids["tashi2"], reg_xml("uuid:r2", kids["tashi2"], "扎西次仁", "540102201210041230", "次旺",
+                                                 birth="2012-10-04", village=OTHER_VILLAGE)),
+            ("uuid:r3", kids["dolkar"], reg_xml("uuid:r3", kids["dolkar"], "多吉卓嘎", "", "拉姆"))):
+        resp = phone.post("/v1/projects/1/submission", data=submission_body(xml), content_type="multipart/form-data")
+        assert resp.status_code == 201, (iid, uid, resp.data)
+    return kids
+
+
+def bearer(app: Any, name: str) -> dict[str, str]:
+    resp = app.test_client().post("/v1/sessions", json={"email": name, "password": PASSWORD})
+    assert resp.status_code == 200, resp.data
+    return {"Authorization": f"Bearer {resp.get_json()['token']}"}
+
+
+def search(app: Any, name: str, q: str) -> list[dict[str, Any]]:
+    resp = app.test_client().get("/v1/projects/1/children", query_string={"q": q}, headers=bearer(app, name))
+    assert resp.status_code == 200, resp.data
+    return list(resp.get_json()["children"])
+
+
+@pytest.mark.parametrize("q", ["扎西次仁", "次仁", "zhaxiciren", "Zhaxi Ciren", "zxcr", "54010220121003123X",
+                               "54010220121003123x", "卓玛", "zhuoma"])
+def test_a_coordinator_finds_a_child_by_name_pinyin_initials_id_number_or_guardian(
+        app: Any, world: dict[str, str], q: str) -> None:
+    found = {c["uuid"] for c in search(app, "coord", q)}
+    assert world["tashi"] in found
+    assert world["dolkar"] not in found
+
+
+def test_lists_tell_two_children_of_the_same_name_apart(app: Any, world: dict[str, str]) -> None:
+    rows = {c["uuid"]: c for c in search(app, "coord", "扎西次仁")}
+    assert set(rows) == {world["tashi"], world["tashi2"]}
+    a, b = rows[world["tashi"]], rows[world["tashi2"]]
+    assert a["full_name"] == b["full_name"] == "扎西次仁"
+    assert (a["guardian_name"], b["guardian_name"]) == ("卓玛", "次旺")
+    assert (a["birth_date"], b["birth_date"]) == ("2012-10-03", "2012-10-04")
+    assert a["region_code"] != b["region_code"]
+
+
+def test_people_without_the_grant_find_no_one_by_name_and_see_nothing_identifying(
+        app: Any, world: dict[str, str]) -> None:
+    assert search(app, "mgr", "扎西次仁") == [] and search(app, "mgr", "zxcr") == []
+    everyone = search(app, "mgr", "")
+    assert len(everyone) == 3
+    for c in everyone:
+        assert c["label"].startswith("儿童 ") and "full_name" not in c and "guardian_name" not in c
+    body = str(everyone)
+    for secret in ("扎西", "卓玛", "54010220121003123", "次旺"):
+        assert secret not in body
+    # the grant opens them
+    assert {c["uuid"] for c in search(app, "mgr_s", "卓玛")} == {world["tashi"]}
+
+
+def test_correcting_the_registration_corrects_the_search(app: Any, rt: Any, world: dict[str, str]) -> None:
+    coord = app.test_client()
+    xml = reg_xml("uuid:r3e", world["dolkar"], "多吉卓玛", "", "拉姆", deprecated="uuid:r3")
+    resp = coord.put("/v1/projects/1/forms/child_registration/submissions/uuid:r3", data=xml,
+                     headers=bearer(app, "coord") | {"Content-Type": "application/xml"})
+    assert resp.status_code == 200, resp.data
+    assert {c["uuid"] for c in search(app, "coord", "多吉卓玛")} == {world["dolkar"]}
+    assert search(app, "coord", "多吉卓嘎") == []
+
+
+def test_children_registered_before_the_directory_are_filled_at_start(app: Any, rt: Any,
+                                                                      world: dict[str, str]) -> None:
+    from app.services.ops.setup import init_schema
+
+    with rt.db.write() as s:
+        s.execute(delete(ChildDirectory))
+    assert search(app, "coord", "zxcr") == []
+    init_schema(rt)
+    assert {c["uuid"] for c in search(app, "coord", "zxcr")} == {world["tashi"], world["tashi2"]}
+
+
+def test_duplicate_pairs_show_the_differences_side_by_side(app: Any, world: dict[str, str]) -> None:
+    client = app.test_client()
+    pairs = client.get("/v1/projects/1/children/duplicates", headers=bearer(app, "coord")).get_json()
+    pair = next(p for p in pairs if {c["uuid"] for c in p["children"]} == {world["tashi"], world["tashi2"]})
+    assert {c["full_name"] for c in pair["children"]} == {"扎西次仁"}
+    assert {"birth_date", "region_code", "guardian_name", "id_number"} <= set(pair["differences"])
+    assert "full_name" not in pair["differences"]
+
+
+def test_a_records_date_is_its_own_even_inside_a_group(app: Any, rt: Any, world: dict[str, str]) -> None:
+    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
+    resp = phone.post("/v1/projects/1/submission", content_type="multipart/form-data",
+                      data=submission_body(assess_xml("uuid:a1", world["tashi"], "2026-05-14")))
+    assert resp.status_code == 201
+    body = app.test_client().get(f"/v1/projects/1/children/{world['tashi']}", headers=bearer(app, "coord")).get_json()
+    dates = {r["form_id"]: r["date"] for r in body["records"]}
+    assert dates == {"child_registration": "2026-11-01", "assessment": "2026-05-14"}
+    assert [r["form_id"] for r in body["records"]] == ["assessment", "child_registration"]  # in time order
+
+
+def test_case_work_answers_and_turning_18_carry_no_identifying_label(app: Any, rt: Any, world: dict[str, str]
+                                                                     ) -> None:
+    """Managers without the grant get the pseudonym on every answer that carries a child."""
+    with rt.db.write() as s:
+        child = s.scalar(select(Entity).where(Entity.uuid == world["tashi"]))
+        assert child is not None
+        child.data = {**child.data, "birth_date": "2008-12-20"}  # turns 18 within 90 days of 2026-12-07
+    client = app.test_client()
+    mgr = bearer(app, "mgr")
+    moved = client.post(f"/v1/projects/1/children/{world['tashi']}/transfer", json={"village": OTHER_VILLAGE},
+                        headers=mgr)
+    assert moved.status_code == 200, moved.data
+    closed = client.post(f"/v1/projects/1/children/{world['tashi']}/close", json={"reason": "moved"}, headers=mgr)
+    reopened = client.post(f"/v1/projects/1/children/{world['tashi']}/reopen", json={}, headers=mgr)
+    turning = client.get("/v1/projects/1/children/turning18?days=366", headers=mgr)
+    for resp in (moved, closed, reopened, turning):
+        assert resp.status_code == 200, resp.data
+        text = resp.get_data(as_text=True)
+        assert "扎" not in text and "\\u624e" not in text, text
+    assert moved.get_json()["label"].startswith("儿童 ")
