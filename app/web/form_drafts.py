@@ -236,11 +236,14 @@ def _detail(d: Detail) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- try the draft in the browser
 
-# ODK Web Forms compiles its XPath parser from WebAssembly (inlined as a data: URL): this page alone
-# allows that; everything still comes from this server (no CDN, no map tiles: img-src has no host).
+# ODK Web Forms compiles its XPath parser from WebAssembly (inlined as a data: URL): the renderer's pages
+# alone allow that. It shrinks photos and signatures (max-pixels) in a Web Worker it starts from a blob:
+# URL, so worker-src allows blob: (without it an image question never gets its file). Everything still
+# comes from this server (no CDN, no map tiles: no directive names another host).
 TRY_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' "
            "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
-           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+           "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+           "frame-ancestors 'none'")
 
 
 def web_forms_vendored() -> bool:
