@@ -122,11 +122,12 @@ def corrected(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def open_page(browser: Any, server: LiveServer) -> Iterator[Callable[..., Any]]:
-    """open_page(width) → a page signed in as the coordinator, Chinese (the browser asks for zh-CN)."""
+    """open_page(width, lang) → a page signed in as the coordinator, the site in `lang` (zh or en)."""
     contexts: list[Any] = []
 
-    def do(width: int = 1280) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN", base_url=server.url)
+    def do(width: int = 1280, lang: str = "zh") -> Any:
+        context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url,
+                                      locale="zh-CN" if lang == "zh" else "en-US")
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
@@ -140,6 +141,8 @@ def open_page(browser: Any, server: LiveServer) -> Iterator[Callable[..., Any]]:
         page.fill("input[name=password]", PASSWORD)
         page.click("form button.primary")
         page.wait_for_url(f"{server.url}/")
+        page.locator(f"header button[name=lang][value={lang}]").click()  # the site's language switch (kept
+        page.wait_for_url(f"{server.url}/")                              # for the user: set it every time)
         return page
 
     yield do
@@ -279,6 +282,9 @@ def fill_on_fill_page(page: Any, server: LiveServer, form_id: str, picture: Path
     report = fill(page, picture)
     if shot_name:
         shot(page, shot_name)  # filled in, pictures attached, before sending
+        # in Chinese, dates read 2026-12-07 (not PrimeVue's default 12/07/2026)
+        dates = page.locator("#odk-form .p-datepicker input").evaluate_all("els => els.map(e => e.value)")
+        assert dates and all(len(d) == 10 and d[4] == d[7] == "-" for d in dates), dates
     press_send(page)
     page.wait_for_selector("body[data-saved], #fill-status.error")
     assert page.locator("body[data-saved]").count() == 1, page.inner_text("#fill-status")
@@ -313,6 +319,7 @@ def test_fill_page(open_page: Callable[..., Any], server: LiveServer, picture: P
     instance_id, report = fill_on_fill_page(page, server, form_id, picture,
                                             f"shipped-fill-{form_id}-{server.backend}")  # type: ignore[attr-defined]
     assert report["uploaded"], "every shipped form asks for at least one signature"
+    assert page.locator("#odk-form .footer button").last.inner_text().strip() == "提交"
     check_page(page)
 
     sub, version, files = record(server, instance_id)
@@ -443,3 +450,34 @@ def test_draft_page_names_the_expression_the_renderer_refuses(open_page: Callabl
     page.goto("/forms/date_check/draft")
     page.wait_for_selector("#renderer-check[data-state=ok]")
     assert "草稿可以在浏览器表单渲染器中打开" in page.inner_text("#renderer-check")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_renderer_speaks_the_sites_language(open_page: Callable[..., Any], server: LiveServer, lang: str) -> None:
+    """The form's questions and the renderer's own buttons and messages follow the site's language. Sending
+    the empty form makes the renderer list what is missing."""
+    import re
+
+    page = open_page(375, lang)
+    page.goto("/forms/visit_record/fill")
+    assert page.locator("html").get_attribute("lang") == ("zh-Hans" if lang == "zh" else "en")
+    wait_loaded(page)
+    press_send(page)
+    page.locator(".form-error-message").wait_for()
+    form = page.inner_text("#odk-form")
+    button = page.locator(".odk-form .footer button").last.inner_text().strip()
+    banner = page.locator(".form-error-message li").first.inner_text().strip()
+    if lang == "zh":
+        shot(page, f"shipped-fill-errors-zh-{server.backend}")  # type: ignore[attr-defined]
+        assert button == "提交"
+        assert re.fullmatch(r"\d+ 道题有错误。", banner), banner
+        assert "走访人身份" in form and "Visitor's role" not in form  # the form's Chinese translation
+        assert "此题必须回答" in form and "选择图片" in form and "技术支持" in form
+        for english in ("Send", "Choose image", "Take picture", "with error", "Condition not satisfied", "Powered by"):
+            assert english not in form, english
+    else:
+        assert button == "Send"
+        assert re.fullmatch(r"\d+ questions with errors\.", banner), banner
+        assert "Visitor's role" in form and "走访人身份" not in form  # the form's English translation
+        assert "Condition not satisfied: required" in form and "Choose image" in form
+    check_page(page)
