@@ -420,7 +420,7 @@ def test_try_a_draft_in_the_browser(open_page: Callable[..., Any], server: LiveS
     name.wait_for()
     check_layout(page, "forms-draft-try")
     name.fill("Dawa 达瓦")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="提交").click()  # the renderer's "Send", in the site's Chinese
     page.wait_for_selector("#try-status:not([hidden])")
     assert page.locator("body[data-submitted='1']").count() == 1, page.inner_text("#try-status")
     check_layout(page, "forms-draft-try-sent")
