@@ -170,6 +170,8 @@ def fill(page: Any, picture: Path, *, replace_images: int = 0) -> dict[str, Any]
     for _ in range(30):
         report = page.evaluate(FILLER, {"skip": skip, "replace_images": replace_images})
         assert report["status"] == "ok", report
+        # an answer the renderer throws on (e.g. an expression it cannot evaluate once a question has a value)
+        assert report["errors"] == [], report["errors"]
         skip = report["tried"]
         if not report["uploads"]:
             break

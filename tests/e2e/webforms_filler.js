@@ -14,7 +14,8 @@
 //
 // options: {skip: [nodeId], replace_images: n}
 // Returns {status, uploads: [{nodeId, ref, label, value?}], unanswerable: [{ref, label, tried}],
-//          violations: [{ref, condition, message}], answered: {ref: value}}.
+//          violations: [{ref, condition, message}], answered: {ref: value},
+//          errors: [{ref, value, error}] (what the renderer threw while taking an answer)}.
 // status: "no-form" (nothing mounted yet), "ok".
 (options) => {
   const today = new Date();
@@ -79,6 +80,7 @@
   const tried = new Set(options.skip ?? []); // nodeIds already handled (or left empty on purpose)
   const answered = {};
   const unanswerable = [];
+  const errors = []; // the renderer threw while taking an answer
   const uploads = [];
 
   const attempts = (node) => {
@@ -129,6 +131,7 @@
       try {
         set();
       } catch (err) {
+        errors.push({ ref, value: show, error: String(err?.message ?? err) });
         continue;
       }
       if (!empty(next) && !invalid(next)) {
@@ -151,5 +154,5 @@
     condition: v.violation?.condition ?? null,
     message: v.violation?.message?.asString ?? null,
   }));
-  return { status: 'ok', uploads, unanswerable, violations, answered, tried: [...tried] };
+  return { status: 'ok', uploads, unanswerable, violations, answered, errors, tried: [...tried] };
 }
