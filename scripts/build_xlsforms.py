@@ -57,6 +57,13 @@ Design decisions (the draft designs in docs/domain.md §B were the starting poin
   when ``carefile init`` publishes the forms.  Labels are the official Chinese names.
 * Registration reads ``children.csv`` (``csv-external``) to warn about a possible
   duplicate file (same village, sex and birth date): "one child, one file".
+* Dates in expressions: ``decimal-date-time(string(${birth_date}))``, never a bare question or
+  ``.`` inside ``decimal-date-time()`` / ``date()``.  ODK Collect (JavaRosa) accepts both, but the
+  ODK Web Forms 0.22 renderer of the web pages (fill, try a draft, edit) refuses a node there
+  ("Expected a NUMBER or STRING evaluation type for date-time conversion") and the form does not
+  load; ``string()`` makes it a string, which both engines convert.  ``format-date()`` and
+  comparisons take nodes as they are.  tests/e2e/test_shipped_forms_browser.py fills every form
+  in the renderer.
 * Time limits (first identification 30 days, follow-up by level, …) are design values
   from domain.md §A [D]; they are listed in the ``about`` sheet of each workbook.
 """
@@ -72,7 +79,7 @@ from openpyxl.styles import Font
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "xlsforms"
 
-VERSION = "2026112902"
+VERSION = "2026120701"
 ZH = "中文 (zh)"
 EN = "English (en)"
 NAMESPACES = 'carefile="https://carefile.example/xforms"'
@@ -227,7 +234,7 @@ def child_picker(extra_filter: str, info_zh: str, info_en: str):
         calc("prev_due", item("next_followup_due")),
         calc("child_short", "substr(${child}, 0, 8)"),
         calc("age_years",
-             "if(${child_birth} = '', '', int((decimal-date-time(today()) - decimal-date-time(${child_birth})) div 365.25))"),
+             "if(${child_birth} = '', '', int((decimal-date-time(today()) - decimal-date-time(string(${child_birth}))) div 365.25))"),
         note("child_info", info_zh, info_en),
     ]
 
@@ -305,10 +312,10 @@ def child_registration():
         end("group", "grp_consent"),
         q("begin_group", "grp_age", "儿童年龄", "Child's age", rel=consent_ok),
         q("date", "birth_date", "出生日期", "Date of birth", req=True,
-          con="(. <= today()) and ((decimal-date-time(today()) - decimal-date-time(.)) < 18 * 365.25)",
+          con="(. <= today()) and ((decimal-date-time(today()) - decimal-date-time(string(.))) < 18 * 365.25)",
           msg=("出生日期不能晚于今天，且儿童须未满18周岁", "Cannot be in the future; the child must be under 18"),
           save="birth_date"),
-        calc("age_years", "int((decimal-date-time(today()) - decimal-date-time(${birth_date})) div 365.25)"),
+        calc("age_years", "int((decimal-date-time(today()) - decimal-date-time(string(${birth_date}))) div 365.25)"),
         note("age_note", "年龄：${age_years} 周岁", "Age: ${age_years} years", rel="${birth_date} != ''"),
         end("group", "grp_age"),
         q("begin_group", "grp_assent", "儿童本人意见", "Child's own view",
@@ -493,7 +500,7 @@ def identification():
         "Child: ${child_label}, ${age_years} y; last result: ${prev_status}; due: ${prev_due}",
     ) + [
         q("date", "visit_date", "识别日期", "Date of identification", req=True,
-          con=". <= today() and decimal-date-time(.) >= decimal-date-time(${child_birth})",
+          con=". <= today() and decimal-date-time(string(.)) >= decimal-date-time(string(${child_birth}))",
           msg=("日期不能晚于今天或早于出生日期", "Cannot be in the future or before the date of birth")),
         q("select_multiple id_method", "id_methods", "识别方式（可多选）", "Methods used", req=True),
         q("begin_group", "grp_obs", "观察与询问：过去一个月内是否出现以下情况", "Observation: in the past month, has the child shown…",
@@ -548,7 +555,7 @@ def identification():
         calc("id_score", "${score}", save="id_score"),
         calc("reident_clear", "'no'", save="flag_reidentify"),
         calc("next_due",
-             "format-date(date(decimal-date-time(${visit_date}) + if(${id_result} = 'urgent', 1, "
+             "format-date(date(decimal-date-time(string(${visit_date})) + if(${id_result} = 'urgent', 1, "
              "if(${id_result} = 'refer', 15, if(${id_result} = 'watch', 30, 90)))), '%Y-%m-%d')",
              save="next_followup_due"),
     ]
@@ -754,7 +761,7 @@ def assessment():
         calc("last_assessed", "format-date(${assessment_date}, '%Y-%m-%d')", save="last_assessed"),
         calc("reident_clear", "'no'", save="flag_reidentify"),
         calc("next_due",
-             "format-date(date(decimal-date-time(${assessment_date}) + if(${final_risk} = 'red', 7, "
+             "format-date(date(decimal-date-time(string(${assessment_date})) + if(${final_risk} = 'red', 7, "
              "if(${final_risk} = 'orange', 14, if(${final_risk} = 'yellow', 30, 90)))), '%Y-%m-%d')",
              save="next_followup_due"),
     ]
@@ -978,8 +985,8 @@ def referral_followup():
           msg=("状况恶化时须重新评估", "If the condition is worse a re-assessment is needed")),
         q("text", "fu_notes", "回访记录", "Follow-up notes", req=True, app="multiline", sens=True),
         q("date", "next_followup_date", "下次回访日期", "Next follow-up date", req=True,
-          con="decimal-date-time(.) > decimal-date-time(${record_date}) and "
-              "decimal-date-time(.) - decimal-date-time(${record_date}) <= 90",
+          con="decimal-date-time(string(.)) > decimal-date-time(string(${record_date})) and "
+              "decimal-date-time(string(.)) - decimal-date-time(string(${record_date})) <= 90",
           msg=("须晚于本次记录日期，且不超过90天", "Must be after this record and within 90 days")),
         end("group", "grp_fu"),
         q("begin_group", "grp_close", "结案", "Closure", rel="${record_type} = 'closure'"),
@@ -999,7 +1006,7 @@ def referral_followup():
              "'refer', ${prev_status}))", save="status"),
         calc("new_due",
              "if(${record_type} = 'closure', '', if(${record_type} = 'followup', "
-             "format-date(${next_followup_date}, '%Y-%m-%d'), format-date(date(decimal-date-time(${record_date}) + "
+             "format-date(${next_followup_date}, '%Y-%m-%d'), format-date(date(decimal-date-time(string(${record_date})) + "
              "if(${urgency} = 'emergency', 1, if(${urgency} = 'priority', 7, 14))), '%Y-%m-%d')))",
              save="next_followup_due"),
         calc("last_followup", "format-date(${record_date}, '%Y-%m-%d')", save="last_followup"),

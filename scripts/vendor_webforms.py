@@ -3,8 +3,16 @@
     python scripts/vendor_webforms.py          # download (npm pack), check integrity, unpack
     python scripts/vendor_webforms.py --check  # exit 1 unless the vendored files are present and intact
 
+The vendored files are committed to the repository and installed with the package (pyproject's
+package-data), so `pip install` gives a server whose fill, try and edit pages work without network
+access. Run this script only to change a pin (then commit app/static/vendor/) or to restore the files.
+
 Exact versions are pinned with the registry's sha512 integrity; a tarball that does not match is
-refused. The pages then load everything from this server: no CDN, no request leaves the host.
+refused. MANIFEST.json records the pins and the sha256 of every vendored file (tests/app/
+test_vendored_webforms.py checks them). Licences: Vue's LICENSE comes from its tarball; the Web Forms
+tarball has no licence file, only `"license": "Apache-2.0"` in its package.json, so the Apache-2.0
+text is taken from scripts/licenses/, and NOTICE lists what its bundle contains.
+The pages then load everything from this server: no CDN, no request leaves the host.
 Maps are off: Web Forms loads its map block (OpenLayers, with OpenStreetMap tiles) as a separate
 chunk on demand; that chunk is not vendored, so a map question shows Web Forms' "map unavailable"
 state instead of fetching tiles from openstreetmap.org.
@@ -31,11 +39,30 @@ MANIFEST = VENDOR / "MANIFEST.json"
 PINS: list[tuple[str, str, str, dict[str, str]]] = [
     ("@getodk/web-forms", "0.22.0",
      "sha512-vG4ZWWqIUNNXVab8qdLtPouxv8fOjJNIloWcWbTn8hSeID9f2tBeSHV89Avptw+BRyj2YDFmrFrKDYNwErD5Jg==",
-     {"package/dist/": "web-forms/"}),  # except SKIP
+     {"package/dist/": "web-forms/",  # except SKIP
+      "package/package.json": "web-forms/package.json"}),  # its "license" field
     ("vue", "3.5.45",
      "sha512-3cvsib8m9c0vB24+MDKsgcW4+Da4xaBl9Z/5Tbm2pmSIsRPxcil4cdXjXlVsmJ2g64XJo5h+IRd7rsdGT9pZaw==",
-     {"package/dist/vue.runtime.esm-browser.prod.js": "vue/vue.runtime.esm-browser.prod.js"}),
+     {"package/dist/vue.runtime.esm-browser.prod.js": "vue/vue.runtime.esm-browser.prod.js",
+      "package/LICENSE": "vue/LICENSE"}),
 ]
+LICENCES = Path(__file__).resolve().parent / "licenses"
+# Files written besides the tarballs' own: path under VENDOR → text
+NOTICE = """ODK Web Forms @getodk/web-forms 0.22.0 (https://github.com/getodk/web-forms)
+Copyright getodk. Licensed under the Apache License, Version 2.0 (web-forms/LICENSE);
+the npm package carries no licence file, its package.json says "license": "Apache-2.0".
+
+web-forms/index.js and web-forms/index-*.js are the package's published build. According to the
+package's package.json the build bundles, among others: @getodk/xforms-engine and @getodk/xpath
+(Apache-2.0, ODK), primevue and @primeuix/themes (MIT), dompurify (MPL-2.0 OR Apache-2.0),
+image-blob-reduce and pica (MIT), vue-draggable-plus (MIT), @mdi/js (Apache-2.0). The map chunk
+(MapBlock-*.js, with OpenLayers, BSD-2-Clause) is not vendored: maps are off.
+
+Vue 3.5.45 (vue/vue.runtime.esm-browser.prod.js), MIT licence: vue/LICENSE.
+
+Vendored by scripts/vendor_webforms.py from the npm registry; integrity pinned there.
+"""
+EXTRA = {"web-forms/LICENSE": (LICENCES / "Apache-2.0.txt"), "NOTICE": NOTICE}
 
 
 SKIP = ("package/dist/MapBlock-",)  # the map chunk: it would fetch OpenStreetMap tiles
@@ -74,6 +101,10 @@ def vendor() -> dict[str, str]:
                             target = staging / "out" / rel
                             target.parent.mkdir(parents=True, exist_ok=True)
                             target.write_bytes(extracted.read())
+        for rel, source in EXTRA.items():
+            target = staging / "out" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes() if isinstance(source, Path) else source.encode())
         if VENDOR.exists():
             shutil.rmtree(VENDOR)
         shutil.copytree(staging / "out", VENDOR)
@@ -98,6 +129,9 @@ def check() -> list[str]:
         path = VENDOR / rel
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             problems.append(f"{rel}: missing or changed")
+    listed = set(manifest["sha256"]) | {MANIFEST.name}
+    problems += [f"{rel}: not in MANIFEST.json" for rel in sorted(
+        p.relative_to(VENDOR).as_posix() for p in VENDOR.rglob("*") if p.is_file()) if rel not in listed]
     return problems
 
 

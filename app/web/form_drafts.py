@@ -87,8 +87,21 @@ def forms_draft(xml_form_id: str) -> Any:
         resp = render_template(
             "forms/draft.html", form=form, draft=draft, current=current, questions=questions(draft.xml),
             attachments=list(draft.attachments), tests=test_rows, test_count=len(tests), summary=_summary(changes),
-            test_url=url, qr_svg=svg, version_taken=taken, tr=tr, max_mb=_max_mb())
-    return resp, 200, {"Cache-Control": "no-store"}  # the page holds the test URL's secret
+            test_url=url, qr_svg=svg, version_taken=taken, tr=tr, max_mb=_max_mb(), vendored=web_forms_vendored(),
+            check_config=_try_config(xml_form_id, url))
+    # no-store: the page holds the test URL's secret. TRY_CSP: it opens the draft in the renderer (hidden)
+    # to say whether the fill, try and edit pages can open it.
+    return resp, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+
+
+def _try_config(xml_form_id: str, test_url: str) -> dict[str, str]:
+    """Where the renderer gets the draft: its XForm by the test URL's same-origin path (the page may be
+    reached through another host name), its files through the signed-in user's scope."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(test_url).path
+    attachments = url_for("web.forms_draft_try_attachment", xml_form_id=xml_form_id, filename="x")[:-1]
+    return {"formUrl": path + ".xml", "attachmentBase": attachments, "submissionUrl": path + "/submission"}
 
 
 def _max_mb() -> int:
@@ -237,11 +250,14 @@ def _detail(d: Detail) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- try the draft in the browser
 
-# ODK Web Forms compiles its XPath parser from WebAssembly (inlined as a data: URL): this page alone
-# allows that; everything still comes from this server (no CDN, no map tiles: img-src has no host).
+# ODK Web Forms compiles its XPath parser from WebAssembly (inlined as a data: URL): the renderer's pages
+# alone allow that. It shrinks photos and signatures (max-pixels) in a Web Worker it starts from a blob:
+# URL, so worker-src allows blob: (without it an image question never gets its file). Everything still
+# comes from this server (no CDN, no map tiles: no directive names another host).
 TRY_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' "
            "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
-           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+           "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+           "frame-ancestors 'none'")
 
 
 def web_forms_vendored() -> bool:
@@ -261,14 +277,8 @@ def forms_draft_try(xml_form_id: str) -> Any:
         draft = form_service.require_draft(s, form)
         url = draft_test_url(draft, form)
         title = draft.title
-    # Same-origin path of the test URL (the page may be reached through another host name).
-    from urllib.parse import urlsplit
-
-    path = urlsplit(url).path
-    attachments = url_for("web.forms_draft_try_attachment", xml_form_id=xml_form_id, filename="x")[:-1]
     html = render_template("forms/try.html", form=form, title=title, vendored=web_forms_vendored(),
-                           config={"formUrl": path + ".xml", "attachmentBase": attachments,
-                                   "submissionUrl": path + "/submission"})
+                           config=_try_config(xml_form_id, url))
     return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
 
 
