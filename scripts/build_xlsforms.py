@@ -79,7 +79,7 @@ from openpyxl.styles import Font
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "xlsforms"
 
-VERSION = "2026120701"
+VERSION = "2026120702"
 ZH = "中文 (zh)"
 EN = "English (en)"
 NAMESPACES = 'carefile="https://carefile.example/xforms"'
@@ -215,6 +215,31 @@ def item(prop):
     return f"instance('children')/root/item[name=${{child}}]/{prop}"
 
 
+# The entity list stores codes (green, refer, in_service); notes that show them to the village director
+# show words instead: one calculation per language picks the word for the code.
+WORDS = {
+    "status": {"registered": ("已建档", "registered"), "healthy": ("健康", "healthy"),
+               "watch": ("需关注", "watch"), "refer": ("需转介评估", "refer for assessment"),
+               "urgent": ("紧急", "urgent"), "closed": ("已结案", "closed")},
+    "risk": {"unassessed": ("未评估", "not assessed"), "green": ("绿色（低风险）", "green (low)"),
+             "yellow": ("黄色（一般风险）", "yellow (some risk)"), "orange": ("橙色（较高风险）", "orange (high)"),
+             "red": ("红色（高风险）", "red (very high)")},
+    "ref_status": {"none": ("未转介", "not referred"), "referred": ("已转介", "referred"),
+                   "in_service": ("接受服务中", "in service"), "closed": ("服务结束", "service completed")},
+}
+
+
+def words(name, code_field, table):
+    """Two calculations, ${name_zh} and ${name_en}: the word for the code in ${code_field}."""
+    out = []
+    for lang, idx in (("zh", 0), ("en", 1)):
+        expr = f"${{{code_field}}}"  # an unknown code shows as it is
+        for code, pair in reversed(list(WORDS[table].items())):
+            expr = f"if(${{{code_field}}} = '{code}', '{pair[idx]}', {expr})"
+        out.append(calc(f"{name}_{lang}", expr))
+    return out
+
+
 def child_picker(extra_filter: str, info_zh: str, info_en: str):
     """Select the child from the entity list and read its properties."""
     filt = "village=${village} and status != 'closed'"
@@ -232,6 +257,9 @@ def child_picker(extra_filter: str, info_zh: str, info_en: str):
         calc("prev_risk", item("risk_level")),
         calc("prev_ref_status", item("referral_status")),
         calc("prev_due", item("next_followup_due")),
+        *words("prev_status_w", "prev_status", "status"),
+        *words("prev_risk_w", "prev_risk", "risk"),
+        *words("prev_ref_w", "prev_ref_status", "ref_status"),
         calc("child_short", "substr(${child}, 0, 8)"),
         calc("age_years",
              "if(${child_birth} = '', '', int((decimal-date-time(today()) - decimal-date-time(string(${child_birth}))) div 365.25))"),
@@ -496,8 +524,8 @@ def identification():
         q("select_one role", "worker_role", "填表人身份", "Filler's role", req=True),
     ] + region(save=False) + child_picker(
         "",
-        "儿童：${child_label}，${age_years} 周岁；上次识别结果：${prev_status}；应识别/回访日期：${prev_due}",
-        "Child: ${child_label}, ${age_years} y; last result: ${prev_status}; due: ${prev_due}",
+        "儿童：${child_label}，${age_years} 周岁；上次识别结果：${prev_status_w_zh}；应识别/回访日期：${prev_due}",
+        "Child: ${child_label}, ${age_years} y; last result: ${prev_status_w_en}; due: ${prev_due}",
     ) + [
         q("date", "visit_date", "识别日期", "Date of identification", req=True,
           con=". <= today() and decimal-date-time(string(.)) >= decimal-date-time(string(${child_birth}))",
@@ -652,8 +680,8 @@ def assessment():
         note("not_diagnosis", SCREENING_NOTE_ZH, SCREENING_NOTE_EN),
     ] + region(save=False) + child_picker(
         "status = 'refer' or status = 'urgent' or status = 'watch' or risk_level != 'unassessed'",
-        "儿童：${child_label}，${age_years} 周岁；识别结果：${prev_status}；原风险等级：${prev_risk}",
-        "Child: ${child_label}, ${age_years} y; identification: ${prev_status}; previous risk: ${prev_risk}",
+        "儿童：${child_label}，${age_years} 周岁；识别结果：${prev_status_w_zh}；原风险等级：${prev_risk_w_zh}",
+        "Child: ${child_label}, ${age_years} y; identification: ${prev_status_w_en}; previous risk: ${prev_risk_w_en}",
     ) + [
         q("begin_group", "grp_assessor", "评估人员", "Assessor", app="field-list"),
         q("text", "assessor_name", "评估人员姓名", "Assessor's name", req=True),
@@ -839,8 +867,8 @@ def visit_record():
         q("select_one role", "visitor_role", "走访人身份", "Visitor's role", req=True),
     ] + region(save=False) + child_picker(
         "",
-        "儿童：${child_label}，${age_years} 周岁；风险等级：${prev_risk}；应回访日期：${prev_due}",
-        "Child: ${child_label}, ${age_years} y; risk: ${prev_risk}; due: ${prev_due}",
+        "儿童：${child_label}，${age_years} 周岁；风险等级：${prev_risk_w_zh}；应回访日期：${prev_due}",
+        "Child: ${child_label}, ${age_years} y; risk: ${prev_risk_w_en}; due: ${prev_due}",
     ) + [
         q("date", "visit_date", "走访日期", "Visit date", req=True, con=". <= today()", msg=NOT_FUTURE),
         q("select_one purpose", "visit_purpose", "走访目的", "Purpose", req=True),
@@ -948,8 +976,8 @@ def referral_followup():
         q("select_one role", "worker_role", "填表人身份", "Filler's role", req=True),
     ] + region(save=False) + child_picker(
         "risk_level != 'unassessed' or status = 'urgent'",
-        "儿童：${child_label}；风险等级：${prev_risk}；转介状态：${prev_ref_status}；应回访日期：${prev_due}",
-        "Child: ${child_label}; risk: ${prev_risk}; referral: ${prev_ref_status}; due: ${prev_due}",
+        "儿童：${child_label}；风险等级：${prev_risk_w_zh}；转介状态：${prev_ref_w_zh}；应回访日期：${prev_due}",
+        "Child: ${child_label}; risk: ${prev_risk_w_en}; referral: ${prev_ref_w_en}; due: ${prev_due}",
     ) + [
         q("date", "record_date", "记录日期", "Date", req=True, con=". <= today()", msg=NOT_FUTURE),
         q("select_one record_type", "record_type", "记录类型", "Record type", req=True,

@@ -433,3 +433,28 @@ def test_sensitive_marker_is_understood_by_the_forms_library() -> None:
     schema = parse_xform(compile_xlsform(path.read_bytes(), path.name, validate=False).xform)
     sensitive = {f.name for f in schema.fields if f.sensitive}
     assert "child_name" in sensitive or any("name" in n for n in sensitive), sensitive
+
+
+# Entity properties that hold codes (green, refer, in_service): a note must show their words, not the codes.
+CODE_CALCS = ("prev_status", "prev_risk", "prev_ref_status")
+
+
+@pytest.mark.parametrize("form", UPDATE_FORMS)
+def test_notes_show_words_not_the_lists_codes(form):
+    for row in _rows(FORMS_DIR / f"{form}.xlsx", "survey"):
+        if row.get("type") != "note":
+            continue
+        for lang in (ZH, EN):
+            text = row.get(f"label::{lang}") or ""
+            shown = re.findall(r"\$\{(\w+)\}", text)
+            assert not set(shown) & set(CODE_CALCS), (form, row["name"], lang, text)
+
+
+def test_word_calculations_cover_every_code():
+    script = _load_script()
+    for table, codes in (("status", ("registered", "healthy", "watch", "refer", "urgent", "closed")),
+                         ("risk", ("unassessed", "green", "yellow", "orange", "red")),
+                         ("ref_status", ("none", "referred", "in_service", "closed"))):
+        assert set(script.WORDS[table]) == set(codes)
+        for zh, en in script.WORDS[table].values():
+            assert zh and en and zh != en
