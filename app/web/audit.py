@@ -27,29 +27,7 @@ PAGE_SIZE = 50
 ZONE = timezone(timedelta(hours=8), "Asia/Shanghai")
 ZONE_LABEL = "Asia/Shanghai (UTC+8)"
 
-ACTION_LABELS = {
-    "login.ok": "Signed in",
-    "login.failed": "Sign-in failed",
-    "logout": "Signed out",
-    "password.change": "Changed own password",
-    "form.publish": "Published a form",
-    "form.state": "Changed a form's state",
-    "form.attachment": "Uploaded a form file",
-    "child.view": "Opened a child file",
-    "held.apply": "Applied a held change",
-    "held.reject": "Rejected a held change",
-    "submission.view": "Opened a submission",
-    "submission.review": "Reviewed a submission",
-    "attachment.download": "Downloaded a file",
-    "odata.read": "Read a form's data (OData) with identifying details",
-    "entities.read": "Read the children list with identifying details",
-    "export.create": "Started an export",
-    "export.download": "Downloaded an export",
-    "user.create": "Added a user",
-    "user.update": "Changed a user",
-    "user.token": "Issued a Collect QR code",
-    "user.revoke": "Revoked a Collect QR code",
-}
+ACTION_LABELS = audit.ACTIONS  # the words of every action: app/services/audit.py
 DETAIL_LABELS = {
     "role": "Role",
     "regions": "Regions",

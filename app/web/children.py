@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 
 from app import params
 from app.errors import Problem
@@ -18,6 +18,7 @@ from app.runtime import runtime
 from app.services import access, audit
 from app.services import children as child_service
 from app.services.children import casework, childfile, duplicates
+from app.services.children.vocabulary import Vocabulary
 from app.services.reports import dashboard as dash
 from app.services.submissions.records import LOCAL_TZ
 
@@ -39,6 +40,7 @@ def _value_labels() -> dict[str, dict[str, str]]:
         "referral_status": {"none": t("Not referred"), "referred": t("Referred"), "in_service": t("In service"),
                             "closed": t("Service completed")},
         "conflict": {"soft": t("Soft conflict"), "hard": t("Hard conflict")},
+        "flag_reidentify": {"yes": t("Yes"), "no": t("No")},
     }
 
 
@@ -55,17 +57,40 @@ def _property_labels() -> dict[str, str]:
     }
 
 
+def _words() -> Vocabulary:
+    """The forms' words for the children list's codes (app.services.children.vocabulary), once per request."""
+    words: Vocabulary | None = g.get("carefile_words")
+    if words is None:
+        with runtime().db.session() as s:
+            words = child_service.vocabulary(s, db_user().project_id)
+        g.carefile_words = words
+    return words
+
+
 @bp.app_template_global("mgr_value")
 def mgr_value(prop: str, value: Any) -> str:
-    """A property's value in the UI language (risk levels, statuses …); other values as they are."""
+    """A property's value in the UI language: the care file's statuses and levels in the site's own words,
+    other choices (sex, categories, yes/no …) in the words of the form that saved them; a value no form
+    names (a date, a score) as it is."""
     if value is None or value == "":
         return "—"
-    return _value_labels().get(prop, {}).get(str(value), str(value))
+    own = _value_labels().get(prop, {}).get(str(value))
+    if own is not None:
+        return own
+    labels = _words().value(prop, value)
+    if labels:
+        return ("、" if current_language() == "zh" else ", ").join(form_label(lab) for lab in labels)
+    return str(value)
 
 
 @bp.app_template_global("mgr_prop")
 def mgr_prop(prop: str) -> str:
-    return _property_labels().get(prop, prop)
+    """A property's name in the UI language: the site's words, else the question of the form that saves it."""
+    own = _property_labels().get(prop)
+    if own is not None:
+        return own
+    question = _words().question(prop)
+    return form_label(question) if question else prop
 
 
 @bp.app_template_global("mgr_risk_class")

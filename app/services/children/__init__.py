@@ -1,20 +1,23 @@
 """Children: the care file's entity list `children` (一人一档) and entity lists in general.
 
 The public surface of the children aggregate. Inside, one way down:
-    duplicates > casework > childfile > lists | entities > held > store
+    duplicates > casework > childfile > directory | vocabulary | lists | entities > held > store
 - store       the children's rows, scoped reads and the write primitives (lock order, server versions)
 - held        the queue of changes held for review (deciding: app.services.submissions.review)
 - entities    applying submissions' entity blocks (create, update, offline branches, conflicts);
               announces events.ChildChanged — case work and the duplicate check subscribe
               (app/services/effects.py)
 - lists       the CSV phones receive (scoped per user) and the integrity check
-- childfile   read models: the children list, overdue follow-ups, one child's whole file
-- casework    moves, closure, reopening, turning 18
+- directory   what identifies each child (name, pinyin, guardian, ID number), for search and telling apart
+- vocabulary  the forms' words for the codes the list stores (male → 男)
+- childfile   read models, already redacted for the reader: the children list, a child's whole file,
+              duplicate pairs, turning 18, case work's answers
+- casework    moves, closure, reopening
 - duplicates  likely duplicates: found on registration, merged or kept apart
 """
 from __future__ import annotations
 
-from app.services.children import casework, childfile, duplicates, entities, held, lists, store
+from app.services.children import casework, childfile, directory, duplicates, entities, held, lists, store
 from app.services.children.store import (
     CHILDREN,
     REFERRAL_STATUSES,
@@ -28,7 +31,8 @@ from app.services.children.store import (
     is_overdue,
     overdue_condition,
 )
+from app.services.children.vocabulary import Vocabulary, vocabulary
 
 __all__ = ["CHILDREN", "REFERRAL_STATUSES", "RISK_LEVELS", "STATUSES", "STATUS_PROPS", "casework", "childfile",
            "children_query", "duplicates", "ensure_dataset", "entities", "get_child", "get_dataset", "held",
-           "is_overdue", "lists", "overdue_condition", "store"]
+           "is_overdue", "lists", "overdue_condition", "store", "directory", "Vocabulary", "vocabulary"]

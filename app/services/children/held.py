@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Form, HeldChange, Submission, SubmissionVersion, User
+from app.models import Form, FormVersion, HeldChange, Submission, SubmissionVersion, User
 from app.services import access
 
 AWAITS_REVIEW = ("It changes a record outside your regions, so a coordinator must review it before it takes effect. "
@@ -45,6 +45,7 @@ class HeldRow:
     created_at: datetime
     submitter: str | None
     form_id: str
+    form_title: str
     instance_id: str
     version_instance_id: str
     decided_by: str | None
@@ -67,9 +68,10 @@ def list_held(session: Session, project_id: int, user: User, status: str = "pend
               limit: int = 200) -> list[HeldRow]:
     """Held changes the user may decide (every region they touch lies in the user's scope)."""
     access.require(user, "held.decide")
-    q = (select(HeldChange, Form.xml_form_id, Submission.instance_id, SubmissionVersion.instance_id)
+    q = (select(HeldChange, Form.xml_form_id, FormVersion.title, Submission.instance_id, SubmissionVersion.instance_id)
          .join(Submission, Submission.id == HeldChange.submission_id)
          .join(Form, Form.id == Submission.form_id)
+         .outerjoin(FormVersion, FormVersion.id == Form.current_version_id)
          .join(SubmissionVersion, SubmissionVersion.id == HeldChange.version_id)
          .where(HeldChange.project_id == project_id).order_by(HeldChange.id.desc()))
     if status:
@@ -79,9 +81,9 @@ def list_held(session: Session, project_id: int, user: User, status: str = "pend
     names = dict(session.execute(select(User.id, User.username).where(User.id.in_({i for i in ids if i}))).all())
     return [HeldRow(id=c.id, kind=c.kind, status=c.status, target=c.target, regions=list(c.regions or []),
                     reason=c.reason, created_at=c.created_at, submitter=names.get(c.submitter_id), form_id=fid,
-                    instance_id=iid, version_instance_id=viid, decided_by=names.get(c.decided_by_id),
-                    decided_at=c.decided_at, note=c.note)
-            for c, fid, iid, viid in rows]
+                    form_title=title or fid, instance_id=iid, version_instance_id=viid,
+                    decided_by=names.get(c.decided_by_id), decided_at=c.decided_at, note=c.note)
+            for c, fid, title, iid, viid in rows]
 
 
 def pending_count(session: Session, project_id: int, user: User) -> int:
