@@ -19,9 +19,21 @@ from app.errors import Problem
 from app.runtime import Runtime
 from app.services import audit
 from app.services.exports import jobs
+from app.services.forms.files import FormFile
 from storage import BlobNotFound, content_disposition
 
 CHUNK = 256 * 1024
+
+
+def file_response(rt: Runtime, f: FormFile, cache: str = "private, no-cache") -> Response:
+    """A form's file (app.services.forms.files): bytes made for the user (conditional on their md5), or a blob.
+    Phones revalidate made files (`no-cache`); the browser's pages ask for `no-store`."""
+    if f.blob_key is not None:
+        return blob_response(rt, f.blob_key, f.md5, f.filename, f.content_type)
+    resp = Response(f.data, content_type=f.content_type)
+    resp.set_etag(f.md5)
+    resp.headers["Cache-Control"] = cache
+    return resp.make_conditional(request)
 
 
 def blob_response(rt: Runtime, key: str, md5: str, filename: str, ctype: str) -> Response:

@@ -9,6 +9,32 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .base import Base, JSONType, UTCDateTime, utcnow
 
 FORM_STATES = ("open", "closing", "closed")
+# A file the server makes for each user instead of one uploaded: regions.csv, the places of the user's regions
+# (app.services.forms.files); an entity list (children.csv) is marked by `dataset` instead.
+GENERATED_KINDS = ("regions",)
+
+
+class AttachmentColumns:
+    """What a published version's file and a draft's file record alike: name, kind, the entity list it is
+    made from (dataset), or the uploaded blob."""
+
+    filename: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    dataset: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def generated(self) -> bool:
+        """Made by the server for each user (an entity list, regions.csv), never uploaded."""
+        return self.dataset is not None or self.kind in GENERATED_KINDS
+
+    @property
+    def present(self) -> bool:
+        return self.blob_key is not None or self.generated
 
 
 class Form(Base):
@@ -56,7 +82,7 @@ class FormVersion(Base):
     )
 
 
-class FormAttachment(Base):
+class FormAttachment(AttachmentColumns, Base):
     """A media or data file a form version references (jr://images/x.png, jr://file-csv/y.csv)."""
 
     __tablename__ = "form_attachment"
@@ -64,20 +90,8 @@ class FormAttachment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     form_version_id: Mapped[int] = mapped_column(ForeignKey("form_version.id", ondelete="CASCADE"))
-    filename: Mapped[str] = mapped_column(String(300))
-    kind: Mapped[str] = mapped_column(String(20))
-    dataset: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    content_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
-    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     form_version: Mapped[FormVersion] = relationship(back_populates="attachments")
-
-    @property
-    def present(self) -> bool:
-        return self.blob_key is not None or self.dataset is not None
 
 
 class FormView(Base):
@@ -128,7 +142,7 @@ class FormDraft(Base):
     )
 
 
-class FormDraftAttachment(Base):
+class FormDraftAttachment(AttachmentColumns, Base):
     """A media or data file the draft references; copied to the version when the draft is published."""
 
     __tablename__ = "form_draft_attachment"
@@ -136,20 +150,8 @@ class FormDraftAttachment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     draft_id: Mapped[int] = mapped_column(ForeignKey("form_draft.id", ondelete="CASCADE"))
-    filename: Mapped[str] = mapped_column(String(300))
-    kind: Mapped[str] = mapped_column(String(20))
-    dataset: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    content_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
-    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     draft: Mapped[FormDraft] = relationship(back_populates="attachments")
-
-    @property
-    def present(self) -> bool:
-        return self.blob_key is not None or self.dataset is not None
 
 
 class DraftSubmission(Base):

@@ -10,13 +10,14 @@ from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import faults
-from app.blobhttp import blob_response
+from app.blobhttp import file_response
 from app.errors import Problem
 from app.models import Form, User
 from app.routeaccess import COLLECTORS, declare
 from app.runtime import Runtime, runtime
-from app.services import access, regions
+from app.services import access
 from app.services import forms as form_service
+from app.services.forms import files as form_files
 from app.services.submissions import ingest as submission_service
 
 from . import bp, render
@@ -161,55 +162,28 @@ def form_xml(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: s
 
 @route("/forms/<xml_form_id>/manifest", "manifest", ["GET"], openrosa_header=True)
 def manifest(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str) -> Response:
-    from app.services.children import lists as entity_lists
-
     items = []
     with rt.db.session() as session:
         form = _fillable(session, user, project_id, xml_form_id)
         fv = form.current_version
         assert fv is not None
         fid = _quote(form.xml_form_id)
-        for att in fv.attachments:
-            url = f"{base}/forms/{fid}/attachments/{_quote(att.filename)}"
-            if att.dataset is not None:
-                md5 = entity_lists.list_hash(session, project_id, att.dataset, user)
-                if md5 is None:
-                    continue
-                items.append(render.ManifestItem(att.filename, md5, url, entity_list=True,
-                                                 integrity_url=f"{base}/datasets/{_quote(att.dataset)}/integrity"))
-            elif att.blob_key and att.md5:
-                # regions.csv: a phone gets the places of its user's regions (and those above them)
-                mine = regions.phone_copy(att.md5, user.region_codes) if att.filename == regions.FORM_CSV else None
-                items.append(render.ManifestItem(att.filename, mine[1] if mine else att.md5, url))
+        # Entity lists and regions.csv are made for this user (app.services.forms.files): their hash is theirs.
+        for entry in form_files.manifest(session, project_id, fv.attachments, user):
+            url = f"{base}/forms/{fid}/attachments/{_quote(entry.filename)}"
+            integrity = f"{base}/datasets/{_quote(entry.dataset)}/integrity" if entry.dataset else None
+            items.append(render.ManifestItem(entry.filename, entry.md5, url, entity_list=entry.dataset is not None,
+                                             integrity_url=integrity))
     return Response(render.manifest(items), content_type=render.XML_TYPE)
 
 
 @route("/forms/<xml_form_id>/attachments/<filename>", "attachment", ["GET"], openrosa_header=False)
 def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id: str, filename: str) -> Response:
-    from app.services.children import lists as entity_lists
-
     with rt.db.session() as session:
         fv = _fillable(session, user, project_id, xml_form_id).current_version
         assert fv is not None
-        att = next((a for a in fv.attachments if a.filename == filename), None)
-        if att is None or not att.present:
-            raise Problem(404, "404.1", f"The form '{xml_form_id}' has no file '{filename}' yet. Ask your "
-                          "coordinator to upload it.")
-        if att.dataset is not None:
-            csv_bytes, md5 = entity_lists.list_csv(session, project_id, att.dataset, user)
-            resp = Response(csv_bytes, content_type="text/csv; charset=utf-8")
-            resp.set_etag(md5)
-            resp.headers["Cache-Control"] = "private, no-cache"
-            return resp.make_conditional(request)
-        mine = regions.phone_copy(att.md5, user.region_codes) if att.filename == regions.FORM_CSV else None
-        if mine is not None:
-            resp = Response(mine[0], content_type="text/csv; charset=utf-8")
-            resp.set_etag(mine[1])
-            resp.headers["Cache-Control"] = "private, no-cache"
-            return resp.make_conditional(request)
-        key, md5, ctype = att.blob_key, att.md5, att.content_type or "application/octet-stream"
-    assert key is not None and md5 is not None
-    return blob_response(rt, key, md5, filename, ctype)
+        found = form_files.phone_file(session, project_id, fv.attachments, filename, user)
+    return file_response(rt, found)
 
 
 @route("/submission", "submission", ["GET", "HEAD", "POST"], openrosa_header=True)

@@ -257,15 +257,6 @@ def scoped_form_csv(scope: Iterable[str] | None = None) -> tuple[bytes, str]:
     return _csv_cache[key]
 
 
-def phone_copy(stored_md5: str | None, user_codes: list[str]) -> tuple[bytes, str] | None:
-    """The regions.csv a phone with these region codes gets instead of the stored attachment, when the
-    stored one is the server's own list (a coordinator's own regions.csv is served as uploaded).
-    None: serve the stored file (no region codes, or another file)."""
-    if not user_codes or stored_md5 is None or stored_md5 != scoped_form_csv()[1]:
-        return None
-    return scoped_form_csv(user_codes)
-
-
 @dataclass
 class LoadReport:
     province: str

@@ -21,16 +21,17 @@ from typing import Any
 from flask import current_app, jsonify, render_template, request, url_for
 from sqlalchemy.orm import Session
 
-from app.blobhttp import blob_response
+from app.blobhttp import file_response
 from app.errors import Problem
 from app.i18n import t
 from app.models import User
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import audit
+from app.services.forms.files import FormFile
 from app.services.submissions import ingest as submission_service
 from app.services.submissions import web_entry
-from app.services.submissions.web_entry import EDITORS, FormFile
+from app.services.submissions.web_entry import EDITORS
 
 from . import bp, client_ip, csrf_token, db_user, requires
 from .form_drafts import TRY_CSP, web_forms_vendored
@@ -46,12 +47,7 @@ def _user(s: Session) -> User:
 
 
 def _file_response(f: FormFile) -> Any:
-    if f.blob_key is not None:
-        return blob_response(runtime(), f.blob_key, f.md5, f.filename, f.content_type)
-    resp = current_app.response_class(f.data, content_type=f.content_type)
-    resp.set_etag(f.md5)
-    resp.headers["Cache-Control"] = "private, no-store"
-    return resp
+    return file_response(runtime(), f, cache="private, no-store")
 
 
 def _xml(xml: bytes) -> Any:

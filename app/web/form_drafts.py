@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import segno
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
@@ -288,22 +288,13 @@ def forms_draft_try(xml_form_id: str) -> Any:
 def forms_draft_try_attachment(xml_form_id: str, filename: str) -> Any:
     """A draft's file for the in-browser renderer; an entity list (children.csv) as the signed-in
     user's own phone would receive it: only the children of their regions."""
-    from app.blobhttp import blob_response
-    from app.services.children import lists as entity_lists
+    from app.blobhttp import file_response
+    from app.services.forms import files as form_files
 
     rt = runtime()
     with rt.db.session() as s:
         draft = form_service.require_draft(s, _form(s, xml_form_id))
-        att = next((a for a in draft.attachments if a.filename == filename), None)
-        if att is not None and att.dataset is not None:
-            user = s.get(User, db_user().id)
-            assert user is not None
-            data, md5 = entity_lists.list_csv(s, draft.form.project_id, att.dataset, user)
-            resp = current_app.response_class(data, content_type="text/csv; charset=utf-8")
-            resp.set_etag(md5)
-            resp.headers["Cache-Control"] = "private, no-store"
-            return resp
-        if att is None or att.blob_key is None:
-            raise Problem(404, "404.1", t("This file has not been uploaded."))
-        key, md5, ctype = att.blob_key, att.md5 or att.blob_key, att.content_type or "application/octet-stream"
-    return blob_response(rt, key, md5, filename, ctype)
+        user = s.get(User, db_user().id)
+        assert user is not None
+        found = form_files.phone_file(s, draft.form.project_id, draft.attachments, filename, user, web=True)
+    return file_response(rt, found, cache="private, no-store")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from app.errors import Problem
 from app.services import regions
 from tests.app.test_entities import post
 from tests.app.test_web_collectors import signed_in, users
@@ -180,19 +181,20 @@ PLACES_MD = """
 """
 
 
-def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestClient, make_user: Any,
-                                             tmp_path: Path) -> None:
-    from app.services.ops import setup
+def _village_lines(client: DigestClient) -> list[str]:
+    body = client.get("/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
+    assert body.status_code == 200
+    return [line for line in body.data.decode("utf-8").splitlines() if ",village," in line]
 
-    path = tmp_path / "places.md"
-    path.write_text(PLACES_MD, encoding="utf-8")
-    first = setup.publish_file(rt, path)
-    assert first.ok and "regions.csv attached" in first.message, first.message
-    again = setup.publish_file(rt, path)
-    assert again.ok and "attached" not in again.message  # same table: nothing to do
+
+def test_the_places_list_is_made_for_each_user(app: Any, rt: Any, collect: DigestClient, make_user: Any,
+                                               publish: Any) -> None:
+    """Whatever published the form (here the website's and the API's publish service, not `carefile init`),
+    regions.csv is made for each user from the division table: a collector's phone gets the places of the
+    collector's regions and those above them, with the hash of that copy in the manifest."""
+    publish(PLACES_MD, "places.md")
     manifest = collect.get("/v1/projects/1/forms/places/manifest").get_data(as_text=True)
     assert "<filename>regions.csv</filename>" in manifest
-    # the collector (region 540102) gets the places of the own county and those above it
     body = collect.get("/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
     assert body.status_code == 200
     assert f"<hash>md5:{hashlib.md5(body.data).hexdigest()}</hash>" in manifest  # the hash of that copy
@@ -200,13 +202,43 @@ def test_publishing_attaches_the_places_list(app: Any, rt: Any, collect: DigestC
     assert lines[0] == "name,label,level,parent" and "540102002001,绕赛社区居委会,village,540102002" in lines
     assert "5401,拉萨市,prefecture,54" in lines and not any(line.startswith(("540121", "5402")) for line in lines)
     villages = [c for c in regions.table().names if len(c) == 12 and c.startswith("540102")]
-    assert sum(1 for line in lines if ",village," in line) == len(villages) > 50
-    # an administrator (no regions) gets the whole table, as stored
+    assert len(_village_lines(collect)) == len(villages) > 50
+    # an administrator gets the whole table
     make_user("root", "admin")
-    whole = DigestClient(app.test_client(), "root", "correct horse").get(
-        "/v1/projects/1/forms/places/attachments/regions.csv", openrosa=False)
-    assert whole.status_code == 200
-    assert sum(1 for line in whole.data.decode("utf-8").splitlines() if ",village," in line) == 5580
+    root = DigestClient(app.test_client(), "root", "correct horse")
+    assert len(_village_lines(root)) == 5580
+    # an uploaded copy is refused: the server makes it
+    with rt.db.write() as s:
+        from app.services import forms as form_service
+
+        fv = form_service.get_form(s, 1, "places").current_version
+        with pytest.raises(Problem) as refused:
+            form_service.upload_attachment(s, rt.store, fv, "regions.csv", io.BytesIO(b"name,label\n"), 1000)
+    assert "made by the server for each user" in refused.value.message
+    # the form's page says so, instead of "uploaded"
+    make_user("coord_p", "coordinator", ["54"])
+    page = Browser(app)
+    assert page.login("coord_p").status_code == 302
+    html = unescape(page.get("/forms/places").get_data(as_text=True))
+    assert "Made for each user" in html or "按用户生成" in html
+
+
+def test_the_places_list_stays_scoped_after_another_province_is_loaded(
+        app: Any, rt: Any, collect: DigestClient, make_user: Any, publish: Any, tmp_path: Path) -> None:
+    publish(PLACES_MD, "places.md")
+    mine = _village_lines(collect)
+    before = collect.get("/v1/projects/1/forms/places/manifest").get_data(as_text=True)
+    regions.load_file("code,name\n63,青海省\n6301,西宁市\n630102,城东区\n630102001,东关大街街道\n"
+                      "630102001001,清真巷社区\n".encode(), rt.config["DATA_DIR"])
+    try:
+        assert _village_lines(collect) == mine  # the collector's copy: still only the own county
+        assert collect.get("/v1/projects/1/forms/places/manifest").get_data(as_text=True) == before
+        make_user("root", "admin")
+        everything = _village_lines(DigestClient(app.test_client(), "root", "correct horse"))
+        assert len(everything) == 5581 and any(line.startswith("630102001001,") for line in everything)
+    finally:
+        (Path(rt.config["DATA_DIR"]) / "regions" / "regions-63.csv").unlink(missing_ok=True)
+        regions.use_data_dir(rt.config["DATA_DIR"])
 
 
 def test_exports_name_the_places_picked_from_regions_csv(app: Any, rt: Any, collect: DigestClient,

@@ -86,7 +86,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     srv.backend = request.param  # type: ignore[attr-defined]
     try:
         srv.cli("init", timeout=180)
-        from app.services import users
+        from app.services.identity import users
 
         rt = srv.app().extensions["carefile"]
         with rt.db.write() as s:

@@ -35,12 +35,37 @@ _CSV_CACHE: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
 _CSV_CACHE_SIZE = 64
 
 
-def list_csv(session: Session, project_id: int, dataset: str, user: User) -> tuple[bytes, str]:
-    """The entity list as this user's phone receives it, and its md5 (the manifest hash)."""
+def list_csv(session: Session, project_id: int, dataset: str, user: User,
+             reader: access.Redactor | None = None) -> tuple[bytes, str]:
+    """The entity list as this user's phone receives it, and its md5 (the manifest hash).
+
+    `reader`: the list is read on a web page (the browser's form renderer), not by a phone: a reader not
+    entitled to identifying details gets pseudonyms for labels built from sensitive data and sensitive
+    properties masked, as on every other page. Phones keep the de-identified labels the forms build."""
     ds = get_dataset(session, project_id, dataset)
     if ds is None:
         raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
-    return _cached_csv(session, ds, _scope(user))
+    body, md5 = _cached_csv(session, ds, _scope(user))
+    if reader is None or reader.show:
+        return body, md5
+    return _redacted(body, dataset, reader)
+
+
+def _redacted(body: bytes, dataset: str, reader: access.Redactor) -> tuple[bytes, str]:
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    if not rows:
+        return body, hashlib.md5(body).hexdigest()
+    header, out = rows[0], io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows[1:]:
+        values = dict(zip(header, row, strict=True))
+        values["label"] = reader.child_label(dataset, values["name"], values["label"])
+        values.update(reader.entity_properties(dataset, {k: v for k, v in values.items()
+                                                         if k not in ("name", "label") and not k.startswith("__")}))
+        writer.writerow([values[h] for h in header])
+    data = out.getvalue().encode("utf-8")
+    return data, hashlib.md5(data).hexdigest()
 
 
 def _cached_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> tuple[bytes, str]:
@@ -96,13 +121,6 @@ def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> b
         writer.writerows((uid, label, version, version, "", *[data.get(p, "") for p in props])
                          for uid, label, version, raw in rows for data in (loads(raw) if raw else {},))
     return out.getvalue().encode("utf-8")
-
-
-def list_hash(session: Session, project_id: int, dataset: str, user: User) -> str | None:
-    ds = get_dataset(session, project_id, dataset)
-    if ds is None:
-        return None
-    return _cached_csv(session, ds, _scope(user))[1]
 
 
 def integrity(session: Session, project_id: int, dataset: str, user: User, ids: list[str]) -> list[tuple[str, bool]]:

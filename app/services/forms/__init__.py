@@ -6,7 +6,7 @@ Inside, one way down: encryption > versions > drafts > publish > views | keys | 
 """
 from __future__ import annotations
 
-from app.services.forms import encryption, keys
+from app.services.forms import encryption, files, keys
 from app.services.forms.drafts import (
     DraftResult,
     TestReceipt,
@@ -15,7 +15,6 @@ from app.services.forms.drafts import (
     delete_draft,
     draft_by_token,
     draft_from_published,
-    draft_list_csv,
     draft_schema,
     get_draft,
     list_test_submissions,
@@ -48,7 +47,7 @@ from forms import parse_xform
 __all__ = [
     "DraftResult", "PublishResult", "TestReceipt", "VersionFile", "add_version", "assign_forms", "attachment_rows",
     "compile_upload", "count_test_submissions", "create_draft", "delete_draft", "draft_by_token",
-    "draft_from_published", "draft_list_csv", "draft_schema", "encryption", "forms_for_phone", "get_draft",
+    "draft_from_published", "draft_schema", "encryption", "files", "forms_for_phone", "get_draft",
     "get_form", "get_version", "keys", "list_forms", "list_test_submissions", "list_versions",
     "missing_attachments", "parse_xform", "publish_draft", "publish_form", "receive_test_submission",
     "refresh_views", "require_draft", "schema_of", "schema_to_json", "set_state", "stamp_and_parse",

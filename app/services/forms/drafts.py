@@ -23,8 +23,6 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import DraftSubmission, DraftSubmissionFile, Form, FormDraft, FormDraftAttachment, FormVersion, User
-from app.services.children.lists import list_csv
-from app.services.children.store import get_dataset
 from app.services.forms import xmlutil
 from app.services.forms.publish import (
     add_version,
@@ -296,12 +294,3 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
         row.content_type = mimetypes.guess_type(row.name)[0] or "application/octet-stream"
     session.flush()
     return TestReceipt(status, instance_id, [f.name for f in sub.files if f.blob_key is None])
-
-
-def draft_list_csv(session: Session, draft: FormDraft, dataset: str) -> tuple[bytes, str] | None:
-    """An entity list as a draft's test phone receives it: its columns, but no child. The test URL
-    carries no identity, so it is given no one's records (type a test child's id by hand instead)."""
-    nobody = User(role="collector", project_id=draft.form.project_id, regions=[])
-    if get_dataset(session, draft.form.project_id, dataset) is None:
-        return None
-    return list_csv(session, draft.form.project_id, dataset, nobody)

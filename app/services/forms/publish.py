@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import FORM_STATES, Form, FormAssignment, FormAttachment, FormVersion, User, utcnow
-from app.services import access
+from app.services import access, regions
 from app.services.children.store import ensure_dataset, get_dataset
 from app.services.forms import keys, xmlutil
 from app.services.forms.lookup import list_forms
@@ -115,9 +115,10 @@ def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: in
     for att in schema.attachments:
         # "<list>.csv" is served from the entity list when such a list exists; else it is a file to upload.
         linked = att.dataset if att.dataset and get_dataset(session, project_id, att.dataset) else None
-        row = cls(filename=att.filename, kind=att.kind, dataset=linked)
+        generated = linked is None and att.filename == regions.FORM_CSV  # made per user: app.services.forms.files
+        row = cls(filename=att.filename, kind="regions" if generated else att.kind, dataset=linked)
         old = by_name.get(att.filename)
-        if old is not None and old.blob_key is not None and linked is None:
+        if old is not None and old.blob_key is not None and linked is None and not generated:
             row.blob_key, row.md5, row.size = old.blob_key, old.md5, old.size
             row.content_type, row.uploaded_at = old.content_type, old.uploaded_at
         rows.append(row)
@@ -216,6 +217,10 @@ def upload_attachment(session: Session, store: BlobStore, version: FormVersion, 
     if att.dataset is not None:
         raise Problem(400, "400.34", f"'{filename}' is the entity list '{att.dataset}'; the server "
                       "builds it from registrations, it cannot be uploaded.")
+    if att.generated:
+        raise Problem(400, "400.34", f"'{filename}' is made by the server for each user from the division table "
+                      "(only the places of the user's regions); it cannot be uploaded. To add places, an "
+                      "administrator loads the province's table (carefile regions load).")
     try:
         info = store.put(stream, max_size=max_size)
     except BlobTooLarge as err:

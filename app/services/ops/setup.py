@@ -1,11 +1,9 @@
 """Creating and upgrading an installation: schema, default project, shipped forms."""
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
@@ -14,7 +12,6 @@ from app.errors import Problem
 from app.migrate import upgrade
 from app.models import Project
 from app.services import forms as form_service
-from app.services import regions
 from app.services.children import directory as child_directory
 
 if TYPE_CHECKING:  # the Runtime holder lives with the Flask glue; services only use its fields
@@ -59,8 +56,6 @@ def publish_file(rt: Runtime, path: Path, project_id: int = DEFAULT_PROJECT) -> 
             res = form_service.publish_form(session, rt.store, project_id=project_id, data=path.read_bytes(),
                                             filename=path.name, validate=validate_setting(rt))
             what = "published" if res.created else "unchanged"
-            if attach_region_list(session, rt, res.version):
-                what += f", {regions.FORM_CSV} attached"
             msg = f"{res.form.xml_form_id} version {res.version.version}: {what} ({res.validation_note})"
             return PublishOutcome(path, True, msg, res.warnings)
     except Problem as problem:
@@ -70,19 +65,6 @@ def publish_file(rt: Runtime, path: Path, project_id: int = DEFAULT_PROJECT) -> 
                                          issue.get("row") and f"row {issue['row']}") if x)
             lines.append(f"  - {where + ': ' if where else ''}{issue['message']}")
         return PublishOutcome(path, False, "\n".join(lines), [])
-
-
-def attach_region_list(session: Any, rt: Runtime, version: Any) -> bool:
-    """Attach regions.csv, built from the division table, to a form version that uses it (and has an
-    older or no copy). True when it was attached."""
-    att = next((a for a in version.attachments if a.filename == regions.FORM_CSV and a.dataset is None), None)
-    if att is None:
-        return False
-    data = regions.form_csv()
-    if att.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest():
-        return False
-    form_service.upload_attachment(session, rt.store, version, regions.FORM_CSV, io.BytesIO(data), len(data) + 1)
-    return True
 
 
 def publish_directory(rt: Runtime, directory: Path) -> list[PublishOutcome]:

@@ -5,29 +5,18 @@ The submission itself goes through app.services.submissions.ingest.receive_submi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Form, FormVersion, Submission, SubmissionVersion, User
-from app.services import access, regions
+from app.services import access
 from app.services import forms as form_service
-from app.services.children import lists as entity_lists
+from app.services.forms import files
+from app.services.forms.files import FormFile
 from forms import SubmissionXMLError, parse_submission
 
 EDITORS = ("admin", "coordinator")  # managers see sensitive answers masked, so they do not edit
-
-
-@dataclass
-class FormFile:
-    """Either bytes made for this user (entity list, regions.csv) or a stored blob."""
-    filename: str
-    md5: str
-    content_type: str
-    data: bytes | None = None
-    blob_key: str | None = None
 
 
 def fillable(session: Session, user: User, xml_form_id: str) -> tuple[Form, FormVersion]:
@@ -94,18 +83,9 @@ def current_instance_id(session: Session, submission_id: int) -> str | None:
 
 
 def form_file(session: Session, user: User, fv: FormVersion, filename: str) -> FormFile:
-    """A form's file as the user's own phone would receive it: an entity list (children.csv) with only
-    the records of the user's regions, regions.csv with only their places, other files as uploaded."""
-    att = next((a for a in fv.attachments if a.filename == filename), None)
-    if att is not None and att.dataset is not None:
-        data, md5 = entity_lists.list_csv(session, user.project_id, att.dataset, user)
-        return FormFile(filename, md5, "text/csv; charset=utf-8", data=data)
-    if att is None or att.blob_key is None or att.md5 is None:
-        raise Problem(404, "404.1", "This file has not been uploaded.")
-    mine = regions.phone_copy(att.md5, user.region_codes) if att.filename == regions.FORM_CSV else None
-    if mine is not None:
-        return FormFile(filename, mine[1], "text/csv; charset=utf-8", data=mine[0])
-    return FormFile(filename, att.md5, att.content_type or "application/octet-stream", blob_key=att.blob_key)
+    """A form's file for the browser's renderer: as the user's own phone would receive it (the children and
+    places of the user's regions), with labels redacted as on every page (app.services.forms.files)."""
+    return files.phone_file(session, user.project_id, fv.attachments, filename, user, web=True)
 
 
 def version_file(sv: SubmissionVersion, filename: str) -> FormFile:
