@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import io
 import os
 import sys
 from pathlib import Path
@@ -168,22 +167,6 @@ def cmd_form_attach(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user_add(args: argparse.Namespace) -> int:
-    from app.services.identity import users as user_service
-    from app.services.ops import setup
-
-    rt = _runtime()
-    setup.init_schema(rt)
-    password = args.password or getpass.getpass("Password: ")
-    with rt.db.write() as session:
-        user = user_service.create_user(session, project_id=args.project, username=args.name, role=args.role,
-                                        password=password, realm=rt.config["DIGEST_REALM"],
-                                        regions=args.region or [], display_name=args.display_name or "")
-        print(f"User {user.username} ({user.role}) created"
-              + (f", regions {', '.join(user.region_codes)}" if user.regions else ""))
-    return 0
-
-
 def cmd_regions_load(args: argparse.Namespace) -> int:
     from app.services import regions
 
@@ -204,44 +187,6 @@ def cmd_regions_find(args: argparse.Namespace) -> int:
     if not found:
         print(f"No place matches '{args.query}'.", file=sys.stderr)
     return 0 if found else 1
-
-
-def cmd_user_token(args: argparse.Namespace) -> int:
-    import segno
-
-    from app.models import Project
-    from app.services.identity import collect
-    from app.services.identity import users as user_service
-
-    rt = _runtime()
-    public = args.public_url or rt.config["PUBLIC_URL"]
-    if not public:
-        print("Set CAREFILE_PUBLIC_URL (the address phones reach this server at) or pass --public-url.",
-              file=sys.stderr)
-        return 2
-    with rt.db.write() as session:
-        user = user_service.get_user(session, args.name)
-        tok = user_service.renew_token(session, user) if args.renew else user_service.issue_token(session, user)
-        project = session.get(Project, user.project_id)
-        url = collect.token_server_url(public, tok.token, user.project_id)
-        payload = collect.encode_settings(collect.collect_settings(
-            url, f"{project.name if project else 'CareFile'} · {user.display_name or user.username}"))
-    print(f"Collect server URL for {args.name}:\n{url}\n")
-    print("Scan this in ODK Collect (Configure with QR code):")
-    buf = io.StringIO()
-    segno.make(payload, error="l").terminal(out=buf, compact=True)
-    print(buf.getvalue())
-    return 0
-
-
-def cmd_user_revoke(args: argparse.Namespace) -> int:
-    from app.services.identity import users as user_service
-
-    rt = _runtime()
-    with rt.db.write() as session:
-        n = user_service.revoke_tokens(session, user_service.get_user(session, args.name))
-    print(f"Revoked {n} token(s) of {args.name}; phones set up with them can no longer connect.")
-    return 0
 
 
 def cmd_blobs_sweep(args: argparse.Namespace) -> int:
@@ -293,7 +238,11 @@ def _cli_admin(project: int) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from app.models import Form, SubmissionVersion
     from app.services.exports import ExportOptions, decrypt
+    from app.services.exports.csvzip import write_csvzip
     from app.services.exports.tabular import plan_for
     from app.services.forms import keys
     from forms.encryption import EncryptionError, load_private_key
@@ -314,15 +263,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     with rt.db.session() as session:
         options = ExportOptions.parse({"format": "csvzip", "media": not args.no_media, "sensitive": True})
         plan = plan_for(session, args.project, args.form_id, _cli_admin(args.project), options)
-        if not args.private_key:
-            from app.models import Form
-
-            form = session.get(Form, plan.form.id)
-            row = keys.form_key(session, form) if form is not None else None
-            if row is None:
-                print(f"Error: the form '{args.form_id}' has no managed key; give --private-key KEY.pem.",
-                      file=sys.stderr)
+        form = session.get(Form, plan.form.id)
+        encrypted = session.scalar(select(SubmissionVersion.id).where(
+            SubmissionVersion.form_id == plan.form.id, SubmissionVersion.encrypted_file.is_not(None)).limit(1))
+        row = keys.form_key(session, form) if form is not None and not args.private_key else None
+        if not args.private_key and row is None:
+            if encrypted is not None:
+                print(f"Error: the form '{args.form_id}' has encrypted submissions and no managed key on this "
+                      "server; give --private-key KEY.pem.", file=sys.stderr)
                 return 1
+            with tmp.open("wb") as fh:  # nothing encrypted: the plain export
+                write_csvzip(plan, session, fh, rt.store)
+            tmp.replace(out)
+            print(f"{out}: written (the form has no encrypted submissions).")
+            return 0
+        if row is not None:
             private_key = keys.unlock(row, _passphrase(args))
         with tmp.open("wb") as fh:
             dec = decrypt.write_decrypted_csvzip(session, rt.store, plan, private_key, fh, report)
@@ -539,23 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--project", type=int, default=1)
     s.set_defaults(func=cmd_export)
 
-    user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
-    s = user.add_parser("add", help="add a user")
-    s.add_argument("name")
-    s.add_argument("--role", required=True, choices=["admin", "coordinator", "manager", "collector"])
-    s.add_argument("--password")
-    s.add_argument("--region", action="append", help="region code (repeatable)")
-    s.add_argument("--display-name")
-    s.add_argument("--project", type=int, default=1)
-    s.set_defaults(func=cmd_user_add)
-    s = user.add_parser("token", help="print the collector's Collect URL and settings QR code")
-    s.add_argument("name")
-    s.add_argument("--renew", action="store_true", help="revoke the old token and issue a new one")
-    s.add_argument("--public-url", help="address phones use (default CAREFILE_PUBLIC_URL)")
-    s.set_defaults(func=cmd_user_token)
-    s = user.add_parser("revoke", help="revoke the collector's tokens")
-    s.add_argument("name")
-    s.set_defaults(func=cmd_user_revoke)
+    from app import cli_users
+
+    cli_users.add_commands(sub)
 
     reg = sub.add_parser("regions", help="the division table (places)").add_subparsers(dest="regions_command",
                                                                                        required=True)

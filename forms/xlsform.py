@@ -109,12 +109,14 @@ def issue_from_message(text: str) -> XLSFormIssue:
     found = _SHEET_ROW.search(text)
     if found:
         sheet, row = found.group(1).lower(), int(found.group(2))
-    else:
-        on = _ON_SHEET.search(text) or _SHEET_WORD.search(text)
-        if on:
-            sheet = on.group(1).lower()
-        elif row is not None:
-            sheet = "survey"
+    elif on := _ON_SHEET.search(text):
+        sheet = on.group(1).lower()
+    elif row is not None:
+        # pyxform's "[row : N]" counts rows of the survey sheet, even when the message names another sheet
+        # ("List name not in choices sheet: yn" is about the select question in survey row N).
+        sheet = "survey"
+    elif word := _SHEET_WORD.search(text):
+        sheet = word.group(1).lower()
     return XLSFormIssue(message=text, sheet=sheet, row=row)
 
 

@@ -71,6 +71,8 @@ def _message(problem: Problem) -> str:
                          "answers, so it cannot be encrypted."),
              "409.81": t("This form is encrypted already."),
              "409.82": t("Encryption is on for this project already."),
+             "409.83": t("No form of this project can be encrypted (forms that keep the children's files cannot "
+                         "be), so no key was made and nothing changed."),
              "400.84": t("This form has no encryption key kept on this server; decrypt it with your own private "
                          "key (carefile export --private-key).")}
     return known.get(problem.code, t(problem.message))

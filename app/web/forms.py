@@ -189,6 +189,7 @@ def forms_publish() -> Any:
                 audit.record(s, db_user(), "form.publish", f"form:{res.form.xml_form_id}", client_ip(),
                              version=res.version.version, filename=filename)
             form_id, version, created = res.form.xml_form_id, res.version.version, res.created
+            managed = res.managed_encryption
             missing = form_service.missing_attachments(res.version)
     except Problem as problem:
         if problem.code == "409.6":
@@ -199,6 +200,9 @@ def forms_publish() -> Any:
         raise
     if created:
         flash(t("Version {version} of {form_id} is published.", version=version, form_id=form_id))
+        if managed:
+            flash(t("Encryption is on for this project, so this form was encrypted with the project's key: its "
+                    "answers are read only with the passphrase (Encryption page)."))
     else:
         flash(t("This version of {form_id} was already published; nothing changed.", form_id=form_id))
     if missing:

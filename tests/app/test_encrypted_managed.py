@@ -186,3 +186,50 @@ def test_cli_encrypt_and_export_with_the_passphrase(app_config: Any, monkeypatch
     assert code == 0 and "1 record(s) decrypted, 0 not decrypted" in out
     main, _ = rows((tmp_path / "x.zip").read_bytes())
     assert main[IID]["child_name"] == "Dolma"
+
+
+def test_project_encryption_with_nothing_to_encrypt_makes_no_key(publish: Any, coordinator: Browser, rt: Any,
+                                                                 app_config: Any, monkeypatch: Any, capsys: Any
+                                                                 ) -> None:
+    """Only forms that keep the children's files: no key is made (else forms published later would be
+    encrypted without anyone asking), on the page and at the command line."""
+    from app.models import ManagedKey
+    from tests.support.cli import cli_runner
+
+    publish(REGISTER_MD)
+    coordinator.get("/encryption")
+    page = coordinator.post("/encryption/enable", {"form": "", "passphrase": PASS, "passphrase2": PASS})
+    assert page.status_code == 409 and "没有创建密钥" in page.get_data(as_text=True)
+    cli = cli_runner(app_config, monkeypatch, capsys)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASS + "\n"))
+    code, _, err = cli("form", "encrypt", "--passphrase-stdin")
+    assert code == 1 and "no key was made" in err and "creates or updates entities" in err
+    with rt.db.session() as s:
+        assert s.scalars(select(ManagedKey)).all() == []
+
+
+def test_a_form_published_under_the_project_key_says_it_is_encrypted(publish: Any, coordinator: Browser,
+                                                                     app_config: Any, monkeypatch: Any,
+                                                                     capsys: Any, tmp_path: Any) -> None:
+    from tests.support.cli import cli_runner
+
+    publish(plain_form_md())
+    coordinator.get("/encryption")
+    assert coordinator.post("/encryption/enable", {"form": "", "passphrase": PASS,
+                                                   "passphrase2": PASS}).status_code == 200
+    path = tmp_path / "enc_visit.md"
+    path.write_text(plain_form_md(version="3"), encoding="utf-8")
+    code, out, _ = cli_runner(app_config, monkeypatch, capsys)("form", "publish", str(path))
+    assert code == 0 and "encrypted with the project's managed key" in out
+
+
+def test_export_of_a_form_without_encrypted_records_needs_no_key(publish: Any, collect: Any, app_config: Any,
+                                                                 monkeypatch: Any, capsys: Any, tmp_path: Any
+                                                                 ) -> None:
+    from tests.support.cli import cli_runner
+
+    publish(plain_form_md())
+    code, out, err = cli_runner(app_config, monkeypatch, capsys)("export", "enc_visit", "--output",
+                                                                 str(tmp_path / "plain.zip"))
+    assert code == 0, err
+    assert (tmp_path / "plain.zip").exists() and "no encrypted submissions" in out

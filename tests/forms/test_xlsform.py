@@ -111,6 +111,22 @@ def test_list_missing_from_existing_choices_sheet() -> None:
     assert "colours" in str(err)
 
 
+def test_a_survey_row_naming_a_missing_list_is_located_in_the_survey_sheet() -> None:
+    """The mistake is the select question's list name in the survey sheet (row 3), not the choices sheet."""
+    err = _error("""
+| survey |
+| | type | name | label |
+| | text | a | A |
+| | select_one yn | q | Q |
+
+| choices |
+| | list_name | name | label |
+| | other | a | A |
+""")
+    assert [(i.sheet, i.row) for i in err.issues] == [("survey", 3)]
+    assert str(err).startswith("sheet 'survey', row 3: ")
+
+
 def test_bad_reference_is_located() -> None:
     err = _error("""
 | survey |

@@ -52,19 +52,29 @@ def enable(session: Session, store: BlobStore, *, project_id: int, user: User, p
         return EnableResult(row, [form.xml_form_id])
     if project_key(session, project_id) is not None:
         raise Problem(409, "409.82", "Encryption is on for this project already.")
-    row = new_key(session, project_id, None, passphrase, hint, user)
-    result = EnableResult(row)
+    encryptable, skipped = [], {}
     for f in session.scalars(select(Form).where(Form.project_id == project_id).order_by(Form.xml_form_id)):
         if f.current_version is None:
             continue
         schema = parse_xform(f.current_version.xml)
         if schema.entity is not None:
-            result.skipped[f.xml_form_id] = "entities"
+            skipped[f.xml_form_id] = "entities"
         elif schema.encrypted:
-            result.skipped[f.xml_form_id] = "encrypted"
+            skipped[f.xml_form_id] = "encrypted"
         else:
-            _publish_encrypted(session, store, f, row, user)
-            result.encrypted.append(f.xml_form_id)
+            encryptable.append(f)
+    if not encryptable:
+        # A project key would only encrypt forms published later, without anyone asking for it.
+        reasons = "; ".join(f"{fid}: {'creates or updates entities' if why == 'entities' else 'encrypted already'}"
+                            for fid, why in skipped.items()) or "the project has no published form"
+        raise Problem(409, "409.83", "No form of this project can be encrypted, so no key was made and nothing "
+                      f"changed ({reasons}). Forms that keep the children's files cannot be encrypted; publish "
+                      "a form without entities first, or encrypt one form by its id.")
+    row = new_key(session, project_id, None, passphrase, hint, user)
+    result = EnableResult(row, skipped=skipped)
+    for f in encryptable:
+        _publish_encrypted(session, store, f, row, user)
+        result.encrypted.append(f.xml_form_id)
     return result
 
 

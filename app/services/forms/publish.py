@@ -30,6 +30,7 @@ class PublishResult:
     created: bool  # False when the identical version was already published
     warnings: list[str]
     validation_note: str
+    managed_encryption: bool = False  # the project's managed key was put into this version (say so)
 
 
 def _issues(err: XLSFormError) -> list[dict[str, Any]]:
@@ -76,7 +77,9 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
                  user: User | None = None, validate: bool | None = None) -> PublishResult:
     """Publish an XLSForm: a new form, or a new version of the form with the same form_id."""
     compiled = compile_upload(data, filename, validate)
-    xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled))
+    stamped, plain = stamp_and_parse(compiled)
+    xml, schema = with_managed_key(session, project_id, stamped, plain)
+    managed = xml != stamped
 
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
     sha = hashlib.sha256(xml).hexdigest()
@@ -103,7 +106,7 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
     version = add_version(session, form, xml=xml, schema=schema, source_filename=filename,
                           source_blob_key=source.key, warnings=list(compiled.warnings),
                           validation_note=compiled.validation_note, user=user, attachments=attachments)
-    return PublishResult(form, version, True, list(compiled.warnings), compiled.validation_note)
+    return PublishResult(form, version, True, list(compiled.warnings), compiled.validation_note, managed)
 
 
 def attachment_rows(session: Session, store: BlobStore, cls: Any, project_id: int, schema: FormSchema,

@@ -56,6 +56,9 @@ def publish_file(rt: Runtime, path: Path, project_id: int = DEFAULT_PROJECT) -> 
             res = form_service.publish_form(session, rt.store, project_id=project_id, data=path.read_bytes(),
                                             filename=path.name, validate=validate_setting(rt))
             what = "published" if res.created else "unchanged"
+            if res.created and res.managed_encryption:
+                what += (", encrypted with the project's managed key (its answers are read only with the "
+                         "passphrase: carefile export)")
             msg = f"{res.form.xml_form_id} version {res.version.version}: {what} ({res.validation_note})"
             return PublishOutcome(path, True, msg, res.warnings)
     except Problem as problem:
