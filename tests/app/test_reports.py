@@ -76,6 +76,11 @@ def _date_rows(path: str) -> str:
     return f"| | begin_group | {group} | Group | |\n{row}\n| | end_group | {group} | | |" if group else row
 
 
+def update_md(form: str) -> str:
+    """The update form `form` (identification, assessment …) as markdown."""
+    return UPDATE.format(form_id=form, date_rows=_date_rows(FORMS[form]))
+
+
 def _element(path: str, text: str) -> str:
     group, _, name = path.rpartition("/")
     inner = f"<{name}>{text}</{name}>"
@@ -190,8 +195,8 @@ def expected(children: list[Child], start: date, end: date) -> dict[str, dict[st
 @pytest.fixture
 def sent(app: Any, make_user: Any, publish: Any) -> list[Child]:
     publish(REGISTER, "register.md")
-    for form, date_field in FORMS.items():
-        publish(UPDATE.format(form_id=form, date_rows=_date_rows(date_field)), f"{form}.md")
+    for form in FORMS:
+        publish(update_md(form), f"{form}.md")
     make_user("dolma", "collector", ["5401"])
     phone = DigestClient(app.test_client(), "dolma", PASSWORD)
     villages = ([r.code for r in regions.children("540102002")][:2]

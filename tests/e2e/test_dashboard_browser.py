@@ -14,7 +14,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from tests.app.test_reports import FORMS, REGISTER, UPDATE, Child, _xml_register, _xml_update
+from tests.app.test_reports import FORMS, REGISTER, Child, _xml_register, _xml_update, update_md
 from tests.e2e.live import LiveServer
 from tests.e2e.test_browser import (  # noqa: F401  (fixtures)
     PASSWORD,
@@ -39,9 +39,8 @@ def care_work(server: LiveServer) -> list[Child]:  # noqa: F811
     with rt.db.write() as s:
         forms.publish_form(s, rt.store, project_id=1, data=REGISTER.replace("child_registration", "reg_e2e").encode(),
                            filename="reg.md")
-        for form, field in FORMS.items():
-            forms.publish_form(s, rt.store, project_id=1, data=UPDATE.format(form_id=form, date_field=field).encode(),
-                               filename=f"{form}.md")
+        for form in FORMS:
+            forms.publish_form(s, rt.store, project_id=1, data=update_md(form).encode(), filename=f"{form}.md")
     today = date.today()
     levels = ["green", "yellow", "orange", "red"]
     children = []
