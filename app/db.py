@@ -4,7 +4,7 @@ SQLite runs in WAL mode with full fsync. Transactions that write use BEGIN IMMED
 (`Database.write()`), so two workers never deadlock upgrading a read lock to a write lock;
 they queue on busy_timeout instead.
 
-Concurrency (design.md §10). SQLite serialises writers: a write transaction sees every earlier
+Concurrency (docs/architecture.md, *Locks*). SQLite serialises writers: a write transaction sees every earlier
 commit and nothing changes under it. PostgreSQL runs READ COMMITTED, so where two requests can
 race on the same row the services take that row first with `SELECT … FOR UPDATE`
 (SQLAlchemy's `with_for_update()`, which SQLite ignores) and decide inside the transaction: a

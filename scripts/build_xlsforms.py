@@ -19,7 +19,7 @@ visit_record           走访访谈记录        update last_visit, flag_reident
 referral_followup      转介跟踪记录        update referral_status, status, due date
 =====================  ==================  ==========================================
 
-Design decisions (the draft designs in docs/domain.md §B were the starting point):
+Design decisions (from the project's domain research: the guideline's forms as draft designs):
 
 * Entity label = masked: first character of the child's name + ``*`` + sex, birth
   month and village name, e.g. ``扎*（男，2014-05，八廓街道·示例村A）``.  The list
@@ -47,7 +47,7 @@ Design decisions (the draft designs in docs/domain.md §B were the starting poin
   name (the drafts used the first character of the name).
 * Photos and signatures: ``max-pixels=1024`` (photos) / ``max-pixels=800``
   (signatures, appearance ``signature``).  Photos: living conditions only, never
-  the child's face (domain.md minimisation); the draft's "child photo for identity
+  the child's face (data minimisation: nothing identifying syncs to phones); the draft's "child photo for identity
   check" was replaced.
 * Region cascade prefecture → county → township → village with division codes (4, 6,
   9, 12 digits): ``select_one_from_file regions.csv`` with ``choice_filter`` on the
@@ -65,7 +65,7 @@ Design decisions (the draft designs in docs/domain.md §B were the starting poin
   comparisons take nodes as they are.  tests/e2e/test_shipped_forms_browser.py fills every form
   in the renderer.
 * Time limits (first identification 30 days, follow-up by level, …) are design values
-  from domain.md §A [D]; they are listed in the ``about`` sheet of each workbook.
+  design values of the domain research (to be confirmed against the guideline); they are listed in the ``about`` sheet of each workbook.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def c(list_name, name, label_zh, label_en, **extra):
 
 
 # --------------------------------------------------------------------------------------
-# Shared choices (domain.md §B0)
+# Shared choices (shared by every form)
 # --------------------------------------------------------------------------------------
 
 # The places come from the attachment regions.csv (name,label,level,parent), which the server

@@ -1,4 +1,5 @@
-"""Entity lists (datasets) in ODK Central's REST and OData shapes (protocol.md §8.2–8.3), read-only.
+"""Entity lists (datasets) in ODK Central's REST and OData shapes, read-only (docs/odk-protocol.md,
+*Central's REST API and OData*).
 
     GET /v1/projects/{pid}/datasets                              [dataset] with entity counts
     GET /v1/projects/{pid}/datasets/{name}                       dataset with properties and forms

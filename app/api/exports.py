@@ -83,7 +83,8 @@ def export_file(call: Call, project_id: int, job_id: int) -> Any:
 
 
 def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
-    """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (protocol.md §8.5):
+    """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (docs/odk-protocol.md,
+    *The CSV export*):
     `attachments` (media, default on for the zip), `groupPaths`, `splitSelectMultiples`, `deletedFields`
     (questions only earlier versions had; default off as Central), `$filter` on `__system` fields;
     plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as

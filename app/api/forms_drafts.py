@@ -1,4 +1,5 @@
-"""A form's draft, versions, state and files through Central's API (protocol.md §8, §15).
+"""A form's draft, versions, state and files through Central's API (docs/odk-protocol.md, *Central's REST
+API and OData*, *Drafts and form files*).
 
     POST/GET/DELETE  /v1/projects/{p}/forms/{f}/draft          make (body: XLSForm / XForm; none: copy of
                                                                the published version) / read / abandon

@@ -1,4 +1,5 @@
-"""Entity lists (datasets) and their entities in ODK Central's JSON and OData shapes (protocol.md §8.2–8.4).
+"""Entity lists (datasets) and their entities in ODK Central's JSON and OData shapes (docs/odk-protocol.md,
+*Central's REST API and OData*).
 
 Reads; the API's writes are in app/services/entity_writes.py. Everything is
 region-scoped like submissions: an admin sees every entity, a manager or coordinator only the

@@ -1,4 +1,5 @@
-"""OData v4 for submissions, as ODK Central serves it (protocol.md §8.3–8.4): tables, $metadata, rows.
+"""OData v4 for submissions, as ODK Central serves it: tables, $metadata, rows (docs/odk-protocol.md,
+*Central's REST API and OData*).
 
 Rows come from the relational store (values parsed at ingest); nothing re-parses XML.
 """

@@ -1,4 +1,5 @@
-"""A small OData $filter parser for the fields ODK Central supports (protocol.md §8.4).
+"""A small OData $filter parser for the fields ODK Central supports (docs/odk-protocol.md, *Central's REST API
+and OData*).
 
 Grammar: expr := term (('and'|'or') term)* ; term := 'not' term | '(' expr ')' | comparison ;
 comparison := operand op operand ; op := eq ne lt le gt ge ; operand := field | literal |

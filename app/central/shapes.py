@@ -1,4 +1,4 @@
-"""Read models in ODK Central's JSON shapes (protocol.md §8.2), region-scoped."""
+"""Read models in ODK Central's JSON shapes (docs/odk-protocol.md, *Central's REST API and OData*), region-scoped."""
 from __future__ import annotations
 
 from collections.abc import Iterator

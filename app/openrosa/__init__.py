@@ -1,6 +1,6 @@
 """OpenRosa endpoints for ODK Collect (formList, forms, manifest, media, submission).
 
-Every endpoint is reachable under three bases (protocol.md §12):
+Every endpoint is reachable under three bases (docs/odk-protocol.md, *Form list and form download*):
 - /v1/projects/<id>                   user name + password (Digest; Basic only over HTTPS)
 - /v1/key/<token>/projects/<id>       a collector's token URL (QR code set-up, no password)
 - /                                   the default project (id 1), user name + password

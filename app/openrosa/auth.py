@@ -34,7 +34,7 @@ def challenge_response(rt: Runtime, exc: AuthChallenge) -> Response:
     resp = Response(openrosa_message(bilingual(exc.code, exc.message), "error"), status=401,
                     content_type=XML_TYPE)
     # Digest first: Collect answers the first challenge whose scheme it supports, and it only
-    # supports Basic over https (protocol.md §5.2).
+    # supports Basic over https (docs/odk-protocol.md, *Authentication*).
     resp.headers.add("WWW-Authenticate", digest.challenge(cfg["DIGEST_REALM"], cfg["SECRET_KEY"], exc.stale))
     if request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]:
         resp.headers.add("WWW-Authenticate", f'Basic realm="{cfg["DIGEST_REALM"]}", charset="UTF-8"')

@@ -5,7 +5,7 @@ every worker process, and the server after a restart, can check a nonce it did n
 nonce older than its lifetime is answered with `stale=true` so Collect silently retries with a
 fresh one. Replays (a nonce count not higher than one already seen) are refused with a fresh
 challenge, also `stale=true`: OkHttp re-sends requests unchanged after some network failures,
-and a stale challenge lets it recover without bothering the user (protocol.md §5.2).
+and a stale challenge lets it recover without bothering the user (docs/odk-protocol.md, *Authentication*).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Draft testing for ODK Collect: the form's draft under its secret test URL (protocol.md §15.1).
+"""Draft testing for ODK Collect: the form's draft under its secret test URL (docs/odk-protocol.md, *Drafts
+and form files*).
 
     /v1/test/<token>/projects/<p>/forms/<f>/draft/formList     only the draft
     /v1/test/<token>/projects/<p>/forms/<f>/draft.xml          its XForm
@@ -116,7 +117,7 @@ def draft_attachment(rt: Runtime, session: Any, draft: FormDraft, base: str, fil
 @draft_view
 def draft_submission(rt: Runtime, session: Any, draft: FormDraft, base: str) -> Response:
     if request.method == "HEAD":
-        return Response(status=204)  # Collect's preflight (protocol.md §4.2)
+        return Response(status=204)  # Collect's preflight (docs/odk-protocol.md, *Submissions*)
     xml_part = request.files.get("xml_submission_file")
     if xml_part is None:
         raise Problem(400, "400.7", "The submission has no xml_submission_file part. Send it from ODK Collect.")

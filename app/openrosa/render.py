@@ -1,4 +1,5 @@
-"""OpenRosa XML documents: OpenRosaResponse, formList, manifest (protocol.md §1.3, §2.3, §3.1)."""
+"""OpenRosa XML documents: OpenRosaResponse, formList, manifest (docs/odk-protocol.md, *OpenRosa basics*,
+*Form list and form download*, *Manifest, media and entity lists*)."""
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -190,7 +190,7 @@ def attachment(rt: Runtime, user: User, project_id: int, base: str, xml_form_id:
 def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
     if request.method != "POST":
         # The HEAD preflight: Collect requires 204 and reads X-OpenRosa-Accept-Content-Length
-        # from it to decide how to split large submissions (protocol.md §4.2).
+        # from it to decide how to split large submissions (docs/odk-protocol.md, *Submissions*).
         return Response(status=204)
     if user.role not in ("collector", "coordinator", "admin"):
         raise Problem(403, "403.2", "Your account may not send submissions. Ask your coordinator.")
@@ -222,7 +222,8 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
 
 @route("/datasets/<name>/integrity", "integrity", ["GET"], openrosa_header=True)
 def integrity(rt: Runtime, user: User, project_id: int, base: str, name: str) -> Response:
-    """Which offline-created entities still exist (protocol.md §3.5); Collect drops deleted ones."""
+    """Which offline-created entities still exist; Collect drops deleted ones (docs/odk-protocol.md, *Manifest,
+    media and entity lists*)."""
     from xml.sax.saxutils import quoteattr
 
     from app.services.children import lists as entity_lists

@@ -1,5 +1,5 @@
 """Who may talk to the OpenRosa endpoints: HTTP Digest as ODK Collect speaks it, Basic only over
-HTTPS, collector token URLs, and the X-OpenRosa-Version header (protocol.md §1.2, §5)."""
+HTTPS, collector token URLs, and the X-OpenRosa-Version header (docs/odk-protocol.md, *OpenRosa basics*, *Authentication*)."""
 from __future__ import annotations
 
 import base64

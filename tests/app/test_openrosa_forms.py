@@ -1,5 +1,5 @@
 """What ODK Collect reads to get blank forms: formList, the form XML, the manifest and media files
-(protocol.md §2, §3, checklist §10 C2/C11/C12)."""
+(docs/odk-protocol.md, *Form list and form download*, *Manifest, media and entity lists*)."""
 from __future__ import annotations
 
 import hashlib

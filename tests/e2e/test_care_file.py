@@ -58,7 +58,7 @@ PNG = bytes.fromhex(
 class Phone:
     """ODK Collect on one device: its blank forms, media and local entity store.
 
-    Local entity store (Collect's LocalEntityUseCases / EntitiesRepository, protocol.md §9.6):
+    Local entity store (Collect's LocalEntityUseCases / EntitiesRepository, docs/odk-protocol.md, *Entities*):
     the form does not read the server's children.csv directly, it reads Collect's entity
     database, where each row carries `__trunkVersion` and `__branchId`. When a server list
     arrives, a new row — or one whose server version is higher, or equal while the local copy

@@ -9,7 +9,7 @@ PostgreSQL: many phones POST at the same instant (a barrier releases all threads
 - an offline registration racing the offline update of the same child, and an offline chain of
   updates arriving all at once and out of order: all applied, nothing left waiting.
 
-Design: app/db.py and app/services/entities.py (module docstrings), design.md §10.
+Design: app/db.py and app/services/entities.py (module docstrings), docs/architecture.md, *Locks*.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every server here is started the way an operator would (``carefile init``, ``carefile user
 add``, ``carefile form publish``, then ``gunicorn -w 2 wsgi:app`` on a loopback port; see
 tests/e2e/live.py). Forms are filled by ODK's own form engine (tests/e2e/engine.py), then sent
-with ``requests`` exactly as Collect sends them (protocol.md §4–6):
+with ``requests`` exactly as Collect sends them (docs/odk-protocol.md, *Submissions*, *Authentication*, *Collect's settings QR code*):
 
 1. Digest credentials (Collect configured with URL + user name + password).
 2. A token server URL (Collect configured by QR code), then the token revoked.

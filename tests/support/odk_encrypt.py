@@ -1,4 +1,4 @@
-"""A test-only ODK Collect encryptor written from the spec (ODK XForms "Encryption"; protocol.md §7.3).
+"""A test-only ODK Collect encryptor written from the spec (ODK XForms "Encryption"; docs/odk-protocol.md, *Form encryption*).
 
 It is deliberately independent of forms/encryption.py: OAEP padding (SHA-256 label hash, MGF1 with
 SHA-256) and the RSA operation are done by hand with Python integers, AES-256-CFB (128-bit feedback)

@@ -38,7 +38,7 @@ JAVA = shutil.which("java")
 
 # Types whose rows carry no label.
 UNLABELLED = {"start", "end", "today", "username", "calculate", "end_group", "end_repeat", "csv-external"}
-# Entity properties that must never be synced to devices (domain.md minimisation).
+# Entity properties that must never be synced to devices (data minimisation: nothing identifying syncs to phones).
 FORBIDDEN_PROPERTIES = {"full_name", "child_name", "name_full", "id_number", "guardian_name", "guardian_phone", "phone"}
 
 

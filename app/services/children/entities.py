@@ -20,7 +20,7 @@ as entity_event rows and never fail the OpenRosa POST. An error's message is a f
 with ids and version numbers only — never an exception's text (which can hold SQL and a child's
 properties); unexpected exceptions are logged by class and code location only.
 
-Concurrency (design.md §10, README "How submissions are handled"). Every change of an entity list
+Concurrency (docs/architecture.md, *Locks*; README "How submissions are handled"). Every change of an entity list
 (create, update, held update, backlog drain) first locks the list's `dataset` row
 (`SELECT … FOR UPDATE` on PostgreSQL; SQLite serialises writers already) and reads the entity
 only after that. The lock is taken outside the savepoint entity processing runs in: on

@@ -1,6 +1,6 @@
 """Rows → tables: the export plan (tables, headers, KEY/PARENT_KEY) and one pass over the rows.
 
-Layout follows ODK Central's / Briefcase's CSV export (protocol.md §8.5): the main table has
+Layout follows ODK Central's / Briefcase's CSV export (docs/odk-protocol.md, *The CSV export*): the main table has
 `SubmissionDate`, the questions (group paths joined with `-`), then `KEY`, `SubmitterID`,
 `SubmitterName`, `AttachmentsPresent`, `AttachmentsExpected`, `Status`, `ReviewState`,
 `DeviceID`, `Edits`, `FormVersion` (and CareFile's `RegionCode`); one table per repeat ends with

@@ -1,7 +1,7 @@
 """Drafts: the next version of a form, tried on a phone before it reaches every phone.
 
-As in ODK Central (protocol.md §15.1): uploading an XLSForm for a form that already exists makes
-(or replaces) its draft. A draft has its own attachments and a secret test token; ODK Collect set
+As in ODK Central (docs/odk-protocol.md, *Drafts and form files*): uploading an XLSForm for a form that
+already exists makes (or replaces) its draft. A draft has its own attachments and a secret test token; ODK Collect set
 up with /v1/test/<token>/projects/<p>/forms/<f>/draft downloads only the draft and sends test
 submissions to it. Test submissions live in their own tables, so no list, export, entity list or
 child file can ever include one; they are deleted when the draft is published or abandoned.

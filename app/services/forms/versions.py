@@ -1,5 +1,5 @@
 """A form's versions as files: the XForm and the XLSForm exactly as uploaded, for every published
-version and for the draft (protocol.md §15.2)."""
+version and for the draft (docs/odk-protocol.md, *Drafts and form files*)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

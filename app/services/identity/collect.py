@@ -1,4 +1,5 @@
-"""Setting up ODK Collect: the token server URL and the settings QR code (protocol.md §6)."""
+"""Setting up ODK Collect: the token server URL and the settings QR code (docs/odk-protocol.md, *Collect's
+settings QR code*)."""
 from __future__ import annotations
 
 import base64

@@ -1,9 +1,9 @@
 """Receiving submissions from ODK Collect: parse, store blobs, write rows — all or nothing.
 
-Order of work (design.md §4): parse the XML and check the form → store the expected attachment
-files in the blob store (durable before anything refers to them) → one write transaction for
-the rows. A crash before the commit leaves at most unreferenced blobs, which `carefile blobs
-sweep` removes; the phone then retries and gets the same result.
+Order of work (docs/architecture.md, *A Collect submission, top to bottom*): parse the XML and check
+the form → store the expected attachment files in the blob store (durable before anything refers to
+them) → one write transaction for the rows. A crash before the commit leaves at most unreferenced
+blobs, which `carefile blobs sweep` removes; the phone then retries and gets the same result.
 
 Decisions documented in README ("Submissions"):
 - A submission without meta/instanceID is accepted and given the id "sha256:<hash of the XML>",
@@ -261,8 +261,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         return result
     previous: SubmissionVersion | None = None
     if deprecated_id:
-        # Edits of one version race on its row: the first takes it, the others wait here and then see
-        # it is no longer current (design.md §10). Exactly one edit wins; exactly one version is current.
+        # Edits of one version race on its row: the first takes it, the others wait here and then see it is
+        # no longer current (docs/architecture.md, *Locks*). Exactly one edit wins; one version is current.
         previous = _stored_version(session, form_pk, deprecated_id)
         if previous is None:
             raise Problem(404, "404.5", f"The submission you edited ({deprecated_id}) is not on the server. "
