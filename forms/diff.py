@@ -13,6 +13,7 @@ sensitive flag (``bind::carefile:sensitive``).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from forms._xml import NS_JR, NS_XFORMS, NS_XHTML, local_attr, safe_parse
@@ -150,8 +151,6 @@ def _compare(a: Field, b: Field, ca: tuple[str | None, str | None], cb: tuple[st
 
 def _longest_increasing(seq: list[int]) -> set[int]:
     """Indices of one longest strictly increasing subsequence of seq (patience sorting)."""
-    import bisect
-
     tails: list[int] = []
     tails_idx: list[int] = []
     prev = [-1] * len(seq)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from lxml import etree
+
+from ._xml import local, safe_parse
 from .schema import FormSchema
 
 _INSTANCE_LABEL = re.compile(r"instance\(\s*['\"]([^'\"]+)['\"]\s*\)[^,;]*?/label\b")
@@ -63,6 +66,18 @@ def label_is_sensitive(schema: FormSchema, sensitive_label_lists: Iterable[str] 
     return ent.label_path in sensitive_paths(schema, sensitive_label_lists)
 
 
+def instance_name_is_sensitive(schema: FormSchema, sensitive_label_lists: Iterable[str] = ()) -> bool:
+    """Whether the form's instance name (settings ``instance_name``) is built from sensitive data: it reads a
+    sensitive node, or the label of a list whose labels are sensitive."""
+    expr = schema.instance_name or ""
+    if not expr:
+        return False
+    lists = set(sensitive_label_lists)
+    if any(m.group(1) in lists for m in _INSTANCE_LABEL.finditer(expr)):
+        return True
+    return any(_reads(expr, p) for p in sensitive_paths(schema, lists))
+
+
 def sensitive_properties(schema: FormSchema, sensitive_label_lists: Iterable[str] = ()) -> frozenset[str]:
     """Entity properties this form fills from sensitive nodes."""
     ent = schema.entity
@@ -74,10 +89,6 @@ def sensitive_properties(schema: FormSchema, sensitive_label_lists: Iterable[str
 
 def mask_xml(xml: bytes, paths: frozenset[str] | set[str], mask: str) -> bytes:
     """The submission XML with the text of every leaf node at one of *paths* replaced by *mask*."""
-    from lxml import etree
-
-    from ._xml import local, safe_parse
-
     root = safe_parse(xml)
     stack: list[tuple[etree._Element, str]] = [(root, "/" + local(root))]
     while stack:

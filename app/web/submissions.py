@@ -101,7 +101,7 @@ def submissions_view(form_id: str, instance_id: str) -> Any:
     with runtime().db.write() as s:
         rec = records.record_detail(s, user.project_id, user, form_id, instance_id, version)
         audit.record(s, user, "submission.view", target=f"submission:{form_id}/{instance_id}", ip=client_ip(),
-                     unmasked=rec["unmasked"])
+                     unmasked=rec.unmasked)
         names = dash.region_names(s, user.project_id)
     return render_template("submissions/view.html", rec=rec, names=names,
                            settable=records.SETTABLE_STATES)

@@ -19,8 +19,8 @@ OTHER_VILLAGE = "540102002002"
 # groups; the entity label (which phones receive) is built from the name, so it is sensitive too.
 REG_MD = """
 | settings |
-| | form_id | version | namespaces |
-| | child_registration | 1 | carefile="https://carefile.example/xforms" |
+| | form_id | version | namespaces | instance_name |
+| | child_registration | 1 | carefile="https://carefile.example/xforms" | concat('建档-', substr(${child_name}, 0, 1), '**') |
 
 | survey |
 | | type | name | label | save_to | bind::carefile:sensitive | calculation |
@@ -73,7 +73,7 @@ def reg_xml(instance: str, uid: str, name: str, id_number: str, guardian: str, b
             f"<id_number>{id_number}</id_number><birth_date>{birth}</birth_date><gender>male</gender></grp_child>"
             f"<grp_guardian><guardian_name>{guardian}</guardian_name></grp_guardian><village>{village}</village>"
             f"<registered_on>2026-11-01</registered_on><child_label>{name[:1]}*</child_label>"
-            f"<meta><instanceID>{instance}</instanceID>{dep}"
+            f"<meta><instanceID>{instance}</instanceID>{dep}<instanceName>建档-{name[:1]}**</instanceName>"
             f'<entity dataset="children" id="{uid}" create="{0 if deprecated else 1}"><label>{name[:1]}*</label>'
             "</entity></meta></data>").encode()
 
@@ -215,3 +215,20 @@ def test_case_work_answers_and_turning_18_carry_no_identifying_label(app: Any, r
         text = resp.get_data(as_text=True)
         assert "扎" not in text and "\\u624e" not in text, text
     assert moved.get_json()["label"].startswith("儿童 ")
+
+
+def test_instance_names_built_from_a_name_are_masked_for_readers_without_the_grant(
+        app: Any, world: dict[str, str]) -> None:
+    client = app.test_client()
+    coord = client.get(f"/v1/projects/1/children/{world['tashi']}", headers=bearer(app, "coord")).get_json()
+    assert coord["records"][0]["instance_name"] == "建档-扎**"
+    mgr = client.get(f"/v1/projects/1/children/{world['tashi']}", headers=bearer(app, "mgr")).get_json()
+    assert mgr["records"][0]["instance_name"] == "***"
+    from tests.app.web_helpers import Browser
+
+    page = Browser(app)
+    assert page.login("mgr").status_code == 302
+    listing = page.get("/submissions/child_registration").get_data(as_text=True)
+    record = page.get("/submissions/child_registration/uuid:r1").get_data(as_text=True)
+    for html in (listing, record):
+        assert "建档-扎" not in html and "扎西" not in html

@@ -19,7 +19,13 @@ from app.services import audit
 from app.services.access.policy import COORDINATORS
 from app.services.schemas import schema_of
 from forms import FormSchema
-from forms.sensitivity import label_is_sensitive, mask_xml, sensitive_paths, sensitive_properties
+from forms.sensitivity import (
+    instance_name_is_sensitive,
+    label_is_sensitive,
+    mask_xml,
+    sensitive_paths,
+    sensitive_properties,
+)
 
 MASK = "***"
 
@@ -94,6 +100,12 @@ class Redactor:
         for r in repeats:
             names |= {str(v) for k, v in (r.data or {}).items() if f"{r.repeat}/{k}" in files and v}
         return names
+
+    def instance_name(self, schema: FormSchema, name: str | None) -> str | None:
+        """A record's instance name (e.g. 建档-绕赛社区-扎**), masked when the form builds it from sensitive data."""
+        if self.show or not name or not instance_name_is_sensitive(schema, self.lists):
+            return name
+        return MASK
 
     def xml(self, schema: FormSchema, xml: bytes) -> bytes:
         """The raw submission XML with the text of sensitive nodes masked."""

@@ -351,7 +351,8 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> Child
             images=[a.name for a in sv.attachments if a.blob_key is not None and a.name not in withheld and (
                 (a.content_type or "").startswith("image/") or a.name.lower().endswith(IMAGE_EXTENSIONS))],
             form_id=form.xml_form_id, form_title=fv.title, form_version=fv.version, instance_id=sub.instance_id,
-            instance_name=sv.instance_name, date=_record_date(sv.data or {}, record_date_key(schema), received),
+            instance_name=red.instance_name(schema, sv.instance_name),
+            date=_record_date(sv.data or {}, record_date_key(schema), received),
             received_at=received, review_state=sub.review_state, submitter_id=sub.submitter_id,
             edited=sv.deprecated_id is not None, values=red.values(schema, sv.data or {}),
             repeats=[{"repeat": r.repeat, "ordinal": r.ordinal, "values": red.values(schema, r.data or {}, r.repeat)}

@@ -178,7 +178,8 @@ def list_submissions(session: Session, project_id: int, user: User, xml_form_id:
     form_pk = session.scalar(select(Form.id).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form_pk is None:
         raise Problem(404, "404.2", "There is no such form.")
-    q = (select(Submission, SubmissionVersion.instance_name, SubmissionVersion.deprecated_id, User.username)
+    q = (select(Submission, SubmissionVersion.instance_name, SubmissionVersion.deprecated_id, User.username,
+                SubmissionVersion.form_version_id)
          .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
          .outerjoin(User, User.id == Submission.submitter_id)
          .where(Submission.form_id == form_pk, Submission.deleted_at.is_(None),
@@ -201,10 +202,22 @@ def list_submissions(session: Session, project_id: int, user: User, xml_form_id:
         q = q.where(tuple_(Submission.created_at, Submission.id)
                     < tuple_(literal(key[0], UTCDateTime()), literal(key[1])))
     q = q.order_by(Submission.created_at.desc(), Submission.id.desc()).limit(limit + 1)
-    rows = [SubmissionRow(id=s.id, instance_id=s.instance_id, instance_name=name, created_at=s.created_at,
-                          region_code=s.region_code, submitter=username, review_state=s.review_state,
-                          edited=dep is not None, entity_uuid=s.entity_uuid)
-            for s, name, dep, username in session.execute(q)]
+    red = access.Redactor(session, user, project_id)
+    schemas: dict[int, FormSchema] = {}
+
+    def shown(name: str | None, fv_id: int) -> str | None:
+        if red.show or not name:
+            return name
+        if fv_id not in schemas:
+            fv = session.get(FormVersion, fv_id)
+            assert fv is not None
+            schemas[fv_id] = schema_of(fv)
+        return red.instance_name(schemas[fv_id], name)
+
+    rows = [SubmissionRow(id=s.id, instance_id=s.instance_id, instance_name=shown(name, fv_id),
+                          created_at=s.created_at, region_code=s.region_code, submitter=username,
+                          review_state=s.review_state, edited=dep is not None, entity_uuid=s.entity_uuid)
+            for s, name, dep, username, fv_id in session.execute(q)]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].key if more and rows else None)
@@ -308,8 +321,56 @@ def _masked_row(red: access.Redactor, schema: FormSchema, row: SubmissionRepeatR
     return copy
 
 
+@dataclass
+class VersionRow:
+    """One version of a record: the original, then each edit."""
+
+    instance_id: str
+    received_at: datetime
+    current: bool
+    deprecated_id: str | None
+    submitter: str | None
+    form_version: str
+    shown: bool  # the version this page shows
+
+
+@dataclass
+class CommentRow:
+    body: str
+    review_state: str | None
+    at: datetime
+    user: str | None
+
+
+@dataclass
+class RecordPage:
+    """Everything a record's page shows, laid out by its form and already redacted for the reader:
+    sensitive answers masked, their files withheld (app.services.access.redact)."""
+
+    form_id: str
+    form_title: str
+    form_version: str
+    instance_id: str
+    version_instance_id: str
+    is_current: bool
+    instance_name: str | None
+    received_at: datetime
+    version_received_at: datetime
+    submitter: str | None
+    region_code: str | None
+    review_state: str
+    entity_uuid: str | None
+    encryption_status: str | None  # notDecrypted | missingEncryptedFormData | None
+    answers: list[dict[str, Any]]  # group headings, answers, repeats as tables (layout())
+    attachments: list[dict[str, Any]]
+    withheld: list[str]
+    unmasked: bool  # identifying answers were shown: audit the view as such
+    versions: list[VersionRow]
+    comments: list[CommentRow]
+
+
 def record_detail(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str,
-                  version: str | None = None) -> dict[str, Any]:
+                  version: str | None = None) -> RecordPage:
     """Everything the submission page shows: answers by the form, versions, review and comments."""
     sub, current = get_record(session, project_id, user, xml_form_id, instance_id)
     sv = _version_of(session, sub, current, version)
@@ -330,35 +391,20 @@ def record_detail(session: Session, project_id: int, user: User, xml_form_id: st
     user_ids = {sub.submitter_id} | {c.user_id for c in comment_rows} | {v.submitter_id for v, _ in version_rows}
     names: dict[int | None, str] = {uid: name for uid, name in session.execute(
         select(User.id, User.username).where(User.id.in_({u for u in user_ids if u is not None})))}
-    versions = [{"instance_id": v.instance_id, "received_at": v.received_at, "current": v.id == current.id,
-                 "deprecated_id": v.deprecated_id, "submitter": names.get(v.submitter_id), "form_version": fvv,
-                 "shown": v.id == sv.id}
-                for v, fvv in version_rows]
-    comments = [{"body": c.body, "review_state": c.review_state, "at": c.created_at, "user": names.get(c.user_id)}
-                for c in comment_rows]
-    return {
-        "form_id": xml_form_id,
-        "form_title": fv.title,
-        "form_version": fv.version,
-        "instance_id": sub.instance_id,
-        "version_instance_id": sv.instance_id,
-        "is_current": sv.id == current.id,
-        "instance_name": sv.instance_name,
-        "received_at": sub.created_at,
-        "version_received_at": sv.received_at,
-        "submitter": names.get(sub.submitter_id),
-        "region_code": sub.region_code,
-        "review_state": sub.review_state,
-        "entity_uuid": sub.entity_uuid,
-        "encryption_status": encryption.statuses(session, [sv]).get(sv.id),  # notDecrypted | missing… | None
-        "items": layout(schema, values, repeat_rows, files, sub.entity_uuid),
-        "attachments": [{"name": a.name, "present": a.blob_key is not None, "size": a.size,
-                         "content_type": a.content_type} for a in sv.attachments if a.name not in withheld],
-        "withheld": sorted(withheld),
-        "unmasked": red.show and bool(sensitive_paths(schema)),
-        "versions": versions,
-        "comments": comments,
-    }
+    return RecordPage(
+        form_id=xml_form_id, form_title=fv.title, form_version=fv.version, instance_id=sub.instance_id,
+        version_instance_id=sv.instance_id, is_current=sv.id == current.id,
+        instance_name=red.instance_name(schema, sv.instance_name),
+        received_at=sub.created_at, version_received_at=sv.received_at, submitter=names.get(sub.submitter_id),
+        region_code=sub.region_code, review_state=sub.review_state, entity_uuid=sub.entity_uuid,
+        encryption_status=encryption.statuses(session, [sv]).get(sv.id),
+        answers=layout(schema, values, repeat_rows, files, sub.entity_uuid),
+        attachments=[{"name": a.name, "present": a.blob_key is not None, "size": a.size,
+                      "content_type": a.content_type} for a in sv.attachments if a.name not in withheld],
+        withheld=sorted(withheld), unmasked=red.show and bool(sensitive_paths(schema)),
+        versions=[VersionRow(v.instance_id, v.received_at, v.id == current.id, v.deprecated_id,
+                             names.get(v.submitter_id), fvv, v.id == sv.id) for v, fvv in version_rows],
+        comments=[CommentRow(c.body, c.review_state, c.created_at, names.get(c.user_id)) for c in comment_rows])
 
 
 def review(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str, *,
