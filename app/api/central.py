@@ -74,4 +74,4 @@ def submission_attachments(call: Call, project_id: int, xml_form_id: str, instan
 def submission(call: Call, project_id: int, xml_form_id: str, instance_id: str) -> Any:
     f = central.get_form(call.session, call.user, project_id, xml_form_id)
     sub, sv = central.get_submission(call.session, call.user, f, instance_id)
-    return central.submission_json(sub, sv)
+    return central.submission_json(sub, sv, records.InstanceNames(call.session, call.user, project_id))

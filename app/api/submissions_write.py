@@ -100,7 +100,7 @@ def submission_versions(call: Call, project_id: int, xml_form_id: str, instance_
 @endpoint(f"{SUB}/<path:instance_id>/versions/<version_id>", roles=READERS, scoped=True)
 def submission_version(call: Call, project_id: int, xml_form_id: str, instance_id: str, version_id: str) -> Any:
     sub, sv = svc.get_version(call.session, call.user, project_id, xml_form_id, instance_id, version_id)
-    return svc.version_json(sv, sub)
+    return svc.version_json(sv, sub, records.InstanceNames(call.session, call.user, project_id))
 
 
 @endpoint(f"{SUB}/<path:instance_id>/versions/<version_id>.xml", roles=READERS, scoped=True, tx="write")

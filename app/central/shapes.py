@@ -22,6 +22,7 @@ from app.models import (
 )
 from app.services import access
 from app.services.schemas import schema_of
+from app.services.submissions.records import InstanceNames
 
 
 def iso(dt: Any) -> str | None:
@@ -100,19 +101,22 @@ def edits_count(session: Session, submission_ids: list[int]) -> dict[int, int]:
     return {sid: int(n) - 1 for sid, n in rows}
 
 
-def submission_json(sub: Submission, sv: SubmissionVersion) -> dict[str, Any]:
+def submission_json(sub: Submission, sv: SubmissionVersion, names: InstanceNames) -> dict[str, Any]:
+    """Central's Submission; `names` masks instance names built from sensitive answers for the reader."""
+    name = names(sv)
     return {"instanceId": sub.instance_id, "submitterId": sub.submitter_id, "deviceId": sub.device_id,
             "createdAt": iso(sub.created_at), "updatedAt": iso(sub.updated_at) if sub.updated_at != sub.created_at
             else None, "reviewState": REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
-            "userAgent": sv.user_agent, "instanceName": sv.instance_name,
-            "currentVersion": {"instanceId": sv.instance_id, "instanceName": sv.instance_name,
+            "userAgent": sv.user_agent, "instanceName": name,
+            "currentVersion": {"instanceId": sv.instance_id, "instanceName": name,
                                "createdAt": iso(sv.received_at), "current": True}}
 
 
 def list_submissions(session: Session, user: User, form: Form) -> Iterator[dict[str, Any]]:
     q = submissions_query(user, form).order_by(Submission.created_at.desc(), Submission.id.desc())
+    names = InstanceNames(session, user, form.project_id)
     for sub, sv, _v, _n, _u in session.execute(q.execution_options(yield_per=500)):
-        yield submission_json(sub, sv)
+        yield submission_json(sub, sv, names)
 
 
 def get_submission(session: Session, user: User, form: Form, instance_id: str) -> tuple[Submission, SubmissionVersion]:

@@ -126,7 +126,7 @@ def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form
         assert sub is not None and sub.current_version_id is not None
         sv = session.get(SubmissionVersion, sub.current_version_id)
         assert sv is not None
-        return submission_json(sub, sv)
+        return submission_json(sub, sv, records.InstanceNames(session, user, project_id))
 
 
 def upload_attachment(db: Database, store: BlobStore, user: User, project_id: int, xml_form_id: str,
@@ -177,7 +177,7 @@ def edit(db: Database, store: BlobStore, user: User, project_id: int, xml_form_i
         assert sub is not None and sub.current_version_id is not None
         sv = session.get(SubmissionVersion, sub.current_version_id)
         assert sv is not None
-        return submission_json(sub, sv)
+        return submission_json(sub, sv, records.InstanceNames(session, user, project_id))
 
 
 def set_review(session: Session, user: User, project_id: int, xml_form_id: str, instance_id: str,
@@ -193,7 +193,7 @@ def set_review(session: Session, user: User, project_id: int, xml_form_id: str, 
         sub = records.review(session, project_id, user, xml_form_id, instance_id, state=state, ip=ip)
     sv = session.get(SubmissionVersion, sub.current_version_id)
     assert sv is not None
-    return submission_json(sub, sv)
+    return submission_json(sub, sv, records.InstanceNames(session, user, project_id))
 
 
 def comment_json(c: SubmissionComment) -> dict[str, Any]:
@@ -222,8 +222,8 @@ def add_comment(session: Session, user: User, project_id: int, xml_form_id: str,
     return comment_json(c)
 
 
-def version_json(sv: SubmissionVersion, sub: Submission) -> dict[str, Any]:
-    return {"instanceId": sv.instance_id, "instanceName": sv.instance_name, "submitterId": sv.submitter_id,
+def version_json(sv: SubmissionVersion, sub: Submission, names: records.InstanceNames) -> dict[str, Any]:
+    return {"instanceId": sv.instance_id, "instanceName": names(sv), "submitterId": sv.submitter_id,
             "deviceId": sub.device_id, "userAgent": sv.user_agent, "createdAt": iso(sv.received_at),
             "current": sv.current, "deprecatedId": sv.deprecated_id}
 
@@ -233,7 +233,8 @@ def versions(session: Session, user: User, project_id: int, xml_form_id: str,
     sub, _ = records.get_record(session, project_id, user, xml_form_id, instance_id)
     rows = session.scalars(select(SubmissionVersion).where(SubmissionVersion.submission_id == sub.id)
                            .order_by(SubmissionVersion.id.desc()))
-    return [version_json(v, sub) for v in rows]
+    names = records.InstanceNames(session, user, project_id)
+    return [version_json(v, sub, names) for v in rows]
 
 
 def get_version(session: Session, user: User, project_id: int, xml_form_id: str, instance_id: str,

@@ -17,12 +17,17 @@ from tests.app.conftest import PASSWORD
 
 REG_MD = """
 | settings |
-| | form_id | version |
-| | reg | 1 |
+| | form_id | version | instance_name |
+| | reg | 1 | concat('INST-', ${child_name}) |
 
 | survey |
 | | type | name | label | save_to | bind::carefile:sensitive | calculation |
 | | text | child_name | Name | | yes | |
+| | text | id_number | ID number | | yes | |
+| | begin_group | grp_guardian | Guardian | | | |
+| | text | guardian_name | Guardian | | yes | |
+| | text | guardian_phone | Guardian's phone | | yes | |
+| | end_group | grp_guardian | | | | |
 | | text | village | Village code | village | | |
 | | image | photo | Photo of the child | | yes | |
 | | image | house | Photo of the house | | | |
@@ -55,13 +60,24 @@ PHOTO_A = b"\xff\xd8\xff\xe0OWN-CHILD-FACE" + bytes(range(64))
 PHOTO_B = b"\xff\xd8\xff\xe0FAR-CHILD-FACE" + bytes(range(64))
 
 
+def identifying(name: str) -> dict[str, str]:
+    """The identifying answers of a child in this world: each a value nobody without the grant may see."""
+    tag = "OWN" if name.startswith("甲") else ("FAR" if name.startswith("乙") else "HELD")
+    digit = {"OWN": "1", "FAR": "2", "HELD": "3"}[tag] + str(ord(name[0]) % 10)
+    return {"id_number": f"IDNO{tag}54019X", "guardian_name": f"{name[0]}GUARDIAN{tag}",
+            "guardian_phone": f"1390000{digit}77", "instance_name": f"INST-{name}"}
+
+
 def reg_xml(instance: str, child: str, name: str, village: str, deprecated: str | None = None,
             note: str = "") -> bytes:
     dep = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
     create = "0" if deprecated else "1"
-    return (f'<data id="reg" version="1"><child_name>{name}</child_name><village>{village}</village>'
+    who = identifying(name)
+    return (f'<data id="reg" version="1"><child_name>{name}</child_name><id_number>{who["id_number"]}</id_number>'
+            f"<grp_guardian><guardian_name>{who['guardian_name']}</guardian_name><guardian_phone>"
+            f"{who['guardian_phone']}</guardian_phone></grp_guardian><village>{village}</village>"
             f"<photo>p.jpg</photo><house>h.jpg</house><note>{note}</note><child_label>{name[0]}*</child_label>"
-            f"<meta><instanceID>{instance}</instanceID>{dep}"
+            f"<meta><instanceID>{instance}</instanceID>{dep}<instanceName>{who['instance_name']}</instanceName>"
             f'<entity dataset="children" id="{child}" create="{create}"><label>{name[0]}*</label></entity>'
             "</meta></data>").encode()
 
@@ -100,6 +116,7 @@ class Side:
     held_id: int = 0
     collector: str = ""
     secrets: list[str] = field(default_factory=list)  # values nobody outside the county may see
+    identifying: list[str] = field(default_factory=list)  # what only readers with the grant may see
 
 
 @dataclass
@@ -157,7 +174,8 @@ def build_world(app: Any, rt: Any, publish: Any) -> World:
         resp = post_submission(client, user, reg_xml(side.instance, side.child, side.name, village),
                                {"p.jpg": photo, "h.jpg": b"\xff\xd8house"})
         assert resp.status_code == 201, resp.data
-        side.secrets = [side.name, side.child, side.instance, side.label]
+        side.identifying = [side.name, side.label, *identifying(side.name).values()]
+        side.secrets = [side.child, side.instance, *side.identifying]
     # One export job per county manager.
     for side, mgr in ((a, "mgr_a"), (b, "mgr_b")):
         resp = client.post("/v1/projects/1/exports", json={"form": "reg", "format": "csvzip"}, headers=basic(mgr))

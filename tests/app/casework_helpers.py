@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from tests.app.conftest import PASSWORD, submission_body
+from tests.support.api_client import ApiClient
 from tests.support.digest_client import DigestClient
 
 REG_MD = """
@@ -82,17 +83,6 @@ def phone(app: Any, name: str) -> DigestClient:
     return DigestClient(app.test_client(), name, PASSWORD)
 
 
-class Api:
-    """The JSON API as one signed-in user."""
+Api = ApiClient  # the JSON API as one signed-in user
 
-    def __init__(self, app: Any, name: str) -> None:
-        self.client = app.test_client()
-        resp = self.client.post("/v1/sessions", json={"email": name, "password": PASSWORD})
-        assert resp.status_code == 200, resp.data
-        self.headers = {"Authorization": f"Bearer {resp.get_json()['token']}"}
 
-    def get(self, url: str) -> Any:
-        return self.client.get(url, headers=self.headers)
-
-    def post(self, url: str, body: Any) -> Any:
-        return self.client.post(url, json=body, headers=self.headers)

@@ -7,7 +7,9 @@ of the user's own county and of the other one, and checks
 - a role the route does not admit is refused (401/403/404, or the sign-in page),
 - an admitted role never gets a 5xx, and gets 404 for the other county's records,
 - no response body holds another county's child (name, label, id, instanceID), and a user who
-  may not see sensitive details never gets the child's name, label or photo — on any route.
+  may not see identifying details never gets any of them — the child's name, the label built from it,
+  ID number, guardian, guardian's phone, the instance name built from the name, the photo — on any
+  route, in any format (JSON, HTML, CSV, XLSX, ZIP).
 """
 from __future__ import annotations
 
@@ -150,7 +152,7 @@ def _forbidden_values(world: World, user: str | None) -> list[bytes]:
     other = world.a if own is world.b else world.b
     out = other.secrets + ([] if regions else own.secrets)
     if not (sensitive or role == "coordinator"):
-        out += [own.name, own.label]
+        out += own.identifying  # the name, the label built from it, ID number, guardian, phone, instance name
     found = [v.encode() for v in out]
     if not (sensitive or role == "coordinator"):
         found.append(PHOTO_A if own is world.a else PHOTO_B)

@@ -6,39 +6,26 @@ from typing import Any
 
 import pytest
 
-from tests.app.conftest import PASSWORD
+from tests.support.api_client import ApiClient
 from tests.support.sample_forms import household_xml
 
 BASE = "/v1/projects/1/forms/household/submissions"
 
 
-class Api:
-    def __init__(self, client: Any, token: str) -> None:
-        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
-
-    def __getattr__(self, method: str) -> Any:
-        def call(url: str, **kw: Any) -> Any:
-            return getattr(self.client, method)(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
-        return call
-
-
 @pytest.fixture
 def login(app: Any, make_user: Any) -> Any:
-    def do(name: str, role: str, regions: list[str] | None = None) -> Api:
+    def do(name: str, role: str, regions: list[str] | None = None) -> ApiClient:
         make_user(name, role, regions)
-        client = app.test_client()
-        resp = client.post("/v1/sessions", json={"email": name, "password": PASSWORD})
-        assert resp.status_code == 200, resp.get_data(as_text=True)
-        return Api(client, resp.get_json()["token"])
+        return ApiClient(app, name)
     return do
 
 
 @pytest.fixture
-def coord(login: Any, household: Any) -> Api:
+def coord(login: Any, household: Any) -> ApiClient:
     return login("dawa", "coordinator", ["540102"])
 
 
-def test_create_upload_get_and_xml(coord: Api, rt: Any) -> None:
+def test_create_upload_get_and_xml(coord: ApiClient, rt: Any) -> None:
     xml = household_xml("uuid:rest-1", name="Pasang")
     resp = coord.post(BASE, data=xml, content_type="application/xml", query_string={"deviceID": "script:1"})
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -64,7 +51,7 @@ def test_create_upload_get_and_xml(coord: Api, rt: Any) -> None:
     assert again.status_code == 409 and again.get_json()["code"] == 409.3
 
 
-def test_create_refuses_bad_input_with_4xx(coord: Api) -> None:
+def test_create_refuses_bad_input_with_4xx(coord: ApiClient) -> None:
     bad = coord.post(BASE, data=b"<data id='household' version='1'><unclosed>", content_type="application/xml")
     assert bad.status_code == 400
     wrong = coord.post(BASE, data=household_xml("uuid:w", form_id="other"), content_type="application/xml")
@@ -76,7 +63,7 @@ def test_create_refuses_bad_input_with_4xx(coord: Api) -> None:
     assert unknown.status_code == 404
 
 
-def test_edit_versions_review_comments_audits(coord: Api) -> None:
+def test_edit_versions_review_comments_audits(coord: ApiClient) -> None:
     assert coord.post(BASE, data=household_xml("uuid:e-1"), content_type="application/xml").status_code == 200
     no_dep = coord.put(f"{BASE}/uuid:e-1", data=household_xml("uuid:e-2"), content_type="application/xml")
     assert no_dep.status_code == 400 and no_dep.get_json()["code"] == 400.19
@@ -103,7 +90,7 @@ def test_edit_versions_review_comments_audits(coord: Api) -> None:
     assert actions[-1] == "submission.create" and "submission.update" in actions and "submission.review" in actions
 
 
-def test_regions_and_roles(coord: Api, login: Any) -> None:
+def test_regions_and_roles(coord: ApiClient, login: Any) -> None:
     far = household_xml("uuid:far", village="540121100201")
     boss = login("boss", "admin")
     assert boss.post(BASE, data=far, content_type="application/xml").status_code == 200
@@ -127,7 +114,7 @@ def test_regions_and_roles(coord: Api, login: Any) -> None:
     assert manager.post(f"{BASE}/uuid:far/comments", json={"body": "x"}).status_code == 404
 
 
-def test_central_csv_conventions(coord: Api) -> None:
+def test_central_csv_conventions(coord: ApiClient) -> None:
     import csv
     import io
     import zipfile

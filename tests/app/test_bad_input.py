@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from app.models import Submission, SubmissionVersion
 from tests.app.conftest import PASSWORD
 from tests.app.web_helpers import Browser
+from tests.support.api_client import ApiClient
 from tests.support.sample_forms import household_md, household_xml
 
 SVC = "/v1/projects/1/forms/household.svc"
@@ -21,14 +22,7 @@ SVC = "/v1/projects/1/forms/household.svc"
 @pytest.fixture
 def api(app: Any, make_user: Any) -> Any:
     make_user("analyst", "manager", ["540102"])
-    client = app.test_client()
-    token = client.post("/v1/sessions", json={"email": "analyst", "password": PASSWORD}).get_json()["token"]
-
-    class Api:
-        def get(self, url: str, **kw: Any) -> Any:
-            return client.get(url, headers={"Authorization": f"Bearer {token}"}, **kw)
-
-    return Api()
+    return ApiClient(app, "analyst")
 
 
 @pytest.fixture

@@ -7,20 +7,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.app.conftest import PASSWORD
+from tests.support.api_client import ApiClient
 from tests.support.sample_forms import household_xml
 
 
 @pytest.fixture
 def api(app: Any, make_user: Any) -> Any:
     make_user("analyst", "manager", ["540102"])
-    client = app.test_client()
-    token = client.post("/v1/sessions", json={"email": "analyst", "password": PASSWORD}).get_json()["token"]
-
-    class Api:
-        def get(self, url: str, **kw: Any) -> Any:
-            return client.get(url, headers={"Authorization": f"Bearer {token}"}, **kw)
-
-    return Api()
+    return ApiClient(app, "analyst")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 
 from app.models import ChildDirectory, Entity, User
 from tests.app.conftest import PASSWORD, submission_body
+from tests.support.api_client import ApiClient
 from tests.support.digest_client import DigestClient
 
 VILLAGE = "540102002001"
@@ -20,7 +21,7 @@ OTHER_VILLAGE = "540102002002"
 REG_MD = """
 | settings |
 | | form_id | version | namespaces | instance_name |
-| | child_registration | 1 | carefile="https://carefile.example/xforms" | concat('建档-', substr(${child_name}, 0, 1), '**') |
+| | child_registration | 1 | carefile="https://carefile.example/xforms" | concat('建档-', substr(${child_name}, 0, 1), '*') |
 
 | survey |
 | | type | name | label | save_to | bind::carefile:sensitive | calculation |
@@ -110,9 +111,7 @@ def world(app: Any, rt: Any, make_user: Any, publish: Any) -> dict[str, str]:
 
 
 def bearer(app: Any, name: str) -> dict[str, str]:
-    resp = app.test_client().post("/v1/sessions", json={"email": name, "password": PASSWORD})
-    assert resp.status_code == 200, resp.data
-    return {"Authorization": f"Bearer {resp.get_json()['token']}"}
+    return ApiClient(app, name).headers
 
 
 def search(app: Any, name: str, q: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.app.conftest import PASSWORD
 from tests.app.test_entities import VILLAGE_A, post
+from tests.support.api_client import ApiClient
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import register_xml, update_xml
 
@@ -21,14 +22,8 @@ def child(phone_a: DigestClient) -> str:
     return uid
 
 
-def token(client: Any, name: str) -> str:
-    resp = client.post("/v1/sessions", json={"email": name, "password": PASSWORD})
-    assert resp.status_code == 200, resp.data
-    return str(resp.get_json()["token"])
-
-
 def get(client: Any, name: str, url: str) -> Any:
-    return client.get(url, headers={"Authorization": f"Bearer {token(client, name)}"})
+    return client.get(url, headers=ApiClient(client.application, name).headers)
 
 
 @pytest.fixture
@@ -87,7 +82,7 @@ def test_sessions_and_basic_auth(app: Any, make_user: Any, rt: Any) -> None:
     assert resp.status_code == 401 and "HTTPS" in resp.get_json()["message"]
     resp = client.get("/v1/projects/1/children", headers={"Authorization": basic}, base_url="https://localhost")
     assert resp.status_code == 200
-    tok = token(client, "mgr")
+    tok = ApiClient(client.application, "mgr").token
     assert client.delete(f"/v1/sessions/{tok}", headers={"Authorization": f"Bearer {tok}"}).status_code == 200
     assert client.get("/v1/projects/1/children", headers={"Authorization": f"Bearer {tok}"}).status_code == 401
 

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.app.conftest import PASSWORD, submission_body
+from tests.support.api_client import ApiClient
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
 
@@ -22,29 +23,7 @@ def post(phone: DigestClient, xml: bytes) -> None:
     assert resp.status_code == 201, resp.data
 
 
-class Api:
-    def __init__(self, app: Any, username: str) -> None:
-        self.client = app.test_client()
-        resp = self.client.post("/v1/sessions", json={"email": username, "password": PASSWORD})
-        self.headers = {"Authorization": f"Bearer {resp.get_json()['token']}"}
-
-    def get(self, url: str) -> Any:
-        return self.client.get(url, headers=self.headers)
-
-    def send(self, method: str, url: str, **kw: Any) -> Any:
-        return self.client.open(url, method=method, headers=self.headers, **kw)
-
-    def follow(self, url: str) -> list[dict[str, Any]]:
-        """Every row of an OData feed, following @odata.nextLink."""
-        rows: list[dict[str, Any]] = []
-        while url:
-            body = self.get(url).get_json()
-            rows += body["value"]
-            nxt = body.get("@odata.nextLink")
-            if nxt:
-                assert "$skiptoken" in parse_qs(urlsplit(nxt).query)
-            url = f"{urlsplit(nxt).path}?{urlsplit(nxt).query}" if nxt else ""
-        return rows
+Api = ApiClient
 
 
 @pytest.fixture

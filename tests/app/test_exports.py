@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 
 from tests.app.conftest import PASSWORD, submission_body
 from tests.app.web_helpers import Browser
+from tests.support.api_client import ApiClient
 from tests.support.digest_client import DigestClient
 
 CARE_MD = """
@@ -89,22 +90,7 @@ def two(phone: DigestClient) -> None:
     send(phone, care_xml("uuid:b2", name="Pasang", village=VILLAGE_B, needs="school", members=[], photo=""))
 
 
-def token(client: Any, name: str) -> str:
-    resp = client.post("/v1/sessions", json={"email": name, "password": PASSWORD})
-    assert resp.status_code == 200, resp.data
-    return str(resp.get_json()["token"])
-
-
-class Api:
-    def __init__(self, app: Any, name: str) -> None:
-        self.client = app.test_client()
-        self.auth = {"Authorization": f"Bearer {token(self.client, name)}"}
-
-    def get(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
-        return self.client.get(url, headers={**self.auth, **(headers or {})}, **kw)
-
-    def post(self, url: str, body: dict[str, Any]) -> Any:
-        return self.client.post(url, json=body, headers=self.auth)
+Api = ApiClient
 
 
 def tables(data: bytes) -> dict[str, list[list[str]]]:

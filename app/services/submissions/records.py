@@ -369,6 +369,24 @@ class RecordPage:
     comments: list[CommentRow]
 
 
+class InstanceNames:
+    """Records' instance names as one reader may see them (masked where the form builds them from sensitive
+    answers: Redactor.instance_name), each version's schema parsed once."""
+
+    def __init__(self, session: Session, user: User, project_id: int) -> None:
+        self.session, self.red = session, access.Redactor(session, user, project_id)
+        self._schemas: dict[int, FormSchema] = {}
+
+    def __call__(self, sv: SubmissionVersion) -> str | None:
+        if self.red.show or not sv.instance_name:
+            return sv.instance_name
+        if sv.form_version_id not in self._schemas:
+            fv = self.session.get(FormVersion, sv.form_version_id)
+            assert fv is not None
+            self._schemas[sv.form_version_id] = schema_of(fv)
+        return self.red.instance_name(self._schemas[sv.form_version_id], sv.instance_name)
+
+
 def record_detail(session: Session, project_id: int, user: User, xml_form_id: str, instance_id: str,
                   version: str | None = None) -> RecordPage:
     """Everything the submission page shows: answers by the form, versions, review and comments."""
