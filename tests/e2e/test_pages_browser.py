@@ -121,8 +121,10 @@ def pages(app: Any, world: World) -> list[Page]:
 
 CHECK_JS = """([minCell, minText]) => {
   const W = window.innerWidth, out = [];
+  const folded = e => { const d = e.closest('details:not([open])');  // inside a closed <details>, not its summary
+    return d !== null && !(e.closest('summary') && e.closest('summary').parentElement === d); };
   const visible = e => { const s = getComputedStyle(e);
-    return e.getClientRects().length > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+    return e.getClientRects().length > 0 && s.visibility !== 'hidden' && s.display !== 'none' && !folded(e); };
   const say = e => {
     const t = (e.innerText || e.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 40);
     const cls = typeof e.className === 'string' ? e.className.trim().split(/\\s+/).filter(Boolean) : [];
@@ -163,6 +165,11 @@ CHECK_JS = """([minCell, minText]) => {
   return out;
 }"""
 
+# True once the page has not changed for 0.7 s.
+SETTLED_JS = """() => { const n = document.body.innerHTML.length, w = window.__settled || (window.__settled = {n: -1});
+  if (w.n !== n) { w.n = n; w.t = performance.now(); return false; }
+  return performance.now() - w.t > 700; }"""
+
 GET_FORMS_JS = """() => [...document.querySelectorAll('main form')]
   .filter(f => (f.getAttribute('method') || 'get').toLowerCase() === 'get')
   .map(f => { const u = new URL(f.action, location.href);
@@ -175,6 +182,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     checked: dict[str, set[str]] = field(default_factory=dict)  # endpoint → users
     skipped: dict[str, str] = field(default_factory=dict)  # url → content type
+    slowest: list[tuple[float, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -229,9 +237,13 @@ def visit_all(browser: Any, server: LiveServer, world: World, todo: list[Page]) 
                 report.problems.append(f"{where}: answered {resp.status}")
                 continue
             errors.clear()
+            began = time.monotonic()
             page.set_viewport_size({"width": PHONE, "height": 800})
             page.goto(item.url)
             page.wait_for_load_state("load")
+            if page.locator("script[type=module]").count():  # pages that build themselves (the form renderer)
+                page.wait_for_load_state("networkidle")
+                page.wait_for_function(SETTLED_JS, polling=100, timeout=30_000)
             for width in (PHONE, DESKTOP):
                 if width != PHONE:
                     page.set_viewport_size({"width": width, "height": 800})
@@ -242,6 +254,7 @@ def visit_all(browser: Any, server: LiveServer, world: World, todo: list[Page]) 
             if errors:
                 report.problems.append(f"{where}: script errors {errors[:2]}")
             report.checked.setdefault(item.endpoint, set()).add(user)
+            report.slowest.append((time.monotonic() - began, f"{item.url} as {user}"))
             if not item.from_form:  # a page's GET forms, submitted as they are shown (filters, report choice)
                 for target in page.evaluate(GET_FORMS_JS):
                     if urlsplit(target).query and target not in seen:
@@ -263,7 +276,8 @@ def test_every_page_reads_on_a_phone_and_a_desktop(county: tuple[LiveServer, Wor
             browser.close()
     print(f"\n{sum(len(u) for u in report.checked.values())} page × role checks of {len(report.checked)} pages "
           f"in {report.seconds:.0f} s (world built in {world.seconds:.0f} s); skipped (not HTML): "
-          f"{sorted(set(report.skipped.values()))}")
+          f"{sorted(set(report.skipped.values()))}; slowest: "
+          + ", ".join(f"{what} {sec:.1f} s" for sec, what in sorted(report.slowest, reverse=True)[:5]))
     # the test is not vacuous: the pages the county's people use most were rendered, as each role
     for endpoint in ("web.dashboard", "web.children", "web.children_view", "web.children_duplicates",
                      "web.reports", "web.submissions_view", "web.users_index", "web.login"):

@@ -636,14 +636,16 @@ class _Builder:
         mode = "home" if photo else c.rnd.choice(["school", "phone", "home"])
         concern = c.rnd.random() < 0.15
         interviews = [{"iv_role": "family", "iv_relation": "grandparent", "iv_method": "face",
-                       "iv_summary": c.rnd.choice(IV_TEXT), "iv_concern": "no"},
+                       "iv_summary": IV_TEXT[0], "iv_concern": "no"},
+                      {"iv_role": "school", "iv_relation": "teacher", "iv_method": "phone",
+                       "iv_summary": IV_TEXT[1], "iv_concern": "no"},
                       {"iv_role": "child", "iv_relation": "self", "iv_method": "face",
                        "iv_summary": IV_TEXT[2], "iv_concern": "yes" if concern else "no"}]
         a.update({"visitor_role": "child_director", "visit_date": day.isoformat(),
                   "visit_purpose": c.rnd.choice(["routine", "followup", "routine"]), "visit_mode": mode,
                   "visit_location": "29.6531 91.1287 3652 8" if mode in ("home", "school") else "",
                   "child_seen": "yes", "child_obs": c.rnd.choice(OBS_TEXT), "interviews": interviews,
-                  "n_interviews": "2", "new_concern": "yes" if concern else "no",
+                  "n_interviews": "3", "new_concern": "yes" if concern else "no",
                   "concern_detail": "孩子说最近晚上常做噩梦，不想一个人睡，奶奶不知道怎么安慰。" if concern else "",
                   "need_reidentify": "yes" if concern else "", "photo_consent": "yes" if mode == "home" else "",
                   "visit_photo": "visit.png" if photo else "", "visitor_signature": "sig-visitor.png",
