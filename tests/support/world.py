@@ -13,19 +13,27 @@ Built the way the people who use CareFile build it, over HTTP only (nothing from
 - two phones update the same child from the same list version (an offline conflict); collectors
   send for children outside their regions (held for review);
 - the coordinator does case work through the JSON API: merges one likely duplicate pair, marks
-  another as different children, moves two children, closes two files; a manager starts an export;
+  another as different children, moves two children, closes two files; every website user starts an
+  export (a job is its starter's own);
 - a draft of the visit form is made with `carefile form draft`.
 
-    from tests.support.world import build_world, LiveTarget
+    from tests.support.world import build_world, LiveTarget, Website
     world = build_world(LiveTarget(server))      # server: tests.e2e.live.LiveServer, started
     world.users["mgr"].password, world.busiest_child, world.instances["visit_record"][0]
+    page = Website(LiveTarget(server).client(), world.users["mgr_named"]).get(f"/children/{world.busiest_child}")
 
 Everything is seeded (random.Random(SEED)) relative to today's date in Beijing, so two builds on the
-same day give the same children, answers and dates (the ids differ). About 200 children and 1,000
-submissions; on SQLite about 30–60 s on two CPUs (most of it the server working).
+same day give the same children, answers and dates (the ids differ). 200 children give about 1,100
+submissions: about 20 s against a live server on SQLite on an idle 2-CPU machine (most of it the
+server working; up to a minute when the machine is busy); `children=40` builds in a few seconds.
+
+Two targets: `LiveTarget(server)` (tests/e2e/live.py: the `carefile` CLI in a subprocess, HTTP on
+its port; start it with CAREFILE_EXPORT_WORKER=true) and `AppTarget(app, cli)` (the tests/app `app`
+fixture and tests/support/cli.py's runner: the same requests through Flask's test client, on SQLite
+or PostgreSQL; pass wait_exports=False). tests/app/test_world.py shows the in-process use.
 
 `World` lists what other tests need: users and passwords by role, the children (uuid, name, label,
-village, status, ...), instance ids by form, the likely duplicate pairs, held changes, an export job.
+village, status, ...), instance ids by form, the likely duplicate pairs, held changes, export jobs.
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ import json
 import random
 import re
 import struct
+import tempfile
 import threading
 import uuid
 import zlib
@@ -110,14 +119,6 @@ IV_TEXT = ["奶奶说孩子放学后帮忙做家务，吃饭正常，偶尔因�
 
 
 # ---------------------------------------------------------------------------- HTTP, as clients do
-
-
-class Response(Protocol):
-    status_code: int
-    headers: Any
-
-    @property
-    def content(self) -> bytes: ...
 
 
 class Client(Protocol):
@@ -785,6 +786,7 @@ def build_world(target: Target, *, children: int = 200, today: date | None = Non
     under pytest set CAREFILE_EXPORT_WORKER=true)."""
     import time
 
+    assert children >= 30, "the likely duplicates are made from the first 30 children"
     started = time.monotonic()
     b = _Builder(target, today)
     if "child_registration" not in target.cli("form", "list"):
@@ -803,7 +805,7 @@ def build_world(target: Target, *, children: int = 200, today: date | None = Non
     b.run(dups, b.live)
     b.children.extend(dups)
 
-    on_file = [c for c in b.children if c.version >= 1]
+    on_file = list(b.children)  # every child registered with consent (the refused ones are not in it)
     # The busiest file: identified, assessed red, referred, followed up, visited, then two phones offline.
     busy = max((c for c in on_file if c.risk in ("red", "orange") and not c.closed), key=lambda c: c.records)
     # Two phones update the same child from the same list version: the server keeps both, flags a conflict.
@@ -862,10 +864,10 @@ def build_world(target: Target, *, children: int = 200, today: date | None = Non
                                                      "run an export worker? (CAREFILE_EXPORT_WORKER=true under pytest)")
                 time.sleep(0.2)
     # A draft of the visit form (a changed XLSForm, uploaded by the coordinator with the CLI).
-    draft_dir = Path(__import__("tempfile").mkdtemp(prefix="carefile-world-"))
-    draft = draft_dir / "visit_record.xlsx"
-    _bumped_xlsform(SHIPPED / "visit_record.xlsx", draft)
-    target.cli("form", "draft", str(draft))
+    with tempfile.TemporaryDirectory(prefix="carefile-world-") as folder:
+        draft = Path(folder) / "visit_record.xlsx"
+        _bumped_xlsform(SHIPPED / "visit_record.xlsx", draft)
+        target.cli("form", "draft", str(draft))
 
     open_pairs = [p for p in pair_ids if p not in (merged, distinct)]
     world = World(
