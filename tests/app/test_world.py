@@ -72,6 +72,11 @@ def test_the_county_as_its_people_see_it(target: AppTarget, world: World) -> Non
     assert busy.label in page(named, f"/children/{busy.uuid}")
     masked = page(plain, f"/children/{busy.uuid}")
     assert busy.label not in masked and f"儿童 {busy.uuid[:4].upper()}" in masked
+    # the children turning 18: labels for the grant, pseudonyms without it
+    soon = page(named, "/children/turning18")
+    assert re.findall(r'<tr data-uuid="', soon), "the world has children turning 18 within 90 days"
+    assert re.search(r"\*（", soon)
+    assert not re.search(r"\*（", page(plain, "/children/turning18"))
     visit = world.photo_instances["visit_record"][-1]
     photo = f"/submissions/visit_record/{visit}/files/visit.png"
     assert named.get(photo).status_code == 200 and plain.get(photo).status_code == 403

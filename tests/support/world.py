@@ -692,7 +692,7 @@ class _Builder:
             village = villages[i % len(villages)] if i < len(villages) else self.rnd.choice(villages)
             gender = self.rnd.choice(["male", "female"])
             age_days = self.rnd.randrange(4 * 365, 17 * 365)
-            if i % 40 == 7:  # turns 18 within the next 90 days
+            if i % 20 == 7:  # turns 18 within the next 90 days
                 age_days = 18 * 365 + 4 - self.rnd.randrange(10, 80)
             birth = self.today - timedelta(days=age_days)
             registered = self.today - timedelta(days=self.rnd.randrange(12, 365))
