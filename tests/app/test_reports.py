@@ -225,7 +225,7 @@ def table(html: str) -> dict[str, dict[str, int]]:
     rows: dict[str, dict[str, int]] = {}
     for town, body in re.findall(r'<tr data-town="(\w+)">(.*?)</tr>', html, re.S):
         rows[town] = {k: int(re.sub(r"<[^>]+>", "", v)) for k, v in
-                      re.findall(r'<td class="num" data-col="(\w+)">(.*?)</td>', body, re.S)}
+                      re.findall(r'<td class="num[^"]*" data-col="(\w+)"[^>]*>(.*?)</td>', body, re.S)}
     return rows
 
 
