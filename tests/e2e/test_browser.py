@@ -11,9 +11,7 @@ it); CAREFILE_CHROMIUM names another binary.
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,21 +21,15 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
+from tests.e2e.chromium import SHOTS, launch, needs_chromium
 from tests.e2e.live import LiveServer
 from tests.support.entity_forms import REGISTER_MD, register_xml
 
-CHROMIUM = os.environ.get("CAREFILE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 WIDTHS = [375, 1280]
 PASSWORD = "browser test pw"
 VILLAGE = "540102002201"
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} "
-                                "(apt-get install chromium; scripts/test.sh does it)")
+pytestmark = needs_chromium
 
 
 
@@ -74,10 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

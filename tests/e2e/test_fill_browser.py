@@ -9,8 +9,6 @@ kept. No request leaves the host.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -22,14 +20,10 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
+from tests.e2e.chromium import SHOTS, launch, needs_chromium
 from tests.e2e.live import LiveServer
 from tests.support.entity_forms import REGISTER_MD, register_xml
 
-CHROMIUM = os.environ.get("CAREFILE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 PASSWORD = "fill test pw"
 HOME = "540102002201"  # 城关区 八廓街道: the manager's and the coordinator's county covers it
 AWAY = "540121000000"  # 林周县: outside both
@@ -50,8 +44,7 @@ PAPER_MD = f"""
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e221bc330000000049454e44ae426082")
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +94,8 @@ def children(server: LiveServer) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -18,26 +18,22 @@ Screenshots of every page at 375 px go to tests/artifacts/screenshots/pages/ (gi
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.e2e.chromium import SHOTS as ALL_SHOTS
+from tests.e2e.chromium import launch, needs_chromium
 from tests.e2e.live import LiveServer
 from tests.support.world import SHIPPED, LiveTarget, World, build_world
 
-CHROMIUM = os.environ.get("CAREFILE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots" / "pages"
+SHOTS = ALL_SHOTS / "pages"
 PHONE, DESKTOP = 375, 1280
 MIN_CELL = 44  # px: narrower table cells break words one character per line
 MIN_CHART_TEXT = 8  # px: the rendered height of a chart label
@@ -45,8 +41,7 @@ MIN_CHART_TEXT = 8  # px: the rendered height of a chart label
 # (names are longer than their *** mask, so pages differ).
 ROLE_USERS = {"admin": ["admin"], "coordinator": ["coord"], "manager": ["mgr", "mgr_named"]}
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -276,12 +271,8 @@ def test_every_page_reads_on_a_phone_and_a_desktop(county: tuple[LiveServer, Wor
     server, world = county
     app = server.app()
     todo = pages(app, world)
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            report = visit_all(browser, server, world, todo)
-        finally:
-            browser.close()
+    with launch() as browser:
+        report = visit_all(browser, server, world, todo)
     print(f"\n{sum(len(u) for u in report.checked.values())} page × role checks of {len(report.checked)} pages "
           f"in {report.seconds:.0f} s (world built in {world.seconds:.0f} s); skipped (not HTML): "
           f"{sorted(set(report.skipped.values()))}; slowest: "

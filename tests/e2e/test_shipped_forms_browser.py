@@ -14,7 +14,6 @@ the renderer's send button and the record is looked up in the database with its 
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -23,14 +22,10 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.chromium import SHOTS, launch, needs_chromium
 from tests.e2e.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CAREFILE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync"]
-SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 FILLER = (Path(__file__).with_name("webforms_filler.js")).read_text(encoding="utf-8")
 FORMS = ["child_registration", "identification", "assessment", "visit_record", "referral_followup"]
 BACKENDS = [b.strip() for b in os.environ.get("CAREFILE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
@@ -38,8 +33,7 @@ PASSWORD = "shipped forms pw"
 USER = "coord"
 REGION = "540102"  # 城关区: the first county of the region cascade
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
 
 def png(width: int, height: int, green: int = 90) -> bytes:
@@ -100,10 +94,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
