@@ -130,14 +130,15 @@ def forms_draft_publish(xml_form_id: str) -> Any:
                          filename=fv.source_filename, draft=True, test_submissions_discarded=discarded)
             version, missing = fv.version, form_service.missing_attachments(fv)
     except Problem as problem:
+        # Back to the draft's page, its publish form at hand, saying what to change (not a bare error page).
         if problem.code == "409.6":
-            raise Problem(409, "409.6", t("Version '{version}' of this form is already published. Type another "
-                                          "version (for example a higher number) and publish again.",
-                                          version=wanted or "")) from problem
-        if problem.code == "400.35":
-            raise Problem(400, "400.35", t("A version must be 1 to 250 characters on one line, for example "
-                                           "2026112901.")) from problem
-        raise
+            flash(t("Version '{version}' of this form is already published. Type another version (for example a "
+                    "higher number) and publish again.", version=wanted or ""))
+        elif problem.code == "400.35":
+            flash(t("A version must be 1 to 250 characters on one line, for example 2026112901."))
+        else:
+            raise
+        return redirect(url_for("web.forms_draft", xml_form_id=xml_form_id) + "#publish")
     flash(t("Version {version} of {form_id} is published.", version=version, form_id=xml_form_id))
     if discarded:
         flash(t("{n} test submissions were discarded.", n=discarded))

@@ -75,9 +75,11 @@ def test_draft_tested_compared_and_published_from_the_web(app: Any, make_user: A
     assert "1 → 2 (draft)" in compare
     assert "Remark" in compare
 
-    # a version already published is refused with a message, nothing changes
+    # a version already published is refused with a message on the draft's page, its publish form at hand
     refused = b.post("/forms/household/draft/publish", {"version": "1"})
-    assert refused.status_code == 409 and "already published" in refused.get_data(as_text=True)
+    assert refused.status_code == 302 and refused.headers["Location"] == "/forms/household/draft#publish"
+    again = b.get("/forms/household/draft").get_data(as_text=True)
+    assert "already published" in again and 'action="/forms/household/draft/publish"' in again
     resp = b.post("/forms/household/draft/publish", {"version": "2026113001"})
     assert resp.status_code == 302 and resp.headers["Location"] == "/forms/household"
     detail = b.get("/forms/household").get_data(as_text=True)
