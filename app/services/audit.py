@@ -59,6 +59,27 @@ ACTIONS: dict[str, str] = {
 }
 
 
+# The words for every detail an event carries (its keyword arguments to record()), shown on the audit page
+# (translated there); tests/app/test_words.py fails on a detail recorded without words here.
+DETAILS: dict[str, str] = {
+    "active": "Active", "assigned": "Forms given", "bulk": "Several at once", "channel": "Through",
+    "children": "Children", "closed_at": "Closed on", "comment": "Comment", "cutoff": "Closed before",
+    "dataset": "Entity list", "decrypted": "Decrypted", "deleted": "Deleted", "direct": "Direct download",
+    "display_name": "Full name", "draft": "Draft", "filename": "File", "files": "Files", "filter": "Filter",
+    "force": "Forced", "format": "Format", "forms": "Forms", "from": "From", "held": "Held for review",
+    "issued": "Issued", "job": "Export", "key_id": "Key", "kind": "Kind", "md5": "MD5", "merged": "Merged file",
+    "name": "File", "new": "New", "new_form": "New form", "note": "Note", "old": "Before", "options": "Options",
+    "other": "The other child", "password": "Password", "period": "Period", "previous": "Before",
+    "property": "Property", "purpose": "Purpose", "reason": "Reason", "records": "Records", "regions": "Regions",
+    "renewed": "Renewed", "replaced": "Replaced", "role": "Role", "rows": "Rows",
+    "sees_sensitive": "May see identifying details", "size": "Size",
+    "source": "Source", "state": "Review state", "status": "Result", "submission": "Submission", "table": "Table",
+    "test_submissions_discarded": "Test submissions discarded", "to": "To", "tokens": "QR codes",
+    "unassigned": "Forms taken away", "unmasked": "Identifying details shown", "values": "Values",
+    "version": "Version", "via": "Through", "xml": "XML", "years": "Years",
+}
+
+
 class UnknownAction(ValueError):
     """An audit action without words in ACTIONS (a programming error)."""
 

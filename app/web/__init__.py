@@ -41,6 +41,16 @@ def nav_items() -> list[tuple[str, str, tuple[str, ...]]]:
     return [(e, label, roles) for _, e, label, roles in _NAV if e in current_app.view_functions]
 
 
+def nav_here(endpoint: str | None) -> str | None:
+    """The one navigation entry a page belongs to: its own entry, else the shortest entry of its family
+    (an endpoint's name before its last '_': web.children_view belongs to web.children) — so the
+    duplicates page lights only "Duplicates" and a child's file only "Children"."""
+    if not endpoint:
+        return None
+    family = [e for _, e, _, _ in _NAV if endpoint == e or endpoint.startswith(e.rsplit("_", 1)[0] + "_")]
+    return endpoint if endpoint in family else min(family, key=len, default=None)
+
+
 class WebUser(UserMixin):  # type: ignore[misc]
     """The signed-in user, detached from the database session."""
 
@@ -173,7 +183,8 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "web.login"
     login_manager.init_app(app)
     app.jinja_env.globals.update(_=t, csrf_token=csrf_token, current_language=current_language,
-                                 LANGUAGES=LANGUAGES, form_label=form_label, nav_items=nav_items)
+                                 LANGUAGES=LANGUAGES, form_label=form_label, nav_items=nav_items,
+                                 nav_here=nav_here)
 
     import importlib
     import importlib.util

@@ -18,6 +18,8 @@ from app.runtime import runtime
 from app.services import audit
 
 from . import bp, register_nav, requires
+from .children import case_label
+from .submissions import mgr_review
 from .users import role_label
 
 register_nav(60, "web.audit_index", "Audit log", ("admin",))
@@ -28,15 +30,28 @@ ZONE = timezone(timedelta(hours=8), "Asia/Shanghai")
 ZONE_LABEL = "Asia/Shanghai (UTC+8)"
 
 ACTION_LABELS = audit.ACTIONS  # the words of every action: app/services/audit.py
-DETAIL_LABELS = {
-    "role": "Role",
-    "regions": "Regions",
-    "display_name": "Full name",
-    "active": "Active",
-    "password": "Password",
-    "reason": "Reason",
-}
+DETAIL_LABELS = audit.DETAILS  # and of every detail
 VALUE_LABELS = {"reset": "reset", "throttled": "too many failed attempts", "True": "yes", "False": "no"}
+# How a person reached the server (details "via" and "channel").
+CHANNEL_LABELS = {"web": "the website", "api": "the API", "basic": "the API (password)", "cli": "the command line",
+                  "phone": "ODK Collect", "openrosa": "ODK Collect"}
+# Results of a paper form entered or corrected in the browser (detail "status" of submission.web_*).
+STATUS_LABELS = {"created": "new record", "edited": "edited", "duplicate": "already received"}
+
+
+# What an event's target names (the text before ':' in "child:<uuid>"), in words.
+TARGET_KINDS = {"child": "Child file", "user": "User", "form": "Form", "submission": "Submission",
+                "held": "Held change", "export": "Export", "dataset": "Entity list", "entity": "Entity",
+                "region": "Region"}
+
+
+def readable_target(target: str | None) -> dict[str, str]:
+    """{'kind': words, 'ref': the id, 'url': the child's file for a child} for the page."""
+    kind, _, ref = (target or "").partition(":")
+    if not ref or kind not in TARGET_KINDS:
+        return {"kind": "", "ref": target or "", "url": ""}
+    url = url_for("web.children_view", uid=ref) if kind == "child" else ""
+    return {"kind": t(TARGET_KINDS[kind]), "ref": ref, "url": url}
 
 
 def local_time(at: datetime) -> str:
@@ -61,6 +76,14 @@ def readable_details(action: str, details: dict[str, Any] | None) -> list[tuple[
         label = t(DETAIL_LABELS[key]) if key in DETAIL_LABELS else key.replace("_", " ")
         if key == "role":
             v = [role_label(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else role_label(str(v))
+        elif key == "reason" and action == "child.close":
+            v = case_label("close", str(v))
+        elif key in ("state", "previous") and action == "submission.review":
+            v = mgr_review(str(v)) if v else "—"
+        elif key in ("via", "channel") and str(v) in CHANNEL_LABELS:
+            v = t(CHANNEL_LABELS[str(v)])
+        elif key == "status" and action.startswith("submission.web_") and str(v) in STATUS_LABELS:
+            v = t(STATUS_LABELS[str(v)])
         if action == "user.update" and isinstance(v, list) and len(v) == 2:
             text = f"{_value(v[0])} → {_value(v[1])}"
         else:
@@ -105,7 +128,7 @@ def audit_index() -> Any:
         rows = [{"id": e.id, "at": local_time(e.at), "iso": e.at.astimezone(ZONE).isoformat(timespec="seconds"),
                  "username": e.username, "action": e.action,
                  "action_label": t(ACTION_LABELS[e.action]) if e.action in ACTION_LABELS else "",
-                 "target": e.target, "ip": e.ip, "details": readable_details(e.action, e.details)}
+                 "target": readable_target(e.target), "ip": e.ip, "details": readable_details(e.action, e.details)}
                 for e in events[:PAGE_SIZE]]
     kept: dict[str, Any] = {k: v for k, v in filters.items() if v}
     next_url = (url_for("web.audit_index", **kept, before_id=rows[-1]["id"])

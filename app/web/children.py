@@ -23,6 +23,9 @@ from app.services.reports import dashboard as dash
 from app.services.submissions.records import LOCAL_TZ
 
 from . import bp, client_ip, db_user, register_nav, requires
+from .places import place_label
+
+PLACE_KEYS = frozenset(("prefecture", "county", "township", "village"))
 
 ROLES = ("admin", "coordinator", "manager")
 PAGE_SIZE = 50
@@ -54,6 +57,8 @@ def _property_labels() -> dict[str, str]:
         "prefecture": t("Prefecture"), "county": t("County"), "township": t("Township"), "village": t("Village"),
         "gender": t("Sex"), "birth_date": t("Date of birth"), "category": t("Category"),
         "registered_on": t("Registered on"), "label": t("Name (masked)"),
+        "full_name": t("Full name"), "guardian_name": t("Guardian"), "id_number": t("ID number"),
+        "region_code": t("Region"), "created_at": t("File created"),
     }
 
 
@@ -70,10 +75,12 @@ def _words() -> Vocabulary:
 @bp.app_template_global("mgr_value")
 def mgr_value(prop: str, value: Any) -> str:
     """A property's value in the UI language: the care file's statuses and levels in the site's own words,
-    other choices (sex, categories, yes/no …) in the words of the form that saved them; a value no form
-    names (a date, a score) as it is."""
+    other choices (sex, categories, yes/no …) in the words of the form that saved them, places by name;
+    a value no form names (a date, a score) as it is."""
     if value is None or value == "":
         return "—"
+    if prop in PLACE_KEYS:
+        return place_label(str(value))
     own = _value_labels().get(prop, {}).get(str(value))
     if own is not None:
         return own
@@ -161,7 +168,8 @@ def children() -> Any:
                            has_next=has_next, page=page, page_size=PAGE_SIZE,
                            filters={k: v for k, v in filters.items() if v}, names=names, regions=regions,
                            risk_levels=child_service.RISK_LEVELS, statuses=child_service.STATUSES,
-                           overdue_ids={r.uuid for r in rows if child_service.is_overdue(r, today)})
+                           overdue_ids={r.uuid for r in rows if child_service.is_overdue(r, today)},
+                           identifying=access.sees_sensitive(user))
 
 
 def _visible(user: Any, code: str) -> bool:

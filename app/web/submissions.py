@@ -104,7 +104,14 @@ def submissions_view(form_id: str, instance_id: str) -> Any:
                      unmasked=rec.unmasked)
         names = dash.region_names(s, user.project_id)
     return render_template("submissions/view.html", rec=rec, names=names,
-                           settable=records.SETTABLE_STATES)
+                           settable=records.SETTABLE_STATES, phone_records=_phone_records())
+
+
+def _phone_records() -> dict[str, str]:
+    """Words for what the phone records by itself (XLSForm metadata questions, by their usual names)."""
+    return {"start": t("Started filling in"), "end": t("Finished filling in"), "today": t("Day filled in"),
+            "username": t("Username on the phone"), "deviceid": t("Device ID"), "phonenumber": t("Phone number"),
+            "email": t("Email")}
 
 
 @bp.post("/submissions/<form_id>/<instance_id>/review")

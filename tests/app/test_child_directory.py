@@ -2,6 +2,7 @@
 item 4): identifying details reach only the users entitled to them, on every read model of a child."""
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -231,3 +232,35 @@ def test_instance_names_built_from_a_name_are_masked_for_readers_without_the_gra
     record = page.get("/submissions/child_registration/uuid:r1").get_data(as_text=True)
     for html in (listing, record):
         assert "建档-扎" not in html and "扎西" not in html
+
+
+def _page(app: Any, user: str, url: str) -> str:
+    from tests.app.web_helpers import Browser
+
+    browser = Browser(app)
+    assert browser.login(user).status_code in (302, 303)
+    resp = browser.get(url)
+    assert resp.status_code == 200, resp.data
+    return str(resp.get_data(as_text=True))
+
+
+def test_the_website_tells_entitled_readers_who_is_who(app: Any, world: dict[str, str]) -> None:
+    listed = _page(app, "coord", "/children?q=zxcr")
+    assert listed.count(">扎西次仁</a>") == 2  # the full name heads each row…
+    assert "卓玛" in listed and "次旺" in listed and "2012-10-04" in listed  # …with what tells them apart
+    file = _page(app, "coord", f"/children/{world['tashi']}")
+    assert "<h1>扎西次仁" in file and "54010220121003123X" in file
+    dup = _page(app, "coord", "/children/duplicates")
+    rows = dict(re.findall(r'<tr data-key="(\w+)"( class="differs")?', dup))
+    assert rows["full_name"] == "" and rows["gender"] == ""  # the same: shown, not marked
+    for key in ("birth_date", "region_code", "guardian_name", "id_number"):
+        assert rows[key] == ' class="differs"', key
+    assert dup.count("扎西次仁") == 2 and "卓玛" in dup and "次旺" in dup
+
+
+def test_the_website_keeps_names_from_readers_without_the_grant(app: Any, world: dict[str, str]) -> None:
+    for url in ("/children", "/children?q=zxcr", f"/children/{world['tashi']}"):
+        page = _page(app, "mgr", url)
+        for secret in ("扎西", "卓玛", "54010220121003123", "次旺"):
+            assert secret not in page, (url, secret)
+    assert "扎西次仁" in _page(app, "mgr_s", f"/children/{world['tashi']}")

@@ -28,6 +28,32 @@ def _catalog() -> dict[str, str]:
     return merged
 
 
+def _recorded_details() -> set[str]:
+    """Every detail (keyword argument, or key of a literal **{...}) passed to audit.record / audit_unmasked."""
+    found: set[str] = set()
+    for path in (ROOT / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name not in ("record", "audit_unmasked"):
+                continue
+            for kw in node.keywords:
+                if kw.arg is not None:
+                    found.add(kw.arg)
+                elif isinstance(kw.value, ast.Dict):
+                    found |= {k.value for k in kw.value.keys if isinstance(k, ast.Constant)}
+    return found - {"target", "ip", "username", "user"}
+
+
+def test_every_recorded_detail_has_words_in_both_languages() -> None:
+    details = _recorded_details()
+    assert {"reason", "channel", "from", "to", "unmasked"} <= details  # the scan finds them
+    assert details <= set(audit.DETAILS), details - set(audit.DETAILS)
+    zh = _catalog()
+    assert not [words for words in audit.DETAILS.values() if words not in zh]
+
+
 def _recorded_actions() -> set[str]:
     """Every literal action name passed to audit.record / access.audit_unmasked anywhere in app/."""
     found: set[str] = set()

@@ -13,7 +13,8 @@ language). It fails when a person would see the page break:
 - the page scrolls sideways (the document is wider than the screen), or a part of it does (a table
   in a scrolling box), or something sticks out past the right edge or is cut off there;
 - a table cell holding text is narrower than 44 px (words broken one character per line);
-- a chart's labels are smaller than 8 px.
+- a chart's labels are smaller than 8 px;
+- it shows a form's option code or English the interface should have translated (tests/support/words.py).
 Screenshots of every page at 375 px go to tests/artifacts/screenshots/pages/ (gitignored).
 """
 from __future__ import annotations
@@ -31,15 +32,14 @@ import pytest
 from tests.e2e.chromium import SHOTS as ALL_SHOTS
 from tests.e2e.chromium import launch, needs_chromium
 from tests.e2e.live import LiveServer
+from tests.support import words
 from tests.support.world import SHIPPED, LiveTarget, World, build_world
+from tests.support.world_pages import FILE_ROUTES, Page, pages
 
 SHOTS = ALL_SHOTS / "pages"
 PHONE, DESKTOP = 375, 1280
 MIN_CELL = 44  # px: narrower table cells break words one character per line
 MIN_CHART_TEXT = 8  # px: the rendered height of a chart label
-# The world's user for each web role; managers twice: with and without the identifying-details grant
-# (names are longer than their *** mask, so pages differ).
-ROLE_USERS = {"admin": ["admin"], "coordinator": ["coord"], "manager": ["mgr", "mgr_named"]}
 
 pytestmark = needs_chromium
 
@@ -54,66 +54,6 @@ def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
         yield srv, build_world(LiveTarget(srv))
     finally:
         srv.stop()
-
-
-# -- the pages, from the URL map ------------------------------------------------------------------
-
-
-def bindings(world: World, user: str) -> list[dict[str, Any]]:
-    """Values for the URL variables of the web pages, from the world. A rule is built with every
-    binding that has all its variables (form_id and instance_id go together)."""
-    busy = world.child(world.busiest_child)
-    dup = world.duplicate_pairs[0][0]
-    visit = next(i for i in reversed(world.photo_instances["visit_record"]))
-    registration = world.photo_instances["child_registration"][0]
-    common = {"project_id": 1, "username": "dolma", "user_id": world.user_ids["mgr_named"],
-              "job_id": world.export_jobs.get(user, 0), "xml_form_id": world.draft_form, "ref": "draft",
-              "what": "source", "filename": "regions.csv", "name": "visit.png"}
-    return [
-        {**common, "uid": busy.uuid, "form_id": "visit_record", "instance_id": visit},
-        {**common, "uid": dup, "form_id": "child_registration", "instance_id": registration, "name": "home.png"},
-    ]
-
-
-# Downloads of a form's own files: the shipped forms upload none (regions.csv and children.csv are
-# made for each user), so these may answer 404 in the world; they are files, not pages, either way.
-FILE_ROUTES = {"web.forms_attachment_download", "web.forms_draft_attachment_download"}
-
-# Variables whose name means different things on different pages.
-OVERRIDES = {"web.edit_submission_file": {"filename": "visit.png"}}
-
-
-@dataclass
-class Page:
-    endpoint: str
-    url: str
-    user: str  # a world user name, or "anonymous"
-    from_form: str = ""  # the GET form on another page this URL was reached by
-
-
-def pages(app: Any, world: World) -> list[Page]:
-    """Every (page, user) to open: each GET rule of the website, as each role it admits."""
-    from app.routeaccess import declared
-
-    out: list[Page] = []
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.endpoint.startswith("web.") or "GET" not in (rule.methods or ()):
-            continue
-        spec = declared(app.view_functions[rule.endpoint])
-        assert spec is not None, f"{rule.rule} declares no access (app/routeaccess.py)"
-        users = ["anonymous"] if spec.public else [u for role in spec.roles for u in ROLE_USERS.get(role, [])]
-        for user in users:
-            urls = []
-            for values in bindings(world, user):
-                values = {**values, **OVERRIDES.get(rule.endpoint, {})}
-                if set(rule.arguments) <= set(values):
-                    adapter = app.url_map.bind("localhost")
-                    url = adapter.build(rule.endpoint, {k: values[k] for k in rule.arguments}, append_unknown=False)
-                    if url not in urls:
-                        urls.append(url)
-            assert urls, f"no world values for {rule.rule}: add them to bindings()"
-            out += [Page(rule.endpoint, url, user) for url in urls]
-    return out
 
 
 # -- what a person sees -----------------------------------------------------------------------------
@@ -168,6 +108,16 @@ CHECK_JS = """([minCell, minText]) => {
 SETTLED_JS = """() => { const n = document.body.innerHTML.length, w = window.__settled || (window.__settled = {n: -1});
   if (w.n !== n) { w.n = n; w.t = performance.now(); return false; }
   return performance.now() - w.t > 700; }"""
+
+# The text a person sees (code set in <code> left out: shown as a code on purpose), for the words check.
+SEEN_TEXT_JS = """() => { const out = [], walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const p = n.parentElement, text = n.textContent.trim();
+    if (!text || !p || p.closest('script,style,code,pre,textarea,template,noscript')) continue;
+    if (!p.getClientRects().length) continue;
+    if (getComputedStyle(p).visibility === 'hidden') continue;
+    out.push(text); }
+  return out.join(' \\n '); }"""
 
 GET_FORMS_JS = """() => [...document.querySelectorAll('main form')]
   .filter(f => (f.getAttribute('method') || 'get').toLowerCase() === 'get')
@@ -254,6 +204,9 @@ def visit_all(browser: Any, server: LiveServer, world: World, todo: list[Page]) 
                     report.problems.append(f"{where} at {width} px: {problem}")
                 if width == PHONE:
                     page.screenshot(path=str(SHOTS / shot_name(item.url, user)), full_page=True)
+                    # in words, not codes, and in Chinese (also what scripts drew: the form renderer)
+                    for problem in words.problems(page.evaluate(SEEN_TEXT_JS), set(world.users)):
+                        report.problems.append(f"{where}: {problem}")
             if errors:
                 report.problems.append(f"{where}: script errors {errors[:2]}")
             report.checked.setdefault(item.endpoint, set()).add(user)

@@ -7,6 +7,7 @@ COUNT(*) over the table.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -253,6 +254,31 @@ def _display(field: Any, value: Any, files: dict[str, SubmissionAttachment]) -> 
     return {"kind": "text", "text": str(value)}
 
 
+# instance('children')/root/item[name=${child}]/status: a value read from the child's list
+_READS_PROPERTY = re.compile(r"^\s*instance\('[^']+'\)/root/item\[[^\]]*\]/(\w+)\s*$")
+
+
+def _property_read(calculate: str | None) -> str | None:
+    """The entity property a calculation only reads from a list (its value is that property's code)."""
+    found = _READS_PROPERTY.match(calculate or "")
+    return found.group(1) if found and found.group(1) not in ("name", "label") else None
+
+
+def _option_words(schema: FormSchema) -> dict[str, dict[str, str]]:
+    """Option codes that mean one thing in this form (every list naming the code labels it alike)."""
+    seen: dict[str, list[dict[str, str]]] = {}
+    for f in schema.fields:
+        for c in f.choices:
+            if c.labels and c.labels not in seen.setdefault(c.value, []):
+                seen[c.value].append(c.labels)
+    return {code: labels[0] for code, labels in seen.items() if len(labels) == 1}
+
+
+def _is_note(f: Any) -> bool:
+    """A note: read-only text shown to the person filling in, never an answer."""
+    return f.readonly and f.calculate is None and f.control == "input"
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
@@ -274,6 +300,7 @@ def layout(schema: FormSchema, values: dict[str, Any], repeat_rows: list[Submiss
         return any(k.startswith(rel) and not _empty(v) for k, v in values.items()) or \
             any(p.startswith(prefix + "/") for p in rows_by_repeat)
 
+    words = _option_words(schema)
     items: list[dict[str, Any]] = []
     for f in schema.fields:
         if f.meta or not f.path.startswith(base):
@@ -283,7 +310,11 @@ def layout(schema: FormSchema, values: dict[str, Any], repeat_rows: list[Submiss
             rows = rows_by_repeat.get(f.path, [])
             if not rows:
                 continue
-            cols = [c for c in schema.fields if c.repeat == f.path and c.type not in ("group", "repeat")]
+            # a column per question answered in some row (notes hold no answer; unanswered columns would
+            # only squeeze the others on a phone)
+            cols = [c for c in schema.fields if c.repeat == f.path and c.type not in ("group", "repeat")
+                    and not _is_note(c)
+                    and any(not _empty(r.data.get(c.path[len(f.path) + 1:])) for r in rows)]
             table_rows = []
             for r in rows:
                 cells = []
@@ -307,7 +338,21 @@ def layout(schema: FormSchema, values: dict[str, Any], repeat_rows: list[Submiss
         shown = _display(f, value, files)
         if entity_uuid and isinstance(value, str) and value.lower() == entity_uuid:
             shown["child"] = entity_uuid
-        items.append({"kind": "answer", "labels": f.labels, "name": f.name, "depth": depth, "value": shown})
+        # A value no one was asked for (the form works it out or the phone records it) is set apart from the
+        # answers, and said in words:
+        # `prop` names the child's property it saves or reads (the page has words for those), else a code
+        # that names one option in every list of the form gets that option's labels.
+        calculated = not f.labels  # worked out (calculate) or recorded by the phone (start, username …)
+        prop = f.saveto or _property_read(f.calculate)
+        if calculated and shown["kind"] == "text":
+            if prop:
+                shown["prop"] = prop
+            elif shown["text"] in words:
+                shown = {"kind": "choices", "choices": [{"value": shown["text"], "labels": words[shown["text"]]}]}
+            elif shown["text"] in ("yes", "no"):  # a flag the form works out ('yes' means different things)
+                shown["yes"] = shown["text"] == "yes"
+        items.append({"kind": "answer", "labels": f.labels, "name": f.name, "depth": depth, "value": shown,
+                      "calculated": calculated, "prop": prop})
     return items
 
 
