@@ -315,8 +315,8 @@ def cmd_dashboard_refresh(args: argparse.Namespace) -> int:
     import time as _time
     from datetime import date, datetime
 
+    from app.services.answers import LOCAL_TZ
     from app.services.reports import rollup
-    from app.services.submissions.records import LOCAL_TZ
 
     rt = _runtime()
     today = date.fromisoformat(args.day) if args.day else datetime.now(LOCAL_TZ).date()

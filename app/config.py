@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_YEARS": 10,
     # Seconds the figures of `carefile dashboard refresh` serve the dashboard (app/services/rollup.py); 0 = always live.
     "DASHBOARD_MAX_AGE": 1800,
+    # Scopes of at most this many children get a live dashboard even when stored figures exist (exact at once).
+    "DASHBOARD_LIVE_UP_TO": 2000,
     "EXPORT_WORKER": "auto",  # auto | true | false: run queued export jobs in this process (app/api/exports.py)
     "DB_POOL_SIZE": None,  # connections kept per process (default app/db.py POOL_SIZE)
     "DB_MAX_OVERFLOW": None,  # extra connections per process in a burst (default app/db.py MAX_OVERFLOW)
@@ -47,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
 
 _BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}
 _INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
-             "RETENTION_YEARS", "DASHBOARD_MAX_AGE"}
+             "RETENTION_YEARS", "DASHBOARD_MAX_AGE", "DASHBOARD_LIVE_UP_TO"}
 
 
 def _coerce(key: str, value: Any) -> Any:

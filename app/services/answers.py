@@ -6,7 +6,7 @@ work, reports) finds it wherever the form put it.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from forms import FormSchema
@@ -37,6 +37,15 @@ def answer_key(values: dict[str, Any], name: str) -> str | None:
 # dated by the day it was filled on the phone (the `today` preload, else `start`); only a form with none
 # of these is dated by the day the server received it. One rule for reports, the dashboard's charts, the
 # child's timeline and every list that shows a record's date.
+# The work happens in China (one zone, UTC+8, no daylight saving): "today", a record's day and report
+# periods are China dates.
+LOCAL_TZ = timezone(timedelta(hours=8))
+
+
+def local_today() -> date:
+    return datetime.now(LOCAL_TZ).date()
+
+
 RECORD_DATE_NAMES = ("visit_date", "assessment_date", "record_date", "interview_date", "followup_date",
                      "registered_on")
 FILLED_ON_NAMES = ("today", "start")

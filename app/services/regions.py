@@ -135,10 +135,12 @@ def children(code: str = "") -> list[Region]:
     return [Region(c, t.names[c]) for c in t.children.get(code, [])]
 
 
-def search(query: str, within: Iterable[str] | None = None, limit: int = 20) -> list[Region]:
+def search(query: str, within: Iterable[str] | None = None, limit: int = 20,
+           code_length: int | None = None) -> list[Region]:
     """Places whose code starts with query, or whose name contains it; larger places first.
 
-    within: only places inside these codes; None = everywhere.
+    within: only places inside these codes; None = everywhere. code_length: only places of one level
+    (12: villages).
     """
     q = query.strip()
     if not q:
@@ -149,6 +151,8 @@ def search(query: str, within: Iterable[str] | None = None, limit: int = 20) -> 
         if not (code.startswith(q) if q.isdigit() else q in nm):
             continue
         if scope is not None and not any(code.startswith(s) for s in scope):
+            continue
+        if code_length is not None and len(code) != code_length:
             continue
         found.append(Region(code, nm))
     found.sort(key=lambda r: (len(r.code), r.code))

@@ -17,10 +17,10 @@ from app.routeaccess import COORDINATORS, READERS, declare
 from app.runtime import runtime
 from app.services import access, audit
 from app.services import children as child_service
+from app.services.answers import LOCAL_TZ
 from app.services.children import casework, childfile, duplicates
 from app.services.children.vocabulary import Vocabulary
 from app.services.reports import dashboard as dash
-from app.services.submissions.records import LOCAL_TZ
 
 from . import bp, client_ip, db_user, register_nav, requires
 from .places import place_label
@@ -185,6 +185,7 @@ def children_view(uid: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
         file = childfile.child_file(s, user.project_id, user, uid)
+        adult_soon = casework.may_close_as_adult(child_service.get_child(s, user.project_id, user, uid), today_local())
         audit.record(s, user, "child.view", target=f"child:{file.child.uuid}", ip=client_ip(),
                      unmasked=file.unmasked)
         names = dash.region_names(s, user.project_id)
@@ -192,6 +193,7 @@ def children_view(uid: str) -> Any:
     return render_template("children/file.html", file=file, child=file.child, names=names,
                            overdue=child_service.is_overdue(file.child, today), today=today.isoformat(),
                            lang=current_language(), pairs=file.duplicates, close_reasons=casework.CLOSE_REASONS,
+                           adult_soon=adult_soon,
                            may_merge=user.role in access.COORDINATORS)
 
 
@@ -232,6 +234,15 @@ def children_duplicates() -> Any:
     return render_template("children/duplicates.html", pairs=pairs, names=names)
 
 
+def _refused(uid: str, problem: Problem) -> Any:
+    """Case work the service refused for what was asked (a wrong village, a reason that does not fit): back
+    to the child's file, its case-work forms at hand, saying why. A child not found stays an error."""
+    if problem.status == 404:
+        raise problem
+    flash(t(problem.message))
+    return redirect(url_for("web.children_view", uid=uid) + "#case-actions")
+
+
 @bp.post("/children/<uid>/merge")
 @declare(COORDINATORS, scoped=True)
 @requires(*COORDINATORS)
@@ -263,9 +274,12 @@ def children_distinct(uid: str) -> Any:
 @requires(*ROLES)
 def children_transfer(uid: str) -> Any:
     user = db_user()
-    with runtime().db.write() as s:
-        casework.transfer(s, user.project_id, user, uid, request.form.get("village", ""),
-                          note=request.form.get("note", ""), ip=client_ip())
+    try:
+        with runtime().db.write() as s:
+            casework.transfer(s, user.project_id, user, uid, request.form.get("village", ""),
+                              note=request.form.get("note", ""), ip=client_ip())
+    except Problem as problem:
+        return _refused(uid, problem)
     flash(t("The child was moved to the new village."))
     if user.role in access.COORDINATORS or _visible(user, request.form.get("village", "").strip()):
         return redirect(url_for("web.children_view", uid=uid))
@@ -277,9 +291,12 @@ def children_transfer(uid: str) -> Any:
 @requires(*ROLES)
 def children_close(uid: str) -> Any:
     user = db_user()
-    with runtime().db.write() as s:
-        casework.close(s, user.project_id, user, uid, request.form.get("reason", ""),
-                       note=request.form.get("note", ""), ip=client_ip())
+    try:
+        with runtime().db.write() as s:
+            casework.close(s, user.project_id, user, uid, request.form.get("reason", ""),
+                           note=request.form.get("note", ""), ip=client_ip())
+    except Problem as problem:
+        return _refused(uid, problem)
     flash(t("The case was closed."))
     return redirect(url_for("web.children_view", uid=uid))
 
@@ -289,8 +306,11 @@ def children_close(uid: str) -> Any:
 @requires(*ROLES)
 def children_reopen(uid: str) -> Any:
     user = db_user()
-    with runtime().db.write() as s:
-        casework.reopen(s, user.project_id, user, uid, note=request.form.get("note", ""), ip=client_ip())
+    try:
+        with runtime().db.write() as s:
+            casework.reopen(s, user.project_id, user, uid, note=request.form.get("note", ""), ip=client_ip())
+    except Problem as problem:
+        return _refused(uid, problem)
     flash(t("The case was reopened."))
     return redirect(url_for("web.children_view", uid=uid))
 

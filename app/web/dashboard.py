@@ -29,8 +29,9 @@ def dashboard() -> Any:
     today = today_local()
     rt = runtime()
     with rt.db.session() as s:
-        # Figures stored by `carefile dashboard refresh` when fresh (a national database), else live.
-        stored = rollup.current(s, user.project_id, user, today, int(rt.config["DASHBOARD_MAX_AGE"] or 0))
+        # Figures stored by `carefile dashboard refresh` for a large scope while fresh, else live.
+        stored = rollup.current(s, user.project_id, user, today, int(rt.config["DASHBOARD_MAX_AGE"] or 0),
+                                live_up_to=int(rt.config["DASHBOARD_LIVE_UP_TO"] or 0))
         if stored is not None:
             access.require_reader(user)
             risk = stored.children_by(user, "risk_level")

@@ -54,8 +54,10 @@ def place_label(code: str | None) -> str:
 @declare(WEB_USERS)
 @requires()
 def regions_search() -> Any:
-    """JSON: places whose name contains q (or whose code starts with it), largest first."""
+    """JSON: places whose name contains q (or whose code starts with it), largest first; level=village: only
+    villages (the village a child moves to)."""
     q = request.args.get("q", "").strip()[:40]
-    found = regions.search(q, limit=SEARCH_LIMIT) if q else []
+    length = 12 if request.args.get("level") == "village" else None
+    found = regions.search(q, limit=SEARCH_LIMIT, code_length=length) if q else []
     return jsonify([{"code": r.code, "name": r.name, "full": regions.full_name(r.code) or r.name,
                      "level": r.level} for r in found])

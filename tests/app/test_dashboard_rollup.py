@@ -2,6 +2,7 @@
 every scope; the page uses them only while fresh (same day, younger than CAREFILE_DASHBOARD_MAX_AGE)."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from datetime import date, timedelta
 from html import unescape
@@ -71,6 +72,7 @@ def test_stale_figures_are_not_used(rt: Any, make_user: Any, sent: list[Child]) 
 
 
 def test_dashboard_page_uses_fresh_figures(app: Any, rt: Any, make_user: Any, sent: list[Child]) -> None:  # noqa: F811
+    rt.config["DASHBOARD_LIVE_UP_TO"] = 0  # stored figures for any scope (the scenario's county is small)
     b = browser(app, make_user, "mgr", "manager", ["540102"])
     page = unescape(b.get("/dashboard").get_data(as_text=True))
     assert 'id="figures-as-of"' not in page  # nothing stored: live
@@ -85,3 +87,34 @@ def test_dashboard_page_uses_fresh_figures(app: Any, rt: Any, make_user: Any, se
             row.day = today_local() - timedelta(days=1)
     page = unescape(b.get("/dashboard").get_data(as_text=True))
     assert 'id="figures-as-of"' not in page
+
+
+def test_a_small_scope_is_exact_right_after_a_change(app: Any, rt: Any, make_user: Any,
+                                                      sent: list[Child]) -> None:  # noqa: F811
+    """A county's dashboard is computed live even when stored figures exist: a child registered (or a held
+    change approved) after the refresh counts at once, not at the next refresh."""
+    from tests.app.conftest import PASSWORD, submission_body
+    from tests.app.test_reports import _xml_register
+    from tests.support.digest_client import DigestClient
+
+    b = browser(app, make_user, "mgr", "manager", ["540102"])
+    with rt.db.write() as s:
+        rollup.refresh(s, 1, today_local())
+
+    def count() -> int:
+        page = unescape(b.get("/dashboard").get_data(as_text=True))
+        assert 'id="figures-as-of"' not in page  # live: the county holds fewer than 2,000 children
+        return int(page.split('id="children-count">', 1)[1].split("<", 1)[0])
+
+    before = count()
+    late = Child(uid=str(uuid.uuid4()), village=sent[0].village, registered=today_local())
+    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
+    resp = phone.post("/v1/projects/1/submission", data=submission_body(_xml_register("uuid:late", late)),
+                      content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.data
+    assert count() == before + 1
+    with rt.db.session() as s:  # the stored figures still say what they said at the refresh
+        user = s.scalars(select(User).where(User.username == "mgr")).one()
+        stale = rollup.current(s, 1, user, today_local(), 600)
+        assert stale is not None and stale.children_by(user, "risk_level").grand_total == before
+        assert rollup.current(s, 1, user, today_local(), 600, live_up_to=2000) is None

@@ -83,7 +83,10 @@ def test_close_and_reopen(setup: Any, child: str) -> None:
     assert [c["uuid"] for c in mgr.get("/v1/projects/1/children?overdue=1").get_json()["children"]] == [child]
     assert mgr.post(f"/v1/projects/1/children/{child}/close", {"reason": "bored"}).status_code == 400
     assert mgr.post(f"/v1/projects/1/children/{child}/close", {"reason": "other"}).status_code == 400
+    # born 2015: "turned 18" is not why an 11-year-old's case closes
     resp = mgr.post(f"/v1/projects/1/children/{child}/close", {"reason": "turned18"})
+    assert resp.status_code == 409 and resp.get_json()["code"] == 409.36, resp.data
+    resp = mgr.post(f"/v1/projects/1/children/{child}/close", {"reason": "risk_resolved"})
     assert resp.status_code == 200 and resp.get_json()["status"] == "closed"
     assert phone_csv(dolma) == []
     assert "<deleted>true</deleted>" in dolma.get(
@@ -91,8 +94,8 @@ def test_close_and_reopen(setup: Any, child: str) -> None:
     assert mgr.get("/v1/projects/1/children?overdue=1").get_json()["children"] == []
     assert mgr.get("/v1/projects/1/children/overdue").get_json() == {}
     file = mgr.get(f"/v1/projects/1/children/{child}").get_json()
-    assert file["close_reason"] == "turned18" and file["history"][-1]["action"] == "close"
-    assert mgr.post(f"/v1/projects/1/children/{child}/close", {"reason": "turned18"}).status_code == 409
+    assert file["close_reason"] == "risk_resolved" and file["history"][-1]["action"] == "close"
+    assert mgr.post(f"/v1/projects/1/children/{child}/close", {"reason": "moved"}).status_code == 409
 
     resp = mgr.post(f"/v1/projects/1/children/{child}/reopen", {})
     assert resp.status_code == 200
@@ -138,6 +141,9 @@ def test_child_page_closes_moves_and_reopens(setup: Any, child: str) -> None:
     web.login("mgr")
     page = web.get(f"/children/{child}").get_data(as_text=True)
     assert 'id="close-form"' in page and 'id="transfer-form"' in page
+    # no reason is chosen for the coordinator, and "turned 18" is not offered for a child born in 2015
+    assert '<option value="" selected disabled>' in page and 'value="turned18"' not in page
+    assert 'data-url="/regions/search?level=village"' in page  # the village is picked by name
     assert web.post(f"/children/{child}/close", {"reason": "moved"}).status_code == 302
     page = web.get(f"/children/{child}").get_data(as_text=True)
     assert 'id="closed-note"' in page and f"/children/{child}/reopen" in page
@@ -146,8 +152,12 @@ def test_child_page_closes_moves_and_reopens(setup: Any, child: str) -> None:
     assert [r["name"] for r in phone_csv(phone(setup, "dolma"))] == [child]
     assert web.post(f"/children/{child}/transfer", {"village": "540102003001"}).status_code == 302
     assert [r["village"] for r in phone_csv(phone(setup, "dolma"))] == ["540102003001"]
+    # what the service refuses comes back to the file's case-work forms, saying why
     resp = web.post(f"/children/{child}/transfer", {"village": VILLAGE_B})
-    assert resp.status_code == 403
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/children/{child}#case-actions")
+    assert VILLAGE_B in web.get(f"/children/{child}").get_data(as_text=True)
+    assert web.post(f"/children/{child}/close", {"reason": "turned18"}).status_code == 302
+    assert 'id="closed-note"' not in web.get(f"/children/{child}").get_data(as_text=True)
     assert "turning18" in web.get("/children").get_data(as_text=True)
     assert web.get("/children/turning18").status_code == 200
 
@@ -162,3 +172,28 @@ def test_late_offline_update_keeps_the_case_closed(setup: Any, child: str) -> No
     assert file["child"]["status"] == "closed" and file["close_reason"] == "risk_resolved"
     assert phone_csv(phone(setup, "dolma")) == []
     assert mgr.get("/v1/projects/1/children?overdue=1").get_json()["children"] == []
+
+
+def test_turned_18_fits_from_90_days_before_the_birthday(setup: Any) -> None:
+    today = date.today()
+    dolma, mgr = phone(setup, "dolma"), Api(setup, "mgr")
+
+    def born(days_until_18: int) -> str:
+        d = today + timedelta(days=days_until_18)
+        return date(d.year - 18, d.month, 28 if (d.month, d.day) == (2, 29) else d.day).isoformat()
+
+    near, far = str(uuid.uuid4()), str(uuid.uuid4())
+    post(dolma, reg_xml("uuid:n", near, "甲", born(80), VILLAGE_A))
+    post(dolma, reg_xml("uuid:f", far, "乙", born(120), VILLAGE_A))
+    assert mgr.post(f"/v1/projects/1/children/{far}/close", {"reason": "turned18"}).status_code == 409
+    assert mgr.post(f"/v1/projects/1/children/{near}/close", {"reason": "turned18"}).status_code == 200
+
+
+def test_village_search_offers_villages_only(setup: Any) -> None:
+    from tests.app.web_helpers import Browser
+
+    web = Browser(setup)
+    web.login("mgr")
+    found = web.get("/regions/search?q=八廓&level=village").get_json()
+    assert found and all(len(r["code"]) == 12 for r in found)
+    assert any(len(r["code"]) < 12 for r in web.get("/regions/search?q=八廓").get_json())

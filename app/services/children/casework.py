@@ -9,7 +9,7 @@ phone's update based on an older version is applied on top and flagged as a conf
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, User, utcnow
 from app.services import access, audit, events, regions
-from app.services.answers import answer
+from app.services.answers import answer, iso_day, local_today
 from app.services.children.store import CHILDREN, follow_child, locked_child, server_version
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,23 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
 # ---------------------------------------------------------------- closure
 
 
+# "Turned 18" fits a case from this many days before the 18th birthday (the turning-18 list's hand-over window).
+ADULT_NOTICE_DAYS = 90
+
+
+def may_close_as_adult(child: Entity, today: date) -> bool:
+    """Whether 'turned 18' can be why the case closes: the recorded birth date puts the 18th birthday within
+    ADULT_NOTICE_DAYS of today or before it (no recorded birth date: the coordinator knows)."""
+    born = iso_day((child.data or {}).get("birth_date"))
+    if born is None:
+        return True
+    try:
+        adult = born.replace(year=born.year + 18)
+    except ValueError:  # born on 29 February
+        adult = date(born.year + 18, 3, 1)
+    return adult <= today + timedelta(days=ADULT_NOTICE_DAYS)
+
+
 def close(session: Session, project_id: int, user: User, uid: str, reason: str, note: str = "",
           ip: str = "") -> Entity:
     """Close the case: the child leaves phones and overdue lists; the file stays (retention applies)."""
@@ -70,6 +87,10 @@ def close(session: Session, project_id: int, user: User, uid: str, reason: str, 
     child = locked_child(session, project_id, user, uid)
     if child.closed_at is not None:
         raise Problem(409, "409.32", "The case is closed already. Reopen it first to change the reason.")
+    if reason == "turned18" and not may_close_as_adult(child, local_today()):
+        raise Problem(409, "409.36", "The child's recorded date of birth says the child does not turn 18 within "
+                      f"{ADULT_NOTICE_DAYS} days, so 'turned 18' cannot be the reason. Choose the reason that "
+                      "applies, or correct the date of birth in the registration first.")
     server_version(session, child, {"status": "closed", "next_followup_due": ""}, action="close", user=user,
                    note=f"{reason}: {note}" if note else reason)
     child.closed_at = utcnow()

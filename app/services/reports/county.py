@@ -35,10 +35,9 @@ from sqlalchemy.orm import Session
 from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
 from app.services import access, regions
-from app.services.answers import answer_keys, iso_day, record_date_key, record_day
+from app.services.answers import LOCAL_TZ, answer_keys, iso_day, record_date_key, record_day
 from app.services.children.store import CHILDREN, RISK_LEVELS
 from app.services.schemas import schema_of
-from app.services.submissions.records import LOCAL_TZ
 
 IDENTIFICATION, ASSESSMENT, VISIT, REFERRAL = "identification", "assessment", "visit_record", "referral_followup"
 COUNTS = ("on_file", "new_files", "identified", "assessed", "visited", "referred", "followed_up", "closed",

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from app.models import Dataset, Entity, EntityEvent, Form, Submission, SubmissionVersion, User
 from app.models.base import UTCDateTime
 from app.services import access, regions
+from app.services.answers import LOCAL_TZ
 from app.services.children.store import CHILDREN, REFERRAL_STATUSES, RISK_LEVELS, STATUSES, overdue_condition
 from app.services.forms import schema_of
-from app.services.submissions.records import LOCAL_TZ, visible
+from app.services.submissions.records import visible
 
 NEXT_LEVEL = {2: 4, 4: 6, 6: 9, 9: 12, 12: 12}
 UNKNOWN = ""  # children without a region code

@@ -8,10 +8,11 @@ code (DashboardRollup), with the submissions per week of the code (a submission'
 child's). A dashboard then sums the rows of the user's regions: the same numbers as the
 live computation at the time of the refresh, because both add up the same per-region tallies.
 
-The dashboard uses the stored figures only while they are fresh: computed for today (local day) and at
-most CAREFILE_DASHBOARD_MAX_AGE seconds ago; otherwise (a small deployment without the cron job, or a
-stopped one) it computes everything live, as before. The care-file problems (entity events that failed
-or wait) are always read live (an index on their status).
+The dashboard uses the stored figures only for a large scope (more than CAREFILE_DASHBOARD_LIVE_UP_TO
+children: a prefecture, the province; a county is computed live, so it is exact right after a change) and
+only while they are fresh: computed for today (local day) and at most CAREFILE_DASHBOARD_MAX_AGE seconds
+ago; otherwise (a small deployment without the cron job, or a stopped one) it computes everything live.
+The care-file problems (entity events that failed or wait) are always read live (an index on their status).
 """
 from __future__ import annotations
 
@@ -108,11 +109,20 @@ def _from_vector(v: list[int]) -> reports.Tally:
 
 
 def current(session: Session, project_id: int, user: User, today: date, max_age: int,
-            now: datetime | None = None) -> Figures | None:
-    """The stored figures for the user's regions, or None when there are none for today or they are older
-    than max_age seconds (then the dashboard computes live)."""
+            now: datetime | None = None, live_up_to: int = 0) -> Figures | None:
+    """The stored figures for the user's regions, or None (then the dashboard computes live) when there are
+    none for today, they are older than max_age seconds, or the user's regions hold at most `live_up_to`
+    children: a county's figures are computed live in well under a second, so they are exact the moment a
+    change is approved, where stored figures would lag until the next refresh."""
     if max_age <= 0:
         return None
+    if live_up_to > 0:
+        in_scope = (select(Entity.id).join(Dataset, Dataset.id == Entity.dataset_id)
+                    .where(Dataset.project_id == project_id, Dataset.name == CHILDREN, Entity.deleted_at.is_(None),
+                           access.region_filter(user, Entity.region_code))
+                    .limit(live_up_to + 1).subquery())
+        if (session.scalar(select(func.count()).select_from(in_scope)) or 0) <= live_up_to:
+            return None
     newest = session.execute(select(DashboardRollup.day, DashboardRollup.computed_at)
                              .where(DashboardRollup.project_id == project_id).limit(1)).first()
     now = now or utcnow()

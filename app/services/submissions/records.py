@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import literal, select, tuple_
@@ -29,13 +29,13 @@ from app.models import (
 )
 from app.models.base import UTCDateTime, utcnow
 from app.services import access, audit
+from app.services.answers import LOCAL_TZ
 from app.services.forms import encryption, schema_of
 from forms import FormSchema
 from forms.sensitivity import sensitive_paths
 
 # Tibet keeps Beijing time (UTC+8, no daylight saving): dates typed in filters and dates shown
 # on pages are local calendar dates.
-LOCAL_TZ = timezone(timedelta(hours=8))
 SETTABLE_STATES = ("received", "has_issues", "approved", "rejected")
 assert set(SETTABLE_STATES) <= set(REVIEW_STATES)
 MAX_COMMENT = 4000
