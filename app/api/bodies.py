@@ -11,13 +11,18 @@ from app.runtime import runtime
 MAX_JSON = 250 * 1024
 
 
-def json_body() -> dict[str, Any]:
-    """The body as a JSON object (413 when over MAX_JSON, 400 when not an object)."""
-    if request.content_length is not None and request.content_length > MAX_JSON:
+def json_body(limit: int = MAX_JSON, *, empty_ok: bool = False, example: str = "") -> dict[str, Any]:
+    """The body as a JSON object, whatever its Content-Type (Central's clients do not all send one): 413 when
+    over `limit` bytes, 400 when not an object. `empty_ok`: no body at all reads as {} (bodies whose every
+    field is optional); `example` shows a right body in the message."""
+    if request.content_length is not None and request.content_length > limit:
         raise Problem(413, "413.1", "The JSON body is too large.")
+    if empty_ok and not request.get_data(cache=True).strip():
+        return {}
     body = request.get_json(silent=True, force=True)
     if not isinstance(body, dict):
-        raise Problem(400, "400.1", "Send a JSON object as the request body.")
+        raise Problem(400, "400.1", "Send a JSON object as the request body" + (f", e.g. {example}." if example
+                                                                                   else "."))
     return body
 
 

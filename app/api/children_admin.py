@@ -11,17 +11,13 @@ from app.routeaccess import COORDINATORS, READERS
 from app.services.children import casework, childfile, duplicates
 
 from . import Call, endpoint
+from .bodies import json_body
 
 CHILD = "/v1/projects/<int:project_id>/children/<uid>"
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise Problem(400, "400.30", "Send a JSON object, e.g. {\"reason\": \"turned18\"}.")
-    return body
+    return json_body(empty_ok=True, example='{"reason": "turned18"}')
 
 
 def _text(body: dict[str, Any], key: str) -> str:

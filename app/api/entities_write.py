@@ -17,25 +17,17 @@ from flask import request
 
 from app.central import datasets as datasets_api
 from app.central import entities as entity_writes
-from app.errors import Problem
 from app.routeaccess import COORDINATORS, READERS
 
 from . import Call, endpoint
+from .bodies import MAX_JSON, json_body
 
 DS = "/v1/projects/<int:project_id>/datasets"
 MAX_ENTITIES_JSON = 100 * 1024 * 1024  # as Central's entities endpoint
-MAX_JSON = 250 * 1024
 
 
 def _body(limit: int = MAX_JSON) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > limit:
-        raise Problem(400, "400.36", "Request body too large.")
-    if not request.get_data(cache=True) and request.method == "PATCH":
-        return {}
-    body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict):
-        raise Problem(400, "400.1", "Send a JSON object as the request body.")
-    return body
+    return json_body(limit, empty_ok=request.method == "PATCH")
 
 
 def _flag(name: str) -> bool:

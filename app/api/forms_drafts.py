@@ -33,6 +33,7 @@ from app.services import forms as form_service
 from app.services.ops import setup
 
 from . import Call, endpoint
+from .bodies import json_body
 from .forms_write import check_warnings, draft_json, read_definition
 
 FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
@@ -214,8 +215,8 @@ def _version_source(call: Call, project_id: int, xml_form_id: str, version: str,
 @endpoint(FORM, roles=COORDINATORS, methods=["PATCH"], tx="write")
 def form_update(call: Call, project_id: int, xml_form_id: str) -> Any:
     s, user = call.session, _manager(call.user)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("state"), str):
+    body = json_body(example='{"state": "closing"}')
+    if not isinstance(body.get("state"), str):
         raise Problem(400, "400.1", 'Send a JSON object such as {"state": "closing"} (open, closing or closed).')
     form = central.get_form(s, user, project_id, xml_form_id)
     before = form.state

@@ -11,6 +11,7 @@ from app.services import submissions
 from app.services.children import held
 
 from . import Call, endpoint
+from .bodies import json_body
 
 
 @endpoint("/v1/projects/<int:project_id>/held-changes", roles=COORDINATORS, scoped=True)
@@ -26,8 +27,8 @@ def held_list(call: Call, project_id: int) -> Any:
 @endpoint("/v1/projects/<int:project_id>/held-changes/<int:held_id>", roles=COORDINATORS, methods=["POST"],
           scoped=True, tx="write")
 def held_decide(call: Call, project_id: int, held_id: int) -> Any:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or body.get("action") not in ("apply", "reject"):
+    body = json_body(example='{"action": "apply"}')
+    if body.get("action") not in ("apply", "reject"):
         raise Problem(400, "400.80", 'Send JSON {"action": "apply"} or {"action": "reject"} (and an optional "note").')
     note = body.get("note") or ""
     if not isinstance(note, str):

@@ -73,3 +73,14 @@ def submit(collect: DigestClient, household: Any) -> Callable[..., Any]:
         return collect.post(uri, data=body, content_type="multipart/form-data", **kw)
 
     return do
+
+
+@pytest.fixture
+def login(app: Any, make_user: Any) -> Any:
+    """login(name, role, regions) → a JSON API client (tests/support/api_client.py) signed in as a new user."""
+    from tests.support.api_client import ApiClient
+
+    def do(name: str, role: str, regions: list[str] | None = None) -> Any:
+        make_user(name, role, regions)
+        return ApiClient(app, name)
+    return do

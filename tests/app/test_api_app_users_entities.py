@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.app.conftest import submission_body
-from tests.app.test_api_submissions_write import Api, login  # noqa: F401 - fixture
+from tests.support.api_client import ApiClient
 from tests.support.entity_forms import REGISTER_MD, register_xml
 
 CHILD = "00000000-0000-4000-8000-0000000000c1"
@@ -16,11 +16,11 @@ ENTITIES = "/v1/projects/1/datasets/children/entities"
 
 
 @pytest.fixture
-def coord(login: Any, household: Any) -> Api:  # noqa: F811
+def coord(login: Any, household: Any) -> ApiClient:
     return login("dawa", "coordinator", ["540102"])
 
 
-def test_version_roles_and_current_user(app: Any, coord: Api) -> None:
+def test_version_roles_and_current_user(app: Any, coord: ApiClient) -> None:
     txt = app.test_client().get("/version.txt")
     assert txt.status_code == 200 and txt.mimetype == "text/plain"
     assert txt.get_data(as_text=True).startswith("versions:\n")
@@ -30,7 +30,7 @@ def test_version_roles_and_current_user(app: Any, coord: Api) -> None:
     assert me["email"] == "dawa" and "entity.update" in me["verbs"] and "user.create" not in me["verbs"]
 
 
-def test_extended_metadata(coord: Api, submit: Any) -> None:
+def test_extended_metadata(coord: ApiClient, submit: Any) -> None:
     assert submit().status_code == 201  # village 540102002201: the coordinator's region
     plain = coord.get("/v1/projects/1/forms/household").get_json()
     assert "submissions" not in plain
@@ -41,7 +41,7 @@ def test_extended_metadata(coord: Api, submit: Any) -> None:
     assert project["forms"] == 1 and project["appUsers"] == 1 and project["lastSubmission"] == ext["lastSubmission"]
 
 
-def test_app_users_and_assignments(coord: Api, login: Any, app: Any) -> None:  # noqa: F811
+def test_app_users_and_assignments(coord: ApiClient, login: Any, app: Any) -> None:
     made = coord.post("/v1/projects/1/app-users", json={"displayName": "Yangzom"})
     assert made.status_code == 200, made.get_data(as_text=True)
     au = made.get_json()
@@ -77,7 +77,7 @@ def test_app_users_and_assignments(coord: Api, login: Any, app: Any) -> None:  #
 
 
 @pytest.fixture
-def children(rt: Any, publish: Any, collect: Any, login: Any) -> Api:  # noqa: F811
+def children(rt: Any, publish: Any, collect: Any, login: Any) -> ApiClient:
     publish(REGISTER_MD, "register.md")
     for instance, uid, name, village in (("uuid:r1", CHILD, "Dolkar", "540102002201"),
                                          ("uuid:r2", FAR_CHILD, "Tenzin", "540121100201")):
@@ -87,7 +87,7 @@ def children(rt: Any, publish: Any, collect: Any, login: Any) -> Api:  # noqa: F
     return login("dawa", "coordinator", ["540102"])
 
 
-def test_entity_writes(children: Api, login: Any, app: Any) -> None:  # noqa: F811
+def test_entity_writes(children: ApiClient, login: Any, app: Any) -> None:
     api = children
     created = api.post(ENTITIES, json={"label": "Pema", "data": {"village": "540102002202", "status": "new"}})
     assert created.status_code == 200, created.get_data(as_text=True)
@@ -149,7 +149,7 @@ def test_entity_writes(children: Api, login: Any, app: Any) -> None:  # noqa: F8
     assert manager.delete(f"{ENTITIES}/{uid}").status_code == 403
 
 
-def test_datasets_and_properties(children: Api) -> None:
+def test_datasets_and_properties(children: ApiClient) -> None:
     api = children
     made = api.post("/v1/projects/1/datasets", json={"name": "households"})
     assert made.status_code == 200 and made.get_json()["name"] == "households"
@@ -165,7 +165,7 @@ def test_datasets_and_properties(children: Api) -> None:
     assert ent.status_code == 200
 
 
-def test_form_create_publishes_with_publish_true(coord: Api, login: Any) -> None:  # noqa: F811
+def test_form_create_publishes_with_publish_true(coord: ApiClient, login: Any) -> None:
     xform = coord.get("/v1/projects/1/forms/household.xml").data
     assert xform.startswith(b"<")
     copy = xform.replace(b'id="household"', b'id="household2"')
@@ -184,7 +184,7 @@ def test_form_create_publishes_with_publish_true(coord: Api, login: Any) -> None
                         content_type="application/xml").status_code == 403
 
 
-def test_concurrent_updates_of_one_entity_one_wins(children: Api, app: Any) -> None:
+def test_concurrent_updates_of_one_entity_one_wins(children: ApiClient, app: Any) -> None:
     """Six scripts update the same version at once: the row is taken first (FOR UPDATE on PostgreSQL,
     BEGIN IMMEDIATE on SQLite), so exactly one applies and the others get 409.15 — none a 5xx."""
     from concurrent.futures import ThreadPoolExecutor

@@ -8,7 +8,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.app.test_api_submissions_write import Api, login  # noqa: F401  (fixture)
+from tests.support.api_client import ApiClient
 
 FORMS = "/v1/projects/1/forms"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -31,16 +31,16 @@ def xlsx(version: str | None, extra_label: str = "Name", form_id: str = "clinic"
 
 
 @pytest.fixture
-def coord(login: Any) -> Api:  # noqa: F811
+def coord(login: Any) -> ApiClient:
     return login("dawa", "coordinator", ["540102"])
 
 
-def post_form(api: Api, data: bytes, **query: str) -> Any:
+def post_form(api: ApiClient, data: bytes, **query: str) -> Any:
     return api.post(FORMS, data=data, content_type=XLSX, query_string={"ignoreWarnings": "true", **query},
                     headers={"X-XlsForm-FormId-Fallback": "clinic"})
 
 
-def test_create_as_draft_then_publish_with_files(coord: Api, app: Any) -> None:
+def test_create_as_draft_then_publish_with_files(coord: ApiClient, app: Any) -> None:
     original = xlsx("1")
     made = post_form(coord, original, publish="false", ignoreWarnings="true")
     assert made.status_code == 200, made.get_data(as_text=True)
@@ -81,7 +81,7 @@ def test_create_as_draft_then_publish_with_files(coord: Api, app: Any) -> None:
     assert coord.get(f"{FORMS}/clinic/versions/1.xls").status_code == 404
 
 
-def test_update_draft_new_definition_and_versions(coord: Api) -> None:
+def test_update_draft_new_definition_and_versions(coord: ApiClient) -> None:
     assert post_form(coord, xlsx("1"), publish="true").status_code == 200
     # a definition for another form id is refused on this form's draft
     other = coord.post(f"{FORMS}/clinic/draft", data=xlsx("2", form_id="elsewhere"), **XQ)
@@ -101,7 +101,7 @@ def test_update_draft_new_definition_and_versions(coord: Api) -> None:
     assert coord.get(f"{FORMS}/clinic/versions/9").status_code == 404
 
 
-def test_draft_copy_of_published_needs_a_new_version(coord: Api) -> None:
+def test_draft_copy_of_published_needs_a_new_version(coord: ApiClient) -> None:
     assert post_form(coord, xlsx("1"), publish="true").status_code == 200
     resp = coord.post(f"{FORMS}/clinic/draft")  # no body: a copy of the published version
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -115,7 +115,7 @@ def test_draft_copy_of_published_needs_a_new_version(coord: Api) -> None:
     assert coord.get(f"{FORMS}/clinic/draft").status_code == 404
 
 
-def test_state_changes_and_bad_input(coord: Api) -> None:
+def test_state_changes_and_bad_input(coord: ApiClient) -> None:
     assert post_form(coord, xlsx("1"), publish="true").status_code == 200
     resp = coord.patch(f"{FORMS}/clinic", json={"state": "closing"})
     assert resp.status_code == 200 and resp.get_json()["state"] == "closing"
@@ -135,7 +135,7 @@ def test_state_changes_and_bad_input(coord: Api) -> None:
     assert coord.post(FORMS, data=b"not a spreadsheet", **XQ).status_code == 400
 
 
-def test_readers_read_and_only_maintainers_write(coord: Api, login: Any) -> None:  # noqa: F811
+def test_readers_read_and_only_maintainers_write(coord: ApiClient, login: Any) -> None:
     assert post_form(coord, xlsx("1"), publish="true").status_code == 200
     assert coord.post(f"{FORMS}/clinic/draft").status_code == 200
     manager = login("lhamo", "manager", ["540102"])
@@ -151,7 +151,7 @@ def test_readers_read_and_only_maintainers_write(coord: Api, login: Any) -> None
     assert coord.get(f"{FORMS}/clinic").get_json()["state"] == "open"
 
 
-def test_xform_body_and_an_abandoned_new_form(coord: Api) -> None:
+def test_xform_body_and_an_abandoned_new_form(coord: ApiClient) -> None:
     assert post_form(coord, xlsx("1"), publish="false").status_code == 200
     xml = coord.get(f"{FORMS}/clinic/draft.xml").data.replace(b'id="clinic"', b'id="clinic2"')
     made = coord.post(FORMS, data=xml, content_type="application/xml")  # Central's default: a draft
@@ -169,7 +169,7 @@ def test_xform_body_and_an_abandoned_new_form(coord: Api) -> None:
     assert missing.status_code == 404 and ".xml" in missing.get_json()["message"]
 
 
-def test_a_draft_only_form_on_the_website(coord: Api, app: Any, make_user: Any) -> None:
+def test_a_draft_only_form_on_the_website(coord: ApiClient, app: Any, make_user: Any) -> None:
     from tests.app.test_web_forms import signed_in
 
     assert post_form(coord, xlsx("1"), publish="false").status_code == 200

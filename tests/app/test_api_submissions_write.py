@@ -13,14 +13,6 @@ BASE = "/v1/projects/1/forms/household/submissions"
 
 
 @pytest.fixture
-def login(app: Any, make_user: Any) -> Any:
-    def do(name: str, role: str, regions: list[str] | None = None) -> ApiClient:
-        make_user(name, role, regions)
-        return ApiClient(app, name)
-    return do
-
-
-@pytest.fixture
 def coord(login: Any, household: Any) -> ApiClient:
     return login("dawa", "coordinator", ["540102"])
 
