@@ -28,7 +28,7 @@ from app.models import (
     User,
 )
 from app.models.base import UTCDateTime, utcnow
-from app.services import access, audit
+from app.services import access, audit, regions
 from app.services.answers import LOCAL_TZ
 from app.services.forms import encryption, schema_of
 from forms import FormSchema
@@ -229,7 +229,7 @@ def list_submissions(session: Session, project_id: int, user: User, xml_form_id:
 
 
 def _display(field: Any, value: Any, files: dict[str, SubmissionAttachment]) -> dict[str, Any]:
-    """How one answer is shown: plain text, chosen options (labels), a geopoint, or a file."""
+    """How one answer is shown: plain text, chosen options (labels), a place, a geopoint, or a file."""
     if value == access.MASK:
         return {"kind": "masked", "text": access.MASK}
     if field is not None and field.type in ("select1", "select") and field.choices:
@@ -243,6 +243,8 @@ def _display(field: Any, value: Any, files: dict[str, SubmissionAttachment]) -> 
                 "alt": coords[2] if len(coords) > 2 else None, "accuracy": acc}
     if isinstance(value, dict) and value.get("type") in ("LineString", "Polygon"):
         return {"kind": "text", "text": f"{value['type']}: {len(str(value.get('coordinates')))} …"}
+    if field is not None and field.itemset_file == regions.FORM_CSV and isinstance(value, str) and regions.name(value):
+        return {"kind": "place", "name": regions.name(value), "code": value}  # a place picked from regions.csv
     if field is not None and field.type == "binary" and isinstance(value, str):
         att = files.get(value)
         ctype = (att.content_type if att else None) or ""
