@@ -32,6 +32,7 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
              ip: str = "") -> Entity:
     """Move the child to another village: the old director's phone loses it, the new one's gets it."""
     access.require_reader(user)
+    child = locked_child(session, project_id, user, uid)  # first: a child out of reach is 404 whatever was asked
     village = (village or "").strip()
     if not (len(village) == 12 and village.isdigit()):
         raise Problem(400, "400.31", f"'{village}' is not a village code. Give the 12-digit national division "
@@ -39,7 +40,6 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
     if not regions.exists(village):
         raise Problem(400, "400.32", f"There is no village with the code {village} in the division table. Pick the "
                       "village from the list (type its name).")
-    child = locked_child(session, project_id, user, uid)
     if user.role not in access.COORDINATORS and not access.sees_region(user, village):
         raise Problem(403, "403.32", f"The village {village} lies outside your regions. Ask a coordinator, or a "
                       "manager whose regions cover both places, to move the child.")
@@ -77,6 +77,7 @@ def close(session: Session, project_id: int, user: User, uid: str, reason: str, 
           ip: str = "") -> Entity:
     """Close the case: the child leaves phones and overdue lists; the file stays (retention applies)."""
     access.require_reader(user)
+    child = locked_child(session, project_id, user, uid)  # first: a child out of reach is 404 whatever was asked
     reason = (reason or "").strip()
     note = (note or "").strip()[:1000]
     if reason not in CLOSE_REASONS:
@@ -84,7 +85,6 @@ def close(session: Session, project_id: int, user: User, uid: str, reason: str, 
                       f"{', '.join(CLOSE_REASONS)}.")
     if reason == "other" and not note:
         raise Problem(400, "400.33", "Closing for another reason needs a note saying why.")
-    child = locked_child(session, project_id, user, uid)
     if child.closed_at is not None:
         raise Problem(409, "409.32", "The case is closed already. Reopen it first to change the reason.")
     if reason == "turned18" and not may_close_as_adult(child, local_today()):
