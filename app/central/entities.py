@@ -30,7 +30,10 @@ from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
 MAINTAINERS = ("admin", "coordinator")
-NAME = re.compile(r"^(?!__)[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
+# Central's lib/data/dataset.js: a list name is an XML name without `.` (`:` allowed); a property name
+# has no `:` but may hold `.`; `__` starts neither ([^\W\d] is a letter or `_`)
+NAME = re.compile(r"^(?!__)(?:[^\W\d]|:)(?:[^\W\d]|[0-9:-]){0,99}$")
+PROPERTY = re.compile(r"^(?!__)[^\W\d](?:[^\W\d]|[0-9.-]){0,99}$")
 RESERVED = {"name", "label"}
 NOT_FOUND = "Could not find the resource you were looking for."
 
@@ -58,9 +61,9 @@ def _bump(ds: Dataset) -> None:
 def create_dataset(session: Session, user: User, project_id: int, body: dict[str, Any], ip: str = "") -> Dataset:
     require_maintainer(session, user, project_id)
     name = body.get("name")
-    if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
-        raise Problem(400, "400.8", f"Unexpected name value {name!r}: an entity list name starts with a letter or "
-                      "'_' and has letters, digits, '_', '.', '-' (at most 100).")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise Problem(400, "400.8", f"Unexpected name value {name!r}: an entity list name starts with a letter, "
+                      "'_' or ':' and has letters, digits, '_', ':', '-' (no '.', not '__' first, at most 100).")
     if body.get("approvalRequired") is True:
         raise Problem(400, "400.8", "approvalRequired is not supported: entities are created as submissions arrive "
                       "(review happens on the submissions).")
@@ -83,7 +86,7 @@ def add_property(session: Session, user: User, project_id: int, dataset: str, bo
     require_maintainer(session, user, project_id)
     ds = _dataset(session, project_id, dataset)
     name = body.get("name")
-    if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
+    if not isinstance(name, str) or not PROPERTY.match(name) or name.lower() in RESERVED:
         raise Problem(400, "400.8", f"Unexpected name value {name!r}: a property name starts with a letter or '_' "
                       "and has letters, digits, '_', '.', '-'; 'name' and 'label' are reserved.")
     props = list(ds.properties or [])

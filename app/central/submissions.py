@@ -99,6 +99,12 @@ def _same_form(envelope: Any, xml_form_id: str) -> None:
                       f"form '{xml_form_id}'. Send it to /forms/{envelope.form_id}/submissions.")
 
 
+def _exists(instance_id: str) -> Problem:
+    return Problem(409, "409.3", f"A submission with the instanceID '{instance_id}' exists already. Upload its "
+                   "files to .../attachments/<name>, or edit it with PUT.",
+                   fields=["instanceId"], values=[instance_id])
+
+
 def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form_id: str, xml: bytes, *,
            device_id: str | None, user_agent: str | None, max_bytes: int, ip: str = "") -> dict[str, Any]:
     """REST create: the XML without files (they follow as attachment uploads)."""
@@ -112,13 +118,16 @@ def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form
         raise Problem(400, "400.19", "This XML carries meta/deprecatedID: it is an edit. Send it with PUT to "
                       ".../submissions/<the submission's instanceId> instead.")
     _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
-    result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
-                                device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
-                                max_file_bytes=max_bytes)
+    try:
+        result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
+                                    device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
+                                    max_file_bytes=max_bytes)
+    except Problem as problem:
+        if problem.code != "409.1":  # OpenRosa's conflict; through the REST API Central answers 409.3
+            raise
+        raise _exists(envelope.instance_id or "") from None
     if result.status == "duplicate":
-        raise Problem(409, "409.3", f"A submission with the instanceID '{result.instance_id}' exists already. "
-                      "Upload its files to .../attachments/<name>, or edit it with PUT.",
-                      fields=["instanceId"], values=[result.instance_id])
+        raise _exists(result.instance_id)
     with db.write() as session:
         audit.record(session, user, "submission.create", target=target(xml_form_id, result.instance_id), ip=ip,
                      via="api")

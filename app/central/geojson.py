@@ -1,0 +1,73 @@
+"""Central's GeoJSON of a form's submissions (`…/submissions.geojson`, Central 2025.2's map): one Feature
+per submission, its `id` the instanceId, its geometry the default geo question (the form's first
+geopoint, geotrace or geoshape outside any repeat; `properties.fieldpath` names it) or, with
+`fieldpath=all` or several `fieldpath`s, a GeometryCollection of the asked questions (`properties`
+null). Submissions without a value there are left out.
+
+Scoped like every export: only the caller's regions' submissions; a question marked sensitive is left
+out for a reader who may not see identifying details (a location can identify a child's home).
+Geo questions inside repeats are not served (Central serves them as Multi* geometries).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from app.errors import Problem
+from forms import FormSchema
+
+GEO_TYPES = ("geopoint", "geotrace", "geoshape")
+
+
+def geo_fields(schema: FormSchema) -> list[tuple[str, str]]:
+    """(Central's fieldpath, our data key) of each geo question outside repeats, in form order."""
+    base = f"/{schema.root}/"
+    return [(f.path[len(base) - 1:], f.path[len(base):]) for f in schema.fields
+            if f.type in GEO_TYPES and f.repeat is None and f.path.startswith(base)]
+
+
+def repeat_geo_paths(schema: FormSchema) -> set[str]:
+    base = f"/{schema.root}/"
+    return {f.path[len(base) - 1:] for f in schema.fields if f.type in GEO_TYPES and f.repeat is not None}
+
+
+def chosen_fields(schema: FormSchema, wanted: list[str]) -> tuple[list[tuple[str, str]], bool]:
+    """The fields asked for and whether the answer is a GeometryCollection (several fields or `all`)."""
+    fields = geo_fields(schema)
+    if not wanted:
+        return fields[:1], False
+    if wanted == ["all"]:
+        return fields, True
+    by_path = dict(fields)
+    unknown = [w for w in wanted if w not in by_path]
+    if unknown:
+        inside = [w for w in unknown if w in repeat_geo_paths(schema)]
+        if inside:
+            raise Problem(400, "400.83", f"The geo question {inside[0]} is inside a repeat; this server serves "
+                          "only geo questions outside repeats. Export the repeat's table (CSV or OData) instead.")
+        raise Problem(400, "400.83", f"The form has no geo question {unknown[0]} outside repeats. Its geo questions: "
+                      f"{', '.join(p for p, _ in fields) or 'none'}.")
+    return [(w, by_path[w]) for w in dict.fromkeys(wanted)], len(wanted) > 1
+
+
+def geometry(value: Any) -> dict[str, Any] | None:
+    """A stored geo answer as a GeoJSON geometry (coordinates only), or None (empty, masked, unparsed)."""
+    if isinstance(value, dict) and value.get("type") in ("Point", "LineString", "Polygon"):
+        return {"type": value["type"], "coordinates": value.get("coordinates")}
+    return None
+
+
+def features(rows: Iterator[tuple[str, dict[str, Any]]], fields: list[tuple[str, str]],
+             collection: bool) -> Iterator[dict[str, Any]]:
+    """Features of (instanceId, values) rows; values already masked for the reader."""
+    for instance_id, values in rows:
+        shapes = [(path, g) for path, key in fields if (g := geometry(values.get(key))) is not None]
+        if not shapes:
+            continue
+        if collection:
+            yield {"type": "Feature", "id": instance_id,
+                   "geometry": {"type": "GeometryCollection", "geometries": [g for _, g in shapes]},
+                   "properties": None}
+        else:
+            path, g = shapes[0]
+            yield {"type": "Feature", "id": instance_id, "geometry": g, "properties": {"fieldpath": path}}
