@@ -18,9 +18,9 @@ from typing import Any
 from flask import Flask, Response, request, stream_with_context
 from sqlalchemy import select
 
+from app import problems
 from app.blobhttp import serve_job_file
 from app.central.odata_filter import parse_filter
-from app.errors import Problem
 from app.models import Form
 from app.routeaccess import READERS
 from app.runtime import Runtime
@@ -58,7 +58,7 @@ def export_create(call: Call, project_id: int) -> Any:
 def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None:
-        raise Problem(404, "404.72", f"There is no form '{xml_form_id}'.")
+        raise problems.EXPORT_NO_SUCH_FORM(xml_form_id=xml_form_id)
     return form
 
 
@@ -71,7 +71,7 @@ def export_list(call: Call, project_id: int) -> Any:
 def export_status(call: Call, project_id: int, job_id: int) -> Any:
     job = jobs.get_job(call.session, call.user, job_id)
     if job.project_id != project_id:
-        raise Problem(404, "404.73", "There is no such export.")
+        raise problems.NO_SUCH_EXPORT()
     return jobs.status_of(job)
 
 

@@ -13,11 +13,10 @@ from typing import Any
 
 from flask import Response, request
 
-from app import params
+from app import params, problems
 from app.central import geojson as geo
 from app.central import shapes as central
 from app.central.odata import REVIEW_FROM_CENTRAL
-from app.errors import Problem
 from app.models import Submission
 from app.routeaccess import READERS
 from app.services import access
@@ -33,8 +32,7 @@ KNOWN = {"fieldpath", "submissionID", "submitterId", "reviewState", "start__gt",
 def _filtered(q: Any) -> Any:
     unknown = sorted(k for k in request.args if k not in KNOWN)
     if unknown:
-        raise Problem(400, "400.83", f"Unknown parameter {params.clip(unknown[0], 40)}; this map feed takes "
-                      f"{', '.join(sorted(KNOWN))}.")
+        raise problems.GEOJSON_PARAMETER_UNKNOWN(name=params.clip(unknown[0], 40), known=", ".join(sorted(KNOWN)))
     if (ids := request.args.getlist("submissionID")):
         q = q.where(Submission.instance_id.in_(ids))
     if (who := request.args.getlist("submitterId")):
@@ -42,15 +40,15 @@ def _filtered(q: Any) -> Any:
     if (states := request.args.getlist("reviewState")):
         unknown_states = [s for s in states if s not in REVIEW_FROM_CENTRAL and s != "null"]
         if unknown_states:
-            raise Problem(400, "400.83", f"Unknown reviewState {params.clip(unknown_states[0], 40)}: use "
-                          f"null (received), {', '.join(REVIEW_FROM_CENTRAL)}.")
+            raise problems.GEOJSON_REVIEW_STATE_UNKNOWN(state=params.clip(unknown_states[0], 40),
+                                                        known=", ".join(REVIEW_FROM_CENTRAL))
         q = q.where(Submission.review_state.in_([REVIEW_FROM_CENTRAL.get(s, "received") for s in states]))
     for name, test in (("start__gt", Submission.created_at.__gt__), ("start__gte", Submission.created_at.__ge__),
                        ("end__lt", Submission.created_at.__lt__), ("end__lte", Submission.created_at.__le__)):
         if (raw := request.args.get(name)):
             q = q.where(test(params.moment(raw, name)))
     if request.args.get("deleted", "false").strip().lower() != "false":
-        raise Problem(400, "400.83", "Deleted submissions are not on the map; leave out deleted= or set it to false.")
+        raise problems.GEOJSON_DELETED_UNSUPPORTED()
     return q
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from app.errors import Problem
+from app import problems
 from forms import FormSchema
 
 GEO_TYPES = ("geopoint", "geotrace", "geoshape")
@@ -43,10 +43,8 @@ def chosen_fields(schema: FormSchema, wanted: list[str]) -> tuple[list[tuple[str
     if unknown:
         inside = [w for w in unknown if w in repeat_geo_paths(schema)]
         if inside:
-            raise Problem(400, "400.83", f"The geo question {inside[0]} is inside a repeat; this server serves "
-                          "only geo questions outside repeats. Export the repeat's table (CSV or OData) instead.")
-        raise Problem(400, "400.83", f"The form has no geo question {unknown[0]} outside repeats. Its geo questions: "
-                      f"{', '.join(p for p, _ in fields) or 'none'}.")
+            raise problems.GEOJSON_FIELD_IN_REPEAT(path=inside[0][:80])
+        raise problems.GEOJSON_NO_SUCH_FIELD(path=unknown[0][:80], known=", ".join(p for p, _ in fields) or "none")
     return [(w, by_path[w]) for w in dict.fromkeys(wanted)], len(wanted) > 1
 
 

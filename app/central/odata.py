@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
+from app import problems
 from app.central.odata_filter import JsonValue
-from app.errors import Problem
 from forms import FormSchema
 
 EDM = {"int": "Edm.Int64", "decimal": "Edm.Decimal", "boolean": "Edm.Boolean", "date": "Edm.Date",
@@ -173,12 +173,12 @@ def check_select(schema: FormSchema, table: Table, select: list[str] | None) -> 
     if not select:
         return
     if len(select) > MAX_SELECT:
-        raise Problem(400, "400.84", f"$select names more than {MAX_SELECT} properties; ask for fewer.")
+        raise problems.SELECT_TOO_MANY(limit=MAX_SELECT)
     known = selectable(schema, table)
     for path in select:
         if path not in known:
-            raise Problem(400, "400.84", f"$select: '{path[:60]}' is not a property of {table.name}. Its properties "
-                          f"include {', '.join(sorted(p for p in known if '/' not in p)[:20])}.")
+            raise problems.SELECT_UNKNOWN_PROPERTY(path=path[:60], table=table.name,
+                                                   known=", ".join(sorted(p for p in known if "/" not in p)[:20]))
 
 
 def select_fields(row: dict[str, Any], select: list[str] | None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def test_publish_notes_through_the_api(odk: Any, app: Any, make_user: Any, tmp_p
     odk.session.post("projects/1/forms/clinic/draft", data=sheet("Name", version="3"),
                      headers={"Content-Type": XLSX}, params={"ignoreWarnings": "true"})
     long = odk.session.post("projects/1/forms/clinic/draft/publish", json={"publishNotes": "x" * 2001})
-    assert long.status_code == 400 and long.json()["code"] == 400.81 and "2000" in long.json()["message"]
+    assert long.status_code == 400 and long.json()["code"] == 400.85 and "2000" in long.json()["message"]
     assert odk.session.post("projects/1/forms/clinic/draft/publish",
                             json={"publishNotes": "Back to 'Name'"}).status_code == 200
     assert odk.session.get("projects/1/forms/clinic/versions/3", headers=EXTENDED).json()["publishNotes"] == \

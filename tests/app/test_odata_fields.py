@@ -87,4 +87,4 @@ def test_select_is_checked(odk: Any, filled: None) -> None:
     for bad in ("nothing", "__system/nothing", "child_name,members/member_role"):
         with pytest.raises(PyODKError) as err:
             odk.submissions.get_table(form_id="household", select=bad)
-        assert err.value.is_central_error("400.84"), bad
+        assert err.value.is_central_error("400.86"), bad
