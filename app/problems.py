@@ -126,6 +126,10 @@ BAD_PROPERTY_NAME = Kind(
     "400.8", 400,
     "Unexpected name value {name!r}: a property name starts with a letter or '_' and has letters, "
     "digits, '_', '.', '-'; 'name' and 'label' are reserved.")
+FORM_ID_FILE_EXTENSION = Kind(
+    "400.8", 400,
+    "The form ID '{form_id}' ends in .xls, .xlsx or .xml, which the form's addresses use for its files. "
+    "Set another form_id in the settings sheet (or rename the file, e.g. form.xls.xls to form.xls).")
 FORM_ID_FALLBACK_INVALID = Kind(
     "400.8", 400,
     "X-XlsForm-FormId-Fallback must be a form id of 1 to 250 characters without control characters "

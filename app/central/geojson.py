@@ -11,9 +11,17 @@ Geo questions inside repeats are not served (Central serves them as Multi* geome
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from app import problems
+from app.central import shapes as central
+from app.central.odata import REVIEW_FROM_CENTRAL
+from app.models import Form, Submission, User
+from app.services import access
+from app.services.schemas import schema_of
 from forms import FormSchema
 
 GEO_TYPES = ("geopoint", "geotrace", "geoshape")
@@ -69,3 +77,40 @@ def features(rows: Iterator[tuple[str, dict[str, Any]]], fields: list[tuple[str,
         else:
             path, g = shapes[0]
             yield {"type": "Feature", "id": instance_id, "geometry": g, "properties": {"fieldpath": path}}
+
+
+def submissions_query(user: User, form: Form, query: dict[str, Any]) -> Any:
+    """The caller's submissions of the form (app.central.shapes.submissions_query: regions, not deleted)
+    with the map feed's filters (app.params.geojson_query)."""
+    q = central.submissions_query(user, form)
+    if query["ids"]:
+        q = q.where(Submission.instance_id.in_(query["ids"]))
+    if query["submitters"]:
+        q = q.where(Submission.submitter_id.in_(query["submitters"]))
+    if query["states"]:
+        bad = [s for s in query["states"] if s not in REVIEW_FROM_CENTRAL and s != "null"]
+        if bad:
+            raise problems.GEOJSON_REVIEW_STATE_UNKNOWN(state=bad[0], known=", ".join(REVIEW_FROM_CENTRAL))
+        q = q.where(Submission.review_state.in_([REVIEW_FROM_CENTRAL.get(s, "received") for s in query["states"]]))
+    tests = {"start__gt": Submission.created_at.__gt__, "start__gte": Submission.created_at.__ge__,
+             "end__lt": Submission.created_at.__lt__, "end__lte": Submission.created_at.__le__}
+    for name, at in query["ranges"]:
+        q = q.where(tests[name](at))
+    return q
+
+
+def collection(session: Session, user: User, form: Form, query: dict[str, Any], q: Any
+               ) -> tuple[dict[str, Any], access.Redactor]:
+    """The FeatureCollection, newest first, `limit` features (not rows: a record without a location does
+    not use up the limit), answers masked for the reader; and the Redactor (the caller audits unmasked reads)."""
+    schema = schema_of(form.current_version)  # type: ignore[arg-type]
+    fields, several = chosen_fields(schema, query["fieldpaths"])
+    red = access.Redactor(session, user, form.project_id)
+    result = session.execute(q.order_by(Submission.created_at.desc(), Submission.id.desc())
+                             .execution_options(yield_per=500))
+    try:
+        rows = ((sub.instance_id, {} if sv.encrypted_file else red.values(schema, sv.data)) for sub, sv, *_ in result)
+        found = list(islice(features(rows, fields, several), query["limit"]))
+    finally:
+        result.close()  # a limit may stop before the last row: the server-side cursor is closed here
+    return {"type": "FeatureCollection", "features": found}, red

@@ -185,3 +185,79 @@ def test_geojson_leaves_out_sensitive_locations(app: Any, make_user: Any, tmp_pa
     assert mgr.session.get("projects/1/forms/household/submissions.geojson").json()["features"] == []
     assert [f["id"] for f in coord.session.get("projects/1/forms/household/submissions.geojson")
             .json()["features"]] == ["uuid:home"]
+
+
+def test_geojson_on_the_website(app: Any, make_user: Any, submit: Any) -> None:
+    from tests.app.web_helpers import Browser
+    from tests.support.sample_forms import household_xml
+
+    assert submit(household_xml("uuid:web-geo")).status_code == 201
+
+    def browser(name: str, regions: list[str]) -> Browser:
+        make_user(name, "manager", regions)
+        b = Browser(app)
+        assert b.login(name).status_code == 302
+        b.get("/")
+        assert b.post("/language", {"lang": "en", "next": "/"}).status_code == 302
+        return b
+
+    near = browser("mgr", ["540102"])
+    page = near.get("/exports").get_data(as_text=True)
+    assert "Locations for a map" in page and 'href="/forms/household/submissions.geojson"' in page
+    got = near.get("/forms/household/submissions.geojson")
+    assert got.status_code == 200 and got.headers["Content-Type"] == "application/geo+json"
+    assert "household.geojson" in got.headers["Content-Disposition"]
+    assert [f["id"] for f in got.get_json()["features"]] == ["uuid:web-geo"]
+    assert near.get("/forms/household/submissions.geojson?oops=1").status_code == 400
+    far = browser("far", ["540121"])  # another county: none of these
+    assert far.get("/forms/household/submissions.geojson").get_json()["features"] == []
+
+
+def test_children_list_filters_by_registrar_and_registration_day(app: Any, make_user: Any, publish: Any,
+                                                                  rt: Any) -> None:
+    """The website's children list (entity list) filtered as Central's entity $filter on creatorId and
+    createdAt: who registered the child and when."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from app.models import Entity
+    from tests.app.conftest import submission_body
+    from tests.app.web_helpers import Browser
+    from tests.support.digest_client import DigestClient
+    from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml
+
+    publish(UPDATE_MD, "followup.md")
+    publish(REGISTER_MD, "register.md")
+    make_user("dolma", "collector", ["540102"])
+    make_user("pema", "collector", ["540102"])
+    ids = {}
+    for who, name in (("dolma", "Dolkar"), ("pema", "Norbu"), ("dolma", "Yangzom")):
+        ids[name] = (who, str(uuid.uuid4()))
+        phone = DigestClient(app.test_client(), who, PASSWORD)
+        sent = phone.post("/v1/projects/1/submission", content_type="multipart/form-data",
+                          data=submission_body(register_xml(f"uuid:reg-{name}", ids[name][1], name, "540102002201")))
+        assert sent.status_code == 201, sent.data
+    with rt.db.write() as s:  # Yangzom was registered in March
+        s.execute(update(Entity).where(Entity.uuid == ids["Yangzom"][1])
+                  .values(created_at=datetime(2026, 3, 2, 4, 0, tzinfo=UTC)))
+    make_user("coord", "coordinator", ["540102"])
+    b = Browser(app)
+    assert b.login("coord").status_code == 302
+    b.get("/")
+    b.post("/language", {"lang": "en", "next": "/"})
+
+    def names(query: str) -> set[str]:
+        html = b.get(f"/children?{query}").get_data(as_text=True)
+        return {n for n in ("Dolkar", "Norbu", "Yangzom") if n in html}
+
+    assert names("") == {"Dolkar", "Norbu", "Yangzom"}
+    assert names("registered_by=dolma") == {"Dolkar", "Yangzom"}
+    assert names("registered_by=pema") == {"Norbu"}
+    assert names("registered_by=nobody") == set()
+    assert names("created_to=2026-03-31") == {"Yangzom"}
+    assert names("created_from=2026-04-01&registered_by=dolma") == {"Dolkar"}
+    assert 'name="registered_by" maxlength="100" value="dolma"' in b.get("/children?registered_by=dolma").get_data(
+        as_text=True)
+    assert b.get("/children?created_from=2026-13-45").status_code == 400

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import openpyxl
 import pytest
+from pyodk.errors import PyODKError
 
 from tests.app.conftest import PASSWORD, submission_body
 from tests.support.digest_client import DigestClient
@@ -105,3 +106,10 @@ def test_form_without_version_keeps_the_empty_version(odk: Any, app: Any, make_u
     # a changed form without a version cannot reuse the empty one: it gets a version phones can tell apart
     odk.forms.update("daily", definition=sheet("Child's name"))
     assert odk.forms.get("daily").version not in ("", None)
+
+
+def test_form_id_ending_like_a_file_is_refused(odk: Any) -> None:
+    # as Central: `…/forms/report.xml` is the form's XForm, so no form may be called that
+    with pytest.raises(PyODKError) as err:
+        odk.forms.create(definition=sheet(), form_id="report.xml")
+    assert err.value.is_central_error("400.8") and "report.xml" in str(err.value)

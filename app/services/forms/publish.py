@@ -44,9 +44,13 @@ def compile_upload(data: bytes, filename: str, validate: bool | None,
     `form_id_fallback`: the form id when the settings sheet has none (Central's
     `X-XlsForm-FormId-Fallback`, kept as sent); else one is made from the file name."""
     try:
-        return compile_xlsform(data, filename, validate=validate, form_id_fallback=form_id_fallback)
+        compiled = compile_xlsform(data, filename, validate=validate, form_id_fallback=form_id_fallback)
     except XLSFormError as err:
         raise problems.FORM_NOT_PUBLISHABLE(filename=filename, err=err).add(issues=_issues(err)) from err
+    if compiled.form_id.lower().endswith((".xls", ".xlsx", ".xml")):  # as Central: `…/forms/x.xml` is a file
+        raise problems.FORM_ID_FILE_EXTENSION(form_id=compiled.form_id[:100]).add(field="formId",
+                                                                                  value=compiled.form_id)
+    return compiled
 
 
 def stamp_and_parse(compiled: CompiledForm, *, keep_empty: bool = False) -> tuple[bytes, FormSchema]:
