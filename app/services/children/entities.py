@@ -54,6 +54,7 @@ from app.models import (
     EntityEvent,
     EntityVersion,
     FormVersion,
+    PurgedEntity,
     Submission,
     SubmissionVersion,
     User,
@@ -253,6 +254,9 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
         # One statement, as before: is the id taken, and does an offline update wait for it?
         taken_q = exists().where(Entity.dataset_id == ds.id, Entity.uuid == uid)
         taken, waiting = session.execute(select(taken_q, held)).one()
+    if not taken and session.scalar(select(exists().where(PurgedEntity.dataset_id == ds.id, PurgedEntity.uuid == uid))):
+        raise EntityProblem("409.19", f"The id {uid} belonged to an entity that was deleted and purged; it cannot "
+                            "be used again.")
     if taken:
         raise EntityProblem("409.3", f"An entity with id {uid} exists already; nothing was overwritten.")
     entity = _create(session, ds, uid, sv, block, received)
