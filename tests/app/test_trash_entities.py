@@ -22,7 +22,6 @@ from app.models import (
     utcnow,
 )
 from tests.app.casework_helpers import FOLLOW_MD, REG_MD, Api, follow_xml, phone, phone_csv, post, reg_xml
-from tests.app.web_helpers import Browser
 from tests.support.cli import cli_runner
 
 ENTITIES = "/v1/projects/1/datasets/children/entities"

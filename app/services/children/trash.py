@@ -73,7 +73,9 @@ def uuids_of(raw: Any) -> list[str]:
     return sorted(set(out))
 
 
-def _locked_list(session: Session, project_id: int, dataset: str) -> Dataset:
+def _locked_list(session: Session, project_id: int, dataset: str, user: User | None = None) -> Dataset:
+    if user is not None and project_id != user.project_id:
+        raise Problem(404, "404.1", NOT_FOUND)
     ds = lock_dataset(session, project_id, dataset)
     if ds is None:
         raise Problem(404, "404.1", NOT_FOUND)
@@ -101,7 +103,7 @@ def delete_entities(session: Session, project_id: int, user: User, dataset: str,
     """Move these entities to the trash; the ids of those moved. strict: every id must be found (one
     entity's DELETE: 404 otherwise); a bulk delete skips ids that are absent, deleted or out of scope."""
     access.require(user, "trash.manage")
-    ds = _locked_list(session, project_id, dataset)
+    ds = _locked_list(session, project_id, dataset, user)
     wanted = sorted({normalize_uuid(u) or u.strip().lower() for u in uids})
     rows = _locked_entities(session, user, ds, wanted, deleted=False)
     if strict and len(rows) != len(wanted):
@@ -121,7 +123,7 @@ def restore_entities(session: Session, project_id: int, user: User, dataset: str
             strict: bool = True) -> list[str]:
     """Take these entities out of the trash, as they were; the ids of those restored."""
     access.require(user, "trash.manage")
-    ds = _locked_list(session, project_id, dataset)
+    ds = _locked_list(session, project_id, dataset, user)
     wanted = sorted({normalize_uuid(u) or u.strip().lower() for u in uids})
     rows = _locked_entities(session, user, ds, wanted, deleted=True)
     if strict and len(rows) != len(wanted):

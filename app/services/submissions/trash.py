@@ -37,6 +37,8 @@ def delete_submission(session: Session, project_id: int, user: User, xml_form_id
                       ip: str = "") -> Submission:
     """Move the record to the trash; 404 when absent, deleted already or outside the user's regions."""
     access.require(user, "trash.manage")
+    if project_id != user.project_id:
+        raise Problem(404, "404.1", NOT_FOUND)
     sub, _ = records.get_record(session, project_id, user, xml_form_id, instance_id)
     sub = session.scalar(select(Submission).where(Submission.id == sub.id, Submission.deleted_at.is_(None))
                          .with_for_update().execution_options(populate_existing=True))
@@ -61,6 +63,8 @@ def restore_submission(session: Session, project_id: int, user: User, xml_form_i
                        ip: str = "") -> Submission:
     """Take the record out of the trash, as it was; 404 when it is not in the trash of the user's regions."""
     access.require(user, "trash.manage")
+    if project_id != user.project_id:
+        raise Problem(404, "404.1", NOT_FOUND)
     q = _trashed_query(project_id, user).where(Form.xml_form_id == xml_form_id,
                                                Submission.instance_id == instance_id)
     row = session.execute(q.with_for_update(of=Submission)).first()
