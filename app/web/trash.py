@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from app.errors import Problem
+from app import problems
 from app.i18n import t
 from app.routeaccess import COORDINATORS, declare
 from app.runtime import runtime
@@ -74,7 +74,7 @@ def trash_children_restore() -> Any:
     with runtime().db.write() as s:
         done = entity_trash.restore_entities(s, user.project_id, user, CHILDREN, uids, ip=client_ip(), strict=False)
     if not done:
-        raise Problem(404, "404.30", "There is no such child in the trash of your regions.")
+        raise problems.NO_SUCH_CHILD_IN_TRASH()
     flash(t("{n} child file(s) restored.", n=len(done)))
     if len(done) == 1:
         return redirect(url_for("web.children_view", uid=done[0]))

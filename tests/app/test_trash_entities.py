@@ -115,9 +115,10 @@ def test_bulk_delete_and_restore(app: Any, rt: Any, kids: dict[str, str]) -> Non
     assert done.status_code == 200 and done.get_json() == {"count": 2}
     assert sorted(e["uuid"] for e in coord.get(f"{ENTITIES}?deleted=true").get_json()) == sorted(ids[:2])
     assert coord.post(f"{ENTITIES}/bulk-delete", json={"ids": ids}).get_json() == {"count": 0}
-    for bad in ({}, {"ids": []}, {"ids": "x"}, {"ids": ["not-a-uuid"]}, {"ids": [1]}):
+    for bad, code in (({}, 400.91), ({"ids": []}, 400.91), ({"ids": "x"}, 400.91), ({"ids": ["not-a-uuid"]}, 400.93),
+                      ({"ids": [1]}, 400.93)):
         resp = coord.post(f"{ENTITIES}/bulk-delete", json=bad)
-        assert resp.status_code == 400 and resp.get_json()["code"] == 400.91, bad
+        assert resp.status_code == 400 and resp.get_json()["code"] == code, bad
         assert "ids" in resp.get_json()["message"] or "entity id" in resp.get_json()["message"]
     back = coord.post(f"{ENTITIES}/bulk-restore", json={"ids": [kids["a"].upper(), kids["b"]]})
     assert back.get_json() == {"count": 2}

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import (
     ChildDirectory,
     Dataset,
@@ -46,7 +46,6 @@ from forms import normalize_uuid
 
 TRASH_DAYS = 30  # as Central's PURGE_DAY_RANGE
 MAX_BULK = 10_000  # ids in one bulk request
-NOT_FOUND = "Could not find the resource you were looking for."
 
 
 def in_trash() -> ColumnElement[bool]:
@@ -62,23 +61,22 @@ def purge_due(deleted_at: datetime | None) -> datetime | None:
 def uuids_of(raw: Any) -> list[str]:
     """The ids of a bulk request (`{"ids": [...]}`, as Central's bulk-delete and bulk-restore), normalised."""
     if not isinstance(raw, list) or not raw or len(raw) > MAX_BULK:
-        raise Problem(400, "400.91", f'Send the entities\' ids as {{"ids": ["<uuid>", …]}}: a list of 1 to {MAX_BULK} '
-                      "entity ids.")
+        raise problems.BULK_IDS_MISSING(max_bulk=MAX_BULK)
     out: list[str] = []
     for item in raw:
         uid = normalize_uuid(item) if isinstance(item, str) else None
         if uid is None:
-            raise Problem(400, "400.91", f"Invalid entity id {str(item)[:60]!r}: each id is an entity's UUID.")
+            raise problems.BULK_ID_INVALID(item=str(item)[:60])
         out.append(uid)
     return sorted(set(out))
 
 
 def _locked_list(session: Session, project_id: int, dataset: str, user: User | None = None) -> Dataset:
     if user is not None and project_id != user.project_id:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     ds = lock_dataset(session, project_id, dataset)
     if ds is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return ds
 
 
@@ -107,7 +105,7 @@ def delete_entities(session: Session, project_id: int, user: User, dataset: str,
     wanted = sorted({normalize_uuid(u) or u.strip().lower() for u in uids})
     rows = _locked_entities(session, user, ds, wanted, deleted=False)
     if strict and len(rows) != len(wanted):
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     now = utcnow()
     for e in rows:
         e.deleted_at = now
@@ -127,7 +125,7 @@ def restore_entities(session: Session, project_id: int, user: User, dataset: str
     wanted = sorted({normalize_uuid(u) or u.strip().lower() for u in uids})
     rows = _locked_entities(session, user, ds, wanted, deleted=True)
     if strict and len(rows) != len(wanted):
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     now = utcnow()
     for e in rows:
         e.deleted_at = None

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.services.children import trash as entity_trash
 from app.services.ops.blobs import referenced_keys_query
 from app.services.submissions import trash as submission_trash
@@ -38,17 +38,15 @@ def run(session: Session, *, now: datetime | None = None, force: bool = False, m
         project_id: int | None = None, dataset: str | None = None, entity_uuid: str | None = None,
         xml_form_id: str | None = None, instance_id: str | None = None) -> PurgeReport:
     if mode not in MODES:
-        raise Problem(400, "400.92", f"Unknown purge mode {mode!r}: use one of {', '.join(MODES)}.")
+        raise problems.PURGE_MODE_UNKNOWN(mode=mode, modes=", ".join(MODES))
     if entity_uuid and not (project_id and dataset):
-        raise Problem(400, "400.92", "To purge one entity, name its project and entity list too "
-                      "(--project N --dataset NAME --entity UUID).")
+        raise problems.PURGE_ENTITY_NEEDS_LIST()
     if dataset and not project_id:
-        raise Problem(400, "400.92", "To purge an entity list's trash, name its project too (--project N).")
+        raise problems.PURGE_LIST_NEEDS_PROJECT()
     if instance_id and not (project_id and xml_form_id):
-        raise Problem(400, "400.92", "To purge one submission, name its project and form too "
-                      "(--project N --form ID --instance ID).")
+        raise problems.PURGE_SUBMISSION_NEEDS_FORM()
     if xml_form_id and not project_id:
-        raise Problem(400, "400.92", "To purge a form's trash, name its project too (--project N).")
+        raise problems.PURGE_FORM_NEEDS_PROJECT()
     report = PurgeReport()
     if mode in ("all", "submissions") and not (dataset or entity_uuid):
         report.submissions, report.blob_keys = submission_trash.purge(

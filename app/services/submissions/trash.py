@@ -20,13 +20,11 @@ from typing import Any
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Form, Submission, SubmissionAttachment, SubmissionVersion, User, utcnow
 from app.services import access, audit
 from app.services.children.trash import TRASH_DAYS, purge_due
 from app.services.submissions import records
-
-NOT_FOUND = "There is no such submission in your regions."
 
 
 def target(xml_form_id: str, instance_id: str) -> str:
@@ -38,12 +36,12 @@ def delete_submission(session: Session, project_id: int, user: User, xml_form_id
     """Move the record to the trash; 404 when absent, deleted already or outside the user's regions."""
     access.require(user, "trash.manage")
     if project_id != user.project_id:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NO_SUCH_SUBMISSION_IN_REGIONS()
     sub, _ = records.get_record(session, project_id, user, xml_form_id, instance_id)
     sub = session.scalar(select(Submission).where(Submission.id == sub.id, Submission.deleted_at.is_(None))
                          .with_for_update().execution_options(populate_existing=True))
     if sub is None:  # deleted meanwhile
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NO_SUCH_SUBMISSION_IN_REGIONS()
     sub.deleted_at = utcnow()
     audit.record(session, user, "submission.delete", target=target(xml_form_id, instance_id), ip=ip,
                  form=xml_form_id)
@@ -64,12 +62,12 @@ def restore_submission(session: Session, project_id: int, user: User, xml_form_i
     """Take the record out of the trash, as it was; 404 when it is not in the trash of the user's regions."""
     access.require(user, "trash.manage")
     if project_id != user.project_id:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NO_SUCH_SUBMISSION_IN_REGIONS()
     q = _trashed_query(project_id, user).where(Form.xml_form_id == xml_form_id,
                                                Submission.instance_id == instance_id)
     row = session.execute(q.with_for_update(of=Submission)).first()
     if row is None:
-        raise Problem(404, "404.1", "There is no such deleted submission in your regions.")
+        raise problems.NO_SUCH_DELETED_SUBMISSION()
     sub = row[0]
     sub.deleted_at = None
     audit.record(session, user, "submission.restore", target=target(xml_form_id, instance_id), ip=ip,
