@@ -54,6 +54,14 @@ def _form(s: Session, xml_form_id: str) -> Form:
     return _get_form(s, xml_form_id)
 
 
+def _changeable(s: Session, xml_form_id: str) -> Form:
+    """The form, when the signed-in user may change it: its draft (whose page holds the test URL's secret)
+    is for the same users as publishing (access.require_form_change)."""
+    from .forms import _changeable_form
+
+    return _changeable_form(s, xml_form_id)
+
+
 def draft_test_url(draft: FormDraft, form: Form) -> str:
     from urllib.parse import quote
 
@@ -71,7 +79,7 @@ def forms_draft(xml_form_id: str) -> Any:
 
     rt = runtime()
     with rt.db.session() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
         draft = form_service.require_draft(s, form)
         current = form.current_version
         tests = form_service.list_test_submissions(s, draft)
@@ -123,7 +131,7 @@ def forms_draft_publish(xml_form_id: str) -> Any:
     wanted = request.form.get("version", "").strip() or None
     try:
         with rt.db.write() as s:
-            form = _form(s, xml_form_id)
+            form = _changeable(s, xml_form_id)
             user = s.get(User, db_user().id)
             fv, discarded = form_service.publish_draft(s, form, version=wanted, user=user)
             audit.record(s, db_user(), "form.publish", f"form:{xml_form_id}", client_ip(), version=fv.version,
@@ -153,9 +161,9 @@ def forms_draft_publish(xml_form_id: str) -> Any:
 def forms_draft_abandon(xml_form_id: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
         version = form_service.require_draft(s, form).version
-        discarded = form_service.delete_draft(s, form)
+        discarded = form_service.delete_draft(s, form, user=db_user())
         audit.record(s, db_user(), "form.draft.abandon", f"form:{xml_form_id}", client_ip(), version=version,
                      test_submissions_discarded=discarded)
     flash(t("The draft was abandoned; phones keep the published version."))
@@ -168,14 +176,14 @@ def forms_draft_abandon(xml_form_id: str) -> Any:
 def forms_draft_attachment_upload(xml_form_id: str, filename: str) -> Any:
     rt = runtime()
     upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise Problem(400, "400.61", t("Choose a file to upload."))
     with rt.db.write() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
+        if upload is None or not upload.filename:
+            raise Problem(400, "400.61", t("Choose a file to upload."))
         draft = form_service.require_draft(s, form)
         try:
             att = form_service.upload_draft_attachment(s, rt.store, draft, filename, upload.stream,
-                                                       int(rt.config["MAX_UPLOAD_BYTES"]))
+                                                       int(rt.config["MAX_UPLOAD_BYTES"]), user=db_user())
         except Problem as problem:
             if problem.code == "413.1":
                 raise Problem(413, "413.1", t("'{name}' is larger than {mb} MB.", name=filename,
@@ -195,7 +203,7 @@ def forms_draft_attachment_download(xml_form_id: str, filename: str) -> Any:
 
     rt = runtime()
     with rt.db.session() as s:
-        draft = form_service.require_draft(s, _form(s, xml_form_id))
+        draft = form_service.require_draft(s, _changeable(s, xml_form_id))
         att = next((a for a in draft.attachments if a.filename == filename and a.blob_key), None)
         if att is None or att.blob_key is None:
             raise Problem(404, "404.1", t("This file has not been uploaded."))
@@ -274,7 +282,7 @@ def web_forms_vendored() -> bool:
 def forms_draft_try(xml_form_id: str) -> Any:
     rt = runtime()
     with rt.db.session() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
         draft = form_service.require_draft(s, form)
         url = draft_test_url(draft, form)
         title = draft.title

@@ -165,7 +165,8 @@ def test_datasets_and_properties(children: ApiClient) -> None:
     assert ent.status_code == 200
 
 
-def test_form_create_publishes_with_publish_true(coord: ApiClient, login: Any) -> None:
+def test_form_create_publishes_with_publish_true(login: Any, household: Any) -> None:
+    coord = login("dorje", "coordinator", ["54"])  # a new form reaches every collector: a province's coordinator
     xform = coord.get("/v1/projects/1/forms/household.xml").data
     assert xform.startswith(b"<")
     copy = xform.replace(b'id="household"', b'id="household2"')

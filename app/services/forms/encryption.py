@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Problem
 from app.models import Form, FormVersion, ManagedKey, SubmissionAttachment, SubmissionVersion, User
+from app.services import access
 from app.services.forms import xmlutil
 from app.services.forms.keys import check_encryptable, form_key, inject_public_key, new_key, project_key
 from app.services.forms.publish import publish_form
@@ -40,6 +41,7 @@ def enable(session: Session, store: BlobStore, *, project_id: int, user: User, p
     """Turn on managed encryption for one form, or (form None) for every form of the project."""
     if user.role not in ("admin", "coordinator") or not user.active:
         raise Problem(403, "403.80", "Only coordinators and administrators may turn on encryption.")
+    access.require_form_change(session, user, project_id, form)  # every form of the project: province scope
     if form is not None:
         if form.current_version is None:
             raise Problem(404, "404.81", f"The form '{form.xml_form_id}' has no published version.")
