@@ -26,6 +26,7 @@ from app.central.shapes import get_project, iso
 from app.errors import Problem
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
 from app.services import access, audit
+from app.services.children import lock_dataset
 from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
@@ -41,8 +42,11 @@ def require_maintainer(session: Session, user: User, project_id: int) -> None:
         raise Problem(403, "403.1", "Only administrators and coordinators may change entity lists; managers read them.")
 
 
-def _dataset(session: Session, project_id: int, name: str) -> Dataset:
-    ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+def _dataset(session: Session, project_id: int, name: str, lock: bool = False) -> Dataset:
+    """The entity list; `lock`: its row locked first, before any entity of it (docs/architecture.md, *Locks*:
+    every change of a list's entities bumps its revision, so the list comes before the entity, as in ingest)."""
+    ds = (lock_dataset(session, project_id, name) if lock else
+          session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)))
     if ds is None:
         raise Problem(404, "404.1", NOT_FOUND)
     return ds
@@ -127,6 +131,10 @@ def _check_region(user: User, region: str | None) -> None:
                       "your regions; ask an administrator for entities elsewhere.")
 
 
+UNUSABLE_UUID = ("This uuid cannot be used for a new entity. Leave `uuid` out and the server makes one, or ask an "
+                 "administrator.")
+
+
 def _new_entity(session: Session, user: User, ds: Dataset, item: Any) -> Entity:
     if not isinstance(item, dict):
         raise Problem(400, "400.28", "The entity is invalid. Each entity is an object with label and data.")
@@ -138,6 +146,10 @@ def _new_entity(session: Session, user: User, ds: Dataset, item: Any) -> Entity:
     region = region_of(data)
     _check_region(user, region)
     existing = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+    if existing is not None and user.role != "admin" and not access.sees_region(user, existing.region_code):
+        # An id of a record outside the caller's regions: not named, not confirmed (GET answers it 404), the
+        # same answer as for any id this caller cannot use.
+        raise Problem(409, "409.79", UNUSABLE_UUID)
     if existing is not None:
         if existing.deleted_at is not None:
             raise Problem(409, "409.19", f"The following UUID(s) cannot be used because they are associated with "
@@ -156,7 +168,7 @@ def create_entities(session: Session, user: User, project_id: int, dataset: str,
                     ip: str = "") -> tuple[Dataset, list[str]]:
     """One entity ({label, data, uuid?}) or many ({entities: [...], source}); all or nothing."""
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)
     if "entities" in body:
         items = body["entities"]
         if not isinstance(items, list) or not items:
@@ -195,7 +207,7 @@ def _locked(session: Session, user: User, ds: Dataset, uid: str, deleted: bool =
 def update_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, body: dict[str, Any], *,
                   base_version: str | None, force: bool, resolve: bool = False, ip: str = "") -> Dataset:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)
     entity = _locked(session, user, ds, uid)
     if resolve and not entity.conflict:
         raise Problem(400, "400.32", "The Entity doesn't have any conflict.")
@@ -232,7 +244,7 @@ def update_entity(session: Session, user: User, project_id: int, dataset: str, u
 
 def delete_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)
     entity = _locked(session, user, ds, uid)
     entity.deleted_at = utcnow()
     _bump(ds)
@@ -241,7 +253,7 @@ def delete_entity(session: Session, user: User, project_id: int, dataset: str, u
 
 def restore_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)
     entity = _locked(session, user, ds, uid, deleted=True)
     entity.deleted_at = None
     _bump(ds)

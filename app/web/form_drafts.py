@@ -24,7 +24,7 @@ from app.services.forms.versions import DRAFT, find_version
 from app.services.identity import collect
 from forms.diff import Change, Detail, diff_xforms
 
-from . import bp, client_ip, db_user, requires
+from . import bp, client_ip, csp_nonce, db_user, requires
 from .collectors import public_url
 
 ROLES = COORDINATORS
@@ -97,9 +97,9 @@ def forms_draft(xml_form_id: str) -> Any:
             attachments=list(draft.attachments), tests=test_rows, test_count=len(tests), summary=_summary(changes),
             test_url=url, qr_svg=svg, version_taken=taken, tr=tr, max_mb=_max_mb(), vendored=web_forms_vendored(),
             check_config=_try_config(xml_form_id, url))
-    # no-store: the page holds the test URL's secret. TRY_CSP: it opens the draft in the renderer (hidden)
+    # no-store: the page holds the test URL's secret. try_csp(): it opens the draft in the renderer (hidden)
     # to say whether the fill, try and edit pages can open it.
-    return resp, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+    return resp, 200, {"Cache-Control": "no-store", "Content-Security-Policy": try_csp()}
 
 
 def _try_config(xml_form_id: str, test_url: str) -> dict[str, str]:
@@ -263,10 +263,13 @@ def _detail(d: Detail) -> dict[str, Any]:
 # alone allow that. It shrinks photos and signatures (max-pixels) in a Web Worker it starts from a blob:
 # URL, so worker-src allows blob: (without it an image question never gets its file). Everything still
 # comes from this server (no CDN, no map tiles: no directive names another host).
-TRY_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' "
-           "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
-           "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
-           "frame-ancestors 'none'")
+# Inline scripts (the import map, the page's module) run by the request's nonce (csp_nonce), never
+# 'unsafe-inline'.
+def try_csp() -> str:
+    return (f"default-src 'self'; script-src 'self' 'nonce-{csp_nonce()}' 'wasm-unsafe-eval'; style-src 'self' "
+            "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
+            "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'")
 
 
 def web_forms_vendored() -> bool:
@@ -288,7 +291,7 @@ def forms_draft_try(xml_form_id: str) -> Any:
         title = draft.title
     html = render_template("forms/try.html", form=form, title=title, vendored=web_forms_vendored(),
                            config=_try_config(xml_form_id, url))
-    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": try_csp()}
 
 
 @bp.get("/forms/<xml_form_id>/draft/try/files/<filename>")

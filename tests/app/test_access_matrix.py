@@ -6,6 +6,7 @@ declared route and each user it builds the request from the rule's variables, wi
 of the user's own county and of the other one, and checks
 - a role the route does not admit is refused (401/403/404, or the sign-in page),
 - an admitted role never gets a 5xx, and gets 404 for the other county's records,
+- every answer says `Cache-Control: no-store` (pages behind sign-in, API and Collect answers, files),
 - no response body holds another county's child (name, label, id, instanceID), and a user who
   may not see identifying details never gets any of them — the child's name, the label built from it,
   ID number, guardian, guardian's phone, the instance name built from the name, the photo — on any
@@ -160,6 +161,28 @@ def _forbidden_values(world: World, user: str | None) -> list[bytes]:
     return found
 
 
+SCRIPT_TAG = re.compile(rb"<script\b([^>]*)>", re.I)
+INLINE_HANDLER = re.compile(rb"<[^>]+\son[a-z]+\s*=", re.I)
+
+
+def _script_policy_problems(resp: Any) -> list[str]:
+    """A page runs only this server's scripts and inline scripts carrying the request's nonce: the CSP's
+    script-src has no 'unsafe-inline', every inline <script> carries the nonce, and no tag has an on…= handler."""
+    csp = resp.headers.get("Content-Security-Policy", "")
+    scripts = next((d.strip() for d in csp.split(";") if d.strip().startswith("script-src")), "")
+    if not scripts or "'unsafe-inline'" in scripts:
+        return [f"script-src is {scripts!r}"]
+    nonce = re.search(r"'nonce-([^']+)'", scripts)
+    body = resp.get_data()
+    out = []
+    for attrs in SCRIPT_TAG.findall(body):
+        if b"src=" not in attrs and (nonce is None or f'nonce="{nonce.group(1)}"'.encode() not in attrs):
+            out.append(f"an inline <script{attrs.decode(errors='replace')}> without the request's nonce")
+    if INLINE_HANDLER.search(body):
+        out.append(f"an inline event handler: {INLINE_HANDLER.search(body).group(0)[:80]!r}")  # type: ignore[union-attr]
+    return out
+
+
 def _admitted(roles: tuple[str, ...], user: str | None) -> bool:
     if not roles:
         return True
@@ -194,6 +217,10 @@ def test_route_matrix(app: Any, world: World, user: str | None) -> None:
                 if resp.status_code >= 500:
                     problems.append(f"{where}: {resp.status_code}")
                     continue
+                if "no-store" not in resp.headers.get("Cache-Control", ""):  # every answer may be personal
+                    problems.append(f"{where}: Cache-Control {resp.headers.get('Cache-Control')!r}, not no-store")
+                if resp.mimetype == "text/html" and rule.endpoint.startswith("web."):
+                    problems += [f"{where}: {p}" for p in _script_policy_problems(resp)]
                 if not admitted:
                     refused = resp.status_code in REFUSED or (
                         resp.status_code == 302 and "/login" in resp.headers.get("Location", "")) or (
