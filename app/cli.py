@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from app import create_app
+from app import create_app, problems
 from app.errors import Problem
 from app.runtime import Runtime
 
@@ -205,7 +205,7 @@ def _passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("Passphrase: ")
     if confirm and getpass.getpass("Passphrase again: ") != first:
-        raise Problem(400, "400.83", "The two passphrases differ.")
+        raise problems.TWO_PASSPHRASES_DIFFER()
     return first
 
 
@@ -294,7 +294,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     rt = _runtime()
     years = args.years if args.years is not None else int(rt.config["RETENTION_YEARS"])
     if years < 1:
-        raise Problem(400, "400.36", "The retention period must be at least one year (CAREFILE_RETENTION_YEARS).")
+        raise problems.RETENTION_TOO_SHORT()
     now = datetime.fromisoformat(args.now) if args.now else None
     if now is not None and now.tzinfo is None:
         from datetime import UTC

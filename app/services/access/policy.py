@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Dataset, Entity, Form, FormAssignment, Submission, User
 from app.services import regions
 
@@ -70,7 +70,7 @@ def can(user: User, verb: str) -> bool:
 
 def require(user: User, verb: str) -> None:
     if not can(user, verb):
-        raise Problem(403, "403.1", _DENIED.get(verb, "Your role may not do this. Ask an administrator."))
+        raise problems.ROLE_MAY_NOT(detail=_DENIED.get(verb, "Your role may not do this. Ask an administrator."))
 
 
 def require_reader(user: User) -> None:
@@ -120,8 +120,7 @@ def check_grant(user: User, codes: Iterable[str]) -> None:
     outside = [c for c in codes if not covers(user, c)]
     if outside:
         mine = ", ".join(user.region_codes) or "none"
-        raise Problem(403, "403.20", f"You may only give regions inside your own ({mine}); "
-                      f"{', '.join(outside)} is outside them.", details={"regions": outside})
+        raise problems.REGIONS_OUTSIDE_OWN(mine=mine, choices=', '.join(outside)).add(details={"regions": outside})
 
 
 def may_manage_user(actor: User, target: User) -> bool:
@@ -225,13 +224,6 @@ def may_enter_on_web(user: User, form: FormLike) -> bool:
     return bool(user.active) and user.project_id == form.project_id and user.role in READERS
 
 
-FORM_FOR_EVERYONE = ("You may not change this form: it reaches every collector of the project (it is not assigned "
-                     "to particular collectors), so only an administrator or a coordinator of the whole province may "
-                     "publish it or change its draft, files, state or encryption. Ask one of them.")
-FORM_OUTSIDE_REGIONS = ("You may not change this form: it reaches collectors outside your regions (listed under "
-                        "'regions'). Ask an administrator or a coordinator whose regions cover them.")
-
-
 def form_reach(session: Session, project_id: int, form: Form | None) -> tuple[list[User], bool]:
     """The active collectors who receive the form on their phones, and whether it is project-wide (it
     goes to every collector without assignments, including those added later). A form not made yet
@@ -278,6 +270,6 @@ def require_form_change(session: Session, user: User | None, project_id: int, fo
     name = form.xml_form_id if form is not None else None
     reached, project_wide = form_reach(session, project_id, form)
     if project_wide:
-        raise Problem(403, "403.77", FORM_FOR_EVERYONE, form=name)
+        raise problems.FORM_FOR_EVERYONE().add(form=name)
     outside = sorted({code for c in reached for code in c.region_codes if not covers(user, code)})
-    raise Problem(403, "403.78", FORM_OUTSIDE_REGIONS, form=name, regions=outside)
+    raise problems.FORM_OUTSIDE_REGIONS(outside=", ".join(outside)).add(form=name, regions=outside)
