@@ -5,7 +5,7 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
@@ -54,6 +54,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api.exports import install_worker
 
     install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
+
+    @app.after_request
+    def _no_store(resp: Any) -> Any:
+        # Every answer but the static files may be personal (pages behind sign-in, the API's and Collect's
+        # answers, records' files): no browser, proxy or phone keeps a copy. Conditional requests (ETag) still
+        # work; Collect decides what to download from the manifest's hashes, not from its HTTP cache.
+        if request.endpoint != "static":
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @app.after_request
     def _retry_after(resp: Any) -> Any:

@@ -143,7 +143,7 @@ def cmd_form_state(args: argparse.Namespace) -> int:
     rt = _runtime()
     with rt.db.write() as session:
         form = form_service.get_form(session, args.project, args.form_id)
-        form_service.set_state(form, args.state)
+        form_service.set_state(session, form, args.state, user=None)
     print(f"{args.form_id}: {args.state}")
     return 0
 
@@ -159,7 +159,7 @@ def cmd_form_attach(args: argparse.Namespace) -> int:
             path = Path(f)
             with path.open("rb") as fh:
                 att = form_service.upload_attachment(session, rt.store, form.current_version, path.name, fh,
-                                                     rt.config["MAX_UPLOAD_BYTES"])
+                                                     rt.config["MAX_UPLOAD_BYTES"], user=None)
             print(f"{att.filename}: stored ({att.size} bytes)")
         missing = form_service.missing_attachments(form.current_version)
     if missing:

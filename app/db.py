@@ -22,11 +22,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, text
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # serialization_failure, deadlock_detected, lock_not_available.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 RETRY_ATTEMPTS = 4
+T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -56,6 +57,21 @@ def retry_pause(attempt: int) -> float:
     import random
 
     return min(0.5, 0.02 * (2 ** attempt)) * (0.5 + random.random())
+
+
+def retrying(run: Callable[[], T], what: str = "transaction") -> T:
+    """Run `run` (one whole transaction, begun and committed inside it) again when PostgreSQL reports a lost
+    race (deadlock, serialization failure: `is_retryable`), up to RETRY_ATTEMPTS times; the user never sees
+    the race as a 5xx unless every attempt loses. Any other error passes through at once."""
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return run()
+        except DBAPIError as err:
+            if not is_retryable(err) or attempt == RETRY_ATTEMPTS:
+                raise
+            log.warning("%s: %s, attempt %d of %d; retrying", what, type(err.orig).__name__, attempt, RETRY_ATTEMPTS)
+            time.sleep(retry_pause(attempt))
+    raise AssertionError("unreachable")
 
 
 def _json_dumps(value: Any) -> str:
