@@ -219,13 +219,16 @@ GEOJSON_PARAMETERS = ("fieldpath", "submissionID", "submitterId", "reviewState",
 def geojson_query(args: Any) -> dict[str, Any]:
     """Central's filters of `submissions.geojson` (args: a MultiDict), checked: `fieldpath`, `submissionID`,
     `submitterId` and `reviewState` (repeatable), `start__gt`/`start__gte`/`end__lt`/`end__lte` (dates),
-    `limit`, `deleted=false`. Unknown parameters are refused (a typo would silently map everything)."""
+    `limit`, `deleted` (true: the records in the trash instead). Unknown parameters are refused (a typo
+    would silently map everything)."""
     unknown = sorted(k for k in args if k not in GEOJSON_PARAMETERS)
     if unknown:
         raise problems.GEOJSON_PARAMETER_UNKNOWN(name=clip(unknown[0], 40), known=", ".join(GEOJSON_PARAMETERS))
-    if str(args.get("deleted", "false")).strip().lower() != "false":
-        raise problems.GEOJSON_DELETED_UNSUPPORTED()
+    deleted = str(args.get("deleted", "false")).strip().lower()
+    if deleted not in ("true", "false"):
+        raise problems.GEOJSON_DELETED_NOT_BOOLEAN()
     return {
+        "deleted": deleted == "true",
         "fieldpaths": [text(p, "fieldpath", max_len=500) for p in args.getlist("fieldpath")][:100],
         "ids": [text(i, "submissionID", max_len=255) for i in args.getlist("submissionID")][:1000],
         "submitters": [integer(w, "submitterId", maximum=MAX_ID) for w in args.getlist("submitterId")][:1000],

@@ -8,11 +8,13 @@ from __future__ import annotations
 from forms._xml import safe_parse
 from forms.submission import (
     EntityBlock,
+    EntityScope,
     Envelope,
     RepeatRow,
     SubmissionData,
     SubmissionTree,
     SubmissionXMLError,
+    entity_scopes,
     extract,
     extract_encrypted,
     normalize_uuid,
@@ -49,6 +51,8 @@ __all__ = [
     "XLSFormError",
     "XLSFormIssue",
     "compile_xlsform",
+    "EntityScope",
+    "entity_scopes",
     "extract",
     "extract_encrypted",
     "normalize_uuid",

@@ -49,14 +49,12 @@ def not_modified(tag: str) -> Response | None:
     if tag in wanted or "*" in wanted:
         resp = Response(status=304)
         resp.headers["ETag"] = tag
-        resp.headers["Cache-Control"] = "private, no-cache"
         return resp
     return None
 
 
 def tagged(resp: Response, tag: str) -> Response:
-    """The answer with its ETag. Exports keep their `no-store` (nothing kept in shared or browser caches;
-    a script keeps the tag itself); other answers are `no-cache`: revalidated every time."""
+    """The answer with its ETag. It stays `Cache-Control: no-store` as every answer (app.create_app): no
+    browser or proxy keeps the data; the client (Power BI, a script) keeps the tag and asks with it."""
     resp.headers["ETag"] = tag
-    resp.headers.setdefault("Cache-Control", "private, no-cache")
     return resp

@@ -80,9 +80,9 @@ def features(rows: Iterator[tuple[str, dict[str, Any]]], fields: list[tuple[str,
 
 
 def submissions_query(user: User, form: Form, query: dict[str, Any]) -> Any:
-    """The caller's submissions of the form (app.central.shapes.submissions_query: regions, not deleted)
-    with the map feed's filters (app.params.geojson_query)."""
-    q = central.submissions_query(user, form)
+    """The caller's submissions of the form (app.central.shapes.submissions_query: regions; not deleted,
+    or with `deleted=true` those in the trash) with the map feed's filters (app.params.geojson_query)."""
+    q = central.submissions_query(user, form, deleted=query["deleted"])
     if query["ids"]:
         q = q.where(Submission.instance_id.in_(query["ids"]))
     if query["submitters"]:

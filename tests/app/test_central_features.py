@@ -261,3 +261,15 @@ def test_children_list_filters_by_registrar_and_registration_day(app: Any, make_
     assert 'name="registered_by" maxlength="100" value="dolma"' in b.get("/children?registered_by=dolma").get_data(
         as_text=True)
     assert b.get("/children?created_from=2026-13-45").status_code == 400
+
+
+def test_geojson_of_the_trash(odk: Any, submit: Any) -> None:
+    from tests.support.sample_forms import household_xml
+
+    for iid in ("uuid:kept", "uuid:binned"):
+        assert submit(household_xml(iid)).status_code == 201
+    assert odk.session.delete("projects/1/forms/household/submissions/uuid:binned").status_code == 200
+    path = "projects/1/forms/household/submissions.geojson"
+    assert [f["id"] for f in odk.session.get(path).json()["features"]] == ["uuid:kept"]
+    assert [f["id"] for f in odk.session.get(path, params={"deleted": "true"}).json()["features"]] == ["uuid:binned"]
+    assert odk.session.get(path, params={"deleted": "maybe"}).status_code == 400

@@ -1,7 +1,7 @@
 """Publish notes on form versions (Central 2026: `publishNotes`, shown on the versions page)
 
 Revision ID: 0025
-Revises: 0020
+Revises: 0027
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0025'
-down_revision = '0020'
+down_revision = '0027'  # after the trash (main's head when merged)
 branch_labels = None
 depends_on = None
 

@@ -21,6 +21,7 @@ from app.services.forms.lookup import list_forms
 from app.services.forms.views import refresh_views
 from app.services.schemas import schema_to_json
 from forms import CompiledForm, FormSchema, XFormError, XLSFormError, compile_xlsform, parse_xform
+from forms.outbound import outbound
 from storage import BlobStore, BlobTooLarge
 
 
@@ -40,7 +41,8 @@ def _issues(err: XLSFormError) -> list[dict[str, Any]]:
 
 def compile_upload(data: bytes, filename: str, validate: bool | None,
                    form_id_fallback: str | None = None) -> CompiledForm:
-    """Compile an uploaded XLSForm (or XForm); errors become a Problem listing sheet and row.
+    """Compile an uploaded XLSForm (or XForm); errors become a Problem listing sheet and row. A form that
+    would send records to, or load files from, another host is refused (check_no_outbound).
     `form_id_fallback`: the form id when the settings sheet has none (Central's
     `X-XlsForm-FormId-Fallback`, kept as sent); else one is made from the file name."""
     try:
@@ -50,7 +52,21 @@ def compile_upload(data: bytes, filename: str, validate: bool | None,
     if compiled.form_id.lower().endswith((".xls", ".xlsx", ".xml")):  # as Central: `…/forms/x.xml` is a file
         raise problems.FORM_ID_FILE_EXTENSION(form_id=compiled.form_id[:100]).add(field="formId",
                                                                                   value=compiled.form_id)
+    check_no_outbound(compiled.xform, filename)
     return compiled
+
+
+def check_no_outbound(xform: bytes, filename: str) -> None:
+    """400.77 for a form whose XForm sends records to another host (a submission action: the XLSForm's
+    submission_url) or loads data or media from one (external instances, media by URL); jr:// files
+    are the phone's own copies of the form's files and are fine."""
+    found = outbound(xform)
+    if not found:
+        return
+    reasons = "; ".join(o.describe() for o in found)
+    raise problems.FORM_POINTS_ELSEWHERE(filename=filename, reasons=reasons).add(
+        issues=[{"message": o.describe(), "sheet": "settings" if o.what == "submission" else None,
+                 "row": None, "what": o.what, "address": o.where} for o in found])
 
 
 def stamp_and_parse(compiled: CompiledForm, *, keep_empty: bool = False) -> tuple[bytes, FormSchema]:
@@ -98,6 +114,7 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
     stamped, plain = stamp_and_parse(compiled, keep_empty=empty_version_free(session, form))
     xml, schema = with_managed_key(session, project_id, stamped, plain)
     managed = xml != stamped
+    access.require_form_change(session, user, project_id, form)
     sha = hashlib.sha256(xml).hexdigest()
     if form is not None:
         same = session.scalar(select(FormVersion).where(FormVersion.form_id == form.id,
@@ -204,7 +221,9 @@ def _same_content(a: bytes, b: bytes) -> bool:
     return xmlutil.strip_form_version(a) == xmlutil.strip_form_version(b)
 
 
-def set_state(form: Form, state: str) -> None:
+def set_state(session: Session, form: Form, state: str, *, user: User | None) -> None:
+    """Open, closing or closed (`user` None: the command line)."""
+    access.require_form_change(session, user, form.project_id, form)
     if state not in FORM_STATES:
         raise problems.UNKNOWN_FORM_STATE(state=state)
     form.state = state
@@ -226,8 +245,11 @@ def assign_forms(session: Session, user: User, forms: list[Form]) -> None:
 
 
 def upload_attachment(session: Session, store: BlobStore, version: FormVersion, filename: str,
-                      stream: io.BufferedIOBase | Any, max_size: int) -> FormAttachment:
-    """Store the file a form version expects under filename; unexpected names are refused."""
+                      stream: io.BufferedIOBase | Any, max_size: int, *, user: User | None) -> FormAttachment:
+    """Store the file a form version (or draft) expects under filename; unexpected names are refused.
+    `user` None: the command line."""
+    form = session.get(Form, version.form_id)
+    access.require_form_change(session, user, form.project_id if form else 0, form)
     att = next((a for a in version.attachments if a.filename == filename), None)
     if att is None:
         expected = ", ".join(a.filename for a in version.attachments) or "none"
