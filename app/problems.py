@@ -268,12 +268,8 @@ HELD_NOTE_TOO_LONG = Kind("400.81", 400, "The note is too long (at most 2000 cha
 GEOJSON_PARAMETER_UNKNOWN = Kind("400.83", 400, "Unknown parameter {name}; this map feed takes {known}.")
 GEOJSON_REVIEW_STATE_UNKNOWN = Kind("400.83", 400, "Unknown reviewState {state}: use null (received), {known}.")
 GEOJSON_DELETED_NOT_BOOLEAN = Kind("400.83", 400, "deleted must be true (the trash) or false.")
-GEOJSON_FIELD_IN_REPEAT = Kind(
-    "400.83", 400,
-    "The geo question {path} is inside a repeat; this server serves only geo questions outside repeats. "
-    "Export the repeat's table (CSV or OData) instead.")
 GEOJSON_NO_SUCH_FIELD = Kind(
-    "400.83", 400, "The form has no geo question {path} outside repeats. Its geo questions: {known}.")
+    "400.83", 400, "The form has no geo question {path}. Its geo questions: {known}.")
 PUBLISH_NOTES_NOT_TEXT = Kind(
     "400.85", 400, 'publishNotes must be text, for example {{"publishNotes": "Added the school question"}}.')
 PUBLISH_NOTES_TOO_LONG = Kind("400.85", 400, "Publish notes are at most {limit} characters of text; shorten them.")

@@ -2,24 +2,27 @@
 per submission, its `id` the instanceId, its geometry the default geo question (the form's first
 geopoint, geotrace or geoshape outside any repeat; `properties.fieldpath` names it) or, with
 `fieldpath=all` or several `fieldpath`s, a GeometryCollection of the asked questions (`properties`
-null). Submissions without a value there are left out.
+null). A geo question inside a repeat (asked by its path, or with `all`) gives one Multi* geometry of
+its answers in every repeat row (MultiPoint, MultiLineString, MultiPolygon), as Central. Submissions
+without a value there are left out.
 
 Scoped like every export: only the caller's regions' submissions; a question marked sensitive is left
 out for a reader who may not see identifying details (a location can identify a child's home).
-Geo questions inside repeats are not served (Central serves them as Multi* geometries).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import problems
 from app.central import shapes as central
 from app.central.odata import REVIEW_FROM_CENTRAL
-from app.models import Form, Submission, User
+from app.models import Form, Submission, SubmissionRepeatRow, User
 from app.services import access
 from app.services.schemas import schema_of
 from forms import FormSchema
@@ -27,33 +30,41 @@ from forms import FormSchema
 GEO_TYPES = ("geopoint", "geotrace", "geoshape")
 
 
-def geo_fields(schema: FormSchema) -> list[tuple[str, str]]:
-    """(Central's fieldpath, our data key) of each geo question outside repeats, in form order."""
-    base = f"/{schema.root}/"
-    return [(f.path[len(base) - 1:], f.path[len(base):]) for f in schema.fields
-            if f.type in GEO_TYPES and f.repeat is None and f.path.startswith(base)]
+@dataclass(frozen=True)
+class GeoField:
+    path: str  # Central's fieldpath: "/location", "/plural/input_geopoint_repeat"
+    key: str  # the answer's key in its row: relative to the root, or to its repeat
+    repeat: str | None  # the repeat's full path (/data/plural), None outside repeats
 
 
-def repeat_geo_paths(schema: FormSchema) -> set[str]:
-    base = f"/{schema.root}/"
-    return {f.path[len(base) - 1:] for f in schema.fields if f.type in GEO_TYPES and f.repeat is not None}
+def all_geo_fields(schema: FormSchema) -> list[GeoField]:
+    """Every geo question of the form, in form order."""
+    root = f"/{schema.root}/"
+    out = []
+    for f in schema.fields:
+        if f.type in GEO_TYPES and f.path.startswith(root):
+            base = (f.repeat + "/") if f.repeat else root
+            out.append(GeoField(f.path[len(root) - 1:], f.path[len(base):], f.repeat))
+    return out
 
 
-def chosen_fields(schema: FormSchema, wanted: list[str]) -> tuple[list[tuple[str, str]], bool]:
+def geo_fields(schema: FormSchema) -> list[GeoField]:
+    """The geo questions outside repeats (the default is the first of them)."""
+    return [g for g in all_geo_fields(schema) if g.repeat is None]
+
+
+def chosen_fields(schema: FormSchema, wanted: list[str]) -> tuple[list[GeoField], bool]:
     """The fields asked for and whether the answer is a GeometryCollection (several fields or `all`)."""
-    fields = geo_fields(schema)
+    every = all_geo_fields(schema)
     if not wanted:
-        return fields[:1], False
+        return geo_fields(schema)[:1], False
     if wanted == ["all"]:
-        return fields, True
-    by_path = dict(fields)
+        return every, True
+    by_path = {g.path: g for g in every}
     unknown = [w for w in wanted if w not in by_path]
     if unknown:
-        inside = [w for w in unknown if w in repeat_geo_paths(schema)]
-        if inside:
-            raise problems.GEOJSON_FIELD_IN_REPEAT(path=inside[0][:80])
-        raise problems.GEOJSON_NO_SUCH_FIELD(path=unknown[0][:80], known=", ".join(p for p, _ in fields) or "none")
-    return [(w, by_path[w]) for w in dict.fromkeys(wanted)], len(wanted) > 1
+        raise problems.GEOJSON_NO_SUCH_FIELD(path=unknown[0][:80], known=", ".join(by_path) or "none")
+    return [by_path[w] for w in dict.fromkeys(wanted)], len(wanted) > 1
 
 
 def geometry(value: Any) -> dict[str, Any] | None:
@@ -63,11 +74,29 @@ def geometry(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def features(rows: Iterator[tuple[str, dict[str, Any]]], fields: list[tuple[str, str]],
-             collection: bool) -> Iterator[dict[str, Any]]:
-    """Features of (instanceId, values) rows; values already masked for the reader."""
-    for instance_id, values in rows:
-        shapes = [(path, g) for path, key in fields if (g := geometry(values.get(key))) is not None]
+MULTI = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
+
+
+def _multi(shapes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A repeat's answers as one Multi* geometry (of the first answer's type), None without any."""
+    if not shapes:
+        return None
+    kind = shapes[0]["type"]
+    return {"type": MULTI[kind], "coordinates": [g["coordinates"] for g in shapes if g["type"] == kind]}
+
+
+def features(rows: Iterator[tuple[str, dict[str, Any], dict[str, list[dict[str, Any]]]]],
+             fields: list[GeoField], collection: bool) -> Iterator[dict[str, Any]]:
+    """Features of (instanceId, values, repeat rows' values by repeat) rows; values already masked."""
+    for instance_id, values, repeats in rows:
+        shapes = []
+        for f in fields:
+            if f.repeat is None:
+                g = geometry(values.get(f.key))
+            else:
+                g = _multi([s for r in repeats.get(f.repeat, []) if (s := geometry(r.get(f.key))) is not None])
+            if g is not None:
+                shapes.append((f.path, g))
         if not shapes:
             continue
         if collection:
@@ -106,11 +135,37 @@ def collection(session: Session, user: User, form: Form, query: dict[str, Any], 
     schema = schema_of(form.current_version)  # type: ignore[arg-type]
     fields, several = chosen_fields(schema, query["fieldpaths"])
     red = access.Redactor(session, user, form.project_id)
+    repeats = sorted({f.repeat for f in fields if f.repeat is not None})
     result = session.execute(q.order_by(Submission.created_at.desc(), Submission.id.desc())
-                             .execution_options(yield_per=500))
+                             .execution_options(yield_per=BATCH))
+    found: list[dict[str, Any]] = []
     try:
-        rows = ((sub.instance_id, {} if sv.encrypted_file else red.values(schema, sv.data)) for sub, sv, *_ in result)
-        found = list(islice(features(rows, fields, several), query["limit"]))
+        for batch in result.partitions(BATCH):
+            by_version = _repeat_rows(session, schema, red, [sv.id for _, sv, *_ in batch], repeats)
+            rows = ((sub.instance_id, {} if sv.encrypted_file else red.values(schema, sv.data),
+                     by_version.get(sv.id, {})) for sub, sv, *_ in batch)
+            wanted = None if query["limit"] is None else query["limit"] - len(found)
+            found += islice(features(rows, fields, several), wanted)
+            if wanted is not None and len(found) >= query["limit"]:
+                break
     finally:
         result.close()  # a limit may stop before the last row: the server-side cursor is closed here
     return {"type": "FeatureCollection", "features": found}, red
+
+
+BATCH = 500
+
+
+def _repeat_rows(session: Session, schema: FormSchema, red: access.Redactor, version_ids: list[int],
+                 repeats: list[str]) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """The masked values of the asked repeats' rows, by submission version and repeat, in row order."""
+    out: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    if not repeats or not version_ids:
+        return out
+    rows = session.execute(select(SubmissionRepeatRow.version_id, SubmissionRepeatRow.repeat, SubmissionRepeatRow.data)
+                           .where(SubmissionRepeatRow.version_id.in_(version_ids),
+                                  SubmissionRepeatRow.repeat.in_(repeats))
+                           .order_by(SubmissionRepeatRow.id))
+    for vid, repeat, data in rows:
+        out.setdefault(vid, {}).setdefault(repeat, []).append(red.values(schema, data or {}, repeat))
+    return out

@@ -273,3 +273,42 @@ def test_geojson_of_the_trash(odk: Any, submit: Any) -> None:
     assert [f["id"] for f in odk.session.get(path).json()["features"]] == ["uuid:kept"]
     assert [f["id"] for f in odk.session.get(path, params={"deleted": "true"}).json()["features"]] == ["uuid:binned"]
     assert odk.session.get(path, params={"deleted": "maybe"}).status_code == 400
+
+
+REPEAT_GEO_MD = """
+| settings |
+| | form_id | version |
+| | geo_rep | 1 |
+
+| survey |
+| | type | name | label |
+| | geopoint | home | Home |
+| | begin repeat | plural | Places |
+| | geopoint | spot | Spot |
+| | geotrace | path | Path |
+| | end repeat | | |
+"""
+
+
+def test_geojson_of_repeats_as_multi_geometries(odk: Any, publish: Any, collect: Any) -> None:
+    from tests.app.conftest import submission_body
+
+    publish(REPEAT_GEO_MD)
+    xml = (b'<data id="geo_rep" version="1"><home>50 0 0 0</home>'
+           b"<plural><spot>60 0 0 0</spot><path>61 1 1 0;62 2 2 0</path></plural>"
+           b"<plural><spot>70 0 0 0</spot><path>71 1 1 0;72 2 2 0</path></plural>"
+           b"<meta><instanceID>uuid:rep-1</instanceID></meta></data>")
+    assert collect.post("/v1/projects/1/submission", data=submission_body(xml),
+                        content_type="multipart/form-data").status_code == 201
+    path = "projects/1/forms/geo_rep/submissions.geojson"
+    (default,) = odk.session.get(path).json()["features"]
+    assert default["geometry"] == {"type": "Point", "coordinates": [0.0, 50.0, 0.0]}
+    assert default["properties"] == {"fieldpath": "/home"}
+    (spots,) = odk.session.get(path, params={"fieldpath": "/plural/spot"}).json()["features"]
+    assert spots["geometry"] == {"type": "MultiPoint", "coordinates": [[0.0, 60.0, 0.0], [0.0, 70.0, 0.0]]}
+    (everything,) = odk.session.get(path, params={"fieldpath": "all"}).json()["features"]
+    assert everything["properties"] is None
+    assert [g["type"] for g in everything["geometry"]["geometries"]] == ["Point", "MultiPoint", "MultiLineString"]
+    assert everything["geometry"]["geometries"][2]["coordinates"] == [
+        [[1.0, 61.0, 1.0], [2.0, 62.0, 2.0]], [[1.0, 71.0, 1.0], [2.0, 72.0, 2.0]]]
+    assert odk.session.get(path, params={"fieldpath": "/plural/nothing"}).status_code == 400
