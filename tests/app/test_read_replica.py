@@ -21,7 +21,7 @@ from tests.support.pgserver import PgServer, find_bindir, start_postgres, start_
 from tests.support.sample_forms import household_xml
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS or find_bindir() is None,
-                                reason="needs PostgreSQL server binaries")
+                                reason="PostgreSQL only (a standby needs its server binaries)")
 
 
 @pytest.fixture(scope="module")
