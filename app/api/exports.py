@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from app import problems
 from app.blobhttp import serve_job_file
+from app.central import odata
 from app.central.odata_filter import parse_filter
-from app.models import Form
+from app.models import Form, SubmissionVersion
 from app.routeaccess import READERS
 from app.runtime import Runtime
 from app.services import audit
@@ -109,8 +110,11 @@ def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_defaul
         plan = plan_for(s, project_id, xml_form_id, user, options)
         plan.newest_first = plan.central_review = True
         filter_text = str(args.get("$filter") or "")
-        if filter_text:
-            plan.extra_where.append(parse_filter(filter_text, _submission_filter_fields()))
+        if filter_text:  # Central's __system fields and, beyond Central, the form's questions (as OData)
+            hidden = set() if options.sensitive else set(plan.sensitive_paths)
+            fields = {**odata.form_filter_fields(plan.schema, SubmissionVersion.data, hidden),
+                      **_submission_filter_fields()}
+            plan.extra_where.append(parse_filter(filter_text, fields))
         # the rows' fingerprint where the rows will be read (the replica, if any): a lagging replica must not
         # get a tag naming data it has not got yet (the client would keep the older body under it)
         with rt.db.bulk_read() as rs:

@@ -88,3 +88,15 @@ def test_select_is_checked(odk: Any, filled: None) -> None:
         with pytest.raises(PyODKError) as err:
             odk.submissions.get_table(form_id="household", select=bad)
         assert err.value.is_central_error("400.86"), bad
+
+
+def test_csv_export_filters_on_form_questions_too(odk: Any, filled: None) -> None:
+    import csv
+    import io
+
+    got = odk.session.get("projects/1/forms/household/submissions.csv", params={"$filter": "age gt 6"})
+    assert got.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert [r["KEY"] for r in rows] == ["uuid:f-2"]
+    bad = odk.session.get("projects/1/forms/household/submissions.csv", params={"$filter": "needs eq 'food'"})
+    assert bad.status_code == 501
