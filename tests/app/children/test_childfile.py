@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.app.conftest import PASSWORD
 from tests.app.children.test_entities import VILLAGE_A, post
+from tests.app.conftest import PASSWORD
 from tests.support.api_client import ApiClient
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import register_xml, update_xml

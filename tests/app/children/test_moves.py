@@ -9,21 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from app.models import AuditEvent
-from tests.app.children.casework_helpers import FOLLOW_MD, REG_MD, Api, follow_xml, phone, phone_csv, post, reg_xml
+from tests.app.children.casework_helpers import Api, follow_xml, phone, phone_csv, post, reg_xml
 
 VILLAGE_A = "540102002001"
 VILLAGE_B = "540121100201"
 
-
-@pytest.fixture
-def setup(app: Any, make_user: Any, publish: Any) -> Any:
-    publish(REG_MD, "reg.md")
-    publish(FOLLOW_MD, "follow.md")
-    make_user("dolma", "collector", ["540102"])
-    make_user("pema", "collector", ["540121"])
-    make_user("coord", "coordinator", ["54"])
-    make_user("mgr", "manager", ["540102"])
-    return app
 
 
 @pytest.fixture

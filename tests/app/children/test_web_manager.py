@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import AuditEvent, Submission, SubmissionComment
-from tests.app.conftest import PASSWORD
 from tests.app.children.test_entities import VILLAGE_A, VILLAGE_B, post
+from tests.app.conftest import PASSWORD
 from tests.app.web_helpers import Browser
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
