@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -270,6 +271,19 @@ def test_forms_create_and_update(admin: Any, tmp_path: Path) -> None:
     assert admin.get("projects/1/forms/clinic/versions/1.xlsx").content == definition.read_bytes()
     closed = admin.patch("projects/1/forms/clinic", json={"state": "closed"})
     assert closed.status_code == 200 and admin.forms.get(form_id="clinic").state == "closed"
+
+
+def test_odd_form_id_and_empty_version_under_gunicorn(admin: Any) -> None:
+    """Issue 20: gunicorn decodes `%2F` in PATH_INFO; the raw request target keeps the form id whole."""
+    from tests.app.api.test_central_odd_ids import ODD, record, sheet
+
+    made = admin.forms.create(definition=sheet(), form_id=ODD)
+    assert made.xmlFormId == ODD and admin.forms.get(form_id=ODD).version == ""
+    assert admin.submissions.create(xml=record(ODD, "uuid:live-odd"), form_id=ODD).instanceId == "uuid:live-odd"
+    assert [r["child"] for r in admin.submissions.get_table(form_id=ODD)["value"]] == ["Pema"]
+    tag = admin.get(f"projects/1/forms/{quote(ODD, safe='')}.svc/Submissions").headers["ETag"]
+    again = admin.get(f"projects/1/forms/{quote(ODD, safe='')}.svc/Submissions", headers={"If-None-Match": tag})
+    assert again.status_code == 304
 
 
 def test_submissions_create_edit_review_comments(admin: Any, tmp_path: Path) -> None:
