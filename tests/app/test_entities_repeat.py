@@ -144,3 +144,44 @@ def test_siblings_outside_the_senders_regions_are_held_and_applied_one_by_one(ap
     assert coord.post(f"/v1/projects/1/held-changes/{held[a]}", json={"action": "apply"}).status_code == 200
     with rt.db.session() as s:
         assert {e.label for e in s.scalars(select(Entity).where(Entity.uuid.in_([a, b])))} == {"卓玛", "扎西"}
+
+
+def test_the_shipped_household_form_filled_by_odks_engine_registers_each_sibling(app: Any, rt: Any,
+                                                                                  setup: None) -> None:
+    """xlsforms/household_registration.xlsx, published as `carefile init` does, filled by ODK's form engine
+    with two siblings and a third child of 15 who does not agree: two children, each with its own file."""
+    from pathlib import Path
+
+    from app.services import forms as form_service
+    from tests.e2e import engine
+    from tests.xlsforms.test_form_behaviour import BIRTH_12, _years_ago, household
+
+    try:
+        engine.ensure_installed()
+    except engine.EngineUnavailable as exc:
+        pytest.skip(f"ODK form engine unavailable: {exc}")
+    shipped = Path(__file__).resolve().parents[2] / "xlsforms" / "household_registration.xlsx"
+    with rt.db.write() as s:
+        result = form_service.publish_form(s, rt.store, project_id=1, data=shipped.read_bytes(),
+                                           filename=shipped.name, validate=False)
+        xform = bytes(result.version.xml)
+    dolma = phone(app, "dolma")
+    regions_csv = dolma.get("/v1/projects/1/forms/household_registration/attachments/regions.csv", openrosa=False)
+    assert regions_csv.status_code == 200
+    kids = [("扎西次仁", "male", BIRTH_12, "yes"), ("卓玛拉姆", "female", _years_ago(6), None),
+            ("次旦", "male", _years_ago(15, 2), "no")]
+    filled = engine.fill(xform, household(kids), attachments={"children.csv": b"name,label\n",
+                                                               "regions.csv": regions_csv.data})
+    post(dolma, filled.xml, dict(filled.files))
+    with rt.db.session() as s:
+        made = {e.label[:1]: e for e in s.scalars(select(Entity))}
+        assert sorted(made) == ["卓", "扎"]
+        assert {e.data["village"] for e in made.values()} == {"540102002001"}
+        assert made["扎"].data["gender"] == "male" and made["卓"].data["gender"] == "female"
+        assert made["扎"].data["status"] == "registered" and made["扎"].data["birth_date"] == BIRTH_12
+        uids = {k: e.uuid for k, e in made.items()}
+    on_phone = {r["name"] for r in phone_csv(dolma)}
+    assert set(uids.values()) <= on_phone
+    coord = Api(app, "coord")
+    assert coord.get(f"/v1/projects/1/children/{uids['扎']}").get_json()["child"]["full_name"] == "扎西次仁"
+    assert coord.get(f"/v1/projects/1/children/{uids['卓']}").get_json()["child"]["full_name"] == "卓玛拉姆"
