@@ -107,6 +107,7 @@ def test_two_siblings_from_one_submission_become_two_children(app: Any, rt: Any,
     for uid, name in ((a, "卓玛"), (b, "扎西")):
         file = coord.get(f"/v1/projects/1/children/{uid}").get_json()
         assert file["child"]["full_name"] == name and file["history"][0]["version"] == 1
+        assert [r["instance_id"] for r in file["records"]] == ["uuid:h1"]  # the household's record, in each file
     # the same submission again: nothing twice
     post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]))
     with rt.db.session() as s:
