@@ -381,6 +381,15 @@ SENSITIVE_EXPORT_REFUSED = Kind(
     "403.70", 403,
     "Your role may not export sensitive fields. Export without them, or ask a coordinator.")
 EXPORT_OWNER_DISABLED = Kind("403.71", 403, "The account that asked for this export is disabled.")
+FORM_FOR_EVERYONE = Kind(
+    "403.77", 403,
+    "You may not change this form: it reaches every collector of the project (it is not assigned to particular "
+    "collectors), so only an administrator or a coordinator of the whole province may publish it or change its "
+    "draft, files, state or encryption. Ask one of them.")
+FORM_OUTSIDE_REGIONS = Kind(
+    "403.78", 403,
+    "You may not change this form: it reaches collectors outside your regions ({outside}). Ask an administrator "
+    "or a coordinator whose regions cover them.")
 ENCRYPTION_BY_COORDINATORS = Kind("403.80", 403, "Only coordinators and administrators may turn on encryption.")
 APP_USER_NOT_ASSIGNED = Kind("404.1", 404, "{username} is not assigned to the form '{xml_form_id}'.")
 ENTITY_LIST_NO_TABLE = Kind("404.1", 404, "The entity list has no table '{table}'; use 'Entities'.")
@@ -584,6 +593,16 @@ ODATA_FILTER_FIELD_UNSUPPORTED = Kind(
     "The $filter field '{name}' is not supported. Use one of: {choices}.")
 ODATA_EXPAND_UNSUPPORTED = Kind("501.6", 501, "Only $expand=* is supported.")
 
+
+FORM_POINTS_ELSEWHERE = Kind(
+    "400.77", 400,
+    "The form '{filename}' is refused: {reasons}. A form must send its records only to this server and bring "
+    "every file it needs with it: remove submission_url from the settings sheet (the action of <submission>), "
+    "upload data and media as the form's files (jr://file/…) instead of web addresses, and upload the form again.")
+UUID_NOT_USABLE = Kind(
+    "409.79", 409,
+    "This uuid cannot be used for a new entity. Leave `uuid` out and the server makes one, or ask an "
+    "administrator.")
 
 # Entity blocks of a submission that cannot be applied: recorded on the submission's entity event, with
 # Central's codes (the submission itself is accepted).

@@ -30,10 +30,12 @@ from app.services.children.store import (
     get_child,
     get_dataset,
     is_overdue,
+    lock_dataset,
     overdue_condition,
 )
 from app.services.children.vocabulary import Vocabulary, vocabulary
 
 __all__ = ["CHILDREN", "REFERRAL_STATUSES", "RISK_LEVELS", "STATUSES", "STATUS_PROPS", "casework", "childfile",
            "children_query", "duplicates", "ensure_dataset", "entities", "get_child", "get_dataset", "held",
-           "is_overdue", "lists", "overdue_condition", "store", "directory", "trash", "Vocabulary", "vocabulary"]
+           "is_overdue", "lists", "lock_dataset", "overdue_condition", "store", "directory", "trash", "Vocabulary",
+           "vocabulary"]

@@ -179,8 +179,10 @@ def _pair_of(session: Session, a: Entity, b: Entity) -> DuplicateCandidate | Non
 def mark_distinct(session: Session, project_id: int, user: User, uid: str, other_uid: str, ip: str = "") -> None:
     """"Not the same child": the pair is never flagged again."""
     access.require(user, "case.decide")
-    a = locked_child(session, project_id, user, uid)
-    b = locked_child(session, project_id, user, other_uid)
+    first, second = sorted((uid.strip().lower(), other_uid.strip().lower()))  # one order (docs/architecture.md)
+    locked = {first: locked_child(session, project_id, user, first)}
+    locked[second] = locked_child(session, project_id, user, second)
+    a, b = locked[uid.strip().lower()], locked[other_uid.strip().lower()]
     if a.id == b.id:
         raise problems.CHILD_COMPARED_WITH_ITSELF()
     pair = _pair_of(session, a, b) or _flag(session, a, b, ["manual"])

@@ -45,7 +45,7 @@ from app.models import (
 from app.services import access, events, schemas
 from app.services.children import entities as entity_service
 from app.services.children import held as held_service
-from app.services.children.store import CHILDREN
+from app.services.children.store import CHILDREN, lock_dataset
 from app.services.forms import lookup as form_lookup
 from app.services.regions import of_answers as region_of
 from forms import (
@@ -223,14 +223,18 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
            stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
            user_agent: str | None, known_new: bool = False, region_fallback: str | None = None) -> ReceiveResult:
+    deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
+    block = envelope.entity  # type: ignore[attr-defined]
+    if schema.entity is not None and (deprecated_id or not known_new):
+        # docs/architecture.md, *Locks*: the entity list before the rows of a record already stored (an edit, a
+        # resend): case work and merges lock the list, then the child, then update the child's records.
+        lock_dataset(session, project_id, schema.entity.dataset)
     # FOR UPDATE (PostgreSQL): parts of one split submission, or a resend racing an edit of the same
     # version, take their turn on the version row instead of overwriting each other's files.
     existing = None if known_new else _stored_version(session, form_pk, instance_id)
     if existing is not None:
         return _resend(session, existing, xml_sha, stored, form_pk)
 
-    deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
-    block = envelope.entity  # type: ignore[attr-defined]
     if CORE_INSERTS and not deprecated_id:
         # The common case (a new record): plain INSERTs, no unit of work; then its entity change, if any.
         result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
@@ -471,6 +475,7 @@ def _child_region(session: Session, project_id: int, uid: str | None) -> str | N
 
 def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) -> None:
     """Make a held edit the record's current version (a coordinator approved it), then apply its effects."""
+    lock_dataset(session, project_id, CHILDREN)  # docs/architecture.md, *Locks*: the list before the record
     sub = session.scalar(select(Submission).where(Submission.id == sv.submission_id).with_for_update())
     assert sub is not None
     previous = session.scalar(select(SubmissionVersion).where(
