@@ -138,11 +138,12 @@ def test_siblings_outside_the_senders_regions_are_held_and_applied_one_by_one(ap
         assert set(held) == {a, b}
         assert s.scalar(select(Entity).where(Entity.uuid.in_([a, b]))) is None
     coord = Api(app, "coord")
-    assert coord.post(f"/v1/projects/1/held-changes/{held[b]}", json={"action": "apply"}).status_code == 200
+    # the first sibling's change (the older of the record's two held events)
+    assert coord.post(f"/v1/projects/1/held-changes/{held[a]}", json={"action": "apply"}).status_code == 200
     with rt.db.session() as s:
         made = s.scalars(select(Entity).where(Entity.uuid.in_([a, b]))).all()
-        assert [(e.uuid, e.label) for e in made] == [(b, "扎西")]  # the block of that change, not the first one
-    assert coord.post(f"/v1/projects/1/held-changes/{held[a]}", json={"action": "apply"}).status_code == 200
+        assert [(e.uuid, e.label) for e in made] == [(a, "卓玛")]  # that change's block, not the other one
+    assert coord.post(f"/v1/projects/1/held-changes/{held[b]}", json={"action": "apply"}).status_code == 200
     with rt.db.session() as s:
         assert {e.label for e in s.scalars(select(Entity).where(Entity.uuid.in_([a, b])))} == {"卓玛", "扎西"}
 
