@@ -3,7 +3,9 @@ a household form registers each child of a repeat — two siblings in one submis
 both on the phones' lists, each with its own file — under the same lock, held-for-review and conflict rules."""
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ HOUSEHOLD_MD = """
 | | type | name | label | save_to | calculation |
 | | text | village | Village code | | |
 | | text | guardian_name | Guardian | | |
+| | image | home_photo | Home | | |
 | | begin_repeat | child | Children of the household | | |
 | | text | child_name | Name | | |
 | | select_one yn | consent | Consent? | | |
@@ -41,6 +44,7 @@ HOUSEHOLD_MD = """
 """
 
 VILLAGE = "540102002001"
+PHOTO = b"\xff\xd8\xff\xe0 the household's home" + b"h" * 64
 FAR_VILLAGE = "540121100201"
 
 
@@ -53,7 +57,7 @@ def household_xml(instance: str, village: str, kids: list[tuple[str, str, str]],
         "</entity></meta></child>" for n, (uid, name, consent) in enumerate(kids))
     return (f'<data xmlns:jr="http://openrosa.org/javarosa" xmlns:orx="http://openrosa.org/xforms" '
             f'id="household_registration" version="1"><village>{village}</village>'
-            f"<guardian_name>{guardian}</guardian_name>{rows}<meta><instanceID>{instance}</instanceID></meta>"
+            f"<guardian_name>{guardian}</guardian_name><home_photo>home.jpg</home_photo>{rows}<meta><instanceID>{instance}</instanceID></meta>"
             "</data>").encode()
 
 
@@ -88,7 +92,7 @@ def test_the_compiled_form_declares_an_entity_per_repeat_instance() -> None:
 def test_two_siblings_from_one_submission_become_two_children(app: Any, rt: Any, setup: None) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     dolma = phone(app, "dolma")
-    post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]))
+    post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]), {"home.jpg": PHOTO})
     with rt.db.session() as s:
         kids = {e.uuid: e for e in s.scalars(select(Entity).where(Entity.uuid.in_([a, b])))}
         assert set(kids) == {a, b}
@@ -108,6 +112,17 @@ def test_two_siblings_from_one_submission_become_two_children(app: Any, rt: Any,
         file = coord.get(f"/v1/projects/1/children/{uid}").get_json()
         assert file["child"]["full_name"] == name and file["history"][0]["version"] == 1
         assert [r["instance_id"] for r in file["records"]] == ["uuid:h1"]  # the household's record, in each file
+    # each child's ZIP has the household's record and its photo
+    from tests.app.web_helpers import Browser
+
+    web = Browser(app)
+    web.login("coord")
+    for uid in (a, b):
+        resp = web.get(f"/children/{uid}/archive.zip")
+        assert resp.status_code == 200, resp.status_code
+        with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+            photos = [n for n in zf.namelist() if n.endswith("home.jpg")]
+            assert len(photos) == 1 and zf.read(photos[0]) == PHOTO
     # the same submission again: nothing twice
     post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]))
     with rt.db.session() as s:
