@@ -117,7 +117,9 @@ def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> An
         wkt = flag("$wkt")
         select_ = select_arg()
         where = _submission_filter_fields()
-        q = central.submissions_query(user, form)
+        # As Central: deleted submissions only appear when the filter asks about __system/deletedAt.
+        q = central.submissions_query(user, form, deleted=None if "__system/deletedAt" in
+                                      (request.args.get("$filter") or "") else False)
         if request.args.get("$filter"):
             q = q.where(parse_filter(request.args["$filter"], where))
         count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
@@ -169,7 +171,8 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
             "submitterName": display_name or username, "attachmentsPresent": present,
             "attachmentsExpected": expected, "status": status.get(sv.id),
             "reviewState": odata.REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
-            "deviceId": sub.device_id, "edits": edits.get(sub.id, 0), "formVersion": version, "deletedAt": None,
+            "deviceId": sub.device_id, "edits": edits.get(sub.id, 0), "formVersion": version,
+            "deletedAt": central.iso(sub.deleted_at),
         }
         rows.append(odata.select_fields(row, select_))
     next_token = None
