@@ -167,17 +167,15 @@ def test_the_shipped_household_form_filled_by_odks_engine_registers_each_sibling
                                                                                   setup: None) -> None:
     """xlsforms/household_registration.xlsx, published as `carefile init` does, filled by ODK's form engine
     with two siblings and a third child of 15 who does not agree: two children, each with its own file."""
-    from pathlib import Path
-
     from app.services import forms as form_service
     from tests.e2e import engine
-    from tests.xlsforms.test_form_behaviour import BIRTH_12, _years_ago, household
+    from tests.xlsforms.test_form_behaviour import BIRTH_12, FORMS_DIR, _years_ago, household
 
     try:
         engine.ensure_installed()
     except engine.EngineUnavailable as exc:
         pytest.skip(f"ODK form engine unavailable: {exc}")
-    shipped = Path(__file__).resolve().parents[2] / "xlsforms" / "household_registration.xlsx"
+    shipped = FORMS_DIR / "household_registration.xlsx"
     with rt.db.write() as s:
         result = form_service.publish_form(s, rt.store, project_id=1, data=shipped.read_bytes(),
                                            filename=shipped.name, validate=False)
