@@ -34,3 +34,16 @@ def test_every_ui_string_is_translated() -> None:
 def test_translations_keep_placeholders() -> None:
     for en, zh in catalog().items():
         assert set(re.findall(r"{\w+}", en)) == set(re.findall(r"{\w+}", zh)), en
+
+
+def test_one_english_text_has_one_chinese_text() -> None:
+    """The catalogue is one namespace: the same English in two files must say the same in Chinese (else
+    which one a page shows depends on the order the files are read)."""
+    import json
+
+    seen: dict[str, dict[str, str]] = {}
+    for path in sorted((ROOT / "translations").glob("*.json")):
+        for en, zh in json.loads(path.read_text(encoding="utf-8")).items():
+            seen.setdefault(en, {})[path.name] = zh
+    differ = {en: files for en, files in seen.items() if len(set(files.values())) > 1}
+    assert differ == {}
