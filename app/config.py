@@ -74,6 +74,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg[key] = _coerce(key, value)
     data_dir = Path(cfg["DATA_DIR"]).expanduser().resolve()
     cfg["DATA_DIR"] = str(data_dir)
+    private_dir(data_dir)  # owner only (0700), whatever the umask: it holds the database, files and secret key
     if not cfg["DATABASE_URL"]:
         cfg["DATABASE_URL"] = f"sqlite:///{data_dir / 'carefile.db'}"
     if not cfg["STORAGE_URL"]:
@@ -83,9 +84,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     return cfg
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` (and its missing parents) for its owner only (0700); tighten it if it is ours and open
+    to others."""
+    for folder in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
 def _stored_secret(data_dir: Path) -> str:
     """A random secret kept in the data folder, so nonces and sessions survive restarts."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / "secret_key"
     if not path.exists():
         # One temporary name per process: workers starting together must not share (and unlink) it.

@@ -125,7 +125,7 @@ def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
     """Central's URL: the CSV zip streamed straight into the response, media files included unless
     `?attachments=false` (each photo copied from the blob store in chunks: no temporary copy)."""
     rt, plan, _media = _central_plan(call, project_id, xml_form_id, media_default=True)
-    private_key = _managed_key(rt, plan) if request.method == "POST" else None
+    private_key = _managed_key(rt, plan, f"user:{call.user.id}") if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
         with rt.db.session() as s:
@@ -139,17 +139,17 @@ def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
                              "Cache-Control": "private, no-store"})
 
 
-def _managed_key(rt: Runtime, plan: Any) -> Any:
+def _managed_key(rt: Runtime, plan: Any, who: str) -> Any:
     """Central's managed-key export: the passphrase comes in the POST body (form-urlencoded or JSON) under
     the key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing
     decrypted is stored. Only POST: a passphrase in the URL would land in access logs."""
     body = form_or_json()
     with rt.db.session() as s:
         key = keys.form_key(s, plan.form)
-        passphrase = body.get(str(key.id)) if key is not None else None
-        if key is None or passphrase is None:
-            return None
-        return keys.unlock(key, str(passphrase))
+    passphrase = body.get(str(key.id)) if key is not None else None
+    if key is None or passphrase is None:
+        return None
+    return keys.unlock(rt.db, key, str(passphrase), who)  # guesses throttled per user and key
 
 
 @endpoint(f"{FORM}/submissions/keys", roles=READERS)

@@ -74,7 +74,10 @@ def _message(problem: Problem) -> str:
              "409.83": t("No form of this project can be encrypted (forms that keep the children's files cannot "
                          "be), so no key was made and nothing changed."),
              "400.84": t("This form has no encryption key kept on this server; decrypt it with your own private "
-                         "key (carefile export --private-key).")}
+                         "key (carefile export --private-key)."),
+             "429.1": t("Too many wrong passphrases for this form's encryption key. Wait {minutes} minute(s) and "
+                        "try again; until then even the right passphrase is refused.",
+                        minutes=getattr(problem, "minutes", 1))}
     return known.get(problem.code, t(problem.message))
 
 
@@ -90,9 +93,11 @@ def encryption_export() -> Any:
         options = ExportOptions.parse({"format": "csvzip", "media": "media" in request.form,
                                        "labels": request.form.get("labels") or "codes",
                                        "sensitive": "sensitive" in request.form})
-        with rt.db.write() as s:
+        with rt.db.session() as s:
             plan = plan_for(s, user.project_id, xml_form_id, user, options)
-            private_key = keys.private_key_for_export(s, plan.form, request.form.get("passphrase", ""))
+        private_key = keys.private_key_for_export(rt.db, plan.form, request.form.get("passphrase", ""),
+                                                  f"user:{user.id}")
+        with rt.db.write() as s:
             audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=client_ip(),
                          format="csvzip", decrypted=True, options=options.to_dict())
     except Problem as problem:

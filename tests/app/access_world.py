@@ -161,7 +161,7 @@ def build_world(app: Any, rt: Any, publish: Any) -> World:
             s.flush()
             ids[name] = u.id
             if role == "collector":
-                tokens[name] = user_service.issue_token(s, u).token
+                tokens[name] = user_service.issue_token(s, u, rt.config["SECRET_KEY"]).token
         version_id = s.scalar(select(FormVersion.id).order_by(FormVersion.id))
         assert version_id is not None
         assert s.scalar(select(User).where(User.username == "mgr_s")).sees_sensitive  # type: ignore[union-attr]

@@ -26,6 +26,7 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
+from app.services.identity import tokens
 from app.services.regions import validate_code
 
 # New tokens use URL- and shell-safe characters only (pasting a URL with `!` into a shell breaks it).
@@ -132,24 +133,42 @@ def is_well_formed_token(token: str) -> bool:
     return len(token) == TOKEN_LENGTH and _TOKEN_CHARS.issuperset(token)
 
 
-def issue_token(session: Session, user: User) -> CollectorToken:
-    """The user's active token, creating one if there is none."""
+TOKEN_PURPOSE = "collector-token"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    row: CollectorToken
+    token: str | None  # None: an active token kept only as its digest (issued before sealing; renew it)
+
+
+def _new_token(session: Session, user: User, key: str) -> IssuedToken:
+    value = new_token_value()
+    tok = CollectorToken(user_id=user.id, token_hash=tokens.digest(value),
+                         sealed=tokens.seal(key, TOKEN_PURPOSE, value))
+    session.add(tok)
+    session.flush()
+    return IssuedToken(tok, value)
+
+
+def shown_token(tok: CollectorToken, key: str) -> str | None:
+    """The token of a stored row, unsealed with the server's secret key (None when that cannot be done)."""
+    return tokens.unseal(key, TOKEN_PURPOSE, tok.sealed, tok.token_hash)
+
+
+def issue_token(session: Session, user: User, key: str) -> IssuedToken:
+    """The user's active token, creating one if there is none (`key`: the server's secret key)."""
     tok = session.scalar(select(CollectorToken).where(
         CollectorToken.user_id == user.id, CollectorToken.revoked_at.is_(None)))
     if tok is None:
-        tok = CollectorToken(user_id=user.id, token=new_token_value())
-        session.add(tok)
-        session.flush()
-    return tok
+        return _new_token(session, user, key)
+    return IssuedToken(tok, shown_token(tok, key))
 
 
-def renew_token(session: Session, user: User) -> CollectorToken:
+def renew_token(session: Session, user: User, key: str) -> IssuedToken:
     """Revoke the user's tokens and issue a new one (the old QR code stops working)."""
     revoke_tokens(session, user)
-    tok = CollectorToken(user_id=user.id, token=new_token_value())
-    session.add(tok)
-    session.flush()
-    return tok
+    return _new_token(session, user, key)
 
 
 def revoke_tokens(session: Session, user: User) -> int:
@@ -171,21 +190,23 @@ class TokenLookup:
 def _token_user_statement() -> Any:
     """The token's state, its user's columns, and the user's regions and form assignments (outer joins):
     Core rows, built once (building a statement costs about as much as running it)."""
-    return (select(CollectorToken.revoked_at, *User.__table__.columns, UserRegion.id.label("region_id"),
+    return (select(CollectorToken.revoked_at, CollectorToken.token_hash.label("stored_hash"), *User.__table__.columns,
+                   UserRegion.id.label("region_id"),
                    UserRegion.code.label("region_code"), FormAssignment.id.label("assignment_id"),
                    FormAssignment.form_id.label("assignment_form_id"))
             .join(User, User.id == CollectorToken.user_id)
             .outerjoin(UserRegion, UserRegion.user_id == User.id)
             .outerjoin(FormAssignment, FormAssignment.user_id == User.id)
-            .where(CollectorToken.token == bindparam("token")))
+            .where(CollectorToken.token_hash == bindparam("token_hash")))
 
 
 def user_for_token(session: Session, token: str) -> TokenLookup:
     """The token's user with its regions and form assignments, in one query (it runs on every request
     from a phone). The user comes back detached, loaded as a query would load it, without the cost of
     the ORM's eager loading (a third of a submission's CPU time on PostgreSQL)."""
-    rows = session.connection().execute(_token_user_statement(), {"token": token}).mappings().all()
-    if not rows:
+    rows = session.connection().execute(_token_user_statement(),
+                                        {"token_hash": tokens.digest(token)}).mappings().all()
+    if not rows or not tokens.same(rows[0]["stored_hash"], token):
         return TokenLookup(None, "unknown")
     first = rows[0]
     if first["revoked_at"] is not None:
