@@ -210,9 +210,10 @@ class WriterQueue:
 
 
 class KeyedLocks:
-    """A lock per key shared by every worker: two holders of one key take turns, other keys run on. SQLite
-    (servers on one machine): a byte of a lock file per key's bucket (fcntl.lockf), after a lock per bucket
-    for the threads of this process. PostgreSQL: a session advisory lock on a connection of the pool."""
+    """A lock per key shared by every worker: two holders of one key take turns, other keys run on (keys
+    sharing a bucket take turns too). First a lock per bucket for the threads of this process; then SQLite
+    (servers on one machine): a byte of a lock file per bucket (fcntl.lockf); PostgreSQL: a session advisory
+    lock on a connection of the pool (Database.keyed_lock)."""
 
     BUCKETS = 1 << 16
 
@@ -226,6 +227,11 @@ class KeyedLocks:
     @staticmethod
     def number(key: str) -> int:
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+    @contextmanager
+    def thread_lock(self, key: str) -> Iterator[None]:
+        with self._threads[self.number(key) % self.BUCKETS % len(self._threads)]:
+            yield
 
     @contextmanager
     def file_lock(self, key: str) -> Iterator[None]:
@@ -277,7 +283,9 @@ class Database:
                 yield
             return
         number = KeyedLocks.number(key)
-        with self.engine.connect() as conn:
+        # The threads of this process queue here first, so at most one connection per process waits on the
+        # advisory lock (threads waiting on it would otherwise take the whole pool).
+        with self._keyed.thread_lock(key), self.engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
             conn.commit()
             try:

@@ -269,6 +269,25 @@ class LoadReport:
     replaced: bool
 
 
+MAX_NAME = 100
+_MARKUP = frozenset("<>{}\\`")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a place name cannot be loaded, or None. Names reach web pages, phones (regions.csv), reports
+    and spreadsheets: no markup, nothing a spreadsheet could run as a formula (a name starts with a letter
+    or digit), no control characters."""
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    if any(not ch.isprintable() for ch in name):
+        return "contains control characters (tab, line break …)"
+    if any(ch in _MARKUP for ch in name):
+        return "contains markup characters (< > { } \\ `)"
+    if not name[0].isalnum():
+        return "must start with a letter or digit (a leading = + - @ is a spreadsheet formula)"
+    return None
+
+
 def load_file(data: bytes, data_dir: str | Path) -> LoadReport:
     """Check a division table of one province (`code,name`) and store it in <data_dir>/regions.
 
@@ -290,6 +309,10 @@ def load_file(data: bytes, data_dir: str | Path) -> LoadReport:
             raise Problem(400, "400.22", f"Row {line}: '{code}' is not a division code of 2, 4, 6, 9 or 12 digits.")
         if not nm:
             raise Problem(400, "400.22", f"Row {line}: the place {code} has no name.")
+        problem = name_problem(nm)
+        if problem:
+            raise Problem(400, "400.22", f"Row {line}: the name of the place {code} ({nm[:60]!r}) {problem}. Correct "
+                          "the file and load it again; nothing was loaded.")
         rows[code] = nm
     provinces = {c[:2] for c in rows}
     if len(provinces) != 1:
