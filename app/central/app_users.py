@@ -59,7 +59,7 @@ def list_app_users(session: Session, actor: User, project_id: int, key: str) -> 
 def _username(session: Session, display_name: str) -> str:
     base = re.sub(r"[^A-Za-z0-9._@-]+", "-", display_name.strip()).strip("-.").lower()[:60] or "collector"
     name = base
-    while session.scalar(select(User.id).where(User.username == name)) is not None:
+    while session.scalar(select(User.id).where(user_service.same_name(name))) is not None:
         name = f"{base}-{secrets.token_hex(2)}"
     return name
 

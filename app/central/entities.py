@@ -26,6 +26,7 @@ from app.central.shapes import get_project, iso
 from app.errors import Problem
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
 from app.services import access, audit
+from app.services.regions import check_properties as check_region_properties
 from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
@@ -116,6 +117,7 @@ def _data(ds: Dataset, raw: Any, *, required_label: bool, label: Any) -> tuple[s
         raise Problem(400, "400.28", "The entity is invalid. The label must be non-empty text.")
     if required_label and label is None:
         raise Problem(400, "400.28", "The entity is invalid. No entity label provided.")
+    check_region_properties(raw)
     return (label.strip() if isinstance(label, str) else None), dict(raw)
 
 

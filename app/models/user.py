@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UTCDateTime, utcnow
@@ -12,6 +12,9 @@ ROLES = ("admin", "coordinator", "manager", "collector")
 
 class User(Base):
     __tablename__ = "user_account"
+    # User names are unique without regard to case (`Admin` cannot be made beside `admin`) and web/API
+    # sign-in finds them so (services/identity/users.py same_name); the name keeps the case it was given.
+    __table_args__ = (Index("uq_user_account_username_lower", func.lower("username"), unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)

@@ -204,6 +204,29 @@ def of_answers(values: dict[str, object]) -> str | None:
     return None
 
 
+_KEY_LENGTH = {"village": 12, "township": 9, "county": 6, "prefecture": 4}
+
+
+def check_properties(data: dict[str, object]) -> None:
+    """Problem 400 unless every region property given (`village`, `township`, `county`, `prefecture`; empty
+    clears it) is a code of its level (its digits) in a county of the division table (a village or township
+    the table lacks is accepted: village lists lag behind; phones pick from the table). Every write of an
+    entity's properties that does not come from a phone checks them (a phone's answers are never refused:
+    README "How submissions are handled")."""
+    for key, length in _KEY_LENGTH.items():
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if not (text.isascii() and text.isdigit() and len(text) == length):
+            raise Problem(400, "400.20", f"The {key} '{text[:40]}' is not a {key} code: a {key} code has {length} "
+                          f"digits (e.g. {'540102002001'[:length]}). Give the national division code of the place.",
+                          field=key, value=text[:40])
+        known = text[:min(length, 6)]
+        if code_error(known):
+            raise Problem(400, "400.21", UNKNOWN_MESSAGE.format(value=known), field=key, value=text)
+
+
 def of_properties(data: dict[str, object]) -> str | None:
     """The most specific region code among an entity's properties (`village`, `township`, …)."""
     for key in REGION_KEYS:

@@ -115,7 +115,8 @@ class SigninState:
 
 
 def _key(username: str, ip: str) -> tuple[str, str]:
-    return username.strip()[:150], (ip or "")[:64]
+    # Counted without regard to case, as sign-in finds the account: `Tashi` and `tashi` are one account.
+    return username.strip().lower()[:150], (ip or "")[:64]
 
 
 def state(session: Session, username: str, ip: str) -> SigninState:
@@ -163,7 +164,7 @@ def _verify(db: Database, username: str, ip: str, check: Callable[[User], bool],
         wait = current.wait(utcnow(), known_device)
         user = None
         if wait <= 0:
-            user = session.execute(select(User).options(*options).where(User.username == username)
+            user = session.execute(select(User).options(*options).where(user_service.same_name(username))
                                    ).unique().scalar_one_or_none()
             if user is not None:
                 session.expunge(user)

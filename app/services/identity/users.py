@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session, joinedload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -37,6 +37,12 @@ TOKEN_LENGTH = 64
 USERNAME = re.compile(r"[A-Za-z0-9._@+-]+")
 
 
+def same_name(username: str) -> Any:
+    """The condition "this user's name is `username`", without regard to case (user names are unique so:
+    migration 0022). HTTP Digest still needs the exact name: its hash includes it."""
+    return func.lower(User.username) == username.strip().lower()
+
+
 def digest_ha1(username: str, realm: str, password: str) -> str:
     return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
 
@@ -55,8 +61,10 @@ def create_user(session: Session, *, project_id: int, username: str, role: str, 
         raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
     if len(password) < 8:
         raise Problem(400, "400.23", "The password is too short: use at least 8 characters.")
-    if session.scalar(select(User).where(User.username == username)) is not None:
-        raise Problem(409, "409.20", f"A user named '{username}' exists already. Choose another name.")
+    taken = session.scalar(select(User.username).where(same_name(username)))
+    if taken is not None:
+        raise Problem(409, "409.20", f"A user named '{taken}' exists already (user names do not differ by upper "
+                      "and lower case). Choose another name.")
     user = User(project_id=project_id, username=username, role=role, display_name=display_name or username,
                 password_hash=generate_password_hash(password), digest_ha1=digest_ha1(username, realm, password))
     for code in dict.fromkeys(validate_code(c) for c in (regions or [])):
@@ -104,7 +112,7 @@ def end_user_sessions(session: Session, user_id: int) -> int:
 def forget_failures(session: Session, username: str) -> None:
     """An administrator reset the password: the account's sign-in waits (app.services.identity.signin) end
     everywhere."""
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    session.execute(delete(LoginFailure).where(func.lower(LoginFailure.username) == username.lower()))
 
 
 def phone_user_options() -> list[Any]:
@@ -113,7 +121,7 @@ def phone_user_options() -> list[Any]:
 
 
 def get_user(session: Session, username: str, for_phone: bool = False) -> User:
-    q = select(User).where(User.username == username)
+    q = select(User).where(same_name(username))
     if for_phone:
         q = q.options(*phone_user_options())
     user = session.execute(q).unique().scalar_one_or_none()
