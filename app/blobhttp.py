@@ -15,7 +15,7 @@ from urllib.parse import quote
 from flask import Response, request, stream_with_context
 from werkzeug.http import http_date
 
-from app.errors import Problem
+from app import problems
 from app.runtime import Runtime
 from app.services import audit
 from app.services.exports import jobs
@@ -48,7 +48,7 @@ def blob_response(rt: Runtime, key: str, md5: str, filename: str, ctype: str) ->
     try:
         stream = rt.store.open(key)
     except BlobNotFound as err:
-        raise Problem(404, "404.1", f"The file '{filename}' is missing from storage.") from err
+        raise problems.FILE_MISSING_STORAGE(filename=filename) from err
 
     def chunks() -> Any:
         with stream:
@@ -119,7 +119,7 @@ def ranged_response(rt: Runtime, key: str, etag: str, size: int, filename: str, 
     try:
         stream = rt.store.open(key)
     except BlobNotFound as err:
-        raise Problem(404, "404.74", f"The file '{filename}' is missing from storage. Export again.") from err
+        raise problems.EXPORT_FILE_MISSING(filename=filename) from err
 
     def body() -> Iterator[bytes]:
         with stream:
@@ -143,9 +143,9 @@ def serve_job_file(rt: Runtime, user: Any, project_id: int, job_id: int) -> Resp
     with rt.db.session() as s:
         job = jobs.get_job(s, user, job_id)
         if job.project_id != project_id:
-            raise Problem(404, "404.73", "There is no such export.")
+            raise problems.NO_SUCH_EXPORT()
         if job.status != "done" or not job.blob_key:
-            raise Problem(409, "409.70", "This export is not finished yet.")
+            raise problems.EXPORT_NOT_FINISHED()
         key, md5, size, name, kind, at = job.blob_key, job.md5 or "", job.size or 0, job.filename, job.kind, \
             job.finished_at
     parsed = parse_range(request.headers.get("Range"), size)

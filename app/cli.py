@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from app import create_app
+from app import create_app, problems
 from app.errors import Problem
 from app.runtime import Runtime
 
@@ -205,7 +205,7 @@ def _passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("Passphrase: ")
     if confirm and getpass.getpass("Passphrase again: ") != first:
-        raise Problem(400, "400.83", "The two passphrases differ.")
+        raise problems.TWO_PASSPHRASES_DIFFER()
     return first
 
 
@@ -294,7 +294,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     rt = _runtime()
     years = args.years if args.years is not None else int(rt.config["RETENTION_YEARS"])
     if years < 1:
-        raise Problem(400, "400.36", "The retention period must be at least one year (CAREFILE_RETENTION_YEARS).")
+        raise problems.RETENTION_TOO_SHORT()
     now = datetime.fromisoformat(args.now) if args.now else None
     if now is not None and now.tzinfo is None:
         from datetime import UTC
@@ -351,16 +351,14 @@ def _backup_passphrase(args: argparse.Namespace) -> str | None:
             with open(args.passphrase_file, encoding="utf-8") as fh:
                 first = fh.readline().rstrip("\r\n")
         except OSError as exc:
-            raise Problem(400, "400.60", f"The passphrase file {args.passphrase_file} cannot be read "
-                          f"({exc.strerror}).") from None
+            raise problems.BACKUP_PASSPHRASE_FILE_UNREADABLE(path=args.passphrase_file, reason=exc.strerror) from None
         if not first:
-            raise Problem(400, "400.60", f"The passphrase file {args.passphrase_file} is empty: its first line "
-                          "is the passphrase.")
+            raise problems.BACKUP_PASSPHRASE_FILE_EMPTY(path=args.passphrase_file)
         return first
     if args.passphrase_stdin:
         first = sys.stdin.readline().rstrip("\r\n")
         if not first:
-            raise Problem(400, "400.60", "No passphrase came on standard input (its first line is the passphrase).")
+            raise problems.BACKUP_PASSPHRASE_STDIN_EMPTY()
         return first
     if args.passphrase:
         print("Warning: --passphrase shows in the process list and the shell history; use --passphrase-file, "
@@ -375,11 +373,9 @@ def _destination(args: argparse.Namespace, rt: Runtime, create: bool) -> Any:
 
     passphrase = _backup_passphrase(args)
     if create and passphrase is None and not args.unencrypted:
-        raise Problem(400, "400.61", "Backups are encrypted: give the passphrase with --passphrase-file FILE, "
-                      "--passphrase-stdin or CAREFILE_BACKUP_PASSPHRASE. To write an unencrypted backup say "
-                      "--unencrypted (then DEST must be protected by other means: it holds every child's file).")
+        raise problems.BACKUP_PASSPHRASE_MISSING()
     if create and passphrase is not None and args.unencrypted:
-        raise Problem(400, "400.61", "--unencrypted and a passphrase were both given: choose one.")
+        raise problems.BACKUP_UNENCRYPTED_WITH_PASSPHRASE()
     return open_destination(open_target(args.dest, rt.config), passphrase, create)
 
 

@@ -12,7 +12,7 @@ import io
 import sys
 from typing import Any
 
-from app.errors import Problem
+from app import problems
 
 
 def _runtime() -> Any:
@@ -28,15 +28,13 @@ def _new_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise Problem(400, "400.23", "No password on standard input: send it as the first line.")
+            raise problems.PASSWORD_NOT_ON_STDIN()
         return password
     if not sys.stdin.isatty():
-        raise Problem(400, "400.23", "No password given, and there is no terminal to type it at. Run the command "
-                      "in a terminal, or send the password on standard input with --password-stdin "
-                      "(e.g. `printf '%s\\n' \"$PW\" | carefile user add …`).")
+        raise problems.PASSWORD_NO_TERMINAL()
     first = getpass.getpass("Password: ")
     if getpass.getpass("Password again: ") != first:
-        raise Problem(400, "400.23", "The two passwords differ. Nothing was changed; try again.")
+        raise problems.TWO_PASSWORDS_DIFFER()
     return first
 
 

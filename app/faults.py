@@ -21,6 +21,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app import problems
 from app.errors import Problem
 
 if TYPE_CHECKING:
@@ -33,15 +34,13 @@ DISK_FULL_RETRY_AFTER_SECONDS = 300
 # Disk full, quota exceeded, read-only or failing disk: the local blob folder or the spool cannot be written.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
-# (code, English, Chinese). The English text is also the key of app/translations/faults.json (web pages).
-DATABASE = ("503.1", "The server cannot reach its database at the moment, so nothing was saved. Try again in a "
-            "few minutes; forms on the phone stay there until the server accepts them.",
+# (code, English, Chinese), the kinds of app/problems.py with the sentence Collect shows first. The English text
+# is also the key of app/translations/faults.json (web pages).
+DATABASE = (problems.DATABASE_UNAVAILABLE.code, problems.DATABASE_UNAVAILABLE.template,
             "服务器暂时无法连接数据库，本次没有保存任何内容。请几分钟后重试；手机上的表单会一直保留，直到服务器接收为止。")
-BLOB_STORE = ("503.2", "The server cannot reach its file storage at the moment, so nothing was saved. Try again in "
-              "a few minutes; forms on the phone stay there until the server accepts them.",
+BLOB_STORE = (problems.BLOB_STORE_UNAVAILABLE.code, problems.BLOB_STORE_UNAVAILABLE.template,
               "服务器暂时无法连接文件存储，本次没有保存任何内容。请几分钟后重试；手机上的表单会一直保留，直到服务器接收为止。")
-DISK_FULL = ("503.3", "The server's disk is full, so nothing was saved. Tell your administrator (they must free "
-             "disk space); forms on the phone stay there until the server accepts them.",
+DISK_FULL = (problems.DISK_FULL.code, problems.DISK_FULL.template,
              "服务器磁盘已满，本次没有保存任何内容。请告知管理员清理磁盘空间；手机上的表单会一直保留，直到服务器接收为止。")
 
 # What the handlers are registered for (each blueprint once); unavailable() then decides.
@@ -81,7 +80,11 @@ def unavailable(exc: BaseException, bilingual: bool = False) -> Problem | None:
         return None
     code, english, chinese = found
     retry = DISK_FULL_RETRY_AFTER_SECONDS if code == DISK_FULL[0] else RETRY_AFTER_SECONDS
-    return Problem(503, code, f"{chinese} {english}" if bilingual else english, retry_after=retry)
+    kinds = (problems.DATABASE_UNAVAILABLE, problems.BLOB_STORE_UNAVAILABLE, problems.DISK_FULL)
+    problem = next(kind for kind in kinds if kind.code == code)().add(retry_after=retry)
+    if bilingual:
+        problem.message = f"{chinese} {english}"
+    return problem
 
 
 def register(bp: Blueprint, render: Callable[[Problem], Response | tuple[Any, int]], bilingual: bool = False

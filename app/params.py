@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from werkzeug.routing import IntegerConverter
 
+from app import problems
 from app.errors import Problem
 
 MAX_INT = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite: counts, offsets
@@ -50,12 +51,10 @@ def integer(raw: str | None, name: str, *, default: int | None = None, minimum: 
         return default
     text_ = raw.strip()
     if not re.fullmatch(r"[+-]?\d{1,30}", text_):
-        raise Problem(400, "400.11", _msg("{name} must be a whole number, not '{value}'.", name=name,
-                                          value=clip(raw, 40)), parameter=name)
+        raise problems.PARAM_NOT_A_WHOLE_NUMBER(name=name, value=clip(raw, 40)).add(parameter=name)
     value = int(text_)
     if not minimum <= value <= maximum:
-        raise Problem(400, "400.22", _msg("{name} must be between {low} and {high}.", name=name, low=minimum,
-                                          high=maximum), parameter=name)
+        raise problems.PARAM_OUT_OF_RANGE(name=name, low=minimum, high=maximum).add(parameter=name)
     return value
 
 
@@ -68,7 +67,7 @@ def day(raw: str | None, name: str) -> date | None:
     except ValueError:
         value = None
     if value is None or not 1900 <= value.year <= 9998:
-        raise Problem(400, "400.64", _msg("Dates are written as YYYY-MM-DD, e.g. 2026-03-01."), parameter=name)
+        raise problems.PARAM_DATE_FORMAT().add(parameter=name)
     return value
 
 
@@ -80,12 +79,9 @@ def moment(raw: str, name: str) -> datetime:
             raise ValueError(text_)
         value = datetime.fromisoformat(text_.replace("Z", "+00:00"))
     except ValueError as err:
-        raise Problem(400, "400.11", _msg("{name} must be a date (YYYY-MM-DD) or a date and time "
-                                          "(YYYY-MM-DDThh:mm:ssZ), not '{value}'.", name=name,
-                                          value=clip(raw, 40)), parameter=name) from err
+        raise problems.PARAM_NOT_A_DATE(name=name, value=clip(raw, 40)).add(parameter=name) from err
     if not 1 < value.year < 9999:
-        raise Problem(400, "400.22", _msg("{name} must be a date between the years 2 and 9998.", name=name),
-                      parameter=name)
+        raise problems.PARAM_DATE_OUT_OF_RANGE(name=name).add(parameter=name)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -94,8 +90,7 @@ def text(raw: str | None, name: str, *, max_len: int = MAX_TEXT, default: str = 
     if raw is None:
         return default
     if _CONTROL.search(raw):
-        raise Problem(400, "400.11", _msg("{name} contains control characters; type it again.", name=name),
-                      parameter=name)
+        raise problems.PARAM_CONTROL_CHARACTERS(name=name).add(parameter=name)
     return raw.strip()[:max_len]
 
 
@@ -113,8 +108,7 @@ def page_key(raw: str | None) -> tuple[datetime, int] | None:
     if raw is None or raw.strip() == "":
         return None
     m = re.fullmatch(r"(-?\d{1,19})\.(\d{1,19})", raw.strip())
-    problem = Problem(400, "400.65", _msg("This page link is broken or out of date. Open the list again from "
-                                          "its first page."), parameter="after")
+    problem = problems.PAGE_LINK_BROKEN().add(parameter="after")
     if m is None or int(m.group(2)) > MAX_ID:
         raise problem
     try:
@@ -137,8 +131,7 @@ def decode_skiptoken(raw: str | None, spec: Mapping[str, type]) -> dict[str, Any
     timezone-aware ISO datetimes for `datetime`). {} when absent; 400.35 for anything else."""
     if raw is None or raw == "":
         return {}
-    invalid = Problem(400, "400.35", _msg("Invalid $skiptoken. Use the @odata.nextLink of the previous page as it is, "
-                                          "or start again without $skiptoken."))
+    invalid = problems.INVALID_SKIPTOKEN()
     if len(raw) > 1000:
         raise invalid
     try:
@@ -188,14 +181,13 @@ def check_request() -> None:
     """
     for value in (request.view_args or {}).values():
         if isinstance(value, str) and _CONTROL.search(value):
-            raise Problem(404, "404.1", _msg("Could not find the resource you were looking for."))
+            raise problems.NOT_FOUND()
     fields = list(request.args.items(multi=True))
     if request.blueprint in ("web", "api") and request.method in ("POST", "PUT", "PATCH"):
         fields += list(request.form.items(multi=True))  # typed into a page: names, regions, comments
     for key, value in fields:
         if _CONTROL.search(key) or _CONTROL.search(value):
-            raise Problem(400, "400.11", _msg("The field {name} contains control characters; type it again.",
-                                              name=clip(key, 40)), parameter=clip(key, 40))
+            raise problems.FIELD_CONTROL_CHARACTERS(name=clip(key, 40)).add(parameter=clip(key, 40))
 
 
 def install(app: Flask, renderers: Mapping[str, Callable[[Problem], Any]] | None = None) -> None:

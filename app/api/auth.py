@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from app.errors import Problem
+from app import problems
 from app.models import User
 from app.runtime import runtime
 from app.services.identity import sessions as session_service
@@ -27,7 +27,7 @@ def api_user() -> User:
     auth = request.authorization
     if auth is not None and auth.type == "basic":
         if not (request.is_secure or rt.config["ALLOW_BASIC_OVER_HTTP"]):
-            raise Problem(401, "401.3", "This authentication method is only available over HTTPS.")
+            raise problems.HTTPS_REQUIRED()
         password = auth.password or ""
         try:
             return signin.verify(rt.db, auth.username or "", client_ip(),
@@ -35,7 +35,7 @@ def api_user() -> User:
         except signin.Throttled as exc:
             raise throttled(exc) from None
         except signin.WrongPassword:
-            raise Problem(401, "401.2", "Could not authenticate with the provided credentials.") from None
+            raise problems.AUTHENTICATION_FAILED() from None
     user = None
     if auth is not None and auth.type == "bearer" and auth.token:
         with rt.db.session() as session:
@@ -43,5 +43,5 @@ def api_user() -> User:
             if user is not None:
                 session.expunge(user)
     if user is None:
-        raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
+        raise problems.AUTHENTICATION_FAILED()
     return user

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request
 
-from app.errors import Problem
+from app import problems
 from app.runtime import runtime
 
 MAX_JSON = 250 * 1024
@@ -16,13 +16,12 @@ def json_body(limit: int = MAX_JSON, *, empty_ok: bool = False, example: str = "
     over `limit` bytes, 400 when not an object. `empty_ok`: no body at all reads as {} (bodies whose every
     field is optional); `example` shows a right body in the message."""
     if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, "413.1", "The JSON body is too large.")
+        raise problems.JSON_BODY_TOO_LARGE()
     if empty_ok and not request.get_data(cache=True).strip():
         return {}
     body = request.get_json(silent=True, force=True)
     if not isinstance(body, dict):
-        raise Problem(400, "400.1", "Send a JSON object as the request body" + (f", e.g. {example}." if example
-                                                                                   else "."))
+        raise problems.BODY_NOT_JSON_OBJECT(example=f", e.g. {example}" if example else "")
     return body
 
 
@@ -30,12 +29,12 @@ def xml_body() -> bytes:
     """A submission's XML as the body, up to CAREFILE_MAX_SUBMISSION_BYTES."""
     limit = runtime().config["MAX_SUBMISSION_BYTES"]
     if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, "413.2", f"The submission is larger than this server accepts ({limit} bytes).")
+        raise problems.SUBMISSION_TOO_LARGE(limit=limit)
     data = request.stream.read(limit + 1)
     if len(data) > limit:
-        raise Problem(413, "413.2", f"The submission is larger than this server accepts ({limit} bytes).")
+        raise problems.SUBMISSION_TOO_LARGE(limit=limit)
     if not data.strip():
-        raise Problem(400, "400.2", "Send the submission XML as the request body (Content-Type: application/xml).")
+        raise problems.SUBMISSION_BODY_MISSING()
     return data
 
 
@@ -45,5 +44,5 @@ def form_or_json() -> dict[str, Any]:
     if data is None:
         data = request.form.to_dict() if request.form else {}
     if not isinstance(data, dict):
-        raise Problem(400, "400.76", "Send the export options as a JSON object.")
+        raise problems.EXPORT_OPTIONS_NOT_OBJECT()
     return data

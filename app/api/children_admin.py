@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request
 
-from app.errors import Problem
+from app import problems
 from app.routeaccess import COORDINATORS, READERS
 from app.services.children import casework, childfile, duplicates
 
@@ -25,7 +25,7 @@ def _text(body: dict[str, Any], key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Problem(400, "400.30", f"'{key}' must be a string.")
+        raise problems.CASEWORK_FIELD_NOT_STRING(key=key)
     return value
 
 
@@ -33,7 +33,7 @@ def _text(body: dict[str, Any], key: str) -> str:
 def children_duplicates(call: Call, project_id: int) -> Any:
     status = request.args.get("status", "open")
     if status not in ("open", "merged", "distinct", ""):
-        raise Problem(400, "400.30", "status must be open, merged or distinct.")
+        raise problems.DUPLICATE_STATUS_INVALID()
     return [p.json() for p in childfile.duplicate_pairs(call.session, project_id, call.user, status=status)]
 
 
@@ -42,7 +42,7 @@ def children_turning18(call: Call, project_id: int) -> Any:
     try:
         days = min(max(int(request.args.get("days", "90")), 1), 366)
     except ValueError:
-        raise Problem(400, "400.30", "days must be a whole number of days, e.g. 90.") from None
+        raise problems.CASEWORK_DAYS_INVALID() from None
     return [r.json() for r in childfile.turning_18(call.session, project_id, call.user, date.today(), days)]
 
 
@@ -58,7 +58,7 @@ def child_merge(call: Call, project_id: int, uid: str) -> Any:
 def child_distinct(call: Call, project_id: int, uid: str) -> Any:
     other = _text(_body(), "other").strip().lower()
     if not other:
-        raise Problem(400, "400.30", 'Name the other child: {"other": "<uuid>"}.')
+        raise problems.CASEWORK_OTHER_MISSING()
     duplicates.mark_distinct(call.session, project_id, call.user, uid, other, ip=call.ip)
 
 

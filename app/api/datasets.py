@@ -20,11 +20,10 @@ from typing import Any
 from flask import Response, request, stream_with_context
 from sqlalchemy import func, select
 
-from app import params
+from app import params, problems
 from app.central import datasets as svc
 from app.central import odata
 from app.central.odata_filter import parse_filter
-from app.errors import Problem
 from app.routeaccess import READERS
 from app.runtime import runtime
 from app.services import access
@@ -116,11 +115,11 @@ def dataset_metadata(call: Call, project_id: int, name: str) -> Any:
 def dataset_entities_feed(call: Call, project_id: int, name: str, table: str) -> Any:
     check_params()
     if "$wkt" in request.args or "$expand" in request.args:
-        raise Problem(501, "501.1", "Entity lists have no geodata or repeats: $wkt and $expand are not supported.")
+        raise problems.ENTITY_ODATA_UNSUPPORTED()
     s, user = call.session, call.user
     ds = svc.get_dataset(s, user, project_id, name)
     if table != "Entities":
-        raise Problem(404, "404.1", f"The entity list has no table '{table}'; use 'Entities'.")
+        raise problems.ENTITY_LIST_NO_TABLE(table=table)
     top = int_arg("$top", None)
     skip = int_arg("$skip", 0) or 0
     token = params.decode_skiptoken(request.args.get("$skiptoken"), {"id": int})

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import User
 from app.routeaccess import declare
 from app.runtime import Runtime, runtime
@@ -96,7 +96,7 @@ def make_endpoint(bp: Blueprint) -> Callable[..., Callable[[Callable[..., Any]],
                 if allowed:  # PUBLIC routes (no roles) need no sign-in
                     user = api_user()
                     if user.role not in allowed:
-                        raise Problem(403, "403.1", refusal(allowed))
+                        raise problems.ROLE_MAY_NOT(detail=refusal(allowed))
                 rt = runtime()
                 if tx == "none":
                     return render(view(Call(user, rt, None, client_ip()), **kwargs))

@@ -18,9 +18,9 @@ from typing import Any
 from flask import Flask, Response, request, stream_with_context
 from sqlalchemy import select
 
+from app import problems
 from app.blobhttp import serve_job_file
 from app.central.odata_filter import parse_filter
-from app.errors import Problem
 from app.models import Form
 from app.routeaccess import READERS
 from app.runtime import Runtime
@@ -59,7 +59,7 @@ def export_create(call: Call, project_id: int) -> Any:
 def _form(session: Any, project_id: int, xml_form_id: str) -> Form:
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None:
-        raise Problem(404, "404.72", f"There is no form '{xml_form_id}'.")
+        raise problems.EXPORT_NO_SUCH_FORM(xml_form_id=xml_form_id)
     return form
 
 
@@ -72,7 +72,7 @@ def export_list(call: Call, project_id: int) -> Any:
 def export_status(call: Call, project_id: int, job_id: int) -> Any:
     job = jobs.get_job(call.session, call.user, job_id)
     if job.project_id != project_id:
-        raise Problem(404, "404.73", "There is no such export.")
+        raise problems.NO_SUCH_EXPORT()
     return jobs.status_of(job)
 
 
@@ -111,9 +111,7 @@ def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_defaul
         if filter_text:
             plan.extra_where.append(parse_filter(filter_text, _submission_filter_fields()))
         if plan.count(s) > DIRECT_MAX:
-            raise Problem(409, "409.72", f"More than {DIRECT_MAX} submissions: run this export in the background "
-                          f"(POST /v1/projects/{project_id}/exports), it can be resumed if the download breaks; "
-                          "or narrow it with $filter.")
+            raise problems.EXPORT_TOO_LARGE_FOR_DIRECT(direct_max=DIRECT_MAX, project_id=project_id)
         audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=call.ip,
                      format="csvzip", direct=True, options=options.to_dict(), filter=filter_text or None)
     return rt, plan, media

@@ -23,6 +23,7 @@ from typing import Any
 from flask import Response, request
 from sqlalchemy import select
 
+from app import problems
 from app.blobhttp import blob_response
 from app.central import shapes as central
 from app.errors import Problem
@@ -46,7 +47,7 @@ def _form(s: Any, user: User, project_id: int, xml_form_id: str) -> Form:
     central.get_project(s, user, project_id)
     form = s.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None or (form.current_version is None and form_service.get_draft(s, form) is None):
-        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+        raise problems.NOT_FOUND()
     return form
 
 
@@ -142,8 +143,8 @@ def form_draft_attachment_upload(call: Call, project_id: int, xml_form_id: str, 
         att = form_service.upload_draft_attachment(s, rt.store, draft, name, request.stream,
                                                    int(rt.config["MAX_UPLOAD_BYTES"]))
     except Problem as problem:
-        if problem.code == "400.33":  # Central: a name the form does not use is 404.1
-            raise Problem(404, "404.1", problem.message) from problem
+        if problem.code == problems.FORM_DOES_NOT_USE_FILE.code:  # Central: a name the form does not use is 404.1
+            raise problems.NOT_FOUND_RELAYED(detail=problem.message) from problem
         raise
     audit.record(s, user, "form.attachment", f"form:{xml_form_id}", call.ip, filename=name, md5=att.md5,
                  size=att.size, version=draft.version, draft=True, via="api")
@@ -165,7 +166,7 @@ def _find_version(s: Any, form: Form, version: str) -> FormVersion:
     wanted = "" if version == EMPTY_VERSION else version
     fv = s.scalar(select(FormVersion).where(FormVersion.form_id == form.id, FormVersion.version == wanted))
     if fv is None:
-        raise Problem(404, "404.1", f"The form '{form.xml_form_id}' has no published version '{version}'.")
+        raise problems.FORM_VERSION_NOT_PUBLISHED(xml_form_id=form.xml_form_id, version=version)
     return fv
 
 
@@ -208,8 +209,7 @@ def _version_source(call: Call, project_id: int, xml_form_id: str, version: str,
         name = fv.source_filename or ""
         if not fv.source_blob_key or not name.lower().endswith(f".{ext}"):
             made = name.rsplit(".", 1)[-1] if "." in name else "XForm"
-            raise Problem(404, "404.1", f"Version '{fv.version}' was not uploaded as an .{ext} file (it was made "
-                          f"from a .{made} file). Download its XForm with .xml instead.")
+            raise problems.VERSION_SOURCE_OTHER_TYPE(version=fv.version, ext=ext, made=made)
         key, md5 = fv.source_blob_key, fv.md5
     return blob_response(rt, key, md5, name, _excel_type(name) or "application/octet-stream")
 
@@ -219,7 +219,7 @@ def form_update(call: Call, project_id: int, xml_form_id: str) -> Any:
     s, user = call.session, _manager(call.user)
     body = json_body(example='{"state": "closing"}')
     if not isinstance(body.get("state"), str):
-        raise Problem(400, "400.1", 'Send a JSON object such as {"state": "closing"} (open, closing or closed).')
+        raise problems.FORM_STATE_BODY()
     form = central.get_form(s, user, project_id, xml_form_id)
     before = form.state
     form_service.set_state(form, body["state"])

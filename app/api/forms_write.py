@@ -11,8 +11,8 @@ from urllib.parse import unquote
 
 from flask import request
 
+from app import problems
 from app.central import shapes as central
-from app.errors import Problem
 from app.routeaccess import COORDINATORS
 from app.runtime import runtime
 from app.services import access, audit
@@ -39,15 +39,13 @@ def read_definition(default_stem: str = "form") -> tuple[bytes, str]:
     as the form id when the settings sheet has none)."""
     ext = TYPES.get(request.mimetype)
     if ext is None:
-        raise Problem(415, "415.1", "Send the form as an XLSForm (.xlsx, Content-Type application/vnd.openxmlformats-"
-                      "officedocument.spreadsheetml.sheet; or .xls, application/vnd.ms-excel) or an XForm "
-                      "(application/xml).")
+        raise problems.FORM_TYPE_UNSUPPORTED()
     limit = int(runtime().config["MAX_UPLOAD_BYTES"])
     data = request.stream.read(limit + 1)
     if len(data) > limit:
-        raise Problem(413, "413.1", f"The form file is larger than {limit // (1024 * 1024)} MB.")
+        raise problems.FORM_FILE_TOO_LARGE(size=limit // (1024 * 1024))
     if not data:
-        raise Problem(400, "400.2", "The request body is empty: send the form file as the body.")
+        raise problems.FORM_BODY_EMPTY()
     stem = unquote(request.headers.get("X-XlsForm-FormId-Fallback", "")).strip() or default_stem
     stem = "".join(c for c in stem if c not in "/\\\x00")[:200] or default_stem
     return data, f"{stem}.{ext}"
@@ -56,8 +54,7 @@ def read_definition(default_stem: str = "form") -> tuple[bytes, str]:
 def check_warnings(warnings: list[str], filename: str) -> None:
     """Central refuses an XLSForm with warnings unless `?ignoreWarnings=true` (400.16)."""
     if warnings and not filename.endswith(".xml") and not flag("ignoreWarnings"):
-        raise Problem(400, "400.16", "The XLSForm is valid, but there are warnings: fix them, or send it again "
-                      "with ?ignoreWarnings=true.", warnings={"xlsFormWarnings": list(warnings)})
+        raise problems.XLSFORM_WARNINGS().add(warnings={"xlsFormWarnings": list(warnings)})
 
 
 def draft_json(form: Any, draft: Any, key: str) -> dict[str, Any]:
@@ -91,10 +88,8 @@ def form_create(call: Call, project_id: int) -> Any:
         made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
                                          key=rt.config["SECRET_KEY"], user=user, validate=validate, new_form=True)
         if made.form.current_version is not None or made.replaced:
-            raise Problem(409, "409.3", f"A form with the id '{made.form.xml_form_id}' already exists in this "
-                          "project. Upload the changed form as its draft (POST …/forms/"
-                          f"{made.form.xml_form_id}/draft) instead.", fields=["xmlFormId"],
-                          values=[made.form.xml_form_id])
+            raise problems.FORM_EXISTS(xml_form_id=made.form.xml_form_id).add(
+                fields=["xmlFormId"], values=[made.form.xml_form_id])
         check_warnings(list(made.draft.warnings), filename)
         audit.record(s, user, "form.draft", f"form:{made.form.xml_form_id}", call.ip, version=made.draft.version,
                      filename=filename, via="api", new_form=True)

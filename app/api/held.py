@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request
 
-from app.errors import Problem
+from app import problems
 from app.routeaccess import COORDINATORS
 from app.services import submissions
 from app.services.children import held
@@ -18,9 +18,9 @@ from .bodies import json_body
 def held_list(call: Call, project_id: int) -> Any:
     status = request.args.get("status", "pending")
     if status not in ("pending", "applied", "rejected", ""):
-        raise Problem(400, "400.82", "status is one of pending, applied, rejected (or empty for all).")
+        raise problems.HELD_STATUS_UNKNOWN()
     if project_id != call.user.project_id:
-        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+        raise problems.NOT_FOUND()
     return [r.json() for r in held.list_held(call.session, project_id, call.user, status=status)]
 
 
@@ -29,12 +29,12 @@ def held_list(call: Call, project_id: int) -> Any:
 def held_decide(call: Call, project_id: int, held_id: int) -> Any:
     body = json_body(example='{"action": "apply"}')
     if body.get("action") not in ("apply", "reject"):
-        raise Problem(400, "400.80", 'Send JSON {"action": "apply"} or {"action": "reject"} (and an optional "note").')
+        raise problems.HELD_ACTION_MISSING()
     note = body.get("note") or ""
     if not isinstance(note, str):
-        raise Problem(400, "400.81", "note must be a string.")
+        raise problems.HELD_NOTE_NOT_STRING()
     if project_id != call.user.project_id:
-        raise Problem(404, "404.80", "There is no such held change in your regions.")
+        raise problems.NO_SUCH_HELD_CHANGE()
     change = submissions.decide_held(call.session, project_id, call.user, held_id, body["action"], note=note,
                                      ip=call.ip, via="api")
     return {"id": change.id, "status": change.status}

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Response
 
+from app import problems
 from app.central import shapes as central
-from app.errors import Problem
 from app.routeaccess import COLLECTORS, PUBLIC
 
 from . import Call, endpoint
@@ -35,5 +35,5 @@ def roles(call: Call) -> Any:
 def role(call: Call, role_id: str) -> Any:
     found = central.role_of(role_id)
     if found is None:
-        raise Problem(404, "404.1", f"There is no role '{role_id}'. The roles are listed at /v1/roles.")
+        raise problems.NO_SUCH_ROLE(role_id=role_id)
     return next(r for r in central.roles_json() if r["id"] == found[0])

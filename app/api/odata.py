@@ -10,11 +10,10 @@ from urllib.parse import urlencode
 from flask import Response, request, stream_with_context
 from sqlalchemy import and_, func, or_, select
 
-from app import params
+from app import params, problems
 from app.central import odata
 from app.central import shapes as central
 from app.central.odata_filter import parse_filter
-from app.errors import Problem
 from app.models import Submission, SubmissionRepeatRow
 from app.routeaccess import READERS
 from app.runtime import runtime
@@ -39,9 +38,9 @@ def odata_response(body: Any, content_type: str = "application/json; charset=utf
 def check_params() -> None:
     unknown = [k for k in request.args if k not in ALLOWED]
     if unknown:
-        raise Problem(501, "501.1", f"The OData parameter {unknown[0]} is not supported.")
+        raise problems.ODATA_PARAMETER_NOT_SUPPORTED(unknown=unknown[0])
     if request.args.get("$expand") not in (None, "*"):
-        raise Problem(501, "501.6", "Only $expand=* is supported.")
+        raise problems.ODATA_EXPAND_UNSUPPORTED()
 
 
 def flag(name: str) -> bool:
@@ -109,7 +108,7 @@ def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> An
         schema = schema_of(form.current_version)  # type: ignore[arg-type]
         tbl = odata.table_by_name(schema, table)
         if tbl is None:
-            raise Problem(404, "404.1", f"The form has no table '{table}'.")
+            raise problems.FORM_NO_TABLE(table=table)
         top = int_arg("$top", None)
         skip = int_arg("$skip", 0) or 0
         spec: dict[str, type] = {"at": datetime, "id": int} if tbl.repeat is None else {"row": int}

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request
 
-from app.errors import Problem
+from app import problems
 from app.routeaccess import COLLECTORS, PUBLIC
 from app.services.identity import sessions as session_service
 from app.services.identity import signin
@@ -22,13 +22,13 @@ def create_session(call: Call) -> Any:
     username = str(body.get("email") or body.get("username") or "")
     password = str(body.get("password") or "")
     if not username or not password:
-        raise Problem(400, "400.3", "Send JSON with `email` (your user name) and `password`.")
+        raise problems.SESSION_BODY_MISSING()
     try:
         row, token = session_service.create_session(call.rt.db, username, password, call.ip)
     except signin.Throttled as exc:
         raise throttled(exc) from None
     except signin.WrongPassword:
-        raise Problem(401, "401.2", "Could not authenticate with the provided credentials.") from None
+        raise problems.AUTHENTICATION_FAILED() from None
     return {"token": token, "createdAt": row.created_at.isoformat(), "expiresAt": row.expires_at.isoformat()}
 
 
@@ -37,5 +37,5 @@ def end_session(call: Call, token: str) -> Any:
     # As Central: one's own session (signing out), or any as an administrator. Another user's token
     # answers as an unknown one does, so the answer does not confirm that it exists.
     if not session_service.end_session(call.session, token, call.user):
-        raise Problem(404, "404.1", "No such session.")
+        raise problems.NO_SUCH_SESSION()
     return None

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.central.shapes import iso, role_of
-from app.errors import Problem
 from app.models import Form, FormAssignment, User
 from app.services import access, audit
 from app.services.identity import collectors
@@ -29,14 +29,13 @@ from app.services.identity import users as user_service
 from app.services.regions import covers, validate_code
 
 MANAGERS = ("admin", "coordinator")
-NOT_FOUND = "Could not find the resource you were looking for."
 
 
 def require_manager(user: User, project_id: int) -> None:
     if not user.active or user.role not in MANAGERS:
-        raise Problem(403, "403.1", "Only administrators and coordinators manage collectors (app users).")
+        raise problems.COLLECTORS_MANAGED_BY_COORDINATORS()
     if project_id != user.project_id:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
 
 
 def _visible(actor: User, collector: User) -> bool:
@@ -70,15 +69,13 @@ def _regions(actor: User, asked: Any) -> list[str]:
     elif isinstance(asked, list) and all(isinstance(c, str) for c in asked):
         codes = [validate_code(c) for c in asked]
     else:
-        raise Problem(400, "400.2", "`regions` must be a list of region codes, e.g. [\"540102\"].")
+        raise problems.REGIONS_NOT_A_LIST()
     if actor.role != "admin":
         outside = [c for c in codes if not covers(actor.region_codes, c)]
         if outside:
-            raise Problem(403, "403.2", f"The region {outside[0]} is outside your regions; a collector you create "
-                          "gets your regions or a part of them.")
+            raise problems.COLLECTOR_REGION_OUTSIDE(outside=outside[0])
     if not codes and actor.role != "admin":
-        raise Problem(400, "400.2", "Name the collector's regions (`regions`: list of region codes); a collector "
-                      "without a region would receive no child.")
+        raise problems.COLLECTOR_REGIONS_MISSING()
     return codes  # an admin (no regions of their own) may create one without: regions are then set on the website
 
 
@@ -87,7 +84,7 @@ def create_app_user(session: Session, actor: User, project_id: int, body: dict[s
     require_manager(actor, project_id)
     display = body.get("displayName")
     if not isinstance(display, str) or not display.strip() or len(display) > 200:
-        raise Problem(400, "400.2", "Send JSON {\"displayName\": \"the collector's name\"} (1–200 characters).")
+        raise problems.DISPLAY_NAME_MISSING()
     regions = _regions(actor, body.get("regions"))
     username = body.get("username") if isinstance(body.get("username"), str) else None
     user = user_service.create_user(session, project_id=project_id, username=username or _username(session, display),
@@ -103,7 +100,7 @@ def get_app_user(session: Session, actor: User, project_id: int, actor_id: int) 
     require_manager(actor, project_id)
     u = session.get(User, actor_id)
     if u is None or u.project_id != project_id or u.role != "collector" or not u.active or not _visible(actor, u):
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return u
 
 
@@ -120,13 +117,13 @@ def delete_app_user(session: Session, actor: User, project_id: int, actor_id: in
 def _app_user_role(role: str) -> None:
     found = role_of(role)
     if found is None or found[2] != "app-user":
-        raise Problem(400, "400.2", f"Only the role app-user (id 2) can be assigned on a form here, not '{role}'.")
+        raise problems.ONLY_APP_USER_ROLE(role=role)
 
 
 def _form(session: Session, project_id: int, xml_form_id: str) -> Form:
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return form
 
 
@@ -138,7 +135,7 @@ def assign(session: Session, actor: User, project_id: int, xml_form_id: str, rol
     exists = session.scalar(select(FormAssignment.id).where(FormAssignment.user_id == u.id,
                                                             FormAssignment.form_id == form.id))
     if exists is not None:
-        raise Problem(409, "409.3", f"{u.username} is assigned to the form '{xml_form_id}' already.")
+        raise problems.APP_USER_ASSIGNED_ALREADY(username=u.username, xml_form_id=xml_form_id)
     session.add(FormAssignment(user_id=u.id, form_id=form.id))
     audit.record(session, actor, "user.update", target=f"user:{u.username}", ip=ip, assigned=xml_form_id, via="api")
 
@@ -151,7 +148,7 @@ def unassign(session: Session, actor: User, project_id: int, xml_form_id: str, r
     gone = session.execute(delete(FormAssignment).where(FormAssignment.user_id == u.id,
                                                         FormAssignment.form_id == form.id))
     if not gone.rowcount:  # type: ignore[attr-defined]
-        raise Problem(404, "404.1", f"{u.username} is not assigned to the form '{xml_form_id}'.")
+        raise problems.APP_USER_NOT_ASSIGNED(username=u.username, xml_form_id=xml_form_id)
     audit.record(session, actor, "user.update", target=f"user:{u.username}", ip=ip, unassigned=xml_form_id,
                  via="api")
 

@@ -15,14 +15,12 @@ from xml.sax.saxutils import quoteattr
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
+from app import problems
 from app.central import odata
 from app.central.shapes import get_project, iso
-from app.errors import Problem
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, SubmissionVersion, User
 from app.services import access
 from app.services.schemas import schema_of
-
-NOT_FOUND = "Could not find the resource you were looking for."
 
 _first = aliased(EntityVersion, name="first_version")
 _current = aliased(EntityVersion, name="current_version")
@@ -43,7 +41,7 @@ def get_dataset(session: Session, user: User, project_id: int, name: str) -> Dat
     get_project(session, user, project_id)
     ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
     if ds is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return ds
 
 
@@ -157,7 +155,7 @@ def get_entity(session: Session, user: User, ds: Dataset, uid: str) -> Any:
     row = session.execute(entities_query(user, ds).where(Entity.uuid == uid.strip().lower().removeprefix("uuid:"))
                           ).first()
     if row is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return row
 
 

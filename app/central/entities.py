@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.central.shapes import get_project, iso
-from app.errors import Problem
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
 from app.services import access, audit
 from app.services.regions import check_properties as check_region_properties
@@ -33,19 +33,18 @@ from forms import normalize_uuid
 MAINTAINERS = ("admin", "coordinator")
 NAME = re.compile(r"^(?!__)[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
 RESERVED = {"name", "label"}
-NOT_FOUND = "Could not find the resource you were looking for."
 
 
 def require_maintainer(session: Session, user: User, project_id: int) -> None:
     get_project(session, user, project_id)  # readers only, own project
     if user.role not in MAINTAINERS:
-        raise Problem(403, "403.1", "Only administrators and coordinators may change entity lists; managers read them.")
+        raise problems.ENTITY_LISTS_CHANGED_BY_COORDINATORS()
 
 
 def _dataset(session: Session, project_id: int, name: str) -> Dataset:
     ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
     if ds is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return ds
 
 
@@ -60,18 +59,14 @@ def create_dataset(session: Session, user: User, project_id: int, body: dict[str
     require_maintainer(session, user, project_id)
     name = body.get("name")
     if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
-        raise Problem(400, "400.8", f"Unexpected name value {name!r}: an entity list name starts with a letter or "
-                      "'_' and has letters, digits, '_', '.', '-' (at most 100).")
+        raise problems.BAD_ENTITY_LIST_NAME(name=name)
     if body.get("approvalRequired") is True:
-        raise Problem(400, "400.8", "approvalRequired is not supported: entities are created as submissions arrive "
-                      "(review happens on the submissions).")
+        raise problems.APPROVAL_REQUIRED_UNSUPPORTED()
     for ds in session.scalars(select(Dataset).where(Dataset.project_id == project_id)):
         if ds.name == name:
-            raise Problem(409, "409.3", f"A resource already exists with name value(s) of {name}.",
-                          fields=["name"], values=[name])
+            raise problems.NAME_EXISTS(name=name).add(fields=["name"], values=[name])
         if ds.name.lower() == name.lower():
-            raise Problem(409, "409.16", f"A dataset named '{ds.name}' exists and you provided '{name}' with the same "
-                          "name but different capitalization.")
+            raise problems.DATASET_NAME_CASE_CONFLICT(name=ds.name, name2=name)
     ds = Dataset(project_id=project_id, name=name, properties=[], revision=0)
     session.add(ds)
     session.flush()
@@ -85,14 +80,12 @@ def add_property(session: Session, user: User, project_id: int, dataset: str, bo
     ds = _dataset(session, project_id, dataset)
     name = body.get("name")
     if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
-        raise Problem(400, "400.8", f"Unexpected name value {name!r}: a property name starts with a letter or '_' "
-                      "and has letters, digits, '_', '.', '-'; 'name' and 'label' are reserved.")
+        raise problems.BAD_PROPERTY_NAME(name=name)
     props = list(ds.properties or [])
     if name in props:
-        raise Problem(409, "409.3", f"A resource already exists with name value(s) of {name}.",
-                      fields=["name"], values=[name])
+        raise problems.NAME_EXISTS(name=name).add(fields=["name"], values=[name])
     if any(p.lower() == name.lower() for p in props):
-        raise Problem(409, "409.17", "This property matches an existing one except for capitalization.")
+        raise problems.PROPERTY_NAME_CASE_CONFLICT()
     ds.properties = [*props, name]
     _bump(ds)
     audit.record(session, user, "dataset.update", target=f"dataset:{dataset}", ip=ip, property=name)
@@ -105,18 +98,17 @@ def _data(ds: Dataset, raw: Any, *, required_label: bool, label: Any) -> tuple[s
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise Problem(400, "400.28", "The entity is invalid. `data` must be an object of property: text.")
+        raise problems.ENTITY_DATA_NOT_OBJECT()
     unknown = [k for k in raw if k not in (ds.properties or [])]
     if unknown:
-        raise Problem(400, "400.28", f"The entity is invalid. You specified the dataset property [{unknown[0]}] "
-                      f"which does not exist. Create it first (POST .../datasets/{ds.name}/properties).")
+        raise problems.ENTITY_UNKNOWN_PROPERTY(unknown=unknown[0], name=ds.name)
     bad = [k for k, v in raw.items() if not isinstance(v, str)]
     if bad:
-        raise Problem(400, "400.28", f"The entity is invalid. The value of [{bad[0]}] must be a string.")
+        raise problems.ENTITY_VALUE_NOT_STRING(bad=bad[0])
     if label is not None and (not isinstance(label, str) or not label.strip()):
-        raise Problem(400, "400.28", "The entity is invalid. The label must be non-empty text.")
+        raise problems.ENTITY_LABEL_EMPTY()
     if required_label and label is None:
-        raise Problem(400, "400.28", "The entity is invalid. No entity label provided.")
+        raise problems.ENTITY_LABEL_MISSING()
     check_region_properties(raw)
     return (label.strip() if isinstance(label, str) else None), dict(raw)
 
@@ -125,27 +117,24 @@ def _check_region(user: User, region: str | None) -> None:
     if user.role == "admin":
         return
     if region is None or not access.sees_region(user, region):
-        raise Problem(403, "403.2", "The entity's region (its village, township or county property) must be one of "
-                      "your regions; ask an administrator for entities elsewhere.")
+        raise problems.ENTITY_REGION_OUTSIDE()
 
 
 def _new_entity(session: Session, user: User, ds: Dataset, item: Any) -> Entity:
     if not isinstance(item, dict):
-        raise Problem(400, "400.28", "The entity is invalid. Each entity is an object with label and data.")
+        raise problems.ENTITY_NOT_OBJECT()
     label, data = _data(ds, item.get("data"), required_label=True, label=item.get("label"))
     raw_uuid = item.get("uuid")
     uid = normalize_uuid(raw_uuid) if raw_uuid else str(uuidlib.uuid4())
     if uid is None:
-        raise Problem(400, "400.28", f"The entity is invalid. Invalid Entity UUID: {raw_uuid!r}.")
+        raise problems.ENTITY_UUID_INVALID(raw_uuid=raw_uuid)
     region = region_of(data)
     _check_region(user, region)
     existing = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
     if existing is not None:
         if existing.deleted_at is not None:
-            raise Problem(409, "409.19", f"The following UUID(s) cannot be used because they are associated with "
-                          f"deleted Entities: ({uid}).")
-        raise Problem(409, "409.3", f"A resource already exists with uuid value(s) of {uid}.",
-                      fields=["uuid"], values=[uid])
+            raise problems.UUID_OF_DELETED_ENTITY(uid=uid)
+        raise problems.UUID_EXISTS(uid=uid).add(fields=["uuid"], values=[uid])
     entity = Entity(dataset_id=ds.id, uuid=uid, label=label or "", version=1, data=data, region_code=region)
     session.add(entity)
     session.flush()
@@ -162,7 +151,7 @@ def create_entities(session: Session, user: User, project_id: int, dataset: str,
     if "entities" in body:
         items = body["entities"]
         if not isinstance(items, list) or not items:
-            raise Problem(400, "400.31", "Expected parameters: (entities: [...]). Got (not a non-empty array).")
+            raise problems.BULK_ENTITIES_MISSING()
     else:
         items = [body]
     uids = []
@@ -170,7 +159,7 @@ def create_entities(session: Session, user: User, project_id: int, dataset: str,
     for item in items:
         entity = _new_entity(session, user, ds, item)
         if entity.uuid in seen:
-            raise Problem(409, "409.3", f"A resource already exists with uuid value(s) of {entity.uuid}.")
+            raise problems.ENTITY_UUID_EXISTS(uuid=entity.uuid)
         seen.add(entity.uuid)
         uids.append(entity.uuid)
     _bump(ds)
@@ -190,7 +179,7 @@ def _locked(session: Session, user: User, ds: Dataset, uid: str, deleted: bool =
     q = q.where(Entity.deleted_at.is_not(None) if deleted else Entity.deleted_at.is_(None))
     entity = session.scalar(q.with_for_update())
     if entity is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return entity
 
 
@@ -200,11 +189,10 @@ def update_entity(session: Session, user: User, project_id: int, dataset: str, u
     ds = _dataset(session, project_id, dataset)
     entity = _locked(session, user, ds, uid)
     if resolve and not entity.conflict:
-        raise Problem(400, "400.32", "The Entity doesn't have any conflict.")
+        raise problems.ENTITY_HAS_NO_CONFLICT()
     if not force and base_version != str(entity.version):
-        raise Problem(409, "409.15", f"Current version of the Entity is '{entity.version}' and you provided "
-                      f"'{base_version}'. Please correct the version number or pass '?force=true' in the URL to "
-                      "forcefully update the Entity.", current=entity.version, provided=base_version)
+        raise problems.ENTITY_VERSION_MISMATCH(version=entity.version, base_version=base_version).add(
+            current=entity.version, provided=base_version)
     if resolve and not body:
         entity.conflict = None
         audit.record(session, user, "entity.update.resolve", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)

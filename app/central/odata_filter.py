@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Float, bindparam, extract, false, not_, or_, true
 from sqlalchemy import and_ as and_clause
 
+from app import problems
 from app.errors import Problem
 
 TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)
@@ -42,7 +43,7 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 
 def unparseable(reason: str) -> Problem:
     """Central's 400.18."""
-    return Problem(400, "400.18", f"The OData filter expression you provided could not be parsed: {reason}")
+    return problems.ODATA_FILTER_UNPARSABLE(reason=reason)
 
 
 @dataclass
@@ -98,7 +99,7 @@ def _moment(text: str) -> datetime:
     except ValueError as err:
         raise unparseable(f"'{text[:40]}' is not a real date or time (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ).") from err
     if not 1 < at.year < 9999:
-        raise Problem(400, "400.22", f"Provided value '{text[:40]}' is out of range for type 'date'")
+        raise problems.ODATA_DATE_OUT_OF_RANGE(text=text[:40])
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
@@ -205,7 +206,7 @@ def parse_filter(text: str, fields: dict[str, Any]) -> ColumnElement[bool]:
             if "." in tok.value:
                 return Operand("number", value=float(tok.value), text=tok.value[:40])
             if len(tok.value.lstrip("-")) > 19 or abs(int(tok.value)) > MAX_INT:
-                raise Problem(400, "400.22", f"Provided value '{tok.value[:40]}' is out of range for type 'Int64'")
+                raise problems.ODATA_INT_OUT_OF_RANGE(value=tok.value[:40])
             return Operand("int", value=int(tok.value), text=tok.value)
         if tok.kind == "date":
             return Operand("datetime", value=_moment(tok.value), text=tok.value)
@@ -227,8 +228,7 @@ def parse_filter(text: str, fields: dict[str, Any]) -> ColumnElement[bool]:
                 expect(")")
                 return Operand("datetime", value=datetime.now(UTC), text="now()")
             if name not in fields:
-                raise Problem(501, "501.5", f"The $filter field '{name[:60]}' is not supported. Use one of: "
-                              f"{', '.join(sorted(fields))}.")
+                raise problems.ODATA_FILTER_FIELD_UNSUPPORTED(name=name[:60], choices=', '.join(sorted(fields)))
             return Operand(_kind_of(fields[name]), sql=fields[name], text=name)
         raise unparseable(f"unexpected '{tok.value[:40]}'.")
 

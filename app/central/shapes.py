@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.central.odata import REVIEW_TO_CENTRAL
-from app.errors import Problem
 from app.models import (
     Dataset,
     Entity,
@@ -56,7 +56,7 @@ def get_project(session: Session, user: User, project_id: int) -> Project:
     access.require_reader(user)
     project = session.get(Project, project_id)
     if project is None or project_id != user.project_id:
-        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+        raise problems.NOT_FOUND()
     return project
 
 
@@ -64,7 +64,7 @@ def get_form(session: Session, user: User, project_id: int, xml_form_id: str) ->
     get_project(session, user, project_id)
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None or form.current_version is None:
-        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+        raise problems.NOT_FOUND()
     return form
 
 
@@ -122,7 +122,7 @@ def list_submissions(session: Session, user: User, form: Form) -> Iterator[dict[
 def get_submission(session: Session, user: User, form: Form, instance_id: str) -> tuple[Submission, SubmissionVersion]:
     row = session.execute(submissions_query(user, form).where(Submission.instance_id == instance_id)).first()
     if row is None:
-        raise Problem(404, "404.1", "Could not find the resource you were looking for.")
+        raise problems.NOT_FOUND()
     return row[0], row[1]
 
 

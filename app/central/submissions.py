@@ -22,10 +22,10 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.central.odata import REVIEW_FROM_CENTRAL
 from app.central.shapes import iso, submission_json
 from app.db import Database
-from app.errors import Problem
 from app.models import AuditEvent, Form, Submission, SubmissionComment, SubmissionVersion, User
 from app.services import access, audit
 from app.services import forms as form_service
@@ -35,8 +35,6 @@ from app.services.submissions.ingest import IncomingFile, receive_submission
 from forms import SubmissionXMLError, extract, parse_submission
 from storage import BlobStore
 
-NOT_FOUND = "Could not find the resource you were looking for."
-
 
 def target(xml_form_id: str, instance_id: str) -> str:
     return f"submission:{xml_form_id}/{instance_id}"
@@ -44,10 +42,10 @@ def target(xml_form_id: str, instance_id: str) -> str:
 
 def _form(session: Session, user: User, project_id: int, xml_form_id: str) -> Form:
     if project_id != user.project_id or not user.active:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None or form.current_version_id is None:
-        raise Problem(404, "404.1", NOT_FOUND)
+        raise problems.NOT_FOUND()
     return form
 
 
@@ -60,7 +58,7 @@ def find_writable(session: Session, user: User, project_id: int, xml_form_id: st
     sub = session.scalar(select(Submission).where(Submission.form_id == form.id, Submission.instance_id == instance_id,
                                                   Submission.deleted_at.is_(None)))
     if sub is None or sub.submitter_id != user.id or user.role != "collector" or sub.current_version_id is None:
-        raise Problem(404, "404.1", "There is no such submission among yours.")
+        raise problems.NO_SUCH_SUBMISSION_OF_YOURS()
     sv = session.get(SubmissionVersion, sub.current_version_id)
     assert sv is not None
     return sub, sv
@@ -70,8 +68,8 @@ def _parse(xml: bytes, max_bytes: int) -> tuple[Any, Any]:
     try:
         return parse_submission(xml, max_bytes=max_bytes)
     except SubmissionXMLError as err:
-        raise Problem(413 if err.code == "too_large" else 400, "413.2" if err.code == "too_large" else "400.2",
-                      err.message) from err
+        kind = problems.SUBMISSION_XML_TOO_LARGE if err.code == "too_large" else problems.SUBMISSION_XML_UNREADABLE
+        raise kind(detail=err.message) from err
 
 
 def _envelope(xml: bytes, max_bytes: int) -> Any:
@@ -89,36 +87,32 @@ def _check_region(db: Database, user: User, project_id: int, xml_form_id: str, x
         schema = form_service.schema_of(form_service.get_version(session, form, envelope.version))
     region = region_of(extract(tree, schema).values)
     if region is not None and not access.sees_region(user, region):
-        raise Problem(403, "403.2", f"This record is for region {region}, outside your regions; ask an "
-                      "administrator or a coordinator of that region.")
+        raise problems.RECORD_REGION_OUTSIDE(region=region)
 
 
 def _same_form(envelope: Any, xml_form_id: str) -> None:
     if envelope.form_id != xml_form_id:
-        raise Problem(400, "400.8", f"The submission is for the form '{envelope.form_id}', but it was sent to the "
-                      f"form '{xml_form_id}'. Send it to /forms/{envelope.form_id}/submissions.")
+        raise problems.SUBMISSION_OF_ANOTHER_FORM(form_id=envelope.form_id, xml_form_id=xml_form_id)
 
 
 def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form_id: str, xml: bytes, *,
            device_id: str | None, user_agent: str | None, max_bytes: int, ip: str = "") -> dict[str, Any]:
     """REST create: the XML without files (they follow as attachment uploads)."""
     if user.role not in ("admin", "coordinator", "collector"):
-        raise Problem(403, "403.1", "Your role may read submissions but not create them.")
+        raise problems.ROLE_MAY_NOT_CREATE_SUBMISSIONS()
     with db.session() as session:
         _form(session, user, project_id, xml_form_id)
     envelope = _envelope(xml, max_bytes)
     _same_form(envelope, xml_form_id)
     if envelope.deprecated_id:
-        raise Problem(400, "400.19", "This XML carries meta/deprecatedID: it is an edit. Send it with PUT to "
-                      ".../submissions/<the submission's instanceId> instead.")
+        raise problems.EDIT_SENT_AS_NEW()
     _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
     result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
                                 device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
                                 max_file_bytes=max_bytes)
     if result.status == "duplicate":
-        raise Problem(409, "409.3", f"A submission with the instanceID '{result.instance_id}' exists already. "
-                      "Upload its files to .../attachments/<name>, or edit it with PUT.",
-                      fields=["instanceId"], values=[result.instance_id])
+        raise problems.SUBMISSION_EXISTS(instance_id=result.instance_id).add(
+            fields=["instanceId"], values=[result.instance_id])
     with db.write() as session:
         audit.record(session, user, "submission.create", target=target(xml_form_id, result.instance_id), ip=ip,
                      via="api")
@@ -137,8 +131,7 @@ def upload_attachment(db: Database, store: BlobStore, user: User, project_id: in
         sub, sv = find_writable(session, user, project_id, xml_form_id, instance_id)
         if not any(a.name == name for a in sv.attachments):
             expected = ", ".join(a.name for a in sv.attachments) or "none"
-            raise Problem(404, "404.1", f"The submission does not refer to a file named '{name}'. "
-                          f"Files it refers to: {expected}.")
+            raise problems.SUBMISSION_DOES_NOT_NAME_FILE(name=name, expected=expected)
         xml = sv.xml
     # centralpy sends */*, pyodk application/octet-stream for unknown types: then guess from the name
     ctype = content_type if content_type and "*" not in content_type and content_type != "application/octet-stream" \
@@ -157,19 +150,16 @@ def edit(db: Database, store: BlobStore, user: User, project_id: int, xml_form_i
     envelope = _envelope(xml, max_bytes)
     _same_form(envelope, xml_form_id)
     if not envelope.deprecated_id:
-        raise Problem(400, "400.19", "An edit must name the version it replaces: put the current version's "
-                      "instanceID in meta/deprecatedID and give the edit a new meta/instanceID.")
+        raise problems.EDIT_WITHOUT_DEPRECATED_ID()
     with db.session() as session:
         _sub, current = find_writable(session, user, project_id, xml_form_id, instance_id)
         if envelope.deprecated_id != current.instance_id:
-            raise Problem(409, "409.9", f"The deprecatedID '{envelope.deprecated_id}' is not the current version "
-                          f"of this submission ('{current.instance_id}'). Fetch the current version and edit it.")
+            raise problems.EDIT_NOT_OF_CURRENT(deprecated_id=envelope.deprecated_id, instance_id=current.instance_id)
     _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
     result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
                                 user_agent=user_agent, max_xml_bytes=max_bytes, max_file_bytes=max_bytes,)
     if result.status != "edited":
-        raise Problem(409, "409.3", f"The instanceID '{envelope.instance_id}' exists already: give the edit a new "
-                      "meta/instanceID.")
+        raise problems.EDIT_INSTANCE_ID_EXISTS(instance_id=envelope.instance_id)
     with db.write() as session:
         audit.record(session, user, "submission.update", target=target(xml_form_id, instance_id), ip=ip,
                      version=envelope.instance_id)
@@ -186,8 +176,7 @@ def set_review(session: Session, user: User, project_id: int, xml_form_id: str, 
     raw = body.get("reviewState")
     state = REVIEW_FROM_CENTRAL.get(str(raw)) if raw is not None else "received"
     if state is None or state == "edited":
-        raise Problem(400, "400.8", f"Unknown review state {raw!r}: use hasIssues, approved or rejected "
-                      "(edited is set by an edit).")
+        raise problems.UNKNOWN_REVIEW_STATE_API(raw=raw)
     sub, _ = records.get_record(session, project_id, user, xml_form_id, instance_id)
     if sub.review_state != state:  # setting the state it has is a no-op, as in Central
         sub = records.review(session, project_id, user, xml_form_id, instance_id, state=state, ip=ip)
@@ -213,7 +202,7 @@ def add_comment(session: Session, user: User, project_id: int, xml_form_id: str,
                 body: dict[str, Any], ip: str = "") -> dict[str, Any]:
     text = body.get("body")
     if not isinstance(text, str) or not text.strip():
-        raise Problem(400, "400.2", "Send JSON {\"body\": \"the comment\"}.")
+        raise problems.COMMENT_BODY_MISSING()
     sub = records.review(session, project_id, user, xml_form_id, instance_id, comment=text, ip=ip)
     session.flush()
     c = session.scalar(select(SubmissionComment).where(SubmissionComment.submission_id == sub.id)
@@ -245,7 +234,7 @@ def get_version(session: Session, user: User, project_id: int, xml_form_id: str,
     sv = session.scalar(select(SubmissionVersion).where(SubmissionVersion.submission_id == sub.id,
                                                         SubmissionVersion.instance_id == version_id))
     if sv is None:
-        raise Problem(404, "404.1", "There is no such version of this submission.")
+        raise problems.NO_SUCH_SUBMISSION_VERSION()
     return sub, sv
 
 

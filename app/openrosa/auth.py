@@ -8,6 +8,7 @@ from collections.abc import Callable
 from flask import Response, g, request
 from werkzeug.datastructures import Authorization
 
+from app import problems
 from app.errors import Problem
 from app.models import User
 from app.runtime import Runtime
@@ -22,11 +23,11 @@ from .render import XML_TYPE, bilingual, openrosa_message
 class AuthChallenge(Exception):
     """Raised to answer 401 with WWW-Authenticate challenges."""
 
-    def __init__(self, message: str, stale: bool = False, code: str = "401.2") -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, problem: Problem, stale: bool = False) -> None:
+        super().__init__(problem.message)
+        self.message = problem.message
         self.stale = stale
-        self.code = code
+        self.code = problem.code
 
 
 def challenge_response(rt: Runtime, exc: AuthChallenge) -> Response:
@@ -43,14 +44,12 @@ def challenge_response(rt: Runtime, exc: AuthChallenge) -> Response:
 
 def user_from_token(rt: Runtime, token: str) -> User:
     if not user_service.is_well_formed_token(token):
-        raise Problem(401, "401.2", "This server address is not valid. Scan the QR code from your "
-                      "coordinator again.")
+        raise problems.TOKEN_URL_INVALID()
     with rt.db.reader() as session:
         found = user_service.user_for_token(session, token)
         if found.user is None:
             # Well-formed but unknown or revoked: 403, not 401, so Collect does not ask for a password.
-            raise Problem(403, "403.1", "This QR code or server address is no longer valid. Ask your "
-                          "coordinator for a new QR code.")
+            raise problems.TOKEN_URL_REVOKED()
         return found.user  # detached
 
 
@@ -71,7 +70,7 @@ def user_from_credentials(rt: Runtime) -> User:
     auth = request.authorization or _basic_latin1()
     cfg = rt.config
     if auth is None:
-        raise AuthChallenge("Sign in with your CareFile user name and password.")
+        raise AuthChallenge(problems.SIGN_IN_REQUIRED())
     if auth.type == "bearer" and auth.token:
         # An API session (pyodk downloads form XML from this shared URL).
         from app.services.identity import sessions as session_service
@@ -79,38 +78,37 @@ def user_from_credentials(rt: Runtime) -> User:
         with rt.db.reader() as session:
             found = session_service.user_for_session(session, auth.token)
             if found is None:
-                raise Problem(401, "401.2", "Could not authenticate with the provided credentials.")
+                raise problems.AUTHENTICATION_FAILED()
             session.expunge(found)
         return found
     if auth.type == "digest":
         creds = digest.parse({k: v for k, v in auth.parameters.items() if v is not None})
         if creds is None or creds.realm != cfg["DIGEST_REALM"]:
-            raise AuthChallenge("The sign-in data sent was incomplete. Try again.")
+            raise AuthChallenge(problems.DIGEST_INCOMPLETE())
         age = digest.nonce_age(cfg["SECRET_KEY"], creds.nonce)
         if age is None:
-            raise AuthChallenge("The sign-in data sent was not valid. Try again.")
+            raise AuthChallenge(problems.DIGEST_INVALID())
         if age > cfg["DIGEST_NONCE_LIFETIME"] or age < -60:
-            raise AuthChallenge("Sign-in expired; signing in again.", stale=True)
+            raise AuthChallenge(problems.DIGEST_EXPIRED(), stale=True)
         if not _uri_matches(creds.uri):
-            raise AuthChallenge("The sign-in data does not match this address.")
+            raise AuthChallenge(problems.DIGEST_WRONG_ADDRESS())
         method = request.method
         user = _verified(rt, creds.username, lambda u: digest.response_ok(creds, u.digest_ha1, method), "digest",
-                         "The user name or password is wrong. Check the server settings in Collect.")
+                         problems.COLLECT_WRONG_PASSWORD)
         nc = int(creds.nc, 16) if creds.nc else 0
         if not auth_service.record_nonce_count(rt.db, creds.nonce, nc, cfg["DIGEST_NONCE_LIFETIME"]):
-            raise AuthChallenge("This request was already used; signing in again.", stale=True)
+            raise AuthChallenge(problems.DIGEST_REPLAYED(), stale=True)
         return user
     if auth.type == "basic":
         if not (request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]):
-            raise AuthChallenge("Basic sign-in is only allowed over HTTPS. Use https:// in the server "
-                                "address, or let Collect use Digest.", code="401.3")
+            raise AuthChallenge(problems.BASIC_OVER_HTTP())
         password = auth.password or ""
         return _verified(rt, auth.username or "", lambda u: user_service.password_matches(u, password), "basic",
-                         "The user name or password is wrong.")
-    raise AuthChallenge("Unsupported sign-in method; use Digest.")
+                         problems.WRONG_PASSWORD)
+    raise AuthChallenge(problems.AUTH_METHOD_UNSUPPORTED())
 
 
-def _verified(rt: Runtime, username: str, check: Callable[[User], bool], channel: str, wrong: str) -> User:
+def _verified(rt: Runtime, username: str, check: Callable[[User], bool], channel: str, wrong: problems.Kind) -> User:
     """The user, through the sign-in throttle: 429 while the account or address must wait (Collect shows
     the message), a new challenge for a wrong user name or password."""
     try:
@@ -120,9 +118,9 @@ def _verified(rt: Runtime, username: str, check: Callable[[User], bool], channel
         g.retry_after = exc.retry_after  # app.create_app adds Retry-After to the 429
         zh = (f"密码错误次数过多，请等待 {exc.minutes} 分钟后再试（在此之前即使密码正确也无法登录），"
               "或请协调员重置密码。")
-        raise Problem(429, "429.1", f"{zh} {exc.message}", retryAfter=exc.retry_after) from None
+        raise problems.SIGNIN_THROTTLED_RELAYED(zh=zh, message=exc.message).add(retryAfter=exc.retry_after) from None
     except signin.WrongPassword:
-        raise AuthChallenge(wrong) from None
+        raise AuthChallenge(wrong()) from None
 
 
 def _uri_matches(uri: str) -> bool:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import problems
 from app.blobhttp import file_response
 from app.errors import Problem
 from app.models import FormDraft
@@ -34,7 +35,7 @@ PREFIX = "/v1/test/<token>/projects/<int:project_id>/forms/<xml_form_id>/draft"
 NOTE = "draft test URL: the token in the path is the credential; answers only for the form's current draft"
 
 ZH = {
-    "404.9": "此测试地址已失效（草稿已发布或放弃）。",
+    "404.4": "此测试地址已失效（草稿已发布或放弃）。",
     "400.8": "此提交不属于此草稿表单。",
     "409.10": "此提交所用的表单版本与草稿不同，请更新空白表单后重新填写。",
 }
@@ -59,7 +60,7 @@ def draft_view(view: Callable[..., Response]) -> Callable[..., Response]:
                 draft = form_service.draft_by_token(session, project_id, xml_form_id, token)
                 resp = view(rt, session, draft, _base(token, project_id, xml_form_id), **kwargs)
         except RequestEntityTooLarge:
-            resp = _problem(Problem(413, "413.2", "This test submission is larger than this server accepts."))
+            resp = _problem(problems.TEST_SUBMISSION_TOO_LARGE())
         except Problem as problem:
             resp = _problem(problem)
         resp.headers["X-OpenRosa-Version"] = "1.0"
@@ -120,7 +121,7 @@ def draft_submission(rt: Runtime, session: Any, draft: FormDraft, base: str) -> 
         return Response(status=204)  # Collect's preflight (docs/odk-protocol.md, *Submissions*)
     xml_part = request.files.get("xml_submission_file")
     if xml_part is None:
-        raise Problem(400, "400.7", "The submission has no xml_submission_file part. Send it from ODK Collect.")
+        raise problems.DRAFT_SUBMISSION_NO_XML_PART()
     xml = xml_part.read()
     files = {}
     for name, part in request.files.items(multi=True):

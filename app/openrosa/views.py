@@ -9,7 +9,7 @@ from typing import Any
 from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app import faults
+from app import faults, problems
 from app.blobhttp import file_response
 from app.errors import Problem
 from app.models import Form, User
@@ -42,14 +42,12 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
             with rt.db.request_scope():  # the readers of this request share one connection
                 try:
                     if openrosa_header and request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
-                        raise Problem(400, "400.6", "The X-OpenRosa-Version: 1.0 header is missing. Use ODK "
-                                      "Collect or another OpenRosa client.")
+                        raise problems.X_OPENROSA_VERSION_HEADER_MISSING()
                     user = user_from_token(rt, token) if token is not None else user_from_credentials(rt)
                     # user.project_id is a foreign key to project.id: when it matches, the project exists
                     # (no query needed on every request).
                     if user.project_id != project_id:
-                        raise Problem(404, "404.1", f"There is no project {project_id} for this user. "
-                                      "Check the server address in Collect.")
+                        raise problems.NO_SUCH_PROJECT(project_id=project_id)
                     resp = view(rt, user, project_id, _base(project_id, token), **kwargs)
                 except AuthChallenge as exc:
                     resp = challenge_response(rt, exc)
@@ -93,12 +91,9 @@ def _too_large(rt: Runtime) -> Problem:
     length = request.content_length
     if length is not None and (size_limit is None or length <= size_limit):
         parts = current_app.config.get("MAX_FORM_PARTS") or 1000
-        return Problem(400, "400.45", f"The submission was sent with more than {parts} files. A form needs only "
-                       "the files its answers name: remove other files from the form's folder on the phone "
-                       "(or send the form again from ODK Collect) and send it again.")
+        return problems.TOO_MANY_FILES(parts=parts)
     limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
-    return Problem(413, "413.2", f"A file in this submission is larger than this server accepts ({limit:g} MB). "
-                   "Ask your coordinator to raise the limit, or take smaller photos.")
+    return problems.SUBMISSION_FILE_PART_TOO_LARGE(limit=limit)
 
 
 def _base(project_id: int, token: str | None) -> str:
@@ -139,13 +134,11 @@ def form_list(rt: Runtime, user: User, project_id: int, base: str) -> Response:
 def _fillable(session: Any, user: User, project_id: int, xml_form_id: str) -> Form:
     form = form_service.get_form(session, project_id, xml_form_id)
     if not access.may_fill(session, user, form):
-        raise Problem(403, "403.2", f"You may not use the form '{xml_form_id}'. Ask your coordinator "
-                      "to assign it to you.")
+        raise problems.FORM_NOT_ASSIGNED(xml_form_id=xml_form_id)
     if form.state == "closed" and user.role == "collector":
         # As Central: a closing form stays downloadable (it still accepts submissions), a closed
         # one is no longer served to phones.
-        raise Problem(403, "403.3", f"The form '{xml_form_id}' is closed. Update your blank forms "
-                      "(Get Blank Form) to remove it.")
+        raise problems.FORM_CLOSED(xml_form_id=xml_form_id)
     return form
 
 
@@ -193,11 +186,10 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
         # from it to decide how to split large submissions (docs/odk-protocol.md, *Submissions*).
         return Response(status=204)
     if user.role not in ("collector", "coordinator", "admin"):
-        raise Problem(403, "403.2", "Your account may not send submissions. Ask your coordinator.")
+        raise problems.MAY_NOT_SEND_SUBMISSIONS()
     xml_part = request.files.get("xml_submission_file")
     if xml_part is None:
-        raise Problem(400, "400.7", "The submission has no xml_submission_file part. Send it from ODK "
-                      "Collect (or another OpenRosa client).")
+        raise problems.SUBMISSION_NO_XML_PART()
     xml = xml_part.read()
     incoming: list[submission_service.IncomingFile] = []
     for name, part in request.files.items(multi=True):

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import Problem
+from app import problems
 
 _CODE = re.compile(r"^\d{2}(\d{2}(\d{2}(\d{3}(\d{3})?)?)?)?$")
 LEVELS = {2: "province", 4: "prefecture", 6: "county", 9: "township", 12: "village"}
@@ -28,10 +28,8 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data"
 LOADED_SUBDIR = "regions"
 
 # Messages with a {value} placeholder, translated by the web pages (app/translations/places.json).
-SHAPE_MESSAGE = ("'{value}' is not a region code. Use a national division code of 2, 4, 6, 9 or 12 digits, "
-                 "e.g. 5401 (Lhasa) or 540102 (Chengguan).")
-UNKNOWN_MESSAGE = ("There is no place with the code '{value}' in the division table. Pick the place from the "
-                   "list (type its name), or ask an administrator to load the province's table.")
+SHAPE_MESSAGE = problems.REGION_CODE_SHAPE.template
+UNKNOWN_MESSAGE = problems.REGION_UNKNOWN.template
 
 
 @dataclass(frozen=True)
@@ -173,9 +171,9 @@ def validate_code(code: str) -> str:
     code = code.strip()
     problem = code_error(code)
     if problem == SHAPE_MESSAGE:
-        raise Problem(400, "400.20", SHAPE_MESSAGE.format(value=code))
+        raise problems.REGION_CODE_SHAPE(value=code)
     if problem:
-        raise Problem(400, "400.21", UNKNOWN_MESSAGE.format(value=code))
+        raise problems.REGION_UNKNOWN(value=code)
     return code
 
 
@@ -219,12 +217,11 @@ def check_properties(data: dict[str, object]) -> None:
             continue
         text = str(value)
         if not (text.isascii() and text.isdigit() and len(text) == length):
-            raise Problem(400, "400.20", f"The {key} '{text[:40]}' is not a {key} code: a {key} code has {length} "
-                          f"digits (e.g. {'540102002001'[:length]}). Give the national division code of the place.",
-                          field=key, value=text[:40])
+            raise problems.ENTITY_REGION_PROPERTY_SHAPE(key=key, value=text[:40], length=length,
+                                                        example="540102002001"[:length]).add(field=key, value=text[:40])
         known = text[:min(length, 6)]
         if code_error(known):
-            raise Problem(400, "400.21", UNKNOWN_MESSAGE.format(value=known), field=key, value=text)
+            raise problems.REGION_UNKNOWN(value=known).add(field=key, value=text)
 
 
 def of_properties(data: dict[str, object]) -> str | None:
@@ -320,36 +317,32 @@ def load_file(data: bytes, data_dir: str | Path) -> LoadReport:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise Problem(400, "400.22", "The file is not UTF-8 text. Save it as CSV (UTF-8).") from exc
+        raise problems.REGIONS_FILE_NOT_UTF8() from exc
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"code", "name"} <= {f.strip() for f in reader.fieldnames}:
-        raise Problem(400, "400.22", "The first row must name the columns code and name (the layout of "
-                      "app/data/regions-54.csv).")
+        raise problems.REGIONS_FILE_HEADER()
     rows: dict[str, str] = {}
     for line, row in enumerate(reader, start=2):
         code, nm = (row.get("code") or "").strip(), (row.get("name") or "").strip()
         if not _CODE.match(code):
-            raise Problem(400, "400.22", f"Row {line}: '{code}' is not a division code of 2, 4, 6, 9 or 12 digits.")
+            raise problems.REGIONS_FILE_BAD_CODE(line=line, code=code)
         if not nm:
-            raise Problem(400, "400.22", f"Row {line}: the place {code} has no name.")
+            raise problems.REGIONS_FILE_NO_NAME(line=line, code=code)
         problem = name_problem(nm)
         if problem:
-            raise Problem(400, "400.22", f"Row {line}: the name of the place {code} ({nm[:60]!r}) {problem}. Correct "
-                          "the file and load it again; nothing was loaded.")
+            raise problems.REGIONS_FILE_BAD_NAME(line=line, code=code, name=nm[:60], problem=problem)
         rows[code] = nm
     provinces = {c[:2] for c in rows}
     if len(provinces) != 1:
-        raise Problem(400, "400.22", "A file holds one province; this one has codes of "
-                      f"{', '.join(sorted(provinces)) or 'none'}. Split it by province.")
+        raise problems.REGIONS_FILE_SEVERAL_PROVINCES(value=', '.join(sorted(provinces)) or 'none')
     province = provinces.pop()
     if province not in rows:
-        raise Problem(400, "400.22", f"The file has no row for the province itself (code {province}).")
+        raise problems.REGIONS_FILE_NO_PROVINCE(province=province)
     for code in rows:
         if len(code) > 2 and code[:PARENT_LENGTH[len(code)]] not in rows:
-            raise Problem(400, "400.22", f"The place {code} has no parent {code[:PARENT_LENGTH[len(code)]]} in the "
-                          "file. Include every level (province, prefecture, county, township, village).")
+            raise problems.REGIONS_FILE_NO_PARENT(code=code, code2=code[:PARENT_LENGTH[len(code)]])
     if (SHIPPED_DIR / f"regions-{province}.csv").exists():
-        raise Problem(409, "409.20", f"Province {province} ships with CareFile and cannot be replaced.")
+        raise problems.SHIPPED_PROVINCE(province=province)
     target_dir = Path(data_dir) / LOADED_SUBDIR
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / f"regions-{province}.csv"

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, abort, g, redirect, render_template, request
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.exceptions import HTTPException
 
-from app import faults
+from app import faults, problems
 from app.errors import Problem
 from app.i18n import LANGUAGES, current_language, form_label, t
 from app.models import User
@@ -98,8 +98,7 @@ def _check_csrf() -> None:
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-            raise Problem(400, "400.60", t("The form was sent without its security token. Reload the page and "
-                                           "try again."))
+            raise problems.CSRF_TOKEN_MISSING()
     if current_user.is_authenticated:
         g.lang = session.get("lang") or current_user.language
 
@@ -149,7 +148,7 @@ def _fault_page(problem: Problem) -> tuple[str, int]:
     # The page's navigation asks who is signed in, which needs the database that just failed: render it
     # for nobody (flask-login keeps the request's user in g._login_user).
     g._login_user = login_manager.anonymous_user()
-    return _error_page(problem.status, t(problem.message))
+    return _error_page(problem.status, problem.translated(t))
 
 
 faults.register(bp, _fault_page)  # database / blob store / disk unreachable: a 503 page with Retry-After
@@ -210,7 +209,7 @@ def init_app(app: Flask) -> None:
     def _problem(problem: Problem) -> Any:
         if request.blueprint == "api" or request.path.startswith("/v1/"):
             return problem.to_dict(), problem.status
-        return _error_page(problem.status, t(problem.message))
+        return _error_page(problem.status, problem.translated(t))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

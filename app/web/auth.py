@@ -139,7 +139,7 @@ def change_password() -> Any:
                         # ends every web session and API token of the user, this browser's too ...
                         user_service.set_password(user, new, rt.config["DIGEST_REALM"])
                     except Problem as problem:
-                        error = t(problem.message)
+                        error = problem.translated(t)
                         s.rollback()
                     else:
                         audit.record(s, user, "password.change", ip=client_ip())

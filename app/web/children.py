@@ -239,7 +239,7 @@ def _refused(uid: str, problem: Problem) -> Any:
     to the child's file, its case-work forms at hand, saying why. A child not found stays an error."""
     if problem.status == 404:
         raise problem
-    flash(t(problem.message))
+    flash(problem.translated(t))
     return redirect(url_for("web.children_view", uid=uid) + "#case-actions")
 
 

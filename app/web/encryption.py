@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, render_template, request, stream_with_context
 
+from app import problems
 from app.errors import Problem
 from app.i18n import t
 from app.routeaccess import COORDINATORS, READERS, declare
@@ -65,20 +66,22 @@ def encryption_enable() -> Any:
 
 
 def _message(problem: Problem) -> str:
-    known = {"400.80": t("The passphrase is not correct for this form's encryption key."),
-             "400.81": t("The passphrase must be at least {n} characters long.", n=keys.MIN_PASSPHRASE),
-             "409.80": t("This form creates or updates entities (the children list); the server must read its "
-                         "answers, so it cannot be encrypted."),
-             "409.81": t("This form is encrypted already."),
-             "409.82": t("Encryption is on for this project already."),
-             "409.83": t("No form of this project can be encrypted (forms that keep the children's files cannot "
-                         "be), so no key was made and nothing changed."),
-             "400.84": t("This form has no encryption key kept on this server; decrypt it with your own private "
-                         "key (carefile export --private-key)."),
-             "429.1": t("Too many wrong passphrases for this form's encryption key. Wait {minutes} minute(s) and "
-                        "try again; until then even the right passphrase is refused.",
-                        minutes=getattr(problem, "minutes", 1))}
-    return known.get(problem.code, t(problem.message))
+    """The refusal in the page's words (shorter than the API's, which name the command line)."""
+    known = {
+        problems.PASSPHRASE_WRONG: t("The passphrase is not correct for this form's encryption key."),
+        problems.PASSPHRASE_TOO_SHORT: t("The passphrase must be at least {n} characters long.",
+                                         n=keys.MIN_PASSPHRASE),
+        problems.ENTITY_FORM_NOT_ENCRYPTABLE: t("This form creates or updates entities (the children list); the "
+                                                "server must read its answers, so it cannot be encrypted."),
+        problems.FORM_ENCRYPTED_ALREADY: t("This form is encrypted already."),
+        problems.PROJECT_ENCRYPTED_ALREADY: t("Encryption is on for this project already."),
+        problems.NOTHING_TO_ENCRYPT: t("No form of this project can be encrypted (forms that keep the children's "
+                                       "files cannot be), so no key was made and nothing changed."),
+        problems.FORM_NO_MANAGED_ENCRYPTION_KEY: t("This form has no encryption key kept on this server; decrypt it "
+                                                   "with your own private key (carefile export --private-key)."),
+    }
+    return next((text for kind, text in known.items() if kind.template == problem.template), None) \
+        or problem.translated(t)
 
 
 @bp.post("/encryption/export")

@@ -76,7 +76,7 @@ def exports_create() -> Any:
             s.flush()
             job_id = job.id
     except Problem as problem:
-        return _page(t(problem.message), raw, problem.status)
+        return _page(problem.translated(t), raw, problem.status)
     jobs.wake_workers()
     return redirect(url_for("web.exports_job", job_id=job_id))
 

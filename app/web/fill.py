@@ -21,6 +21,7 @@ from typing import Any
 from flask import current_app, jsonify, render_template, request, url_for
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.blobhttp import file_response
 from app.errors import Problem
 from app.i18n import t
@@ -42,7 +43,7 @@ FILLERS = READERS
 def _user(s: Session) -> User:
     user = s.get(User, db_user().id)
     if user is None:
-        raise Problem(403, "403.1", t("Your account no longer exists. Sign in again."))
+        raise problems.ACCOUNT_NO_LONGER_EXISTS()
     return user
 
 
@@ -111,14 +112,14 @@ def fill_submit(xml_form_id: str) -> Any:
     try:
         return _submit(xml_form_id)
     except Problem as problem:
-        return jsonify(code=problem.code, message=t(problem.message)), problem.status
+        return jsonify(code=problem.code, message=problem.translated(t)), problem.status
 
 
 def _submit(xml_form_id: str) -> Any:
     rt = runtime()
     xml_part = request.files.get("xml_submission_file")
     if xml_part is None:
-        raise Problem(400, "400.7", t("The submission has no form data. Reload the page and fill the form again."))
+        raise problems.SUBMISSION_NO_FORM_DATA()
     xml = xml_part.read()
     incoming = [submission_service.IncomingFile(name=part.filename or name, stream=part.stream,
                                                 content_type=part.mimetype)

@@ -13,6 +13,7 @@ import segno
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.errors import Problem
 from app.i18n import form_label, t
 from app.models import Form, FormDraft, FormVersion, User
@@ -136,10 +137,10 @@ def forms_draft_publish(xml_form_id: str) -> Any:
             version, missing = fv.version, form_service.missing_attachments(fv)
     except Problem as problem:
         # Back to the draft's page, its publish form at hand, saying what to change (not a bare error page).
-        if problem.code == "409.6":
+        if problem.code == problems.VERSION_CONFLICT.code:
             flash(t("Version '{version}' of this form is already published. Type another version (for example a "
                     "higher number) and publish again.", version=wanted or ""))
-        elif problem.code == "400.35":
+        elif problem.code == problems.VERSION_NOT_ACCEPTABLE.code:
             flash(t("A version must be 1 to 250 characters on one line, for example 2026112901."))
         else:
             raise
@@ -174,7 +175,7 @@ def forms_draft_attachment_upload(xml_form_id: str, filename: str) -> Any:
     rt = runtime()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise Problem(400, "400.61", t("Choose a file to upload."))
+        raise problems.NO_FILE_CHOSEN()
     with rt.db.write() as s:
         form = _form(s, xml_form_id)
         draft = form_service.require_draft(s, form)
@@ -182,9 +183,8 @@ def forms_draft_attachment_upload(xml_form_id: str, filename: str) -> Any:
             att = form_service.upload_draft_attachment(s, rt.store, draft, filename, upload.stream,
                                                        int(rt.config["MAX_UPLOAD_BYTES"]))
         except Problem as problem:
-            if problem.code == "413.1":
-                raise Problem(413, "413.1", t("'{name}' is larger than {mb} MB.", name=filename,
-                                              mb=_max_mb())) from problem
+            if problem.code == problems.ATTACHMENT_TOO_LARGE.code:
+                raise problems.UPLOAD_TOO_LARGE(name=filename, mb=_max_mb()) from problem
             raise
         audit.record(s, db_user(), "form.attachment", f"form:{xml_form_id}", client_ip(), filename=filename,
                      md5=att.md5, size=att.size, version=draft.version, draft=True)
@@ -203,7 +203,7 @@ def forms_draft_attachment_download(xml_form_id: str, filename: str) -> Any:
         draft = form_service.require_draft(s, _form(s, xml_form_id))
         att = next((a for a in draft.attachments if a.filename == filename and a.blob_key), None)
         if att is None or att.blob_key is None:
-            raise Problem(404, "404.1", t("This file has not been uploaded."))
+            raise problems.FILE_NOT_UPLOADED()
         key, md5, ctype = att.blob_key, att.md5 or att.blob_key, att.content_type or "application/octet-stream"
     return blob_response(rt, key, md5, filename, ctype)
 

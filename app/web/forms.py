@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app import problems
 from app.blobhttp import blob_response
 from app.errors import Problem
 from app.i18n import form_label, t
@@ -84,7 +84,7 @@ def _project_id() -> int:
 def _get_form(session: Any, xml_form_id: str) -> Form:
     form = session.scalar(select(Form).where(Form.project_id == _project_id(), Form.xml_form_id == xml_form_id))
     if form is None:
-        raise Problem(404, "404.1", t("There is no such form."))
+        raise problems.NO_SUCH_FORM()
     return form
 
 
@@ -168,13 +168,13 @@ def forms_publish() -> Any:
     rt = runtime()
     key, filename = request.form.get("key", ""), request.form.get("filename", "")
     if not hmac.compare_digest(request.form.get("sig", ""), _sign(key, filename)):
-        raise Problem(400, "400.63", t("This upload cannot be published from here. Upload the file again."))
+        raise problems.UPLOAD_NOT_PUBLISHABLE_HERE()
     limit = int(rt.config["MAX_UPLOAD_BYTES"])
     try:
         with rt.store.open(key) as stream:
             data = stream.read(limit + 1)
     except BlobNotFound as err:
-        raise Problem(410, "410.1", t("The uploaded file is no longer on the server. Upload it again.")) from err
+        raise problems.UPLOAD_GONE() from err
     with rt.db.session() as s:
         exists = s.scalar(select(Form.id).where(Form.project_id == _project_id(), Form.current_version_id.is_not(None),
                                                 Form.xml_form_id == _form_id_of(data, filename))) is not None
@@ -192,8 +192,8 @@ def forms_publish() -> Any:
             managed = res.managed_encryption
             missing = form_service.missing_attachments(res.version)
     except Problem as problem:
-        if problem.code == "409.6":
-            raise Problem(409, "409.6", _conflict_message(*_conflict_ids(problem))) from problem
+        if problem.code == problems.VERSION_CONFLICT.code:
+            raise problems.VERSION_CONFLICT_WEB(detail=_conflict_message(*_conflict_ids(problem))) from problem
         if problem.details.get("issues"):
             return render_template("forms/preview.html", filename=filename, errors=_issue_rows(problem),
                                    max_mb=_max_mb()), problem.status
@@ -241,9 +241,8 @@ def _save_draft(data: bytes, filename: str) -> Any:
 
 
 def _conflict_ids(problem: Problem) -> tuple[str, str]:
-    """The form id and version named in publish_form's 409.6 message (to say it again, translated)."""
-    m = re.search(r"Form '(.*)' version '(.*)' is already", problem.message)
-    return (m.group(1), m.group(2)) if m else ("", "")
+    """The form id and version named in publish_form's VERSION_CONFLICT (to say it again, translated)."""
+    return str(problem.fields.get("form_id", "")), str(problem.fields.get("version", ""))
 
 
 # ---------------------------------------------------------------- one form
@@ -273,7 +272,7 @@ def forms_state(xml_form_id: str) -> Any:
     rt = runtime()
     state = request.form.get("state", "")
     if state not in FORM_STATES:
-        raise Problem(400, "400.32", t("Choose open, closing or closed."))
+        raise problems.FORM_STATE_CHOOSE()
     with rt.db.write() as s:
         form = _get_form(s, xml_form_id)
         before = form.state
@@ -291,17 +290,16 @@ def forms_attachment_upload(xml_form_id: str, filename: str) -> Any:
     limit = int(rt.config["MAX_UPLOAD_BYTES"])
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise Problem(400, "400.61", t("Choose a file to upload."))
+        raise problems.NO_FILE_CHOSEN()
     with rt.db.write() as s:
         form = _get_form(s, xml_form_id)
         if form.current_version is None:
-            raise Problem(404, "404.1", t("There is no such form."))
+            raise problems.NO_SUCH_FORM()
         try:
             att = form_service.upload_attachment(s, rt.store, form.current_version, filename, upload.stream, limit)
         except Problem as problem:
-            if problem.code == "413.1" or isinstance(problem.__cause__, BlobTooLarge):
-                raise Problem(413, "413.1", t("'{name}' is larger than {mb} MB.", name=filename,
-                                              mb=_max_mb())) from problem
+            if problem.code == problems.ATTACHMENT_TOO_LARGE.code or isinstance(problem.__cause__, BlobTooLarge):
+                raise problems.UPLOAD_TOO_LARGE(name=filename, mb=_max_mb()) from problem
             raise
         audit.record(s, db_user(), "form.attachment", f"form:{xml_form_id}", client_ip(), filename=filename,
                      md5=att.md5, size=att.size, version=form.current_version.version)
@@ -318,7 +316,7 @@ def forms_attachment_download(xml_form_id: str, filename: str) -> Any:
         att = next((a for a in (form.current_version.attachments if form.current_version else [])
                     if a.filename == filename and a.blob_key), None)
         if att is None or att.blob_key is None:
-            raise Problem(404, "404.1", t("This file has not been uploaded."))
+            raise problems.FILE_NOT_UPLOADED()
         key, md5, ctype = att.blob_key, att.md5 or att.blob_key, att.content_type or "application/octet-stream"
     return blob_response(rt, key, md5, filename, ctype)
 
@@ -336,7 +334,7 @@ def forms_version_file(xml_form_id: str, ref: str, what: str) -> Any:
             get = form_service.version_xml if what == "xml" else form_service.version_source
             file = get(s, form, ref)
         except Problem as problem:
-            raise Problem(404, "404.1", t("This file has not been uploaded.") if what == "source"
+            raise problems.NOT_FOUND_RELAYED(detail=t("This file has not been uploaded.") if what == "source"
                           else t("There is no such form.")) from problem
     if file.data is not None:
         resp = current_app.response_class(file.data, content_type=file.content_type)

@@ -44,7 +44,7 @@ def held_decide(held_id: int) -> Any:
     except Problem as problem:
         if problem.status == 404:
             raise
-        flash(t(problem.message))
+        flash(problem.translated(t))
         return redirect(url_for("web.held_index"))
     flash(t("The change was applied.") if action == "apply" else t("The change was rejected."))
     return redirect(url_for("web.held_index"))

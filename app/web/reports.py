@@ -75,7 +75,7 @@ def reports() -> Any:
             with runtime().db.session() as s:
                 report = rep.county_report(s, user.project_id, user, county, period, today)
     except Problem as problem:
-        error = t(problem.message)
+        error = problem.translated(t)
         if problem.status == 404:
             return render_template("reports/index.html", error=error, report=None, counties=counties,
                                    county=county, period=period, choices=_choices(today),

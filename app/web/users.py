@@ -12,6 +12,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app import problems
 from app.errors import Problem
 from app.i18n import t
 from app.models import ROLES, User
@@ -82,7 +83,7 @@ def users_new() -> Any:
                                  role=user.role, regions=user.region_codes, display_name=user.display_name)
                     new_id = user.id
             except Problem as problem:
-                error = t(problem.message)
+                error = problem.translated(t)
             else:
                 flash(t("The user {name} was added.", name=f.get("username", "").strip()))
                 return redirect(url_for("web.users_edit", user_id=new_id))
@@ -114,12 +115,12 @@ def users_update(user_id: int) -> Any:
             user = _load(s, user_id)
             role = f.get("role") or None
             if user.id == current_user.id and role is not None and role != user.role:
-                raise Problem(400, "400.26", "You cannot change your own role. Ask another administrator.")
+                raise problems.CANNOT_CHANGE_OWN_ROLE()
             changes: dict[str, Any] = user_service.update_user(user, role=role, display_name=f.get("display_name"))
             if "regions" in f:
                 region_error = region_field_error(_region_codes(f.get("regions", "")))
                 if region_error:
-                    raise Problem(400, "400.21", region_error)
+                    raise problems.REGIONS_FIELD_INVALID(detail=region_error)
                 changes.update(user_service.set_regions(s, user, _region_codes(f.get("regions", ""))))
             if "sees_sensitive_shown" in f:
                 wanted = f.get("sees_sensitive") == "1"
@@ -130,7 +131,7 @@ def users_update(user_id: int) -> Any:
                 audit.record(s, db_user(), "user.update", target=f"user:{user.username}", ip=client_ip(),
                              **changes)
     except Problem as problem:
-        return _edit_page(user_id, t(problem.message), problem.status)
+        return _edit_page(user_id, problem.translated(t), problem.status)
     flash(t("The changes were saved.") if changes else t("Nothing was changed."))
     return redirect(url_for("web.users_edit", user_id=user_id))
 
@@ -170,6 +171,6 @@ def users_reset_password(user_id: int) -> Any:
                          password="reset")
             name = user.username
     except Problem as problem:
-        return _edit_page(user_id, t(problem.message), problem.status)
+        return _edit_page(user_id, problem.translated(t), problem.status)
     flash(t("The password of {name} was reset. Tell them the new one in person.", name=name))
     return redirect(url_for("web.users_edit", user_id=user_id))

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Dataset, Entity, FormAssignment, Submission, User
 from app.services import regions
 
@@ -66,7 +66,7 @@ def can(user: User, verb: str) -> bool:
 
 def require(user: User, verb: str) -> None:
     if not can(user, verb):
-        raise Problem(403, "403.1", _DENIED.get(verb, "Your role may not do this. Ask an administrator."))
+        raise problems.ROLE_MAY_NOT(detail=_DENIED.get(verb, "Your role may not do this. Ask an administrator."))
 
 
 def require_reader(user: User) -> None:
@@ -116,8 +116,7 @@ def check_grant(user: User, codes: Iterable[str]) -> None:
     outside = [c for c in codes if not covers(user, c)]
     if outside:
         mine = ", ".join(user.region_codes) or "none"
-        raise Problem(403, "403.20", f"You may only give regions inside your own ({mine}); "
-                      f"{', '.join(outside)} is outside them.", details={"regions": outside})
+        raise problems.REGIONS_OUTSIDE_OWN(mine=mine, choices=', '.join(outside)).add(details={"regions": outside})
 
 
 def may_manage_user(actor: User, target: User) -> bool:

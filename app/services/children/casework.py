@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Dataset, Entity, EntityVersion, User, utcnow
 from app.services import access, audit, events, regions
 from app.services.answers import answer, iso_day, local_today
@@ -35,17 +35,14 @@ def transfer(session: Session, project_id: int, user: User, uid: str, village: s
     child = locked_child(session, project_id, user, uid)  # first: a child out of reach is 404 whatever was asked
     village = (village or "").strip()
     if not (len(village) == 12 and village.isdigit()):
-        raise Problem(400, "400.31", f"'{village}' is not a village code. Give the 12-digit national division "
-                      "code of the village the child moves to, e.g. 540102002001.")
+        raise problems.NOT_A_VILLAGE_CODE(village=village)
     if not regions.exists(village):
-        raise Problem(400, "400.32", f"There is no village with the code {village} in the division table. Pick the "
-                      "village from the list (type its name).")
+        raise problems.VILLAGE_NOT_IN_TABLE(village=village)
     if user.role not in access.COORDINATORS and not access.sees_region(user, village):
-        raise Problem(403, "403.32", f"The village {village} lies outside your regions. Ask a coordinator, or a "
-                      "manager whose regions cover both places, to move the child.")
+        raise problems.VILLAGE_OUTSIDE_REGIONS(village=village)
     old = child.region_code or ""
     if (child.data or {}).get("village") == village:
-        raise Problem(409, "409.31", f"The child already lives in village {village}; nothing was changed.")
+        raise problems.CHILD_ALREADY_IN_VILLAGE(village=village)
     changes = {"village": village, "township": village[:9], "county": village[:6], "prefecture": village[:4]}
     server_version(session, child, changes, action="transfer", user=user, note=note.strip()[:500])
     follow_child(session, child)
@@ -81,16 +78,13 @@ def close(session: Session, project_id: int, user: User, uid: str, reason: str, 
     reason = (reason or "").strip()
     note = (note or "").strip()[:1000]
     if reason not in CLOSE_REASONS:
-        raise Problem(400, "400.32", f"'{reason}' is not a reason for closing a case. Use one of: "
-                      f"{', '.join(CLOSE_REASONS)}.")
+        raise problems.CLOSE_REASON_UNKNOWN(reason=reason, choices=', '.join(CLOSE_REASONS))
     if reason == "other" and not note:
-        raise Problem(400, "400.33", "Closing for another reason needs a note saying why.")
+        raise problems.CLOSE_NOTE_MISSING()
     if child.closed_at is not None:
-        raise Problem(409, "409.32", "The case is closed already. Reopen it first to change the reason.")
+        raise problems.CASE_CLOSED_ALREADY()
     if reason == "turned18" and not may_close_as_adult(child, local_today()):
-        raise Problem(409, "409.36", "The child's recorded date of birth says the child does not turn 18 within "
-                      f"{ADULT_NOTICE_DAYS} days, so 'turned 18' cannot be the reason. Choose the reason that "
-                      "applies, or correct the date of birth in the registration first.")
+        raise problems.NOT_TURNING_18(adult_notice_days=ADULT_NOTICE_DAYS)
     server_version(session, child, {"status": "closed", "next_followup_due": ""}, action="close", user=user,
                    note=f"{reason}: {note}" if note else reason)
     child.closed_at = utcnow()
@@ -104,9 +98,9 @@ def reopen(session: Session, project_id: int, user: User, uid: str, note: str = 
     access.require_reader(user)
     child = locked_child(session, project_id, user, uid)
     if child.closed_at is None and (child.data or {}).get("status") != "closed":
-        raise Problem(409, "409.33", "The case is not closed.")
+        raise problems.CASE_NOT_CLOSED()
     if child.anonymised_at is not None:
-        raise Problem(409, "409.34", "The case was anonymised after its retention period; it cannot be reopened.")
+        raise problems.CASE_ANONYMISED()
     before = session.scalars(select(EntityVersion).where(EntityVersion.entity_id == child.id)
                              .order_by(EntityVersion.version.desc())).all()
     prev = next((v.data for v in before if (v.data or {}).get("status") not in (None, "", "closed")), {})

@@ -23,7 +23,7 @@ from pypinyin import lazy_pinyin
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
 from app.services import access, audit, events
 from app.services.answers import answer, answer_key
@@ -180,7 +180,7 @@ def mark_distinct(session: Session, project_id: int, user: User, uid: str, other
     a = locked_child(session, project_id, user, uid)
     b = locked_child(session, project_id, user, other_uid)
     if a.id == b.id:
-        raise Problem(400, "400.34", "A child cannot be compared with itself.")
+        raise problems.CHILD_COMPARED_WITH_ITSELF()
     pair = _pair_of(session, a, b) or _flag(session, a, b, ["manual"])
     pair.status, pair.decided_at, pair.decided_by = "distinct", utcnow(), user.id
     audit.record(session, user, "child.distinct", target=f"child:{a.uuid}", ip=ip, other=b.uuid)
@@ -197,16 +197,16 @@ def merge(session: Session, project_id: int, user: User, uid: str, into: str, no
     """
     access.require(user, "case.decide")
     if not into:
-        raise Problem(400, "400.35", 'Say which child to keep: {"into": "<uuid of the surviving child>"}.')
+        raise problems.MERGE_SURVIVOR_MISSING()
     first, second = sorted((uid.strip().lower(), into.strip().lower()))  # lock in one order: no deadlock
     locked = {first: locked_child(session, project_id, user, first)}
     locked[second] = locked_child(session, project_id, user, second)
     gone, survivor = locked[uid.strip().lower()], locked[into.strip().lower()]
     if gone.id == survivor.id:
-        raise Problem(400, "400.34", "A child cannot be merged into itself.")
+        raise problems.CHILD_MERGED_INTO_ITSELF()
     pair = _pair_of(session, gone, survivor)
     if pair is not None and pair.status == "distinct":
-        raise Problem(409, "409.35", "These two children were marked as not the same child; they cannot be merged.")
+        raise problems.MARKED_DISTINCT()
     result = session.execute(update(Submission).where(Submission.entity_uuid == gone.uuid)
                              .values(entity_uuid=survivor.uuid).execution_options(synchronize_session=False))
     moved = getattr(result, "rowcount", 0)

@@ -47,7 +47,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.db import is_retryable
+from app.errors import Problem
 from app.models import (
     Dataset,
     Entity,
@@ -75,10 +77,12 @@ BACKLOG_FORCE_AFTER = timedelta(days=5)
 
 
 class EntityProblem(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    """An entity block that cannot be applied: recorded on the submission's entity event (Central's codes)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.code = problem.code
+        self.message = problem.message
 
 
 class HoldForBacklog(Exception):
@@ -89,7 +93,7 @@ class HoldForBacklog(Exception):
         self.uid = uid  # set when waiting for the entity's registration
 
 
-INTERNAL_ERROR = "500.1"
+INTERNAL_ERROR = problems.ENTITY_PROCESSING_FAILED.code
 
 
 def internal_error_message(err: BaseException) -> str:
@@ -216,16 +220,16 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
     """Apply one entity block; `ds` is the list named in the block, locked by the caller (or None); `target`
     the entity it updates when the caller has read it under that lock already."""
     if ds is None:
-        raise EntityProblem("404.7", f"The entity list '{block.dataset[:100]}' does not exist.")
+        raise EntityProblem(problems.ENTITY_LIST_MISSING(dataset=block.dataset[:100]))
     uid = normalize_uuid(block.entity_id)
     if uid is None:  # the value itself is not repeated: it may be anything the form put there
-        raise EntityProblem("400.11", "The entity id in the submission is not a UUID.")
+        raise EntityProblem(problems.ENTITY_ID_NOT_UUID())
     if block.branch_id is not None and len(block.branch_id) > 36:
-        raise EntityProblem("400.2", "The branchId of the offline update is not a UUID.")
+        raise EntityProblem(problems.BRANCH_ID_NOT_UUID())
     if block.update and not schema.entity.update:  # type: ignore[union-attr]
-        raise EntityProblem("403.2", "This form may not update entities.")
+        raise EntityProblem(problems.FORM_MAY_NOT_UPDATE_ENTITIES())
     if block.create and not schema.entity.create:  # type: ignore[union-attr]
-        raise EntityProblem("403.2", "This form may not create entities.")
+        raise EntityProblem(problems.FORM_MAY_NOT_CREATE_ENTITIES())
     received = _props(block, data)
     held: ColumnElement[bool] = exists().where(EntityEvent.status == "backlog", EntityEvent.entity_uuid == uid)
     if block.update:
@@ -244,17 +248,17 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
             return _update(session, ds, entity, sv, block, received, force)
         if not block.create:
             if entity is not None:
-                raise EntityProblem("400.2", "The update has no baseVersion.")
+                raise EntityProblem(problems.UPDATE_WITHOUT_BASE_VERSION())
             if block.branch_id and not force:
                 raise HoldForBacklog(uid)  # registered offline on the same phone; registration not here yet
-            raise EntityProblem("404.8", f"The entity {uid} to update is not in the list '{ds.name}'.")
+            raise EntityProblem(problems.ENTITY_NOT_IN_LIST(uid=uid, dataset=ds.name))
         taken, waiting = entity is not None, bool(session.scalar(select(held)))
     else:
         # One statement, as before: is the id taken, and does an offline update wait for it?
         taken_q = exists().where(Entity.dataset_id == ds.id, Entity.uuid == uid)
         taken, waiting = session.execute(select(taken_q, held)).one()
     if taken:
-        raise EntityProblem("409.3", f"An entity with id {uid} exists already; nothing was overwritten.")
+        raise EntityProblem(problems.ENTITY_EXISTS(uid=uid))
     entity = _create(session, ds, uid, sv, block, received)
     if waiting:
         _drain_backlog(session, ds.project_id, EntityEvent.entity_uuid == uid)
@@ -265,7 +269,7 @@ def _create(session: Session, ds: Dataset, uid: str, sv: SubmissionVersion, bloc
             received: dict[str, Any]) -> Entity:
     label = (block.label or "").strip()
     if not label:
-        raise EntityProblem("400.2", "The new entity has no label.")
+        raise EntityProblem(problems.NEW_ENTITY_WITHOUT_LABEL())
     entity = Entity(dataset_id=ds.id, uuid=uid, label=label, version=1, data=dict(received),
                     region_code=region_of(received))
     session.add(entity)
@@ -294,7 +298,7 @@ def _versions(session: Session, entity: Entity, numbers: set[int],
 def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion, block: EntityBlock,
             received: dict[str, Any], force: bool) -> Entity:
     if entity.deleted_at is not None:
-        raise EntityProblem("404.11", f"The entity {entity.uuid} was deleted.")
+        raise EntityProblem(problems.ENTITY_DELETED(uid=entity.uuid))
     base_version = block.base_version
     branch = block.branch_id if block.trunk_version is not None else None
     # A later update of an offline branch is based on the branch's previous step, found by its base version.
@@ -307,7 +311,7 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
     elif branch is None or base_version == block.trunk_version:
         # Online update, or the first update of an offline branch: based on a server version.
         if base_version not in versions:
-            raise EntityProblem("404.9", f"Version {base_version} of entity {entity.uuid} does not exist.")
+            raise EntityProblem(problems.ENTITY_VERSION_MISSING(version=base_version, uid=entity.uuid))
         base = versions[base_version]  # type: ignore[index]
     else:
         # A later update of an offline branch: based on the branch's previous update.
@@ -317,7 +321,7 @@ def _update(session: Session, ds: Dataset, entity: Entity, sv: SubmissionVersion
             raise HoldForBacklog()
         base = prev
     if block.trunk_version is not None and block.trunk_version > entity.version:
-        raise EntityProblem("404.9", f"The trunk version {block.trunk_version} is newer than the entity.")
+        raise EntityProblem(problems.TRUNK_VERSION_TOO_NEW(version=block.trunk_version))
 
     current = versions[entity.version]
     conflict: str | None = None

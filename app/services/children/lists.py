@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import String, Text, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Dataset, Entity, User
 from app.services import access
 from app.services.children.store import get_dataset
@@ -44,7 +44,7 @@ def list_csv(session: Session, project_id: int, dataset: str, user: User,
     properties masked, as on every other page. Phones keep the de-identified labels the forms build."""
     ds = get_dataset(session, project_id, dataset)
     if ds is None:
-        raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
+        raise problems.NO_ENTITY_LIST(dataset=dataset)
     body, md5 = _cached_csv(session, ds, _scope(user))
     if reader is None or reader.show:
         return body, md5
@@ -128,7 +128,7 @@ def integrity(session: Session, project_id: int, dataset: str, user: User, ids: 
     created offline; docs/architecture.md, "Entities")."""
     ds = get_dataset(session, project_id, dataset)
     if ds is None:
-        raise Problem(404, "404.7", f"There is no entity list '{dataset}'.")
+        raise problems.NO_ENTITY_LIST(dataset=dataset)
     scope = _scope(user)
     wanted = [u for u in (normalize_uuid(i) for i in ids) if u]
     q = select(Entity.uuid, Entity.deleted_at, Entity.region_code, Entity.closed_at).where(Entity.dataset_id == ds.id)

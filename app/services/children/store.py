@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Dataset, Entity, EntityVersion, Submission, User, utcnow
 from app.services import access, regions
 
@@ -82,7 +82,7 @@ def get_child(session: Session, project_id: int, user: User, uid: str) -> Entity
     """The child, or 404 — also when the child lies outside the user's regions."""
     child = session.scalar(children_query(session, project_id, user).where(Entity.uuid == uid.strip().lower()))
     if child is None:
-        raise Problem(404, "404.30", "There is no such child in your regions.")
+        raise problems.NO_SUCH_CHILD()
     return child
 
 
@@ -94,7 +94,7 @@ def locked_child(session: Session, project_id: int, user: User, uid: str) -> Ent
     child = session.scalar(children_query(session, project_id, user).where(Entity.uuid == uid.strip().lower())
                            .with_for_update(of=Entity))
     if child is None:
-        raise Problem(404, "404.30", "There is no such child in your regions.")
+        raise problems.NO_SUCH_CHILD()
     return child
 
 

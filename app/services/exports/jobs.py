@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.db import Database
 from app.errors import Problem
 from app.models import ExportJob, Form, User, utcnow
@@ -75,7 +76,7 @@ def get_job(session: Session, user: User, job_id: int) -> ExportJob:
     """The user's own job (an export carries its creator's rights), else 404."""
     job = session.get(ExportJob, job_id)
     if job is None or job.user_id != user.id or job.project_id != user.project_id:
-        raise Problem(404, "404.73", "There is no such export.")
+        raise problems.NO_SUCH_EXPORT()
     return job
 
 
@@ -162,9 +163,9 @@ def run_job(db: Database, store: BlobStore, job_id: int, worker: str,
             user = s.get(User, job.user_id) if job is not None and job.user_id else None
             form = s.get(Form, job.form_id) if job is not None and job.form_id else None
             if job is None or user is None or form is None:
-                raise Problem(410, "410.70", "The user or form of this export no longer exists.")
+                raise problems.EXPORT_OWNER_GONE()
             if not user.active:
-                raise Problem(403, "403.71", "The account that asked for this export is disabled.")
+                raise problems.EXPORT_OWNER_DISABLED()
             kind = job.kind
             plan = Plan(s, form, user, ExportOptions.parse(job.options))
             total = plan.count(s)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from app.errors import Problem
+from app import problems
 from app.models import REVIEW_STATES, User
 from app.services import access
 
@@ -35,7 +35,7 @@ def _date(value: Any, name: str) -> date | None:
     try:
         return date.fromisoformat(str(value))
     except ValueError as err:
-        raise Problem(400, "400.70", f"`{name}` must be a date like 2026-03-31.") from err
+        raise problems.EXPORT_DATE_INVALID(name=name) from err
 
 
 @dataclass(frozen=True)
@@ -60,23 +60,23 @@ class ExportOptions:
         """Options from a JSON body or an HTML form; a Problem (400) names what is wrong."""
         fmt = str(raw.get("format") or "csvzip")
         if fmt not in FORMATS:
-            raise Problem(400, "400.71", f"Unknown export format '{fmt}'. Use csvzip, xlsx or json.")
+            raise problems.UNKNOWN_EXPORT_FORMAT(fmt=fmt)
         labels = str(raw.get("labels") or "codes")
         if labels not in LABEL_MODES:
-            raise Problem(400, "400.72", f"Unknown label mode '{labels}'. Use codes, zh or en.")
+            raise problems.UNKNOWN_LABEL_MODE(labels=labels)
         region = str(raw.get("region") or "").strip()
         if region and not _REGION.fullmatch(region):
-            raise Problem(400, "400.73", "`region` must be a region code of 2 to 12 digits.")
+            raise problems.EXPORT_REGION_INVALID()
         states_raw = raw.get("review_states") or raw.get("review_state") or ()
         if isinstance(states_raw, str):
             states_raw = [s for s in states_raw.split(",") if s.strip()]
         states = tuple(dict.fromkeys(str(s).strip() for s in states_raw))
         bad = [s for s in states if s not in REVIEW_STATES]
         if bad:
-            raise Problem(400, "400.74", f"Unknown review state '{bad[0]}'. Use: {', '.join(REVIEW_STATES)}.")
+            raise problems.EXPORT_REVIEW_STATE_UNKNOWN(bad=bad[0], choices=', '.join(REVIEW_STATES))
         d_from, d_to = _date(raw.get("date_from"), "date_from"), _date(raw.get("date_to"), "date_to")
         if d_from and d_to and d_from > d_to:
-            raise Problem(400, "400.75", "`date_from` is after `date_to`.")
+            raise problems.EXPORT_DATES_REVERSED()
         return cls(format=fmt, labels=labels, split_select=_flag(raw.get("split_select")),
                    group_paths=_flag(raw.get("group_paths", True)),
                    deleted_fields=_flag(raw.get("deleted_fields", True)),
@@ -93,8 +93,7 @@ class ExportOptions:
 
     def check_allowed(self, user: User) -> None:
         if self.sensitive and not may_see_sensitive(user):
-            raise Problem(403, "403.70", "Your role may not export sensitive fields. Export without them, or ask "
-                          "a coordinator.")
+            raise problems.SENSITIVE_EXPORT_REFUSED()
 
 
 __all__ = ["FORMATS", "LABEL_MODES", "ExportOptions", "may_see_sensitive"]

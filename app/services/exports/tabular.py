@@ -26,7 +26,7 @@ from sqlalchemy import Integer, and_, any_, bindparam, case, exists, func, liter
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Form, FormVersion, Submission, SubmissionAttachment, SubmissionRepeatRow, SubmissionVersion, User
 from app.models.base import UTCDateTime
 from app.services import access, regions
@@ -115,9 +115,10 @@ class Plan:
         if options.form_version:
             versions = [v for v in versions if v.version == options.form_version]
             if not versions:
-                raise Problem(404, "404.70", f"Form '{form.xml_form_id}' has no version '{options.form_version}'.")
+                raise problems.EXPORT_FORM_VERSION_NOT_FOUND(xml_form_id=form.xml_form_id,
+                                                             form_version=options.form_version)
         if not versions:
-            raise Problem(404, "404.71", f"Form '{form.xml_form_id}' has no published version.")
+            raise problems.EXPORT_FORM_NOT_PUBLISHED(xml_form_id=form.xml_form_id)
         self.version_ids = [v.id for v in versions]
         schemas = [schema_of(v) for v in versions]
         self.schemas = dict(zip(self.version_ids, schemas, strict=True))
@@ -498,7 +499,7 @@ def _bool(v: Any) -> Any:
 def plan_for(session: Session, project_id: int, xml_form_id: str, user: User, options: ExportOptions) -> Plan:
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None:
-        raise Problem(404, "404.72", f"There is no form '{xml_form_id}'.")
+        raise problems.EXPORT_NO_SUCH_FORM(xml_form_id=xml_form_id)
     return Plan(session, form, user, options)
 
 

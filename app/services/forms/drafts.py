@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import DraftSubmission, DraftSubmissionFile, Form, FormDraft, FormDraftAttachment, FormVersion, User
 from app.services.forms import xmlutil
 from app.services.forms.publish import (
@@ -87,17 +87,15 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     compiled = compile_upload(data, filename, validate)
     xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled))
     if form_id is not None and schema.form_id != form_id:
-        raise Problem(400, "400.8", f"The form definition's id is '{schema.form_id}', but this is the draft of "
-                      f"'{form_id}'. Upload it to its own form, or change form_id in the settings sheet.",
-                      field="xmlFormId", value=schema.form_id)
+        raise problems.DRAFT_OF_ANOTHER_FORM(form_id=schema.form_id, form_id2=form_id).add(
+            field="xmlFormId", value=schema.form_id)
     form = _form(session, project_id, schema.form_id)
     if form is None and new_form:
         form = Form(project_id=project_id, xml_form_id=schema.form_id, state="open")
         session.add(form)
         session.flush()
     elif form is None or (form.current_version is None and get_draft(session, form) is None and not new_form):
-        raise Problem(404, "404.7", f"There is no published form '{schema.form_id}' yet, so it cannot have a "
-                      "draft. Publish the form first; later changes then become drafts.")
+        raise problems.DRAFT_OF_UNPUBLISHED_FORM(form_id=schema.form_id)
     _lock(session, form)
     old = get_draft(session, form)
     carried: list[Any] = list(old.attachments) if old is not None else []
@@ -137,8 +135,7 @@ def draft_from_published(session: Session, store: BlobStore, form: Form, *, key:
     new version string."""
     fv = form.current_version
     if fv is None:
-        raise Problem(404, "404.7", f"The form '{form.xml_form_id}' has no published version to copy into a "
-                      "draft. Send the form definition as the body.")
+        raise problems.DRAFT_NOTHING_TO_COPY(xml_form_id=form.xml_form_id)
     if fv.source_blob_key:
         with store.open(fv.source_blob_key) as fh:
             data = fh.read()
@@ -157,8 +154,7 @@ def get_draft(session: Session, form: Form) -> FormDraft | None:
 def require_draft(session: Session, form: Form) -> FormDraft:
     draft = get_draft(session, form)
     if draft is None:
-        raise Problem(404, "404.8", f"The form '{form.xml_form_id}' has no draft. Upload a changed XLSForm to "
-                      "make one.")
+        raise problems.FORM_NO_DRAFT(xml_form_id=form.xml_form_id)
     return draft
 
 
@@ -197,7 +193,7 @@ def delete_draft(session: Session, form: Form) -> int:
 def check_version_string(version: str) -> str:
     version = version.strip()
     if not version or len(version) > 250 or any(ord(c) < 32 for c in version):
-        raise Problem(400, "400.35", "A version must be 1 to 250 characters on one line, for example 2026112901.")
+        raise problems.VERSION_NOT_ACCEPTABLE()
     return version
 
 
@@ -222,7 +218,7 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
     try:
         schema = parse_xform(xml)
     except XFormError as err:  # pragma: no cover - the draft's XML was parsed when it was made
-        raise Problem(400, "400.31", f"The draft is not a valid XForm: {err}") from err
+        raise problems.DRAFT_NOT_VALID_XFORM(err=err) from err
     attachments = list(draft.attachments)
     published = add_version(session, form, xml=xml, schema=schema, source_filename=draft.source_filename,
                             source_blob_key=draft.source_blob_key, warnings=list(draft.warnings),
@@ -255,8 +251,7 @@ def draft_by_token(session: Session, project_id: int, xml_form_id: str, token: s
     form = _form(session, project_id, xml_form_id)
     draft = get_draft(session, form) if form is not None else None
     if draft is None or not token or not tokens.same(draft.token_hash, token):
-        raise Problem(404, "404.9", "There is no draft to test at this address: it was published or abandoned, "
-                      "or the QR code is not the newest. Ask your coordinator for the draft's test QR code.")
+        raise problems.NO_DRAFT_AT_TEST_ADDRESS()
     return draft
 
 
@@ -273,19 +268,16 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
     try:
         envelope, tree = parse_submission(xml)
     except SubmissionXMLError as err:
-        raise Problem(400, "400.2", err.message) from err
+        raise problems.SUBMISSION_XML_UNREADABLE(detail=err.message) from err
     form_id = draft.form.xml_form_id
     if envelope.form_id != form_id:
-        raise Problem(400, "400.8", f"This test address is for the draft of '{form_id}', but the submission is of "
-                      f"'{envelope.form_id}'. Send it to that form's address.")
+        raise problems.TEST_SUBMISSION_OF_ANOTHER_FORM(form_id=form_id, form_id2=envelope.form_id)
     if envelope.version != draft.version:
-        raise Problem(409, "409.10", f"This submission was filled with version '{envelope.version}', but the draft "
-                      f"is version '{draft.version}'. Update the blank forms (Get Blank Form) and fill it again.")
+        raise problems.DRAFT_VERSION_MISMATCH(version=envelope.version, version2=draft.version)
     data = extract(tree, draft_schema(draft))
     for name in data.attachments:
         if not _safe_name(name):
-            raise Problem(400, "400.40", f"The submission refers to a file named '{name}', which is not a plain "
-                          "file name.")
+            raise problems.DRAFT_FILE_NAME_NOT_PLAIN(name=name)
     xml_sha = hashlib.sha256(xml).hexdigest()
     instance_id = envelope.instance_id or f"sha256:{xml_sha}"
     sub = session.scalar(select(DraftSubmission).where(DraftSubmission.draft_id == draft.id,
@@ -299,7 +291,7 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
         session.add(sub)
         status = "created"
     elif hashlib.sha256(sub.xml).hexdigest() != xml_sha:
-        raise Problem(409, "409.1", "A test submission with this ID already exists with different content.")
+        raise problems.TEST_INSTANCE_ID_CONFLICT()
     for row in sub.files:
         incoming = files.get(row.name)
         if incoming is None or row.blob_key is not None:
@@ -307,7 +299,7 @@ def receive_test_submission(session: Session, store: BlobStore, draft: FormDraft
         try:
             info = store.put(incoming, max_size=max_file_bytes)
         except BlobTooLarge as err:
-            raise Problem(413, "413.3", f"The file '{row.name}' is larger than this server accepts.") from err
+            raise problems.DRAFT_FILE_TOO_LARGE(name=row.name) from err
         row.blob_key, row.md5, row.size = info.key, info.md5, info.size
         row.content_type = mimetypes.guess_type(row.name)[0] or "application/octet-stream"
     session.flush()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Form, FormVersion, ManagedKey, SubmissionAttachment, SubmissionVersion, User
 from app.services.forms import xmlutil
 from app.services.forms.keys import check_encryptable, form_key, inject_public_key, new_key, project_key
@@ -39,19 +39,19 @@ def enable(session: Session, store: BlobStore, *, project_id: int, user: User, p
            form: Form | None = None) -> EnableResult:
     """Turn on managed encryption for one form, or (form None) for every form of the project."""
     if user.role not in ("admin", "coordinator") or not user.active:
-        raise Problem(403, "403.80", "Only coordinators and administrators may turn on encryption.")
+        raise problems.ENCRYPTION_BY_COORDINATORS()
     if form is not None:
         if form.current_version is None:
-            raise Problem(404, "404.81", f"The form '{form.xml_form_id}' has no published version.")
+            raise problems.ENCRYPT_FORM_NOT_PUBLISHED(xml_form_id=form.xml_form_id)
         schema = parse_xform(form.current_version.xml)
         check_encryptable(form, schema)
         if form_key(session, form) is not None or schema.encrypted:
-            raise Problem(409, "409.81", f"The form '{form.xml_form_id}' is encrypted already.")
+            raise problems.FORM_ENCRYPTED_ALREADY(xml_form_id=form.xml_form_id)
         row = new_key(session, project_id, form.id, passphrase, hint, user)
         _publish_encrypted(session, store, form, row, user)
         return EnableResult(row, [form.xml_form_id])
     if project_key(session, project_id) is not None:
-        raise Problem(409, "409.82", "Encryption is on for this project already.")
+        raise problems.PROJECT_ENCRYPTED_ALREADY()
     encryptable, skipped = [], {}
     for f in session.scalars(select(Form).where(Form.project_id == project_id).order_by(Form.xml_form_id)):
         if f.current_version is None:
@@ -67,9 +67,7 @@ def enable(session: Session, store: BlobStore, *, project_id: int, user: User, p
         # A project key would only encrypt forms published later, without anyone asking for it.
         reasons = "; ".join(f"{fid}: {'creates or updates entities' if why == 'entities' else 'encrypted already'}"
                             for fid, why in skipped.items()) or "the project has no published form"
-        raise Problem(409, "409.83", "No form of this project can be encrypted, so no key was made and nothing "
-                      f"changed ({reasons}). Forms that keep the children's files cannot be encrypted; publish "
-                      "a form without entities first, or encrypt one form by its id.")
+        raise problems.NOTHING_TO_ENCRYPT(reasons=reasons)
     row = new_key(session, project_id, None, passphrase, hint, user)
     result = EnableResult(row, skipped=skipped)
     for f in encryptable:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import FormAttachment, FormDraftAttachment, User
 from app.services import access, regions
 from app.services.children import lists
@@ -70,12 +70,12 @@ def phone_file(session: Session, project_id: int, attachments: Sequence[Attachme
     properties redacted as on every page (app.services.children.lists.list_csv)."""
     att = next((a for a in attachments if a.filename == filename), None)
     if att is None or not att.present:
-        raise Problem(404, "404.1", f"The form has no file '{filename}' yet. Ask your coordinator to upload it.")
+        raise problems.FORM_NO_FILE(filename=filename)
     made = _made(session, project_id, att, user, web) if att.generated else None
     if made is not None:
         return made
     if att.blob_key is None or att.md5 is None:
-        raise Problem(404, "404.1", f"The form has no file '{filename}' yet. Ask your coordinator to upload it.")
+        raise problems.FORM_NO_FILE(filename=filename)
     return FormFile(att.filename, att.md5, att.content_type or "application/octet-stream", blob_key=att.blob_key)
 
 

@@ -26,8 +26,8 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.db import Database
-from app.errors import Problem
 from app.models import Form, ManagedKey, User
 from app.services.identity import signin
 from forms import FormSchema
@@ -60,7 +60,7 @@ def form_key(session: Session, form: Form) -> ManagedKey | None:
 def get_key(session: Session, project_id: int, key_id: int) -> ManagedKey:
     row = session.get(ManagedKey, key_id)
     if row is None or row.project_id != project_id:
-        raise Problem(404, "404.80", f"There is no encryption key {key_id} in this project.")
+        raise problems.NO_SUCH_ENCRYPTION_KEY(key_id=key_id)
     return row
 
 
@@ -77,7 +77,7 @@ def _open(row: ManagedKey, passphrase: str) -> rsa.RSAPrivateKey:
         der = AESGCM(secret).decrypt(row.nonce, row.private_key, _aad(row))
     except InvalidTag as err:
         hint = f" Hint: {row.hint}" if row.hint else ""
-        raise Problem(400, "400.80", f"The passphrase is not correct for this form's encryption key.{hint}") from err
+        raise problems.PASSPHRASE_WRONG(hint=hint) from err
     key = serialization.load_der_private_key(der, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
@@ -85,16 +85,13 @@ def _open(row: ManagedKey, passphrase: str) -> rsa.RSAPrivateKey:
 
 def check_encryptable(form: Form, schema: FormSchema) -> None:
     if schema.entity is not None:
-        raise Problem(409, "409.80", f"The form '{form.xml_form_id}' creates or updates entities (the children "
-                      "list). The server must read its answers to keep each child's file, so it cannot be "
-                      "encrypted. Encryption and entities do not combine.")
+        raise problems.ENTITY_FORM_NOT_ENCRYPTABLE(xml_form_id=form.xml_form_id)
 
 
 def new_key(session: Session, project_id: int, form_id: int | None, passphrase: str, hint: str,
              user: User | None) -> ManagedKey:
     if len(passphrase or "") < MIN_PASSPHRASE:
-        raise Problem(400, "400.81", f"The passphrase must be at least {MIN_PASSPHRASE} characters long. Write it "
-                      "down and keep it safe: without it nobody can read the encrypted submissions.")
+        raise problems.PASSPHRASE_TOO_SHORT(min_passphrase=MIN_PASSPHRASE)
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -114,7 +111,7 @@ def inject_public_key(xml: bytes, public_key: str) -> bytes:
     doc = etree.fromstring(xml, _PARSER)
     model = next(doc.iter(f"{{{XF}}}model"), None)
     if model is None:
-        raise Problem(400, "400.82", "The form has no XForms model; the encryption key cannot be added.")
+        raise problems.FORM_HAS_NO_MODEL()
     sub = model.find(f"{{{XF}}}submission")
     if sub is None:
         sub = etree.SubElement(model, f"{{{XF}}}submission")
@@ -138,8 +135,7 @@ def private_key_for_export(db: Database, form: Form, passphrase: str, who: str) 
     with db.reader() as session:
         row = form_key(session, form)
     if row is None:
-        raise Problem(400, "400.84", f"The form '{form.xml_form_id}' has no managed encryption key on this server. "
-                      "If it was encrypted with your own key, decrypt with `carefile export --private-key`.")
+        raise problems.FORM_NO_MANAGED_ENCRYPTION_KEY(xml_form_id=form.xml_form_id)
     return unlock(db, row, passphrase, who)
 
 

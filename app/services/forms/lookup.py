@@ -4,24 +4,21 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Form, FormVersion
 
 
 def get_form(session: Session, project_id: int, xml_form_id: str) -> Form:
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None or form.current_version is None:
-        raise Problem(404, "404.1", f"There is no form '{xml_form_id}' on this server. Ask your "
-                      "coordinator whether it was published, then update your forms (Get Blank Form).")
+        raise problems.FORM_NOT_ON_SERVER(xml_form_id=xml_form_id)
     return form
 
 
 def get_version(session: Session, form: Form, version: str) -> FormVersion:
     fv = session.scalar(select(FormVersion).where(FormVersion.form_id == form.id, FormVersion.version == version))
     if fv is None:
-        raise Problem(404, "404.6", f"The form version specified in this submission '{version}' does not "
-                      f"exist for form '{form.xml_form_id}'. Update your blank forms (Get Blank Form), "
-                      "then fill the form again.")
+        raise problems.FORM_VERSION_UNKNOWN(version=version, xml_form_id=form.xml_form_id)
     return fv
 
 

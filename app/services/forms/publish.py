@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.errors import Problem
 from app.models import FORM_STATES, Form, FormAssignment, FormAttachment, FormVersion, User, utcnow
 from app.services import access, regions
@@ -42,8 +43,7 @@ def compile_upload(data: bytes, filename: str, validate: bool | None) -> Compile
     try:
         return compile_xlsform(data, filename, validate=validate)
     except XLSFormError as err:
-        raise Problem(400, "400.30", f"The form '{filename}' could not be published: {err}",
-                      issues=_issues(err)) from err
+        raise problems.FORM_NOT_PUBLISHABLE(filename=filename, err=err).add(issues=_issues(err)) from err
 
 
 def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
@@ -55,7 +55,7 @@ def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
     try:
         return xml, parse_xform(xml)
     except XFormError as err:
-        raise Problem(400, "400.31", f"The compiled form is not a valid XForm: {err}") from err
+        raise problems.COMPILED_FORM_NOT_VALID_XFORM(err=err) from err
 
 
 def with_managed_key(session: Session, project_id: int, xml: bytes, schema: FormSchema) -> tuple[bytes, FormSchema]:
@@ -67,10 +67,7 @@ def with_managed_key(session: Session, project_id: int, xml: bytes, schema: Form
 
 
 def version_conflict(form_id: str, version: str) -> Problem:
-    return Problem(409, "409.6",
-                   f"Form '{form_id}' version '{version}' is already published with "
-                   "different content. Phones cannot tell two such forms apart: change `version` in "
-                   "the settings sheet (for example to a higher number) and publish again.")
+    return problems.VERSION_CONFLICT(form_id=form_id, version=version)
 
 
 def publish_form(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
@@ -190,7 +187,7 @@ def _same_content(a: bytes, b: bytes) -> bool:
 
 def set_state(form: Form, state: str) -> None:
     if state not in FORM_STATES:
-        raise Problem(400, "400.32", f"Unknown form state '{state}'. Use open, closing or closed.")
+        raise problems.UNKNOWN_FORM_STATE(state=state)
     form.state = state
 
 
@@ -215,19 +212,15 @@ def upload_attachment(session: Session, store: BlobStore, version: FormVersion, 
     att = next((a for a in version.attachments if a.filename == filename), None)
     if att is None:
         expected = ", ".join(a.filename for a in version.attachments) or "none"
-        raise Problem(400, "400.33", f"This form does not use a file named '{filename}'. "
-                      f"Files it expects: {expected}.")
+        raise problems.FORM_DOES_NOT_USE_FILE(filename=filename, expected=expected)
     if att.dataset is not None:
-        raise Problem(400, "400.34", f"'{filename}' is the entity list '{att.dataset}'; the server "
-                      "builds it from registrations, it cannot be uploaded.")
+        raise problems.ENTITY_LIST_NOT_UPLOADABLE(filename=filename, dataset=att.dataset)
     if att.generated:
-        raise Problem(400, "400.34", f"'{filename}' is made by the server for each user from the division table "
-                      "(only the places of the user's regions); it cannot be uploaded. To add places, an "
-                      "administrator loads the province's table (carefile regions load).")
+        raise problems.REGIONS_CSV_NOT_UPLOADABLE(filename=filename)
     try:
         info = store.put(stream, max_size=max_size)
     except BlobTooLarge as err:
-        raise Problem(413, "413.1", f"'{filename}' is larger than {max_size // (1024 * 1024)} MB.") from err
+        raise problems.ATTACHMENT_TOO_LARGE(filename=filename, size=max_size // (1024 * 1024)) from err
     att.blob_key, att.md5, att.size = info.key, info.md5, info.size
     att.content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     att.uploaded_at = utcnow()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from app.errors import Problem
+from app import problems
 from app.models import Form, FormDraft, FormVersion, User
 
 DRAFT = "draft"
@@ -38,7 +38,7 @@ def find_version(session: Session, form: Form, ref: str) -> FormVersion | FormDr
         fv = session.get(FormVersion, int(ref))
         found = fv if fv is not None and fv.form_id == form.id else None
     if found is None:
-        raise Problem(404, "404.10", f"The form '{form.xml_form_id}' has no version '{ref}'.")
+        raise problems.FORM_VERSION_NOT_FOUND(xml_form_id=form.xml_form_id, ref=ref)
     return found
 
 
@@ -55,7 +55,7 @@ def version_source(session: Session, form: Form, ref: str) -> VersionFile:
     """The XLSForm (or XForm, or .md) file the version was made from, byte for byte."""
     item = find_version(session, form, ref)
     if not item.source_blob_key:
-        raise Problem(404, "404.11", "This version was not made from an uploaded file.")
+        raise problems.VERSION_NOT_FROM_UPLOAD()
     name = item.source_filename or f"{_stem(form, item)}.xlsx"
     ctype = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
              "xls": "application/vnd.ms-excel", "xml": "application/xml"}.get(name.rsplit(".", 1)[-1].lower(),

@@ -23,6 +23,7 @@ from openpyxl import load_workbook
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.errors import Problem
 from app.models import CollectorToken, Form, FormAssignment, User
 from app.services import access
@@ -89,9 +90,9 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise Problem(400, "400.70", "This file is damaged or is not an Excel workbook (.xlsx).") from err
+        raise problems.COLLECTORS_XLSX_DAMAGED() from err
     if len(infos) > 1000 or sum(i.file_size for i in infos) > MAX_EXPANDED_BYTES:
-        raise Problem(400, "400.71", "This workbook is too large to be a list of collectors.")
+        raise problems.COLLECTORS_XLSX_TOO_LARGE()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it ignores
@@ -104,7 +105,7 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
     except Problem:
         raise
     except Exception as err:  # noqa: BLE001 - openpyxl raises anything on crafted files
-        raise Problem(400, "400.70", "This file is damaged or is not an Excel workbook (.xlsx).") from err
+        raise problems.COLLECTORS_XLSX_DAMAGED() from err
     return rows
 
 
@@ -116,9 +117,9 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         except UnicodeDecodeError:
             continue
     else:  # pragma: no cover - gb18030 decodes nearly anything
-        raise Problem(400, "400.72", "This CSV file is not text. Save it as CSV UTF-8 and upload it again.")
+        raise problems.COLLECTORS_CSV_NOT_TEXT()
     if "\x00" in text:
-        raise Problem(400, "400.72", "This CSV file is not text. Save it as CSV UTF-8 and upload it again.")
+        raise problems.COLLECTORS_CSV_NOT_TEXT()
     sample = text[:4096]
     try:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
@@ -135,10 +136,9 @@ def read_roster(data: bytes, filename: str) -> tuple[list[CollectorRow], list[Ro
     elif name.endswith((".csv", ".txt")):
         table = _csv_rows(data)
     elif data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise Problem(400, "400.73", "Old Excel files (.xls) cannot be read. Save the file as .xlsx or CSV "
-                      "and upload it again.")
+        raise problems.COLLECTORS_OLD_XLS()
     else:
-        raise Problem(400, "400.74", "Upload the list as an Excel workbook (.xlsx) or a CSV file.")
+        raise problems.COLLECTORS_FILE_TYPE()
     header_at = next((i for i, r in enumerate(table) if any(r)), None)
     if header_at is None:
         return [], [RowError(0, "", "The file is empty.")]
@@ -248,7 +248,7 @@ def get_collector(session: Session, project_id: int, username: str, actor: User 
     user = session.scalar(select(User).where(User.project_id == project_id, User.role == "collector",
                                              User.username == username))
     if user is None or (actor is not None and not access.may_manage_user(actor, user)):
-        raise Problem(404, "404.21", "There is no collector with this user name.")
+        raise problems.NO_SUCH_COLLECTOR()
     return user
 
 

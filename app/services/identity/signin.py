@@ -46,6 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from werkzeug import security
 
+from app import problems
 from app.db import Database
 from app.errors import Problem
 from app.models import LoginFailure, SigninKnownAddress, User, utcnow
@@ -71,20 +72,17 @@ class Throttled(Problem):
 
     def __init__(self, retry_after: int, what: str = "password") -> None:
         minutes = max(1, math.ceil(retry_after / 60))
-        if what == "passphrase":
-            message = (f"Too many wrong passphrases for this form's encryption key. Wait {minutes} minute(s) and "
-                       "try again; until then even the right passphrase is refused.")
-        else:
-            message = (f"Too many wrong passwords. Wait {minutes} minute(s) and try again; until then even the "
-                       "right password is refused. An administrator can reset the password to lift this at once.")
-        super().__init__(429, "429.1", message, retryAfter=retry_after)
+        kind = problems.PASSPHRASE_THROTTLED if what == "passphrase" else problems.SIGNIN_THROTTLED
+        super().__init__(kind.status, kind.code, kind.format(minutes=minutes), template=kind.template,
+                         fields={"minutes": minutes}, retryAfter=retry_after)
         self.retry_after = retry_after
         self.minutes = minutes
 
 
 class WrongPassword(Problem):
     def __init__(self) -> None:
-        super().__init__(401, "401.2", "The user name or password is wrong.")
+        kind = problems.WRONG_PASSWORD
+        super().__init__(kind.status, kind.code, kind.format(), template=kind.template)
 
 
 @dataclass(frozen=True)

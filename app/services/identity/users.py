@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, joinedload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import Problem
+from app import problems
 from app.models import (
     ROLES,
     ApiSession,
@@ -51,20 +51,18 @@ def create_user(session: Session, *, project_id: int, username: str, role: str, 
                 realm: str, regions: list[str] | None = None, display_name: str = "") -> User:
     username = username.strip()
     if not username or ":" in username or len(username) > 150:
-        raise Problem(400, "400.21", "A user name must be 1–150 characters and contain no ':'.")
+        raise problems.USER_NAME_LENGTH()
     if not USERNAME.fullmatch(username):
         # ODK Collect (OkHttp) cannot put other characters in an HTTP header, so such a user
         # could never sign in from a phone.
-        raise Problem(400, "400.24", f"'{username}' cannot be used as a user name: use Latin letters, digits "
-                      "and . _ - @ only (for example pinyin), and put the full name in the display name.")
+        raise problems.USER_NAME_CHARACTERS(username=username)
     if role not in ROLES:
-        raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
+        raise problems.UNKNOWN_ROLE(role=role, choices=', '.join(ROLES))
     if len(password) < 8:
-        raise Problem(400, "400.23", "The password is too short: use at least 8 characters.")
+        raise problems.PASSWORD_TOO_SHORT()
     taken = session.scalar(select(User.username).where(same_name(username)))
     if taken is not None:
-        raise Problem(409, "409.20", f"A user named '{taken}' exists already (user names do not differ by upper "
-                      "and lower case). Choose another name.")
+        raise problems.USER_EXISTS(username=taken)
     user = User(project_id=project_id, username=username, role=role, display_name=display_name or username,
                 password_hash=generate_password_hash(password), digest_ha1=digest_ha1(username, realm, password))
     for code in dict.fromkeys(validate_code(c) for c in (regions or [])):
@@ -79,7 +77,7 @@ def set_password(user: User, password: str, realm: str) -> None:
     token of the user ends (the caller may start a new web session for the browser that changed it).
     Collector token URLs are not derived from the password and keep working."""
     if len(password) < 8:
-        raise Problem(400, "400.23", "The password is too short: use at least 8 characters.")
+        raise problems.PASSWORD_TOO_SHORT()
     user.password_hash = generate_password_hash(password)
     user.digest_ha1 = digest_ha1(user.username, realm, password)
     _end_sessions(user)
@@ -126,7 +124,7 @@ def get_user(session: Session, username: str, for_phone: bool = False) -> User:
         q = q.options(*phone_user_options())
     user = session.execute(q).unique().scalar_one_or_none()
     if user is None:
-        raise Problem(404, "404.20", f"There is no user named '{username}'.")
+        raise problems.NO_SUCH_USER(username=username)
     return user
 
 
@@ -251,7 +249,7 @@ def update_user(user: User, *, role: str | None = None, display_name: str | None
     changes: dict[str, list[str]] = {}
     if role is not None and role != user.role:
         if role not in ROLES:
-            raise Problem(400, "400.22", f"Unknown role '{role}'. Choose one of: {', '.join(ROLES)}.")
+            raise problems.UNKNOWN_ROLE(role=role, choices=', '.join(ROLES))
         changes["role"] = [user.role, role]
         user.role = role
         # What the old role allowed must not go on: sessions, API tokens and token URLs end.
@@ -260,7 +258,7 @@ def update_user(user: User, *, role: str | None = None, display_name: str | None
     if display_name is not None:
         display_name = display_name.strip() or user.username
         if len(display_name) > 200:
-            raise Problem(400, "400.25", "The display name is too long: use at most 200 characters.")
+            raise problems.DISPLAY_NAME_TOO_LONG()
         if display_name != user.display_name:
             changes["display_name"] = [user.display_name, display_name]
             user.display_name = display_name

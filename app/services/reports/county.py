@@ -32,7 +32,7 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
 from app.services import access, regions, spreadsheets
 from app.services.answers import LOCAL_TZ, answer_keys, iso_day, record_date_key, record_day
@@ -82,7 +82,7 @@ def parse_period(text: str) -> Period:
     m = re.fullmatch(r"(\d{4})-Q([1-4])", text)
     if m:
         return quarter(int(m.group(1)), int(m.group(2)))
-    raise Problem(400, "400.80", f"'{text}' is not a period. Use a month like 2026-11 or a quarter like 2026-Q4.")
+    raise problems.NOT_A_PERIOD(text=text)
 
 
 def quarter_of(day: date) -> Period:
@@ -270,11 +270,11 @@ class CountyReport:
 def _require_county(user: User, county: str) -> str:
     county = county.strip()
     if not re.fullmatch(r"\d{6}", county):
-        raise Problem(400, "400.81", f"'{county}' is not a county code. Choose a county (6 digits, e.g. 540102).")
+        raise problems.NOT_A_COUNTY_CODE(county=county)
     regions.validate_code(county)
     inside = user.role == "admin" or any(county.startswith(c) or c.startswith(county) for c in user.region_codes)
     if not inside:
-        raise Problem(404, "404.80", "There is no such county in your regions.")
+        raise problems.NO_SUCH_COUNTY()
     return county
 
 

@@ -26,8 +26,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from app import problems
 from app.db import RETRY_ATTEMPTS, Database, is_retryable, retry_pause
-from app.errors import Problem
 from app.models import (
     Dataset,
     Entity,
@@ -82,20 +82,13 @@ class ReceiveResult:
     held: bool = False  # an effect lies outside the submitter's regions and awaits review (app.services.held)
 
 
-_XML_ERRORS = {
-    "malformed": "400.2",
-    "no_form_id": "400.2",
-    "doctype": "400.2",
-    "too_large": "413.2",
-}
-
 
 def _parse(xml: bytes, max_bytes: int) -> tuple[object, object]:
     try:
         return parse_submission(xml, max_bytes=max_bytes)
     except SubmissionXMLError as err:
-        code = _XML_ERRORS.get(err.code, "400.2")
-        raise Problem(413 if code == "413.2" else 400, code, err.message) from err
+        kind = problems.SUBMISSION_XML_TOO_LARGE if err.code == "too_large" else problems.SUBMISSION_XML_UNREADABLE
+        raise kind(detail=err.message) from err
 
 
 def _safe_name(name: str) -> bool:
@@ -174,18 +167,15 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
         form, version_pk, schema, seen = _lookup(session, project_id, envelope.form_id,  # type: ignore[attr-defined]
                                                  envelope.version, instance_id)  # type: ignore[attr-defined]
         if form.state == "closed":
-            raise Problem(409, "409.2", f"The form '{form.xml_form_id}' is closed and no longer accepts "
-                          "submissions. Ask your coordinator what to do with this record.")
+            raise problems.FORM_CLOSED_TO_SUBMISSIONS(xml_form_id=form.xml_form_id)
         if user is not None and not _may_submit(session, user, form, via, only_form):
-            raise Problem(403, "403.2", f"You may not submit the form '{form.xml_form_id}'. Ask your "
-                          "coordinator to assign this form to you.")
+            raise problems.FORM_NOT_ASSIGNED_SUBMIT(xml_form_id=form.xml_form_id)
         form_pk = form.id
     encrypted = _encrypted(db, tree, user)  # type: ignore[arg-type]
     data: SubmissionData = encrypted[0] if encrypted else extract(tree, schema)  # type: ignore[arg-type]
     for name in data.attachments:
         if not _safe_name(name):
-            raise Problem(400, "400.40", f"The submission refers to a file named '{name}', which is not "
-                          "a plain file name. Files must not contain '/' or '..'.")
+            raise problems.FILE_NAME_NOT_PLAIN(name=name)
 
     by_name = {f.name: f for f in files}
     ignored = sorted(n for n in by_name if n not in data.attachments)
@@ -198,8 +188,7 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
             info = store.put(incoming.stream, max_size=max_file_bytes)
         except BlobTooLarge as err:
             limit = f" ({max_file_bytes / 1_000_000:g} MB)" if max_file_bytes else ""
-            raise Problem(413, "413.3", f"The file '{name}' is larger than this server accepts{limit}. Ask your "
-                          "coordinator to raise the limit, or take a smaller photo.") from err
+            raise problems.SUBMISSION_FILE_TOO_LARGE(name=name, limit=limit) from err
         ctype = incoming.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         stored[name] = (info, ctype)
     if ignored:
@@ -265,19 +254,16 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         # no longer current (docs/architecture.md, *Locks*). Exactly one edit wins; one version is current.
         previous = _stored_version(session, form_pk, deprecated_id)
         if previous is None:
-            raise Problem(404, "404.5", f"The submission you edited ({deprecated_id}) is not on the server. "
-                          "Send the original first, or fill a new form.")
+            raise problems.EDITED_ORIGINAL_MISSING(deprecated_id=deprecated_id)
         if not previous.current:
             twin = _stored_version(session, form_pk, instance_id)
             if twin is not None:  # this very edit, sent twice at once: its twin won
                 return _resend(session, twin, xml_sha, stored, form_pk)
-            raise Problem(409, "409.9", f"The record you edited ({deprecated_id}) was changed by another edit "
-                          "that reached the server first, so this edit was not saved. Nothing else was lost: "
-                          "ask your coordinator to compare both edits, or edit the newest copy of the record.")
+            raise problems.EDIT_LOST_RACE(deprecated_id=deprecated_id)
         sub = session.get(Submission, previous.submission_id)
         assert sub is not None
         if sub.deleted_at is not None:
-            raise Problem(409, "409.18", "This submission has been deleted on the server.")
+            raise problems.SUBMISSION_DELETED()
         if user is not None and not access.may_edit_record(session, user, project_id, sub):
             # An edit of a record outside the submitter's regions: stored as received, not current,
             # until a coordinator applies it (app.services.held).
@@ -489,8 +475,7 @@ def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) ->
     previous = session.scalar(select(SubmissionVersion).where(
         SubmissionVersion.submission_id == sub.id, SubmissionVersion.instance_id == sv.deprecated_id))
     if previous is None or not previous.current or sub.deleted_at is not None:
-        raise Problem(409, "409.82", "The record was edited or deleted since this edit was held; it can no longer "
-                      "be applied. Reject it.")
+        raise problems.HELD_EDIT_STALE()
     previous.current = False
     session.flush()
     sv.current = True
@@ -518,7 +503,7 @@ def _encrypted(db: Database, tree: SubmissionTree, user: User | None) -> tuple[S
     try:
         data = extract_encrypted(tree)
     except SubmissionXMLError as err:
-        raise Problem(400, "400.2", err.message) from err
+        raise problems.SUBMISSION_XML_UNREADABLE(detail=err.message) from err
     if data is None:
         return None
     region = None
@@ -543,12 +528,9 @@ def _resend(session: Session, existing: SubmissionVersion, xml_sha: str, stored:
     sub = session.get(Submission, existing.submission_id)
     assert sub is not None
     if sub.deleted_at is not None:
-        raise Problem(409, "409.18", "This submission has been deleted on the server. You may not "
-                      "send it again.")
+        raise problems.SUBMISSION_DELETED_RESENT()
     if existing.xml_sha256 != xml_sha:
-        raise Problem(409, "409.1", "A submission with this ID already exists with different content. "
-                      "To send more files, resend the identical form; to change answers, edit the "
-                      "sent form in Collect (it gets a new ID).")
+        raise problems.INSTANCE_ID_CONFLICT()
     _attach(existing, stored)
     sub.updated_at = utcnow()
     return ReceiveResult("duplicate", sub.id, sub.instance_id, form_pk,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import (
     REVIEW_STATES,
     Form,
@@ -61,7 +61,7 @@ def get_record(session: Session, project_id: int, user: User, xml_form_id: str, 
         .where(Form.project_id == project_id, Form.xml_form_id == xml_form_id,
                Submission.instance_id == instance_id, Submission.deleted_at.is_(None))).first()
     if row is None or not access.sees_submission(session, user, project_id, row[0]):
-        raise Problem(404, "404.1", "There is no such submission in your regions.")
+        raise problems.NO_SUCH_SUBMISSION_IN_REGIONS()
     return row[0], row[1]
 
 
@@ -73,7 +73,7 @@ def _version_of(session: Session, sub: Submission, current: SubmissionVersion,
     sv = session.scalar(select(SubmissionVersion).where(SubmissionVersion.submission_id == sub.id,
                                                         SubmissionVersion.instance_id == version))
     if sv is None:
-        raise Problem(404, "404.1", "There is no such version of this submission.")
+        raise problems.NO_SUCH_SUBMISSION_VERSION()
     return sv
 
 
@@ -93,10 +93,9 @@ def get_attachment(session: Session, project_id: int, user: User, xml_form_id: s
     sv = _version_of(session, sub, current, version)
     att = next((a for a in sv.attachments if a.name == name), None)
     if att is not None and name in withheld_files(session, project_id, user, sv):
-        raise Problem(403, "403.30", f"The file '{name}' answers a question marked sensitive (identifying "
-                      "details); your account may not open it. Ask an administrator.")
+        raise problems.SENSITIVE_FILE(name=name)
     if att is None or att.blob_key is None:
-        raise Problem(404, "404.1", f"The submission has no file '{name}' (or it has not arrived yet).")
+        raise problems.SUBMISSION_FILE_MISSING(name=name)
     return att
 
 
@@ -122,7 +121,7 @@ def get_form_info(session: Session, project_id: int, user: User, xml_form_id: st
     access.require_reader(user)
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form is None:
-        raise Problem(404, "404.2", "There is no such form.")
+        raise problems.NO_SUCH_FORM()
     return FormInfo(form.xml_form_id, form.current_version.title if form.current_version else form.xml_form_id,
                     form.state)
 
@@ -178,7 +177,7 @@ def list_submissions(session: Session, project_id: int, user: User, xml_form_id:
     f = filters or SubmissionFilters()
     form_pk = session.scalar(select(Form.id).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id))
     if form_pk is None:
-        raise Problem(404, "404.2", "There is no such form.")
+        raise problems.NO_SUCH_FORM()
     q = (select(Submission, SubmissionVersion.instance_name, SubmissionVersion.deprecated_id, User.username,
                 SubmissionVersion.form_version_id)
          .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
@@ -479,11 +478,11 @@ def review(session: Session, project_id: int, user: User, xml_form_id: str, inst
     state = state.strip()
     comment = comment.strip()
     if state and state not in SETTABLE_STATES:
-        raise Problem(400, "400.61", "Choose a review state: received, has issues, approved or rejected.")
+        raise problems.REVIEW_STATE_UNKNOWN()
     if len(comment) > MAX_COMMENT:
-        raise Problem(400, "400.62", "The comment is too long (at most 4000 characters).")
+        raise problems.COMMENT_TOO_LONG()
     if not comment and (not state or state == sub.review_state):
-        raise Problem(400, "400.63", "Nothing to save: choose another review state or write a comment.")
+        raise problems.REVIEW_NOTHING_TO_SAVE()
     previous = sub.review_state
     changed = bool(state) and state != previous
     if changed:

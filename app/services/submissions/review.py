@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import EntityEvent, HeldChange, SubmissionVersion, User, utcnow
 from app.services import access, audit
 from app.services.children import entities
@@ -25,13 +25,13 @@ def decide(session: Session, project_id: int, user: User, held_id: int, action: 
     change = session.scalar(select(HeldChange).where(HeldChange.id == held_id, HeldChange.project_id == project_id)
                             .with_for_update())
     if change is None or not may_decide(user, change):
-        raise Problem(404, "404.80", "There is no such held change in your regions.")
+        raise problems.NO_SUCH_HELD_CHANGE()
     if action not in ("apply", "reject"):
-        raise Problem(400, "400.80", "Choose 'apply' or 'reject'.")
+        raise problems.HELD_ACTION_UNKNOWN()
     if len(note) > 2000:
-        raise Problem(400, "400.81", "The note is too long (at most 2000 characters).")
+        raise problems.HELD_NOTE_TOO_LONG()
     if change.status != "pending":
-        raise Problem(409, "409.80", f"This change was already {change.status}. Reload the list.")
+        raise problems.HELD_ALREADY_DECIDED(status=change.status)
     if action == "apply":
         _apply(session, project_id, change)
     change.status = "applied" if action == "apply" else "rejected"
@@ -55,7 +55,7 @@ def _apply(session: Session, project_id: int, change: HeldChange) -> None:
     if change.kind == "entity":
         event = _event(session, change)
         if event is None:
-            raise Problem(409, "409.81", "The held entity change is no longer waiting. Reload the list.")
+            raise problems.HELD_NO_LONGER_WAITING()
         entities.apply_held(session, project_id, event)
         return
     sv = session.get(SubmissionVersion, change.version_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Problem
+from app import problems
 from app.models import Form, FormVersion, Submission, SubmissionVersion, User
 from app.services import access
 from app.services import forms as form_service
@@ -23,16 +23,16 @@ def fillable(session: Session, user: User, xml_form_id: str) -> tuple[Form, Form
     """The form and its current version, for a user who may fill forms in the browser."""
     form = form_service.get_form(session, user.project_id, xml_form_id)
     if not access.may_enter_on_web(user, form):
-        raise Problem(403, "403.2", "Your account may not fill forms in the browser.")
+        raise problems.MAY_NOT_FILL_IN_BROWSER()
     fv = form.current_version
     if fv is None:
-        raise Problem(404, "404.1", "This form has no published version yet.")
+        raise problems.FORM_NOT_PUBLISHED_YET()
     return form, fv
 
 
 def require_open(form: Form) -> None:
     if form.state == "closed":
-        raise Problem(409, "409.2", "This form is closed and no longer accepts submissions.")
+        raise problems.FORM_CLOSED_TO_WEB_ENTRY()
 
 
 def may_edit(user: User) -> bool:
@@ -41,7 +41,7 @@ def may_edit(user: User) -> bool:
 
 def require_editor(user: User) -> None:
     if not may_edit(user):
-        raise Problem(403, "403.1", "Only coordinators and administrators edit submissions.")
+        raise problems.SUBMISSIONS_EDITED_BY_COORDINATORS()
 
 
 def deprecated_id(xml: bytes) -> str | None:
@@ -65,12 +65,12 @@ def editable(session: Session, user: User, xml_form_id: str,
                                                   Submission.instance_id == instance_id,
                                                   Submission.deleted_at.is_(None)))
     if sub is None or not access.sees_submission(session, user, user.project_id, sub):
-        raise Problem(404, "404.1", "No such submission.")
+        raise problems.NO_SUCH_SUBMISSION()
     sv = session.get(SubmissionVersion, sub.current_version_id) if sub.current_version_id else None
     if sv is None:
-        raise Problem(404, "404.1", "No such submission.")
+        raise problems.NO_SUCH_SUBMISSION()
     if sv.encrypted_file:
-        raise Problem(409, "409.19", "An encrypted submission cannot be edited on the server.")
+        raise problems.ENCRYPTED_NOT_EDITABLE()
     fv = session.get(FormVersion, sv.form_version_id)
     assert fv is not None
     return form, sv, fv
@@ -92,5 +92,5 @@ def version_file(sv: SubmissionVersion, filename: str) -> FormFile:
     """A stored file of the version being edited (handed to the renderer so the edit starts with it)."""
     att = next((a for a in sv.attachments if a.name == filename and a.blob_key), None)
     if att is None or att.blob_key is None or att.md5 is None:
-        raise Problem(404, "404.1", "This file has not been uploaded.")
+        raise problems.FILE_NOT_UPLOADED()
     return FormFile(filename, att.md5, att.content_type or "application/octet-stream", blob_key=att.blob_key)
