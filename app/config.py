@@ -101,8 +101,8 @@ def _stored_secret(data_dir: Path) -> str:
     if not path.exists():
         # One temporary name per process: workers starting together must not share (and unlink) it.
         tmp = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:  # owner only
+            fh.write(secrets.token_hex(32))
         try:
             os.link(tmp, path)  # atomic: the first worker wins, others read its key
         except FileExistsError:

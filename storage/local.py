@@ -42,6 +42,9 @@ class LocalBlobStore:
         # Owner only (0700 folders, 0600 files), whatever the umask: blobs are the children's photos.
         for folder in reversed([p for p in (self.root, *self.root.parents) if not p.exists()]):
             folder.mkdir(mode=0o700, exist_ok=True)
+        st = self.root.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:  # made open to others by an older version
+            os.chmod(self.root, 0o700)
         self._tmp.mkdir(mode=0o700, exist_ok=True)
 
     def __repr__(self) -> str:
