@@ -6,7 +6,7 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
@@ -38,7 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     effects.install()  # after-effects of events (app/services/effects.py)
     regions.use_data_dir(cfg["DATA_DIR"])  # provinces added with `carefile regions load`
     db = Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"], pool_size=cfg["DB_POOL_SIZE"],
-                  max_overflow=cfg["DB_MAX_OVERFLOW"])
+                  max_overflow=cfg["DB_MAX_OVERFLOW"], read_url=cfg["READ_DATABASE_URL"] or None)
     app.extensions["carefile"] = Runtime(config=cfg, db=db, store=make_store(cfg))
 
     from . import params
@@ -59,6 +59,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api.exports import install_worker
 
     install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
+
+    @app.after_request
+    def _no_store(resp: Any) -> Any:
+        # Every answer but the static files may be personal (pages behind sign-in, the API's and Collect's
+        # answers, records' files): no browser, proxy or phone keeps a copy. Conditional requests (ETag) still
+        # work; Collect decides what to download from the manifest's hashes, not from its HTTP cache.
+        if request.endpoint != "static":
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @app.after_request
     def _retry_after(resp: Any) -> Any:

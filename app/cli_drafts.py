@@ -109,7 +109,7 @@ def cmd_draft_abandon(args: argparse.Namespace) -> int:
 
     rt = _runtime()
     with rt.db.write() as session:
-        discarded = form_service.delete_draft(session, _form(session, args.project, args.form_id))
+        discarded = form_service.delete_draft(session, _form(session, args.project, args.form_id), user=None)
     print(f"{args.form_id}: draft abandoned ({discarded} test submission(s) discarded).")
     return 0
 

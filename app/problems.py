@@ -42,6 +42,8 @@ SHARED = {
     "400.8": "an unexpected value",
     "400.11": "a parameter's value cannot be read",
     "400.19": "an edit was sent the wrong way",
+    "400.92": "a purge's options do not fit together",
+    "404.30": "no such child in the caller's regions",
     "400.122": "not a place of the division table",
     "400.123": "a password was not given, or not the same twice",
     "400.124": "a user name is not acceptable",
@@ -388,6 +390,15 @@ SENSITIVE_EXPORT_REFUSED = Kind(
     "403.70", 403,
     "Your role may not export sensitive fields. Export without them, or ask a coordinator.")
 EXPORT_OWNER_DISABLED = Kind("403.71", 403, "The account that asked for this export is disabled.")
+FORM_FOR_EVERYONE = Kind(
+    "403.77", 403,
+    "You may not change this form: it reaches every collector of the project (it is not assigned to particular "
+    "collectors), so only an administrator or a coordinator of the whole province may publish it or change its "
+    "draft, files, state or encryption. Ask one of them.")
+FORM_OUTSIDE_REGIONS = Kind(
+    "403.78", 403,
+    "You may not change this form: it reaches collectors outside your regions ({outside}). Ask an administrator "
+    "or a coordinator whose regions cover them.")
 ENCRYPTION_BY_COORDINATORS = Kind("403.80", 403, "Only coordinators and administrators may turn on encryption.")
 APP_USER_NOT_ASSIGNED = Kind("404.1", 404, "{username} is not assigned to the form '{xml_form_id}'.")
 ENTITY_LIST_NO_TABLE = Kind("404.1", 404, "The entity list has no table '{table}'; use 'Entities'.")
@@ -599,6 +610,16 @@ ODATA_FILTER_FIELD_UNSUPPORTED = Kind(
 ODATA_EXPAND_UNSUPPORTED = Kind("501.6", 501, "Only $expand=* is supported.")
 
 
+FORM_POINTS_ELSEWHERE = Kind(
+    "400.77", 400,
+    "The form '{filename}' is refused: {reasons}. A form must send its records only to this server and bring "
+    "every file it needs with it: remove submission_url from the settings sheet (the action of <submission>), "
+    "upload data and media as the form's files (jr://file/…) instead of web addresses, and upload the form again.")
+UUID_NOT_USABLE = Kind(
+    "409.79", 409,
+    "This uuid cannot be used for a new entity. Leave `uuid` out and the server makes one, or ask an "
+    "administrator.")
+
 # Entity blocks of a submission that cannot be applied: recorded on the submission's entity event, with
 # Central's codes (the submission itself is accepted).
 ENTITY_LIST_MISSING = Kind("404.7", 404, "The entity list '{dataset}' does not exist.")
@@ -613,6 +634,28 @@ NEW_ENTITY_WITHOUT_LABEL = Kind("400.2", 400, "The new entity has no label.")
 ENTITY_DELETED = Kind("404.11", 404, "The entity {uid} was deleted.")
 ENTITY_VERSION_MISSING = Kind("404.9", 404, "Version {version} of entity {uid} does not exist.")
 TRUNK_VERSION_TOO_NEW = Kind("404.9", 404, "The trunk version {version} is newer than the entity.")
+
+
+# The trash (app/services/children/trash.py, app/services/submissions/trash.py, app/services/ops/purge.py).
+BULK_IDS_MISSING = Kind(
+    "400.91", 400,
+    "Send the entities' ids as {{\"ids\": [\"<uuid>\", …]}}: a list of 1 to {max_bulk} entity ids.")
+BULK_ID_INVALID = Kind("400.93", 400, "Invalid entity id {item!r}: each id is an entity's UUID.")
+PURGE_MODE_UNKNOWN = Kind("400.92", 400, "Unknown purge mode {mode!r}: use one of {modes}.")
+PURGE_ENTITY_NEEDS_LIST = Kind(
+    "400.92", 400,
+    "To purge one entity, name its project and entity list too (--project N --dataset NAME --entity UUID).")
+PURGE_LIST_NEEDS_PROJECT = Kind(
+    "400.92", 400, "To purge an entity list's trash, name its project too (--project N).")
+PURGE_SUBMISSION_NEEDS_FORM = Kind(
+    "400.92", 400,
+    "To purge one submission, name its project and form too (--project N --form ID --instance ID).")
+PURGE_FORM_NEEDS_PROJECT = Kind("400.92", 400, "To purge a form's trash, name its project too (--project N).")
+NO_SUCH_DELETED_SUBMISSION = Kind("404.1", 404, "There is no such deleted submission in your regions.")
+NO_SUCH_CHILD_IN_TRASH = Kind("404.30", 404, "There is no such child in the trash of your regions.")
+HELD_SUBMISSION_IN_TRASH = Kind(
+    "409.90", 409,
+    "The submission of this change is in the trash: restore it first (Trash page), or reject the change.")
 
 
 # The server cannot do its part now (app/faults.py classifies the exception; nothing was saved).

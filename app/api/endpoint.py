@@ -26,6 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from app import problems
+from app.db import retrying
 from app.models import User
 from app.routeaccess import declare
 from app.runtime import Runtime, runtime
@@ -84,6 +85,12 @@ def render(result: Any) -> Any:
     return jsonify(result)
 
 
+def _replayable() -> bool:
+    """Whether the view can be run again on the same request: its body (none, JSON or a form) is kept by Flask;
+    a raw upload read from the stream is not."""
+    return not request.content_length or request.is_json or request.mimetype == "application/x-www-form-urlencoded"
+
+
 def make_endpoint(bp: Blueprint) -> Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]]:
     def endpoint(rule: str, *, roles: Iterable[str], methods: Iterable[str] = ("GET",), scoped: bool = False,
                  note: str = "", tx: Tx = "read") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -100,11 +107,19 @@ def make_endpoint(bp: Blueprint) -> Callable[..., Callable[[Callable[..., Any]],
                 rt = runtime()
                 if tx == "none":
                     return render(view(Call(user, rt, None, client_ip()), **kwargs))
-                with rt.db.write() if tx == "write" else rt.db.session() as session:
-                    result = view(Call(user, rt, session, client_ip()), **kwargs)
-                    if tx == "read":
-                        return render(result)
-                return render(result)
+
+                def run() -> Any:
+                    with rt.db.write() if tx == "write" else rt.db.session() as session:
+                        result = view(Call(user, rt, session, client_ip()), **kwargs)
+                        if tx == "read":
+                            return render(result)
+                    return render(result)
+
+                if tx == "write" and _replayable():
+                    # A lost race (deadlock, serialization failure) runs the whole transaction again
+                    # (docs/architecture.md, *Locks*): never a 5xx for the caller.
+                    return retrying(run, f"{request.method} {rule}")
+                return run()
 
             declare(allowed, scoped=scoped, note=note)(wrapper)
             bp.add_url_rule(rule, view.__name__, wrapper, methods=list(methods))

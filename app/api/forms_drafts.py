@@ -56,6 +56,14 @@ def _manager(user: User) -> User:
     return user
 
 
+def _changeable(s: Any, user: User, project_id: int, xml_form_id: str) -> Form:
+    """The form, when the user may change it (access.require_form_change: its draft, files, state); its
+    draft, which carries the test token, is for the same users."""
+    form = _form(s, _manager(user), project_id, xml_form_id)
+    access.require_form_change(s, user, project_id, form)
+    return form
+
+
 def _attachment_json(att: Any) -> dict[str, Any]:
     return {"name": att.filename, "type": KINDS.get(att.kind, "file"), "exists": bool(att.present),
             "blobExists": att.blob_key is not None, "datasetExists": att.dataset is not None,
@@ -87,11 +95,13 @@ def _xml(xml: bytes) -> Response:
 @endpoint(f"{FORM}/draft", roles=COORDINATORS, methods=["POST"], tx="none")
 def form_draft_create(call: Call, project_id: int, xml_form_id: str) -> Any:
     user, rt = _manager(call.user), call.rt
+    with rt.db.session() as s:
+        _changeable(s, user, project_id, xml_form_id)  # before reading the body
     body = request.content_length != 0 and request.mimetype not in ("", "application/json")
     definition = read_definition(xml_form_id) if body else None
     validate = setup.validate_setting(rt)
     with rt.db.write() as s:
-        form = _form(s, user, project_id, xml_form_id)
+        form = _changeable(s, user, project_id, xml_form_id)
         if definition is None:
             made = form_service.draft_from_published(s, rt.store, form, key=rt.config["SECRET_KEY"], user=user,
                                                      validate=validate)
@@ -107,16 +117,16 @@ def form_draft_create(call: Call, project_id: int, xml_form_id: str) -> Any:
 
 @endpoint(f"{FORM}/draft", roles=COORDINATORS, note="as Central (form.update): the draft carries its test token")
 def form_draft(call: Call, project_id: int, xml_form_id: str) -> Any:
-    form = _form(call.session, _manager(call.user), project_id, xml_form_id)
+    form = _changeable(call.session, call.user, project_id, xml_form_id)
     return draft_json(form, form_service.require_draft(call.session, form), call.rt.config["SECRET_KEY"])
 
 
 @endpoint(f"{FORM}/draft", roles=COORDINATORS, methods=["DELETE"], tx="write")
 def form_draft_delete(call: Call, project_id: int, xml_form_id: str) -> Any:
     s, user = call.session, _manager(call.user)
-    form = _form(s, user, project_id, xml_form_id)
+    form = _changeable(s, user, project_id, xml_form_id)
     version = form_service.require_draft(s, form).version
-    discarded = form_service.delete_draft(s, form)
+    discarded = form_service.delete_draft(s, form, user=user)
     audit.record(s, user, "form.draft.abandon", f"form:{xml_form_id}", call.ip, version=version, via="api",
                  test_submissions_discarded=discarded)
 
@@ -124,24 +134,24 @@ def form_draft_delete(call: Call, project_id: int, xml_form_id: str) -> Any:
 @endpoint(f"{FORM}/draft.xml", roles=COORDINATORS, note="as Central (form.update): the draft carries its test token")
 def form_draft_xml(call: Call, project_id: int, xml_form_id: str) -> Any:
     s = call.session
-    return _xml(form_service.require_draft(s, _form(s, _manager(call.user), project_id, xml_form_id)).xml)
+    return _xml(form_service.require_draft(s, _changeable(s, call.user, project_id, xml_form_id)).xml)
 
 
 @endpoint(f"{FORM}/draft/attachments", roles=COORDINATORS,
           note="as Central (form.update): the draft carries its test token")
 def form_draft_attachments(call: Call, project_id: int, xml_form_id: str) -> Any:
     s = call.session
-    draft = form_service.require_draft(s, _form(s, _manager(call.user), project_id, xml_form_id))
+    draft = form_service.require_draft(s, _changeable(s, call.user, project_id, xml_form_id))
     return [_attachment_json(a) for a in draft.attachments]
 
 
 @endpoint(f"{FORM}/draft/attachments/<name>", roles=COORDINATORS, methods=["POST"], tx="write")
 def form_draft_attachment_upload(call: Call, project_id: int, xml_form_id: str, name: str) -> Any:
     s, user, rt = call.session, _manager(call.user), call.rt
-    draft = form_service.require_draft(s, _form(s, user, project_id, xml_form_id))
+    draft = form_service.require_draft(s, _changeable(s, user, project_id, xml_form_id))
     try:
         att = form_service.upload_draft_attachment(s, rt.store, draft, name, request.stream,
-                                                   int(rt.config["MAX_UPLOAD_BYTES"]))
+                                                   int(rt.config["MAX_UPLOAD_BYTES"]), user=user)
     except Problem as problem:
         if problem.code == problems.FORM_DOES_NOT_USE_FILE.code:  # Central: a name the form does not use is 404.1
             raise problems.NOT_FOUND_RELAYED(detail=problem.message) from problem
@@ -153,7 +163,7 @@ def form_draft_attachment_upload(call: Call, project_id: int, xml_form_id: str, 
 @endpoint(f"{FORM}/draft/publish", roles=COORDINATORS, methods=["POST"], tx="write")
 def form_draft_publish(call: Call, project_id: int, xml_form_id: str) -> Any:
     s, user = call.session, _manager(call.user)
-    form = _form(s, user, project_id, xml_form_id)
+    form = _changeable(s, user, project_id, xml_form_id)
     fv, discarded = form_service.publish_draft(s, form, version=request.args.get("version"),
                                                user=s.get(User, user.id))
     audit.record(s, user, "form.publish", f"form:{xml_form_id}", call.ip, version=fv.version,
@@ -217,12 +227,13 @@ def _version_source(call: Call, project_id: int, xml_form_id: str, version: str,
 @endpoint(FORM, roles=COORDINATORS, methods=["PATCH"], tx="write")
 def form_update(call: Call, project_id: int, xml_form_id: str) -> Any:
     s, user = call.session, _manager(call.user)
+    form = central.get_form(s, user, project_id, xml_form_id)
+    access.require_form_change(s, user, project_id, form)
     body = json_body(example='{"state": "closing"}')
     if not isinstance(body.get("state"), str):
         raise problems.FORM_STATE_BODY()
-    form = central.get_form(s, user, project_id, xml_form_id)
     before = form.state
-    form_service.set_state(form, body["state"])
+    form_service.set_state(s, form, body["state"], user=user)
     if before != form.state:
         audit.record(s, user, "form.state", f"form:{xml_form_id}", call.ip, old=before, new=form.state, via="api")
     s.flush()

@@ -26,6 +26,7 @@ from app import problems
 from app.central.shapes import get_project, iso
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
 from app.services import access, audit
+from app.services.children import lock_dataset, trash
 from app.services.regions import check_properties as check_region_properties
 from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
@@ -41,8 +42,11 @@ def require_maintainer(session: Session, user: User, project_id: int) -> None:
         raise problems.ENTITY_LISTS_CHANGED_BY_COORDINATORS()
 
 
-def _dataset(session: Session, project_id: int, name: str) -> Dataset:
-    ds = session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
+def _dataset(session: Session, project_id: int, name: str, lock: bool = False) -> Dataset:
+    """The entity list; `lock`: its row locked first, before any entity of it (docs/architecture.md, *Locks*:
+    every change of a list's entities bumps its revision, so the list comes before the entity, as in ingest)."""
+    ds = (lock_dataset(session, project_id, name) if lock else
+          session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)))
     if ds is None:
         raise problems.NOT_FOUND()
     return ds
@@ -131,6 +135,12 @@ def _new_entity(session: Session, user: User, ds: Dataset, item: Any) -> Entity:
     region = region_of(data)
     _check_region(user, region)
     existing = session.scalar(select(Entity).where(Entity.dataset_id == ds.id, Entity.uuid == uid))
+    if existing is not None and user.role != "admin" and not access.sees_region(user, existing.region_code):
+        # An id of a record outside the caller's regions: not named, not confirmed (GET answers it 404), the
+        # same answer as for any id this caller cannot use.
+        raise problems.UUID_NOT_USABLE()
+    if existing is None and trash.was_purged(session, ds, [uid]):
+        raise problems.UUID_OF_DELETED_ENTITY(uid=uid)
     if existing is not None:
         if existing.deleted_at is not None:
             raise problems.UUID_OF_DELETED_ENTITY(uid=uid)
@@ -147,7 +157,7 @@ def create_entities(session: Session, user: User, project_id: int, dataset: str,
                     ip: str = "") -> tuple[Dataset, list[str]]:
     """One entity ({label, data, uuid?}) or many ({entities: [...], source}); all or nothing."""
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)
     if "entities" in body:
         items = body["entities"]
         if not isinstance(items, list) or not items:
@@ -186,7 +196,7 @@ def _locked(session: Session, user: User, ds: Dataset, uid: str, deleted: bool =
 def update_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, body: dict[str, Any], *,
                   base_version: str | None, force: bool, resolve: bool = False, ip: str = "") -> Dataset:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)
     entity = _locked(session, user, ds, uid)
     if resolve and not entity.conflict:
         raise problems.ENTITY_HAS_NO_CONFLICT()
@@ -221,21 +231,24 @@ def update_entity(session: Session, user: User, project_id: int, dataset: str, u
 
 
 def delete_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
+    """Move one entity to the trash (app/services/children/trash.py); 404 when absent, deleted or out of scope."""
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
-    entity = _locked(session, user, ds, uid)
-    entity.deleted_at = utcnow()
-    _bump(ds)
-    audit.record(session, user, "entity.delete", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+    trash.delete_entities(session, project_id, user, dataset, [uid], ip=ip)
 
 
 def restore_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
-    entity = _locked(session, user, ds, uid, deleted=True)
-    entity.deleted_at = None
-    _bump(ds)
-    audit.record(session, user, "entity.restore", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+    trash.restore_entities(session, project_id, user, dataset, [uid], ip=ip)
+
+
+def bulk(session: Session, user: User, project_id: int, dataset: str, body: dict[str, Any], *, restore: bool,
+         ip: str = "") -> dict[str, int]:
+    """Central's bulk-delete / bulk-restore ({"ids": [...]}): ids absent, already in that state or outside the
+    caller's regions are skipped; the answer counts those changed."""
+    require_maintainer(session, user, project_id)
+    uids = trash.uuids_of(body.get("ids"))
+    change = trash.restore_entities if restore else trash.delete_entities
+    return {"count": len(change(session, project_id, user, dataset, uids, ip=ip, strict=False))}
 
 
 # ---------------------------------------------------------------- reading: diffs and audits

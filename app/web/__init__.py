@@ -17,6 +17,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.exceptions import HTTPException
 
 from app import faults, problems
+from app.db import retrying
 from app.errors import Problem
 from app.i18n import LANGUAGES, current_language, form_label, t
 from app.models import User
@@ -126,6 +127,17 @@ def requires(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return decorator
 
 
+def retried(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a page's write (one transaction) again when PostgreSQL reports a lost race (app.db.retrying):
+    case work, merges and held decisions racing phones' submissions never show a fault page."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return retrying(lambda: view(*args, **kwargs), f"{request.method} {request.path}")
+
+    return wrapper
+
+
 def db_user() -> User:
     """The signed-in user's row (detached), for the services."""
     user: User = current_user.row
@@ -137,7 +149,7 @@ def client_ip() -> str:
 
 
 PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports",
-                "encryption", "held", "places", "reports", "fill")
+                "encryption", "held", "places", "reports", "fill", "trash")
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:
@@ -154,15 +166,26 @@ def _fault_page(problem: Problem) -> tuple[str, int]:
 faults.register(bp, _fault_page)  # database / blob store / disk unreachable: a 503 page with Retry-After
 
 
-def content_security_policy(cfg: dict[str, Any]) -> str:
-    """Only this server, plus the S3 endpoint photos are redirected to when blobs live in S3."""
+def csp_nonce() -> str:
+    """This request's script nonce: every inline <script> of a page carries it (templates: csp_nonce()), and
+    the Content-Security-Policy admits only scripts from this server and those carrying it."""
+    nonce = g.get("csp_nonce")
+    if not nonce:
+        nonce = g.csp_nonce = secrets.token_urlsafe(18)
+    return str(nonce)
+
+
+def content_security_policy(cfg: dict[str, Any], nonce: str = "") -> str:
+    """Only this server, plus the S3 endpoint photos are redirected to when blobs live in S3; inline scripts
+    only with the request's nonce (no 'unsafe-inline' for scripts, no inline event handlers)."""
     images = "'self' data: blob:"
     if str(cfg.get("STORAGE_URL", "")).startswith("s3://"):
         from urllib.parse import urlsplit
 
         endpoint = cfg.get("S3_ENDPOINT_URL")
         images += f" {urlsplit(endpoint).scheme}://{urlsplit(endpoint).netloc}" if endpoint else " https://*.amazonaws.com"
-    return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    return (f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
             f"img-src {images}; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
             "form-action 'self'; frame-ancestors 'none'")
 
@@ -194,13 +217,13 @@ def init_app(app: Flask) -> None:
             importlib.import_module(f"{__name__}.{name}")
     app.register_blueprint(bp)
 
-    csp = content_security_policy(cfg)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
 
     @app.after_request
     def _security_headers(resp: Any) -> Any:
         # Pages load nothing from other sites (no CDN, fonts or map tiles); the browser enforces it.
         if request.blueprint == "web":
-            resp.headers.setdefault("Content-Security-Policy", csp)
+            resp.headers.setdefault("Content-Security-Policy", content_security_policy(cfg, csp_nonce()))
             resp.headers.setdefault("X-Content-Type-Options", "nosniff")
             resp.headers.setdefault("Referrer-Policy", "same-origin")
         return resp

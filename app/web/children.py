@@ -22,7 +22,7 @@ from app.services.children import casework, childfile, duplicates
 from app.services.children.vocabulary import Vocabulary
 from app.services.reports import dashboard as dash
 
-from . import bp, client_ip, db_user, register_nav, requires
+from . import bp, client_ip, db_user, register_nav, requires, retried
 from .places import place_label
 
 PLACE_KEYS = frozenset(("prefecture", "county", "township", "village"))
@@ -194,7 +194,7 @@ def children_view(uid: str) -> Any:
                            overdue=child_service.is_overdue(file.child, today), today=today.isoformat(),
                            lang=current_language(), pairs=file.duplicates, close_reasons=casework.CLOSE_REASONS,
                            adult_soon=adult_soon,
-                           may_merge=user.role in access.COORDINATORS)
+                           may_merge=user.role in access.COORDINATORS, trash_days=child_service.trash.TRASH_DAYS)
 
 
 # ---------------------------------------------------------------- case work (issue 12)
@@ -246,6 +246,7 @@ def _refused(uid: str, problem: Problem) -> Any:
 @bp.post("/children/<uid>/merge")
 @declare(COORDINATORS, scoped=True)
 @requires(*COORDINATORS)
+@retried
 def children_merge(uid: str) -> Any:
     user = db_user()
     with runtime().db.write() as s:
@@ -259,6 +260,7 @@ def children_merge(uid: str) -> Any:
 @bp.post("/children/<uid>/distinct")
 @declare(COORDINATORS, scoped=True)
 @requires(*COORDINATORS)
+@retried
 def children_distinct(uid: str) -> Any:
     user = db_user()
     with runtime().db.write() as s:
@@ -272,6 +274,7 @@ def children_distinct(uid: str) -> Any:
 @bp.post("/children/<uid>/transfer")
 @declare(READERS, scoped=True, note="coordinators anywhere; managers when both villages lie in their regions")
 @requires(*ROLES)
+@retried
 def children_transfer(uid: str) -> Any:
     user = db_user()
     try:
@@ -289,6 +292,7 @@ def children_transfer(uid: str) -> Any:
 @bp.post("/children/<uid>/close")
 @declare(READERS, scoped=True)
 @requires(*ROLES)
+@retried
 def children_close(uid: str) -> Any:
     user = db_user()
     try:
@@ -304,6 +308,7 @@ def children_close(uid: str) -> Any:
 @bp.post("/children/<uid>/reopen")
 @declare(READERS, scoped=True)
 @requires(*ROLES)
+@retried
 def children_reopen(uid: str) -> Any:
     user = db_user()
     try:

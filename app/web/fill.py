@@ -35,7 +35,7 @@ from app.services.submissions import web_entry
 from app.services.submissions.web_entry import EDITORS
 
 from . import bp, client_ip, csrf_token, db_user, requires
-from .form_drafts import TRY_CSP, web_forms_vendored
+from .form_drafts import try_csp, web_forms_vendored
 
 FILLERS = READERS
 
@@ -58,7 +58,7 @@ def _xml(xml: bytes) -> Any:
 
 def _page(template: str, **ctx: Any) -> Any:
     html = render_template(template, vendored=web_forms_vendored(), **ctx)
-    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": try_csp()}
 
 
 def _base(endpoint: str, **values: Any) -> str:

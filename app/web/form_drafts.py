@@ -25,7 +25,7 @@ from app.services.forms.versions import DRAFT, find_version
 from app.services.identity import collect
 from forms.diff import Change, Detail, diff_xforms
 
-from . import bp, client_ip, db_user, requires
+from . import bp, client_ip, csp_nonce, db_user, requires
 from .collectors import public_url
 
 ROLES = COORDINATORS
@@ -55,6 +55,14 @@ def _form(s: Session, xml_form_id: str) -> Form:
     return _get_form(s, xml_form_id)
 
 
+def _changeable(s: Session, xml_form_id: str) -> Form:
+    """The form, when the signed-in user may change it: its draft (whose page holds the test URL's secret)
+    is for the same users as publishing (access.require_form_change)."""
+    from .forms import _changeable_form
+
+    return _changeable_form(s, xml_form_id)
+
+
 def draft_test_url(draft: FormDraft, form: Form) -> str:
     from urllib.parse import quote
 
@@ -77,7 +85,7 @@ def forms_draft(xml_form_id: str) -> Any:
 
     rt = runtime()
     with rt.db.session() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
         draft = form_service.require_draft(s, form)
         current = form.current_version
         tests = form_service.list_test_submissions(s, draft)
@@ -95,9 +103,9 @@ def forms_draft(xml_form_id: str) -> Any:
             attachments=list(draft.attachments), tests=test_rows, test_count=len(tests), summary=_summary(changes),
             test_url=url, qr_svg=svg, version_taken=taken, tr=tr, max_mb=_max_mb(), vendored=web_forms_vendored(),
             check_config=_try_config(xml_form_id, url))
-    # no-store: the page holds the test URL's secret. TRY_CSP: it opens the draft in the renderer (hidden)
+    # no-store: the page holds the test URL's secret. try_csp(): it opens the draft in the renderer (hidden)
     # to say whether the fill, try and edit pages can open it.
-    return resp, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+    return resp, 200, {"Cache-Control": "no-store", "Content-Security-Policy": try_csp()}
 
 
 def _try_config(xml_form_id: str, test_url: str) -> dict[str, str]:
@@ -129,7 +137,7 @@ def forms_draft_publish(xml_form_id: str) -> Any:
     wanted = request.form.get("version", "").strip() or None
     try:
         with rt.db.write() as s:
-            form = _form(s, xml_form_id)
+            form = _changeable(s, xml_form_id)
             user = s.get(User, db_user().id)
             fv, discarded = form_service.publish_draft(s, form, version=wanted, user=user)
             audit.record(s, db_user(), "form.publish", f"form:{xml_form_id}", client_ip(), version=fv.version,
@@ -159,9 +167,9 @@ def forms_draft_publish(xml_form_id: str) -> Any:
 def forms_draft_abandon(xml_form_id: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
         version = form_service.require_draft(s, form).version
-        discarded = form_service.delete_draft(s, form)
+        discarded = form_service.delete_draft(s, form, user=db_user())
         audit.record(s, db_user(), "form.draft.abandon", f"form:{xml_form_id}", client_ip(), version=version,
                      test_submissions_discarded=discarded)
     flash(t("The draft was abandoned; phones keep the published version."))
@@ -174,14 +182,14 @@ def forms_draft_abandon(xml_form_id: str) -> Any:
 def forms_draft_attachment_upload(xml_form_id: str, filename: str) -> Any:
     rt = runtime()
     upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise problems.NO_FILE_CHOSEN()
     with rt.db.write() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
+        if upload is None or not upload.filename:
+            raise problems.NO_FILE_CHOSEN()
         draft = form_service.require_draft(s, form)
         try:
             att = form_service.upload_draft_attachment(s, rt.store, draft, filename, upload.stream,
-                                                       int(rt.config["MAX_UPLOAD_BYTES"]))
+                                                       int(rt.config["MAX_UPLOAD_BYTES"]), user=db_user())
         except Problem as problem:
             if problem.code == problems.ATTACHMENT_TOO_LARGE.code:
                 raise problems.UPLOAD_TOO_LARGE(name=filename, mb=_max_mb()) from problem
@@ -200,7 +208,7 @@ def forms_draft_attachment_download(xml_form_id: str, filename: str) -> Any:
 
     rt = runtime()
     with rt.db.session() as s:
-        draft = form_service.require_draft(s, _form(s, xml_form_id))
+        draft = form_service.require_draft(s, _changeable(s, xml_form_id))
         att = next((a for a in draft.attachments if a.filename == filename and a.blob_key), None)
         if att is None or att.blob_key is None:
             raise problems.FILE_NOT_UPLOADED()
@@ -260,10 +268,13 @@ def _detail(d: Detail) -> dict[str, Any]:
 # alone allow that. It shrinks photos and signatures (max-pixels) in a Web Worker it starts from a blob:
 # URL, so worker-src allows blob: (without it an image question never gets its file). Everything still
 # comes from this server (no CDN, no map tiles: no directive names another host).
-TRY_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' "
-           "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
-           "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
-           "frame-ancestors 'none'")
+# Inline scripts (the import map, the page's module) run by the request's nonce (csp_nonce), never
+# 'unsafe-inline'.
+def try_csp() -> str:
+    return (f"default-src 'self'; script-src 'self' 'nonce-{csp_nonce()}' 'wasm-unsafe-eval'; style-src 'self' "
+            "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' data: blob:; font-src 'self' data:; "
+            "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'")
 
 
 def web_forms_vendored() -> bool:
@@ -279,13 +290,13 @@ def web_forms_vendored() -> bool:
 def forms_draft_try(xml_form_id: str) -> Any:
     rt = runtime()
     with rt.db.session() as s:
-        form = _form(s, xml_form_id)
+        form = _changeable(s, xml_form_id)
         draft = form_service.require_draft(s, form)
         url = draft_test_url(draft, form)
         title = draft.title
     html = render_template("forms/try.html", form=form, title=title, vendored=web_forms_vendored(),
                            config=_try_config(xml_form_id, url))
-    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": TRY_CSP}
+    return html, 200, {"Cache-Control": "no-store", "Content-Security-Policy": try_csp()}
 
 
 @bp.get("/forms/<xml_form_id>/draft/try/files/<filename>")

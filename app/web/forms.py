@@ -25,7 +25,7 @@ from app.i18n import form_label, t
 from app.models import FORM_STATES, Form, FormDraft, FormVersion, Submission, User
 from app.routeaccess import declare
 from app.runtime import runtime
-from app.services import audit
+from app.services import access, audit
 from app.services import forms as form_service
 from app.services.ops import setup
 from forms.diff import xls_type
@@ -123,9 +123,29 @@ def _max_mb() -> int:
 
 # ---------------------------------------------------------------- upload → preview → publish
 
+def _outbound_message(what: str, address: str) -> str:
+    """A form that sends records to, or loads files from, another host (400.77), in the UI language."""
+    if what == "submission":
+        return t("This form would send its records to {address} (submission_url in the settings sheet, the action "
+                 "of <submission>). Remove it: phones send records to this server.", address=address)
+    if what == "instance":
+        return t("This form would load a data file from {address}. Upload the file as one of the form's files "
+                 "(jr://file/…) instead.", address=address)
+    return t("This form would load a media file from {address}. Upload the file as one of the form's files "
+             "(jr://images/…) instead.", address=address)
+
+
 def _issue_rows(problem: Problem) -> list[dict[str, Any]]:
     issues = problem.details.get("issues") or [{"message": problem.message, "sheet": None, "row": None}]
-    return [{**i, "message": tr(str(i["message"]))} for i in issues]
+    return [{**i, "message": _outbound_message(str(i["what"]), str(i.get("address", ""))) if "what" in i
+             else tr(str(i["message"]))} for i in issues]
+
+
+def _changeable_form(session: Any, xml_form_id: str) -> Form:
+    """The form, when the signed-in user may change it (access.require_form_change)."""
+    form = _get_form(session, xml_form_id)
+    access.require_form_change(session, db_user(), form.project_id, form)
+    return form
 
 
 @bp.post("/forms/upload")
@@ -271,13 +291,13 @@ def forms_detail(xml_form_id: str) -> Any:
 def forms_state(xml_form_id: str) -> Any:
     rt = runtime()
     state = request.form.get("state", "")
-    if state not in FORM_STATES:
-        raise problems.FORM_STATE_CHOOSE()
     with rt.db.write() as s:
-        form = _get_form(s, xml_form_id)
+        form = _changeable_form(s, xml_form_id)
+        if state not in FORM_STATES:
+            raise problems.FORM_STATE_CHOOSE()
         before = form.state
         if before != state:
-            form_service.set_state(form, state)
+            form_service.set_state(s, form, state, user=db_user())
             audit.record(s, db_user(), "form.state", f"form:{xml_form_id}", client_ip(), old=before, new=state)
     flash(t("The form is now {state}.", state=t(state.capitalize())))
     return redirect(url_for("web.forms_detail", xml_form_id=xml_form_id))
@@ -289,14 +309,15 @@ def forms_attachment_upload(xml_form_id: str, filename: str) -> Any:
     rt = runtime()
     limit = int(rt.config["MAX_UPLOAD_BYTES"])
     upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise problems.NO_FILE_CHOSEN()
     with rt.db.write() as s:
-        form = _get_form(s, xml_form_id)
+        form = _changeable_form(s, xml_form_id)
+        if upload is None or not upload.filename:
+            raise problems.NO_FILE_CHOSEN()
         if form.current_version is None:
             raise problems.NO_SUCH_FORM()
         try:
-            att = form_service.upload_attachment(s, rt.store, form.current_version, filename, upload.stream, limit)
+            att = form_service.upload_attachment(s, rt.store, form.current_version, filename, upload.stream, limit,
+                                                  user=db_user())
         except Problem as problem:
             if problem.code == problems.ATTACHMENT_TOO_LARGE.code or isinstance(problem.__cause__, BlobTooLarge):
                 raise problems.UPLOAD_TOO_LARGE(name=filename, mb=_max_mb()) from problem

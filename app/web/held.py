@@ -12,7 +12,7 @@ from app.runtime import runtime
 from app.services import submissions
 from app.services.children import held
 
-from . import bp, client_ip, db_user, register_nav, requires
+from . import bp, client_ip, db_user, register_nav, requires, retried
 
 register_nav(25, "web.held_index", "Held for review", COORDINATORS)
 STATUSES = ("pending", "applied", "rejected")
@@ -34,6 +34,7 @@ def held_index() -> Any:
 @bp.post("/held/<int:held_id>")
 @declare(COORDINATORS, scoped=True)
 @requires(*COORDINATORS)
+@retried
 def held_decide(held_id: int) -> Any:
     user = db_user()
     action = request.form.get("action", "")

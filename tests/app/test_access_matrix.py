@@ -6,6 +6,7 @@ declared route and each user it builds the request from the rule's variables, wi
 of the user's own county and of the other one, and checks
 - a role the route does not admit is refused (401/403/404, or the sign-in page),
 - an admitted role never gets a 5xx, and gets 404 for the other county's records,
+- every answer says `Cache-Control: no-store` (pages behind sign-in, API and Collect answers, files),
 - no response body holds another county's child (name, label, id, instanceID), and a user who
   may not see identifying details never gets any of them — the child's name, the label built from it,
   ID number, guardian, guardian's phone, the instance name built from the name, the photo — on any
@@ -160,6 +161,28 @@ def _forbidden_values(world: World, user: str | None) -> list[bytes]:
     return found
 
 
+SCRIPT_TAG = re.compile(rb"<script\b([^>]*)>", re.I)
+INLINE_HANDLER = re.compile(rb"<[^>]+\son[a-z]+\s*=", re.I)
+
+
+def _script_policy_problems(resp: Any) -> list[str]:
+    """A page runs only this server's scripts and inline scripts carrying the request's nonce: the CSP's
+    script-src has no 'unsafe-inline', every inline <script> carries the nonce, and no tag has an on…= handler."""
+    csp = resp.headers.get("Content-Security-Policy", "")
+    scripts = next((d.strip() for d in csp.split(";") if d.strip().startswith("script-src")), "")
+    if not scripts or "'unsafe-inline'" in scripts:
+        return [f"script-src is {scripts!r}"]
+    nonce = re.search(r"'nonce-([^']+)'", scripts)
+    body = resp.get_data()
+    out = []
+    for attrs in SCRIPT_TAG.findall(body):
+        if b"src=" not in attrs and (nonce is None or f'nonce="{nonce.group(1)}"'.encode() not in attrs):
+            out.append(f"an inline <script{attrs.decode(errors='replace')}> without the request's nonce")
+    if INLINE_HANDLER.search(body):
+        out.append(f"an inline event handler: {INLINE_HANDLER.search(body).group(0)[:80]!r}")  # type: ignore[union-attr]
+    return out
+
+
 def _admitted(roles: tuple[str, ...], user: str | None) -> bool:
     if not roles:
         return True
@@ -194,6 +217,10 @@ def test_route_matrix(app: Any, world: World, user: str | None) -> None:
                 if resp.status_code >= 500:
                     problems.append(f"{where}: {resp.status_code}")
                     continue
+                if "no-store" not in resp.headers.get("Cache-Control", ""):  # every answer may be personal
+                    problems.append(f"{where}: Cache-Control {resp.headers.get('Cache-Control')!r}, not no-store")
+                if resp.mimetype == "text/html" and rule.endpoint.startswith("web."):
+                    problems += [f"{where}: {p}" for p in _script_policy_problems(resp)]
                 if not admitted:
                     refused = resp.status_code in REFUSED or (
                         resp.status_code == 302 and "/login" in resp.headers.get("Location", "")) or (
@@ -222,3 +249,49 @@ def test_matrix_sees_own_records(app: Any, world: World) -> None:
     assert world.a.instance in page and world.a.name not in page and "***" in page
     resp = mgr.api.get(f"/v1/projects/1/children/{world.a.child}", headers=basic("mgr_a"))
     assert resp.status_code == 200 and re.fullmatch(r"儿童 [0-9A-F]{4}", resp.get_json()["child"]["label"])
+
+
+# Routes that change a form (or show its draft, which carries the test token): everything under a form's
+# id except reading its published versions and files, its records, assignments (collector management), the
+# browser's fill pages, and the files the draft's renderer reads as the caller's own phone would.
+NOT_FORM_CHANGES = ("/submissions", "/assignments", "/fill", "/v1/test/", "/v1/key/", "/draft/try/files/")
+
+
+def _changes_a_form(rule: Rule, method: str) -> bool:
+    if "<xml_form_id>" not in rule.rule or any(part in rule.rule for part in NOT_FORM_CHANGES):
+        return False
+    return method != "GET" or "/draft" in rule.rule
+
+
+def test_form_changes_need_the_forms_reach(app: Any, rt: Any, world: World, make_user: Any) -> None:
+    """A coordinator of one county may not publish, draft, upload files for or change the state of a form
+    that reaches every collector (access.require_form_change): every such route, generated from the URL map,
+    answers 403 — on the website, Central's API and the draft routes; a province's coordinator is let in."""
+    from app.services import forms
+
+    with rt.db.write() as s:
+        form = forms.get_form(s, 1, "reg")
+        assert form.current_version is not None
+        forms.draft_from_published(s, rt.store, form, user=None, key=rt.config["SECRET_KEY"])
+    make_user("coord_p", "coordinator", ["54"])
+    county, province = Caller(app, "coord_a"), Caller(app, None)
+    province.user = "coord_p"
+    checked: list[str] = []
+    problems: list[str] = []
+    for rule in rules(app):
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if not _changes_a_form(rule, method):
+                continue
+            url = _url(app, rule, _values(rule, world, "coord_a", False))
+            resp = county.send(rule, url, method)
+            checked.append(f"{method} {rule.rule}")
+            if resp.status_code != 403:
+                problems.append(f"{method} {url} as a county's coordinator: {resp.status_code} (expected 403)")
+    assert len(checked) >= 15, checked  # the web's and the API's draft, files, state and publish routes
+    assert not problems, "\n".join(problems)
+    # not vacuous: the province's coordinator reads the draft (its test token) and may change the state
+    draft = province.api.get("/v1/projects/1/forms/reg/draft", headers=basic("coord_p"))
+    assert draft.status_code == 200 and draft.get_json()["draftToken"]
+    assert county.api.get("/v1/projects/1/forms/reg/draft", headers=basic("coord_a")).get_json()["code"] == 403.77
+    state = province.api.patch("/v1/projects/1/forms/reg", json={"state": "closing"}, headers=basic("coord_p"))
+    assert state.status_code == 200 and state.get_json()["state"] == "closing"

@@ -165,7 +165,8 @@ def test_datasets_and_properties(children: ApiClient) -> None:
     assert ent.status_code == 200
 
 
-def test_form_create_publishes_with_publish_true(coord: ApiClient, login: Any) -> None:
+def test_form_create_publishes_with_publish_true(login: Any, household: Any) -> None:
+    coord = login("dorje", "coordinator", ["54"])  # a new form reaches every collector: a province's coordinator
     xform = coord.get("/v1/projects/1/forms/household.xml").data
     assert xform.startswith(b"<")
     copy = xform.replace(b'id="household"', b'id="household2"')
@@ -201,3 +202,23 @@ def test_concurrent_updates_of_one_entity_one_wins(children: ApiClient, app: Any
     assert sorted(results, key=str) == sorted([(200, None)] + [(409, 409.15)] * 5, key=str), results
     versions = children.get(f"{ENTITIES}/{CHILD}/versions").get_json()
     assert [v["version"] for v in versions] == [1, 2]
+
+
+def test_a_foreign_childs_uuid_on_create_is_not_confirmed(children: ApiClient, login: Any) -> None:
+    """Creating an entity with the uuid of a child outside the caller's regions answers as for any id the
+    caller cannot use: no 409.3 naming it (GET of it answers 404), nothing written."""
+    far = "5b1f6c1e-8d8e-4c55-9a55-2f3a9c1d7e01"
+    admin = login("boss", "admin")
+    made = admin.post(ENTITIES, json={"uuid": far, "label": "Far", "data": {"village": "540121100201"}})
+    assert made.status_code == 200, made.get_data(as_text=True)
+    assert children.get(f"{ENTITIES}/{far}").status_code == 404
+    resp = children.post(ENTITIES, json={"uuid": far, "label": "Mine", "data": {"village": "540102002201"}})
+    body = resp.get_json()
+    assert resp.status_code == 409 and body["code"] == 409.79, body
+    assert far not in resp.get_data(as_text=True) and "details" not in body
+    bulk = children.post(ENTITIES, json={"entities": [{"uuid": far, "label": "Mine",
+                                                        "data": {"village": "540102002201"}}], "source": {"name": "x"}})
+    assert bulk.get_json() == body
+    assert admin.get(f"{ENTITIES}/{far}").get_json()["currentVersion"]["label"] == "Far"  # nothing written
+    own = children.post(ENTITIES, json={"uuid": CHILD, "label": "Dup", "data": {"village": "540102002201"}})
+    assert own.get_json()["code"] == 409.3  # the caller's own child: Central's answer

@@ -116,11 +116,11 @@ def test_abandon(rt: Any, household: Any) -> None:
     make_draft(rt, household_md("2"))
     with rt.db.write() as s:
         form = s.scalar(select(Form).where(Form.xml_form_id == "household"))
-        assert forms.delete_draft(s, form) == 0
+        assert forms.delete_draft(s, form, user=None) == 0
     with rt.db.write() as s:
         form = s.scalar(select(Form).where(Form.xml_form_id == "household"))
         with pytest.raises(Problem) as err:
-            forms.delete_draft(s, form)
+            forms.delete_draft(s, form, user=None)
         assert err.value.status == 404
     assert counts(rt)["drafts"] == 0
 
@@ -133,7 +133,7 @@ def test_draft_attachments_are_its_own_and_go_with_it_when_published(rt: Any, pu
     with rt.db.write() as s:
         form = s.scalar(select(Form).where(Form.xml_form_id == "media_form"))
         draft = forms.require_draft(s, form)
-        forms.upload_draft_attachment(s, rt.store, draft, "villages.csv", BytesIO(VILLAGES), 10_000)
+        forms.upload_draft_attachment(s, rt.store, draft, "villages.csv", BytesIO(VILLAGES), 10_000, user=None)
     with rt.db.session() as s:
         form = s.scalar(select(Form).where(Form.xml_form_id == "media_form"))
         assert form.current_version is not None
@@ -168,7 +168,7 @@ def test_test_url_serves_only_the_draft(rt: Any, app: Any, publish: Any) -> None
 
     with rt.db.write() as s:
         draft = forms.require_draft(s, s.scalar(select(Form).where(Form.xml_form_id == "media_form")))
-        forms.upload_draft_attachment(s, rt.store, draft, "villages.csv", BytesIO(VILLAGES), 10_000)
+        forms.upload_draft_attachment(s, rt.store, draft, "villages.csv", BytesIO(VILLAGES), 10_000, user=None)
     files = list(etree.fromstring(client.get(base + "/manifest").data).iter(f"{MANIFEST_NS}mediaFile"))
     assert [f.findtext(f"{MANIFEST_NS}filename") for f in files] == ["villages.csv"]
     got = client.get(files[0].findtext(f"{MANIFEST_NS}downloadUrl"))
@@ -186,7 +186,7 @@ def test_wrong_or_old_token_is_404(rt: Any, app: Any, household: Any) -> None:
     from app.services import forms
 
     with rt.db.write() as s:
-        forms.delete_draft(s, s.scalar(select(Form).where(Form.xml_form_id == "household")))
+        forms.delete_draft(s, s.scalar(select(Form).where(Form.xml_form_id == "household")), user=None)
     assert client.get(draft_url(token) + ".xml").status_code == 404
 
 

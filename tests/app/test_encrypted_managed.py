@@ -41,7 +41,7 @@ def rows(data: bytes) -> tuple[dict[str, dict[str, str]], dict[str, bytes]]:
 
 @pytest.fixture
 def coordinator(app: Any, make_user: Any) -> Browser:
-    make_user("drolma", "coordinator", ["540102"])
+    make_user("drolma", "coordinator", ["54"])  # every form of the project
     b = Browser(app)
     assert b.login("drolma").status_code == 302
     return b
@@ -81,7 +81,11 @@ def test_passphrase_is_never_stored(rt: Any, encrypted: dict[str, Any]) -> None:
     assert PASS not in dump
 
 
-def test_web_export_decrypts_with_the_passphrase_only(coordinator: Browser, encrypted: dict[str, Any]) -> None:
+def test_web_export_decrypts_with_the_passphrase_only(app: Any, make_user: Any, encrypted: dict[str, Any]) -> None:
+    make_user("norbu", "coordinator", ["540102"])  # a county's coordinator exports the county's records
+    coordinator = Browser(app)
+    assert coordinator.login("norbu").status_code == 302
+    coordinator.get("/encryption")  # a fresh CSRF token after signing in
     wrong = coordinator.post("/encryption/export", {"form": "enc_visit", "passphrase": "not it at all", "media": "1"})
     assert wrong.status_code == 400
     assert "密码短语与此表单的加密密钥不符" in wrong.get_data(as_text=True)  # the UI speaks Chinese by default

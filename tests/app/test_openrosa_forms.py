@@ -70,7 +70,7 @@ def _upload(rt: Any, filename: str, data: bytes, form_id: str = "media_form") ->
 
     with rt.db.write() as s:
         form = forms.get_form(s, 1, form_id)
-        forms.upload_attachment(s, rt.store, form.current_version, filename, io.BytesIO(data), 10**7)
+        forms.upload_attachment(s, rt.store, form.current_version, filename, io.BytesIO(data), 10**7, user=None)
 
 
 def test_form_list_document(collect: DigestClient, household: Any, media_form: Any) -> None:
@@ -133,7 +133,7 @@ def test_closing_and_closed_forms_are_not_listed(rt: Any, collect: DigestClient,
 
     def set_state(state: str) -> None:
         with rt.db.write() as s:
-            forms.set_state(forms.get_form(s, 1, "household"), state)
+            forms.set_state(s, forms.get_form(s, 1, "household"), state, user=None)
 
     set_state("closing")
     assert [i["formID"] for i in _xforms(collect.get("/v1/projects/1/formList"))] == ["media_form"]

@@ -213,7 +213,7 @@ def test_the_places_list_is_made_for_each_user(app: Any, rt: Any, collect: Diges
 
         fv = form_service.get_form(s, 1, "places").current_version
         with pytest.raises(Problem) as refused:
-            form_service.upload_attachment(s, rt.store, fv, "regions.csv", io.BytesIO(b"name,label\n"), 1000)
+            form_service.upload_attachment(s, rt.store, fv, "regions.csv", io.BytesIO(b"name,label\n"), 1000, user=None)
     assert "made by the server for each user" in refused.value.message
     # the form's page says so, instead of "uploaded"
     make_user("coord_p", "coordinator", ["54"])

@@ -220,9 +220,9 @@ def test_expected_attachments_and_carry_over(rt: Any, pub: Callable[..., Any]) -
     logo, villages = b"\x89PNG logo", b"name,label\r\na,A\r\n"
     with rt.db.write() as s:
         fv = forms.get_form(s, 1, "media_form").current_version
-        forms.upload_attachment(s, rt.store, fv, "logo.png", io.BytesIO(logo), 10**6)
+        forms.upload_attachment(s, rt.store, fv, "logo.png", io.BytesIO(logo), 10**6, user=None)
         with pytest.raises(Problem) as err:
-            forms.upload_attachment(s, rt.store, fv, "other.png", io.BytesIO(logo), 10**6)
+            forms.upload_attachment(s, rt.store, fv, "other.png", io.BytesIO(logo), 10**6, user=None)
         assert err.value.status == 400 and "logo.png" in err.value.message
     assert forms.missing_attachments(_current(rt, "media_form")) == ["villages.csv"]
     pub(MEDIA_MD.format(version="2"), "media.md")
@@ -231,7 +231,7 @@ def test_expected_attachments_and_carry_over(rt: Any, pub: Callable[..., Any]) -
     assert cur.version == "2" and forms.missing_attachments(cur) == ["villages.csv"]
     with rt.db.write() as s:
         fv = forms.get_form(s, 1, "media_form").current_version
-        forms.upload_attachment(s, rt.store, fv, "villages.csv", io.BytesIO(villages), 10**6)
+        forms.upload_attachment(s, rt.store, fv, "villages.csv", io.BytesIO(villages), 10**6, user=None)
     pub(MEDIA_MD.format(version="3"), "media.md")
     cur = _current(rt, "media_form")
     assert forms.missing_attachments(cur) == []

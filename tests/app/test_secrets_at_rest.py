@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import String, Text, select, text
 
-from app.migrate import upgrade
+from app.migrate import alembic_config, upgrade
 from app.models import Base, CollectorToken, utcnow
 from app.services import forms
 from app.services.identity import tokens
@@ -22,6 +23,7 @@ from tests.app.web_helpers import Browser
 from tests.support.api_client import ApiClient
 
 OR = {"X-OpenRosa-Version": "1.0"}
+BEFORE = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision("0021").down_revision
 SKIPPED_EXPRESSION_INDEX = "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
 
 
@@ -96,14 +98,12 @@ def test_sealed_tokens_need_the_secret_key(rt: Any, make_user: Any) -> None:
 def test_tokens_issued_before_the_migration_keep_working(app: Any, rt: Any, make_user: Any) -> None:
     from alembic import command
 
-    from app.migrate import alembic_config
-
     coordinator = make_user("coord", "coordinator", ["5401"])
     collector = make_user("tashi", "collector", ["540102002001"])
     cfg = alembic_config(rt.db.engine.url.render_as_string(hide_password=False))
     with rt.db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0020")
+        command.downgrade(cfg, BEFORE)  # the revision before 0021
     now = utcnow()
     api_token, phone_token, sid = "A" * 64, "b" * 63 + "$", "c" * 43
     with rt.db.engine.begin() as conn:

@@ -154,7 +154,7 @@ def test_closed_form_refuses_and_closing_accepts(submit: Any, rt: Any) -> None:
 
     def set_state(state: str) -> None:
         with rt.db.write() as s:
-            forms.set_state(forms.get_form(s, 1, "household"), state)
+            forms.set_state(s, forms.get_form(s, 1, "household"), state, user=None)
 
     set_state("closing")
     assert submit().status_code == 201

@@ -42,7 +42,7 @@ VILLAGES = "name,label\r\n540102002201,村 A\r\n".encode()
 
 
 def signed_in(app: Any, make_user: Any, name: str = "coord", role: str = "coordinator", lang: str = "") -> Browser:
-    make_user(name, role)
+    make_user(name, role, ["54"] if role == "coordinator" else None)  # forms reach the whole province
     b = Browser(app)
     assert b.login(name).status_code == 302
     b.get("/")  # signing in starts a new session: a fresh CSRF token

@@ -54,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
     rt = srv.app().extensions["carefile"]
     with rt.db.write() as s:
-        for name, role, regions in [("root", "admin", []), ("coord", "coordinator", []),
+        for name, role, regions in [("root", "admin", []), ("coord", "coordinator", ["54"]),
                                     ("mgr", "manager", ["540102"]), ("dolma", "collector", ["540102"])]:
             users.create_user(s, project_id=1, username=name, role=role, password=PASSWORD,
                               realm=rt.config["DIGEST_REALM"], regions=regions)

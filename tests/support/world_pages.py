@@ -39,6 +39,11 @@ def bindings(world: World, user: str) -> list[dict[str, Any]]:
 # made for each user), so these may answer 404 in the world; they are files, not pages, either way.
 FILE_ROUTES = {"web.forms_attachment_download", "web.forms_draft_attachment_download"}
 
+# A form's draft pages are for those who may change the form (access.require_form_change): the world's
+# forms reach every collector, so its county coordinator gets 403 there; the admin opens them.
+FORM_CHANGE_PAGES = {"web.forms_draft", "web.forms_draft_try", "web.forms_draft_attachment_download"}
+COUNTY_USERS = {"coord"}
+
 # Variables whose name means different things on different pages.
 OVERRIDES = {"web.edit_submission_file": {"filename": "visit.png"}}
 
@@ -62,6 +67,8 @@ def pages(app: Any, world: World) -> list[Page]:
         spec = declared(app.view_functions[rule.endpoint])
         assert spec is not None, f"{rule.rule} declares no access (app/routeaccess.py)"
         users = ["anonymous"] if spec.public else [u for role in spec.roles for u in ROLE_USERS.get(role, [])]
+        if rule.endpoint in FORM_CHANGE_PAGES:
+            users = [u for u in users if u not in COUNTY_USERS]
         for user in users:
             urls = []
             for values in bindings(world, user):

@@ -18,6 +18,8 @@ from app.services.access.policy import (
     child_filter,
     children_subquery,
     covers,
+    form_reach,
+    may_change_form,
     may_edit_record,
     may_enter_on_web,
     may_fill,
@@ -26,6 +28,7 @@ from app.services.access.policy import (
     phone_scope,
     region_filter,
     require,
+    require_form_change,
     require_reader,
     sees_region,
     sees_submission,
@@ -42,9 +45,10 @@ from app.services.access.redact import (
 )
 
 __all__ = [
-    "ADMIN", "CHILDREN", "COORDINATORS", "MASK", "PERMISSIONS", "READERS", "FormLike", "Redactor",
+    "ADMIN", "CHILDREN", "COORDINATORS", "FormLike", "MASK", "PERMISSIONS", "READERS", "Redactor",
     "assigned_form_ids", "audit_unmasked", "can", "check_grant", "child_filter", "children_subquery", "covers",
-    "may_edit_record", "may_enter_on_web", "may_fill", "may_manage_user", "may_write_region", "phone_scope",
-    "pseudonym", "region_filter", "require", "require_reader", "sees_region", "sees_sensitive", "sees_submission",
-    "sensitive_label_lists", "submission_filter", "unscoped",
+    "form_reach", "may_change_form", "may_edit_record", "may_enter_on_web", "may_fill", "may_manage_user",
+    "may_write_region", "phone_scope", "pseudonym", "region_filter", "require", "require_form_change",
+    "require_reader", "sees_region", "sees_sensitive", "sees_submission", "sensitive_label_lists",
+    "submission_filter", "unscoped",
 ]

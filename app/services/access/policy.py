@@ -17,7 +17,11 @@ regions (an entity created or updated there, an edit of a record there) are held
 (app.services.children.held) instead of being applied.
 
 Forms (`may_fill`, `may_enter_on_web`): which forms a user may download and submit from a
-phone, and fill in the browser.
+phone, and fill in the browser. Changing a form (`may_change_form`, `require_form_change`: publishing,
+drafts, attachments, state, encryption) is for administrators and for coordinators whose regions
+cover every collector the form reaches; a form that reaches collectors by default (one without
+assignments, or in a project where some collector has none: they receive every form, now and when
+added) is project-wide and needs a coordinator with a province's scope.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from app import problems
-from app.models import Dataset, Entity, FormAssignment, Submission, User
+from app.models import Dataset, Entity, Form, FormAssignment, Submission, User
 from app.services import regions
 
 CHILDREN = "children"
@@ -46,6 +50,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "collector.manage": COORDINATORS,
     "held.decide": COORDINATORS,   # apply or reject held changes
     "case.decide": COORDINATORS,   # merge children or keep them apart
+    "trash.manage": COORDINATORS,  # delete entities and submissions, restore them from the trash
     "user.manage": ADMIN,
     "audit.read": ADMIN,
 }
@@ -55,6 +60,7 @@ _DENIED = {
     "collector.manage": "Only coordinators and administrators manage collectors.",
     "held.decide": "Only coordinators and administrators decide held changes.",
     "case.decide": "Only a coordinator may do this. Ask your project coordinator.",
+    "trash.manage": "Only coordinators and administrators delete or restore records. Ask your project coordinator.",
     "user.manage": "Only administrators manage users.",
     "audit.read": "Only administrators read the audit log.",
 }
@@ -218,3 +224,54 @@ def may_enter_on_web(user: User, form: FormLike) -> bool:
     reads care files (admins, coordinators, managers). Separate from may_fill on purpose: managers
     enter paper forms on the web, but do not download forms to Collect or submit from a phone."""
     return bool(user.active) and user.project_id == form.project_id and user.role in READERS
+
+
+def form_reach(session: Session, project_id: int, form: Form | None) -> tuple[list[User], bool]:
+    """The active collectors who receive the form on their phones, and whether it is project-wide (it
+    goes to every collector without assignments, including those added later). A form not made yet
+    (`None`) is project-wide: it has no assignments."""
+    collectors = list(session.scalars(select(User).where(User.project_id == project_id, User.role == "collector",
+                                                         User.active.is_(True))))
+    assigned_to: dict[int, set[int]] = {}
+    for user_id, form_id in session.execute(select(FormAssignment.user_id, FormAssignment.form_id).join(
+            User, User.id == FormAssignment.user_id).where(User.project_id == project_id)):
+        assigned_to.setdefault(user_id, set()).add(form_id)
+    own = form is not None and any(form.id in ids for ids in assigned_to.values())
+    unassigned = [c for c in collectors if not assigned_to.get(c.id)]
+    project_wide = form is None or not own or bool(unassigned)
+    reached = [c for c in collectors
+               if not assigned_to.get(c.id) or (form is not None and form.id in assigned_to[c.id])]
+    return reached, project_wide
+
+
+def _province_scope(user: User) -> bool:
+    return any(len(code) <= 2 for code in user.region_codes)
+
+
+def may_change_form(session: Session, user: User, project_id: int, form: Form | None) -> bool:
+    """Whether the user may publish, draft, upload files for, open/close or encrypt the form (`None`: a
+    new form): an admin; a coordinator whose regions cover every collector the form reaches, with a
+    province's scope for a project-wide form."""
+    if not can(user, "form.manage") or user.project_id != project_id:
+        return False
+    if unscoped(user):
+        return True
+    reached, project_wide = form_reach(session, project_id, form)
+    if project_wide and not _province_scope(user):
+        return False
+    return all(covers(user, code) for c in reached for code in c.region_codes)
+
+
+def require_form_change(session: Session, user: User | None, project_id: int, form: Form | None) -> None:
+    """403.77 or 403.78 unless the user may change the form (`user` None: the command line, an operator)."""
+    if user is None:
+        return
+    require(user, "form.manage")
+    if may_change_form(session, user, project_id, form):
+        return
+    name = form.xml_form_id if form is not None else None
+    reached, project_wide = form_reach(session, project_id, form)
+    if project_wide:
+        raise problems.FORM_FOR_EVERYONE().add(form=name)
+    outside = sorted({code for c in reached for code in c.region_codes if not covers(user, code)})
+    raise problems.FORM_OUTSIDE_REGIONS(outside=", ".join(outside)).add(form=name, regions=outside)

@@ -22,10 +22,12 @@ from sqlalchemy.orm import Session
 
 from app import problems
 from app.models import DraftSubmission, DraftSubmissionFile, Form, FormDraft, FormDraftAttachment, FormVersion, User
+from app.services import access
 from app.services.forms import xmlutil
 from app.services.forms.publish import (
     add_version,
     attachment_rows,
+    check_no_outbound,
     compile_upload,
     stamp_and_parse,
     upload_attachment,
@@ -90,6 +92,7 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
         raise problems.DRAFT_OF_ANOTHER_FORM(form_id=schema.form_id, form_id2=form_id).add(
             field="xmlFormId", value=schema.form_id)
     form = _form(session, project_id, schema.form_id)
+    access.require_form_change(session, user, project_id, form)
     if form is None and new_form:
         form = Form(project_id=project_id, xml_form_id=schema.form_id, state="open")
         session.add(form)
@@ -184,8 +187,10 @@ def _drop(session: Session, draft: FormDraft) -> int:
     return n
 
 
-def delete_draft(session: Session, form: Form) -> int:
-    """Abandon the form's draft; returns how many test submissions were discarded with it."""
+def delete_draft(session: Session, form: Form, *, user: User | None) -> int:
+    """Abandon the form's draft; returns how many test submissions were discarded with it (`user` None:
+    the command line)."""
+    access.require_form_change(session, user, form.project_id, form)
     _lock(session, form)
     return _drop(session, require_draft(session, form))
 
@@ -201,10 +206,13 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
                   user: User | None = None) -> tuple[FormVersion, int]:
     """Publish the form's draft as its new current version; returns it and the number of test
     submissions discarded. `version` replaces the draft's version string (an XLSForm without one
-    gets the publishing time). A version this form already published is refused (409.6)."""
+    gets the publishing time). A version this form already published is refused (409.6). `user` None: the
+    command line."""
+    access.require_form_change(session, user, form.project_id, form)
     _lock(session, form)
     draft = require_draft(session, form)
     xml = draft.xml
+    check_no_outbound(xml, draft.source_filename or f"{form.xml_form_id}.xml")  # a draft made before the rule
     if version is not None and version.strip():
         version = check_version_string(version)
     elif draft.version_stamped:
@@ -227,9 +235,10 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
 
 
 def upload_draft_attachment(session: Session, store: BlobStore, draft: FormDraft, filename: str, stream: Any,
-                            max_size: int) -> FormDraftAttachment:
+                            max_size: int, *, user: User | None) -> FormDraftAttachment:
     """Store a media or data file of the draft (the published version keeps its own)."""
-    att: FormDraftAttachment = upload_attachment(session, store, draft, filename, stream, max_size)  # type: ignore[arg-type]
+    att: FormDraftAttachment = upload_attachment(session, store, draft, filename, stream, max_size,  # type: ignore[arg-type]
+                                                 user=user)
     return att
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app import problems
 from app.models import Form, FormVersion, ManagedKey, SubmissionAttachment, SubmissionVersion, User
+from app.services import access
 from app.services.forms import xmlutil
 from app.services.forms.keys import check_encryptable, form_key, inject_public_key, new_key, project_key
 from app.services.forms.publish import publish_form
@@ -40,6 +41,7 @@ def enable(session: Session, store: BlobStore, *, project_id: int, user: User, p
     """Turn on managed encryption for one form, or (form None) for every form of the project."""
     if user.role not in ("admin", "coordinator") or not user.active:
         raise problems.ENCRYPTION_BY_COORDINATORS()
+    access.require_form_change(session, user, project_id, form)  # every form of the project: province scope
     if form is not None:
         if form.current_version is None:
             raise problems.ENCRYPT_FORM_NOT_PUBLISHED(xml_form_id=form.xml_form_id)

@@ -21,6 +21,7 @@ from app.services.forms.lookup import list_forms
 from app.services.forms.views import refresh_views
 from app.services.schemas import schema_to_json
 from forms import CompiledForm, FormSchema, XFormError, XLSFormError, compile_xlsform, parse_xform
+from forms.outbound import outbound
 from storage import BlobStore, BlobTooLarge
 
 
@@ -39,11 +40,27 @@ def _issues(err: XLSFormError) -> list[dict[str, Any]]:
 
 
 def compile_upload(data: bytes, filename: str, validate: bool | None) -> CompiledForm:
-    """Compile an uploaded XLSForm (or XForm); errors become a Problem listing sheet and row."""
+    """Compile an uploaded XLSForm (or XForm); errors become a Problem listing sheet and row. A form that
+    would send records to, or load files from, another host is refused (check_no_outbound)."""
     try:
-        return compile_xlsform(data, filename, validate=validate)
+        compiled = compile_xlsform(data, filename, validate=validate)
     except XLSFormError as err:
         raise problems.FORM_NOT_PUBLISHABLE(filename=filename, err=err).add(issues=_issues(err)) from err
+    check_no_outbound(compiled.xform, filename)
+    return compiled
+
+
+def check_no_outbound(xform: bytes, filename: str) -> None:
+    """400.77 for a form whose XForm sends records to another host (a submission action: the XLSForm's
+    submission_url) or loads data or media from one (external instances, media by URL); jr:// files
+    are the phone's own copies of the form's files and are fine."""
+    found = outbound(xform)
+    if not found:
+        return
+    reasons = "; ".join(o.describe() for o in found)
+    raise problems.FORM_POINTS_ELSEWHERE(filename=filename, reasons=reasons).add(
+        issues=[{"message": o.describe(), "sheet": "settings" if o.what == "submission" else None,
+                 "row": None, "what": o.what, "address": o.where} for o in found])
 
 
 def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
@@ -79,6 +96,7 @@ def publish_form(session: Session, store: BlobStore, *, project_id: int, data: b
     managed = xml != stamped
 
     form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
+    access.require_form_change(session, user, project_id, form)
     sha = hashlib.sha256(xml).hexdigest()
     if form is not None:
         same = session.scalar(select(FormVersion).where(FormVersion.form_id == form.id,
@@ -185,7 +203,9 @@ def _same_content(a: bytes, b: bytes) -> bool:
     return xmlutil.strip_form_version(a) == xmlutil.strip_form_version(b)
 
 
-def set_state(form: Form, state: str) -> None:
+def set_state(session: Session, form: Form, state: str, *, user: User | None) -> None:
+    """Open, closing or closed (`user` None: the command line)."""
+    access.require_form_change(session, user, form.project_id, form)
     if state not in FORM_STATES:
         raise problems.UNKNOWN_FORM_STATE(state=state)
     form.state = state
@@ -207,8 +227,11 @@ def assign_forms(session: Session, user: User, forms: list[Form]) -> None:
 
 
 def upload_attachment(session: Session, store: BlobStore, version: FormVersion, filename: str,
-                      stream: io.BufferedIOBase | Any, max_size: int) -> FormAttachment:
-    """Store the file a form version expects under filename; unexpected names are refused."""
+                      stream: io.BufferedIOBase | Any, max_size: int, *, user: User | None) -> FormAttachment:
+    """Store the file a form version (or draft) expects under filename; unexpected names are refused.
+    `user` None: the command line."""
+    form = session.get(Form, version.form_id)
+    access.require_form_change(session, user, form.project_id if form else 0, form)
     att = next((a for a in version.attachments if a.filename == filename), None)
     if att is None:
         expected = ", ".join(a.filename for a in version.attachments) or "none"

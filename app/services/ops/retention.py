@@ -75,6 +75,8 @@ def cutoff_for(now: datetime, years: int) -> datetime:
 
 
 def due_children(session: Session, cutoff: datetime) -> list[Entity]:
+    """The children due, locked: the children lists first, then the children (docs/architecture.md, *Locks*)."""
+    session.scalars(select(Dataset.id).where(Dataset.name == CHILDREN).order_by(Dataset.id).with_for_update()).all()
     return list(session.scalars(
         select(Entity).join(Dataset, Dataset.id == Entity.dataset_id)
         .where(Dataset.name == CHILDREN, Entity.closed_at.is_not(None), Entity.closed_at <= cutoff,

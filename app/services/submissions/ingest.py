@@ -45,7 +45,7 @@ from app.models import (
 from app.services import access, events, schemas
 from app.services.children import entities as entity_service
 from app.services.children import held as held_service
-from app.services.children.store import CHILDREN
+from app.services.children.store import CHILDREN, lock_dataset
 from app.services.forms import lookup as form_lookup
 from app.services.regions import of_answers as region_of
 from forms import (
@@ -223,19 +223,24 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
            stored: dict[str, tuple[BlobInfo, str]], device_id: str | None,
            user_agent: str | None, known_new: bool = False, region_fallback: str | None = None) -> ReceiveResult:
+    deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
+    block = envelope.entity  # type: ignore[attr-defined]
+    if schema.entity is not None and (deprecated_id or not known_new):
+        # docs/architecture.md, *Locks*: the entity list before the rows of a record already stored (an edit, a
+        # resend): case work and merges lock the list, then the child, then update the child's records.
+        lock_dataset(session, project_id, schema.entity.dataset)
     # FOR UPDATE (PostgreSQL): parts of one split submission, or a resend racing an edit of the same
     # version, take their turn on the version row instead of overwriting each other's files.
     existing = None if known_new else _stored_version(session, form_pk, instance_id)
     if existing is not None:
         return _resend(session, existing, xml_sha, stored, form_pk)
 
-    deprecated_id = envelope.deprecated_id  # type: ignore[attr-defined]
-    block = envelope.entity  # type: ignore[attr-defined]
     if CORE_INSERTS and not deprecated_id:
         # The common case (a new record): plain INSERTs, no unit of work; then its entity change, if any.
         result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
                                           instance_id, stored, device_id, user_agent, region_fallback)
-        if block is not None and schema.entity is not None and (block.create or block.update):
+        several = any(d.repeat for d in schema.entities)  # entity blocks in a repeat (entities spec 2025.1)
+        if several or (block is not None and schema.entity is not None and (block.create or block.update)):
             # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
             # only weak references) the scope check finds it without a query.
             _submitter = session.merge(user, load=False) if user is not None else None
@@ -243,8 +248,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
             # and files load on first use; entity processing does not use them).
             version = loaded_instance(SubmissionVersion, version_row)
             session.add(version)  # a known row: nothing is inserted
-            event = entity_service.process_submission(session, project_id, version, schema, block, data)
-            if event is not None and event.status == "held":
+            changes = entity_service.process_all(session, project_id, version, schema, block, data)
+            if any(event.status == "held" for event in changes):
                 result.held = True
                 result.message += " " + held_service.AWAITS_REVIEW
         return result
@@ -289,12 +294,12 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     session.flush()
     sub.current_version_id = version.id
     session.flush()
-    event = entity_service.process_submission(session, project_id, version, schema,
-                                              envelope.entity, data)  # type: ignore[attr-defined]
+    changes = entity_service.process_all(session, project_id, version, schema,
+                                         envelope.entity, data)  # type: ignore[attr-defined]
     if status == "edited":
         events.announce(events.RecordEdited(session, sub.id, version))
     msg = "Submission received." if status == "created" else "Edited submission received."
-    held_now = event is not None and event.status == "held"
+    held_now = any(event.status == "held" for event in changes)
     if held_now:
         msg += " " + held_service.AWAITS_REVIEW
     return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version),
@@ -470,6 +475,7 @@ def _child_region(session: Session, project_id: int, uid: str | None) -> str | N
 
 def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) -> None:
     """Make a held edit the record's current version (a coordinator approved it), then apply its effects."""
+    lock_dataset(session, project_id, CHILDREN)  # docs/architecture.md, *Locks*: the list before the record
     sub = session.scalar(select(Submission).where(Submission.id == sv.submission_id).with_for_update())
     assert sub is not None
     previous = session.scalar(select(SubmissionVersion).where(
@@ -488,8 +494,8 @@ def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) ->
     assert fv is not None
     schema = schemas.schema_of(fv)
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
-    entity_service.process_submission(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
-                                      extract(tree, schema), check_scope=False)
+    entity_service.process_all(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
+                               extract(tree, schema), check_scope=False)
     events.announce(events.RecordEdited(session, sub.id, sv))
 
 
