@@ -8,7 +8,7 @@ without it, existing collector and draft tokens are only hashed: phones keep wor
 shown again only after it is renewed.
 
 Revision ID: 0021
-Revises: 0027
+Revises: 0025
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from alembic import context, op
 from app.services.identity import tokens
 
 revision = '0021'
-down_revision = '0027'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
