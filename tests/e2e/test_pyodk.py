@@ -237,7 +237,7 @@ def test_forms_xml_and_extended_metadata(admin: Any) -> None:
 
 
 def test_forms_create_and_update(admin: Any, tmp_path: Path) -> None:
-    from tests.app.test_api_forms import xlsx
+    from tests.app.api.test_api_forms import xlsx
 
     logo = tmp_path / "logo.png"
     logo.write_bytes(b"\x89PNG first logo")
