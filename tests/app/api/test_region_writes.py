@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.app.test_api_app_users_entities import ENTITIES, children  # noqa: F401  (fixture)
+from tests.app.api.test_api_app_users_entities import ENTITIES, children  # noqa: F401  (fixture)
 from tests.support.api_client import ApiClient
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.models import ManagedKey, User
 from app.services.identity import signin
-from tests.app.test_encrypted_managed import PASS, coordinator, encrypted  # noqa: F401  (fixtures)
+from tests.app.forms.test_encrypted_managed import PASS, coordinator, encrypted  # noqa: F401  (fixtures)
 from tests.app.web_helpers import Browser
 
 URL = "/v1/projects/1/forms/enc_visit/submissions.csv.zip"

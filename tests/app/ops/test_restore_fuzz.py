@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests.app.test_backup import empty_config, filled, run  # noqa: F401  (fixtures)
+from tests.app.ops.test_backup import empty_config, filled, run  # noqa: F401  (fixtures)
 from tests.support.cli import cli_runner
 
 Runner = Callable[..., tuple[int, str, str]]

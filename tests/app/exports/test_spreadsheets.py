@@ -15,7 +15,7 @@ from app.errors import Problem
 from app.services import regions, spreadsheets
 from app.services.reports.county import COLUMNS, report_xlsx
 
-APP = Path(__file__).resolve().parents[2] / "app"
+APP = Path(__file__).resolve().parents[3] / "app"
 # Files that write CSV for phones (form attachments ODK Collect reads as data, never a spreadsheet: a prefix
 # would change what the phone shows), and the export writers whose rows are built by exports/tabular.py
 # (guarded by spreadsheets.neutralise through exports/rowcode.py; tests/app/test_exports.py checks the cells).
