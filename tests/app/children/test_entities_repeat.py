@@ -3,7 +3,9 @@ a household form registers each child of a repeat — two siblings in one submis
 both on the phones' lists, each with its own file — under the same lock, held-for-review and conflict rules."""
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ HOUSEHOLD_MD = """
 | | type | name | label | save_to | calculation |
 | | text | village | Village code | | |
 | | text | guardian_name | Guardian | | |
+| | image | home_photo | Home | | |
 | | begin_repeat | child | Children of the household | | |
 | | text | child_name | Name | | |
 | | select_one yn | consent | Consent? | | |
@@ -41,6 +44,7 @@ HOUSEHOLD_MD = """
 """
 
 VILLAGE = "540102002001"
+PHOTO = b"\xff\xd8\xff\xe0 the household's home" + b"h" * 64
 FAR_VILLAGE = "540121100201"
 
 
@@ -53,7 +57,7 @@ def household_xml(instance: str, village: str, kids: list[tuple[str, str, str]],
         "</entity></meta></child>" for n, (uid, name, consent) in enumerate(kids))
     return (f'<data xmlns:jr="http://openrosa.org/javarosa" xmlns:orx="http://openrosa.org/xforms" '
             f'id="household_registration" version="1"><village>{village}</village>'
-            f"<guardian_name>{guardian}</guardian_name>{rows}<meta><instanceID>{instance}</instanceID></meta>"
+            f"<guardian_name>{guardian}</guardian_name><home_photo>home.jpg</home_photo>{rows}<meta><instanceID>{instance}</instanceID></meta>"
             "</data>").encode()
 
 
@@ -88,7 +92,7 @@ def test_the_compiled_form_declares_an_entity_per_repeat_instance() -> None:
 def test_two_siblings_from_one_submission_become_two_children(app: Any, rt: Any, setup: None) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     dolma = phone(app, "dolma")
-    post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]))
+    post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]), {"home.jpg": PHOTO})
     with rt.db.session() as s:
         kids = {e.uuid: e for e in s.scalars(select(Entity).where(Entity.uuid.in_([a, b])))}
         assert set(kids) == {a, b}
@@ -107,6 +111,18 @@ def test_two_siblings_from_one_submission_become_two_children(app: Any, rt: Any,
     for uid, name in ((a, "卓玛"), (b, "扎西")):
         file = coord.get(f"/v1/projects/1/children/{uid}").get_json()
         assert file["child"]["full_name"] == name and file["history"][0]["version"] == 1
+        assert [r["instance_id"] for r in file["records"]] == ["uuid:h1"]  # the household's record, in each file
+    # each child's ZIP has the household's record and its photo
+    from tests.app.web_helpers import Browser
+
+    web = Browser(app)
+    web.login("coord")
+    for uid in (a, b):
+        resp = web.get(f"/children/{uid}/archive.zip")
+        assert resp.status_code == 200, resp.status_code
+        with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+            photos = [n for n in zf.namelist() if n.endswith("home.jpg")]
+            assert len(photos) == 1 and zf.read(photos[0]) == PHOTO
     # the same submission again: nothing twice
     post(dolma, household_xml("uuid:h1", VILLAGE, [(a, "卓玛", "yes"), (b, "扎西", "yes")]))
     with rt.db.session() as s:
@@ -137,10 +153,50 @@ def test_siblings_outside_the_senders_regions_are_held_and_applied_one_by_one(ap
         assert set(held) == {a, b}
         assert s.scalar(select(Entity).where(Entity.uuid.in_([a, b]))) is None
     coord = Api(app, "coord")
-    assert coord.post(f"/v1/projects/1/held-changes/{held[b]}", json={"action": "apply"}).status_code == 200
-    with rt.db.session() as s:
-        made = s.scalars(select(Entity).where(Entity.uuid.in_([a, b]))).all()
-        assert [(e.uuid, e.label) for e in made] == [(b, "扎西")]  # the block of that change, not the first one
+    # the first sibling's change (the older of the record's two held events)
     assert coord.post(f"/v1/projects/1/held-changes/{held[a]}", json={"action": "apply"}).status_code == 200
     with rt.db.session() as s:
+        made = s.scalars(select(Entity).where(Entity.uuid.in_([a, b]))).all()
+        assert [(e.uuid, e.label) for e in made] == [(a, "卓玛")]  # that change's block, not the other one
+    assert coord.post(f"/v1/projects/1/held-changes/{held[b]}", json={"action": "apply"}).status_code == 200
+    with rt.db.session() as s:
         assert {e.label for e in s.scalars(select(Entity).where(Entity.uuid.in_([a, b])))} == {"卓玛", "扎西"}
+
+
+def test_the_shipped_household_form_filled_by_odks_engine_registers_each_sibling(app: Any, rt: Any,
+                                                                                  setup: None) -> None:
+    """xlsforms/household_registration.xlsx, published as `carefile init` does, filled by ODK's form engine
+    with two siblings and a third child of 15 who does not agree: two children, each with its own file."""
+    from app.services import forms as form_service
+    from tests.e2e import engine
+    from tests.xlsforms.test_form_behaviour import BIRTH_12, FORMS_DIR, _years_ago, household
+
+    try:
+        engine.ensure_installed()
+    except engine.EngineUnavailable as exc:
+        pytest.skip(f"ODK form engine unavailable: {exc}")
+    shipped = FORMS_DIR / "household_registration.xlsx"
+    with rt.db.write() as s:
+        result = form_service.publish_form(s, rt.store, project_id=1, data=shipped.read_bytes(),
+                                           filename=shipped.name, validate=False)
+        xform = bytes(result.version.xml)
+    dolma = phone(app, "dolma")
+    regions_csv = dolma.get("/v1/projects/1/forms/household_registration/attachments/regions.csv", openrosa=False)
+    assert regions_csv.status_code == 200
+    kids = [("扎西次仁", "male", BIRTH_12, "yes"), ("卓玛拉姆", "female", _years_ago(6), None),
+            ("次旦", "male", _years_ago(15, 2), "no")]
+    filled = engine.fill(xform, household(kids), attachments={"children.csv": b"name,label\n",
+                                                               "regions.csv": regions_csv.data})
+    post(dolma, filled.xml, dict(filled.files))
+    with rt.db.session() as s:
+        made = {e.label[:1]: e for e in s.scalars(select(Entity))}
+        assert sorted(made) == ["卓", "扎"]
+        assert {e.data["village"] for e in made.values()} == {"540102002001"}
+        assert made["扎"].data["gender"] == "male" and made["卓"].data["gender"] == "female"
+        assert made["扎"].data["status"] == "registered" and made["扎"].data["birth_date"] == BIRTH_12
+        uids = {k: e.uuid for k, e in made.items()}
+    on_phone = {r["name"] for r in phone_csv(dolma)}
+    assert set(uids.values()) <= on_phone
+    coord = Api(app, "coord")
+    assert coord.get(f"/v1/projects/1/children/{uids['扎']}").get_json()["child"]["full_name"] == "扎西次仁"
+    assert coord.get(f"/v1/projects/1/children/{uids['卓']}").get_json()["child"]["full_name"] == "卓玛拉姆"

@@ -78,9 +78,33 @@ def test_restore_several_children_at_once(app: Any, kids: dict[str, str]) -> Non
         assert web.get(f"/children/{uid}").status_code == 200
 
 
+def test_delete_several_children_from_the_list(app: Any, kids: dict[str, str]) -> None:
+    web = _browser(app, "coord")
+    listing = _page(web, "/children")
+    assert 'id="bulk-delete"' in listing and f'name="uid" value="{kids["a"]}"' in listing
+    ticked = {"csrf_token": web.csrf, "uid": list(kids.values())}
+    # without the confirmation: nothing
+    resp = web.client.post("/children/delete", data=ticked)
+    assert resp.status_code == 302 and resp.location.endswith("/children")
+    assert all(web.get(f"/children/{uid}").status_code == 200 for uid in kids.values())
+    resp = web.client.post("/children/delete", data={**ticked, "confirm": "yes"})
+    assert resp.status_code == 302 and resp.location.endswith("/trash")
+    assert all(web.get(f"/children/{uid}").status_code == 404 for uid in kids.values())
+    trash = _page(web, "/trash")
+    assert all(f'data-uuid="{uid}"' in trash for uid in kids.values())
+    # another county's coordinator ticking these children deletes nothing (they are not theirs)
+    web.post("/trash/children/restore", {"only": kids["a"]})
+    far = _browser(app, "far")
+    resp = far.client.post("/children/delete", data={"csrf_token": far.csrf, "uid": [kids["a"]], "confirm": "yes"})
+    assert resp.status_code == 404
+    assert web.get(f"/children/{kids['a']}").status_code == 200
+
+
 def test_managers_neither_delete_nor_see_the_trash(app: Any, kids: dict[str, str]) -> None:
     mgr = _browser(app, "mgr")
     assert 'id="delete"' not in _page(mgr, f"/children/{kids['a']}")
+    assert 'id="bulk-delete"' not in _page(mgr, "/children")
+    assert mgr.post("/children/delete", {"uid": kids["a"], "confirm": "yes"}).status_code == 403
     assert mgr.get("/trash").status_code == 403
     assert mgr.post(f"/children/{kids['a']}/delete", {"confirm": "yes"}).status_code == 403
     assert mgr.get(f"/children/{kids['a']}").status_code == 200

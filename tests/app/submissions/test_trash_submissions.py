@@ -67,7 +67,10 @@ def test_delete_and_restore_a_submission(app: Any, rt: Any, two: ApiClient, subm
     assert api.get(f"{SUBS}/{ONE}/attachments/photo.jpg").status_code == 404
     assert ONE not in _csv_keys(api) and TWO in _csv_keys(api)
     odata = api.get("/v1/projects/1/forms/household.svc/Submissions").get_json()["value"]
-    assert [r["__id"] for r in odata] == [TWO]
+    assert [r["__id"] for r in odata] == [TWO] and odata[0]["__system"]["deletedAt"] is None
+    # as Central: a filter on __system/deletedAt reaches the trash
+    gone = api.get("/v1/projects/1/forms/household.svc/Submissions?$filter=__system/deletedAt ne null").get_json()
+    assert [r["__id"] for r in gone["value"]] == [ONE] and gone["value"][0]["__system"]["deletedAt"]
     ext = api.get("/v1/projects/1/forms/household", headers={"X-Extended-Metadata": "true"}).get_json()
     assert ext["submissions"] == 1
     assert _dashboard_count(rt) == 1
