@@ -93,6 +93,16 @@ def _values(rule: Rule, world: World, user: str, foreign: bool) -> dict[str, Any
     return out
 
 
+def _value_sets(rule: Rule, world: World, user: str, foreign: bool) -> list[dict[str, Any]]:
+    """The rule's URL variables; for a website's form file (the browser's renderer: fill, try, edit) also the
+    visit form's children.csv, the list of children as a page gets it (labels redacted for the reader)."""
+    base = _values(rule, world, user, foreign)
+    out = [base]
+    if rule.endpoint.startswith("web.") and "filename" in base and "xml_form_id" in base:
+        out.append({**base, "xml_form_id": "visit", "filename": "children.csv"})
+    return out
+
+
 def _url(app: Any, rule: Rule, values: dict[str, Any]) -> str:
     with app.test_request_context():
         adapter = app.url_map.bind("localhost")
@@ -208,34 +218,35 @@ def test_route_matrix(app: Any, world: World, user: str | None) -> None:
             variants = [False, True] if scoped else [False]
             for foreign in variants:
                 if method != "GET" and admitted and not foreign:
-                    continue  # writes with own records change the world: covered by the functional tests
-                url = _url(app, rule, _values(rule, world, user or "anon", foreign))
-                if rule.rule == "/logout" or (rule.rule == "/login" and method == "POST"):
-                    continue  # would end or replace this caller's session
-                resp = caller.send(rule, url, method)
-                where = f"{method} {url} as {user or 'anonymous'}"
-                if resp.status_code >= 500:
-                    problems.append(f"{where}: {resp.status_code}")
-                    continue
-                if "no-store" not in resp.headers.get("Cache-Control", ""):  # every answer may be personal
-                    problems.append(f"{where}: Cache-Control {resp.headers.get('Cache-Control')!r}, not no-store")
-                if resp.mimetype == "text/html" and rule.endpoint.startswith("web."):
-                    problems += [f"{where}: {p}" for p in _script_policy_problems(resp)]
-                if not admitted:
-                    refused = resp.status_code in REFUSED or (
-                        resp.status_code == 302 and "/login" in resp.headers.get("Location", "")) or (
-                        resp.status_code == 400 and method != "GET")  # a web write without its CSRF token
-                    if not refused:
-                        problems.append(f"{where}: {resp.status_code}, but the route admits only {spec.roles}")
-                elif foreign and resp.status_code not in (404, 400) and not (
-                        method != "GET" and resp.status_code in (403, 405)):
-                    problems.append(f"{where}: {resp.status_code} for the other county's record (expected 404)")
-                if 200 <= resp.status_code < 300:
-                    body = _body(resp)
-                    leaked = [v.decode(errors="replace")[:20] for v in forbidden
-                              if v in body or _json_escaped(v) in body]
-                    if leaked:
-                        problems.append(f"{where}: the body holds {leaked}")
+                    continue  # writes with own records change the world: see test_answers_to_case_work_are_redacted
+                for values in _value_sets(rule, world, user or "anon", foreign):
+                    url = _url(app, rule, values)
+                    if rule.rule == "/logout" or (rule.rule == "/login" and method == "POST"):
+                        continue  # would end or replace this caller's session
+                    resp = caller.send(rule, url, method)
+                    where = f"{method} {url} as {user or 'anonymous'}"
+                    if resp.status_code >= 500:
+                        problems.append(f"{where}: {resp.status_code}")
+                        continue
+                    if "no-store" not in resp.headers.get("Cache-Control", ""):  # every answer may be personal
+                        problems.append(f"{where}: Cache-Control {resp.headers.get('Cache-Control')!r}, not no-store")
+                    if resp.mimetype == "text/html" and rule.endpoint.startswith("web."):
+                        problems += [f"{where}: {p}" for p in _script_policy_problems(resp)]
+                    if not admitted:
+                        refused = resp.status_code in REFUSED or (
+                            resp.status_code == 302 and "/login" in resp.headers.get("Location", "")) or (
+                            resp.status_code == 400 and method != "GET")  # a web write without its CSRF token
+                        if not refused:
+                            problems.append(f"{where}: {resp.status_code}, but the route admits only {spec.roles}")
+                    elif foreign and resp.status_code not in (404, 400) and not (
+                            method != "GET" and resp.status_code in (403, 405)):
+                        problems.append(f"{where}: {resp.status_code} for the other county's record (expected 404)")
+                    if 200 <= resp.status_code < 300:
+                        body = _body(resp)
+                        leaked = [v.decode(errors="replace")[:20] for v in forbidden
+                                  if v in body or _json_escaped(v) in body]
+                        if leaked:
+                            problems.append(f"{where}: the body holds {leaked}")
     assert not problems, "\n".join(problems)
 
 
@@ -295,3 +306,63 @@ def test_form_changes_need_the_forms_reach(app: Any, rt: Any, world: World, make
     assert county.api.get("/v1/projects/1/forms/reg/draft", headers=basic("coord_a")).get_json()["code"] == 403.77
     state = province.api.patch("/v1/projects/1/forms/reg", json={"state": "closing"}, headers=basic("coord_p"))
     assert state.status_code == 200 and state.get_json()["state"] == "closing"
+
+
+def test_matrix_sees_the_lists_that_carry_children(app: Any, world: World) -> None:
+    """Not vacuous either: the turning-18 list and the browser's children.csv hold the county's child, by
+    label for a reader with the grant and by pseudonym for one without (the matrix checks every route)."""
+    pseudonym = f"儿童 {world.a.child.replace('-', '')[:4].upper()}"
+    named, plain = Caller(app, "mgr_s"), Caller(app, "mgr_a")
+    for caller, user, shown, hidden in ((named, "mgr_s", world.a.label, pseudonym),
+                                        (plain, "mgr_a", pseudonym, world.a.label)):
+        soon = caller.api.get("/v1/projects/1/children/turning18", headers=basic(user)).get_json()
+        assert [c["label"] for c in soon] == [shown]
+        page = caller.web.get("/children/turning18").get_data(as_text=True)
+        assert shown in page and hidden not in page
+        csv = caller.web.get("/forms/visit/fill/files/children.csv")
+        assert csv.status_code == 200 and shown in csv.get_data(as_text=True)
+        assert hidden not in csv.get_data(as_text=True)
+
+
+CASE_WORK_BODY = {"reason": "other", "note": "matrix", "into": "", "other": ""}
+VILLAGES = ("540102002002", "540102002003")
+
+
+@pytest.mark.parametrize("user", ["mgr_a", "mgr_none"])
+def test_answers_to_case_work_are_redacted(app: Any, world: World, user: str) -> None:
+    """The writes the route matrix skips (own records, admitted roles), sent as a reader not entitled to
+    identifying details, with a body carrying every field case work reads: every POST route naming a child,
+    generated from the URL map (API and website), in path order (close, reopen, transfer); no answer holds the
+    child's label, name or any identifying value, none is a 5xx, and the case work was done."""
+    caller = Caller(app, user)
+    forbidden = _forbidden_values(world, user)
+    problems, done, moves = [], [], 0
+    for rule in rules(app):
+        if "<uid>" not in rule.rule or "POST" not in (rule.methods or set()):
+            continue
+        spec = declared(app.view_functions[rule.endpoint])
+        assert spec is not None
+        if not _admitted(spec.roles, user):
+            continue
+        url = _url(app, rule, _values(rule, world, user, False))
+        moves += rule.rule.endswith("/transfer")
+        body_sent = {**CASE_WORK_BODY, "village": VILLAGES[(moves + 1) % 2]}  # away, back, away
+        if rule.endpoint.startswith("web."):
+            caller.web.get(f"/children/{world.a.child}")
+            resp = caller.web.post(url, body_sent)
+        else:
+            resp = caller.api.post(url, json=body_sent, headers=basic(user))
+        where = f"POST {url} as {user}"
+        if resp.status_code >= 500:
+            problems.append(f"{where}: {resp.status_code}")
+            continue
+        if resp.status_code != 200:  # the website redirects to the child's page (checked by the matrix)
+            continue
+        done.append(rule.rule.rsplit("/", 1)[-1])
+        body = _body(resp)
+        leaked = [v.decode(errors="replace")[:20] for v in forbidden if v in body or _json_escaped(v) in body]
+        if leaked:
+            problems.append(f"{where}: the body holds {leaked}")
+    assert not problems, "\n".join(problems)
+    if user == "mgr_a":  # the county's child: closed, reopened and moved through the API
+        assert {"close", "reopen", "transfer"} <= set(done), done
