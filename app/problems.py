@@ -529,6 +529,10 @@ NOT_TURNING_18 = Kind(
     "so 'turned 18' cannot be the reason. Choose the reason that applies, or correct the date of birth "
     "in the registration first.")
 EXPORT_NOT_FINISHED = Kind("409.70", 409, "This export is not finished yet.")
+EXPORT_EXPIRED = Kind(
+    "410.77", 410,
+    "This export's file was deleted: finished exports are kept for a few days only (CAREFILE_EXPORT_KEEP_DAYS), "
+    "and all of them when care files are anonymised. Start a new export.")
 EXPORT_TOO_LARGE_FOR_DIRECT = Kind(
     "409.72", 409,
     "More than {direct_max} submissions: run this export in the background (POST "
