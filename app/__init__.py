@@ -33,7 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     effects.install()  # after-effects of events (app/services/effects.py)
     regions.use_data_dir(cfg["DATA_DIR"])  # provinces added with `carefile regions load`
     db = Database(cfg["DATABASE_URL"], echo=cfg["SQL_ECHO"], pool_size=cfg["DB_POOL_SIZE"],
-                  max_overflow=cfg["DB_MAX_OVERFLOW"])
+                  max_overflow=cfg["DB_MAX_OVERFLOW"], read_url=cfg["READ_DATABASE_URL"] or None)
     app.extensions["carefile"] = Runtime(config=cfg, db=db, store=make_store(cfg))
 
     from . import params

@@ -321,8 +321,8 @@ def cmd_dashboard_refresh(args: argparse.Namespace) -> int:
     rt = _runtime()
     today = date.fromisoformat(args.day) if args.day else datetime.now(LOCAL_TZ).date()
     started = _time.perf_counter()
-    with rt.db.write() as session:
-        n = rollup.refresh(session, args.project, today)
+    with rt.db.write() as session, rt.db.bulk_read() as source:  # reads off the primary when a replica is set
+        n = rollup.refresh(session, args.project, today, source=source)
     print(f"Dashboard figures for {today}: {n} region code(s) in {_time.perf_counter() - started:.1f} s.")
     return 0
 
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--project", type=int, default=1)
     s.set_defaults(func=cmd_export)
 
-    from app import cli_users
+    from app import cli_trash, cli_users
 
     cli_users.add_commands(sub)
 
@@ -521,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--years", type=int, help="override CAREFILE_RETENTION_YEARS")
     s.add_argument("--now", help="ISO date-time taken as now (for tests and catching up)")
     s.set_defaults(func=cmd_retention_run)
+    cli_trash.add_commands(sub)
     dashboard = sub.add_parser("dashboard", help="the managers' dashboard").add_subparsers(
         dest="dashboard_command", required=True)
     s = dashboard.add_parser("refresh", help="store the dashboard's figures per region for today (run from cron "

@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "instance",
     "DATABASE_URL": None,  # default: sqlite:///<DATA_DIR>/carefile.db
+    "READ_DATABASE_URL": None,  # a PostgreSQL streaming replica for exports, OData, reports (app/db.py)
     "STORAGE_URL": None,  # default: <DATA_DIR>/blobs ; or s3://bucket/prefix
     "S3_ENDPOINT_URL": None,
     "S3_REGION": None,

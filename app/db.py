@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -86,10 +86,11 @@ def _json_dumps(value: Any) -> str:
 # its two or three and never opens the rest; max_overflow bounds a burst.
 POOL_SIZE = 10
 MAX_OVERFLOW = 5
+REPLICA_CONNECT_TIMEOUT = 5
 
 
-def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_overflow: int | None = None
-                ) -> Engine:
+def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_overflow: int | None = None,
+                connect_timeout: int | None = None) -> Engine:
     parsed = make_url(url)
     # orjson decodes the stored answers several times faster than json (exports, lists, views).
     # hide_parameters: SQL errors (logged with tracebacks) and echo never show the values, which may be a
@@ -107,6 +108,8 @@ def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_
         engine = create_engine(url, **kwargs)
         _setup_sqlite(engine)
         return engine
+    if connect_timeout is not None:
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout}
     engine = create_engine(url, **kwargs)
     _ping_idle_connections(engine)
     return engine
@@ -209,12 +212,20 @@ class WriterQueue:
 
 
 class Database:
-    """Holds the engine and two session factories: read (deferred) and write (immediate)."""
+    """Holds the engine and two session factories: read (deferred) and write (immediate).
+
+    With `read_url` (a PostgreSQL streaming replica, hot standby) the long reads — exports, OData pages, the
+    county report, the dashboard's refresh — run there (`bulk_read`); writes and interactive pages stay on
+    the primary (docs/architecture.md, *Reads off the primary*)."""
 
     def __init__(self, url: str, echo: bool = False, pool_size: int | None = None,
-                 max_overflow: int | None = None) -> None:
+                 max_overflow: int | None = None, read_url: str | None = None) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
+        # A replica that does not answer within REPLICA_CONNECT_TIMEOUT seconds is skipped (the primary reads).
+        self.read_engine = (make_engine(read_url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                                        connect_timeout=REPLICA_CONNECT_TIMEOUT) if read_url else None)
+        self._bulk = sessionmaker(self.read_engine, expire_on_commit=False) if self.read_engine else None
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         write_bind = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
@@ -231,6 +242,39 @@ class Database:
 
     def session(self) -> Session:
         return self._read()
+
+    @contextmanager
+    def bulk_read(self) -> Iterator[Session]:
+        """A session for a long read (an export, an OData page, a report): on the read replica when one is
+        set and answering, else on the primary. Never write in it. `session.info["as_of"]` is the time of
+        the last change the replica has applied while it lags behind the primary (figures are as of then),
+        None when it is caught up or there is no replica."""
+        session = self.bulk_session()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def bulk_session(self) -> Session:
+        """bulk_read's session for a caller that closes it itself (a streamed answer)."""
+        return self._replica_session() or self._read()
+
+    def _replica_session(self) -> Session | None:
+        if self._bulk is None:
+            return None
+        session = self._bulk()
+        try:
+            row = session.execute(text(
+                "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() IS NOT DISTINCT FROM "
+                "pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp()")).one()
+        except DBAPIError as exc:  # the replica is down or unreachable: the primary answers instead
+            session.close()
+            log.warning("read replica unavailable (%s); reading from the primary", type(exc.orig).__name__)
+            return None
+        in_recovery, caught_up, replayed = row
+        session.info["replica"] = bool(in_recovery)
+        session.info["as_of"] = None if (caught_up or not in_recovery) else replayed
+        return session
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
@@ -288,3 +332,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()

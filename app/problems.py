@@ -42,6 +42,8 @@ SHARED = {
     "400.8": "an unexpected value",
     "400.11": "a parameter's value cannot be read",
     "400.19": "an edit was sent the wrong way",
+    "400.92": "a purge's options do not fit together",
+    "404.30": "no such child in the caller's regions",
     "400.122": "not a place of the division table",
     "400.123": "a password was not given, or not the same twice",
     "400.124": "a user name is not acceptable",
@@ -620,6 +622,28 @@ NEW_ENTITY_WITHOUT_LABEL = Kind("400.2", 400, "The new entity has no label.")
 ENTITY_DELETED = Kind("404.11", 404, "The entity {uid} was deleted.")
 ENTITY_VERSION_MISSING = Kind("404.9", 404, "Version {version} of entity {uid} does not exist.")
 TRUNK_VERSION_TOO_NEW = Kind("404.9", 404, "The trunk version {version} is newer than the entity.")
+
+
+# The trash (app/services/children/trash.py, app/services/submissions/trash.py, app/services/ops/purge.py).
+BULK_IDS_MISSING = Kind(
+    "400.91", 400,
+    "Send the entities' ids as {{\"ids\": [\"<uuid>\", …]}}: a list of 1 to {max_bulk} entity ids.")
+BULK_ID_INVALID = Kind("400.93", 400, "Invalid entity id {item!r}: each id is an entity's UUID.")
+PURGE_MODE_UNKNOWN = Kind("400.92", 400, "Unknown purge mode {mode!r}: use one of {modes}.")
+PURGE_ENTITY_NEEDS_LIST = Kind(
+    "400.92", 400,
+    "To purge one entity, name its project and entity list too (--project N --dataset NAME --entity UUID).")
+PURGE_LIST_NEEDS_PROJECT = Kind(
+    "400.92", 400, "To purge an entity list's trash, name its project too (--project N).")
+PURGE_SUBMISSION_NEEDS_FORM = Kind(
+    "400.92", 400,
+    "To purge one submission, name its project and form too (--project N --form ID --instance ID).")
+PURGE_FORM_NEEDS_PROJECT = Kind("400.92", 400, "To purge a form's trash, name its project too (--project N).")
+NO_SUCH_DELETED_SUBMISSION = Kind("404.1", 404, "There is no such deleted submission in your regions.")
+NO_SUCH_CHILD_IN_TRASH = Kind("404.30", 404, "There is no such child in the trash of your regions.")
+HELD_SUBMISSION_IN_TRASH = Kind(
+    "409.90", 409,
+    "The submission of this change is in the trash: restore it first (Trash page), or reject the change.")
 
 
 # The server cannot do its part now (app/faults.py classifies the exception; nothing was saved).

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from forms.submission import (
     EntityBlock,
+    EntityScope,
     Envelope,
     RepeatRow,
     SubmissionData,
     SubmissionTree,
     SubmissionXMLError,
+    entity_scopes,
     extract,
     extract_encrypted,
     normalize_uuid,
@@ -48,6 +50,8 @@ __all__ = [
     "XLSFormError",
     "XLSFormIssue",
     "compile_xlsform",
+    "EntityScope",
+    "entity_scopes",
     "extract",
     "extract_encrypted",
     "normalize_uuid",

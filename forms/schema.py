@@ -47,7 +47,8 @@ class FormAttachment:
 
 @dataclass(frozen=True)
 class EntityDeclaration:
-    """The entity list a form creates or updates (top-level ``meta/entity``)."""
+    """The entity list a form creates or updates: the top-level ``meta/entity``, or (entities spec 2025.1)
+    the ``meta/entity`` of a repeat — one entity per repeat instance (``repeat`` is the repeat's path)."""
 
     dataset: str
     create: bool
@@ -58,6 +59,7 @@ class EntityDeclaration:
     spec_version: str
     update_condition: str | None = None
     id_calculate: str | None = None
+    repeat: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class FormSchema:
     instance_name: str | None
     submission_url: str | None
     encrypted: bool
+    # Every entity declaration, the top-level one first, then those of repeats (entities spec 2025.1:
+    # several entities from one submission). `entity` is the first of them.
+    entities: tuple[EntityDeclaration, ...] = ()
 
     def field(self, path: str) -> Field | None:
         """Return the field at absolute instance *path* (e.g. ``/data/age``), or None."""

@@ -28,7 +28,7 @@ from lxml import etree
 
 from forms._xml import BadXMLError, UnsafeXMLError, elements, local, local_attr, safe_parse
 from forms._xml import child as first_child
-from forms.xform import FormSchema
+from forms.xform import EntityDeclaration, FormSchema
 
 
 class SubmissionXMLError(ValueError):
@@ -378,6 +378,60 @@ def extract(tree: SubmissionTree | etree._Element, schema: FormSchema) -> Submis
                 props["label"] = _raw_at(root, key)
     return SubmissionData(values=main, repeat_rows=tuple(rows),
                           attachments=tuple(dict.fromkeys(files)), entity_properties=props)
+
+
+@dataclass(frozen=True)
+class EntityScope:
+    """One entity block of a submission with what it saves: the top-level ``meta/entity``, or the
+    ``meta/entity`` of one repeat instance (entities spec 2025.1: several entities from one submission)."""
+
+    declaration: EntityDeclaration
+    block: EntityBlock | None
+    properties: dict[str, object]  # property → raw text as sent, and "label"
+    values: dict[str, object]      # the answers in the block's scope: main values, overlaid by the instance's
+    repeat_index: int | None = None  # the instance's RepeatRow.index in SubmissionData.repeat_rows
+
+
+def entity_scopes(tree: SubmissionTree | etree._Element, schema: FormSchema,
+                  data: SubmissionData) -> list[EntityScope]:
+    """Every entity block of the submission, in document order per declaration (the top-level one first).
+
+    A repeat declaration gives one scope per instance of the repeat: its ``meta/entity`` block and the
+    properties saved by questions of that instance (paths relative to the instance, as Central reads them).
+    """
+    root = tree.root if isinstance(tree, SubmissionTree) else tree
+    out: list[EntityScope] = []
+    for decl in schema.entities:
+        if decl.repeat is None:
+            out.append(EntityScope(decl, _entity_block(_child(root, "meta")), dict(data.entity_properties),
+                                   data.values))
+            continue
+        rows = [r for r in data.repeat_rows if r.repeat == decl.repeat]
+        base = decl.repeat + "/"
+        for n, instance in enumerate(_instances(root, schema.root, decl.repeat)):
+            props: dict[str, object] = {}
+            for path, prop in decl.properties.items():
+                if path.startswith(base):
+                    raw = _raw_at(instance, path[len(base):])
+                    if raw is not None:
+                        props[prop] = raw
+            if decl.label_path and decl.label_path.startswith(base):
+                label = _raw_at(instance, decl.label_path[len(base):])
+                if label is not None:
+                    props["label"] = label
+            row = rows[n] if n < len(rows) else None
+            values = {**data.values, **(row.values if row is not None else {})}
+            out.append(EntityScope(decl, _entity_block(_child(instance, "meta")), props, values,
+                                   row.index if row is not None else None))
+    return out
+
+
+def _instances(root: etree._Element, root_name: str, repeat: str) -> list[etree._Element]:
+    """The instances of a repeat (its absolute path), in document order, templates left out."""
+    nodes = [root]
+    for part in repeat[len(root_name) + 2:].split("/"):
+        nodes = [c for n in nodes for c in elements(n) if local(c) == part and not _is_template(c)]
+    return nodes
 
 
 def extract_encrypted(tree: SubmissionTree) -> SubmissionData | None:

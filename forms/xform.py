@@ -337,24 +337,41 @@ def parse_xform(xml: bytes) -> FormSchema:
     def calc(path: str) -> str | None:
         return _expr(binds.get(path), "calculate")
 
-    entity: EntityDeclaration | None = None
-    meta = next((m for m in elements(data) if local(m) == "meta"), None)
-    ent = next((e for e in elements(meta) if local(e) == "entity"), None) \
-        if meta is not None else None
-    if ent is not None:
-        ep = f"/{root}/{local(meta)}/entity" if meta is not None else ""
+    def declaration(container: str, meta: etree._Element, ent: etree._Element,
+                    repeat: str | None) -> EntityDeclaration:
+        ep = f"{container}/{local(meta)}/entity"
         label_el = next((e for e in elements(ent) if local(e) == "label"), None)
-        entity = EntityDeclaration(
+        return EntityDeclaration(
             dataset=(ent.get("dataset") or "").strip(),
             create=ent.get("create") is not None or f"{ep}/@create" in binds,
             update=ent.get("update") is not None or f"{ep}/@update" in binds,
             create_condition=calc(f"{ep}/@create"),
             label_path=f"{ep}/label" if label_el is not None else None,
-            properties={f.path: f.saveto for f in fields if f.saveto},
+            properties={f.path: f.saveto for f in fields if f.saveto and f.repeat == repeat},
             spec_version=model.get(_q(NS_ENTITIES, "entities-version")) or "",
             update_condition=calc(f"{ep}/@update"),
             id_calculate=calc(f"{ep}/@id"),
+            repeat=repeat,
         )
+
+    # The top-level meta/entity, then each repeat's (entities spec 2025.1: one entity per repeat instance).
+    declarations: list[EntityDeclaration] = []
+    found: set[str] = set()
+
+    def find_entities(node: etree._Element, path: str) -> None:
+        for child in elements(node):
+            cpath = f"{path}/{local(child)}"
+            if local(child) == "meta" and (path == "/" + root or path in repeats):
+                ent = next((e for e in elements(child) if local(e) == "entity"), None)
+                if ent is not None and path not in found:
+                    found.add(path)
+                    declarations.append(declaration(path, child, ent, None if path == "/" + root else path))
+            elif elements(child):
+                find_entities(child, cpath)
+
+    find_entities(data, "/" + root)
+    declarations.sort(key=lambda d: d.repeat is not None)  # the top-level one first
+    entity = declarations[0] if declarations else None
 
     submission = model.find(_q(NS_XFORMS, "submission"))
     return FormSchema(
@@ -366,6 +383,7 @@ def parse_xform(xml: bytes) -> FormSchema:
         repeats=tuple(dict.fromkeys(repeat_list)),
         attachments=_attachments(doc),
         entity=entity,
+        entities=tuple(declarations),
         languages=tuple(itext.languages),
         default_language=itext.default,
         instance_name=calc(f"/{root}/meta/instanceName"),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
+
 from app.central import shapes as central
 from app.central import submissions as submissions_api
 from app.routeaccess import COLLECTORS, READERS
@@ -54,7 +56,7 @@ def form(call: Call, project_id: int, xml_form_id: str) -> Any:
 @endpoint(f"{FORM}/submissions", roles=READERS, scoped=True)
 def submissions(call: Call, project_id: int, xml_form_id: str) -> Any:
     f = central.get_form(call.session, call.user, project_id, xml_form_id)
-    return list(central.list_submissions(call.session, call.user, f))
+    return list(central.list_submissions(call.session, call.user, f, deleted=request.args.get("deleted") == "true"))
 
 
 @endpoint(f"{FORM}/submissions/<path:instance_id>/attachments", roles=COLLECTORS, scoped=True,

@@ -61,10 +61,10 @@ def dataset(call: Call, project_id: int, name: str) -> Any:
 @endpoint(f"{DS}/<name>/entities", roles=READERS, scoped=True, tx="none")
 def entities(call: Call, project_id: int, name: str) -> Any:
     user = call.user
-    s = call.rt.db.session()
+    s = call.rt.db.bulk_session()  # the read replica when there is one
     try:
         ds = svc.get_dataset(s, user, project_id, name)
-        items = svc.list_entities(s, user, ds)
+        items = svc.list_entities(s, user, ds, deleted=flag("deleted"))
         access.audit_unmasked(call.rt.db, user, access.Redactor(s, user, project_id), "entities.read",
                               f"dataset:{name}", call.ip)
     except BaseException:

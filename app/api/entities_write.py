@@ -7,6 +7,8 @@ in their regions; every change a new entity version, audited.
     PATCH  /v1/projects/{p}/datasets/{name}/entities/{uuid}       ?baseVersion=N | ?force=true [&resolve=true]
     DELETE /v1/projects/{p}/datasets/{name}/entities/{uuid}
     POST   /v1/projects/{p}/datasets/{name}/entities/{uuid}/restore
+    POST   /v1/projects/{p}/datasets/{name}/entities/bulk-delete  {"ids": [...]} → {"count": n}
+    POST   /v1/projects/{p}/datasets/{name}/entities/bulk-restore {"ids": [...]} → {"count": n}
     GET    /v1/projects/{p}/datasets/{name}/entities/{uuid}/diffs | /audits
 """
 from __future__ import annotations
@@ -71,6 +73,20 @@ def entity_delete(call: Call, project_id: int, name: str, uid: str) -> Any:
 @endpoint(f"{DS}/<name>/entities/<uid>/restore", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
 def entity_restore(call: Call, project_id: int, name: str, uid: str) -> Any:
     entity_writes.restore_entity(call.session, call.user, project_id, name, uid, ip=call.ip)
+
+
+@endpoint(f"{DS}/<name>/entities/bulk-delete", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write",
+          note="ids outside the caller's regions are skipped, as absent ones")
+def entity_bulk_delete(call: Call, project_id: int, name: str) -> Any:
+    return entity_writes.bulk(call.session, call.user, project_id, name, _body(MAX_ENTITIES_JSON), restore=False,
+                              ip=call.ip)
+
+
+@endpoint(f"{DS}/<name>/entities/bulk-restore", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write",
+          note="ids outside the caller's regions are skipped, as absent ones")
+def entity_bulk_restore(call: Call, project_id: int, name: str) -> Any:
+    return entity_writes.bulk(call.session, call.user, project_id, name, _body(MAX_ENTITIES_JSON), restore=True,
+                              ip=call.ip)
 
 
 @endpoint(f"{DS}/<name>/entities/<uid>/diffs", roles=READERS, scoped=True)

@@ -126,7 +126,7 @@ def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
     private_key = _managed_key(rt, plan) if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
-        with rt.db.session() as s:
+        with rt.db.bulk_read() as s:
             if private_key is not None:
                 yield from decrypt.stream_decrypted_csvzip(s, rt.store, plan, private_key)
             else:
@@ -164,7 +164,7 @@ def export_direct_csv(call: Call, project_id: int, xml_form_id: str) -> Any:
     rt, plan, _media = _central_plan(call, project_id, xml_form_id, media_default=False)
 
     def body() -> Iterator[bytes]:
-        with rt.db.session() as s:
+        with rt.db.bulk_read() as s:
             yield from stream_csv(plan, s)
 
     return Response(stream_with_context(body()), content_type="text/csv; charset=utf-8",

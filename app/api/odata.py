@@ -102,7 +102,7 @@ def _submission_filter_fields() -> dict[str, Any]:
 def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> Any:
     check_params()
     user, rt = call.user, call.rt
-    s = rt.db.session()
+    s = rt.db.bulk_session()  # the read replica when there is one
     try:
         form = central.get_form(s, user, project_id, xml_form_id)
         schema = schema_of(form.current_version)  # type: ignore[arg-type]

@@ -4,6 +4,8 @@
     POST  /v1/projects/{p}/forms/{f}/submissions/{iid}/attachments/{name}   raw body (chunked too)
     PUT   /v1/projects/{p}/forms/{f}/submissions/{iid}                 XML with meta/deprecatedID
     PATCH /v1/projects/{p}/forms/{f}/submissions/{iid}                 {"reviewState": …}
+    DELETE /v1/projects/{p}/forms/{f}/submissions/{iid}                to the trash (30 days, then purged)
+    POST  /v1/projects/{p}/forms/{f}/submissions/{iid}/restore         out of the trash
     GET   /v1/projects/{p}/forms/{f}/submissions/{iid}.xml
     GET|POST /v1/projects/{p}/forms/{f}/submissions/{iid}/comments
     GET   /v1/projects/{p}/forms/{f}/submissions/{iid}/versions[/{vid}[.xml|/attachments[/{name}]]]
@@ -21,10 +23,10 @@ from sqlalchemy.orm import Session
 from app.blobhttp import blob_response
 from app.central import submissions as svc
 from app.models import FormVersion, SubmissionVersion, User
-from app.routeaccess import READERS
+from app.routeaccess import COORDINATORS, READERS
 from app.services import access, audit
 from app.services.schemas import schema_of
-from app.services.submissions import records
+from app.services.submissions import records, trash
 
 from . import Call, endpoint
 from .bodies import json_body, xml_body
@@ -59,6 +61,16 @@ def submission_edit(call: Call, project_id: int, xml_form_id: str, instance_id: 
 @endpoint(f"{SUB}/<path:instance_id>", roles=READERS, methods=["PATCH"], scoped=True, tx="write")
 def submission_review(call: Call, project_id: int, xml_form_id: str, instance_id: str) -> Any:
     return svc.set_review(call.session, call.user, project_id, xml_form_id, instance_id, json_body(), ip=call.ip)
+
+
+@endpoint(f"{SUB}/<path:instance_id>", roles=COORDINATORS, methods=["DELETE"], scoped=True, tx="write")
+def submission_delete(call: Call, project_id: int, xml_form_id: str, instance_id: str) -> Any:
+    trash.delete_submission(call.session, project_id, call.user, xml_form_id, instance_id, ip=call.ip)
+
+
+@endpoint(f"{SUB}/<path:instance_id>/restore", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write")
+def submission_restore(call: Call, project_id: int, xml_form_id: str, instance_id: str) -> Any:
+    trash.restore_submission(call.session, project_id, call.user, xml_form_id, instance_id, ip=call.ip)
 
 
 def _xml_response(xml: bytes) -> Response:

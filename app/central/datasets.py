@@ -20,6 +20,7 @@ from app.central import odata
 from app.central.shapes import get_project, iso
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, SubmissionVersion, User
 from app.services import access
+from app.services.children import trash
 from app.services.schemas import schema_of
 
 _first = aliased(EntityVersion, name="first_version")
@@ -143,9 +144,13 @@ def entity_json(row: Any, red: access.Redactor | None = None, ds_name: str = "")
     }
 
 
-def list_entities(session: Session, user: User, ds: Dataset) -> Iterator[dict[str, Any]]:
+def list_entities(session: Session, user: User, ds: Dataset, deleted: bool = False) -> Iterator[dict[str, Any]]:
+    """The list's entities; with `deleted`, those in the trash instead (Central's `?deleted=true`)."""
     red = access.Redactor(session, user, ds.project_id)
-    q = entities_query(user, ds).order_by(Entity.id)
+    q = entities_query(user, ds, include_deleted=deleted)
+    if deleted:
+        q = q.where(trash.in_trash())
+    q = q.order_by(Entity.id)
     for row in session.execute(q.execution_options(yield_per=1000)):
         yield entity_json(row, red, ds.name)
 

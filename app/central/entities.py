@@ -26,7 +26,7 @@ from app import problems
 from app.central.shapes import get_project, iso
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
 from app.services import access, audit
-from app.services.children import lock_dataset
+from app.services.children import lock_dataset, trash
 from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
@@ -137,6 +137,8 @@ def _new_entity(session: Session, user: User, ds: Dataset, item: Any) -> Entity:
         # An id of a record outside the caller's regions: not named, not confirmed (GET answers it 404), the
         # same answer as for any id this caller cannot use.
         raise problems.UUID_NOT_USABLE()
+    if existing is None and trash.was_purged(session, ds, [uid]):
+        raise problems.UUID_OF_DELETED_ENTITY(uid=uid)
     if existing is not None:
         if existing.deleted_at is not None:
             raise problems.UUID_OF_DELETED_ENTITY(uid=uid)
@@ -227,21 +229,24 @@ def update_entity(session: Session, user: User, project_id: int, dataset: str, u
 
 
 def delete_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
+    """Move one entity to the trash (app/services/children/trash.py); 404 when absent, deleted or out of scope."""
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset, lock=True)
-    entity = _locked(session, user, ds, uid)
-    entity.deleted_at = utcnow()
-    _bump(ds)
-    audit.record(session, user, "entity.delete", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+    trash.delete_entities(session, project_id, user, dataset, [uid], ip=ip)
 
 
 def restore_entity(session: Session, user: User, project_id: int, dataset: str, uid: str, ip: str = "") -> None:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset, lock=True)
-    entity = _locked(session, user, ds, uid, deleted=True)
-    entity.deleted_at = None
-    _bump(ds)
-    audit.record(session, user, "entity.restore", target=f"entity:{entity.uuid}", ip=ip, dataset=dataset)
+    trash.restore_entities(session, project_id, user, dataset, [uid], ip=ip)
+
+
+def bulk(session: Session, user: User, project_id: int, dataset: str, body: dict[str, Any], *, restore: bool,
+         ip: str = "") -> dict[str, int]:
+    """Central's bulk-delete / bulk-restore ({"ids": [...]}): ids absent, already in that state or outside the
+    caller's regions are skipped; the answer counts those changed."""
+    require_maintainer(session, user, project_id)
+    uids = trash.uuids_of(body.get("ids"))
+    change = trash.restore_entities if restore else trash.delete_entities
+    return {"count": len(change(session, project_id, user, dataset, uids, ip=ip, strict=False))}
 
 
 # ---------------------------------------------------------------- reading: diffs and audits

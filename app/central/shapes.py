@@ -73,12 +73,14 @@ def review_column() -> Any:
                   if theirs is not None], else_=None)
 
 
-def submissions_query(user: User, form: Form) -> Select[Any]:
+def submissions_query(user: User, form: Form, deleted: bool = False) -> Select[Any]:
+    """The form's submissions the user sees; with `deleted`, those in the trash instead (`?deleted=true`)."""
     return (select(Submission, SubmissionVersion, FormVersion.version, User.display_name, User.username)
             .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
             .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
             .outerjoin(User, User.id == Submission.submitter_id)
-            .where(Submission.form_id == form.id, Submission.deleted_at.is_(None),
+            .where(Submission.form_id == form.id,
+                   Submission.deleted_at.is_not(None) if deleted else Submission.deleted_at.is_(None),
                    access.submission_filter(user, form.project_id)))
 
 
@@ -112,11 +114,11 @@ def submission_json(sub: Submission, sv: SubmissionVersion, names: InstanceNames
                                "createdAt": iso(sv.received_at), "current": True}}
 
 
-def list_submissions(session: Session, user: User, form: Form) -> Iterator[dict[str, Any]]:
-    q = submissions_query(user, form).order_by(Submission.created_at.desc(), Submission.id.desc())
+def list_submissions(session: Session, user: User, form: Form, deleted: bool = False) -> Iterator[dict[str, Any]]:
+    q = submissions_query(user, form, deleted).order_by(Submission.created_at.desc(), Submission.id.desc())
     names = InstanceNames(session, user, form.project_id)
     for sub, sv, _v, _n, _u in session.execute(q.execution_options(yield_per=500)):
-        yield submission_json(sub, sv, names)
+        yield {**submission_json(sub, sv, names), "deletedAt": iso(sub.deleted_at)}
 
 
 def get_submission(session: Session, user: User, form: Form, instance_id: str) -> tuple[Submission, SubmissionVersion]:

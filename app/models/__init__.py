@@ -2,7 +2,7 @@
 from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, SubmissionComment
 from .base import Base, loaded_instance, utcnow
 from .encryption import ManagedKey
-from .entity import ChildDirectory, Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion
+from .entity import ChildDirectory, Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion, PurgedEntity
 from .form import (
     FORM_STATES,
     DraftSubmission,
@@ -27,5 +27,5 @@ __all__ = [
     "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES",
     "REVIEW_STATES", "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
     "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile", "DuplicateCandidate",
-    "DashboardRollup", "loaded_instance",
+    "DashboardRollup", "loaded_instance", "PurgedEntity",
 ]

@@ -38,6 +38,7 @@ class Entity(Base):
         # Name search (`label LIKE '%…%'`) through trigrams on PostgreSQL (a plain index elsewhere, and where
         # migration 0018 could not create the pg_trgm extension); the overdue follow-ups (PostgreSQL only).
         Index("ix_entity_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}),
+        Index("ix_entity_deleted_at", "deleted_at"),  # the trash and its purge
         Index("ix_entity_followup_due", "dataset_id", text("(data ->> 'next_followup_due')")
               ).ddl_if(dialect="postgresql"),
     )
@@ -133,6 +134,19 @@ class DuplicateCandidate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True)
+
+
+class PurgedEntity(Base):
+    """An entity purged from the trash: its id stays taken (a phone's or the API's new entity may not reuse it)
+    and Collect's integrity check reports it deleted, as Central's `purged_entities`."""
+
+    __tablename__ = "purged_entity"
+    __table_args__ = (UniqueConstraint("dataset_id", "uuid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
+    uuid: Mapped[str] = mapped_column(String(36))
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class EntityEvent(Base):

@@ -22,6 +22,8 @@ class Submission(Base):
         Index("ix_submission_created_id", "created_at", "id"),
         # Region scopes are prefixes (`LIKE '5402%'`): pattern ops let PostgreSQL use the index in any collation.
         Index("ix_submission_region_code", "region_code", postgresql_ops={"region_code": "varchar_pattern_ops"}),
+        # The trash: a form's deleted records, and the purge of those deleted more than 30 days ago.
+        Index("ix_submission_deleted_at", "deleted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

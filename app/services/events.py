@@ -33,6 +33,9 @@ class ChildChanged:
     entity: Entity
     version: SubmissionVersion  # the submission version that changed it
     created: bool
+    # The answers in the entity block's scope: the record's, overlaid by its repeat instance's when the
+    # block is one of several in a repeat (entities spec 2025.1); None: the version's own answers.
+    answers: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def client_ip() -> str:
 
 
 PAGE_MODULES = ("auth", "forms", "collectors", "dashboard", "submissions", "children", "users", "audit", "exports",
-                "encryption", "held", "places", "reports", "fill")
+                "encryption", "held", "places", "reports", "fill", "trash")
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:

@@ -194,7 +194,7 @@ def children_view(uid: str) -> Any:
                            overdue=child_service.is_overdue(file.child, today), today=today.isoformat(),
                            lang=current_language(), pairs=file.duplicates, close_reasons=casework.CLOSE_REASONS,
                            adult_soon=adult_soon,
-                           may_merge=user.role in access.COORDINATORS)
+                           may_merge=user.role in access.COORDINATORS, trash_days=child_service.trash.TRASH_DAYS)
 
 
 # ---------------------------------------------------------------- case work (issue 12)

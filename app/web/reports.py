@@ -15,6 +15,7 @@ from app.i18n import t
 from app.routeaccess import READERS, declare
 from app.runtime import runtime
 from app.services import audit
+from app.services.answers import LOCAL_TZ
 from app.services.reports import county as rep
 
 from . import bp, client_ip, db_user, register_nav, requires
@@ -66,14 +67,15 @@ def _params(user: Any) -> tuple[str, rep.Period, list[Any]]:
 def reports() -> Any:
     user = db_user()
     today = today_local()
-    error, report = None, None
+    error, report, as_of = None, None, None
     county, counties = "", rep.report_counties(user)
     period = rep.quarter_of(today)
     try:
         county, period, counties = _params(user)
         if county:
-            with runtime().db.session() as s:
+            with runtime().db.bulk_read() as s:  # the read replica when there is one
                 report = rep.county_report(s, user.project_id, user, county, period, today)
+                as_of = s.info.get("as_of")
     except Problem as problem:
         error = problem.translated(t)
         if problem.status == 404:
@@ -82,7 +84,9 @@ def reports() -> Any:
                                    labels=column_labels(), columns=rep.COLUMNS, notes=notes()), 404
     return render_template("reports/index.html", error=error, report=report, counties=counties, county=county,
                            period=period, choices=_choices(today), labels=column_labels(),
-                           columns=rep.COLUMNS, notes=notes()), (400 if error else 200)
+                           columns=rep.COLUMNS, notes=notes(),
+                           as_of=as_of.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S") if as_of else None
+                           ), (400 if error else 200)
 
 
 @bp.get("/reports/county.xlsx")
@@ -91,8 +95,9 @@ def reports() -> Any:
 def reports_xlsx() -> Any:
     user = db_user()
     county, period, _ = _params(user)
-    with runtime().db.write() as s:
+    with runtime().db.bulk_read() as s:  # the read replica when there is one
         report = rep.county_report(s, user.project_id, user, county, period, today_local())
+    with runtime().db.write() as s:
         audit.record(s, user, "report.download", target=f"region:{county}", ip=client_ip(), period=period.key)
     labels = column_labels()
     headers = [t("Township"), t("Code"), *[labels[k] for k in rep.COLUMNS]]

@@ -14,6 +14,7 @@ from app.i18n import t
 from app.models import REVIEW_STATES
 from app.runtime import runtime
 from app.services import audit
+from app.services.children.trash import TRASH_DAYS
 from app.services.reports import dashboard as dash
 from app.services.submissions import records
 
@@ -104,7 +105,7 @@ def submissions_view(form_id: str, instance_id: str) -> Any:
                      unmasked=rec.unmasked)
         names = dash.region_names(s, user.project_id)
     return render_template("submissions/view.html", rec=rec, names=names,
-                           settable=records.SETTABLE_STATES, phone_records=_phone_records())
+                           settable=records.SETTABLE_STATES, phone_records=_phone_records(), trash_days=TRASH_DAYS)
 
 
 def _phone_records() -> dict[str, str]:

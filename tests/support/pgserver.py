@@ -90,3 +90,25 @@ def fresh_database(server: PgServer, name: str) -> str:
     finally:
         admin.dispose()
     return server.url(name)
+
+
+def start_standby(primary: PgServer) -> PgServer:
+    """A hot standby of `primary` (streaming replication): pg_basebackup -R, then start it on its own port.
+    initdb --auth=trust lets replication connections in from 127.0.0.1; wal_level=replica is the default."""
+    root = Path(tempfile.mkdtemp(prefix="carefile-pg-standby-"))
+    if primary.runas:
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+    (root / "sock").mkdir()
+    if primary.runas:
+        os.chown(root / "sock", pw.pw_uid, pw.pw_gid)
+    port = free_port()
+    subprocess.run(primary.runas + [str(primary.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p",
+                                    str(primary.port), "-U", "postgres", "-D", str(root / "data"), "-R",
+                                    "-X", "stream", "-c", "fast"], check=True, capture_output=True)
+    subprocess.run(primary.runas + [str(primary.bindir / "pg_ctl"), "-D", str(root / "data"), "-l",
+                                    str(root / "log"), "-w", "-o",
+                                    f"-p {port} -k {root / 'sock'} -c listen_addresses=127.0.0.1 -c hot_standby=on "
+                                    "-c max_connections=200",
+                                    "start"], check=True, capture_output=True)
+    return PgServer(root, port, primary.bindir, primary.runas)

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "collector.manage": COORDINATORS,
     "held.decide": COORDINATORS,   # apply or reject held changes
     "case.decide": COORDINATORS,   # merge children or keep them apart
+    "trash.manage": COORDINATORS,  # delete entities and submissions, restore them from the trash
     "user.manage": ADMIN,
     "audit.read": ADMIN,
 }
@@ -59,6 +60,7 @@ _DENIED = {
     "collector.manage": "Only coordinators and administrators manage collectors.",
     "held.decide": "Only coordinators and administrators decide held changes.",
     "case.decide": "Only a coordinator may do this. Ask your project coordinator.",
+    "trash.manage": "Only coordinators and administrators delete or restore records. Ask your project coordinator.",
     "user.manage": "Only administrators manage users.",
     "audit.read": "Only administrators read the audit log.",
 }

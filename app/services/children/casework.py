@@ -127,7 +127,8 @@ def on_child_changed(event: events.ChildChanged) -> None:
         return
     status = (entity.data or {}).get("status")
     if status == "closed" and entity.closed_at is None:
-        reason = str(answer(sv.data or {}, "close_reason") or "other")
+        reason = str(answer(event.answers if event.answers is not None else (sv.data or {}), "close_reason")
+                     or "other")
         entity.closed_at = utcnow()
         entity.close_reason = reason if reason in CLOSE_REASONS else "other"
     elif status != "closed" and entity.closed_at is not None and not created:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.models import ChildDirectory, Dataset, Entity, EntityVersion, Submission, SubmissionVersion, utcnow
 from app.services import events
 from app.services.answers import answer
-from app.services.children.store import CHILDREN
+from app.services.children.store import CHILDREN, answers_for
 
 NAME_FIELDS = ("child_name", "full_name", "name")
 GUARDIAN_FIELDS = ("guardian_name",)
@@ -83,11 +83,11 @@ def facts(values: dict[str, Any]) -> tuple[str | None, str | None, str | None, s
 def _registration(session: Session, entity: Entity) -> tuple[int, dict[str, Any]] | None:
     """The submission that created the child and its current answers."""
     row = session.execute(
-        select(Submission.id, SubmissionVersion.data)
+        select(Submission.id, SubmissionVersion)
         .join(EntityVersion, EntityVersion.submission_id == Submission.id)
         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
         .where(EntityVersion.entity_id == entity.id, EntityVersion.version == 1)).first()
-    return (row[0], dict(row[1] or {})) if row is not None else None
+    return (row[0], answers_for(session, entity, row[1])) if row is not None else None
 
 
 def refresh(session: Session, entity: Entity) -> ChildDirectory | None:

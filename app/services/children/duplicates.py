@@ -27,7 +27,7 @@ from app import problems
 from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
 from app.services import access, audit, events
 from app.services.answers import answer, answer_key
-from app.services.children.store import bump_revision, follow_child, locked_child, server_version
+from app.services.children.store import answers_for, bump_revision, follow_child, locked_child, server_version
 
 NAME_FIELDS = ("child_name", "full_name", "name")
 MAX_CANDIDATES = 500  # children of one province born within a month of each other that are compared
@@ -109,19 +109,21 @@ def reasons_for(new: Facts, other: Facts) -> list[str]:
 def on_child_changed(event: events.ChildChanged) -> None:
     """After-effect of a submission that changed a child (app/services/effects.py): a new child is checked."""
     if event.created:
-        check_new_child(event.session, event.entity, event.version)
+        check_new_child(event.session, event.entity, event.version, event.answers)
 
 
-def check_new_child(session: Session, entity: Entity, sv: SubmissionVersion) -> list[DuplicateCandidate]:
-    """Flag likely duplicates of a child just registered (inside the submission's transaction)."""
-    new = facts_of(entity, sv.data or {})
+def check_new_child(session: Session, entity: Entity, sv: SubmissionVersion,
+                    answers: dict[str, Any] | None = None) -> list[DuplicateCandidate]:
+    """Flag likely duplicates of a child just registered (inside the submission's transaction); `answers`:
+    those of the child's own block when the record registered several children."""
+    new = facts_of(entity, answers if answers is not None else (sv.data or {}))
     if not new.province:
         return []
     others = _candidates(session, entity, sv, new)
     flagged = []
     for other in others:
         reg = _registration(session, other)
-        reasons = reasons_for(new, facts_of(other, reg.data if reg else {}))
+        reasons = reasons_for(new, facts_of(other, answers_for(session, other, reg) if reg else {}))
         if reasons:
             flagged.append(_flag(session, entity, other, reasons))
     return flagged

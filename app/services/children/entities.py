@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +57,7 @@ from app.models import (
     EntityEvent,
     EntityVersion,
     FormVersion,
+    PurgedEntity,
     Submission,
     SubmissionVersion,
     User,
@@ -66,7 +68,16 @@ from app.services.children import held as held_queue
 from app.services.children.store import lock_dataset
 from app.services.regions import of_properties as region_of
 from app.services.schemas import schema_of
-from forms import EntityBlock, FormSchema, SubmissionData, extract, normalize_uuid, parse_submission
+from forms import (
+    EntityBlock,
+    EntityScope,
+    FormSchema,
+    SubmissionData,
+    entity_scopes,
+    extract,
+    normalize_uuid,
+    parse_submission,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +214,47 @@ def process_submission(session: Session, project_id: int, sv: SubmissionVersion,
         event.status, event.code, event.message = "error", INTERNAL_ERROR, internal_error_message(err)
     if event.status == "applied" and entity is not None:
         # After-effects (case work's closure by a form, the duplicate check): app/services/effects.py.
-        events.announce(events.ChildChanged(session, entity, sv, created=bool(block.create) and entity.version == 1))
+        events.announce(events.ChildChanged(session, entity, sv, created=bool(block.create) and entity.version == 1,
+                                            answers=data.values))
     session.add(event)
     session.flush()
     if ds is not None:
         _force_old_backlog_now_and_then(session, project_id, ds)
     return event
+
+
+def process_all(session: Session, project_id: int, sv: SubmissionVersion, schema: FormSchema,
+                block: EntityBlock | None, data: SubmissionData, *, check_scope: bool = True) -> list[EntityEvent]:
+    """Apply every entity block of the submission, in document order: the top-level one (`block`), and with
+    the entities spec 2025.1 one per instance of a repeat that declares an entity (a household form that
+    registers several siblings). Each block goes through `process_submission` on its own — the same list
+    lock, held-for-review and conflict rules, its own entity_event — with the properties and answers of
+    its repeat instance."""
+    if not any(d.repeat for d in schema.entities):
+        event = process_submission(session, project_id, sv, schema, block, data, check_scope=check_scope)
+        return [event] if event is not None else []
+    out = []
+    for scope in _scopes(sv, schema, data):
+        event = process_submission(session, project_id, sv, replace(schema, entity=scope.declaration), scope.block,
+                                   replace(data, entity_properties=scope.properties, values=scope.values),
+                                   check_scope=check_scope)
+        if event is not None:
+            out.append(event)
+    return out
+
+
+def _scopes(sv: SubmissionVersion, schema: FormSchema, data: SubmissionData | None = None) -> list[EntityScope]:
+    _envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
+    return entity_scopes(tree, schema, data if data is not None else extract(tree, schema))
+
+
+def scope_of(sv: SubmissionVersion, schema: FormSchema, uid: str | None,
+             data: SubmissionData | None = None) -> EntityScope | None:
+    """The entity block of the submission that names this entity (None: no such block)."""
+    for scope in _scopes(sv, schema, data):
+        if scope.block is not None and scope.block.uuid == uid:
+            return scope
+    return None
 
 
 def _props(block: EntityBlock, data: SubmissionData) -> dict[str, Any]:
@@ -257,6 +303,8 @@ def _apply(session: Session, ds: Dataset | None, sv: SubmissionVersion, schema: 
         # One statement, as before: is the id taken, and does an offline update wait for it?
         taken_q = exists().where(Entity.dataset_id == ds.id, Entity.uuid == uid)
         taken, waiting = session.execute(select(taken_q, held)).one()
+    if not taken and session.scalar(select(exists().where(PurgedEntity.dataset_id == ds.id, PurgedEntity.uuid == uid))):
+        raise EntityProblem(problems.UUID_OF_DELETED_ENTITY(uid=uid))
     if taken:
         raise EntityProblem(problems.ENTITY_EXISTS(uid=uid))
     entity = _create(session, ds, uid, sv, block, received)
@@ -392,9 +440,18 @@ def _retry(session: Session, project_id: int, event: EntityEvent, force: bool) -
     schema = schema_of(fv)
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
     data = extract(tree, schema)
+    block = envelope.entity
+    if any(d.repeat for d in schema.entities):  # several blocks: the one this event is about
+        scope = scope_of(sv, schema, event.entity_uuid, data)
+        if scope is None:
+            gone = problems.ENTITY_NOT_IN_LIST(uid=event.entity_uuid or "", dataset=event.dataset)
+            event.status, event.code, event.message = "error", gone.code, gone.message
+            return True
+        schema, block = replace(schema, entity=scope.declaration), scope.block
+        data = replace(data, entity_properties=scope.properties, values=scope.values)
     try:
         with session.begin_nested():
-            entity = _apply(session, ds, sv, schema, envelope.entity, data, force=force)  # type: ignore[arg-type]
+            entity = _apply(session, ds, sv, schema, block, data, force=force)  # type: ignore[arg-type]
     except HoldForBacklog:
         return False
     except EntityProblem as err:

@@ -18,7 +18,7 @@ from sqlalchemy import String, Text, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app import problems
-from app.models import Dataset, Entity, User
+from app.models import Dataset, Entity, PurgedEntity, User
 from app.services import access
 from app.services.children.store import get_dataset
 from app.services.metrics import ENTITY_LIST_BUILDS
@@ -144,4 +144,8 @@ def integrity(session: Session, project_id: int, dataset: str, user: User, ids: 
         visible = scope is None or covers(list(scope), region)
         # Merged (deleted) and closed children leave phones: reported as deleted.
         out.append((uid, deleted_at is not None or closed_at is not None or not visible))
+    if wanted:  # purged entities (app/services/children/trash.py) stay deleted for the phones that ask
+        known = {uid for uid, _ in out}
+        out += [(uid, True) for uid in session.scalars(select(PurgedEntity.uuid).where(
+            PurgedEntity.dataset_id == ds.id, PurgedEntity.uuid.in_(wanted))) if uid not in known]
     return out

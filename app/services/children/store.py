@@ -20,8 +20,10 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from app import problems
-from app.models import Dataset, Entity, EntityVersion, Submission, User, utcnow
+from app.models import Dataset, Entity, EntityVersion, FormVersion, Submission, SubmissionVersion, User, utcnow
 from app.services import access, regions
+from app.services.schemas import schema_of
+from forms import entity_scopes, extract, parse_submission
 
 CHILDREN = "children"
 STATUS_PROPS = ("status", "risk_level", "referral_status", "next_followup_due")
@@ -123,6 +125,21 @@ def follow_child(session: Session, child: Entity) -> None:
     their photos) are seen by whoever now sees the child, and no longer by the old region's staff."""
     session.execute(update(Submission).where(Submission.entity_uuid == child.uuid, Submission.region_code.is_not(None))
                     .values(region_code=child.region_code).execution_options(synchronize_session=False))
+
+
+def answers_for(session: Session, entity: Entity, sv: SubmissionVersion) -> dict[str, Any]:
+    """The answers of a record about this child: the record's own, or — when the record registered several
+    children from a repeat (entities spec 2025.1) — the record's overlaid by the child's repeat instance
+    (found by the entity id in its meta/entity block)."""
+    fv = session.get(FormVersion, sv.form_version_id)
+    schema = schema_of(fv) if fv is not None else None
+    if schema is None or not any(d.repeat for d in schema.entities):
+        return dict(sv.data or {})
+    _envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
+    for scope in entity_scopes(tree, schema, extract(tree, schema)):
+        if scope.block is not None and scope.block.uuid == entity.uuid:
+            return dict(scope.values)
+    return dict(sv.data or {})
 
 
 def history(session: Session, entity: Entity) -> list[EntityVersion]:

@@ -21,6 +21,8 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session
 from app import problems
 from app.db import Database
 from app.errors import Problem
-from app.models import ExportJob, Form, User, utcnow
+from app.models import ExportJob, Form, FormVersion, User, utcnow
 from app.services import access, audit
 from app.services.exports import parallel
 from app.services.exports.csvzip import write_csvzip
@@ -153,22 +155,42 @@ class _Heartbeat(threading.Thread):
                 log.exception("export heartbeat failed")
 
 
+@contextmanager
+def _data_session(db: Database, user_id: int, form_id: int) -> Iterator[Session]:
+    """Where the export reads its rows: the read replica when there is one and it already has the form's
+    newest version and the user (a form published a moment ago may not have reached it), else the primary."""
+    with db.bulk_read() as s:
+        form = s.get(Form, form_id)
+        if s.info.get("replica") and (s.get(User, user_id) is None or form is None or not _has_current(s, form)):
+            s.close()
+            with db.session() as primary:
+                yield primary
+            return
+        yield s
+
+
+def _has_current(s: Session, form: Form) -> bool:
+    return form.current_version_id is None or s.get(FormVersion, form.current_version_id) is not None
+
+
 def run_job(db: Database, store: BlobStore, job_id: int, worker: str,
             heartbeat: float = HEARTBEAT_SECONDS) -> str:
     """Run a claimed job to the end; returns its final status (done, failed, or lost)."""
     beat = _Heartbeat(db, job_id, worker, heartbeat)
     beat.start()
     try:
-        with db.session() as s, tempfile.TemporaryFile(prefix="carefile-export-") as tmp:
-            job = s.get(ExportJob, job_id)
-            user = s.get(User, job.user_id) if job is not None and job.user_id else None
-            form = s.get(Form, job.form_id) if job is not None and job.form_id else None
-            if job is None or user is None or form is None:
+        with db.session() as p:  # the job as just claimed: the primary
+            job = p.get(ExportJob, job_id)
+            if job is None or not job.user_id or not job.form_id:
+                raise problems.EXPORT_OWNER_GONE()
+            kind, options, user_id, form_id = job.kind, job.options, job.user_id, job.form_id
+        with _data_session(db, user_id, form_id) as s, tempfile.TemporaryFile(prefix="carefile-export-") as tmp:
+            user, form = s.get(User, user_id), s.get(Form, form_id)
+            if user is None or form is None:
                 raise problems.EXPORT_OWNER_GONE()
             if not user.active:
                 raise problems.EXPORT_OWNER_DISABLED()
-            kind = job.kind
-            plan = Plan(s, form, user, ExportOptions.parse(job.options))
+            plan = Plan(s, form, user, ExportOptions.parse(options))
             total = plan.count(s)
             _touch(db, job_id, worker, total=total)
 

@@ -184,7 +184,7 @@ def entity_problems(session: Session, project_id: int, user: User, limit: int = 
          .join(Submission, Submission.id == SubmissionVersion.submission_id)
          .join(Form, Form.id == Submission.form_id)
          .where(Form.project_id == project_id, EntityEvent.status.in_(("error", "backlog")),
-                visible(user, project_id))
+                Submission.deleted_at.is_(None), visible(user, project_id))
          .order_by(EntityEvent.id.desc()).limit(limit))
     return [EntityProblem(e.created_at, e.status, e.code, e.message, fid, iid, e.entity_uuid)
             for e, fid, iid in session.execute(q)]

@@ -201,26 +201,32 @@ def _weeks(session: Session, project_id: int, today: date) -> dict[str, list[int
 
 
 def refresh(session: Session, project_id: int, today: date,
-            progress: Callable[[int, int], None] | None = None) -> int:
+            progress: Callable[[int, int], None] | None = None, source: Session | None = None) -> int:
     """Compute and store the figures of every region code for `today`; returns how many codes.
 
-    Reads one county at a time; the stored rows are replaced in one transaction at the end (the caller
-    commits), so dashboards see either the old or the new figures."""
+    Reads one county at a time from `source` (the read replica's session, Database.bulk_read; else
+    `session`); the stored rows are replaced in `session` in one transaction at the end (the caller
+    commits), so dashboards see either the old or the new figures. Figures read from a replica that lags
+    are stamped with the time of the last change it had applied."""
     started = utcnow()
+    src = source if source is not None else session
+    as_of = src.info.get("as_of")
+    if as_of is not None and as_of < started:
+        started = as_of
     reader = User(role="admin", project_id=project_id, username="rollup", active=True)  # transient: never stored
     rows: dict[str, dict[str, Any]] = {}
-    chunks = _chunks(session, project_id)
+    chunks = _chunks(src, project_id)
     for i, where in enumerate(chunks):
-        counts = _sql_counts(session, project_id, today, where)
-        tallies = reports.tally(reports.load_facts(session, project_id, reader, where=where), today, MONTHS)
+        counts = _sql_counts(src, project_id, today, where)
+        tallies = reports.tally(reports.load_facts(src, project_id, reader, where=where), today, MONTHS)
         for code in set(counts) | set(tallies):
             body = counts.get(code) or _empty_counts()
             body["vec"] = _vector(tallies.get(code) or reports.Tally.empty(MONTHS))
             rows[code] = body
-        session.expunge_all()
+        src.expunge_all()
         if progress is not None:
             progress(i + 1, len(chunks))
-    for code, weeks in _weeks(session, project_id, today).items():
+    for code, weeks in _weeks(src, project_id, today).items():
         rows.setdefault(code, {**_empty_counts(), "vec": _vector(reports.Tally.empty(MONTHS))})["weeks"] = weeks
     n_weeks = len(week_buckets(today)[0])
     for body in rows.values():

@@ -239,7 +239,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
         # The common case (a new record): plain INSERTs, no unit of work; then its entity change, if any.
         result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
                                           instance_id, stored, device_id, user_agent, region_fallback)
-        if block is not None and schema.entity is not None and (block.create or block.update):
+        several = any(d.repeat for d in schema.entities)  # entity blocks in a repeat (entities spec 2025.1)
+        if several or (block is not None and schema.entity is not None and (block.create or block.update)):
             # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
             # only weak references) the scope check finds it without a query.
             _submitter = session.merge(user, load=False) if user is not None else None
@@ -247,8 +248,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
             # and files load on first use; entity processing does not use them).
             version = loaded_instance(SubmissionVersion, version_row)
             session.add(version)  # a known row: nothing is inserted
-            event = entity_service.process_submission(session, project_id, version, schema, block, data)
-            if event is not None and event.status == "held":
+            changes = entity_service.process_all(session, project_id, version, schema, block, data)
+            if any(event.status == "held" for event in changes):
                 result.held = True
                 result.message += " " + held_service.AWAITS_REVIEW
         return result
@@ -293,12 +294,12 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
     session.flush()
     sub.current_version_id = version.id
     session.flush()
-    event = entity_service.process_submission(session, project_id, version, schema,
-                                              envelope.entity, data)  # type: ignore[attr-defined]
+    changes = entity_service.process_all(session, project_id, version, schema,
+                                         envelope.entity, data)  # type: ignore[attr-defined]
     if status == "edited":
         events.announce(events.RecordEdited(session, sub.id, version))
     msg = "Submission received." if status == "created" else "Edited submission received."
-    held_now = event is not None and event.status == "held"
+    held_now = any(event.status == "held" for event in changes)
     if held_now:
         msg += " " + held_service.AWAITS_REVIEW
     return ReceiveResult(status, sub.id, sub.instance_id, form_pk, msg, missing_files=_missing(version),
@@ -493,8 +494,8 @@ def apply_held_edit(session: Session, project_id: int, sv: SubmissionVersion) ->
     assert fv is not None
     schema = schemas.schema_of(fv)
     envelope, tree = parse_submission(sv.xml, max_bytes=max(len(sv.xml), 1))
-    entity_service.process_submission(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
-                                      extract(tree, schema), check_scope=False)
+    entity_service.process_all(session, project_id, sv, schema, envelope.entity,  # type: ignore[attr-defined]
+                               extract(tree, schema), check_scope=False)
     events.announce(events.RecordEdited(session, sub.id, sv))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import problems
-from app.models import EntityEvent, HeldChange, SubmissionVersion, User, utcnow
+from app.models import EntityEvent, HeldChange, Submission, SubmissionVersion, User, utcnow
 from app.services import access, audit
 from app.services.children import entities
 from app.services.children.held import may_decide
@@ -33,6 +33,9 @@ def decide(session: Session, project_id: int, user: User, held_id: int, action: 
     if change.status != "pending":
         raise problems.HELD_ALREADY_DECIDED(status=change.status)
     if action == "apply":
+        sub = session.get(Submission, change.submission_id)
+        if sub is not None and sub.deleted_at is not None:
+            raise problems.HELD_SUBMISSION_IN_TRASH()
         _apply(session, project_id, change)
     change.status = "applied" if action == "apply" else "rejected"
     change.decided_by_id, change.decided_at, change.note = user.id, utcnow(), note.strip()
