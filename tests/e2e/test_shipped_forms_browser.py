@@ -4,7 +4,8 @@ the ODK Web Forms renderer CareFile ships, on the three pages that use it: paper
 
 One live server per database backend (SQLite, PostgreSQL: CAREFILE_TEST_BACKENDS) with the shipped forms
 published by `carefile init`, and one headless Chromium (the system /usr/bin/chromium, no network). A
-coordinator of 城关区 (540102) fills every form with a generic filler (tests/e2e/webforms_filler.js):
+coordinator of the province (54: the shipped forms reach every collector, so their drafts are for a
+province's coordinator) fills every form in 城关区 (540102) with a generic filler (tests/e2e/webforms_filler.js):
 the first valid choice the renderer offers (region cascade and children.csv included), typed candidates
 checked against the form's constraints, and a 1200 x 900 picture attached through the renderer's own
 file input wherever an image is asked (photos and signatures: Web Forms shrinks them in a worker). The
@@ -85,7 +86,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         rt = srv.app().extensions["carefile"]
         with rt.db.write() as s:
             users.create_user(s, project_id=1, username=USER, role="coordinator", password=PASSWORD,
-                              realm=rt.config["DIGEST_REALM"], regions=[REGION])
+                              realm=rt.config["DIGEST_REALM"], regions=["54"])  # drafts: province scope
         srv.start()
         yield srv
     finally:
