@@ -93,12 +93,12 @@ def reg_xml(instance: str, child: str, name: str, village: str, deprecated: str 
 
 
 def visit_xml(instance: str, child: str, base: int, observation: str = "cries at night",
-              status: str = "watch", village: str | None = None) -> bytes:
+              status: str = "watch", village: str | None = None, label: str = "") -> bytes:
     extra = f"<village>{village}</village>" if village else ""
     return (f'<data id="visit" version="1"><child>{child}</child><observation>{observation}</observation>'
             f"<status>{status}</status>{extra}<meta><instanceID>{instance}</instanceID>"
             f'<entity dataset="children" id="{child}" update="1" baseVersion="{base}" trunkVersion="" branchId="">'
-            "<label/></entity></meta></data>").encode()
+            f"<label>{label}</label></entity></meta></data>").encode()
 
 
 def basic(name: str) -> dict[str, str]:

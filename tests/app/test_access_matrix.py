@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 from werkzeug.routing import Rule
 
 from app.routeaccess import declared
-from tests.app.access_world import PHOTO_A, PHOTO_B, USERS, World, basic, build_world
+from tests.app.access_world import PHOTO_A, PHOTO_B, USERS, World, basic, build_world, post_submission, visit_xml
 from tests.app.web_helpers import Browser
 
 # Variables whose value names a record of one county: a foreign value must answer 404.
@@ -309,19 +310,31 @@ def test_form_changes_need_the_forms_reach(app: Any, rt: Any, world: World, make
 
 
 def test_matrix_sees_the_lists_that_carry_children(app: Any, world: World) -> None:
-    """Not vacuous either: the turning-18 list and the browser's children.csv hold the county's child, by
-    label for a reader with the grant and by pseudonym for one without (the matrix checks every route)."""
+    """Not vacuous either: the turning-18 list, the browser's children.csv and the entity's diffs hold the
+    county's child, by label for a reader with the grant and by pseudonym for one without (the matrix checks
+    every route). A visit renames the child first (the label in its entity block), so the diffs carry labels."""
     pseudonym = f"儿童 {world.a.child.replace('-', '')[:4].upper()}"
+    renamed = visit_xml(f"uuid:{uuid.uuid4()}", world.a.child, 1, label=f"{world.a.label}（{world.a.name[0]}家）")
+    assert post_submission(app.test_client(), "col_a", renamed).status_code == 201
     named, plain = Caller(app, "mgr_s"), Caller(app, "mgr_a")
     for caller, user, shown, hidden in ((named, "mgr_s", world.a.label, pseudonym),
                                         (plain, "mgr_a", pseudonym, world.a.label)):
         soon = caller.api.get("/v1/projects/1/children/turning18", headers=basic(user)).get_json()
-        assert [c["label"] for c in soon] == [shown]
+        assert len(soon) == 1 and soon[0]["label"].startswith(shown)
         page = caller.web.get("/children/turning18").get_data(as_text=True)
         assert shown in page and hidden not in page
         csv = caller.web.get("/forms/visit/fill/files/children.csv")
         assert csv.status_code == 200 and shown in csv.get_data(as_text=True)
         assert hidden not in csv.get_data(as_text=True)
+        diffs = caller.api.get(f"/v1/projects/1/datasets/children/entities/{world.a.child}/diffs", headers=basic(user))
+        labels = [d for d in diffs.get_json()[0] if d["propertyName"] == "label"]
+        if user == "mgr_a":  # the same pseudonym before and after: no label change to show
+            assert diffs.status_code == 200 and not labels and world.a.label not in diffs.get_data(as_text=True)
+        else:
+            assert labels[0]["old"] == world.a.label != labels[0]["new"], labels
+        file = json.dumps(caller.api.get(f"/v1/projects/1/children/{world.a.child}", headers=basic(user)).get_json(),
+                          ensure_ascii=False)
+        assert (world.a.label in file) == (user == "mgr_s")  # the visit's entity block too
 
 
 CASE_WORK_BODY = {"reason": "other", "note": "matrix", "into": "", "other": ""}
