@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import rawpath
 from .config import load_config
 from .db import Database
 from .runtime import MULTIPART_MARGIN, Runtime, make_store
@@ -23,6 +24,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"] + MULTIPART_MARGIN
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
     app.config["CAREFILE"] = cfg
+    app.wsgi_app = rawpath.EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
     if cfg["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
     else:
@@ -41,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     # bounded <int:> ids and the request check, before any route is added
     params.install(app, renderers={"openrosa": problem_response})
+    rawpath.install(app)  # a `%2F` inside a path value (a form id with `/`) stays in its segment
     from .api import bp as api_bp
     from .openrosa import bp as openrosa_bp
     from .ops import init_app as init_ops

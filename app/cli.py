@@ -258,7 +258,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     tmp = out.with_name(out.name + ".part")
 
     def report(issue: decrypt.DecryptIssue) -> None:
-        print(f"{issue.instance_id}: NOT decrypted: {issue.message}", file=sys.stderr)
+        state = "decrypted, attachment missing" if issue.decrypted else "NOT decrypted"
+        print(f"{issue.instance_id}: {state}: {issue.message}", file=sys.stderr)
 
     with rt.db.session() as session:
         options = ExportOptions.parse({"format": "csvzip", "media": not args.no_media, "sensitive": True})
@@ -282,7 +283,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         with tmp.open("wb") as fh:
             dec = decrypt.write_decrypted_csvzip(session, rt.store, plan, private_key, fh, report)
     tmp.replace(out)
-    print(f"{out}: {dec.decrypted} record(s) decrypted, {len(dec.issues)} not decrypted.")
+    late = f" ({len(dec.notes)} with attachments not yet arrived)" if dec.notes else ""
+    print(f"{out}: {dec.decrypted} record(s) decrypted{late}, {len(dec.issues)} not decrypted.")
     return 1 if dec.issues else 0
 
 

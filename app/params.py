@@ -208,3 +208,32 @@ def install(app: Flask, renderers: Mapping[str, Callable[[Problem], Any]] | None
         return None
 
     app.before_request(checked)
+
+
+# ---------------------------------------------------------------- the map feed (submissions.geojson)
+
+GEOJSON_PARAMETERS = ("fieldpath", "submissionID", "submitterId", "reviewState", "start__gt", "start__gte",
+                      "end__lt", "end__lte", "limit", "deleted")
+
+
+def geojson_query(args: Any) -> dict[str, Any]:
+    """Central's filters of `submissions.geojson` (args: a MultiDict), checked: `fieldpath`, `submissionID`,
+    `submitterId` and `reviewState` (repeatable), `start__gt`/`start__gte`/`end__lt`/`end__lte` (dates),
+    `limit`, `deleted` (true: the records in the trash instead). Unknown parameters are refused (a typo
+    would silently map everything)."""
+    unknown = sorted(k for k in args if k not in GEOJSON_PARAMETERS)
+    if unknown:
+        raise problems.GEOJSON_PARAMETER_UNKNOWN(name=clip(unknown[0], 40), known=", ".join(GEOJSON_PARAMETERS))
+    deleted = str(args.get("deleted", "false")).strip().lower()
+    if deleted not in ("true", "false"):
+        raise problems.GEOJSON_DELETED_NOT_BOOLEAN()
+    return {
+        "deleted": deleted == "true",
+        "fieldpaths": [text(p, "fieldpath", max_len=500) for p in args.getlist("fieldpath")][:100],
+        "ids": [text(i, "submissionID", max_len=255) for i in args.getlist("submissionID")][:1000],
+        "submitters": [integer(w, "submitterId", maximum=MAX_ID) for w in args.getlist("submitterId")][:1000],
+        "states": [clip(s, 40) for s in args.getlist("reviewState")][:10],
+        "ranges": [(name, moment(args[name], name)) for name in ("start__gt", "start__gte", "end__lt", "end__lte")
+                   if str(args.get(name) or "").strip()],
+        "limit": integer(args.get("limit"), "limit", default=None),
+    }

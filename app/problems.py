@@ -57,6 +57,9 @@ SHARED = {
     "400.40": "a submission names a file that is not a plain file name",
     "400.80": "a held change's decision is not apply or reject",
     "400.81": "a held change's note is not acceptable",
+    "400.83": "a map feed (GeoJSON) parameter is not acceptable",
+    "400.85": "publish notes are not acceptable",
+    "400.86": "a $select property is not acceptable",
     "400.102": "the division table file cannot be loaded",
     "400.105": "the form is not a valid XForm",
     "400.108": "not a form state",
@@ -119,12 +122,20 @@ APPROVAL_REQUIRED_UNSUPPORTED = Kind(
     "the submissions).")
 BAD_ENTITY_LIST_NAME = Kind(
     "400.8", 400,
-    "Unexpected name value {name!r}: an entity list name starts with a letter or '_' and has letters, "
-    "digits, '_', '.', '-' (at most 100).")
+    "Unexpected name value {name!r}: an entity list name starts with a letter, '_' or ':' and has letters, "
+    "digits, '_', ':', '-' (no '.', not '__' first, at most 100).")
 BAD_PROPERTY_NAME = Kind(
     "400.8", 400,
     "Unexpected name value {name!r}: a property name starts with a letter or '_' and has letters, "
     "digits, '_', '.', '-'; 'name' and 'label' are reserved.")
+FORM_ID_FILE_EXTENSION = Kind(
+    "400.8", 400,
+    "The form ID '{form_id}' ends in .xls, .xlsx or .xml, which the form's addresses use for its files. "
+    "Set another form_id in the settings sheet (or rename the file, e.g. form.xls.xls to form.xls).")
+FORM_ID_FALLBACK_INVALID = Kind(
+    "400.8", 400,
+    "X-XlsForm-FormId-Fallback must be a form id of 1 to 250 characters without control characters "
+    "(percent-encoded UTF-8).")
 DRAFT_OF_ANOTHER_FORM = Kind(
     "400.8", 400,
     "The form definition's id is '{form_id}', but this is the draft of '{form_id2}'. Upload it to its "
@@ -254,6 +265,17 @@ HELD_ACTION_MISSING = Kind(
 HELD_ACTION_UNKNOWN = Kind("400.80", 400, "Choose 'apply' or 'reject'.")
 HELD_NOTE_NOT_STRING = Kind("400.81", 400, "note must be a string.")
 HELD_NOTE_TOO_LONG = Kind("400.81", 400, "The note is too long (at most 2000 characters).")
+GEOJSON_PARAMETER_UNKNOWN = Kind("400.83", 400, "Unknown parameter {name}; this map feed takes {known}.")
+GEOJSON_REVIEW_STATE_UNKNOWN = Kind("400.83", 400, "Unknown reviewState {state}: use null (received), {known}.")
+GEOJSON_DELETED_NOT_BOOLEAN = Kind("400.83", 400, "deleted must be true (the trash) or false.")
+GEOJSON_NO_SUCH_FIELD = Kind(
+    "400.83", 400, "The form has no geo question {path}. Its geo questions: {known}.")
+PUBLISH_NOTES_NOT_TEXT = Kind(
+    "400.85", 400, 'publishNotes must be text, for example {{"publishNotes": "Added the school question"}}.')
+PUBLISH_NOTES_TOO_LONG = Kind("400.85", 400, "Publish notes are at most {limit} characters of text; shorten them.")
+SELECT_TOO_MANY = Kind("400.86", 400, "$select names more than {limit} properties; ask for fewer.")
+SELECT_UNKNOWN_PROPERTY = Kind(
+    "400.86", 400, "$select: '{path}' is not a property of {table}. Its properties include {known}.")
 HELD_STATUS_UNKNOWN = Kind("400.82", 400, "status is one of pending, applied, rejected (or empty for all).")
 TWO_PASSPHRASES_DIFFER = Kind("400.123", 400, "The two passphrases differ.")
 FORM_NO_MANAGED_ENCRYPTION_KEY = Kind(
@@ -535,11 +557,6 @@ EXPORT_EXPIRED = Kind(
     "410.77", 410,
     "This export's file was deleted: finished exports are kept for a few days only (CAREFILE_EXPORT_KEEP_DAYS), "
     "and all of them when care files are anonymised. Start a new export.")
-EXPORT_TOO_LARGE_FOR_DIRECT = Kind(
-    "409.72", 409,
-    "More than {direct_max} submissions: run this export in the background (POST "
-    "/v1/projects/{project_id}/exports), it can be resumed if the download breaks; or narrow it with "
-    "$filter.")
 ENTITY_FORM_NOT_ENCRYPTABLE = Kind(
     "409.80", 409,
     "The form '{xml_form_id}' creates or updates entities (the children list). The server must read its "

@@ -5,6 +5,7 @@ No web framework, database or storage imports live here; everything works on byt
 
 from __future__ import annotations
 
+from forms._xml import safe_parse
 from forms.submission import (
     EntityBlock,
     EntityScope,
@@ -57,5 +58,6 @@ __all__ = [
     "normalize_uuid",
     "parse_submission",
     "parse_xform",
+    "safe_parse",
     "typed_value",
 ]

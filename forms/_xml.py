@@ -8,6 +8,8 @@ ODK clients never send one, and it is the vehicle for XXE and "billion laughs" a
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 NS_XFORMS = "http://www.w3.org/2002/xforms"
@@ -39,6 +41,40 @@ def _parser() -> etree.XMLParser:
     )
 
 
+# What Central's lenient parser reads and a strict one refuses (docs/odk-protocol.md, *Submissions*): an
+# `&` that starts no XML reference is a literal ampersand; an element or attribute prefix that is never
+# declared (`orx:instanceID` without xmlns:orx) is declared on the root, with ODK's namespace when the
+# prefix is one of ODK's. Nothing else is repaired, and entities stay unresolved.
+_BARE_AMP = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
+_USED_PREFIX = re.compile(rb"<\/?([A-Za-z_][\w.-]*):[A-Za-z_]|\s([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*\s*=\s*[\"']")
+_DECLARED = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
+_ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+KNOWN_PREFIXES = {b"orx": NS_ORX.encode(), b"jr": NS_JR.encode(), b"odk": NS_ODK.encode(),
+                  b"entities": NS_ENTITIES.encode(), b"h": NS_XHTML.encode()}
+
+
+def _lenient(data: bytes, declare_prefixes: bool) -> bytes:
+    """The document with the repairs above (the bytes as given when none applies). Prefixes are declared
+    only for submissions (`declare_prefixes`): a form is served to phones as uploaded, so a form with an
+    undeclared prefix is refused with a message instead."""
+    text = _BARE_AMP.sub(b"&amp;", data)
+    if not declare_prefixes:
+        return text
+    used = {m.group(1) or m.group(2) for m in _USED_PREFIX.finditer(text)}
+    missing = sorted(used - set(_DECLARED.findall(text)) - {b"xml", b"xmlns"})
+    if missing:
+        at = 0
+        while (item := _PROLOG_ITEM.match(text, at)) is not None and item.end() > at:
+            at = item.end()
+        root = _ROOT_TAG.search(text, at)
+        if root is not None:
+            decl = b"".join(b' xmlns:%s="%s"' % (p, KNOWN_PREFIXES.get(p, b"urn:carefile:undeclared:" + p))
+                            for p in missing)
+            text = text[:root.end()] + decl + text[root.end():]
+    return text
+
+
 def _prolog_has_doctype(data: bytes) -> bool:
     """Cheap scan of the bytes before the root element for a DOCTYPE/ENTITY declaration."""
     head = data[:4096]
@@ -52,8 +88,8 @@ def _prolog_has_doctype(data: bytes) -> bool:
     return False
 
 
-def safe_parse(data: bytes) -> etree._Element:
-    """Parse *data* strictly and safely; return the root element.
+def safe_parse(data: bytes, *, declare_prefixes: bool = False) -> etree._Element:
+    """Parse *data* safely; return the root element. Strict, except for the repairs of `_lenient`.
 
     Raises UnsafeXMLError for documents with a DOCTYPE, BadXMLError for anything that is
     not well-formed.
@@ -63,7 +99,13 @@ def safe_parse(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as err:
-        raise BadXMLError(str(err)) from err
+        repaired = _lenient(data, declare_prefixes)
+        if repaired == data:
+            raise BadXMLError(str(err)) from err
+        try:  # the same hardened parser on the repaired text
+            root = etree.fromstring(repaired, parser=_parser())
+        except (etree.XMLSyntaxError, ValueError):
+            raise BadXMLError(str(err)) from err
     except ValueError as err:  # e.g. unicode strings with encoding declaration
         raise BadXMLError(str(err)) from err
     tree = root.getroottree()

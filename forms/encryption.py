@@ -126,7 +126,7 @@ def read_manifest(root: etree._Element) -> Manifest:
 def parse_manifest(xml: bytes) -> Manifest:
     """Parse manifest bytes safely (no DOCTYPE) and read it."""
     try:
-        root = safe_parse(xml)
+        root = safe_parse(xml, declare_prefixes=True)
     except (UnsafeXMLError, BadXMLError) as err:
         raise EncryptionError("malformed", "The submission manifest is not well-formed XML.") from err
     if not is_manifest(root):

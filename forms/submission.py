@@ -221,7 +221,7 @@ def parse_submission(xml: bytes, *, max_bytes: int = 10 * 1024 * 1024
             "too_large", f"The submission is larger than {max_bytes // 1024} KB and was "
                          "not accepted. Send large photos as attachments, not inside the form.")
     try:
-        root = safe_parse(_as_utf8(xml))
+        root = safe_parse(_as_utf8(xml), declare_prefixes=True)  # `orx:` undeclared, as Central reads it
     except UnsafeXMLError as err:
         raise SubmissionXMLError(
             "doctype", "The submission contains a DOCTYPE declaration, which is not "
@@ -268,8 +268,8 @@ def _geojson(ftype: str, text: str) -> object:
         if nums is None:
             return None
         point: dict[str, object] = {"type": "Point", "coordinates": [nums[1], nums[0], *nums[2:3]]}
-        if len(nums) > 3:
-            point["properties"] = {"accuracy": nums[3]}
+        # the text as submitted: CSV exports write each piece as ODK sent it (`5.50`, not 5.5), as Central
+        point["properties"] = {"accuracy": nums[3], "odk": text} if len(nums) > 3 else {"odk": text}
         return point
     points = [_geo_point(p) for p in text.split(";") if p.strip()]
     if not points or any(p is None for p in points):

@@ -289,7 +289,8 @@ def _validate(xform: bytes, validate: bool | None,
     return True, "ODK Validate passed", _run_validate(xform, survey)
 
 
-def _compile_spreadsheet(data: bytes, filename: str, file_type: str, limits: dict[str, int]
+def _compile_spreadsheet(data: bytes, filename: str, file_type: str, limits: dict[str, int],
+                         form_id_fallback: str | None = None
                          ) -> tuple[str, list[str], bytes | None, list[dict[str, Any]]]:
     from pyxform.errors import PyXFormError
     from pyxform.xls2json_backends import Definition, SupportedFileTypes, get_xlsform
@@ -299,7 +300,7 @@ def _compile_spreadsheet(data: bytes, filename: str, file_type: str, limits: dic
     # 1. Read the workbook.  Readers (openpyxl, xlrd) raise anything on crafted files.
     try:
         definition = Definition(data=io.BytesIO(data), file_type=SupportedFileTypes(file_type),
-                                file_path_stem=_form_id_from_filename(filename))
+                                file_path_stem=form_id_fallback or _form_id_from_filename(filename))
         workbook = get_xlsform(xlsform=definition)
     except PyXFormError as err:
         if "was not recognized as a supported type" not in str(err):
@@ -335,7 +336,7 @@ def _compile_spreadsheet(data: bytes, filename: str, file_type: str, limits: dic
 
 def compile_xlsform(data: bytes, filename: str, *, validate: bool | None = None,
                     max_expanded_bytes: int = 64 * 1024 * 1024, max_survey_rows: int = MAX_SURVEY_ROWS,
-                    max_choice_rows: int = MAX_CHOICE_ROWS) -> CompiledForm:
+                    max_choice_rows: int = MAX_CHOICE_ROWS, form_id_fallback: str | None = None) -> CompiledForm:
     """Compile an uploaded XLSForm (.xlsx/.xlsm/.xls/.md) or accept an XForm (.xml).
 
     ``validate=None`` runs ODK Validate when Java is on PATH (else skips and says so in
@@ -343,7 +344,9 @@ def compile_xlsform(data: bytes, filename: str, *, validate: bool | None = None,
     :class:`XLSFormError` whose ``issues`` carry sheet and row when known.  A survey sheet
     longer than ``max_survey_rows`` or a choices sheet longer than ``max_choice_rows`` is
     refused before conversion (for .xlsx before it is even read), which bounds the time an
-    upload holds a worker.
+    upload holds a worker. ``form_id_fallback`` is the form id when the settings sheet has none, kept
+    character for character as pyxform keeps it (Central's ``X-XlsForm-FormId-Fallback``); without it
+    the form id is made from the file name.
     """
     limits = {"survey": max_survey_rows, "choices": max_choice_rows}
     ext = PurePath(filename or "").suffix.lower()
@@ -362,7 +365,8 @@ def compile_xlsform(data: bytes, filename: str, *, validate: bool | None = None,
     if file_type in (".xlsx", ".xlsm"):
         _check_zip(data, max_expanded_bytes)
         _check_xlsx_rows(data, limits)
-    xform_text, warnings, itemsets, survey = _compile_spreadsheet(data, filename, file_type, limits)
+    xform_text, warnings, itemsets, survey = _compile_spreadsheet(data, filename, file_type, limits,
+                                                                  form_id_fallback)
     xform = xform_text.encode("utf-8")
     try:
         schema = parse_xform(xform)

@@ -39,6 +39,7 @@ from . import (  # noqa: E402,F401
     exports,
     forms_drafts,
     forms_write,
+    geojson,
     held,
     misc,
     odata,

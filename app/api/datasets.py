@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, request, stream_with_context
 from sqlalchemy import func, select
@@ -24,19 +25,20 @@ from app import params, problems
 from app.central import datasets as svc
 from app.central import odata
 from app.central.odata_filter import parse_filter
+from app.models import Entity
 from app.routeaccess import READERS
 from app.runtime import runtime
 from app.services import access
 
-from . import Call, endpoint
-from .odata import MAX_PAGE, check_params, feed_tail, flag, int_arg, odata_response, select_arg
+from . import Call, endpoint, etags
+from .odata import MAX_PAGE, URI_COMPONENT_SAFE, check_params, feed_tail, flag, int_arg, odata_response, select_arg
 
 DS = "/v1/projects/<int:project_id>/datasets"
 
 
 def _base(project_id: int, name: str) -> str:
     origin = (runtime().config["PUBLIC_URL"] or request.host_url).rstrip("/")
-    return f"{origin}/v1/projects/{project_id}/datasets/{name}.svc"
+    return f"{origin}/v1/projects/{project_id}/datasets/{quote(name, safe=URI_COMPONENT_SAFE)}.svc"
 
 
 def _json_array(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -114,7 +116,7 @@ def dataset_metadata(call: Call, project_id: int, name: str) -> Any:
 @endpoint(f"{DS}/<name>.svc/<table>", roles=READERS, scoped=True)
 def dataset_entities_feed(call: Call, project_id: int, name: str, table: str) -> Any:
     check_params()
-    if "$wkt" in request.args or "$expand" in request.args:
+    if "$wkt" in request.args or request.args.get("$expand", "").strip():
         raise problems.ENTITY_ODATA_UNSUPPORTED()
     s, user = call.session, call.user
     ds = svc.get_dataset(s, user, project_id, name)
@@ -130,6 +132,11 @@ def dataset_entities_feed(call: Call, project_id: int, name: str, table: str) ->
     q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
     if filter_text:
         q = q.where(parse_filter(filter_text, svc.filter_fields()))
+    tag = etags.etag_for(user, [ds.revision, *s.execute(q.with_only_columns(
+        func.count(Entity.id), func.sum(Entity.id), func.sum(Entity.version), func.max(Entity.updated_at),
+        func.max(Entity.deleted_at)).order_by(None)).one()])
+    if (unchanged := etags.not_modified(tag)) is not None:
+        return unchanged
     count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
     red = access.Redactor(s, user, project_id)
     rows, next_token = svc.odata_page(s, ds, q, page, skip, token, select_, red)
@@ -137,4 +144,4 @@ def dataset_entities_feed(call: Call, project_id: int, name: str, table: str) ->
     base = _base(project_id, name)
     head = {"@odata.context": f"{base}/$metadata#Entities"}
     tail = feed_tail(f"{base}/Entities", next_token, count)
-    return odata_response(odata.stream_json(head, iter(rows), tail))  # rows are plain dicts: no session needed
+    return etags.tagged(odata_response(odata.stream_json(head, iter(rows), tail)), tag)  # rows: plain dicts

@@ -1,11 +1,11 @@
-"""Export API: background jobs (create, status, ranged download) and a direct CSV zip for small exports.
+"""Export API: background jobs (create, status, ranged download) and Central's direct CSV zip.
 
     POST /v1/projects/{pid}/exports                   {"form": "household", "format": "csvzip", …} → 202 job
     GET  /v1/projects/{pid}/exports                   the caller's recent jobs
     GET  /v1/projects/{pid}/exports/{id}              status and progress
     GET  /v1/projects/{pid}/exports/{id}/file         the file; Range / If-Range (local store), or 307 (S3)
-    GET  /v1/projects/{pid}/forms/{fid}/submissions.csv.zip   direct stream (media unless ?attachments=false,
-                                                              ≤ DIRECT_MAX rows); also POST, and submissions.csv
+    GET  /v1/projects/{pid}/forms/{fid}/submissions.csv.zip   direct stream of any size, as Central (media
+                                                              unless ?attachments=false); also POST, and submissions.csv
 
 Ranged downloads are served by app.blobhttp.ranged_response.
 """
@@ -31,11 +31,10 @@ from app.services.exports.tabular import plan_for
 from app.services.forms import keys
 from storage import content_disposition
 
-from . import Call, endpoint
+from . import Call, endpoint, etags
 from .bodies import form_or_json
 from .odata import _submission_filter_fields
 
-DIRECT_MAX = 20_000
 CHUNK = 256 * 1024
 FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
 
@@ -82,13 +81,15 @@ def export_file(call: Call, project_id: int, job_id: int) -> Any:
     return serve_job_file(call.rt, call.user, project_id, job_id)
 
 
-def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_default: bool) -> tuple[Any, Any, bool]:
+def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_default: bool
+                  ) -> tuple[Any, Any, bool, str, Response | None]:
     """The export plan of Central's `submissions.csv.zip` / `submissions.csv` query (docs/odk-protocol.md,
     *The CSV export*):
     `attachments` (media, default on for the zip), `groupPaths`, `splitSelectMultiples`, `deletedFields`
     (questions only earlier versions had; default off as Central), `$filter` on `__system` fields;
     plus CareFile's own export options (labels, sensitive, region, …). Rows newest first, ReviewState as
-    Central writes it."""
+    Central writes it. Also the ETag of the answer, and a 304 when the client's `If-None-Match` has it
+    (GET only: a POST may carry passphrases)."""
     user = call.user
     args: dict[str, Any] = request.args.to_dict()
     if request.method == "POST":  # Central takes the options (and passphrases) in the body as well
@@ -110,11 +111,15 @@ def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_defaul
         filter_text = str(args.get("$filter") or "")
         if filter_text:
             plan.extra_where.append(parse_filter(filter_text, _submission_filter_fields()))
-        if plan.count(s) > DIRECT_MAX:
-            raise problems.EXPORT_TOO_LARGE_FOR_DIRECT(direct_max=DIRECT_MAX, project_id=project_id)
+        # the rows' fingerprint where the rows will be read (the replica, if any): a lagging replica must not
+        # get a tag naming data it has not got yet (the client would keep the older body under it)
+        with rt.db.bulk_read() as rs:
+            tag = etags.etag_for(user, [plan.form.current_version_id, plan.fingerprint(rs)])
+        if request.method == "GET" and (unchanged := etags.not_modified(tag)) is not None:
+            return rt, plan, media, tag, unchanged
         audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=call.ip,
                      format="csvzip", direct=True, options=options.to_dict(), filter=filter_text or None)
-    return rt, plan, media
+    return rt, plan, media, tag, None
 
 
 @endpoint(f"{FORM}/submissions.csv.zip", roles=READERS, methods=["GET", "POST"], scoped=True, tx="none",
@@ -122,7 +127,9 @@ def _central_plan(call: Call, project_id: int, xml_form_id: str, *, media_defaul
 def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
     """Central's URL: the CSV zip streamed straight into the response, media files included unless
     `?attachments=false` (each photo copied from the blob store in chunks: no temporary copy)."""
-    rt, plan, _media = _central_plan(call, project_id, xml_form_id, media_default=True)
+    rt, plan, _media, tag, unchanged = _central_plan(call, project_id, xml_form_id, media_default=True)
+    if unchanged is not None:
+        return unchanged
     private_key = _managed_key(rt, plan) if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
@@ -132,9 +139,12 @@ def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
             else:
                 yield from stream_csvzip(plan, s, rt.store)
 
-    return Response(stream_with_context(body()), content_type="application/zip",
+    resp = Response(stream_with_context(body()), content_type="application/zip",
                     headers={"Content-Disposition": content_disposition(f"{xml_form_id}.zip"),
                              "Cache-Control": "private, no-store"})
+    if private_key is None:  # a decrypted answer is never cached or revalidated
+        etags.tagged(resp, tag)
+    return resp
 
 
 def _managed_key(rt: Runtime, plan: Any) -> Any:
@@ -161,15 +171,17 @@ def export_keys(call: Call, project_id: int, xml_form_id: str) -> Any:
           note="rows of the caller's regions; sensitive fields masked unless allowed and asked")
 def export_direct_csv(call: Call, project_id: int, xml_form_id: str) -> Any:
     """Central's `submissions.csv`: the main table only (UTF-8 with BOM)."""
-    rt, plan, _media = _central_plan(call, project_id, xml_form_id, media_default=False)
+    rt, plan, _media, tag, unchanged = _central_plan(call, project_id, xml_form_id, media_default=False)
+    if unchanged is not None:
+        return unchanged
 
     def body() -> Iterator[bytes]:
         with rt.db.bulk_read() as s:
             yield from stream_csv(plan, s)
 
-    return Response(stream_with_context(body()), content_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": content_disposition(f"{xml_form_id}.csv"),
-                             "Cache-Control": "private, no-store"})
+    return etags.tagged(Response(stream_with_context(body()), content_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": content_disposition(f"{xml_form_id}.csv"),
+                                          "Cache-Control": "private, no-store"}), tag)
 
 
 def install_worker(app: Flask) -> None:

@@ -19,6 +19,7 @@ module only speaks Central.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Response, request
 from sqlalchemy import select
@@ -70,13 +71,15 @@ def _attachment_json(att: Any) -> dict[str, Any]:
             "hash": att.md5, "updatedAt": central.iso(att.uploaded_at)}
 
 
-def _version_json(form: Form, fv: FormVersion, by: str | None = None) -> dict[str, Any]:
+def _version_json(form: Form, fv: FormVersion, by: str | None = None, user: User | None = None) -> dict[str, Any]:
     body = {"projectId": form.project_id, "xmlFormId": form.xml_form_id, "name": fv.title, "version": fv.version,
             "hash": fv.md5, "sha256": fv.sha256, "state": form.state, "enketoId": None, "keyId": None,
             "createdAt": central.iso(form.created_at), "updatedAt": None, "publishedAt": central.iso(fv.published_at)}
     if central.extended(request.headers):
         body["publishedBy"] = {"id": fv.published_by_id, "displayName": by} if fv.published_by_id else None
         body["excelContentType"] = _excel_type(fv.source_filename)
+        if user is not None and access.can(user, "form.manage"):  # as Central: notes for those who may change the form
+            body["publishNotes"] = fv.publish_notes
     return body
 
 
@@ -105,9 +108,10 @@ def form_draft_create(call: Call, project_id: int, xml_form_id: str) -> Any:
         if definition is None:
             made = form_service.draft_from_published(s, rt.store, form, user=user, validate=validate)
         else:
-            data, filename = definition
+            data, filename, _ = definition  # a sheet without form_id is the draft of this very form
             made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
-                                             user=user, validate=validate, form_id=form.xml_form_id)
+                                             user=user, validate=validate, form_id=form.xml_form_id,
+                                             form_id_fallback=form.xml_form_id)
             check_warnings(list(made.draft.warnings), filename)
         audit.record(s, user, "form.draft", f"form:{xml_form_id}", call.ip, version=made.draft.version,
                      filename=made.draft.source_filename, via="api", test_submissions_discarded=made.discarded)
@@ -163,9 +167,23 @@ def form_draft_publish(call: Call, project_id: int, xml_form_id: str) -> Any:
     s, user = call.session, _manager(call.user)
     form = _changeable(s, user, project_id, xml_form_id)
     fv, discarded = form_service.publish_draft(s, form, version=request.args.get("version"),
-                                               user=s.get(User, user.id))
+                                               user=s.get(User, user.id), notes=_publish_notes())
     audit.record(s, user, "form.publish", f"form:{xml_form_id}", call.ip, version=fv.version,
                  filename=fv.source_filename, draft=True, via="api", test_submissions_discarded=discarded)
+
+
+def _publish_notes() -> str | None:
+    """The notes of a publish: Central's `X-Action-Notes` header (percent-encoded, as for any action), or
+    `publishNotes` in a JSON body."""
+    header = request.headers.get("X-Action-Notes")
+    if header is not None:
+        return unquote(header)
+    if request.mimetype == "application/json" and request.content_length:
+        notes = json_body(example='{"publishNotes": "Added the school question"}').get("publishNotes")
+        if notes is not None and not isinstance(notes, str):
+            raise problems.PUBLISH_NOTES_NOT_TEXT()
+        return notes
+    return None
 
 
 # ---------------------------------------------------------------- published versions, state, files
@@ -181,7 +199,7 @@ def _find_version(s: Any, form: Form, version: str) -> FormVersion:
 @endpoint(f"{FORM}/versions", roles=READERS)
 def form_versions(call: Call, project_id: int, xml_form_id: str) -> Any:
     form = central.get_form(call.session, call.user, project_id, xml_form_id)
-    return [_version_json(form, fv, by) for fv, by in form_service.list_versions(call.session, form)]
+    return [_version_json(form, fv, by, call.user) for fv, by in form_service.list_versions(call.session, form)]
 
 
 @endpoint(f"{FORM}/versions/<version>", roles=READERS)
@@ -190,7 +208,7 @@ def form_version(call: Call, project_id: int, xml_form_id: str, version: str) ->
     form = central.get_form(s, call.user, project_id, xml_form_id)
     fv = _find_version(s, form, version)
     by = s.get(User, fv.published_by_id) if fv.published_by_id else None
-    return _version_json(form, fv, by.username if by else None)
+    return _version_json(form, fv, by.username if by else None, call.user)
 
 
 @endpoint(f"{FORM}/versions/<version>.xml", roles=READERS)
@@ -209,11 +227,41 @@ def form_version_xls(call: Call, project_id: int, xml_form_id: str, version: str
     return _version_source(call, project_id, xml_form_id, version, "xls")
 
 
-def _version_source(call: Call, project_id: int, xml_form_id: str, version: str, ext: str) -> Response:
-    """The XLSForm the version was published from, byte for byte (Central: only for XLSForm uploads)."""
+@endpoint(f"{FORM}.xlsx", roles=READERS, tx="none")
+def form_xlsx(call: Call, project_id: int, xml_form_id: str) -> Any:
+    return _version_source(call, project_id, xml_form_id, None, "xlsx")
+
+
+@endpoint(f"{FORM}.xls", roles=READERS, tx="none")
+def form_xls(call: Call, project_id: int, xml_form_id: str) -> Any:
+    return _version_source(call, project_id, xml_form_id, None, "xls")
+
+
+@endpoint(f"{FORM}/draft.xlsx", roles=COORDINATORS, tx="none",
+          note="as Central (form.update): those who may change the form")
+def form_draft_xlsx(call: Call, project_id: int, xml_form_id: str) -> Any:
+    return _version_source(call, project_id, xml_form_id, DRAFT, "xlsx")
+
+
+@endpoint(f"{FORM}/draft.xls", roles=COORDINATORS, tx="none",
+          note="as Central (form.update): those who may change the form")
+def form_draft_xls(call: Call, project_id: int, xml_form_id: str) -> Any:
+    return _version_source(call, project_id, xml_form_id, DRAFT, "xls")
+
+
+DRAFT = object()  # _version_source's marker for the draft
+
+
+def _version_source(call: Call, project_id: int, xml_form_id: str, version: Any, ext: str) -> Response:
+    """The XLSForm a version (a version string; None: the current one; DRAFT: the draft) was made from,
+    byte for byte (Central: only for XLSForm uploads)."""
     rt = call.rt
     with rt.db.session() as s:
-        fv = _find_version(s, central.get_form(s, call.user, project_id, xml_form_id), version)
+        if version is DRAFT:
+            fv: Any = form_service.require_draft(s, _changeable(s, call.user, project_id, xml_form_id))
+        else:
+            form = central.get_form(s, call.user, project_id, xml_form_id)
+            fv = form.current_version if version is None else _find_version(s, form, version)
         name = fv.source_filename or ""
         if not fv.source_blob_key or not name.lower().endswith(f".{ext}"):
             made = name.rsplit(".", 1)[-1] if "." in name else "XForm"

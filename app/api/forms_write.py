@@ -33,10 +33,11 @@ def flag(name: str) -> bool:
     return request.args.get(name, "").strip().lower() == "true"
 
 
-def read_definition(default_stem: str = "form") -> tuple[bytes, str]:
-    """The form file in the request body and the file name to compile it under (the extension from
-    the Content-Type; the stem from Central's `X-XlsForm-FormId-Fallback` header, which pyxform uses
-    as the form id when the settings sheet has none)."""
+def read_definition(default_stem: str = "form") -> tuple[bytes, str, str | None]:
+    """The form file in the request body, the file name it is kept under (the extension from the
+    Content-Type) and Central's `X-XlsForm-FormId-Fallback` header (percent-decoded, otherwise kept as
+    sent: pyxform uses it as the form id when the settings sheet has none, `uuid:r3-form` and `✅`
+    alike)."""
     ext = TYPES.get(request.mimetype)
     if ext is None:
         raise problems.FORM_TYPE_UNSUPPORTED()
@@ -46,9 +47,14 @@ def read_definition(default_stem: str = "form") -> tuple[bytes, str]:
         raise problems.FORM_FILE_TOO_LARGE(size=limit // (1024 * 1024))
     if not data:
         raise problems.FORM_BODY_EMPTY()
-    stem = unquote(request.headers.get("X-XlsForm-FormId-Fallback", "")).strip() or default_stem
-    stem = "".join(c for c in stem if c not in "/\\\x00")[:200] or default_stem
-    return data, f"{stem}.{ext}"
+    try:
+        fallback = unquote(request.headers.get("X-XlsForm-FormId-Fallback", ""), errors="strict").strip() or None
+    except UnicodeDecodeError:
+        fallback = "\x00"  # refused below
+    if fallback is not None and (len(fallback) > 250 or any(ord(c) < 32 or ord(c) == 0x7F for c in fallback)):
+        raise problems.FORM_ID_FALLBACK_INVALID().add(field="X-XlsForm-FormId-Fallback")
+    stem = "".join(c for c in (fallback or default_stem) if c not in "/\\") or default_stem
+    return data, f"{stem[:200]}.{ext}", fallback
 
 
 def check_warnings(warnings: list[str], filename: str) -> None:
@@ -69,22 +75,23 @@ def draft_json(form: Any, draft: Any) -> dict[str, Any]:
 def form_create(call: Call, project_id: int) -> Any:
     user, rt = call.user, call.rt
     access.require(user, "form.manage")
-    data, filename = read_definition()
+    data, filename, fallback = read_definition()
     validate = setup.validate_setting(rt)
     publish = flag("publish")
     with rt.db.write() as s:
         central.get_project(s, user, project_id)  # 404 for another project
         if publish:
             if not (filename.endswith(".xml") or flag("ignoreWarnings")):
-                check_warnings(list(form_service.compile_upload(data, filename, validate).warnings), filename)
+                check_warnings(list(form_service.compile_upload(data, filename, validate, fallback).warnings),
+                               filename)
             res = form_service.publish_form(s, rt.store, project_id=project_id, data=data, filename=filename,
-                                            user=user, validate=validate)
+                                            user=user, validate=validate, form_id_fallback=fallback)
             if res.created:
                 audit.record(s, user, "form.publish", f"form:{res.form.xml_form_id}", call.ip,
                              version=res.version.version, filename=filename, via="api")
             return central.form_json(res.form)
         made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
-                                         user=user, validate=validate, new_form=True)
+                                         user=user, validate=validate, new_form=True, form_id_fallback=fallback)
         if made.form.current_version is not None or made.replaced:
             raise problems.FORM_EXISTS(xml_form_id=made.form.xml_form_id).add(
                 fields=["xmlFormId"], values=[made.form.xml_form_id])

@@ -5,7 +5,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Response, request, stream_with_context
 from sqlalchemy import and_, func, or_, select
@@ -14,14 +14,14 @@ from app import params, problems
 from app.central import odata
 from app.central import shapes as central
 from app.central.odata_filter import parse_filter
-from app.models import Submission, SubmissionRepeatRow
+from app.models import Submission, SubmissionRepeatRow, SubmissionVersion
 from app.routeaccess import READERS
 from app.runtime import runtime
 from app.services import access
 from app.services.forms import encryption
 from app.services.schemas import schema_of
 
-from . import Call, endpoint
+from . import Call, endpoint, etags
 
 ALLOWED = {"$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken",
            "$orderby", "$search"}
@@ -39,8 +39,11 @@ def check_params() -> None:
     unknown = [k for k in request.args if k not in ALLOWED]
     if unknown:
         raise problems.ODATA_PARAMETER_NOT_SUPPORTED(unknown=unknown[0])
-    if request.args.get("$expand") not in (None, "*"):
+    if request.args.get("$expand", "").strip() not in ("", "*"):  # an empty $expand= is ignored, as Central
         raise problems.ODATA_EXPAND_UNSUPPORTED()
+
+
+URI_COMPONENT_SAFE = "!*'()"  # with quote's own "-._~": what encodeURIComponent leaves as it is
 
 
 def flag(name: str) -> bool:
@@ -49,7 +52,8 @@ def flag(name: str) -> bool:
 
 def _base(project_id: int, xml_form_id: str) -> str:
     origin = (runtime().config["PUBLIC_URL"] or request.host_url).rstrip("/")
-    return f"{origin}/v1/projects/{project_id}/forms/{xml_form_id}.svc"
+    # encoded as Central's encodeURIComponent: a form id may hold `/`, `%`, spaces
+    return f"{origin}/v1/projects/{project_id}/forms/{quote(xml_form_id, safe=URI_COMPONENT_SAFE)}.svc"
 
 
 @endpoint(f"{FORM}.svc", roles=READERS, scoped=True)
@@ -116,14 +120,20 @@ def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> An
         page = min(top, MAX_PAGE) if top is not None else None
         wkt = flag("$wkt")
         select_ = select_arg()
-        where = _submission_filter_fields()
+        odata.check_select(schema, tbl, select_)
+        red = access.Redactor(s, user, project_id)
         q = central.submissions_query(user, form)
         if request.args.get("$filter"):
+            hidden = set() if red.show else set(red.paths(schema))
+            where = {**odata.form_filter_fields(schema, SubmissionVersion.data, hidden), **_submission_filter_fields()}
             q = q.where(parse_filter(request.args["$filter"], where))
+        tag = etags.etag_for(user, [form.current_version_id, etags.submissions_fingerprint(s, q)])
+        if (unchanged := etags.not_modified(tag)) is not None:
+            s.close()
+            return unchanged
         count = s.scalar(select(func.count()).select_from(q.subquery())) if flag("$count") else None
         base = _base(project_id, xml_form_id)
         head = {"@odata.context": f"{base}/$metadata#{table}"}
-        red = access.Redactor(s, user, project_id)
         if tbl.repeat is None:
             rows, next_token = _root_rows(s, schema, q, page, skip, token, wkt, select_, red)
         else:
@@ -141,7 +151,7 @@ def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> An
         finally:
             s.close()
 
-    return odata_response(stream_with_context(body()))
+    return etags.tagged(odata_response(stream_with_context(body())), tag)
 
 
 def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: dict[str, Any], wkt: bool,

@@ -191,7 +191,9 @@ def versions_json(session: Session, entity: Entity, red: access.Redactor | None 
 
 
 def filter_fields() -> dict[str, Any]:
+    # __system/creatorId: who made the first version (a submission's submitter or the API user), as Central
     return {"__id": Entity.uuid, "__system/createdAt": Entity.created_at,
+            "__system/creatorId": func.coalesce(_first_sv.submitter_id, _first.user_id),
             "__system/updatedAt": case((Entity.version > 1, Entity.updated_at), else_=None),
             "__system/conflict": Entity.conflict, "__system/deletedAt": Entity.deleted_at}
 

@@ -31,7 +31,10 @@ from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
 MAINTAINERS = ("admin", "coordinator")
-NAME = re.compile(r"^(?!__)[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
+# Central's lib/data/dataset.js: a list name is an XML name without `.` (`:` allowed); a property name
+# has no `:` but may hold `.`; `__` starts neither ([^\W\d] is a letter or `_`)
+NAME = re.compile(r"^(?!__)(?:[^\W\d]|:)(?:[^\W\d]|[0-9:-]){0,99}$")
+PROPERTY = re.compile(r"^(?!__)[^\W\d](?:[^\W\d]|[0-9.-]){0,99}$")
 RESERVED = {"name", "label"}
 
 
@@ -61,7 +64,7 @@ def _bump(ds: Dataset) -> None:
 def create_dataset(session: Session, user: User, project_id: int, body: dict[str, Any], ip: str = "") -> Dataset:
     require_maintainer(session, user, project_id)
     name = body.get("name")
-    if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
+    if not isinstance(name, str) or not NAME.match(name):
         raise problems.BAD_ENTITY_LIST_NAME(name=name)
     if body.get("approvalRequired") is True:
         raise problems.APPROVAL_REQUIRED_UNSUPPORTED()
@@ -82,7 +85,7 @@ def add_property(session: Session, user: User, project_id: int, dataset: str, bo
     require_maintainer(session, user, project_id)
     ds = _dataset(session, project_id, dataset)
     name = body.get("name")
-    if not isinstance(name, str) or not NAME.match(name) or name.lower() in RESERVED:
+    if not isinstance(name, str) or not PROPERTY.match(name) or name.lower() in RESERVED:
         raise problems.BAD_PROPERTY_NAME(name=name)
     props = list(ds.properties or [])
     if name in props:

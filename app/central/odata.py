@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
+from app import problems
+from app.central.odata_filter import JsonValue
 from forms import FormSchema
 
 EDM = {"int": "Edm.Int64", "decimal": "Edm.Decimal", "boolean": "Edm.Boolean", "date": "Edm.Date",
@@ -73,7 +75,17 @@ def odata_value(ftype: str | None, value: Any, wkt: bool) -> Any:
     if isinstance(value, dict) and value.get("type") in ("LineString", "Polygon") and "properties" in value:
         # GeoJSON as Central serves it: the submitted text (kept for CSV exports) stays out
         return {"type": value["type"], "coordinates": value.get("coordinates")}
+    if isinstance(value, dict) and value.get("type") == "Point" and "odk" in (value.get("properties") or {}):
+        return geojson_point(value)
     return value
+
+
+def geojson_point(value: dict[str, Any]) -> dict[str, Any]:
+    """A stored geopoint as Central's GeoJSON: coordinates and the accuracy, not the submitted text."""
+    out: dict[str, Any] = {"type": "Point", "coordinates": value.get("coordinates")}
+    if "accuracy" in (value.get("properties") or {}):
+        out["properties"] = {"accuracy": value["properties"]["accuracy"]}
+    return out
 
 
 def field_types(schema: FormSchema, repeat: str | None) -> dict[str, str]:
@@ -105,6 +117,26 @@ def shape_values(schema: FormSchema, repeat: str | None, data: dict[str, Any], w
     return body
 
 
+FILTER_KINDS = {"int": "number", "decimal": "number", "string": "text", "select1": "text", "barcode": "text",
+                "date": "date", "dateTime": "date", "time": "text"}
+
+
+def form_filter_fields(schema: FormSchema, column: Any, hidden: set[str]) -> dict[str, Any]:
+    """`$filter` on the form's own questions (CareFile, beyond Central): each question outside repeats whose
+    answer is a number, text, a single choice, a date or a time, by its OData path (`age`,
+    `grp_assessor/visit_date`). `hidden`: paths the reader may not see (sensitive and derived): not
+    filterable, or a filter would tell what is masked."""
+    base = f"/{schema.root}/"
+    out: dict[str, Any] = {}
+    for f in schema.fields:
+        kind = FILTER_KINDS.get(f.type)
+        if kind is None or f.repeat is not None or not f.path.startswith(base) or f.path in hidden:
+            continue
+        key = f.path[len(base):]
+        out[key] = JsonValue(column, key, kind)
+    return out
+
+
 def skiptoken(payload: dict[str, Any]) -> str:
     """An opaque $skiptoken (base64url JSON). Tokens coming back are read and checked by
     app.params.decode_skiptoken in the HTTP layer (the same format), never here."""
@@ -113,6 +145,40 @@ def skiptoken(payload: dict[str, Any]) -> str:
 
 def nav_key(instance_id: str) -> str:
     return f"Submissions('{quote(instance_id, safe='')}')"
+
+
+SYSTEM_KEYS = ("submissionDate", "updatedAt", "submitterId", "submitterName", "attachmentsPresent",
+               "attachmentsExpected", "status", "reviewState", "deviceId", "edits", "formVersion", "deletedAt")
+MAX_SELECT = 200
+
+
+def selectable(schema: FormSchema, table: Table) -> set[str]:
+    """The `$select` paths of a table: its questions (`grp/q`) and their groups, `__id`, and `__system`
+    (with its fields) on Submissions or the parent key on a repeat table."""
+    base = (table.repeat + "/") if table.repeat else f"/{schema.root}/"
+    out = {"__id"}
+    if table.repeat is None:
+        out |= {"__system", *(f"__system/{k}" for k in SYSTEM_KEYS)}
+    else:
+        out.add("__" + (table.parent or "Submissions").replace(".", "-") + "-id")
+    for f in schema.fields:
+        if f.repeat == table.repeat and f.path.startswith(base) and f.type != "repeat":
+            rel = f.path[len(base):].split("/")
+            out |= {"/".join(rel[:i]) for i in range(1, len(rel) + 1)}
+    return out
+
+
+def check_select(schema: FormSchema, table: Table, select: list[str] | None) -> None:
+    """Every `$select` path must name something of the table (400.84 naming it), at most MAX_SELECT."""
+    if not select:
+        return
+    if len(select) > MAX_SELECT:
+        raise problems.SELECT_TOO_MANY(limit=MAX_SELECT)
+    known = selectable(schema, table)
+    for path in select:
+        if path not in known:
+            raise problems.SELECT_UNKNOWN_PROPERTY(path=path[:60], table=table.name,
+                                                   known=", ".join(sorted(p for p in known if "/" not in p)[:20]))
 
 
 def select_fields(row: dict[str, Any], select: list[str] | None) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Float, bindparam, extract, false, not_, or_, true
+from sqlalchemy import BigInteger, ColumnElement, Float, String, bindparam, extract, false, literal, not_, or_, true
 from sqlalchemy import and_ as and_clause
+from sqlalchemy.ext.compiler import compiles
 
 from app import problems
 from app.errors import Problem
@@ -39,6 +40,36 @@ MAX_INT = 2**63 - 1
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
     "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}
+
+
+class JsonValue(ColumnElement[Any]):
+    """One answer inside a JSON column, typed for comparison (`$filter` on form fields, CareFile beyond
+    Central): `kind` number → the value when it is a JSON number, else NULL (an unparsed answer such as
+    'twelve' never reaches a cast, so PostgreSQL cannot fail on it); text → the value as text."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any, key: str, kind: str) -> None:
+        self.column, self.key, self.kind = column, key, kind
+        self.type = Float() if kind == "number" else String()
+
+
+@compiles(JsonValue, "postgresql")
+def _json_value_pg(element: JsonValue, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    key = compiler.process(literal(element.key), **kw)
+    if element.kind == "number":
+        return f"(CASE WHEN jsonb_typeof({col} -> {key}) = 'number' THEN ({col} ->> {key})::double precision END)"
+    return f"(CASE WHEN jsonb_typeof({col} -> {key}) IN ('string', 'number') THEN {col} ->> {key} END)"
+
+
+@compiles(JsonValue)
+def _json_value_sqlite(element: JsonValue, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    path = compiler.process(literal('$."' + element.key.replace('"', '""') + '"'), **kw)
+    if element.kind == "number":
+        return f"(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') THEN json_extract({col}, {path}) END)"
+    return f"(CASE WHEN json_type({col}, {path}) IN ('text', 'integer', 'real') THEN json_extract({col}, {path}) END)"
 
 
 def unparseable(reason: str) -> Problem:
@@ -104,6 +135,8 @@ def _moment(text: str) -> datetime:
 
 
 def _kind_of(column: Any) -> str:
+    if isinstance(column, JsonValue):
+        return {"number": "number", "date": "datestr"}.get(column.kind, "str")
     sql_type = column.type
     sql_type = getattr(sql_type, "impl", sql_type)  # a TypeDecorator (UTCDateTime) says what it stores
     try:
@@ -131,10 +164,15 @@ def _coerce(lit: Operand, kind: str, other: Operand) -> Any:
         return lit.value
     if kind == "datetime" and lit.kind == "str":
         return _moment(lit.value)
+    if kind == "datestr" and lit.kind in ("datetime", "str"):
+        # a date or time question keeps its answer as written (2026-03-01, 2026-03-01T10:00:00.000+08:00):
+        # compared as text with the literal as written, which orders ISO dates correctly
+        return lit.value if lit.kind == "str" else lit.text
     if kind == "int" and lit.kind == "str" and re.fullmatch(r"-?\d{1,19}", lit.value) \
             and abs(int(lit.value)) <= MAX_INT:
         return int(lit.value)  # Central shows submitterId as a string
-    hint = {"datetime": "a date such as 2026-03-01", "int": "a whole number", "number": "a number",
+    hint = {"datetime": "a date such as 2026-03-01", "datestr": "a date such as 2026-03-01",
+            "int": "a whole number", "number": "a number",
             "str": "text in single quotes", "bool": "true or false"}[kind]
     raise unparseable(f"{other.text or 'the value'} is compared with {lit.text!r}; write {hint}.")
 

@@ -110,8 +110,12 @@ def submission_json(sub: Submission, sv: SubmissionVersion, names: InstanceNames
             "createdAt": iso(sub.created_at), "updatedAt": iso(sub.updated_at) if sub.updated_at != sub.created_at
             else None, "reviewState": REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
             "userAgent": sv.user_agent, "instanceName": name,
+            # Central's SubmissionDef: who sent this version, from which device and app (the device is
+            # kept for the first version only: an edit's device is not stored)
             "currentVersion": {"instanceId": sv.instance_id, "instanceName": name,
-                               "createdAt": iso(sv.received_at), "current": True}}
+                               "submitterId": sv.submitter_id if sv.submitter_id is not None else sub.submitter_id,
+                               "deviceId": sub.device_id if sv.deprecated_id is None else None,
+                               "userAgent": sv.user_agent, "createdAt": iso(sv.received_at), "current": True}}
 
 
 def list_submissions(session: Session, user: User, form: Form, deleted: bool = False) -> Iterator[dict[str, Any]]:
@@ -172,6 +176,8 @@ def form_extended(session: Session, user: User, form: Form) -> dict[str, Any]:
     out["createdBy"] = None  # forms are published by `carefile form publish` or the website, not by an actor
     out["excelContentType"] = None
     out["publicLinks"] = 0
+    if fv is not None and access.can(user, "form.manage"):  # as Central: for those who may change the form
+        out["publishNotes"] = fv.publish_notes
     return out
 
 

@@ -26,6 +26,7 @@ from app import problems
 from app.central.odata import REVIEW_FROM_CENTRAL
 from app.central.shapes import iso, submission_json
 from app.db import Database
+from app.errors import Problem
 from app.models import AuditEvent, Form, Submission, SubmissionComment, SubmissionVersion, User
 from app.services import access, audit
 from app.services import forms as form_service
@@ -95,6 +96,10 @@ def _same_form(envelope: Any, xml_form_id: str) -> None:
         raise problems.SUBMISSION_OF_ANOTHER_FORM(form_id=envelope.form_id, xml_form_id=xml_form_id)
 
 
+def _exists(instance_id: str) -> Problem:
+    return problems.SUBMISSION_EXISTS(instance_id=instance_id).add(fields=["instanceId"], values=[instance_id])
+
+
 def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form_id: str, xml: bytes, *,
            device_id: str | None, user_agent: str | None, max_bytes: int, ip: str = "") -> dict[str, Any]:
     """REST create: the XML without files (they follow as attachment uploads)."""
@@ -107,12 +112,16 @@ def create(db: Database, store: BlobStore, user: User, project_id: int, xml_form
     if envelope.deprecated_id:
         raise problems.EDIT_SENT_AS_NEW()
     _check_region(db, user, project_id, xml_form_id, xml, max_bytes)
-    result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
-                                device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
-                                max_file_bytes=max_bytes)
+    try:
+        result = receive_submission(db, store, project_id=project_id, user=user, xml=xml, files=[],
+                                    device_id=device_id, user_agent=user_agent, max_xml_bytes=max_bytes,
+                                    max_file_bytes=max_bytes)
+    except Problem as problem:
+        if problem.code != problems.INSTANCE_ID_CONFLICT.code:  # OpenRosa's; through REST Central says 409.3
+            raise
+        raise _exists(envelope.instance_id or "") from None
     if result.status == "duplicate":
-        raise problems.SUBMISSION_EXISTS(instance_id=result.instance_id).add(
-            fields=["instanceId"], values=[result.instance_id])
+        raise _exists(result.instance_id)
     with db.write() as session:
         audit.record(session, user, "submission.create", target=target(xml_form_id, result.instance_id), ip=ip,
                      via="api")

@@ -75,6 +75,7 @@ class FormVersion(Base):
     published_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True
     )
+    publish_notes: Mapped[str | None] = mapped_column(Text, nullable=True)  # what changed, said at publish
 
     attachments: Mapped[list[FormAttachment]] = relationship(
         back_populates="form_version", cascade="all, delete-orphan", lazy="selectin",

@@ -11,6 +11,7 @@ from werkzeug.datastructures import Authorization
 from app import problems
 from app.errors import Problem
 from app.models import User
+from app.rawpath import plain_path
 from app.runtime import Runtime
 from app.services.identity import nonces as auth_service
 from app.services.identity import signin
@@ -128,5 +129,6 @@ def _uri_matches(uri: str) -> bool:
     from urllib.parse import unquote, urlsplit
 
     path = unquote(urlsplit(uri).path)
-    return path == request.path or path == request.script_root + request.path
+    here = plain_path()  # a form id's `%2F` decoded as the client's uri is
+    return path == here or path == request.script_root + here
 

@@ -5,7 +5,7 @@ the UI language, local dates.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -135,6 +135,11 @@ def today_local() -> date:
     return datetime.now(LOCAL_TZ).date()
 
 
+def local_midnight(day: date | None) -> datetime | None:
+    """The start of a local calendar day (the day a child was registered, as people in the county count)."""
+    return datetime.combine(day, time(0), LOCAL_TZ) if day is not None else None
+
+
 register_nav(15, "web.children", "Children", ROLES)
 register_nav(16, "web.children_duplicates", "Duplicates", COORDINATORS)
 
@@ -154,14 +159,21 @@ def children() -> Any:
     overdue = args.get("overdue") in ("1", "on", "yes")
     q = args.get("q", "").strip()[:100]
     today = today_local()
+    created_from, created_to = params.day(args.get("created_from"), "created_from"), \
+        params.day(args.get("created_to"), "created_to")
+    registered_by = args.get("registered_by", "").strip()[:100]
     with runtime().db.session() as s:
-        rows, total = childfile.list_children(s, user.project_id, user, q=q, region=region, risk_level=risk,
-                                              status=status, overdue_on=today if overdue else None,
-                                              limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                                              count_limit=COUNT_LIMIT)
+        rows, total = childfile.list_children(
+            s, user.project_id, user, q=q, region=region, risk_level=risk, status=status,
+            overdue_on=today if overdue else None, created_from=local_midnight(created_from),
+            created_before=local_midnight(created_to + timedelta(days=1) if created_to else None),
+            created_by=registered_by,
+            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, count_limit=COUNT_LIMIT)
         names = dash.region_names(s, user.project_id)
     regions = sorted(c for c in names if _visible(user, c))
-    filters = {"q": q, "region": region, "risk_level": risk, "status": status, "overdue": "1" if overdue else ""}
+    filters = {"q": q, "region": region, "risk_level": risk, "status": status, "overdue": "1" if overdue else "",
+               "created_from": created_from.isoformat() if created_from else "",
+               "created_to": created_to.isoformat() if created_to else "", "registered_by": registered_by}
     capped = total > COUNT_LIMIT  # not counted to the end: a full page may have a next one
     has_next = total > page * PAGE_SIZE or (capped and len(rows) == PAGE_SIZE)
     return render_template("children/list.html", rows=rows, total=total, capped=capped, count_limit=COUNT_LIMIT,

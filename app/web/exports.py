@@ -4,11 +4,15 @@ Also the child's file as a ZIP (`web.child_zip`), linked from the child page.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, jsonify, redirect, render_template, request, stream_with_context, url_for
 
+from app import params
 from app.blobhttp import serve_job_file
+from app.central import geojson as geo
+from app.central import shapes as central
 from app.errors import Problem
 from app.i18n import current_language, t
 from app.models import REVIEW_STATES
@@ -17,6 +21,7 @@ from app.services import audit
 from app.services import forms as form_service
 from app.services.exports import ExportOptions, jobs, may_see_sensitive
 from app.services.exports.childzip import child_archive, stream_child_zip
+from app.services.schemas import schema_of
 from storage import content_disposition
 
 from . import bp, client_ip, db_user, register_nav, requires
@@ -41,16 +46,17 @@ def _states() -> dict[str, str]:
 def _page(error: str | None = None, values: dict[str, Any] | None = None, status: int = 200) -> Any:
     user = db_user()
     with runtime().db.session() as s:
-        forms = [(f.xml_form_id, f.current_version.title if f.current_version else f.xml_form_id,
-                  f.current_version.version if f.current_version else "")
-                 for f in form_service.list_forms(s, user.project_id) if f.current_version is not None]
+        published = [f for f in form_service.list_forms(s, user.project_id) if f.current_version is not None]
+        forms = [(f.xml_form_id, f.current_version.title, f.current_version.version) for f in published]
+        mapped = [(f.xml_form_id, f.current_version.title) for f in published
+                  if geo.geo_fields(schema_of(f.current_version))]
         recent = [jobs.status_of(j) for j in jobs.list_jobs(s, user, limit=10)]
     lang = current_language()
     defaults = {"labels": lang if lang in ("zh", "en") else "codes", "format": "csvzip", "group_paths": "1"}
     return render_template("exports/index.html", forms=forms, recent=recent, error=error,
                            values=values or defaults, formats=FORMAT_NAMES, label_modes=_labels(),
                            states=_states(), status_names=STATUS_NAMES,
-                           may_sensitive=may_see_sensitive(user)), status
+                           may_sensitive=may_see_sensitive(user), mapped=mapped), status
 
 
 @bp.get("/exports")
@@ -105,6 +111,24 @@ def exports_status(job_id: int) -> Response:
 def exports_download(job_id: int) -> Response:
     user = db_user()
     return serve_job_file(runtime(), user, user.project_id, job_id)
+
+
+@bp.get("/forms/<xml_form_id>/submissions.geojson")
+@requires(*ROLES)
+def form_geojson(xml_form_id: str) -> Response:
+    """The form's locations as GeoJSON for a mapping tool (QGIS, uMap, geojson.io): the same feed as the
+    API's `submissions.geojson` (app/central/geojson.py), the user's regions, sensitive locations masked."""
+    user = db_user()
+    rt = runtime()
+    with rt.db.write() as s:
+        form = central.get_form(s, user, user.project_id, xml_form_id)
+        query = params.geojson_query(request.args)
+        body, _red = geo.collection(s, user, form, query, geo.submissions_query(user, form, query))
+        audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=client_ip(), format="geojson",
+                     records=len(body["features"]))
+    return Response(json.dumps(body, ensure_ascii=False), content_type="application/geo+json",
+                    headers={"Content-Disposition": content_disposition(f"{xml_form_id}.geojson"),
+                             "Cache-Control": "private, no-store"})
 
 
 @bp.get("/children/<uid>/archive.zip")

@@ -130,11 +130,12 @@ def _summary(changes: list[Change]) -> dict[str, int]:
 def forms_draft_publish(xml_form_id: str) -> Any:
     rt = runtime()
     wanted = request.form.get("version", "").strip() or None
+    notes = request.form.get("notes", "")
     try:
         with rt.db.write() as s:
             form = _changeable(s, xml_form_id)
             user = s.get(User, db_user().id)
-            fv, discarded = form_service.publish_draft(s, form, version=wanted, user=user)
+            fv, discarded = form_service.publish_draft(s, form, version=wanted, user=user, notes=notes)
             audit.record(s, db_user(), "form.publish", f"form:{xml_form_id}", client_ip(), version=fv.version,
                          filename=fv.source_filename, draft=True, test_submissions_discarded=discarded)
             version, missing = fv.version, form_service.missing_attachments(fv)
@@ -145,6 +146,8 @@ def forms_draft_publish(xml_form_id: str) -> Any:
                     "higher number) and publish again.", version=wanted or ""))
         elif problem.code == problems.VERSION_NOT_ACCEPTABLE.code:
             flash(t("A version must be 1 to 250 characters on one line, for example 2026112901."))
+        elif problem.code == problems.PUBLISH_NOTES_TOO_LONG.code:
+            flash(t("Publish notes are at most 2,000 characters; shorten them and publish again."))
         else:
             raise
         return redirect(url_for("web.forms_draft", xml_form_id=xml_form_id) + "#publish")

@@ -138,3 +138,35 @@ def test_cli_export_refuses_a_file_that_is_not_a_key(app_config: Any, monkeypatc
     code, _, stderr = cli_runner(app_config, monkeypatch, capsys)(
         "export", "enc_visit", "--private-key", str(bad), "--output", str(tmp_path / "x.zip"))
     assert code == 1 and "private key" in stderr and not (tmp_path / "x.zip").exists()
+
+
+def test_cli_export_decrypts_a_record_whose_photo_has_not_arrived(
+        app_config: Any, monkeypatch: Any, capsys: Any, tmp_path: Any, publish: Any, collect: Any,
+        keys: tuple[Any, Any]) -> None:
+    """Issue 20, item 9: real Collect output puts the XML last (file index 1 after one photo); when only
+    the XML part has arrived the answers are decrypted, as Central does, and the missing photo reported."""
+    key, _ = keys
+    publish(enc_form_md(public_key_base64(key.public_key())))
+    late = encrypt_record(key.public_key(), form_id="enc_visit", version="1", instance_id=GOOD,
+                          xml=enc_instance(GOOD), media={"photo.jpg": PHOTO})
+    assert list(late.files) == ["photo.jpg.enc", "submission.xml.enc"]
+    post(collect, late.manifest, {"submission.xml.enc": late.files["submission.xml.enc"]})
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    out = tmp_path / "enc.zip"
+    cli = cli_runner(app_config, monkeypatch, capsys)
+    code, stdout, stderr = cli("export", "enc_visit", "--private-key", str(pem), "--output", str(out))
+    assert code == 0, stderr
+    assert "1 record(s) decrypted (1 with attachments not yet arrived), 0 not decrypted" in stdout
+    assert f"{GOOD}: decrypted, attachment missing: " in stderr and "photo.jpg" in stderr
+    csvs, media = read_zip(out.read_bytes())
+    (row,) = csvs["enc_visit.csv"]
+    assert row["child_name"] == "Dolma" and row["Status"] == "" and row["photo"] == "photo.jpg"
+    assert row["AttachmentsPresent"] == "1" and row["AttachmentsExpected"] == "2"
+    assert media == {}
+    # the photo arrives (the next part of the split submission): now complete, signature checked
+    post(collect, late.manifest, {"photo.jpg.enc": late.files["photo.jpg.enc"]})
+    code, stdout, _ = cli("export", "enc_visit", "--private-key", str(pem), "--output", str(out))
+    assert code == 0 and "1 record(s) decrypted, 0 not decrypted" in stdout
+    assert read_zip(out.read_bytes())[1] == {"media/photo.jpg": PHOTO}

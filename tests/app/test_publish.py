@@ -108,8 +108,8 @@ def test_same_version_with_different_content_is_refused(rt: Any, pub: Callable[.
     assert _versions(rt, "household") == ["1"]
 
 
-def test_missing_version_is_stamped_and_republishing_is_unchanged(rt: Any, pub: Callable[..., Any],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_version_stays_empty_then_changes_are_stamped(rt: Any, pub: Callable[..., Any],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import app.services.forms.publish as forms_module
 
     clock = [datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)]
@@ -120,18 +120,21 @@ def test_missing_version_is_stamped_and_republishing_is_unchanged(rt: Any, pub: 
             return clock[0]
 
     monkeypatch.setattr(forms_module, "datetime", FakeDatetime)
+    # as Central: the first version of a form without `version` keeps the empty version
     created, version, xml = pub(UNVERSIONED_MD.format(label="Note"))
-    assert created and re.fullmatch(r"\d{14}", version)
-    assert f'version="{version}"'.encode() in xml  # phones can tell versions apart
+    assert created and version == "" and b"<data id=\"daily\">" in xml
     # the same XLSForm again, an hour later: nothing new for phones to download
     clock[0] = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
     assert pub(UNVERSIONED_MD.format(label="Note")) == (False, version, xml)
-    assert _versions(rt, "daily") == [version]
-    # a changed form gets a new stamped version
+    assert _versions(rt, "daily") == [""]
+    # a changed form cannot reuse the empty version: it is stamped so phones can tell it apart
     created, version2, xml2 = pub(UNVERSIONED_MD.format(label="Today's note"))
-    assert created and version2 != version and f'version="{version2}"'.encode() in xml2
-    assert _versions(rt, "daily") == [version, version2]
+    assert created and re.fullmatch(r"\d{14}", version2) and f'version="{version2}"'.encode() in xml2
+    assert _versions(rt, "daily") == ["", version2]
     assert _current(rt, "daily").md5 == hashlib.md5(xml2).hexdigest()
+    # and the same changed form again is not a third version
+    clock[0] = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
+    assert pub(UNVERSIONED_MD.format(label="Today's note"))[:2] == (False, version2)
 
 
 # --- errors a coordinator can act on ------------------------------------------------------------

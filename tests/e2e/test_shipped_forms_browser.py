@@ -4,8 +4,7 @@ the ODK Web Forms renderer CareFile ships, on the three pages that use it: paper
 
 One live server per database backend (SQLite, PostgreSQL: CAREFILE_TEST_BACKENDS) with the shipped forms
 published by `carefile init`, and one headless Chromium (the system /usr/bin/chromium, no network). A
-coordinator of the province (54: the shipped forms reach every collector, so their drafts are for a
-province's coordinator) fills every form in 城关区 (540102) with a generic filler (tests/e2e/webforms_filler.js):
+coordinator of 城关区 (540102) fills every form with a generic filler (tests/e2e/webforms_filler.js):
 the first valid choice the renderer offers (region cascade and children.csv included), typed candidates
 checked against the form's constraints, and a 1200 x 900 picture attached through the renderer's own
 file input wherever an image is asked (photos and signatures: Web Forms shrinks them in a worker). The
@@ -32,6 +31,9 @@ FORMS = ["child_registration", "identification", "assessment", "visit_record", "
 BACKENDS = [b.strip() for b in os.environ.get("CAREFILE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
 PASSWORD = "shipped forms pw"
 USER = "coord"
+# Drafts of a form that reaches collectors everywhere are for coordinators of the whole province (the
+# access policy's form-change rule): the try page and the draft check are opened as this one.
+PROVINCE_USER = "coord_all"
 REGION = "540102"  # 城关区: the first county of the region cascade
 
 pytestmark = needs_chromium
@@ -86,7 +88,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         rt = srv.app().extensions["carefile"]
         with rt.db.write() as s:
             users.create_user(s, project_id=1, username=USER, role="coordinator", password=PASSWORD,
-                              realm=rt.config["DIGEST_REALM"], regions=["54"])  # drafts: province scope
+                              realm=rt.config["DIGEST_REALM"], regions=[REGION])
+            users.create_user(s, project_id=1, username=PROVINCE_USER, role="coordinator", password=PASSWORD,
+                              realm=rt.config["DIGEST_REALM"], regions=[REGION[:2]])
         srv.start()
         yield srv
     finally:
@@ -115,10 +119,11 @@ def corrected(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def open_page(browser: Any, server: LiveServer) -> Iterator[Callable[..., Any]]:
-    """open_page(width, lang) → a page signed in as the coordinator, the site in `lang` (zh or en)."""
+    """open_page(width, lang, user) → a page signed in as the coordinator (of 城关区 unless `user` says
+    another), the site in `lang` (zh or en)."""
     contexts: list[Any] = []
 
-    def do(width: int = 1280, lang: str = "zh") -> Any:
+    def do(width: int = 1280, lang: str = "zh", user: str = USER) -> Any:
         context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url,
                                       locale="zh-CN" if lang == "zh" else "en-US")
         context.set_default_timeout(20_000)
@@ -130,7 +135,7 @@ def open_page(browser: Any, server: LiveServer) -> Iterator[Callable[..., Any]]:
         page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
         page.on("console", lambda m: page.csp.append(m.text) if "Content Security Policy" in m.text else None)
         page.goto("/login")
-        page.fill("input[name=username]", USER)
+        page.fill("input[name=username]", user)
         page.fill("input[name=password]", PASSWORD)
         page.click("form button.primary")
         page.wait_for_url(f"{server.url}/")
@@ -353,7 +358,7 @@ def test_try_page(open_page: Callable[..., Any], server: LiveServer, picture: Pa
         if forms.get_draft(s, s.scalar(select(Form).where(Form.xml_form_id == form_id))) is None:
             path = ROOT / "xlsforms" / f"{form_id}.xlsx"
             forms.create_draft(s, rt.store, project_id=1, data=path.read_bytes(), filename=path.name, validate=False)
-    page = open_page(1280)
+    page = open_page(1280, user=PROVINCE_USER)
     page.goto(f"/forms/{form_id}/draft")
     page.wait_for_selector("#renderer-check:not([data-state=checking])")
     assert page.locator("#renderer-check").get_attribute("data-state") == "ok", page.inner_text("#renderer-check")
@@ -427,7 +432,7 @@ def test_draft_page_names_the_expression_the_renderer_refuses(open_page: Callabl
                            data=BROKEN_MD.format(version="1", expr="decimal-date-time(string(${birth}))").encode())
         forms.create_draft(s, rt.store, project_id=1, filename="date_check.md", validate=False,
                            data=BROKEN_MD.format(version="2", expr="decimal-date-time(${birth})").encode())
-    page = open_page(375)
+    page = open_page(375, user=PROVINCE_USER)
     page.goto("/forms/date_check/draft")
     page.wait_for_selector("#renderer-check[data-state=failed]", timeout=60_000)
     text = page.inner_text("#renderer-check")

@@ -77,7 +77,7 @@ def test_typed_values(household_schema: FormSchema) -> None:
     assert v["weight"] == 27.5
     assert v["dob"] == "2015-03-02"
     assert v["home"] == {"type": "Point", "coordinates": [116.4074, 39.9042, 43.5],
-                         "properties": {"accuracy": 4.8}}
+                         "properties": {"accuracy": 4.8, "odk": "39.9042 116.4074 43.5 4.8"}}
     assert v["photo"] == "1718000000000.jpg"
     assert v["needs"] == ["food", "health"]
     assert v["in_school"] == "yes"
@@ -125,7 +125,8 @@ def test_values_that_do_not_parse_are_kept_raw(household_schema: FormSchema) -> 
 
 def test_geopoint_without_accuracy_and_boolean_and_shapes() -> None:
     from forms import typed_value
-    assert typed_value("geopoint", "1.5 2.5") == {"type": "Point", "coordinates": [2.5, 1.5]}
+    assert typed_value("geopoint", "1.5 2.5") == {"type": "Point", "coordinates": [2.5, 1.5],
+                                                  "properties": {"odk": "1.5 2.5"}}  # as submitted, for CSV
     assert typed_value("boolean", "true") is True
     assert typed_value("boolean", "0") is False
     assert typed_value("boolean", "maybe") == "maybe"

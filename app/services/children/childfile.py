@@ -15,7 +15,7 @@ question: app.services.answers.record_date_key), not the day it reached the serv
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -111,7 +111,8 @@ def summary(session: Session, project_id: int, user: User, entity: Entity) -> Ch
 
 def list_children(session: Session, project_id: int, user: User, *, q: str = "", region: str = "",
                   risk_level: str = "", status: str = "", overdue_on: date | None = None,
-                  limit: int = 50, offset: int = 0,
+                  created_from: datetime | None = None, created_before: datetime | None = None,
+                  created_by: str = "", limit: int = 50, offset: int = 0,
                   count_limit: int | None = None) -> tuple[list[ChildSummary], int]:
     """A page of the children the user may see, and how many match (with `count_limit`: counted up to one
     more than the limit, so a total above it means "more than count_limit" — counting every one of a
@@ -140,6 +141,16 @@ def list_children(session: Session, project_id: int, user: User, *, q: str = "",
         query = query.where(Entity.data["status"].as_string() == status)
     if overdue_on is not None:
         query = query.where(overdue_condition(overdue_on))
+    if created_from is not None:
+        query = query.where(Entity.created_at >= created_from)
+    if created_before is not None:
+        query = query.where(Entity.created_at < created_before)
+    if created_by:  # the user name of who made the first version: the registration's submitter, or the API user
+        first = (select(EntityVersion.entity_id)
+                 .outerjoin(SubmissionVersion, SubmissionVersion.id == EntityVersion.submission_version_id)
+                 .join(User, User.id == func.coalesce(SubmissionVersion.submitter_id, EntityVersion.user_id))
+                 .where(EntityVersion.version == 1, User.username == created_by, User.project_id == project_id))
+        query = query.where(Entity.id.in_(first))
     counted = query.with_only_columns(Entity.id).limit(count_limit + 1) if count_limit is not None else query
     total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     order = (Entity.label, Entity.id) if show else (Entity.uuid,)

@@ -32,18 +32,23 @@ class DecryptIssue:
     instance_id: str
     code: str
     message: str
+    decrypted: bool = False  # True: the record was decrypted, something of it is missing (a late photo)
 
 
 class ExportDecryptor:
     """Plugged into an export Plan (plan.decryptor): decrypts each encrypted record on the fly,
     checks its signature, lays its values out like a stored submission and keeps decrypted media
     in a private temporary folder (removed by close()). A record that fails (wrong key, damaged or
-    missing part, bad signature) stays in the export as "not decrypted" and is listed in `issues`."""
+    missing XML part, bad signature) stays in the export as "not decrypted" and is listed in `issues`.
+    A record whose XML part has arrived but a media file has not is decrypted (as Central does) and the
+    missing file is listed in `notes`; its signature, which covers every file, is checked once all have
+    arrived."""
 
     def __init__(self, plan: Any, store: BlobStore, private_key: rsa.RSAPrivateKey,
                  on_issue: Callable[[DecryptIssue], None] | None = None) -> None:
         self.plan, self.store, self.private_key = plan, store, private_key
         self.issues: list[DecryptIssue] = []
+        self.notes: list[DecryptIssue] = []
         self.decrypted = 0
         self.on_issue = on_issue
         self.tmp = tempfile.mkdtemp(prefix="carefile-decrypt-")
@@ -71,18 +76,26 @@ class ExportDecryptor:
             blobs = dict(conn.execute(select(A.name, A.blob_key).where(A.version_id == vid)).all())
             dec = RecordDecryptor(self.private_key, manifest)
             media: list[tuple[str, str]] = []
+            missing: list[str] = []
             xml = b""
+            last = len(manifest.files) - 1
             for i, name in enumerate(manifest.files):
                 key = blobs.get(name)
-                if not key:
-                    raise EncryptionError("missing_part", f"The encrypted file '{name}' has not arrived yet.")
                 try:
-                    src = self.store.open(key)
-                except BlobNotFound as err:
-                    raise EncryptionError("missing_part", f"The encrypted file '{name}' is missing from "
-                                                          "storage.") from err
+                    if not key:
+                        raise EncryptionError("missing_part", f"The encrypted file '{name}' has not arrived yet.")
+                    try:
+                        src = self.store.open(key)
+                    except BlobNotFound as err:
+                        raise EncryptionError("missing_part", f"The encrypted file '{name}' is missing from "
+                                                              "storage.") from err
+                except EncryptionError:
+                    if i == last:  # the form data itself: nothing to decrypt
+                        raise
+                    missing.append(plain_name(name))  # a media file: the answers are still readable
+                    continue
                 with src:
-                    if i == len(manifest.files) - 1:
+                    if i == last:
                         buf = io.BytesIO()
                         dec.decrypt(i, src, buf)
                         xml = buf.getvalue()
@@ -92,7 +105,8 @@ class ExportDecryptor:
                         with open(path, "wb") as dst:
                             dec.decrypt(i, src, dst)
                         media.append((plain_name(name), f"decrypted:{path}"))
-            dec.verify()
+            if not missing:
+                dec.verify()
         except EncryptionError as err:
             return self._fail(rec, err.code, err.message)
         schema = self.plan.schemas.get(fv_id)
@@ -109,6 +123,12 @@ class ExportDecryptor:
         if self.plan.options.region and not (region or "").startswith(self.plan.options.region):
             return None
         self.decrypted += 1
+        if missing:
+            note = DecryptIssue(rec.key, "missing_attachment", "Decrypted; not yet arrived: "
+                                f"{', '.join(missing)} (the signature is checked once every file is here).", True)
+            self.notes.append(note)
+            if self.on_issue is not None:
+                self.on_issue(note)
         out = self.plan.decrypted_record(rec, dict(data.values), list(data.repeat_rows),
                                          media if self.plan.options.media else [])
         if region and region != rec.meta[10]:

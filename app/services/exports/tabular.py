@@ -253,6 +253,14 @@ class Plan:
              .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id).where(*self._where()))
         return int(session.scalar(q) or 0)
 
+    def fingerprint(self, session: Session) -> tuple[Any, ...]:
+        """What any change of the exported rows alters (ETags): count, sum of ids, newest change and version."""
+        q = (select(func.count(), func.sum(Submission.id), func.max(Submission.updated_at),
+                    func.max(SubmissionVersion.id))
+             .select_from(Submission).join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
+             .where(*self._where()))
+        return tuple(session.execute(q).one())
+
     def records(self, session: Session, batch: int = BATCH, progress: Callable[[int], None] | None = None,
                 after: tuple[Any, int] | None = None, upto: tuple[Any, int] | None = None) -> Iterator[Record]:
         """Every matching submission in order received, read batch by batch: keyset pagination on
@@ -472,6 +480,12 @@ def _masker(width: int) -> Callable[[Any], list[str]]:
 
 
 def _geopoint(v: Any) -> list[Any]:
+    """Latitude, longitude, altitude, accuracy: each piece as submitted (kept since ingest, as Central's
+    CSV), else from the GeoJSON."""
+    raw = (v.get("properties") or {}).get("odk") if isinstance(v, dict) else None
+    if isinstance(raw, str):
+        pieces = raw.split()  # numbers (checked at ingest): `-121.3` is no formula
+        return pieces[:4] + [""] * (4 - min(len(pieces), 4))
     if isinstance(v, dict):
         c = v.get("coordinates") or []
         acc = (v.get("properties") or {}).get("accuracy", "")

@@ -15,7 +15,6 @@ import io
 import mimetypes
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,7 +29,9 @@ from app.services.forms.publish import (
     attachment_rows,
     check_no_outbound,
     compile_upload,
+    empty_version_free,
     stamp_and_parse,
+    stamp_now,
     upload_attachment,
     version_conflict,
     with_managed_key,
@@ -40,6 +41,7 @@ from forms import FormSchema, SubmissionXMLError, XFormError, extract, parse_sub
 from storage import BlobStore, BlobTooLarge
 
 TOKEN_BYTES = 32
+MAX_NOTES = 2000
 
 
 @dataclass
@@ -76,7 +78,7 @@ def version_used(session: Session, form: Form, version: str) -> bool:
 
 def create_draft(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
                  user: User | None = None, validate: bool | None = None, new_form: bool = False,
-                 form_id: str | None = None) -> DraftResult:
+                 form_id: str | None = None, form_id_fallback: str | None = None) -> DraftResult:
     """Make (or replace) the draft of an existing form from an uploaded XLSForm (or XForm).
 
     The upload is stored byte for byte (its XLSForm stays downloadable). Files the current version
@@ -84,8 +86,9 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     has no draft (publish it with publish_form) unless `new_form`: then the form is made without a
     published version, as Central's `POST /forms?publish=false` does (phones see it once published).
     `form_id`: the form whose draft this must be (an upload of another form is refused, 400.8)."""
-    compiled = compile_upload(data, filename, validate)
-    xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled))
+    compiled = compile_upload(data, filename, validate, form_id_fallback)
+    # without `version` the draft keeps the empty version; publish_draft decides (empty or stamped)
+    xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled, keep_empty=True))
     if form_id is not None and schema.form_id != form_id:
         raise problems.DRAFT_OF_ANOTHER_FORM(form_id=schema.form_id, form_id2=form_id).add(
             field="xmlFormId", value=schema.form_id)
@@ -197,21 +200,30 @@ def check_version_string(version: str) -> str:
     return version
 
 
+def check_publish_notes(notes: str | None) -> str | None:
+    """Publish notes (what changed in this version, Central's `publishNotes`): at most 2,000 characters."""
+    notes = (notes or "").strip()
+    if len(notes) > MAX_NOTES or any(ord(c) < 32 and c not in "\t\r\n" for c in notes):
+        raise problems.PUBLISH_NOTES_TOO_LONG(limit=MAX_NOTES)
+    return notes or None
+
+
 def publish_draft(session: Session, form: Form, *, version: str | None = None,
-                  user: User | None = None) -> tuple[FormVersion, int]:
+                  user: User | None = None, notes: str | None = None) -> tuple[FormVersion, int]:
     """Publish the form's draft as its new current version; returns it and the number of test
     submissions discarded. `version` replaces the draft's version string (an XLSForm without one
     gets the publishing time). A version this form already published is refused (409.6). `user` None: the
     command line."""
     access.require_form_change(session, user, form.project_id, form)
+    notes = check_publish_notes(notes)
     _lock(session, form)
     draft = require_draft(session, form)
     xml = draft.xml
     check_no_outbound(xml, draft.source_filename or f"{form.xml_form_id}.xml")  # a draft made before the rule
     if version is not None and version.strip():
         version = check_version_string(version)
-    elif draft.version_stamped:
-        version = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    elif draft.version_stamped:  # no version in the upload: the empty one while it is free, as Central
+        version = "" if empty_version_free(session, form) else stamp_now()
     else:
         version = draft.version
     if version != draft.version:
@@ -226,6 +238,7 @@ def publish_draft(session: Session, form: Form, *, version: str | None = None,
     published = add_version(session, form, xml=xml, schema=schema, source_filename=draft.source_filename,
                             source_blob_key=draft.source_blob_key, warnings=list(draft.warnings),
                             validation_note=draft.validation_note, user=user, attachments=attachments)
+    published.publish_notes = notes
     return published, _drop(session, draft)
 
 

@@ -39,13 +39,19 @@ def _issues(err: XLSFormError) -> list[dict[str, Any]]:
     return [{"message": i.message, "sheet": i.sheet, "row": i.row} for i in err.issues]
 
 
-def compile_upload(data: bytes, filename: str, validate: bool | None) -> CompiledForm:
+def compile_upload(data: bytes, filename: str, validate: bool | None,
+                   form_id_fallback: str | None = None) -> CompiledForm:
     """Compile an uploaded XLSForm (or XForm); errors become a Problem listing sheet and row. A form that
-    would send records to, or load files from, another host is refused (check_no_outbound)."""
+    would send records to, or load files from, another host is refused (check_no_outbound).
+    `form_id_fallback`: the form id when the settings sheet has none (Central's
+    `X-XlsForm-FormId-Fallback`, kept as sent); else one is made from the file name."""
     try:
-        compiled = compile_xlsform(data, filename, validate=validate)
+        compiled = compile_xlsform(data, filename, validate=validate, form_id_fallback=form_id_fallback)
     except XLSFormError as err:
         raise problems.FORM_NOT_PUBLISHABLE(filename=filename, err=err).add(issues=_issues(err)) from err
+    if compiled.form_id.lower().endswith((".xls", ".xlsx", ".xml")):  # as Central: `…/forms/x.xml` is a file
+        raise problems.FORM_ID_FILE_EXTENSION(form_id=compiled.form_id[:100]).add(field="formId",
+                                                                                  value=compiled.form_id)
     check_no_outbound(compiled.xform, filename)
     return compiled
 
@@ -63,16 +69,28 @@ def check_no_outbound(xform: bytes, filename: str) -> None:
                  "row": None, "what": o.what, "address": o.where} for o in found])
 
 
-def stamp_and_parse(compiled: CompiledForm) -> tuple[bytes, FormSchema]:
-    """The XForm to store (stamped with a version when the settings sheet has none) and its schema."""
+def stamp_and_parse(compiled: CompiledForm, *, keep_empty: bool = False) -> tuple[bytes, FormSchema]:
+    """The XForm to store and its schema. A form without `version` keeps the empty version when
+    `keep_empty` (as Central: submissions without a version attribute belong to it); otherwise it is
+    stamped with the time, so that phones can tell a changed form from the one they have."""
     xml = compiled.xform
-    if not compiled.version:
-        # No `version` in the settings sheet: stamp one so phones can tell versions apart.
-        xml = xmlutil.set_form_version(xml, datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    if not compiled.version and not keep_empty:
+        xml = xmlutil.set_form_version(xml, stamp_now())
     try:
         return xml, parse_xform(xml)
     except XFormError as err:
         raise problems.COMPILED_FORM_NOT_VALID_XFORM(err=err) from err
+
+
+def stamp_now() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def empty_version_free(session: Session, form: Form | None) -> bool:
+    """Whether a form without `version` may be published with the empty version: the form has none yet
+    (docs/odk-protocol.md, *Submissions*). A later change without a version is stamped instead."""
+    return form is None or session.scalar(select(FormVersion.id).where(FormVersion.form_id == form.id,
+                                                                       FormVersion.version == "")) is None
 
 
 def with_managed_key(session: Session, project_id: int, xml: bytes, schema: FormSchema) -> tuple[bytes, FormSchema]:
@@ -88,14 +106,14 @@ def version_conflict(form_id: str, version: str) -> Problem:
 
 
 def publish_form(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
-                 user: User | None = None, validate: bool | None = None) -> PublishResult:
+                 user: User | None = None, validate: bool | None = None,
+                 form_id_fallback: str | None = None) -> PublishResult:
     """Publish an XLSForm: a new form, or a new version of the form with the same form_id."""
-    compiled = compile_upload(data, filename, validate)
-    stamped, plain = stamp_and_parse(compiled)
+    compiled = compile_upload(data, filename, validate, form_id_fallback)
+    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == compiled.form_id))
+    stamped, plain = stamp_and_parse(compiled, keep_empty=empty_version_free(session, form))
     xml, schema = with_managed_key(session, project_id, stamped, plain)
     managed = xml != stamped
-
-    form = session.scalar(select(Form).where(Form.project_id == project_id, Form.xml_form_id == schema.form_id))
     access.require_form_change(session, user, project_id, form)
     sha = hashlib.sha256(xml).hexdigest()
     if form is not None:

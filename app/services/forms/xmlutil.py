@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+from forms import safe_parse
+
 XF = "http://www.w3.org/2002/xforms"
 
 
@@ -18,13 +19,13 @@ def _primary_root(doc: etree._Element) -> etree._Element:
 
 def set_form_version(xml: bytes, version: str) -> bytes:
     """Return the XForm with version= on the primary instance root (bytes re-serialised)."""
-    doc = etree.fromstring(xml, _PARSER)
+    doc = safe_parse(xml)  # hardened, and as lenient as submissions (bare &)
     _primary_root(doc).set("version", version)
     return etree.tostring(doc, xml_declaration=True, encoding="utf-8")
 
 
 def strip_form_version(xml: bytes) -> bytes:
-    doc = etree.fromstring(xml, _PARSER)
+    doc = safe_parse(xml)  # hardened, and as lenient as submissions (bare &)
     root = _primary_root(doc)
     if "version" in root.attrib:
         del root.attrib["version"]
