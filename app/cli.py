@@ -261,7 +261,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         state = "decrypted, attachment missing" if issue.decrypted else "NOT decrypted"
         print(f"{issue.instance_id}: {state}: {issue.message}", file=sys.stderr)
 
-    with rt.db.session() as session:
+    with rt.db.bulk_read() as session:  # the read replica when there is one
         options = ExportOptions.parse({"format": "csvzip", "media": not args.no_media, "sensitive": True})
         plan = plan_for(session, args.project, args.form_id, _cli_admin(args.project), options)
         form = session.get(Form, plan.form.id)

@@ -2,7 +2,7 @@
 
 Source strings are English. Translations live in app/translations/*.json (one file per area,
 {"English text": "中文"}), merged at start-up. `t()` translates for the current request's
-language; templates call it as `_()`. tests/app/test_i18n.py checks every string in the
+language; templates call it as `_()`. tests/app/web/test_i18n.py checks every string in the
 templates and web modules has a Chinese translation.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every route declares who may call it and whether it touches region-scoped records.
 
 The declaration is metadata on the view function (like Central's `canOrReject` verbs, but
-visible to tests): tests/app/test_access_matrix.py walks `app.url_map`, fails on any route that
+visible to tests): tests/app/access/test_access_matrix.py walks `app.url_map`, fails on any route that
 declares nothing, and calls each route as every role, with records of the caller's own region
 and of a foreign one. The checks themselves live in app.services.access; this only says what a
 route is meant to allow, so the test can tell a leak from a rightful answer.

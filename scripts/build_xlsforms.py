@@ -295,6 +295,57 @@ def about(rows):
     return [("topic", "note")] + common + rows
 
 
+def registration_choices():
+    """The registration's own choice lists (the household registration uses the same)."""
+    return [
+        c("gender", "male", "男", "Male"),
+        c("gender", "female", "女", "Female"),
+        c("ethnicity", "tibetan", "藏族", "Tibetan"),
+        c("ethnicity", "han", "汉族", "Han"),
+        c("ethnicity", "monba", "门巴族", "Monpa"),
+        c("ethnicity", "lhoba", "珞巴族", "Lhoba"),
+        c("ethnicity", "hui", "回族", "Hui"),
+        c("ethnicity", "other", "其他", "Other"),
+        c("category", "orphan", "孤儿", "Orphan"),
+        c("category", "de_facto_unsupported", "事实无人抚养儿童", "De-facto unsupported child"),
+        c("category", "serious_illness", "重病儿童", "Seriously ill"),
+        c("category", "disabled", "残疾儿童", "Child with disability"),
+        c("category", "low_income", "低保/特困家庭儿童", "Child in minimum-income / extreme-poverty household"),
+        c("category", "guardianship", "监护缺失或监护不当儿童", "Lacking or inadequate guardianship"),
+        c("category", "left_behind", "农村留守儿童", "Rural left-behind child"),
+        c("category", "other", "其他困境情形", "Other difficulty"),
+        c("disability_level", "1", "一级", "Grade 1"),
+        c("disability_level", "2", "二级", "Grade 2"),
+        c("disability_level", "3", "三级", "Grade 3"),
+        c("disability_level", "4", "四级", "Grade 4"),
+        c("school_status", "preschool_home", "学龄前（未入园）", "Pre-school, at home"),
+        c("school_status", "kindergarten", "幼儿园", "Kindergarten"),
+        c("school_status", "primary", "小学", "Primary"),
+        c("school_status", "junior", "初中", "Junior secondary"),
+        c("school_status", "senior", "高中/中职", "Senior / vocational secondary"),
+        c("school_status", "dropout", "辍学", "Dropped out"),
+        c("school_status", "other", "其他未在校（如因病休学）", "Other, not in school"),
+        c("living_with", "both_parents", "父母双方", "Both parents"),
+        c("living_with", "one_parent", "父亲或母亲一方", "One parent"),
+        c("living_with", "grandparents", "祖父母/外祖父母", "Grandparents"),
+        c("living_with", "relatives", "其他亲属", "Other relatives"),
+        c("living_with", "boarding", "寄宿学校（节假日回家）", "Boarding school"),
+        c("living_with", "institution", "儿童福利机构/救助保护机构", "Institution"),
+        c("living_with", "alone", "独自生活", "Alone"),
+        c("living_with", "other", "其他", "Other"),
+        c("guardian_relation", "father", "父亲", "Father"),
+        c("guardian_relation", "mother", "母亲", "Mother"),
+        c("guardian_relation", "grandparent", "祖父母/外祖父母", "Grandparent"),
+        c("guardian_relation", "sibling", "成年兄姐", "Adult sibling"),
+        c("guardian_relation", "relative", "其他亲属", "Other relative"),
+        c("guardian_relation", "institution", "民政部门/福利机构（机构监护）", "Civil affairs / institution"),
+        c("guardian_relation", "other", "其他", "Other"),
+        c("capacity", "adequate", "有监护能力", "Adequate"),
+        c("capacity", "limited", "监护能力较弱", "Limited"),
+        c("capacity", "none", "无监护能力或监护缺失", "None / absent"),
+    ]
+
+
 # --------------------------------------------------------------------------------------
 # B1 档案表 / child registration (creates the entity)
 # --------------------------------------------------------------------------------------
@@ -431,53 +482,7 @@ def child_registration():
         calc("reident_init", "'no'", save="flag_reidentify"),
         calc("child_short", "substr(/data/meta/entity/@id, 0, 8)"),
     ]
-    choices = [
-        c("gender", "male", "男", "Male"),
-        c("gender", "female", "女", "Female"),
-        c("ethnicity", "tibetan", "藏族", "Tibetan"),
-        c("ethnicity", "han", "汉族", "Han"),
-        c("ethnicity", "monba", "门巴族", "Monpa"),
-        c("ethnicity", "lhoba", "珞巴族", "Lhoba"),
-        c("ethnicity", "hui", "回族", "Hui"),
-        c("ethnicity", "other", "其他", "Other"),
-        c("category", "orphan", "孤儿", "Orphan"),
-        c("category", "de_facto_unsupported", "事实无人抚养儿童", "De-facto unsupported child"),
-        c("category", "serious_illness", "重病儿童", "Seriously ill"),
-        c("category", "disabled", "残疾儿童", "Child with disability"),
-        c("category", "low_income", "低保/特困家庭儿童", "Child in minimum-income / extreme-poverty household"),
-        c("category", "guardianship", "监护缺失或监护不当儿童", "Lacking or inadequate guardianship"),
-        c("category", "left_behind", "农村留守儿童", "Rural left-behind child"),
-        c("category", "other", "其他困境情形", "Other difficulty"),
-        c("disability_level", "1", "一级", "Grade 1"),
-        c("disability_level", "2", "二级", "Grade 2"),
-        c("disability_level", "3", "三级", "Grade 3"),
-        c("disability_level", "4", "四级", "Grade 4"),
-        c("school_status", "preschool_home", "学龄前（未入园）", "Pre-school, at home"),
-        c("school_status", "kindergarten", "幼儿园", "Kindergarten"),
-        c("school_status", "primary", "小学", "Primary"),
-        c("school_status", "junior", "初中", "Junior secondary"),
-        c("school_status", "senior", "高中/中职", "Senior / vocational secondary"),
-        c("school_status", "dropout", "辍学", "Dropped out"),
-        c("school_status", "other", "其他未在校（如因病休学）", "Other, not in school"),
-        c("living_with", "both_parents", "父母双方", "Both parents"),
-        c("living_with", "one_parent", "父亲或母亲一方", "One parent"),
-        c("living_with", "grandparents", "祖父母/外祖父母", "Grandparents"),
-        c("living_with", "relatives", "其他亲属", "Other relatives"),
-        c("living_with", "boarding", "寄宿学校（节假日回家）", "Boarding school"),
-        c("living_with", "institution", "儿童福利机构/救助保护机构", "Institution"),
-        c("living_with", "alone", "独自生活", "Alone"),
-        c("living_with", "other", "其他", "Other"),
-        c("guardian_relation", "father", "父亲", "Father"),
-        c("guardian_relation", "mother", "母亲", "Mother"),
-        c("guardian_relation", "grandparent", "祖父母/外祖父母", "Grandparent"),
-        c("guardian_relation", "sibling", "成年兄姐", "Adult sibling"),
-        c("guardian_relation", "relative", "其他亲属", "Other relative"),
-        c("guardian_relation", "institution", "民政部门/福利机构（机构监护）", "Civil affairs / institution"),
-        c("guardian_relation", "other", "其他", "Other"),
-        c("capacity", "adequate", "有监护能力", "Adequate"),
-        c("capacity", "limited", "监护能力较弱", "Limited"),
-        c("capacity", "none", "无监护能力或监护缺失", "None / absent"),
-    ]
+    choices = registration_choices()
     return {
         "file": "child_registration.xlsx",
         "survey": survey,
@@ -501,6 +506,184 @@ def child_registration():
                            "next_followup_due=+30天, flag_reidentify=no"),
             ("not_in_list", "姓名、身份证号、监护人姓名和电话不写入实体 / name, ID, guardian name/phone are not entity properties."),
             ("design", "建档后30日内完成首次识别（设计值）/ first identification within 30 days (design value)."),
+        ]),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# B1b 同户建档 / household registration: several children of one household, one entity each
+# --------------------------------------------------------------------------------------
+
+def household_registration():
+    """The registration for a household with several children in difficulty (siblings): the filler,
+    the place, the guardian's consent and the guardian once, then one repeat instance per child with the
+    child's age, own view, details and duplicate check. Each instance whose child may have a file
+    (``file_ok``) creates its own entity in ``children`` (entities spec 2025.1: the entity is declared in
+    the repeat; ODK Collect 2026.1 and Central 2025.4 create one entity per instance). The entity's
+    properties are the same as child_registration's; the place is copied into each child."""
+    consent_ok = "${consent_guardian} = 'yes' and ${consent_sensitive} = 'yes'"
+    file_ok = "${file_ok} = 'yes'"
+    survey = META + [
+        note("intro",
+             "本表用于为同一户的多名困境儿童（兄弟姐妹）一次建立“一人一档”档案：每名儿童一条，各建一份档案。"
+             + CONFIDENTIAL_ZH,
+             "Opens a 'one child, one file' record for each child in difficulty of one household (siblings): "
+             "one entry per child, one file each. " + CONFIDENTIAL_EN),
+        q("csv-external", "children"),
+        q("begin_group", "grp_worker", "填表人", "Form filler", app="field-list"),
+        q("select_one role", "worker_role", "填表人身份", "Filler's role", req=True),
+        q("text", "worker_name", "填表人姓名", "Filler's name", req=True),
+        q("text", "worker_phone", "填表人手机号", "Filler's mobile", req=True,
+          con="regex(., '^1[3-9][0-9]{9}$')", msg=("请输入11位手机号", "Enter an 11-digit mobile number"),
+          app="numbers"),
+        end("group", "grp_worker"),
+    ] + region(save=False) + [
+        calc("village_zh", "instance('regions')/root/item[name=${village}]/label"),
+        q("begin_group", "grp_consent", "告知与同意", "Information and consent"),
+        note("consent_text",
+             "请先向监护人说明：为本户儿童建档的目的、记录哪些内容、信息仅用于关爱服务、谁可以查阅、如何保密，以及可随时要求查阅、"
+             "更正或撤回同意。儿童个人信息及心理健康信息属敏感个人信息，须取得监护人单独同意。",
+             "First explain to the guardian: why files are opened for the household's children, what is recorded, "
+             "that it is used only for care services, who can see it, how it is kept confidential, and the right "
+             "to view, correct or withdraw consent. Children's data and mental-health data are sensitive and need "
+             "separate consent."),
+        q("select_one consent3", "consent_guardian", "监护人是否同意为本户儿童建档",
+          "Does the guardian agree to files being opened for the household's children?", req=True),
+        q("select_one yesno", "consent_sensitive", "监护人是否单独同意处理儿童敏感个人信息（含心理健康信息）",
+          "Does the guardian separately consent to processing the children's sensitive data (incl. mental health)?",
+          req=True, rel="${consent_guardian} = 'yes'"),
+        q("image", "consent_signature", "监护人签名", "Guardian's signature",
+          hint=("不会写字的可按手印后拍照", "If the guardian cannot write, photograph a fingerprint"),
+          req=True, rel=consent_ok, app="signature", params=SIGNATURE, sens=True),
+        q("text", "refusal_reason", "未同意或未联系上的原因", "Reason for refusal / no contact",
+          hint=("未同意的不建立电子档案，不再询问儿童信息；由儿童主任继续日常关爱并报告儿童督导员。",
+                "Without consent no electronic file is opened and no child data are asked; the child director "
+                "keeps caring and informs the supervisor."),
+          req=True, rel=f"${{consent_guardian}} != '' and not({consent_ok})", sens=True),
+        end("group", "grp_consent"),
+        q("begin_group", "grp_guardian", "监护人信息", "Guardian", rel=consent_ok, app="field-list"),
+        q("text", "guardian_name", "监护人（或实际照料人）姓名", "Guardian / carer name", req=True, sens=True),
+        q("text", "guardian_phone", "监护人手机号", "Guardian's mobile",
+          hint=("不进入同步到手机的儿童列表", "Not put in the child list that syncs to phones"),
+          con="regex(., '^1[3-9][0-9]{9}$')", msg=("请输入11位手机号", "Enter an 11-digit mobile number"),
+          app="numbers", sens=True),
+        q("select_one capacity", "guardian_capacity", "监护能力", "Guardian's capacity to care", req=True),
+        q("text", "address_detail", "详细住址（自然村/组/门牌）", "Address detail (hamlet/group/house no.)", sens=True),
+        end("group", "grp_guardian"),
+        # The repeat itself is not gated by the consent: its first instance exists from the start, and its
+        # entity id is set when the form loads (odk-instance-first-load), which engines skip in a
+        # non-relevant node. Its questions are gated instead; without consent no child has a file.
+        q("begin_repeat", "child", "本户儿童（每名儿童一条）", "Children of the household (one entry per child)"),
+        q("date", "birth_date", "出生日期", "Date of birth", req=True, rel=consent_ok,
+          con="(. <= today()) and ((decimal-date-time(today()) - decimal-date-time(string(.))) < 18 * 365.25)",
+          msg=("出生日期不能晚于今天，且儿童须未满18周岁", "Cannot be in the future; the child must be under 18"),
+          save="birth_date"),
+        calc("age_years",
+             "if(${birth_date} = '', '', int((decimal-date-time(today()) - decimal-date-time(string(${birth_date}))) "
+             "div 365.25))"),
+        q("select_one yesno", "child_assent", "儿童本人是否知情同意（8周岁以上询问，14周岁以上须同意）",
+          "Is the child informed and agreeing? (asked from 8; required from 14)", req=True,
+          rel=f"{consent_ok} and ${{age_years}} >= 8"),
+        calc("file_ok",
+             f"if({consent_ok} and ${{birth_date}} != '' and (${{age_years}} < 14 or ${{child_assent}} = 'yes'), "
+             "'yes', 'no')"),
+        note("assent_refused", "该儿童已满14周岁且不同意：不为其建立电子档案。",
+             "This child is 14+ and does not agree: no file is opened for this child.",
+             rel="${age_years} >= 14 and ${child_assent} = 'no'"),
+        q("begin_group", "grp_child", "儿童基本信息", "Child's basic information", rel=file_ok),
+        q("text", "child_name", "儿童姓名", "Child's full name",
+          hint=("全名只保存在本次提交中，不进入同步到手机的儿童列表", "The full name stays in this submission only; "
+                "it is not put in the child list that syncs to phones"),
+          req=True, con="string-length(normalize-space(.)) >= 2",
+          msg=("请填写完整姓名", "Enter the full name"), sens=True),
+        q("select_one gender", "gender", "性别", "Sex", req=True, save="gender"),
+        q("select_one ethnicity", "ethnicity", "民族", "Ethnicity", req=True),
+        q("text", "ethnicity_other", "其他民族（请注明）", "Other ethnicity (specify)", req=True,
+          rel="${ethnicity} = 'other'"),
+        q("text", "id_number", "公民身份号码（无户籍可空）", "National ID number (may be blank)",
+          hint=("仅用于与全国儿童福利信息系统核对身份；导出时脱敏", "Only to match the national child-welfare "
+                "information system; masked in exports"),
+          con="regex(., '^[0-9]{17}[0-9Xx]$') and substr(., 6, 14) = format-date(${birth_date}, '%Y%m%d')",
+          msg=("须为18位身份号码，且其中的出生日期与上面一致", "Must be 18 characters and contain the date of birth above"),
+          sens=True),
+        q("select_multiple category", "child_category", "儿童类别（可多选）", "Child category (select all that apply)",
+          req=True, save="category"),
+        q("text", "category_other", "其他困境情形（请注明）", "Other difficulty (specify)", req=True,
+          rel="selected(${child_category}, 'other')", sens=True),
+        q("select_one disability_level", "disability_level", "残疾等级", "Disability grade", req=True,
+          rel="selected(${child_category}, 'disabled')"),
+        q("select_one school_status", "school_status", "就学状况", "Schooling status", req=True),
+        q("text", "school_name", "学校名称及年级", "School and grade", req=True,
+          rel="${school_status} = 'primary' or ${school_status} = 'junior' or ${school_status} = 'senior'",
+          sens=True),
+        q("select_one living_with", "living_with", "目前与谁共同生活", "Currently lives with", req=True),
+        q("select_one guardian_relation", "guardian_relation", "监护人与该儿童的关系", "Guardian's relationship to this child",
+          req=True),
+        end("group", "grp_child"),
+        calc("dup_n",
+             "if(${file_ok} = 'yes', count(instance('children')/root/item[village = ${village} and "
+             "gender = ${gender} and birth_date = ${birth_date}]), 0)"),
+        q("select_one yesno", "dup_checked", "本村已有 ${dup_n} 名同性别、同出生日期的儿童在档。已核对，确认不是同一儿童？",
+          "${dup_n} child(ren) of the same sex and date of birth are already on file in this village. "
+          "Checked: this is not the same child?",
+          hint=("一人一档：同一儿童请勿重复建档，应使用走访或识别表", "One child, one file: for a child already on "
+                "file use the visit or identification form"),
+          req=True, rel="${dup_n} > 0", con=". = 'yes'",
+          msg=("同一儿童不能重复建档", "Do not open a second file for the same child")),
+        # Masked label pieces and the entity's properties (only written when this child's entity is created).
+        calc("gender_zh", "if(${gender} = 'male', '男', if(${gender} = 'female', '女', ''))"),
+        calc("child_label",
+             "concat(substr(normalize-space(${child_name}), 0, 1), '*（', ${gender_zh}, '，', "
+             "substr(${birth_date}, 0, 7), '，', ${village_zh}, '）')"),
+        calc("child_prefecture", "${prefecture}", save="prefecture"),
+        calc("child_county", "${county}", save="county"),
+        calc("child_township", "${township}", save="township"),
+        calc("child_village", "${village}", save="village"),
+        calc("status_init", "'registered'", save="status"),
+        calc("risk_init", "'unassessed'", save="risk_level"),
+        calc("referral_init", "'none'", save="referral_status"),
+        calc("registered_on", "format-date(today(), '%Y-%m-%d')", save="registered_on"),
+        calc("first_due", "format-date(date(decimal-date-time(today()) + 30), '%Y-%m-%d')", save="next_followup_due"),
+        calc("reident_init", "'no'", save="flag_reidentify"),
+        end("repeat", "child"),
+        calc("children_n", "count(${child})"),
+        q("select_one yesno", "photo_consent", "监护人是否同意拍摄居住环境照片", "Does the guardian agree to photos of the home?",
+          req=True, rel=consent_ok),
+        q("image", "home_photo", "居住环境照片（不拍儿童正脸）", "Photo of living conditions (not the children's faces)",
+          hint=("仅拍住房、生活条件，不得外传", "Only the house and living conditions; never forward it"),
+          rel="${photo_consent} = 'yes'", params=PHOTO, sens=True),
+        q("geopoint", "home_location", "家庭位置（到户时采集）", "Home location (capture at the home)",
+          rel=consent_ok, sens=True),
+        note("result_yes", "将为本户 ${children_n} 名儿童中符合条件的每一名建立电子档案，各自出现在本村（居）儿童列表中（显示为姓名首字加*）。",
+             "A file is opened for each of the ${children_n} children who may have one; each appears in the village "
+             "list with a masked name.", rel=consent_ok),
+        note("result_no", "不建立电子档案。本次仅记录未同意情况；请继续日常关爱并报告儿童督导员。",
+             "No electronic file is opened; only the refusal is recorded. Keep caring and inform the supervisor.",
+             rel=f"not({consent_ok})"),
+    ]
+    return {
+        "file": "household_registration.xlsx",
+        "survey": survey,
+        "choices": shared_choices() + registration_choices(),
+        "settings": {
+            "form_title": "困境儿童心理健康档案表（同户多名儿童建档） Household registration",
+            "form_id": "household_registration",
+            "instance_name": "concat('同户建档-', ${village}, '-', ${today}, '-', ${children_n})",
+        },
+        "entities": [{
+            "list_name": "children",
+            "label": "${child_label}",
+            "create_if": "${file_ok} = 'yes'",
+        }],
+        "about": about([
+            ("entity", "在重复组 child 中声明实体（实体规范 2025.1）：每名儿童一条，符合 file_ok 的各创建一个 children 实体 / "
+                       "the entity is declared in the repeat 'child' (entities spec 2025.1): one children entity per "
+                       "child whose file_ok = yes."),
+            ("consent", "监护人同意一次，对本户所有儿童有效；8周岁以上询问儿童本人，14周岁以上须本人同意 / "
+                        "the guardian consents once for the household; each child's own view as in child_registration."),
+            ("label", "实体标签：姓名首字*（性别，出生年月，村名），不含全名 / masked label, no full name."),
+            ("properties", "与 child_registration 相同（地区从本户位置复制到每名儿童）/ the same as child_registration "
+                           "(the household's place is copied into each child)."),
         ]),
     }
 
@@ -1098,7 +1281,7 @@ def referral_followup():
     }
 
 
-FORMS = [child_registration, identification, assessment, visit_record, referral_followup]
+FORMS = [child_registration, household_registration, identification, assessment, visit_record, referral_followup]
 
 
 # --------------------------------------------------------------------------------------

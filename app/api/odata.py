@@ -122,7 +122,9 @@ def odata_table(call: Call, project_id: int, xml_form_id: str, table: str) -> An
         select_ = select_arg()
         odata.check_select(schema, tbl, select_)
         red = access.Redactor(s, user, project_id)
-        q = central.submissions_query(user, form)
+        # As Central: deleted submissions only appear when the filter asks about __system/deletedAt.
+        q = central.submissions_query(user, form, deleted=None if "__system/deletedAt" in
+                                      (request.args.get("$filter") or "") else False)
         if request.args.get("$filter"):
             hidden = set() if red.show else set(red.paths(schema))
             where = {**odata.form_filter_fields(schema, SubmissionVersion.data, hidden), **_submission_filter_fields()}
@@ -179,7 +181,8 @@ def _root_rows(s: Any, schema: Any, q: Any, page: int | None, skip: int, token: 
             "submitterName": display_name or username, "attachmentsPresent": present,
             "attachmentsExpected": expected, "status": status.get(sv.id),
             "reviewState": odata.REVIEW_TO_CENTRAL.get(sub.review_state, sub.review_state),
-            "deviceId": sub.device_id, "edits": edits.get(sub.id, 0), "formVersion": version, "deletedAt": None,
+            "deviceId": sub.device_id, "edits": edits.get(sub.id, 0), "formVersion": version,
+            "deletedAt": central.iso(sub.deleted_at),
         }
         rows.append(odata.select_fields(row, select_))
     next_token = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, and_, case, func, select, true
 from sqlalchemy.orm import Session
 
 from app import problems
@@ -73,13 +73,15 @@ def review_column() -> Any:
                   if theirs is not None], else_=None)
 
 
-def submissions_query(user: User, form: Form, deleted: bool = False) -> Select[Any]:
-    """The form's submissions the user sees; with `deleted`, those in the trash instead (`?deleted=true`)."""
+def submissions_query(user: User, form: Form, deleted: bool | None = False) -> Select[Any]:
+    """The form's submissions the user sees; with `deleted`, those in the trash instead (`?deleted=true`);
+    None: both (an OData filter on `__system/deletedAt`, as Central)."""
     return (select(Submission, SubmissionVersion, FormVersion.version, User.display_name, User.username)
             .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
             .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
             .outerjoin(User, User.id == Submission.submitter_id)
             .where(Submission.form_id == form.id,
+                   true() if deleted is None else
                    Submission.deleted_at.is_not(None) if deleted else Submission.deleted_at.is_(None),
                    access.submission_filter(user, form.project_id)))
 

@@ -67,7 +67,7 @@ ACTIONS: dict[str, str] = {
 
 
 # The words for every detail an event carries (its keyword arguments to record()), shown on the audit page
-# (translated there); tests/app/test_words.py fails on a detail recorded without words here.
+# (translated there); tests/app/web/test_words.py fails on a detail recorded without words here.
 DETAILS: dict[str, str] = {
     "active": "Active", "assigned": "Forms given", "bulk": "Several at once", "channel": "Through",
     "children": "Children", "closed_at": "Closed on", "comment": "Comment", "cutoff": "Closed before",

@@ -118,7 +118,7 @@ def requires(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 abort(403)
             return view(*args, **kwargs)
 
-        # The page declares what `requires` enforces (tests/app/test_access_matrix.py reads it); an
+        # The page declares what `requires` enforces (tests/app/access/test_access_matrix.py reads it); an
         # explicit @declare on the view (e.g. scoped=True) is kept.
         if declared(view) is None:
             declare(allowed)(wrapper)

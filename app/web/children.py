@@ -181,7 +181,7 @@ def children() -> Any:
                            filters={k: v for k, v in filters.items() if v}, names=names, regions=regions,
                            risk_levels=child_service.RISK_LEVELS, statuses=child_service.STATUSES,
                            overdue_ids={r.uuid for r in rows if child_service.is_overdue(r, today)},
-                           identifying=access.sees_sensitive(user))
+                           identifying=access.sees_sensitive(user), trash_days=child_service.trash.TRASH_DAYS)
 
 
 def _visible(user: Any, code: str) -> bool:

@@ -46,7 +46,7 @@ ASPECTS = {
     "choice_label": "Choice relabelled",
     "sensitive": "Sensitive",
 }
-KIND_LABELS = {"added": "Added", "removed": "Removed", "moved": "Moved", "changed": "Changed"}
+KIND_LABELS = {"added": "Added", "removed": "Removed", "moved": "Moved in the form", "changed": "Changed"}
 
 
 def _form(s: Session, xml_form_id: str) -> Form:

@@ -60,6 +60,25 @@ def children_delete(uid: str) -> Any:
     return redirect(url_for("web.trash"))
 
 
+@bp.post("/children/delete")
+@declare(COORDINATORS, scoped=True, note="children outside the caller's regions are skipped")
+@requires(*COORDINATORS)
+def children_bulk_delete() -> Any:
+    """Delete the children ticked on the children list (one confirmation for all)."""
+    uids = [u for u in request.form.getlist("uid") if u.strip()][:entity_trash.MAX_BULK]
+    if not uids or not _confirmed():
+        flash(t("Tick the children to delete, and the box to confirm."))
+        return redirect(url_for("web.children"))
+    user = db_user()
+    with runtime().db.write() as s:
+        done = entity_trash.delete_entities(s, user.project_id, user, CHILDREN, uids, ip=client_ip(), strict=False)
+    if not done:
+        raise problems.NO_SUCH_CHILD()
+    flash(t("{n} child file(s) moved to the trash. They can be restored there for {days} days.", n=len(done),
+            days=entity_trash.TRASH_DAYS))
+    return redirect(url_for("web.trash"))
+
+
 @bp.post("/trash/children/restore")
 @declare(COORDINATORS, scoped=True)
 @requires(*COORDINATORS)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.models import Submission, SubmissionVersion
 from tests.app.conftest import PASSWORD
-from tests.app.test_fuzz_api import check_body
+from tests.app.api.test_fuzz_api import check_body
 from tests.app.web_helpers import Browser
 from tests.support.sample_forms import household_xml
 

@@ -15,8 +15,8 @@ import pytest
 
 from app.errors import Problem
 from app.services import regions
-from tests.app.test_entities import post
-from tests.app.test_web_collectors import signed_in, users
+from tests.app.children.test_entities import post
+from tests.app.identity.test_web_collectors import signed_in, users
 from tests.app.web_helpers import Browser
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import REGISTER_MD, register_xml
@@ -244,7 +244,7 @@ def test_the_places_list_stays_scoped_after_another_province_is_loaded(
 def test_exports_name_the_places_picked_from_regions_csv(app: Any, rt: Any, collect: DigestClient,
                                                          make_user: Any, tmp_path: Path) -> None:
     from app.services.ops import setup
-    from tests.app.test_exports import Api, col, tables
+    from tests.app.exports.test_exports import Api, col, tables
 
     path = tmp_path / "places.md"
     path.write_text(PLACES_MD, encoding="utf-8")

@@ -14,7 +14,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from tests.app.test_reports import FORMS, REGISTER, Child, _xml_register, _xml_update, update_md
+from tests.app.reports.test_reports import FORMS, REGISTER, Child, _xml_register, _xml_update, update_md
 from tests.e2e.live import LiveServer
 from tests.e2e.test_browser import (  # noqa: F401  (fixtures)
     PASSWORD,

@@ -57,7 +57,7 @@ def _basic_with_forwarded_https(url: str) -> requests.Response:
 
 
 def test_forwarded_proto_needs_trust_proxy_and_the_throttle_spans_workers(tmp_path: Path) -> None:
-    # SQLite only: the throttle's queries run on both backends in tests/app/test_signin_throttle.py;
+    # SQLite only: the throttle's queries run on both backends in tests/app/identity/test_signin_throttle.py;
     # here what matters is gunicorn's configuration and several worker processes.
     srv = LiveServer.prepare(tmp_path / "srv")
     srv.cli("init")

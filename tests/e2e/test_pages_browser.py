@@ -1,6 +1,6 @@
 """Every page of the website, as every role that may open it, on a phone and on a desktop, in Chinese.
 
-Generated from the URL map (like tests/app/test_access_matrix.py), so a new page is covered without
+Generated from the URL map (like tests/app/access/test_access_matrix.py), so a new page is covered without
 anyone adding it here: every GET rule of the web blueprint, its URL variables taken from a realistic
 county (tests/support/world.py: 城关区 after a year of care work, ~200 children, built over HTTP), and
 every role the route declares (app/routeaccess.py). A page a role opens must answer 200; what is not

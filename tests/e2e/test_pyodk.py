@@ -237,7 +237,7 @@ def test_forms_xml_and_extended_metadata(admin: Any) -> None:
 
 
 def test_forms_create_and_update(admin: Any, tmp_path: Path) -> None:
-    from tests.app.test_api_forms import xlsx
+    from tests.app.api.test_api_forms import xlsx
 
     logo = tmp_path / "logo.png"
     logo.write_bytes(b"\x89PNG first logo")
@@ -361,6 +361,29 @@ def test_entity_lists_and_entities_written(admin: Any) -> None:
     admin.entities.update(child, entity_list_name="children", data={"status": "moved"}, base_version=1)
     versions = admin.get(f"projects/1/datasets/children/entities/{child}/versions").json()
     assert [v["version"] for v in versions] == [1, 2] and versions[1]["data"]["status"] == "moved"
+
+
+def test_the_trash_through_pyodks_session(admin: Any, manager: Any) -> None:
+    """Central 2024.3+'s trash with pyodk's signed-in session: a submission and entities deleted, gone from
+    pyodk's lists and OData, listed with ?deleted=true, restored (entities in bulk). Everything is restored
+    at the end (the module's other tests share the server)."""
+    subs = "projects/1/forms/household/submissions"
+    assert admin.delete(f"{subs}/uuid:visit-4").json() == {"success": True}
+    assert "uuid:visit-4" not in {s.instanceId for s in admin.submissions.list(form_id="household")}
+    assert "uuid:visit-4" not in {r["__id"] for r in admin.submissions.get_table(form_id="household")["value"]}
+    assert [s["instanceId"] for s in admin.get(subs, params={"deleted": "true"}).json()] == ["uuid:visit-4"]
+    assert manager.delete(f"{subs}/uuid:visit-3").status_code == 403
+    assert admin.post(f"{subs}/uuid:visit-4/restore").json() == {"success": True}
+    assert "uuid:visit-4" in {s.instanceId for s in admin.submissions.list(form_id="household")}
+
+    ents = "projects/1/datasets/children/entities"
+    two = [CHILD_IDS["Tenzin"], CHILD_IDS["Norbu"]]
+    assert admin.post(f"{ents}/bulk-delete", json={"ids": two}).json() == {"count": 2}
+    listed = {e.uuid for e in admin.entities.list(entity_list_name="children")}
+    assert not listed & set(two)
+    assert sorted(e["uuid"] for e in admin.get(ents, params={"deleted": "true"}).json()) == sorted(two)
+    assert admin.post(f"{ents}/bulk-restore", json={"ids": two}).json() == {"count": 2}
+    assert set(two) <= {e.uuid for e in admin.entities.list(entity_list_name="children")}
 
 
 def _centralpy(server: LiveServer, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@ belong, and English the interface should have translated.
 
 `problems(text, ...)` takes the text a person sees (scripts, styles and <code> left out: a code set in <code>
 is shown as a code on purpose, like a form id or an instance id) and names each code and each English
-phrase found. Shared by tests/app/test_world_words.py (every page of the realistic county, in-process, both
+phrase found. Shared by tests/app/web/test_world_words.py (every page of the realistic county, in-process, both
 databases) and anything else that has a page's visible text.
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The pages of the website to open in a realistic county (tests/support/world.py), generated from the URL
-map like the access matrix (tests/app/test_access_matrix.py): every GET rule of the web blueprint, its URL
+map like the access matrix (tests/app/access/test_access_matrix.py): every GET rule of the web blueprint, its URL
 variables taken from the world, as every role the route declares (app/routeaccess.py). A new page is
 covered without anyone adding it; a page whose variables the world cannot fill fails loudly.
 
 Used by tests/e2e/test_pages_browser.py (every page at 375 and 1280 px in Chromium) and
-tests/app/test_world_words.py (every Chinese page in words, not codes).
+tests/app/web/test_world_words.py (every Chinese page in words, not codes).
 """
 from __future__ import annotations
 

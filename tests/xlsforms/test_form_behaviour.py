@@ -134,6 +134,70 @@ def _registration(consent="yes", sensitive="yes", birth=BIRTH_12, assent="yes", 
     return answers
 
 
+def household(kids, consent="yes"):
+    """The household registration filled for these children: (name, sex, birth date, assent or None)."""
+    answers = [
+        {"ref": "/data/grp_worker/worker_role", "value": "child_director"},
+        {"ref": "/data/grp_worker/worker_name", "value": "卓玛"},
+        {"ref": "/data/grp_worker/worker_phone", "value": "13800000000"},
+        *_region(),
+        {"ref": "/data/grp_consent/consent_guardian", "value": consent},
+    ]
+    if consent != "yes":
+        return answers + [{"ref": "/data/grp_consent/refusal_reason", "value": "监护人暂不同意"}]
+    answers += [
+        {"ref": "/data/grp_consent/consent_sensitive", "value": "yes"},
+        _sig("/data/grp_consent/consent_signature"),
+        {"ref": "/data/grp_guardian/guardian_name", "value": "次仁"},
+        {"ref": "/data/grp_guardian/guardian_phone", "value": "13912345678"},
+        {"ref": "/data/grp_guardian/guardian_capacity", "value": "limited"},
+        {"ref": "/data/child", "repeat_count": len(kids)},
+    ]
+    for n, (name, sex, birth, assent) in enumerate(kids, start=1):
+        at = f"/data/child[{n}]"
+        answers.append({"ref": f"{at}/birth_date", "value": birth})
+        if assent is not None:
+            answers.append({"ref": f"{at}/child_assent", "value": assent})
+        if assent == "no":
+            continue
+        answers += [
+            {"ref": f"{at}/grp_child/child_name", "value": name},
+            {"ref": f"{at}/grp_child/gender", "value": sex},
+            {"ref": f"{at}/grp_child/ethnicity", "value": "tibetan"},
+            {"ref": f"{at}/grp_child/child_category", "values": ["left_behind"]},
+            {"ref": f"{at}/grp_child/school_status", "value": "primary"},
+            {"ref": f"{at}/grp_child/school_name", "value": "城关小学三年级"},
+            {"ref": f"{at}/grp_child/living_with", "value": "grandparents"},
+            {"ref": f"{at}/grp_child/guardian_relation", "value": "grandparent"},
+        ]
+    return answers + [{"ref": "/data/photo_consent", "value": "no"}]
+
+
+def test_household_registration_makes_one_entity_per_child():
+    kids = [("扎西次仁", "male", BIRTH_12, "yes"), ("卓玛拉姆", "female", _years_ago(6), None),
+            ("次旦", "male", _years_ago(15, 2), "no")]
+    sub, root = _fill("household_registration", household(kids))
+    assert root.find("meta/entity") is None  # the household itself is no entity
+    children = root.findall("child")
+    assert len(children) == 3
+    blocks = [c.find("meta/entity") for c in children]
+    assert [b.get("dataset") for b in blocks] == ["children"] * 3
+    assert [b.get("create") for b in blocks] == ["true", "true", "false"]  # the 15-year-old said no
+    ids = [b.get("id") for b in blocks]
+    assert len(set(ids)) == 3 and all(i.startswith("uuid:") or len(i) == 36 for i in ids)
+    assert blocks[0].find("label").text.startswith("扎*（男，")
+    assert blocks[1].find("label").text.startswith("卓*（女，")
+    for child in children[:2]:  # the household's place and the initial status, in each child
+        assert _text(child, "child_village") == "540102002001" and _text(child, "status_init") == "registered"
+    assert _text(children[0], "birth_date") == BIRTH_12
+
+
+def test_household_registration_without_consent_asks_nothing_about_children():
+    sub, root = _fill("household_registration", household([], consent="no"))
+    assert not [b for b in root.findall("child/meta/entity") if b.get("create") in ("1", "true")]
+    assert _text(root, "grp_consent/refusal_reason") == "监护人暂不同意"
+
+
 def test_registration_with_consent_creates_masked_entity():
     sub, root = _fill("child_registration", _registration())
     entity = _entity(root)

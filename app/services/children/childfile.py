@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.models import (
@@ -343,8 +343,12 @@ def child_file(session: Session, project_id: int, user: User, uid: str) -> Child
         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
         .join(Form, Form.id == Submission.form_id)
         .join(FormVersion, FormVersion.id == SubmissionVersion.form_version_id)
-        .where(Form.project_id == project_id, Submission.entity_uuid == child.uuid,
-               Submission.deleted_at.is_(None)))
+        .where(Form.project_id == project_id, Submission.deleted_at.is_(None),
+               # the child's own records, and a household's that registered it among others (several entities)
+               or_(Submission.entity_uuid == child.uuid,
+                   and_(Submission.entity_uuid.is_(None), Submission.id.in_(
+                       select(EntityVersion.submission_id).where(EntityVersion.entity_id == child.id,
+                                                                 EntityVersion.submission_id.is_not(None)))))))
     history_rows = entity_history(session, child)
     merged_from = _merged_history(session, child)
     history_rows = sorted(history_rows + list(merged_from), key=lambda v: (v.created_at, v.id))

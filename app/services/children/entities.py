@@ -1,6 +1,7 @@
 """Entity lists (the care file's `children` list): applying the entity blocks of submissions.
 
-Processing follows the ODK entities spec through 2024.1 and ODK Central's rules (docs/architecture.md, "Entities"):
+Processing follows the ODK entities spec through 2025.1 and ODK Central's rules (docs/architecture.md, "Entities");
+2025.1's entities from a repeat (several per submission) are applied one block at a time (`process_all`):
 - create: a new entity, version 1; an id already in use is an error (nothing is overwritten);
 - update: applied on top of the current version; only the properties the submission sent change;
 - offline updates (2024.1: trunkVersion + branchId): a chain of updates made on one phone while

@@ -93,16 +93,19 @@ def child_archive(session: Session, project_id: int, user: User, uid: str, lang:
             .where(Form.project_id == project_id)):
         versions[(xml_form_id, fv.version)] = fv
     blobs: dict[str, dict[str, tuple[str | None, str | None]]] = {}
+    # The files of the file's records (the child's own, and a household's that registered it among others).
+    wanted = {(rec.form_id, rec.instance_id) for rec in cf.records}
     rows = session.execute(
-        select(Submission.instance_id, SubmissionAttachment.name, SubmissionAttachment.blob_key,
+        select(Form.xml_form_id, Submission.instance_id, SubmissionAttachment.name, SubmissionAttachment.blob_key,
                SubmissionAttachment.content_type)
         .join(SubmissionVersion, SubmissionVersion.id == Submission.current_version_id)
         .join(SubmissionAttachment, SubmissionAttachment.version_id == SubmissionVersion.id)
         .join(Form, Form.id == Submission.form_id)
-        .where(Form.project_id == project_id, Submission.entity_uuid == uid, Submission.deleted_at.is_(None),
-               SubmissionAttachment.blob_key.is_not(None)))
-    for iid, name, key, ctype in rows:
-        blobs.setdefault(iid, {})[name] = (key, ctype)
+        .where(Form.project_id == project_id, Submission.instance_id.in_(sorted({i for _, i in wanted})),
+               Submission.deleted_at.is_(None), SubmissionAttachment.blob_key.is_not(None)))
+    for xml_form_id, iid, name, key, ctype in rows:
+        if (xml_form_id, iid) in wanted:
+            blobs.setdefault(iid, {})[name] = (key, ctype)
     archive = ChildArchive(uid, {})
     records = []
     for n, rec in enumerate(cf.records, start=1):

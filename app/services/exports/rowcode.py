@@ -5,7 +5,7 @@ append). For a table's fixed specs, `compile_row` generates one Python function 
 line of code per column — the kind tests done once, here — and returns the row as one list
 display. The generated code refers to the keys, label dicts and functions only through names
 bound in its namespace (K0, F0, …), never through their text. Output is identical to build_row
-(tests/app/test_exports.py compares both on every kind of cell).
+(tests/app/exports/test_exports.py compares both on every kind of cell).
 """
 from __future__ import annotations
 

@@ -50,8 +50,13 @@ def decide(session: Session, project_id: int, user: User, held_id: int, action: 
 
 
 def _event(session: Session, change: HeldChange) -> EntityEvent | None:
-    return session.scalar(select(EntityEvent).where(EntityEvent.submission_version_id == change.version_id,
-                                                    EntityEvent.status == "held").order_by(EntityEvent.id.desc()))
+    """The held entity event of the change: of its entity, when the record holds several entity blocks (a
+    household's siblings, entities spec 2025.1)."""
+    q = select(EntityEvent).where(EntityEvent.submission_version_id == change.version_id,
+                                  EntityEvent.status == "held")
+    if change.target:
+        q = q.where(EntityEvent.entity_uuid == change.target)
+    return session.scalar(q.order_by(EntityEvent.id.desc()))
 
 
 def _apply(session: Session, project_id: int, change: HeldChange) -> None:
