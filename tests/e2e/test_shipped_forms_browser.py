@@ -27,7 +27,12 @@ from tests.e2e.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 FILLER = (Path(__file__).with_name("webforms_filler.js")).read_text(encoding="utf-8")
-FORMS = ["child_registration", "identification", "assessment", "visit_record", "referral_followup"]
+# Every workbook of xlsforms/ (a new one is covered without anyone adding it), registrations first: the
+# follow-up forms pick the child they made.
+_ORDER = ["child_registration", "household_registration", "identification", "assessment", "visit_record",
+          "referral_followup"]
+FORMS = sorted((p.stem for p in (ROOT / "xlsforms").glob("*.xlsx")),
+               key=lambda f: (_ORDER.index(f) if f in _ORDER else len(_ORDER), f))
 BACKENDS = [b.strip() for b in os.environ.get("CAREFILE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
 PASSWORD = "shipped forms pw"
 USER = "coord"
