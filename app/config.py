@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_PROCESSES": None,  # processes per large CSV zip job (default min(2, CPUs); exports/parallel.py)
     # Years after a case's closure before `carefile retention run` anonymises the file (README: why 10).
     "RETENTION_YEARS": 10,
+    # Days a finished export's file is kept; then it is deleted and the job says "expired" (0 = at once).
+    "EXPORT_KEEP_DAYS": 7,
     # Seconds the figures of `carefile dashboard refresh` serve the dashboard (app/services/rollup.py); 0 = always live.
     "DASHBOARD_MAX_AGE": 1800,
     # Scopes of at most this many children get a live dashboard even when stored figures exist (exact at once).
@@ -50,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
 
 _BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}
 _INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
-             "RETENTION_YEARS", "DASHBOARD_MAX_AGE", "DASHBOARD_LIVE_UP_TO"}
+             "RETENTION_YEARS", "DASHBOARD_MAX_AGE", "DASHBOARD_LIVE_UP_TO", "EXPORT_KEEP_DAYS"}
 
 
 def _coerce(key: str, value: Any) -> Any:

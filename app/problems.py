@@ -565,6 +565,10 @@ NOT_TURNING_18 = Kind(
     "so 'turned 18' cannot be the reason. Choose the reason that applies, or correct the date of birth "
     "in the registration first.")
 EXPORT_NOT_FINISHED = Kind("409.70", 409, "This export is not finished yet.")
+EXPORT_EXPIRED = Kind(
+    "410.77", 410,
+    "This export's file was deleted: finished exports are kept for a few days only (CAREFILE_EXPORT_KEEP_DAYS), "
+    "and all of them when care files are anonymised. Start a new export.")
 ENTITY_FORM_NOT_ENCRYPTABLE = Kind(
     "409.80", 409,
     "The form '{xml_form_id}' creates or updates entities (the children list). The server must read its "

@@ -196,4 +196,4 @@ def install_worker(app: Flask) -> None:
     @app.before_request
     def _start_export_worker() -> None:
         if forced or "PYTEST_CURRENT_TEST" not in os.environ:
-            jobs.ensure_worker(rt.db, rt.store)
+            jobs.ensure_worker(rt.db, rt.store, int(rt.config.get("EXPORT_KEEP_DAYS", 7)))
