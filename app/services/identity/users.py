@@ -39,7 +39,7 @@ USERNAME = re.compile(r"[A-Za-z0-9._@+-]+")
 
 def same_name(username: str) -> Any:
     """The condition "this user's name is `username`", without regard to case (user names are unique so:
-    migration 0022). HTTP Digest still needs the exact name: its hash includes it."""
+    migration 0024). HTTP Digest still needs the exact name: its hash includes it."""
     return func.lower(User.username) == username.strip().lower()
 
 

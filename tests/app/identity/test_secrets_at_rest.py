@@ -1,7 +1,7 @@
 """Secrets at rest (issue 19, Build 1): the database holds no token or session id that signs anyone in.
 
 Every bearer secret is stored as its SHA-256 (app/services/identity/tokens.py); a value read from the
-database file does not authenticate; tokens issued before migration 0021 keep working after it.
+database file does not authenticate; tokens issued before migration 0023 keep working after it.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.app.web_helpers import Browser
 from tests.support.api_client import ApiClient
 
 OR = {"X-OpenRosa-Version": "1.0"}
-BEFORE = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision("0021").down_revision
+BEFORE = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision("0023").down_revision
 SKIPPED_EXPRESSION_INDEX = "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
 
 
@@ -103,7 +103,7 @@ def test_tokens_issued_before_the_migration_keep_working(app: Any, rt: Any, make
     cfg = alembic_config(rt.db.engine.url.render_as_string(hide_password=False))
     with rt.db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, BEFORE)  # the revision before 0021
+        command.downgrade(cfg, BEFORE)  # the revision before 0023
     now = utcnow()
     api_token, phone_token, sid = "A" * 64, "b" * 63 + "$", "c" * 43
     with rt.db.engine.begin() as conn:

@@ -59,7 +59,7 @@ def test_the_migration_names_clashing_accounts(rt: Any, make_user: Any) -> None:
     cfg = alembic_config(rt.db.engine.url.render_as_string(hide_password=False))
     with rt.db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0021")
+        command.downgrade(cfg, "0023")
     with rt.db.engine.begin() as conn:
         conn.execute(text("INSERT INTO user_account (project_id, username, display_name, role, password_hash, "
                           "digest_ha1, active, sees_sensitive, language, created_at) SELECT project_id, 'Nima', "

@@ -12,7 +12,7 @@ from app.models import Base
 # SQLite cannot reflect expression indexes; the one the models declare (ix_entity_followup_due) is made on
 # PostgreSQL only, where it is compared.
 SKIPPED_EXPRESSION_INDEX = "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
-# ... nor reflect uq_user_account_username_lower (lower(username), migration 0022) there.
+# ... nor reflect uq_user_account_username_lower (lower(username), migration 0024) there.
 UNREFLECTED_INDEX = "ignore:Skipped unsupported reflection of expression-based index"
 
 

@@ -4,16 +4,16 @@ collectors alike), and web and API sign-in find an account whatever the case typ
 An installation that already holds two names differing only by case cannot be upgraded until one is
 renamed or removed: the migration stops and names them (nothing is changed).
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0024
+Revises: 0023
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0022'
-down_revision = '0021'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 

@@ -7,8 +7,8 @@ secret key reaches the migration from `carefile init`/`serve` (app.migrate.upgra
 without it, existing collector and draft tokens are only hashed: phones keep working, and their QR code is
 shown again only after it is renewed.
 
-Revision ID: 0021
-Revises: 0025
+Revision ID: 0023
+Revises: 0022
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from alembic import context, op
 
 from app.services.identity import tokens
 
-revision = '0021'
-down_revision = '0025'
+revision = '0023'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 
