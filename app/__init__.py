@@ -1,6 +1,7 @@
 """CareFile: an ODK-compatible form collection server for child-welfare care files."""
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,6 +17,10 @@ from .runtime import MULTIPART_MARGIN, Runtime, make_store
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application. With no configuration: SQLite and blobs under ./instance."""
+    # Everything this process creates is its owner's alone (README "Files on disk"): the data folder, the
+    # database and its WAL/SHM, blobs, the secret key, exports, backups. The places that create them set
+    # 0600/0700 themselves too; the umask also covers what libraries create (SQLite, pg_dump's output).
+    os.umask(0o077)
     cfg = load_config(config)
     app = Flask(__name__, instance_path=cfg["DATA_DIR"], static_folder="static", template_folder="templates")
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"]

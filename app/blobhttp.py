@@ -144,6 +144,8 @@ def serve_job_file(rt: Runtime, user: Any, project_id: int, job_id: int) -> Resp
         job = jobs.get_job(s, user, job_id)
         if job.project_id != project_id:
             raise problems.NO_SUCH_EXPORT()
+        if job.status == "expired":
+            raise problems.EXPORT_EXPIRED()
         if job.status != "done" or not job.blob_key:
             raise problems.EXPORT_NOT_FINISHED()
         key, md5, size, name, kind, at = job.blob_key, job.md5 or "", job.size or 0, job.filename, job.kind, \

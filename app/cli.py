@@ -279,7 +279,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"{out}: written (the form has no encrypted submissions).")
             return 0
         if row is not None:
-            private_key = keys.unlock(row, _passphrase(args))
+            private_key = keys.unlock(rt.db, row, _passphrase(args), "cli")
         with tmp.open("wb") as fh:
             dec = decrypt.write_decrypted_csvzip(session, rt.store, plan, private_key, fh, report)
     tmp.replace(out)
@@ -345,11 +345,39 @@ def _progress(enabled: bool) -> Any:
     return draw if enabled or sys.stderr.isatty() else quiet
 
 
+def _backup_passphrase(args: argparse.Namespace) -> str | None:
+    """The backup passphrase: --passphrase-file (its first line), --passphrase-stdin, CAREFILE_BACKUP_PASSPHRASE,
+    or --passphrase (kept for old scripts: it shows in the process list). None when none is given."""
+    if args.passphrase_file:
+        try:
+            with open(args.passphrase_file, encoding="utf-8") as fh:
+                first = fh.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise problems.BACKUP_PASSPHRASE_FILE_UNREADABLE(path=args.passphrase_file, reason=exc.strerror) from None
+        if not first:
+            raise problems.BACKUP_PASSPHRASE_FILE_EMPTY(path=args.passphrase_file)
+        return first
+    if args.passphrase_stdin:
+        first = sys.stdin.readline().rstrip("\r\n")
+        if not first:
+            raise problems.BACKUP_PASSPHRASE_STDIN_EMPTY()
+        return first
+    if args.passphrase:
+        print("Warning: --passphrase shows in the process list and the shell history; use --passphrase-file, "
+              "--passphrase-stdin or CAREFILE_BACKUP_PASSPHRASE.", file=sys.stderr)
+        return str(args.passphrase)
+    return os.environ.get("CAREFILE_BACKUP_PASSPHRASE") or None
+
+
 def _destination(args: argparse.Namespace, rt: Runtime, create: bool) -> Any:
     from app.services.ops.backup import open_destination
     from app.services.ops.target import open_target
 
-    passphrase = args.passphrase or os.environ.get("CAREFILE_BACKUP_PASSPHRASE") or None
+    passphrase = _backup_passphrase(args)
+    if create and passphrase is None and not args.unencrypted:
+        raise problems.BACKUP_PASSPHRASE_MISSING()
+    if create and passphrase is not None and args.unencrypted:
+        raise problems.BACKUP_UNENCRYPTED_WITH_PASSPHRASE()
     return open_destination(open_target(args.dest, rt.config), passphrase, create)
 
 
@@ -437,6 +465,13 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     print(f"Transferred and proven. Now run with CAREFILE_DATABASE_URL={dst_db.engine.url.render_as_string()} "
           f"CAREFILE_STORAGE_URL={args.to_storage}.")
     return 0
+
+
+def _passphrase_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--passphrase-file", metavar="FILE",
+                   help="the backup's passphrase: the first line of FILE (AES-256-GCM, key by scrypt)")
+    s.add_argument("--passphrase-stdin", action="store_true", help="read the passphrase from standard input")
+    s.add_argument("--passphrase", help=argparse.SUPPRESS)  # old scripts; visible in `ps`: warned against
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -535,13 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "`backup verify DEST` checks one")
     s.add_argument("dest", help="a folder or s3://bucket/prefix (or `verify`, then DEST)")
     s.add_argument("more", nargs="*", help=argparse.SUPPRESS)
-    s.add_argument("--passphrase", help="encrypt (AES-256-GCM, scrypt); or set CAREFILE_BACKUP_PASSPHRASE")
+    _passphrase_arguments(s)
+    s.add_argument("--unencrypted", action="store_true",
+                   help="write the backup unencrypted (the default is encrypted: a passphrase is required)")
     s.add_argument("--snapshot", help="verify: the snapshot to check (default: the newest)")
     s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
     s.set_defaults(func=cmd_backup)
     s = sub.add_parser("restore", help="fill an empty database and blob store from a backup")
     s.add_argument("dest", help="the backup: a folder or s3://bucket/prefix")
-    s.add_argument("--passphrase", help="the backup's passphrase; or set CAREFILE_BACKUP_PASSPHRASE")
+    _passphrase_arguments(s)
     s.add_argument("--snapshot", help="the snapshot to restore (default: the newest)")
     s.add_argument("--progress", action="store_true", help="draw progress bars even when stderr is not a terminal")
     s.set_defaults(func=cmd_restore)

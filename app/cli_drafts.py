@@ -27,10 +27,10 @@ def _form(session: Any, project_id: int, xml_form_id: str) -> Any:
     return form_service.get_form(session, project_id, xml_form_id)
 
 
-def _test_url(public: str, draft: Any, form: Any) -> str:
+def _test_url(public: str, token: str, form: Any) -> str:
     from urllib.parse import quote
 
-    return (f"{public.rstrip('/')}/v1/test/{quote(draft.token, safe='')}/projects/{form.project_id}/forms/"
+    return (f"{public.rstrip('/')}/v1/test/{quote(token, safe='')}/projects/{form.project_id}/forms/"
             f"{quote(form.xml_form_id, safe='')}/draft")
 
 
@@ -61,10 +61,12 @@ def cmd_draft(args: argparse.Namespace) -> int:
     try:
         with rt.db.write() as session:
             res = form_service.create_draft(session, rt.store, project_id=args.project, data=path.read_bytes(),
-                                            filename=path.name, validate=setup.validate_setting(rt))
+                                            filename=path.name, key=rt.config["SECRET_KEY"],
+                                            validate=setup.validate_setting(rt))
             form_id, version, title = res.form.xml_form_id, res.draft.version, res.draft.title
             public = args.public_url or rt.config["PUBLIC_URL"]
-            url = _test_url(public, res.draft, res.form) if public else None
+            token = form_service.test_token(res.draft, rt.config["SECRET_KEY"])
+            url = _test_url(public, token, res.form) if public and token else None
             warnings, note = list(res.draft.warnings), res.draft.validation_note
     except Problem as problem:
         print(f"ERROR {path.name}: {problem.message}", file=sys.stderr)

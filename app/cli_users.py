@@ -127,7 +127,13 @@ def cmd_user_token(args: argparse.Namespace) -> int:
         return 2
     with rt.db.write() as session:
         user = user_service.get_user(session, args.name)
-        tok = user_service.renew_token(session, user) if args.renew else user_service.issue_token(session, user)
+        key = rt.config["SECRET_KEY"]
+        tok = (user_service.renew_token(session, user, key) if args.renew
+               else user_service.issue_token(session, user, key))
+        if tok.token is None:
+            print(f"The QR code of {args.name} was made before tokens were kept sealed and cannot be shown again "
+                  "(phones set up with it keep working). Run with --renew for a new one.", file=sys.stderr)
+            return 1
         project = session.get(Project, user.project_id)
         url = collect.token_server_url(public, tok.token, user.project_id)
         payload = collect.encode_settings(collect.collect_settings(

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_PROCESSES": None,  # processes per large CSV zip job (default min(2, CPUs); exports/parallel.py)
     # Years after a case's closure before `carefile retention run` anonymises the file (README: why 10).
     "RETENTION_YEARS": 10,
+    # Days a finished export's file is kept; then it is deleted and the job says "expired" (0 = at once).
+    "EXPORT_KEEP_DAYS": 7,
     # Seconds the figures of `carefile dashboard refresh` serve the dashboard (app/services/rollup.py); 0 = always live.
     "DASHBOARD_MAX_AGE": 1800,
     # Scopes of at most this many children get a live dashboard even when stored figures exist (exact at once).
@@ -50,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
 
 _BOOL_KEYS = {"ALLOW_BASIC_OVER_HTTP", "TRUST_PROXY", "S3_CREATE_BUCKET", "SQL_ECHO", "SECURE_COOKIES"}
 _INT_KEYS = {"MAX_SUBMISSION_BYTES", "MAX_UPLOAD_BYTES", "DIGEST_NONCE_LIFETIME", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
-             "RETENTION_YEARS", "DASHBOARD_MAX_AGE", "DASHBOARD_LIVE_UP_TO"}
+             "RETENTION_YEARS", "DASHBOARD_MAX_AGE", "DASHBOARD_LIVE_UP_TO", "EXPORT_KEEP_DAYS"}
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -75,6 +77,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg[key] = _coerce(key, value)
     data_dir = Path(cfg["DATA_DIR"]).expanduser().resolve()
     cfg["DATA_DIR"] = str(data_dir)
+    private_dir(data_dir)  # owner only (0700), whatever the umask: it holds the database, files and secret key
     if not cfg["DATABASE_URL"]:
         cfg["DATABASE_URL"] = f"sqlite:///{data_dir / 'carefile.db'}"
     if not cfg["STORAGE_URL"]:
@@ -84,15 +87,25 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     return cfg
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` (and its missing parents) for its owner only (0700); tighten it if it is ours and open
+    to others."""
+    for folder in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
 def _stored_secret(data_dir: Path) -> str:
     """A random secret kept in the data folder, so nonces and sessions survive restarts."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / "secret_key"
     if not path.exists():
         # One temporary name per process: workers starting together must not share (and unlink) it.
         tmp = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:  # owner only
+            fh.write(secrets.token_hex(32))
         try:
             os.link(tmp, path)  # atomic: the first worker wins, others read its key
         except FileExistsError:

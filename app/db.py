@@ -18,6 +18,7 @@ other; should PostgreSQL still report a deadlock or a serialization failure,
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import threading
@@ -89,6 +90,22 @@ MAX_OVERFLOW = 5
 REPLICA_CONNECT_TIMEOUT = 5
 
 
+def private_sqlite_files(path: Path) -> None:
+    """The SQLite file, made before SQLite opens it, and its WAL/SHM/journal: owner only (0600; the folder
+    0700) whatever the umask. SQLite gives the WAL and SHM the main file's permissions."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            st = name.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(name, 0o600)
+
+
 def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_overflow: int | None = None,
                 connect_timeout: int | None = None) -> Engine:
     parsed = make_url(url)
@@ -103,7 +120,7 @@ def make_engine(url: str, echo: bool = False, pool_size: int | None = None, max_
                       max_overflow=MAX_OVERFLOW if max_overflow is None else max_overflow)
     if parsed.get_backend_name() == "sqlite":
         if not memory:
-            Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(Path(str(parsed.database)))
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, **kwargs)
         _setup_sqlite(engine)
@@ -211,6 +228,49 @@ class WriterQueue:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
+class KeyedLocks:
+    """A lock per key shared by every worker: two holders of one key take turns, other keys run on (keys
+    sharing a bucket take turns too). First a lock per bucket for the threads of this process; then SQLite
+    (servers on one machine): a byte of a lock file per bucket (fcntl.lockf); PostgreSQL: a session advisory
+    lock on a connection of the pool (Database.keyed_lock)."""
+
+    BUCKETS = 1 << 16
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._threads = [threading.Lock() for _ in range(64)]
+        self._fd: int | None = None
+        self._pid = 0
+        self._open = threading.Lock()
+
+    @staticmethod
+    def number(key: str) -> int:
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+    @contextmanager
+    def thread_lock(self, key: str) -> Iterator[None]:
+        with self._threads[self.number(key) % self.BUCKETS % len(self._threads)]:
+            yield
+
+    @contextmanager
+    def file_lock(self, key: str) -> Iterator[None]:
+        bucket = self.number(key) % self.BUCKETS
+        with self._threads[bucket % len(self._threads)]:
+            if self.path is None:
+                yield
+                return
+            with self._open:
+                if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
+                fd = self._fd
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, bucket)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, bucket)
+
+
 class Database:
     """Holds the engine and two session factories: read (deferred) and write (immediate).
 
@@ -239,6 +299,27 @@ class Database:
         database = make_url(url).database if self.is_sqlite else None
         self._commits = 0
         self._writers = WriterQueue(f"{database}-writers.lock" if database and database != ":memory:" else None)
+        self._keyed = KeyedLocks(f"{database}-keys.lock" if database and database != ":memory:" else None)
+
+    @contextmanager
+    def keyed_lock(self, key: str) -> Iterator[None]:
+        """Hold the lock named `key` for the block, across every worker and node (see KeyedLocks): e.g. the
+        attempts at one account's password take turns, so a limit on them holds under parallel requests."""
+        if self.is_sqlite:
+            with self._keyed.file_lock(key):
+                yield
+            return
+        number = KeyedLocks.number(key)
+        # The threads of this process queue here first, so at most one connection per process waits on the
+        # advisory lock (threads waiting on it would otherwise take the whole pool).
+        with self._keyed.thread_lock(key), self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+                conn.commit()
 
     def session(self) -> Session:
         return self._read()

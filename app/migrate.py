@@ -37,10 +37,12 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, then: Callable[[Connection], None] | None = None) -> None:
+def upgrade(engine: Engine, then: Callable[[Connection], None] | None = None, secret_key: str | None = None) -> None:
     """Create or upgrade the schema to the newest revision (safe to run again, and from several processes
-    at once: one migrates while the others wait for it); then run `then` in the same transaction."""
+    at once: one migrates while the others wait for it); then run `then` in the same transaction.
+    `secret_key`: the server's, for migrations that seal secrets under it (0021)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    cfg.attributes["secret_key"] = secret_key
     bind = engine.execution_options(sqlite_immediate=True) if engine.dialect.name == "sqlite" else engine
     with bind.begin() as conn:
         if conn.dialect.name == "postgresql":

@@ -73,7 +73,8 @@ SHARED = {
     "404.9": "the entity version does not exist",
     "404.1": "not found",
     "404.100": "the form has no published version to make a draft from",
-    "429.1": "too many wrong passwords: wait",
+    "429.1": "too many wrong passwords or passphrases: wait",
+    "400.66": "the backup passphrase cannot be read",
     "409.1": "a submission with this instanceID exists with different content",
     "409.2": "the form is closed",
     "409.3": "a resource with this name or id exists already",
@@ -207,6 +208,10 @@ ENTITY_UNKNOWN_PROPERTY = Kind(
     "it first (POST .../datasets/{name}/properties).")
 ENTITY_UUID_INVALID = Kind("400.28", 400, "The entity is invalid. Invalid Entity UUID: {raw_uuid!r}.")
 ENTITY_VALUE_NOT_STRING = Kind("400.28", 400, "The entity is invalid. The value of [{bad}] must be a string.")
+ENTITY_REGION_PROPERTY_SHAPE = Kind(
+    "400.28", 400,
+    "The entity is invalid. The {key} '{value}' is not a {key} code: a {key} code has {length} digits (e.g. "
+    "{example}). Give the national division code of the place.")
 CASEWORK_DAYS_INVALID = Kind("400.30", 400, "days must be a whole number of days, e.g. 90.")
 CASEWORK_FIELD_NOT_STRING = Kind("400.30", 400, "'{key}' must be a string.")
 CASEWORK_OTHER_MISSING = Kind("400.30", 400, 'Name the other child: {{"other": "<uuid>"}}.')
@@ -289,6 +294,10 @@ REGIONS_FILE_HEADER = Kind(
     "The first row must name the columns code and name (the layout of app/data/regions-54.csv).")
 REGIONS_FILE_NOT_UTF8 = Kind("400.102", 400, "The file is not UTF-8 text. Save it as CSV (UTF-8).")
 REGIONS_FILE_NO_NAME = Kind("400.102", 400, "Row {line}: the place {code} has no name.")
+REGIONS_FILE_BAD_NAME = Kind(
+    "400.102", 400,
+    "Row {line}: the name of the place {code} ({name!r}) {problem}. Correct the file and load it again; nothing "
+    "was loaded.")
 REGIONS_FILE_NO_PARENT = Kind(
     "400.102", 400,
     "The place {code} has no parent {code2} in the file. Include every level (province, prefecture, "
@@ -541,7 +550,10 @@ SUBMISSION_DELETED_RESENT = Kind(
 UUID_OF_DELETED_ENTITY = Kind(
     "409.19", 409,
     "The following UUID(s) cannot be used because they are associated with deleted Entities: ({uid}).")
-USER_EXISTS = Kind("409.20", 409, "A user named '{username}' exists already. Choose another name.")
+USER_EXISTS = Kind(
+    "409.20", 409,
+    "A user named '{username}' exists already (user names do not differ by upper and lower case). Choose another "
+    "name.")
 CHILD_ALREADY_IN_VILLAGE = Kind("409.31", 409, "The child already lives in village {village}; nothing was changed.")
 CASE_CLOSED_ALREADY = Kind("409.32", 409, "The case is closed already. Reopen it first to change the reason.")
 CASE_NOT_CLOSED = Kind("409.33", 409, "The case is not closed.")
@@ -553,6 +565,10 @@ NOT_TURNING_18 = Kind(
     "so 'turned 18' cannot be the reason. Choose the reason that applies, or correct the date of birth "
     "in the registration first.")
 EXPORT_NOT_FINISHED = Kind("409.70", 409, "This export is not finished yet.")
+EXPORT_EXPIRED = Kind(
+    "410.77", 410,
+    "This export's file was deleted: finished exports are kept for a few days only (CAREFILE_EXPORT_KEEP_DAYS), "
+    "and all of them when care files are anonymised. Start a new export.")
 ENTITY_FORM_NOT_ENCRYPTABLE = Kind(
     "409.80", 409,
     "The form '{xml_form_id}' creates or updates entities (the children list). The server must read its "
@@ -601,6 +617,10 @@ SIGNIN_THROTTLED = Kind(
     "Too many wrong passwords. Wait {minutes} minute(s) and try again; until then even the right password is "
     "refused. An administrator can reset the password to lift this at once.")
 SIGNIN_THROTTLED_RELAYED = Kind("429.1", 429, "{zh} {message}")
+PASSPHRASE_THROTTLED = Kind(
+    "429.1", 429,
+    "Too many wrong passphrases for this form's encryption key. Wait {minutes} minute(s) and try again; until "
+    "then even the right passphrase is refused.")
 ENTITY_ODATA_UNSUPPORTED = Kind(
     "501.1", 501,
     "Entity lists have no geodata or repeats: $wkt and $expand are not supported.")
@@ -673,3 +693,17 @@ DISK_FULL = Kind(
     "The server's disk is full, so nothing was saved. Tell your administrator (they must free disk space); forms "
     "on the phone stay there until the server accepts them.")
 ENTITY_PROCESSING_FAILED = Kind("500.1", 500, "{detail}")
+
+# carefile backup / restore: the backup passphrase (README "Backup and restore").
+BACKUP_PASSPHRASE_FILE_UNREADABLE = Kind("400.66", 400, "The passphrase file {path} cannot be read ({reason}).")
+BACKUP_PASSPHRASE_FILE_EMPTY = Kind(
+    "400.66", 400, "The passphrase file {path} is empty: its first line is the passphrase.")
+BACKUP_PASSPHRASE_STDIN_EMPTY = Kind(
+    "400.66", 400, "No passphrase came on standard input (its first line is the passphrase).")
+BACKUP_PASSPHRASE_MISSING = Kind(
+    "400.67", 400,
+    "Backups are encrypted: give the passphrase with --passphrase-file FILE, --passphrase-stdin or "
+    "CAREFILE_BACKUP_PASSPHRASE. To write an unencrypted backup say --unencrypted (then DEST must be protected by "
+    "other means: it holds every child's file).")
+BACKUP_UNENCRYPTED_WITH_PASSPHRASE = Kind(
+    "400.68", 400, "--unencrypted and a passphrase were both given: choose one.")

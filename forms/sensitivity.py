@@ -29,6 +29,10 @@ def sensitive_paths(schema: FormSchema, sensitive_label_lists: Iterable[str] = (
         return hit
     lists = set(key)
     marked = {f.path for f in schema.fields if f.sensitive}
+    if schema.entity is not None and schema.entity.dataset in lists:
+        # The entity block's label names a child of a list whose labels are built from sensitive data, whatever
+        # this form puts there (an update form's phone may send the label it shows).
+        marked.add(f"/{schema.root}/meta/entity/label")
     calcs = [(f.path, f.calculate) for f in schema.fields if f.calculate and f.path not in marked]
     for path, expr in calcs:
         if any(m.group(1) in lists for m in _INSTANCE_LABEL.finditer(expr or "")):

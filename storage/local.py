@@ -39,7 +39,13 @@ class LocalBlobStore:
         """Use (and create if needed) the directory ``root``."""
         self.root = Path(root).resolve()
         self._tmp = self.root / _TMP
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        # Owner only (0700 folders, 0600 files), whatever the umask: blobs are the children's photos.
+        for folder in reversed([p for p in (self.root, *self.root.parents) if not p.exists()]):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        st = self.root.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:  # made open to others by an older version
+            os.chmod(self.root, 0o700)
+        self._tmp.mkdir(mode=0o700, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
@@ -76,7 +82,7 @@ class LocalBlobStore:
             else:
                 tmp.unlink()
                 return info
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o600)
             self._make_dirs(final.parent)
             os.replace(tmp, final)
             _fsync_dir(final.parent)
@@ -90,7 +96,7 @@ class LocalBlobStore:
         for d in (directory.parent, directory):
             if not d.is_dir():
                 with contextlib.suppress(FileExistsError):
-                    d.mkdir()
+                    d.mkdir(mode=0o700)
                 _fsync_dir(d.parent)
 
     def open(self, key: str) -> BinaryIO:

@@ -95,7 +95,7 @@ def _migrate(url: str) -> None:
     from app.services.ops.setup import init_schema
 
     engine = make_engine(url)
-    init_schema(SimpleNamespace(db=SimpleNamespace(engine=engine)))  # type: ignore[arg-type]
+    init_schema(SimpleNamespace(db=SimpleNamespace(engine=engine), config={"SECRET_KEY": None}))  # type: ignore[arg-type]
     engine.dispose()
 
 

@@ -1,16 +1,19 @@
 """JSON API: Central-compatible where ODK Central has an equivalent, plus the child file."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g, jsonify
 
 from app import faults
 from app.errors import Problem
+from app.services.identity import signin
 
 bp = Blueprint("api", __name__)
 
 
 @bp.errorhandler(Problem)
 def _problem(problem: Problem) -> tuple[Response, int]:
+    if isinstance(problem, signin.Throttled):  # a throttled guess (a password, a managed key's passphrase)
+        g.retry_after = problem.retry_after
     try:
         code: float | str = float(problem.code)
     except ValueError:

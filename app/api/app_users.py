@@ -21,14 +21,14 @@ FORM = "/v1/projects/<int:project_id>/forms/<xml_form_id>"
 @endpoint("/v1/projects/<int:project_id>/app-users", roles=COORDINATORS, scoped=True,
           note="coordinators: collectors with a region inside theirs")
 def app_users(call: Call, project_id: int) -> Any:
-    return svc.list_app_users(call.session, call.user, project_id)
+    return svc.list_app_users(call.session, call.user, project_id, call.rt.config["SECRET_KEY"])
 
 
 @endpoint("/v1/projects/<int:project_id>/app-users", roles=COORDINATORS, methods=["POST"], scoped=True, tx="write",
           note="the new collector gets the creator's regions unless narrowed")
 def app_user_create(call: Call, project_id: int) -> Any:
     return svc.create_app_user(call.session, call.user, project_id, json_body(), call.rt.config["DIGEST_REALM"],
-                               ip=call.ip)
+                               call.rt.config["SECRET_KEY"], ip=call.ip)
 
 
 @endpoint("/v1/projects/<int:project_id>/app-users/<int:actor_id>", roles=COORDINATORS, methods=["DELETE"],

@@ -88,7 +88,9 @@ def render(result: Any) -> Any:
 def _replayable() -> bool:
     """Whether the view can be run again on the same request: its body (none, JSON or a form) is kept by Flask;
     a raw upload read from the stream is not."""
-    return not request.content_length or request.is_json or request.mimetype == "application/x-www-form-urlencoded"
+    if request.is_json or request.mimetype == "application/x-www-form-urlencoded":
+        return True
+    return not request.content_length and "Transfer-Encoding" not in request.headers
 
 
 def make_endpoint(bp: Blueprint) -> Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]]:

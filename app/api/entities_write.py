@@ -20,6 +20,7 @@ from flask import request
 from app.central import datasets as datasets_api
 from app.central import entities as entity_writes
 from app.routeaccess import COORDINATORS, READERS
+from app.services import access
 
 from . import Call, endpoint
 from .bodies import MAX_JSON, json_body
@@ -92,7 +93,9 @@ def entity_bulk_restore(call: Call, project_id: int, name: str) -> Any:
 @endpoint(f"{DS}/<name>/entities/<uid>/diffs", roles=READERS, scoped=True)
 def entity_diffs(call: Call, project_id: int, name: str, uid: str) -> Any:
     ds = datasets_api.get_dataset(call.session, call.user, project_id, name)
-    return entity_writes.diffs(call.session, datasets_api.get_entity(call.session, call.user, ds, uid)[0])
+    red = access.Redactor(call.session, call.user, project_id)
+    return entity_writes.diffs(call.session, datasets_api.get_entity(call.session, call.user, ds, uid)[0], red,
+                               ds.name)
 
 
 @endpoint(f"{DS}/<name>/entities/<uid>/audits", roles=READERS, scoped=True)

@@ -134,7 +134,7 @@ def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
     rt, plan, _media, tag, unchanged = _central_plan(call, project_id, xml_form_id, media_default=True)
     if unchanged is not None:
         return unchanged
-    private_key = _managed_key(rt, plan) if request.method == "POST" else None
+    private_key = _managed_key(rt, plan, f"user:{call.user.id}") if request.method == "POST" else None
 
     def body() -> Iterator[bytes]:
         with rt.db.bulk_read() as s:
@@ -151,17 +151,17 @@ def export_direct(call: Call, project_id: int, xml_form_id: str) -> Any:
     return resp
 
 
-def _managed_key(rt: Runtime, plan: Any) -> Any:
+def _managed_key(rt: Runtime, plan: Any, who: str) -> Any:
     """Central's managed-key export: the passphrase comes in the POST body (form-urlencoded or JSON) under
     the key's id (`{"<keyId>": "<passphrase>"}`); encrypted records are decrypted on the fly, nothing
     decrypted is stored. Only POST: a passphrase in the URL would land in access logs."""
     body = form_or_json()
     with rt.db.session() as s:
         key = keys.form_key(s, plan.form)
-        passphrase = body.get(str(key.id)) if key is not None else None
-        if key is None or passphrase is None:
-            return None
-        return keys.unlock(key, str(passphrase))
+    passphrase = body.get(str(key.id)) if key is not None else None
+    if key is None or passphrase is None:
+        return None
+    return keys.unlock(rt.db, key, str(passphrase), who)  # guesses throttled per user and key
 
 
 @endpoint(f"{FORM}/submissions/keys", roles=READERS)
@@ -200,4 +200,4 @@ def install_worker(app: Flask) -> None:
     @app.before_request
     def _start_export_worker() -> None:
         if forced or "PYTEST_CURRENT_TEST" not in os.environ:
-            jobs.ensure_worker(rt.db, rt.store)
+            jobs.ensure_worker(rt.db, rt.store, int(rt.config.get("EXPORT_KEEP_DAYS", 7)))

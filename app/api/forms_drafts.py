@@ -106,12 +106,13 @@ def form_draft_create(call: Call, project_id: int, xml_form_id: str) -> Any:
     with rt.db.write() as s:
         form = _changeable(s, user, project_id, xml_form_id)
         if definition is None:
-            made = form_service.draft_from_published(s, rt.store, form, user=user, validate=validate)
+            made = form_service.draft_from_published(s, rt.store, form, key=rt.config["SECRET_KEY"], user=user,
+                                                     validate=validate)
         else:
             data, filename, _ = definition  # a sheet without form_id is the draft of this very form
             made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
-                                             user=user, validate=validate, form_id=form.xml_form_id,
-                                             form_id_fallback=form.xml_form_id)
+                                             key=rt.config["SECRET_KEY"], user=user, validate=validate,
+                                             form_id=form.xml_form_id, form_id_fallback=form.xml_form_id)
             check_warnings(list(made.draft.warnings), filename)
         audit.record(s, user, "form.draft", f"form:{xml_form_id}", call.ip, version=made.draft.version,
                      filename=made.draft.source_filename, via="api", test_submissions_discarded=made.discarded)
@@ -120,7 +121,7 @@ def form_draft_create(call: Call, project_id: int, xml_form_id: str) -> Any:
 @endpoint(f"{FORM}/draft", roles=COORDINATORS, note="as Central (form.update): the draft carries its test token")
 def form_draft(call: Call, project_id: int, xml_form_id: str) -> Any:
     form = _changeable(call.session, call.user, project_id, xml_form_id)
-    return draft_json(form, form_service.require_draft(call.session, form))
+    return draft_json(form, form_service.require_draft(call.session, form), call.rt.config["SECRET_KEY"])
 
 
 @endpoint(f"{FORM}/draft", roles=COORDINATORS, methods=["DELETE"], tx="write")

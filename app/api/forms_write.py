@@ -63,12 +63,14 @@ def check_warnings(warnings: list[str], filename: str) -> None:
         raise problems.XLSFORM_WARNINGS().add(warnings={"xlsFormWarnings": list(warnings)})
 
 
-def draft_json(form: Any, draft: Any) -> dict[str, Any]:
-    """A form's draft in Central's shape: the form with the draft's definition and its test token."""
+def draft_json(form: Any, draft: Any, key: str) -> dict[str, Any]:
+    """A form's draft in Central's shape: the form with the draft's definition and its test token (`key`: the
+    server's secret key, which unseals it; null when it was sealed under another one)."""
     return {"projectId": form.project_id, "xmlFormId": form.xml_form_id, "name": draft.title,
             "version": draft.version, "hash": draft.md5, "sha256": draft.sha256, "state": form.state,
             "enketoId": None, "enketoOnceId": None, "keyId": None, "createdAt": central.iso(form.created_at),
-            "updatedAt": central.iso(draft.created_at), "publishedAt": None, "draftToken": draft.token}
+            "updatedAt": central.iso(draft.created_at), "publishedAt": None,
+            "draftToken": form_service.test_token(draft, key)}
 
 
 @endpoint("/v1/projects/<int:project_id>/forms", roles=COORDINATORS, methods=["POST"], tx="none")
@@ -91,11 +93,12 @@ def form_create(call: Call, project_id: int) -> Any:
                              version=res.version.version, filename=filename, via="api")
             return central.form_json(res.form)
         made = form_service.create_draft(s, rt.store, project_id=project_id, data=data, filename=filename,
-                                         user=user, validate=validate, new_form=True, form_id_fallback=fallback)
+                                         key=rt.config["SECRET_KEY"], user=user, validate=validate, new_form=True,
+                                         form_id_fallback=fallback)
         if made.form.current_version is not None or made.replaced:
             raise problems.FORM_EXISTS(xml_form_id=made.form.xml_form_id).add(
                 fields=["xmlFormId"], values=[made.form.xml_form_id])
         check_warnings(list(made.draft.warnings), filename)
         audit.record(s, user, "form.draft", f"form:{made.form.xml_form_id}", call.ip, version=made.draft.version,
                      filename=filename, via="api", new_form=True)
-        return draft_json(made.form, made.draft)
+        return draft_json(made.form, made.draft, rt.config["SECRET_KEY"])

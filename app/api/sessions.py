@@ -24,12 +24,12 @@ def create_session(call: Call) -> Any:
     if not username or not password:
         raise problems.SESSION_BODY_MISSING()
     try:
-        row = session_service.create_session(call.rt.db, username, password, call.ip)
+        row, token = session_service.create_session(call.rt.db, username, password, call.ip)
     except signin.Throttled as exc:
         raise throttled(exc) from None
     except signin.WrongPassword:
         raise problems.AUTHENTICATION_FAILED() from None
-    return {"token": row.token, "createdAt": row.created_at.isoformat(), "expiresAt": row.expires_at.isoformat()}
+    return {"token": token, "createdAt": row.created_at.isoformat(), "expiresAt": row.expires_at.isoformat()}
 
 
 @endpoint("/v1/sessions/<token>", roles=COLLECTORS, methods=["DELETE"], tx="write")

@@ -48,17 +48,17 @@ def app_user_json(u: User, token: str | None) -> dict[str, Any]:
             "createdAt": iso(u.created_at), "updatedAt": None, "deletedAt": None}
 
 
-def list_app_users(session: Session, actor: User, project_id: int) -> list[dict[str, Any]]:
+def list_app_users(session: Session, actor: User, project_id: int, key: str) -> list[dict[str, Any]]:
     require_manager(actor, project_id)
     rows = [u for u in collectors.list_collectors(session, project_id) if u.active and _visible(actor, u)]
-    tokens = collectors.token_statuses(session, [u.id for u in rows])
+    tokens = collectors.token_statuses(session, [u.id for u in rows], key)
     return [app_user_json(u, tokens[u.id].token) for u in rows]
 
 
 def _username(session: Session, display_name: str) -> str:
     base = re.sub(r"[^A-Za-z0-9._@-]+", "-", display_name.strip()).strip("-.").lower()[:60] or "collector"
     name = base
-    while session.scalar(select(User.id).where(User.username == name)) is not None:
+    while session.scalar(select(User.id).where(user_service.same_name(name))) is not None:
         name = f"{base}-{secrets.token_hex(2)}"
     return name
 
@@ -79,7 +79,7 @@ def _regions(actor: User, asked: Any) -> list[str]:
     return codes  # an admin (no regions of their own) may create one without: regions are then set on the website
 
 
-def create_app_user(session: Session, actor: User, project_id: int, body: dict[str, Any], realm: str,
+def create_app_user(session: Session, actor: User, project_id: int, body: dict[str, Any], realm: str, key: str,
                     ip: str = "") -> dict[str, Any]:
     require_manager(actor, project_id)
     display = body.get("displayName")
@@ -90,7 +90,7 @@ def create_app_user(session: Session, actor: User, project_id: int, body: dict[s
     user = user_service.create_user(session, project_id=project_id, username=username or _username(session, display),
                                     role="collector", password=secrets.token_urlsafe(24), realm=realm,
                                     regions=regions, display_name=display.strip())
-    token = user_service.issue_token(session, user)
+    token = user_service.issue_token(session, user, key)
     audit.record(session, actor, "user.create", target=f"user:{user.username}", ip=ip, role="collector",
                  regions=regions, via="api")
     return app_user_json(user, token.token)

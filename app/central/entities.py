@@ -27,6 +27,7 @@ from app.central.shapes import get_project, iso
 from app.models import AuditEvent, Dataset, Entity, EntityVersion, SubmissionVersion, User, utcnow
 from app.services import access, audit
 from app.services.children import lock_dataset, trash
+from app.services.regions import check_properties as check_region_properties
 from app.services.regions import of_properties as region_of
 from forms import normalize_uuid
 
@@ -115,6 +116,7 @@ def _data(ds: Dataset, raw: Any, *, required_label: bool, label: Any) -> tuple[s
         raise problems.ENTITY_LABEL_EMPTY()
     if required_label and label is None:
         raise problems.ENTITY_LABEL_MISSING()
+    check_region_properties(raw)
     return (label.strip() if isinstance(label, str) else None), dict(raw)
 
 
@@ -255,14 +257,19 @@ def bulk(session: Session, user: User, project_id: int, dataset: str, body: dict
 # ---------------------------------------------------------------- reading: diffs and audits
 
 
-def diffs(session: Session, entity: Entity) -> list[list[dict[str, Any]]]:
-    """For each version after the first: what changed from the version before ({old, new, propertyName})."""
+def diffs(session: Session, entity: Entity, red: access.Redactor, ds_name: str) -> list[list[dict[str, Any]]]:
+    """For each version after the first: what changed from the version before ({old, new, propertyName}), as
+    `red`'s reader may see it (a label built from sensitive data is the pseudonym, sensitive properties ***)."""
     versions = list(session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id)
                                     .order_by(EntityVersion.version)))
+
+    def shown(v: EntityVersion) -> dict[str, Any]:
+        return {"label": red.child_label(ds_name, entity.uuid, v.label),
+                **red.entity_properties(ds_name, dict(v.data or {}))}
+
     out: list[list[dict[str, Any]]] = []
     for before, after in zip(versions, versions[1:], strict=False):
-        a = {"label": before.label, **(before.data or {})}
-        b = {"label": after.label, **(after.data or {})}
+        a, b = shown(before), shown(after)
         out.append([{"old": a.get(k), "new": b.get(k), "propertyName": k}
                     for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)])
     return out

@@ -126,8 +126,10 @@ class FormDraft(Base):
     source_blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     warnings: Mapped[list[str]] = mapped_column(JSONType, default=list)
     validation_note: Mapped[str] = mapped_column(Text, default="")
-    # Secret of the test URL /v1/test/<token>/projects/<p>/forms/<f>/draft (no sign-in).
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    # Secret of the test URL /v1/test/<token>/projects/<p>/forms/<f>/draft (no sign-in): its SHA-256, and
+    # the token sealed under the server's secret key to show the URL again (identity/tokens.py).
+    token_hash: Mapped[str] = mapped_column("token", String(64), unique=True)
+    token_sealed: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL"), nullable=True

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UTCDateTime, utcnow
@@ -12,6 +12,9 @@ ROLES = ("admin", "coordinator", "manager", "collector")
 
 class User(Base):
     __tablename__ = "user_account"
+    # User names are unique without regard to case (`Admin` cannot be made beside `admin`) and web/API
+    # sign-in finds them so (services/identity/users.py same_name); the name keeps the case it was given.
+    __table_args__ = (Index("uq_user_account_username_lower", func.lower("username"), unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
@@ -54,12 +57,14 @@ class UserRegion(Base):
 
 
 class CollectorToken(Base):
-    """A revocable secret in the Collect server URL (/v1/key/<token>/projects/<id>)."""
+    """A revocable secret in the Collect server URL (/v1/key/<token>/projects/<id>). Stored as its SHA-256,
+    and sealed under the server's secret key so the QR code can be shown again (identity/tokens.py)."""
 
     __tablename__ = "collector_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column("token", String(64), unique=True)
+    sealed: Mapped[str | None] = mapped_column(String(200), nullable=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -92,6 +97,7 @@ class WebSession(Base):
 
     __tablename__ = "web_session"
 
+    # The SHA-256 of the session id the cookie carries (identity/tokens.py): a copied database signs nobody in.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -103,7 +109,8 @@ class ApiSession(Base):
 
     __tablename__ = "api_session"
 
-    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The SHA-256 of the bearer token (identity/tokens.py): the token itself is only ever in the answer.
+    token_hash: Mapped[str] = mapped_column("token", String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -202,6 +202,28 @@ def of_answers(values: dict[str, object]) -> str | None:
     return None
 
 
+_KEY_LENGTH = {"village": 12, "township": 9, "county": 6, "prefecture": 4}
+
+
+def check_properties(data: dict[str, object]) -> None:
+    """Problem 400 unless every region property given (`village`, `township`, `county`, `prefecture`; empty
+    clears it) is a code of its level (its digits) in a county of the division table (a village or township
+    the table lacks is accepted: village lists lag behind; phones pick from the table). Every write of an
+    entity's properties that does not come from a phone checks them (a phone's answers are never refused:
+    README "How submissions are handled")."""
+    for key, length in _KEY_LENGTH.items():
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if not (text.isascii() and text.isdigit() and len(text) == length):
+            raise problems.ENTITY_REGION_PROPERTY_SHAPE(key=key, value=text[:40], length=length,
+                                                        example="540102002001"[:length]).add(field=key, value=text[:40])
+        known = text[:min(length, 6)]
+        if code_error(known):
+            raise problems.REGION_UNKNOWN(value=known).add(field=key, value=text)
+
+
 def of_properties(data: dict[str, object]) -> str | None:
     """The most specific region code among an entity's properties (`village`, `township`, …)."""
     for key in REGION_KEYS:
@@ -267,6 +289,25 @@ class LoadReport:
     replaced: bool
 
 
+MAX_NAME = 100
+_MARKUP = frozenset("<>{}\\`")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a place name cannot be loaded, or None. Names reach web pages, phones (regions.csv), reports
+    and spreadsheets: no markup, nothing a spreadsheet could run as a formula (a name starts with a letter
+    or digit), no control characters."""
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    if any(not ch.isprintable() for ch in name):
+        return "contains control characters (tab, line break …)"
+    if any(ch in _MARKUP for ch in name):
+        return "contains markup characters (< > { } \\ `)"
+    if not name[0].isalnum():
+        return "must start with a letter or digit (a leading = + - @ is a spreadsheet formula)"
+    return None
+
+
 def load_file(data: bytes, data_dir: str | Path) -> LoadReport:
     """Check a division table of one province (`code,name`) and store it in <data_dir>/regions.
 
@@ -287,6 +328,9 @@ def load_file(data: bytes, data_dir: str | Path) -> LoadReport:
             raise problems.REGIONS_FILE_BAD_CODE(line=line, code=code)
         if not nm:
             raise problems.REGIONS_FILE_NO_NAME(line=line, code=code)
+        problem = name_problem(nm)
+        if problem:
+            raise problems.REGIONS_FILE_BAD_NAME(line=line, code=code, name=nm[:60], problem=problem)
         rows[code] = nm
     provinces = {c[:2] for c in rows}
     if len(provinces) != 1:

@@ -60,7 +60,7 @@ def collectors_index() -> Any:
     with rt.db.session() as s:
         users = collector_service.list_collectors(s, _project_id(), db_user())
         ids = [u.id for u in users]
-        tokens = collector_service.token_statuses(s, ids)
+        tokens = collector_service.token_statuses(s, ids, rt.config["SECRET_KEY"])
         assigned = collector_service.assignments(s, ids)
         open_count = sum(1 for f in _forms(s) if f.state == "open")
     return render_template("collectors/index.html", users=users, tokens=tokens, assigned=assigned,
@@ -87,7 +87,8 @@ def collectors_new() -> Any:
             found = collector_service.check_rows(s, _project_id(), [row], db_user())
             if not found:
                 user = collector_service.create_collectors(s, project_id=_project_id(), rows=[row],
-                                                           realm=rt.config["DIGEST_REALM"])[0]
+                                                           realm=rt.config["DIGEST_REALM"],
+                                                           key=rt.config["SECRET_KEY"])[0]
                 _audit_created(s, user, row)
         errors = _explain(found)
         if not errors:
@@ -124,7 +125,8 @@ def collectors_import() -> Any:
             errors = collector_service.check_rows(s, _project_id(), rows, db_user())
             if not errors:
                 created = collector_service.create_collectors(s, project_id=_project_id(), rows=rows,
-                                                              realm=rt.config["DIGEST_REALM"])
+                                                              realm=rt.config["DIGEST_REALM"],
+                                                           key=rt.config["SECRET_KEY"])
                 for user, row in zip(created, rows, strict=True):
                     _audit_created(s, user, row)
     if errors:
@@ -188,7 +190,7 @@ def collectors_edit(username: str) -> Any:
         forms = _forms(s)
         chosen = (set(request.form.getlist("forms")) if request.method == "POST"
                   else set(collector_service.assignments(s, [user.id])[user.id]))
-        token = collector_service.token_statuses(s, [user.id])[user.id]
+        token = collector_service.token_statuses(s, [user.id], rt.config["SECRET_KEY"])[user.id]
     return render_template("collectors/edit.html", user=user, forms=forms, chosen=chosen, errors=errors,
                            token=token), (400 if errors else 200)
 
@@ -201,7 +203,7 @@ def collectors_renew(username: str) -> Any:
     rt = runtime()
     with rt.db.write() as s:
         user = collector_service.get_collector(s, _project_id(), username, db_user())
-        user_service.renew_token(s, user)
+        user_service.renew_token(s, user, rt.config["SECRET_KEY"])
         audit.record(s, db_user(), "user.token", _user_ref(user), client_ip(), renewed=True)
     flash(t("{name} has a new QR code; the old one no longer works. Scan the new one on the phone.", name=username))
     return redirect(url_for("web.collectors_qr", u=username))
@@ -239,7 +241,7 @@ def collectors_qr() -> Any:
         project_name = project.name if project else t("CareFile")
         users = [u for u in collector_service.list_collectors(s, _project_id(), db_user())
                  if (not wanted or u.username in wanted) and u.active]
-        tokens = collector_service.token_statuses(s, [u.id for u in users])
+        tokens = collector_service.token_statuses(s, [u.id for u in users], rt.config["SECRET_KEY"])
     for user in users:
         tok = tokens[user.id]
         if tok.state != "active" or tok.token is None:

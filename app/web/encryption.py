@@ -96,9 +96,11 @@ def encryption_export() -> Any:
         options = ExportOptions.parse({"format": "csvzip", "media": "media" in request.form,
                                        "labels": request.form.get("labels") or "codes",
                                        "sensitive": "sensitive" in request.form})
-        with rt.db.write() as s:
+        with rt.db.session() as s:
             plan = plan_for(s, user.project_id, xml_form_id, user, options)
-            private_key = keys.private_key_for_export(s, plan.form, request.form.get("passphrase", ""))
+        private_key = keys.private_key_for_export(rt.db, plan.form, request.form.get("passphrase", ""),
+                                                  f"user:{user.id}")
+        with rt.db.write() as s:
             audit.record(s, user, "export.download", target=f"form:{xml_form_id}", ip=client_ip(),
                          format="csvzip", decrypted=True, options=options.to_dict())
     except Problem as problem:

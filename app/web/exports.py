@@ -30,7 +30,7 @@ ROLES = ("admin", "coordinator", "manager")
 register_nav(40, "web.exports", "Exports", ROLES)
 
 FORMAT_NAMES = {"csvzip": "CSV (ZIP)", "xlsx": "Excel (XLSX)", "json": "JSON"}
-STATUS_NAMES = {"queued": "Waiting", "running": "Running", "done": "Done", "failed": "Failed"}
+STATUS_NAMES = {"queued": "Waiting", "running": "Running", "done": "Done", "failed": "Failed", "expired": "Expired"}
 
 
 def _labels() -> dict[str, str]:

@@ -66,7 +66,12 @@ def _changeable(s: Session, xml_form_id: str) -> Form:
 def draft_test_url(draft: FormDraft, form: Form) -> str:
     from urllib.parse import quote
 
-    return (f"{public_url()}/v1/test/{quote(draft.token, safe='')}/projects/{form.project_id}/forms/"
+    rt = runtime()
+    token = form_service.test_token(draft, rt.config["SECRET_KEY"])
+    if token is None:  # sealed under another secret key (or before tokens were sealed): a new one
+        with rt.db.write() as w:
+            token = form_service.renew_test_token(w, w.get(FormDraft, draft.id), rt.config["SECRET_KEY"])
+    return (f"{public_url()}/v1/test/{quote(token, safe='')}/projects/{form.project_id}/forms/"
             f"{quote(form.xml_form_id, safe='')}/draft")
 
 

@@ -244,7 +244,8 @@ def _save_draft(data: bytes, filename: str) -> Any:
         with rt.db.write() as s:
             user = s.get(User, current_user.id)
             res = form_service.create_draft(s, rt.store, project_id=_project_id(), data=data, filename=filename,
-                                            user=user, validate=setup.validate_setting(rt))
+                                            key=rt.config["SECRET_KEY"], user=user,
+                                            validate=setup.validate_setting(rt))
             audit.record(s, db_user(), "form.draft", f"form:{res.form.xml_form_id}", client_ip(),
                          version=res.draft.version, filename=filename, replaced=res.replaced)
             form_id, replaced, discarded = res.form.xml_form_id, res.replaced, res.discarded

@@ -137,14 +137,16 @@ def main() -> int:
                    CAREFILE_STORAGE_URL=str(tmp / "data" / "blobs"), CAREFILE_SECRET_KEY="bench",
                    CAREFILE_EXPORT_WORKER="false")
         rows = []
-        t, out = carefile(env, "backup", str(tmp / "bk"))
+        t, out = carefile(env, "backup", str(tmp / "bk"), "--unencrypted")
         rows.append(("backup (first, full)", t, out))
-        t, out = carefile(env, "backup", str(tmp / "bk"))
+        t, out = carefile(env, "backup", str(tmp / "bk"), "--unencrypted")
         rows.append(("backup (second, incremental)", t, out))
         t, out = carefile(env, "backup", "verify", str(tmp / "bk"))
         rows.append(("backup verify", t, out))
-        t, out = carefile(env, "backup", str(tmp / "bk-enc"), "--passphrase", "bench passphrase")
-        rows.append(("backup --passphrase (first, full)", t, out))
+        passfile = tmp / "passphrase"
+        passfile.write_text("bench passphrase\n")
+        t, out = carefile(env, "backup", str(tmp / "bk-enc"), "--passphrase-file", str(passfile))
+        rows.append(("backup --passphrase-file (first, full)", t, out))
         renv = dict(env, CAREFILE_DATA_DIR=str(tmp / "restored"), CAREFILE_DATABASE_URL=restored_url,
                     CAREFILE_STORAGE_URL=str(tmp / "restored" / "blobs"))
         t, out = carefile(renv, "restore", str(tmp / "bk"))

@@ -402,7 +402,8 @@ def test_try_a_draft_in_the_browser(open_page: Callable[..., Any], server: LiveS
         "| | geopoint | location | Location | | |", "| | geopoint | location | Location | | | placement-map |")
     assert "placement-map" in draft_md
     with rt.db.write() as s:
-        forms.create_draft(s, rt.store, project_id=1, filename="h2.md", validate=False, data=draft_md.encode())
+        forms.create_draft(s, rt.store, project_id=1,
+                           key=rt.config["SECRET_KEY"], filename="h2.md", validate=False, data=draft_md.encode())
     page = open_page(width, "coord")
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server.url, "data:", "blob:"))

@@ -362,7 +362,8 @@ def test_try_page(open_page: Callable[..., Any], server: LiveServer, picture: Pa
     with rt.db.write() as s:
         if forms.get_draft(s, s.scalar(select(Form).where(Form.xml_form_id == form_id))) is None:
             path = ROOT / "xlsforms" / f"{form_id}.xlsx"
-            forms.create_draft(s, rt.store, project_id=1, data=path.read_bytes(), filename=path.name, validate=False)
+            forms.create_draft(s, rt.store, project_id=1, key=rt.config["SECRET_KEY"], data=path.read_bytes(),
+                               filename=path.name, validate=False)
     page = open_page(1280, user=PROVINCE_USER)
     page.goto(f"/forms/{form_id}/draft")
     page.wait_for_selector("#renderer-check:not([data-state=checking])")
@@ -435,7 +436,8 @@ def test_draft_page_names_the_expression_the_renderer_refuses(open_page: Callabl
     with rt.db.write() as s:
         forms.publish_form(s, rt.store, project_id=1, filename="date_check.md", validate=False,
                            data=BROKEN_MD.format(version="1", expr="decimal-date-time(string(${birth}))").encode())
-        forms.create_draft(s, rt.store, project_id=1, filename="date_check.md", validate=False,
+        forms.create_draft(s, rt.store, project_id=1,
+                           key=rt.config["SECRET_KEY"], filename="date_check.md", validate=False,
                            data=BROKEN_MD.format(version="2", expr="decimal-date-time(${birth})").encode())
     page = open_page(375, user=PROVINCE_USER)
     page.goto("/forms/date_check/draft")
@@ -450,7 +452,8 @@ def test_draft_page_names_the_expression_the_renderer_refuses(open_page: Callabl
 
     # the same form, fixed: the page says it opens
     with rt.db.write() as s:
-        forms.create_draft(s, rt.store, project_id=1, filename="date_check.md", validate=False,
+        forms.create_draft(s, rt.store, project_id=1,
+                           key=rt.config["SECRET_KEY"], filename="date_check.md", validate=False,
                            data=BROKEN_MD.format(version="2", expr="decimal-date-time(string(${birth}))").encode())
     page.goto("/forms/date_check/draft")
     page.wait_for_selector("#renderer-check[data-state=ok]")

@@ -20,7 +20,8 @@ def test_layout_is_root_ab_cd_sha256(tmp_path: Path) -> None:
     path = tmp_path / info.key[:2] / info.key[2:4] / info.key
     assert path.read_bytes() == b"hello"
     assert store.path(info.key) == path
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # children's photos: the server's user's alone
+    assert stat.S_IMODE(path.parent.stat().st_mode) == stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
     assert list((tmp_path / "tmp").iterdir()) == []
 
 

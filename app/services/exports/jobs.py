@@ -20,6 +20,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -231,6 +232,42 @@ def run_job(db: Database, store: BlobStore, job_id: int, worker: str,
         beat.join()
 
 
+def expire(session: Session, *, keep_days: int, everything: bool = False) -> list[str]:
+    """Finished exports older than `keep_days` (`everything`: all of them, e.g. after care files were
+    anonymised: their files hold what is gone) lose their file: the job says "expired". Returns the blob keys
+    to delete after the commit (delete_files)."""
+    q = select(ExportJob).where(ExportJob.status == "done").with_for_update()
+    if not everything:
+        q = q.where(ExportJob.finished_at <= utcnow() - timedelta(days=max(keep_days, 0)))
+    keys = []
+    for job in session.scalars(q):
+        if job.blob_key:
+            keys.append(job.blob_key)
+        job.status, job.blob_key, job.md5, job.size = "expired", None, None, None
+    session.flush()
+    return keys
+
+
+def delete_files(session: Session, store: BlobStore, keys: list[str]) -> int:
+    """After the commit: delete the expired exports' files no job still refers to; returns how many."""
+    if not keys:
+        return 0
+    still = set(session.scalars(select(ExportJob.blob_key).where(ExportJob.blob_key.in_(keys))))
+    gone = 0
+    for key in sorted(set(keys) - still):
+        store.delete(key)
+        gone += 1
+    return gone
+
+
+def expire_old(db: Database, store: BlobStore, keep_days: int) -> int:
+    """Expire finished exports past `keep_days` and delete their files (the worker does it as it polls)."""
+    with db.write() as session:
+        keys = expire(session, keep_days=keep_days)
+    with db.session() as session:
+        return delete_files(session, store, keys)
+
+
 def run_pending(db: Database, store: BlobStore, worker: str | None = None, limit: int = 100) -> int:
     """Re-queue dead jobs, then run queued jobs until none is left (or limit); returns how many ran."""
     worker = worker or worker_name()
@@ -245,8 +282,9 @@ def run_pending(db: Database, store: BlobStore, worker: str | None = None, limit
 class Worker:
     """A daemon thread in the app process that runs queued export jobs."""
 
-    def __init__(self, db: Database, store: BlobStore, poll: float = 2.0) -> None:
-        self.db, self.store, self.poll = db, store, poll
+    def __init__(self, db: Database, store: BlobStore, poll: float = 2.0, keep_days: int | None = None) -> None:
+        self.db, self.store, self.poll, self.keep_days = db, store, poll, keep_days
+        self._expired_at = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="export-worker", daemon=True)
@@ -268,6 +306,9 @@ class Worker:
         while not self._stop.is_set():
             try:
                 run_pending(self.db, self.store, name)
+                if self.keep_days is not None and time.monotonic() - self._expired_at > 600:
+                    self._expired_at = time.monotonic()
+                    expire_old(self.db, self.store, self.keep_days)  # finished exports past their days
             except Exception:
                 log.exception("export worker: error while looking for jobs")
             self._wake.wait(self.poll)
@@ -278,13 +319,13 @@ _workers: dict[int, Worker] = {}  # one per process and database (pid check: gun
 _lock = threading.Lock()
 
 
-def ensure_worker(db: Database, store: BlobStore) -> Worker:
-    """Start this process's worker for db (once)."""
+def ensure_worker(db: Database, store: BlobStore, keep_days: int | None = None) -> Worker:
+    """Start this process's worker for db (once); it also expires finished exports after `keep_days`."""
     key = (os.getpid() << 20) ^ id(db)
     with _lock:
         w = _workers.get(key)
         if w is None or not w.thread.is_alive():
-            w = _workers[key] = Worker(db, store).start()
+            w = _workers[key] = Worker(db, store, keep_days=keep_days).start()
         return w
 
 

@@ -12,21 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-# The CSV/XLSX injection guard, used by every cell of every export (tabular.build_row, the compiled
-# rows below, headers, KEYs): a cell a spreadsheet could run as a formula gets a leading apostrophe.
-# Excel and WPS also start formulas after leading spaces and from the full-width and small forms
-# of = + - @ (typed with Chinese input methods), and a leading tab, CR or LF hides what follows.
-FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b")
-_SPACE = frozenset(chr(c) for c in range(0x3001) if chr(c).isspace())  # every Unicode space (U+3000 is the last)
-CHECK_FIRST = FORMULA_START | _SPACE  # first characters worth a closer look (one set test on the hot path)
+from app.services.spreadsheets import CHECK_FIRST, FORMULA_START, neutralise
 
-
-def neutralise(v: str) -> str:
-    """The cell text as it should be written: "'" + v when v could start a formula (v[0] in CHECK_FIRST)."""
-    if v[0] in "\t\r\n" or v[0] in FORMULA_START:
-        return "'" + v
-    rest = v.lstrip()
-    return "'" + v if rest and rest[0] in FORMULA_START else v
+# The CSV/XLSX injection guard (app/services/spreadsheets.py), used by every cell of every export
+# (tabular.build_row, the compiled rows below, headers, KEYs).
 
 
 def _generic(spec: Any) -> Callable[[Any], list[Any]]:

@@ -20,7 +20,9 @@ from app.services.forms.drafts import (
     list_test_submissions,
     publish_draft,
     receive_test_submission,
+    renew_test_token,
     require_draft,
+    test_token,
     upload_draft_attachment,
     version_used,
 )
@@ -47,6 +49,7 @@ from forms import parse_xform
 __all__ = [
     "DraftResult", "PublishResult", "TestReceipt", "VersionFile", "add_version", "assign_forms", "attachment_rows",
     "compile_upload", "count_test_submissions", "create_draft", "delete_draft", "draft_by_token",
+    "test_token", "renew_test_token",
     "draft_from_published", "draft_schema", "encryption", "files", "forms_for_phone", "get_draft",
     "get_form", "get_version", "keys", "list_forms", "list_test_submissions", "list_versions",
     "missing_attachments", "parse_xform", "publish_draft", "publish_form", "receive_test_submission",

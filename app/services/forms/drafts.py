@@ -10,7 +10,6 @@ Publishing turns the draft into a FormVersion, optionally under a new version st
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import mimetypes
 import secrets
@@ -36,11 +35,13 @@ from app.services.forms.publish import (
     version_conflict,
     with_managed_key,
 )
+from app.services.identity import tokens
 from app.services.schemas import schema_to_json
 from forms import FormSchema, SubmissionXMLError, XFormError, extract, parse_submission, parse_xform
 from storage import BlobStore, BlobTooLarge
 
 TOKEN_BYTES = 32
+DRAFT_TOKEN_PURPOSE = "draft-test-token"
 MAX_NOTES = 2000
 
 
@@ -76,7 +77,7 @@ def version_used(session: Session, form: Form, version: str) -> bool:
                                                        FormVersion.version == version)) is not None
 
 
-def create_draft(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str,
+def create_draft(session: Session, store: BlobStore, *, project_id: int, data: bytes, filename: str, key: str,
                  user: User | None = None, validate: bool | None = None, new_form: bool = False,
                  form_id: str | None = None, form_id_fallback: str | None = None) -> DraftResult:
     """Make (or replace) the draft of an existing form from an uploaded XLSForm (or XForm).
@@ -85,7 +86,8 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     or the earlier draft already has under the same name are kept. A form that does not exist yet
     has no draft (publish it with publish_form) unless `new_form`: then the form is made without a
     published version, as Central's `POST /forms?publish=false` does (phones see it once published).
-    `form_id`: the form whose draft this must be (an upload of another form is refused, 400.8)."""
+    `form_id`: the form whose draft this must be (an upload of another form is refused, 400.8).
+    `key`: the server's secret key, which seals the test token (identity/tokens.py)."""
     compiled = compile_upload(data, filename, validate, form_id_fallback)
     # without `version` the draft keeps the empty version; publish_draft decides (empty or stamped)
     xml, schema = with_managed_key(session, project_id, *stamp_and_parse(compiled, keep_empty=True))
@@ -108,9 +110,11 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
         carried += [a for a in form.current_version.attachments if a.filename not in names]
     discarded = 0
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    token_hash, token_sealed = tokens.digest(token), tokens.seal(key, DRAFT_TOKEN_PURPOSE, token)
     if old is not None:
         discarded = count_test_submissions(session, old)
-        token = old.token  # a phone set up with the test QR code keeps working
+        # a phone set up with the test QR code keeps working
+        token_hash, token_sealed = old.token_hash, old.token_sealed
         session.delete(old)
         session.flush()
     source = store.put(io.BytesIO(data))
@@ -118,7 +122,8 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
         form_id=form.id, version=schema.version, title=schema.title or schema.form_id, xml=xml,
         md5=hashlib.md5(xml).hexdigest(), sha256=hashlib.sha256(xml).hexdigest(), schema=schema_to_json(schema),
         version_stamped=not compiled.version, source_filename=filename, source_blob_key=source.key,
-        warnings=list(compiled.warnings), validation_note=compiled.validation_note, token=token,
+        warnings=list(compiled.warnings), validation_note=compiled.validation_note,
+        token_hash=token_hash, token_sealed=token_sealed,
         created_by_id=user.id if user else None,
     )
     draft.attachments = attachment_rows(session, store, FormDraftAttachment, project_id, schema, carried,
@@ -129,7 +134,7 @@ def create_draft(session: Session, store: BlobStore, *, project_id: int, data: b
     return DraftResult(form, draft, old is not None, discarded, taken)
 
 
-def draft_from_published(session: Session, store: BlobStore, form: Form, *, user: User | None = None,
+def draft_from_published(session: Session, store: BlobStore, form: Form, *, key: str, user: User | None = None,
                          validate: bool | None = None) -> DraftResult:
     """A draft that copies the current published version (Central's `POST /draft` without a body), made
     from the same uploaded file, so its media files can be replaced and it can be published under a
@@ -143,8 +148,8 @@ def draft_from_published(session: Session, store: BlobStore, form: Form, *, user
         filename = fv.source_filename or f"{form.xml_form_id}.xlsx"
     else:
         data, filename = fv.xml, f"{form.xml_form_id}.xml"
-    return create_draft(session, store, project_id=form.project_id, data=data, filename=filename, user=user,
-                        validate=validate)
+    return create_draft(session, store, project_id=form.project_id, data=data, filename=filename, key=key,
+                        user=user, validate=validate)
 
 
 def get_draft(session: Session, form: Form) -> FormDraft | None:
@@ -250,11 +255,24 @@ def upload_draft_attachment(session: Session, store: BlobStore, draft: FormDraft
     return att
 
 
+def test_token(draft: FormDraft, key: str) -> str | None:
+    """The draft's test token, unsealed with the server's secret key (None: sealed under another key)."""
+    return tokens.unseal(key, DRAFT_TOKEN_PURPOSE, draft.token_sealed, draft.token_hash)
+
+
+def renew_test_token(session: Session, draft: FormDraft, key: str) -> str:
+    """A new test token for the draft (when the old one cannot be unsealed any more); the old one stops working."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    draft.token_hash, draft.token_sealed = tokens.digest(token), tokens.seal(key, DRAFT_TOKEN_PURPOSE, token)
+    session.flush()
+    return token
+
+
 def draft_by_token(session: Session, project_id: int, xml_form_id: str, token: str) -> FormDraft:
     """The draft a test URL names; a wrong, old or blank token is the same 404 as no draft."""
     form = _form(session, project_id, xml_form_id)
     draft = get_draft(session, form) if form is not None else None
-    if draft is None or not token or not hmac.compare_digest(draft.token.encode(), token.encode()):
+    if draft is None or not token or not tokens.same(draft.token_hash, token):
         raise problems.NO_DRAFT_AT_TEST_ADDRESS()
     return draft
 

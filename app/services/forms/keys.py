@@ -27,7 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import problems
+from app.db import Database
 from app.models import Form, ManagedKey, User
+from app.services.identity import signin
 from forms import FormSchema, safe_parse
 from forms.encryption import public_key_base64
 
@@ -61,8 +63,14 @@ def get_key(session: Session, project_id: int, key_id: int) -> ManagedKey:
     return row
 
 
-def unlock(row: ManagedKey, passphrase: str) -> rsa.RSAPrivateKey:
-    """The private key of a managed key; Problem 400 if the passphrase is wrong."""
+def unlock(db: Database, row: ManagedKey, passphrase: str, who: str) -> rsa.RSAPrivateKey:
+    """The private key of a managed key; Problem 400 if the passphrase is wrong. Guesses are throttled per
+    guesser (`who`: "user:<id>", or "cli" for the command line) and key, as wrong passwords are
+    (signin.guard: 5 free, then waits from 1 to 15 minutes; 429.1), and each costs the server one scrypt."""
+    return signin.guard(db, f"managed-key:{row.id}", who, lambda: _open(row, passphrase), what="passphrase")
+
+
+def _open(row: ManagedKey, passphrase: str) -> rsa.RSAPrivateKey:
     try:
         secret = _derive(passphrase or "", row.kdf_salt, row.kdf_n, row.kdf_r, row.kdf_p)
         der = AESGCM(secret).decrypt(row.nonce, row.private_key, _aad(row))
@@ -120,12 +128,14 @@ def managed_public_key(session: Session, project_id: int, form_id: str, schema: 
     return row.public_key if row is not None else None
 
 
-def private_key_for_export(session: Session, form: Form, passphrase: str) -> rsa.RSAPrivateKey:
-    """The managed private key of `form`, unlocked with the passphrase (Problem if none or wrong)."""
-    row = form_key(session, form)
+def private_key_for_export(db: Database, form: Form, passphrase: str, who: str) -> rsa.RSAPrivateKey:
+    """The managed private key of `form`, unlocked with the passphrase (Problem if none or wrong; guesses
+    throttled, see unlock). Call it outside a write transaction."""
+    with db.reader() as session:
+        row = form_key(session, form)
     if row is None:
         raise problems.FORM_NO_MANAGED_ENCRYPTION_KEY(xml_form_id=form.xml_form_id)
-    return unlock(row, passphrase)
+    return unlock(db, row, passphrase, who)
 
 
 def keys_json(session: Session, form: Form) -> list[dict[str, Any]]:

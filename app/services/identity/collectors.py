@@ -219,7 +219,8 @@ def check_rows(session: Session, project_id: int, rows: list[CollectorRow],
     return errors
 
 
-def create_collectors(session: Session, *, project_id: int, rows: list[CollectorRow], realm: str) -> list[User]:
+def create_collectors(session: Session, *, project_id: int, rows: list[CollectorRow], realm: str,
+                      key: str) -> list[User]:
     """Create the collectors of rows (already checked), assign their forms and issue their tokens.
 
     An empty password gets a random one nobody knows: the phone is set up with the QR code.
@@ -231,7 +232,7 @@ def create_collectors(session: Session, *, project_id: int, rows: list[Collector
                                         password=r.password or secrets.token_urlsafe(24), realm=realm,
                                         regions=r.regions, display_name=r.display_name.strip())
         set_assignments(session, user, [forms[f] for f in r.forms])
-        user_service.issue_token(session, user)
+        user_service.issue_token(session, user, key)
         created.append(user)
     return created
 
@@ -277,8 +278,9 @@ def assignments(session: Session, user_ids: list[int]) -> dict[int, list[str]]:
     return out
 
 
-def token_statuses(session: Session, user_ids: list[int]) -> dict[int, TokenStatus]:
-    """Whether each user has an active token (since when), only revoked ones, or none."""
+def token_statuses(session: Session, user_ids: list[int], key: str) -> dict[int, TokenStatus]:
+    """Whether each user has an active token (since when, and the token when it can be unsealed with the
+    server's secret `key`), only revoked ones, or none."""
     out = {uid: TokenStatus("none") for uid in user_ids}
     if not user_ids:
         return out
@@ -286,7 +288,7 @@ def token_statuses(session: Session, user_ids: list[int]) -> dict[int, TokenStat
                                .order_by(CollectorToken.id)):
         cur = out[tok.user_id]
         if tok.revoked_at is None:
-            out[tok.user_id] = TokenStatus("active", tok.created_at, tok.token)
+            out[tok.user_id] = TokenStatus("active", tok.created_at, user_service.shown_token(tok, key))
         elif cur.state != "active":
             out[tok.user_id] = TokenStatus("revoked", tok.revoked_at)
     return out

@@ -21,6 +21,14 @@ browser that signed in a signed "known device" cookie (web/auth.py), which count
 address when the user's address changes (mobile networks). Failures for user names
 that do not exist count the same way (no hint which names exist). An administrator's password
 reset forgets the account's failures.
+
+Attempts at one account take turns (`Database.keyed_lock`, shared by every worker and node): the counters
+are read, the password checked and a failure recorded before the next attempt starts, so 20 parallel
+wrong passwords get `PAIR_FREE` checks, not more. Unknown, deactivated and active accounts cost the same
+work (one password check each: a stand-in for an unknown name), so the answer time tells nothing.
+
+The same counters guard other secrets that can be guessed (`guard`): a managed encryption key's
+passphrase, per user and form.
 """
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,14 +64,15 @@ KNOWN_FOR = timedelta(days=60)  # a right password makes the address known to th
 KNOWN_REFRESH = timedelta(hours=12)  # re-stamp a known address at most this often (no write per request)
 
 CHANNELS = ("web", "api", "digest", "basic")
+T = TypeVar("T")
 
 
 class Throttled(Problem):
     """429: too many wrong passwords; `retry_after` seconds until a password is checked again."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, what: str = "password") -> None:
         minutes = max(1, math.ceil(retry_after / 60))
-        kind = problems.SIGNIN_THROTTLED
+        kind = problems.PASSPHRASE_THROTTLED if what == "passphrase" else problems.SIGNIN_THROTTLED
         super().__init__(kind.status, kind.code, kind.format(minutes=minutes), template=kind.template,
                          fields={"minutes": minutes}, retryAfter=retry_after)
         self.retry_after = retry_after
@@ -104,7 +113,8 @@ class SigninState:
 
 
 def _key(username: str, ip: str) -> tuple[str, str]:
-    return username.strip()[:150], (ip or "")[:64]
+    # Counted without regard to case, as sign-in finds the account: `Tashi` and `tashi` are one account.
+    return username.strip().lower()[:150], (ip or "")[:64]
 
 
 def state(session: Session, username: str, ip: str) -> SigninState:
@@ -140,12 +150,19 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
     """
     assert channel in CHANNELS
     username, ip = _key(username, ip)
+    with db.keyed_lock(f"signin:{username}"):
+        return _verify(db, username, ip, check, channel=channel, options=options, audit_success=audit_success,
+                       known_device=known_device)
+
+
+def _verify(db: Database, username: str, ip: str, check: Callable[[User], bool], *, channel: str,
+            options: Sequence[Any], audit_success: bool, known_device: bool) -> User:
     with db.reader() as session:
         current = state(session, username, ip)
         wait = current.wait(utcnow(), known_device)
         user = None
         if wait <= 0:
-            user = session.execute(select(User).options(*options).where(User.username == username)
+            user = session.execute(select(User).options(*options).where(user_service.same_name(username))
                                    ).unique().scalar_one_or_none()
             if user is not None:
                 session.expunge(user)
@@ -156,9 +173,10 @@ def verify(db: Database, username: str, ip: str, check: Callable[[User], bool], 
                              channel=channel)
         LOGIN_FAILURES.labels("throttled").inc()
         raise Throttled(math.ceil(wait))
-    if user is None:
-        check(_stand_in())  # as slow as a real check: the answer time does not tell which names exist
-    if user is None or not user.active or not check(user):
+    # One check whatever the account: a stand-in for an unknown name, the real one for a deactivated account
+    # too, so the answer time tells neither which names exist nor which are deactivated.
+    matched = check(user if user is not None else _stand_in())
+    if user is None or not user.active or not matched:
         with db.write() as session:
             now = utcnow()
             session.add(LoginFailure(username=username, ip=ip, at=now))
@@ -189,6 +207,34 @@ def _mark_known(db: Database, session: Session, username: str, ip: str, now: dat
     session.execute(stmt.on_conflict_do_update(
         index_elements=[SigninKnownAddress.username, SigninKnownAddress.ip], set_={"last_ok_at": now}))
     session.execute(delete(SigninKnownAddress).where(SigninKnownAddress.last_ok_at < now - KNOWN_FOR))
+
+
+def guard(db: Database, subject: str, who: str, attempt: Callable[[], T], *, what: str) -> T:
+    """Run `attempt` — a test of a secret other than a password, raising Problem when it is wrong — under
+    the sign-in counters: `subject` names the secret ("managed-key:<id>"; never a user name, which has no
+    ':'), `who` the guesser ("user:<id>"), in the places of user name and address. Attempts at one subject
+    take turns; while a wait runs nothing is tested (Throttled, 429)."""
+    subject, who = _key(subject, who)
+    with db.keyed_lock(f"signin:{subject}"):
+        with db.reader() as session:
+            current = state(session, subject, who)
+        now = utcnow()
+        wait = current.wait(now)
+        if wait > 0:
+            LOGIN_FAILURES.labels("throttled").inc()
+            raise Throttled(math.ceil(wait), what=what)
+        try:
+            result = attempt()
+        except Problem:
+            with db.write() as session:
+                session.add(LoginFailure(username=subject, ip=who, at=now))
+            LOGIN_FAILURES.labels("password").inc()
+            raise
+        if current.pair.count or current.known_at is None or current.known_at < now - KNOWN_REFRESH:
+            with db.write() as session:
+                session.execute(delete(LoginFailure).where(LoginFailure.username == subject, LoginFailure.ip == who))
+                _mark_known(db, session, subject, who, now)
+        return result
 
 
 def sign_in(db: Database, username: str, password: str, ip: str, known_device: bool = False) -> User:

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session, joinedload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -26,6 +26,7 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
+from app.services.identity import tokens
 from app.services.regions import validate_code
 
 # New tokens use URL- and shell-safe characters only (pasting a URL with `!` into a shell breaks it).
@@ -34,6 +35,12 @@ NEW_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 TOKEN_ALPHABET = NEW_TOKEN_ALPHABET + "!$"
 TOKEN_LENGTH = 64
 USERNAME = re.compile(r"[A-Za-z0-9._@+-]+")
+
+
+def same_name(username: str) -> Any:
+    """The condition "this user's name is `username`", without regard to case (user names are unique so:
+    migration 0024). HTTP Digest still needs the exact name: its hash includes it."""
+    return func.lower(User.username) == username.strip().lower()
 
 
 def digest_ha1(username: str, realm: str, password: str) -> str:
@@ -53,8 +60,9 @@ def create_user(session: Session, *, project_id: int, username: str, role: str, 
         raise problems.UNKNOWN_ROLE(role=role, choices=', '.join(ROLES))
     if len(password) < 8:
         raise problems.PASSWORD_TOO_SHORT()
-    if session.scalar(select(User).where(User.username == username)) is not None:
-        raise problems.USER_EXISTS(username=username)
+    taken = session.scalar(select(User.username).where(same_name(username)))
+    if taken is not None:
+        raise problems.USER_EXISTS(username=taken)
     user = User(project_id=project_id, username=username, role=role, display_name=display_name or username,
                 password_hash=generate_password_hash(password), digest_ha1=digest_ha1(username, realm, password))
     for code in dict.fromkeys(validate_code(c) for c in (regions or [])):
@@ -102,7 +110,7 @@ def end_user_sessions(session: Session, user_id: int) -> int:
 def forget_failures(session: Session, username: str) -> None:
     """An administrator reset the password: the account's sign-in waits (app.services.identity.signin) end
     everywhere."""
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    session.execute(delete(LoginFailure).where(func.lower(LoginFailure.username) == username.lower()))
 
 
 def phone_user_options() -> list[Any]:
@@ -111,7 +119,7 @@ def phone_user_options() -> list[Any]:
 
 
 def get_user(session: Session, username: str, for_phone: bool = False) -> User:
-    q = select(User).where(User.username == username)
+    q = select(User).where(same_name(username))
     if for_phone:
         q = q.options(*phone_user_options())
     user = session.execute(q).unique().scalar_one_or_none()
@@ -131,24 +139,42 @@ def is_well_formed_token(token: str) -> bool:
     return len(token) == TOKEN_LENGTH and _TOKEN_CHARS.issuperset(token)
 
 
-def issue_token(session: Session, user: User) -> CollectorToken:
-    """The user's active token, creating one if there is none."""
+TOKEN_PURPOSE = "collector-token"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    row: CollectorToken
+    token: str | None  # None: an active token kept only as its digest (issued before sealing; renew it)
+
+
+def _new_token(session: Session, user: User, key: str) -> IssuedToken:
+    value = new_token_value()
+    tok = CollectorToken(user_id=user.id, token_hash=tokens.digest(value),
+                         sealed=tokens.seal(key, TOKEN_PURPOSE, value))
+    session.add(tok)
+    session.flush()
+    return IssuedToken(tok, value)
+
+
+def shown_token(tok: CollectorToken, key: str) -> str | None:
+    """The token of a stored row, unsealed with the server's secret key (None when that cannot be done)."""
+    return tokens.unseal(key, TOKEN_PURPOSE, tok.sealed, tok.token_hash)
+
+
+def issue_token(session: Session, user: User, key: str) -> IssuedToken:
+    """The user's active token, creating one if there is none (`key`: the server's secret key)."""
     tok = session.scalar(select(CollectorToken).where(
         CollectorToken.user_id == user.id, CollectorToken.revoked_at.is_(None)))
     if tok is None:
-        tok = CollectorToken(user_id=user.id, token=new_token_value())
-        session.add(tok)
-        session.flush()
-    return tok
+        return _new_token(session, user, key)
+    return IssuedToken(tok, shown_token(tok, key))
 
 
-def renew_token(session: Session, user: User) -> CollectorToken:
+def renew_token(session: Session, user: User, key: str) -> IssuedToken:
     """Revoke the user's tokens and issue a new one (the old QR code stops working)."""
     revoke_tokens(session, user)
-    tok = CollectorToken(user_id=user.id, token=new_token_value())
-    session.add(tok)
-    session.flush()
-    return tok
+    return _new_token(session, user, key)
 
 
 def revoke_tokens(session: Session, user: User) -> int:
@@ -170,21 +196,23 @@ class TokenLookup:
 def _token_user_statement() -> Any:
     """The token's state, its user's columns, and the user's regions and form assignments (outer joins):
     Core rows, built once (building a statement costs about as much as running it)."""
-    return (select(CollectorToken.revoked_at, *User.__table__.columns, UserRegion.id.label("region_id"),
+    return (select(CollectorToken.revoked_at, CollectorToken.token_hash.label("stored_hash"), *User.__table__.columns,
+                   UserRegion.id.label("region_id"),
                    UserRegion.code.label("region_code"), FormAssignment.id.label("assignment_id"),
                    FormAssignment.form_id.label("assignment_form_id"))
             .join(User, User.id == CollectorToken.user_id)
             .outerjoin(UserRegion, UserRegion.user_id == User.id)
             .outerjoin(FormAssignment, FormAssignment.user_id == User.id)
-            .where(CollectorToken.token == bindparam("token")))
+            .where(CollectorToken.token_hash == bindparam("token_hash")))
 
 
 def user_for_token(session: Session, token: str) -> TokenLookup:
     """The token's user with its regions and form assignments, in one query (it runs on every request
     from a phone). The user comes back detached, loaded as a query would load it, without the cost of
     the ORM's eager loading (a third of a submission's CPU time on PostgreSQL)."""
-    rows = session.connection().execute(_token_user_statement(), {"token": token}).mappings().all()
-    if not rows:
+    rows = session.connection().execute(_token_user_statement(),
+                                        {"token_hash": tokens.digest(token)}).mappings().all()
+    if not rows or not tokens.same(rows[0]["stored_hash"], token):
         return TokenLookup(None, "unknown")
     first = rows[0]
     if first["revoked_at"] is not None:

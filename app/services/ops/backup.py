@@ -149,7 +149,11 @@ class Destination:
         chosen = snapshot or ids[-1]
         if chosen not in ids:
             raise BackupError(f"There is no snapshot {chosen} in {self.target.url}; there are: {', '.join(ids)}.")
-        return chosen, self.read_json(f"snapshots/{chosen}/manifest.json")
+        try:
+            return chosen, self.read_json(f"snapshots/{chosen}/manifest.json")
+        except ValueError:  # not JSON, not UTF-8
+            raise BackupError(f"The manifest of snapshot {chosen} is not JSON: it was damaged or changed after the "
+                              "backup was made; nothing was restored. Try another snapshot (--snapshot).") from None
 
 
 def open_destination(target: Target, passphrase: str | None, create: bool) -> Destination:

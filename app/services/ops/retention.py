@@ -1,13 +1,16 @@
 """Retention: closed care files are anonymised CAREFILE_RETENTION_YEARS after their closure.
 
 What goes (PIPL Arts. 19, 47: no longer than needed): every answer the form marks sensitive
-(`bind::carefile:sensitive`: names, ID numbers, phones, addresses, free text), every photo and
-signature (binary questions), from the stored values, the repeat rows and the raw XML of every
-version of every record of the child (including records of files merged into it); the files
-themselves; the instance names; the child's label (masked initial) in the list and its history.
-Reviewers' comments on those records are emptied too. What stays, for statistics: risk levels,
-statuses, dates, scores, region codes, the entity's properties (which never hold names: see
-scripts/build_xlsforms.py).
+(`bind::carefile:sensitive`: names, ID numbers, phones, addresses, free text) and every field calculated
+from one or from the child's label (`child_label`: forms.sensitivity follows the expressions), every
+photo and signature (binary questions), the instance name and the entity block's label
+(`meta/instanceName`, `meta/entity/label`), from the stored values, the repeat rows and the raw XML of
+every version of every record of the child (including records of files merged into it); the files
+themselves; the child's label in the list and its history, properties filled from sensitive answers, and
+the child's directory row (full name, pinyin, guardian, ID number). Reviewers' comments on those records are
+emptied too, and every finished export's file is deleted (exports made before the run hold what is gone).
+What stays, for statistics: risk levels, statuses, dates, scores, region codes, the entity's other
+properties (which never hold names: see scripts/build_xlsforms.py).
 
 run() changes rows inside the caller's transaction and returns the blob keys to delete; the
 caller deletes them after the commit (delete_blobs), so a failed commit never loses a file
@@ -25,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import (
+    ChildDirectory,
     Dataset,
     Entity,
     EntityVersion,
@@ -36,10 +40,12 @@ from app.models import (
     SubmissionVersion,
     utcnow,
 )
-from app.services import audit
+from app.services import access, audit
 from app.services import forms as form_service
 from app.services.children.store import CHILDREN
+from app.services.exports import jobs as export_jobs
 from forms import FormSchema
+from forms.sensitivity import sensitive_paths, sensitive_properties
 from storage import BlobStore
 
 ANONYMISED_LABEL = "（已匿名）anonymised"
@@ -56,13 +62,16 @@ class RetentionReport:
     comments: int = 0  # review comments emptied
     blob_keys: set[str] = field(default_factory=set)  # stored files to delete after the commit
     blobs_deleted: int = 0
+    export_keys: list[str] = field(default_factory=list)  # export files to delete after the commit
+    exports_expired: int = 0
 
     def lines(self) -> list[str]:
         verb = "Would anonymise" if self.dry_run else "Anonymised"
         out = [f"Closed before {self.cutoff.date().isoformat()}: {verb} {len(self.children)} child file(s); "
                f"{self.records} record version(s), {self.values_removed} sensitive answer(s), "
                f"{self.files} photo(s)/signature(s), {self.comments} review comment(s)" + ("" if self.dry_run else
-                                                       f", {self.blobs_deleted} stored file(s) deleted") + "."]
+                                                       f", {self.blobs_deleted} stored file(s) deleted, "
+                                                       f"{self.exports_expired} finished export(s) deleted") + "."]
         out += [f"  child {uid}" for uid in self.children]
         return out
 
@@ -91,6 +100,9 @@ def run(session: Session, *, now: datetime | None = None, years: int, dry_run: b
     for child in due_children(session, report.cutoff):
         report.children.append(child.uuid)
         _anonymise_child(session, child, report, dry_run, now)
+    if report.children and not dry_run:  # finished exports may hold what was just removed
+        report.export_keys = export_jobs.expire(session, keep_days=0, everything=True)
+        report.exports_expired = len(report.export_keys)
     if not dry_run:
         audit.record(session, None, "retention.run", target="children", username="carefile retention",
                      years=years, cutoff=report.cutoff.isoformat(), children=len(report.children),
@@ -107,11 +119,18 @@ def _anonymise_child(session: Session, child: Entity, report: RetentionReport, d
         select(SubmissionVersion).join(Submission, Submission.id == SubmissionVersion.submission_id)
         .where(Submission.entity_uuid.in_(uids))).all()
     records_before, values_before, files_before = report.records, report.values_removed, report.files
+    ds = session.get(Dataset, child.dataset_id)
+    # The child's label is identity whatever the forms build it from: every list it names is treated as
+    # sensitive, so fields calculated from it (child_label in a visit) go too.
+    lists = (access.sensitive_label_lists(session, ds.project_id) if ds else frozenset()) | {CHILDREN}
+    props: set[str] = set()
     for sv in versions:
         fv = session.get(FormVersion, sv.form_version_id)
         if fv is None:
             continue
-        _anonymise_version(sv, form_service.schema_of(fv), report, dry_run)
+        schema = form_service.schema_of(fv)
+        props |= sensitive_properties(schema, lists)
+        _anonymise_version(sv, schema, lists, report, dry_run)
     comments = session.scalars(select(SubmissionComment)
                                .join(Submission, Submission.id == SubmissionComment.submission_id)
                                .where(Submission.entity_uuid.in_(uids), SubmissionComment.body != "")).all()
@@ -123,10 +142,15 @@ def _anonymise_child(session: Session, child: Entity, report: RetentionReport, d
     for entity in (child, *merged):
         entity.label = ANONYMISED_LABEL
         entity.anonymised_at = now
+        entity.data = _without(entity.data, props)
         for ev in session.scalars(select(EntityVersion).where(EntityVersion.entity_id == entity.id)):
             ev.label = ANONYMISED_LABEL
             ev.note = None  # free text typed by a coordinator
-    ds = session.get(Dataset, child.dataset_id)
+            ev.data = _without(ev.data, props)
+            ev.data_received = _without(ev.data_received, props | {"label"})
+        directory = session.get(ChildDirectory, entity.id)
+        if directory is not None:  # full name, pinyin, guardian, ID number: the search's copy
+            session.delete(directory)
     if ds is not None:
         ds.revision = (ds.revision or 0) + 1
     audit.record(session, None, "child.anonymise", target=f"child:{child.uuid}", username="carefile retention",
@@ -135,10 +159,17 @@ def _anonymise_child(session: Session, child: Entity, report: RetentionReport, d
                  files=report.files - files_before)
 
 
-def _sensitive(schema: FormSchema) -> tuple[set[str], set[str]]:
-    """Absolute paths of the questions to remove, and their value keys (relative paths)."""
-    paths = {f.path for f in schema.fields if f.sensitive or f.type == "binary"}
-    keys = set()
+def _without(data: dict[str, Any] | None, keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in (data or {}).items() if k not in keys}
+
+
+def _sensitive(schema: FormSchema, lists: frozenset[str] | set[str]) -> tuple[set[str], set[str]]:
+    """Absolute paths of the nodes to remove (sensitive answers and what is calculated from them, files, the
+    instance name and the entity block's label), and the value keys of the questions among them."""
+    root = f"/{schema.root}"
+    paths = set(sensitive_paths(schema, lists)) | {f.path for f in schema.fields if f.type == "binary"}
+    paths |= {f"{root}/meta/instanceName", f"{root}/meta/entity/label"}
+    keys = {"meta/instanceName", "meta/entity/label"}  # kept in the values whether or not the form declares them
     for f in schema.fields:
         if f.path in paths:
             base = f.repeat if f.repeat else f"/{schema.root}"
@@ -152,8 +183,9 @@ def _strip(values: dict[str, Any], keys: set[str]) -> tuple[dict[str, Any], int]
     return kept, removed
 
 
-def _anonymise_version(sv: SubmissionVersion, schema: FormSchema, report: RetentionReport, dry_run: bool) -> None:
-    paths, keys = _sensitive(schema)
+def _anonymise_version(sv: SubmissionVersion, schema: FormSchema, lists: frozenset[str] | set[str],
+                       report: RetentionReport, dry_run: bool) -> None:
+    paths, keys = _sensitive(schema, lists)
     data, removed = _strip(sv.data or {}, keys)
     rows = []
     for row in sv.repeat_rows:
@@ -197,7 +229,9 @@ def _strip_xml(xml: bytes, paths: set[str]) -> bytes:
 
 
 def delete_blobs(session: Session, store: BlobStore, report: RetentionReport) -> None:
-    """After the commit: delete the removed files that no other row refers to (files are shared by hash)."""
+    """After the commit: delete the removed files that no other row refers to (files are shared by hash), and
+    the expired exports' files."""
+    export_jobs.delete_files(session, store, report.export_keys)
     if not report.blob_keys:
         return
     still = set(session.scalars(select(SubmissionAttachment.blob_key).where(

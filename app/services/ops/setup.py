@@ -25,7 +25,7 @@ def init_schema(rt: Runtime) -> None:
     migration lock, so servers starting together neither migrate twice nor add the project twice.
     Then children registered before the child directory existed get their rows (a one-time fill after the
     upgrade that added it; nothing to do on later starts)."""
-    upgrade(rt.db.engine, then=_default_project)
+    upgrade(rt.db.engine, then=_default_project, secret_key=rt.config["SECRET_KEY"])
     while True:
         with Session(rt.db.engine) as session, session.begin():
             if child_directory.fill_missing(session) < child_directory.FILL_BATCH:

@@ -13,6 +13,17 @@ from botocore.exceptions import ClientError
 from storage import open_store
 
 
+def private_dirs(path: Path) -> None:
+    """mkdir -p with every folder it makes 0700 (Path.mkdir gives the parents it makes the umask's mode)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
+
+
 class BackupError(Exception):
     """A backup, verify or restore step failed; the message says what to do."""
 
@@ -34,9 +45,14 @@ class LocalTarget:
         self.url = str(self.root)
 
     def _path(self, name: str) -> Path:
+        """The file `name` names inside the backup folder: never outside it, never through a link."""
+        plain = Path(os.path.normpath(self.root / name))
         path = (self.root / name).resolve()
-        if self.root not in path.parents:
-            raise BackupError(f"bad name in backup: {name!r}")
+        if self.root not in path.parents or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BackupError(f"bad name in backup: {name[:200]!r}")
+        if path != plain:
+            raise BackupError(f"{name[:200]} in the backup at {self.url} is a link or passes through one; a backup "
+                              "holds plain files only. Nothing was restored from it.")
         return path
 
     def exists(self, name: str) -> bool:
@@ -64,9 +80,12 @@ class LocalTarget:
             return fh.read()
 
     def put_file(self, name: str, path: Path) -> None:
+        # Owner only (0700 folders, 0600 files) whatever the umask: a backup holds every child's file.
         dest = self._path(name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(dest.parent)
         part = dest.with_name(dest.name + ".part")
+        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(part, 0o600)
         shutil.copyfile(path, part)
         with part.open("rb") as fh:
             os.fsync(fh.fileno())

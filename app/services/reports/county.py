@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from app import problems
 from app.models import Dataset, Entity, EntityVersion, Form, FormVersion, Submission, SubmissionVersion, User
-from app.services import access, regions
+from app.services import access, regions, spreadsheets
 from app.services.answers import LOCAL_TZ, answer_keys, iso_day, record_date_key, record_day
 from app.services.children.store import CHILDREN, RISK_LEVELS
 from app.services.schemas import schema_of
@@ -425,25 +425,30 @@ def pictures(session: Session, project_id: int, user: User, today: date, months:
 
 
 def report_xlsx(report: CountyReport, headers: list[str], title: str, notes: list[str], total: str) -> bytes:
-    """The county report as one worksheet: a title line, then township, code and one column per count."""
+    """The county report as one worksheet: a title line, then township, code and one column per count. Every
+    row through the spreadsheet-safe writer (place names come from `regions load`)."""
     wb = Workbook()
     ws = wb.active
     ws.title = report.period.key
-    ws.append([title])
+
+    def add(values: list[Any]) -> None:
+        ws.append(spreadsheets.row(values))
+
+    add([title])
     ws["A1"].font = Font(bold=True, size=13)
-    ws.append([report.county_name, report.county, report.period.start.isoformat(), report.period.end.isoformat()])
-    ws.append([])
-    ws.append(headers)
+    add([report.county_name, report.county, report.period.start.isoformat(), report.period.end.isoformat()])
+    add([])
+    add(headers)
     for cell in ws[4]:
         cell.font = Font(bold=True)
     for row in report.rows:
-        ws.append([row.name or row.code, row.code, *[row.counts[k] for k in COLUMNS]])
-    ws.append([total, report.county, *[report.totals[k] for k in COLUMNS]])
+        add([row.name or row.code, row.code, *[row.counts[k] for k in COLUMNS]])
+    add([total, report.county, *[report.totals[k] for k in COLUMNS]])
     for cell in ws[ws.max_row]:
         cell.font = Font(bold=True)
-    ws.append([])
+    add([])
     for note in notes:
-        ws.append([note])
+        add([note])
     ws.column_dimensions["A"].width = 22
     ws.column_dimensions["B"].width = 12
     ws.freeze_panes = "C5"

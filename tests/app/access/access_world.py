@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from io import BytesIO
 from typing import Any
 
@@ -29,6 +30,7 @@ REG_MD = """
 | | text | guardian_phone | Guardian's phone | | yes | |
 | | end_group | grp_guardian | | | | |
 | | text | village | Village code | village | | |
+| | date | birth_date | Date of birth | birth_date | | |
 | | image | photo | Photo of the child | | yes | |
 | | image | house | Photo of the house | | | |
 | | text | note | Note | | | |
@@ -68,14 +70,22 @@ def identifying(name: str) -> dict[str, str]:
             "guardian_phone": f"1390000{digit}77", "instance_name": f"INST-{name}"}
 
 
+def turning_18_soon() -> str:
+    """A date of birth 18 years before a month from now: the child is on the turning-18 list."""
+    soon = date.today() + timedelta(days=30)
+    return (soon.replace(year=soon.year - 18) if not (soon.month == 2 and soon.day == 29)
+            else date(soon.year - 18, 2, 28)).isoformat()
+
+
 def reg_xml(instance: str, child: str, name: str, village: str, deprecated: str | None = None,
             note: str = "") -> bytes:
     dep = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
+    born = f"<birth_date>{turning_18_soon()}</birth_date>"
     create = "0" if deprecated else "1"
     who = identifying(name)
     return (f'<data id="reg" version="1"><child_name>{name}</child_name><id_number>{who["id_number"]}</id_number>'
             f"<grp_guardian><guardian_name>{who['guardian_name']}</guardian_name><guardian_phone>"
-            f"{who['guardian_phone']}</guardian_phone></grp_guardian><village>{village}</village>"
+            f"{who['guardian_phone']}</guardian_phone></grp_guardian><village>{village}</village>{born}"
             f"<photo>p.jpg</photo><house>h.jpg</house><note>{note}</note><child_label>{name[0]}*</child_label>"
             f"<meta><instanceID>{instance}</instanceID>{dep}<instanceName>{who['instance_name']}</instanceName>"
             f'<entity dataset="children" id="{child}" create="{create}"><label>{name[0]}*</label></entity>'
@@ -83,12 +93,12 @@ def reg_xml(instance: str, child: str, name: str, village: str, deprecated: str 
 
 
 def visit_xml(instance: str, child: str, base: int, observation: str = "cries at night",
-              status: str = "watch", village: str | None = None) -> bytes:
+              status: str = "watch", village: str | None = None, label: str = "") -> bytes:
     extra = f"<village>{village}</village>" if village else ""
     return (f'<data id="visit" version="1"><child>{child}</child><observation>{observation}</observation>'
             f"<status>{status}</status>{extra}<meta><instanceID>{instance}</instanceID>"
             f'<entity dataset="children" id="{child}" update="1" baseVersion="{base}" trunkVersion="" branchId="">'
-            "<label/></entity></meta></data>").encode()
+            f"<label>{label}</label></entity></meta></data>").encode()
 
 
 def basic(name: str) -> dict[str, str]:
@@ -161,7 +171,7 @@ def build_world(app: Any, rt: Any, publish: Any) -> World:
             s.flush()
             ids[name] = u.id
             if role == "collector":
-                tokens[name] = user_service.issue_token(s, u).token
+                tokens[name] = user_service.issue_token(s, u, rt.config["SECRET_KEY"]).token
         version_id = s.scalar(select(FormVersion.id).order_by(FormVersion.id))
         assert version_id is not None
         assert s.scalar(select(User).where(User.username == "mgr_s")).sees_sensitive  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,16 @@ import pytest
 from werkzeug.routing import Rule
 
 from app.routeaccess import declared
-from tests.app.access.access_world import PHOTO_A, PHOTO_B, USERS, World, basic, build_world
+from tests.app.access.access_world import (
+    PHOTO_A,
+    PHOTO_B,
+    USERS,
+    World,
+    basic,
+    build_world,
+    post_submission,
+    visit_xml,
+)
 from tests.app.web_helpers import Browser
 
 # Variables whose value names a record of one county: a foreign value must answer 404.
@@ -90,6 +100,16 @@ def _values(rule: Rule, world: World, user: str, foreign: bool) -> dict[str, Any
             out[name] = 987654  # an id that names nothing
         else:
             out[name] = "x"
+    return out
+
+
+def _value_sets(rule: Rule, world: World, user: str, foreign: bool) -> list[dict[str, Any]]:
+    """The rule's URL variables; for a website's form file (the browser's renderer: fill, try, edit) also the
+    visit form's children.csv, the list of children as a page gets it (labels redacted for the reader)."""
+    base = _values(rule, world, user, foreign)
+    out = [base]
+    if rule.endpoint.startswith("web.") and "filename" in base and "xml_form_id" in base:
+        out.append({**base, "xml_form_id": "visit", "filename": "children.csv"})
     return out
 
 
@@ -178,6 +198,8 @@ def _script_policy_problems(resp: Any) -> list[str]:
     for attrs in SCRIPT_TAG.findall(body):
         if b"src=" not in attrs and (nonce is None or f'nonce="{nonce.group(1)}"'.encode() not in attrs):
             out.append(f"an inline <script{attrs.decode(errors='replace')}> without the request's nonce")
+    if b"data-print" in body and b"/static/app.js" not in body:
+        out.append("a print button (data-print) without app/static/app.js, which makes it work")
     if INLINE_HANDLER.search(body):
         out.append(f"an inline event handler: {INLINE_HANDLER.search(body).group(0)[:80]!r}")  # type: ignore[union-attr]
     return out
@@ -208,34 +230,35 @@ def test_route_matrix(app: Any, world: World, user: str | None) -> None:
             variants = [False, True] if scoped else [False]
             for foreign in variants:
                 if method != "GET" and admitted and not foreign:
-                    continue  # writes with own records change the world: covered by the functional tests
-                url = _url(app, rule, _values(rule, world, user or "anon", foreign))
-                if rule.rule == "/logout" or (rule.rule == "/login" and method == "POST"):
-                    continue  # would end or replace this caller's session
-                resp = caller.send(rule, url, method)
-                where = f"{method} {url} as {user or 'anonymous'}"
-                if resp.status_code >= 500:
-                    problems.append(f"{where}: {resp.status_code}")
-                    continue
-                if "no-store" not in resp.headers.get("Cache-Control", ""):  # every answer may be personal
-                    problems.append(f"{where}: Cache-Control {resp.headers.get('Cache-Control')!r}, not no-store")
-                if resp.mimetype == "text/html" and rule.endpoint.startswith("web."):
-                    problems += [f"{where}: {p}" for p in _script_policy_problems(resp)]
-                if not admitted:
-                    refused = resp.status_code in REFUSED or (
-                        resp.status_code == 302 and "/login" in resp.headers.get("Location", "")) or (
-                        resp.status_code == 400 and method != "GET")  # a web write without its CSRF token
-                    if not refused:
-                        problems.append(f"{where}: {resp.status_code}, but the route admits only {spec.roles}")
-                elif foreign and resp.status_code not in (404, 400) and not (
-                        method != "GET" and resp.status_code in (403, 405)):
-                    problems.append(f"{where}: {resp.status_code} for the other county's record (expected 404)")
-                if 200 <= resp.status_code < 300:
-                    body = _body(resp)
-                    leaked = [v.decode(errors="replace")[:20] for v in forbidden
-                              if v in body or _json_escaped(v) in body]
-                    if leaked:
-                        problems.append(f"{where}: the body holds {leaked}")
+                    continue  # writes with own records change the world: see test_answers_to_case_work_are_redacted
+                for values in _value_sets(rule, world, user or "anon", foreign):
+                    url = _url(app, rule, values)
+                    if rule.rule == "/logout" or (rule.rule == "/login" and method == "POST"):
+                        continue  # would end or replace this caller's session
+                    resp = caller.send(rule, url, method)
+                    where = f"{method} {url} as {user or 'anonymous'}"
+                    if resp.status_code >= 500:
+                        problems.append(f"{where}: {resp.status_code}")
+                        continue
+                    if "no-store" not in resp.headers.get("Cache-Control", ""):  # every answer may be personal
+                        problems.append(f"{where}: Cache-Control {resp.headers.get('Cache-Control')!r}, not no-store")
+                    if resp.mimetype == "text/html" and rule.endpoint.startswith("web."):
+                        problems += [f"{where}: {p}" for p in _script_policy_problems(resp)]
+                    if not admitted:
+                        refused = resp.status_code in REFUSED or (
+                            resp.status_code == 302 and "/login" in resp.headers.get("Location", "")) or (
+                            resp.status_code == 400 and method != "GET")  # a web write without its CSRF token
+                        if not refused:
+                            problems.append(f"{where}: {resp.status_code}, but the route admits only {spec.roles}")
+                    elif foreign and resp.status_code not in (404, 400) and not (
+                            method != "GET" and resp.status_code in (403, 405)):
+                        problems.append(f"{where}: {resp.status_code} for the other county's record (expected 404)")
+                    if 200 <= resp.status_code < 300:
+                        body = _body(resp)
+                        leaked = [v.decode(errors="replace")[:20] for v in forbidden
+                                  if v in body or _json_escaped(v) in body]
+                        if leaked:
+                            problems.append(f"{where}: the body holds {leaked}")
     assert not problems, "\n".join(problems)
 
 
@@ -272,7 +295,7 @@ def test_form_changes_need_the_forms_reach(app: Any, rt: Any, world: World, make
     with rt.db.write() as s:
         form = forms.get_form(s, 1, "reg")
         assert form.current_version is not None
-        forms.draft_from_published(s, rt.store, form, user=None)
+        forms.draft_from_published(s, rt.store, form, user=None, key=rt.config["SECRET_KEY"])
     make_user("coord_p", "coordinator", ["54"])
     county, province = Caller(app, "coord_a"), Caller(app, None)
     province.user = "coord_p"
@@ -295,3 +318,75 @@ def test_form_changes_need_the_forms_reach(app: Any, rt: Any, world: World, make
     assert county.api.get("/v1/projects/1/forms/reg/draft", headers=basic("coord_a")).get_json()["code"] == 403.77
     state = province.api.patch("/v1/projects/1/forms/reg", json={"state": "closing"}, headers=basic("coord_p"))
     assert state.status_code == 200 and state.get_json()["state"] == "closing"
+
+
+def test_matrix_sees_the_lists_that_carry_children(app: Any, world: World) -> None:
+    """Not vacuous either: the turning-18 list, the browser's children.csv and the entity's diffs hold the
+    county's child, by label for a reader with the grant and by pseudonym for one without (the matrix checks
+    every route). A visit renames the child first (the label in its entity block), so the diffs carry labels."""
+    pseudonym = f"儿童 {world.a.child.replace('-', '')[:4].upper()}"
+    renamed = visit_xml(f"uuid:{uuid.uuid4()}", world.a.child, 1, label=f"{world.a.label}（{world.a.name[0]}家）")
+    assert post_submission(app.test_client(), "col_a", renamed).status_code == 201
+    named, plain = Caller(app, "mgr_s"), Caller(app, "mgr_a")
+    for caller, user, shown, hidden in ((named, "mgr_s", world.a.label, pseudonym),
+                                        (plain, "mgr_a", pseudonym, world.a.label)):
+        soon = caller.api.get("/v1/projects/1/children/turning18", headers=basic(user)).get_json()
+        assert len(soon) == 1 and soon[0]["label"].startswith(shown)
+        page = caller.web.get("/children/turning18").get_data(as_text=True)
+        assert shown in page and hidden not in page
+        csv = caller.web.get("/forms/visit/fill/files/children.csv")
+        assert csv.status_code == 200 and shown in csv.get_data(as_text=True)
+        assert hidden not in csv.get_data(as_text=True)
+        diffs = caller.api.get(f"/v1/projects/1/datasets/children/entities/{world.a.child}/diffs", headers=basic(user))
+        labels = [d for d in diffs.get_json()[0] if d["propertyName"] == "label"]
+        if user == "mgr_a":  # the same pseudonym before and after: no label change to show
+            assert diffs.status_code == 200 and not labels and world.a.label not in diffs.get_data(as_text=True)
+        else:
+            assert labels[0]["old"] == world.a.label != labels[0]["new"], labels
+        file = json.dumps(caller.api.get(f"/v1/projects/1/children/{world.a.child}", headers=basic(user)).get_json(),
+                          ensure_ascii=False)
+        assert (world.a.label in file) == (user == "mgr_s")  # the visit's entity block too
+
+
+CASE_WORK_BODY = {"reason": "other", "note": "matrix", "into": "", "other": ""}
+VILLAGES = ("540102002002", "540102002003")
+
+
+@pytest.mark.parametrize("user", ["mgr_a", "mgr_none"])
+def test_answers_to_case_work_are_redacted(app: Any, world: World, user: str) -> None:
+    """The writes the route matrix skips (own records, admitted roles), sent as a reader not entitled to
+    identifying details, with a body carrying every field case work reads: every POST route naming a child,
+    generated from the URL map (API and website), in path order (close, reopen, transfer); no answer holds the
+    child's label, name or any identifying value, none is a 5xx, and the case work was done."""
+    caller = Caller(app, user)
+    forbidden = _forbidden_values(world, user)
+    problems, done, moves = [], [], 0
+    for rule in rules(app):
+        if "<uid>" not in rule.rule or "POST" not in (rule.methods or set()):
+            continue
+        spec = declared(app.view_functions[rule.endpoint])
+        assert spec is not None
+        if not _admitted(spec.roles, user):
+            continue
+        url = _url(app, rule, _values(rule, world, user, False))
+        moves += rule.rule.endswith("/transfer")
+        body_sent = {**CASE_WORK_BODY, "village": VILLAGES[(moves + 1) % 2]}  # away, back, away
+        if rule.endpoint.startswith("web."):
+            caller.web.get(f"/children/{world.a.child}")
+            resp = caller.web.post(url, body_sent)
+        else:
+            resp = caller.api.post(url, json=body_sent, headers=basic(user))
+        where = f"POST {url} as {user}"
+        if resp.status_code >= 500:
+            problems.append(f"{where}: {resp.status_code}")
+            continue
+        if resp.status_code != 200:  # the website redirects to the child's page (checked by the matrix)
+            continue
+        done.append(rule.rule.rsplit("/", 1)[-1])
+        body = _body(resp)
+        leaked = [v.decode(errors="replace")[:20] for v in forbidden if v in body or _json_escaped(v) in body]
+        if leaked:
+            problems.append(f"{where}: the body holds {leaked}")
+    assert not problems, "\n".join(problems)
+    if user == "mgr_a":  # the county's child: closed, reopened and moved through the API
+        assert {"close", "reopen", "transfer"} <= set(done), done

@@ -36,8 +36,10 @@ def make_draft(rt: Any, md: str, filename: str = "household.md") -> Any:
     from app.services import forms
 
     with rt.db.write() as s:
-        res = forms.create_draft(s, rt.store, project_id=1, data=md.encode(), filename=filename, validate=False)
-        return res.draft.token, res.draft.version, res.replaced, res.discarded, res.version_taken
+        res = forms.create_draft(s, rt.store, project_id=1, data=md.encode(), filename=filename,
+                                 validate=False, key=rt.config["SECRET_KEY"])
+        token = forms.test_token(res.draft, rt.config["SECRET_KEY"])
+        return token, res.draft.version, res.replaced, res.discarded, res.version_taken
 
 
 def counts(rt: Any) -> dict[str, int]:

@@ -7,6 +7,7 @@ and Collect would have sent their finalized records to that host.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -114,3 +115,22 @@ def test_a_county_coordinator_changes_a_form_that_reaches_only_the_county(login:
     assert refused.get_json()["details"]["regions"] == ["540121"]
     assert county.post(FORMS, data=xform("third"), content_type=XML,
                        query_string={"publish": "true"}).status_code == 403  # a new form reaches everyone
+
+
+def test_a_county_coordinator_is_refused_publishing_on_the_website(app: Any, make_user: Any, rt: Any) -> None:
+    """The website's upload → preview → publish: the preview shows the form, publishing it is refused with the
+    reason in the user's language (a new form reaches every collector)."""
+    make_user("pema", "coordinator", ["540102"])
+    b = Browser(app)
+    assert b.login("pema").status_code == 302
+    b.get("/forms")
+    preview = b.client.post("/forms/upload", data={"csrf_token": b.csrf, "file": (io.BytesIO(xform()), "visit.xml")},
+                            content_type="multipart/form-data")
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200, page
+    fields = dict(re.findall(r'<input type="hidden" name="(key|sig|filename)" value="([^"]*)"', page))
+    assert set(fields) == {"key", "sig", "filename"}, fields
+    resp = b.post("/forms/publish", fields)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 403 and "全省" in text, text[-800:]
+    assert versions(rt, "visit") == []

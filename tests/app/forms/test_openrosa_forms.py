@@ -109,7 +109,7 @@ def test_token_url_links_keep_the_token(app: Any, rt: Any, collector: Any, house
     from app.services.identity import users
 
     with rt.db.write() as s:
-        token = users.issue_token(s, s.get(User, collector.id)).token
+        token = users.issue_token(s, s.get(User, collector.id), rt.config["SECRET_KEY"]).token
     client = app.test_client()
     base = f"/v1/key/{token}/projects/1"
     items = _xforms(client.get(f"{base}/formList?{DEVICE}", headers={"X-OpenRosa-Version": "1.0"}))

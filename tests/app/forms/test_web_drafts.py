@@ -56,8 +56,9 @@ def test_draft_tested_compared_and_published_from_the_web(app: Any, make_user: A
     # the QR code holds Collect settings pointing at the draft's test URL
     with rt.db.session() as s:
         from app.models import FormDraft
+        from app.services import forms
 
-        token = s.scalar(select(FormDraft.token))
+        token = forms.test_token(s.scalar(select(FormDraft)), rt.config["SECRET_KEY"])
     assert url == f"http://localhost/v1/test/{token}/projects/1/forms/household/draft"
     settings = collect.collect_settings(url, "x")
     assert settings["general"]["server_url"] == url
@@ -179,8 +180,9 @@ def test_try_page_posts_to_the_draft_test_url_and_loads_only_this_server(app: An
     config = json.loads(m.group(1))
     with rt.db.session() as s:
         from app.models import FormDraft
+        from app.services import forms
 
-        token = s.scalar(select(FormDraft.token))
+        token = forms.test_token(s.scalar(select(FormDraft)), rt.config["SECRET_KEY"])
     assert config["submissionUrl"] == f"/v1/test/{token}/projects/1/forms/household/draft/submission"
     assert b.get(config["formUrl"]).status_code == 200
     assert '"vue": "/static/vendor/vue/' in page

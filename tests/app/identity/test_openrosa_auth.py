@@ -172,7 +172,7 @@ def test_inactive_user_is_refused(app: Any, rt: Any, collect: DigestClient, coll
 
     assert collect.get(FORM_LIST).status_code == 200
     with rt.db.write() as s:
-        token = users.issue_token(s, s.get(User, collector.id)).token
+        token = users.issue_token(s, s.get(User, collector.id), rt.config["SECRET_KEY"]).token
         s.get(User, collector.id).active = False
     assert collect.get(FORM_LIST).status_code == 401
     assert DigestClient(app.test_client(), "tashi", PASSWORD).get(FORM_LIST).status_code == 401
@@ -233,7 +233,7 @@ def token_of(rt: Any) -> Callable[[Any], str]:
 
     def make(user: Any) -> str:
         with rt.db.write() as s:
-            return str(users.issue_token(s, s.get(User, user.id)).token)
+            return str(users.issue_token(s, s.get(User, user.id), rt.config["SECRET_KEY"]).token)
 
     return make
 
@@ -271,7 +271,7 @@ def test_revoked_and_renewed_tokens(app: Any, rt: Any, collector: Any, token_of:
     old = token_of(collector)
     assert token_of(collector) == old  # issuing again gives the active token
     with rt.db.write() as s:
-        new = users.renew_token(s, s.get(User, collector.id)).token
+        new = users.renew_token(s, s.get(User, collector.id), rt.config["SECRET_KEY"]).token
     assert new != old
     assert client.get(f"/v1/key/{old}/projects/1/formList", headers=OR).status_code == 403
     assert client.get(f"/v1/key/{new}/projects/1/formList", headers=OR).status_code == 200

@@ -106,7 +106,7 @@ def test_deactivation_ends_token_urls_for_good(app: Any, rt: Any, make_user: Cal
     make_user("tashi", "collector", ["540102"])
     uid = _id(rt, "tashi")
     with rt.db.write() as s:
-        old = user_service.issue_token(s, s.get(User, uid)).token
+        old = user_service.issue_token(s, s.get(User, uid), rt.config["SECRET_KEY"]).token
     url = f"/v1/key/{old}/projects/1/formList"
     assert app.test_client().get(url, headers=OR).status_code == 200
     admin.post(f"/users/{uid}/active", {"active": "0"})
@@ -115,7 +115,7 @@ def test_deactivation_ends_token_urls_for_good(app: Any, rt: Any, make_user: Cal
     # The old QR code may be on a lost phone: it stays dead; the coordinator prints a new one.
     assert app.test_client().get(url, headers=OR).status_code == 403
     with rt.db.write() as s:
-        new = user_service.issue_token(s, s.get(User, uid)).token
+        new = user_service.issue_token(s, s.get(User, uid), rt.config["SECRET_KEY"]).token
     assert new != old
     assert app.test_client().get(f"/v1/key/{new}/projects/1/formList", headers=OR).status_code == 200
 
@@ -126,7 +126,7 @@ def test_role_change_ends_token_urls_and_password_reset_keeps_them(app: Any, rt:
     make_user("tashi", "collector", ["540102"])
     uid = _id(rt, "tashi")
     with rt.db.write() as s:
-        token = user_service.issue_token(s, s.get(User, uid)).token
+        token = user_service.issue_token(s, s.get(User, uid), rt.config["SECRET_KEY"]).token
     url = f"/v1/key/{token}/projects/1/formList"
     admin.post(f"/users/{uid}/password", {"password": "another one 1", "repeat": "another one 1"})
     assert app.test_client().get(url, headers=OR).status_code == 200  # not derived from the password

@@ -3,6 +3,7 @@ refusals, damage detection, incremental copies, encryption."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -87,7 +88,7 @@ def check_restored(cfg: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None
 def test_backup_verify_restore_round_trip(filled: Any, run: Runner, empty_config: dict[str, Any], tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     dest = tmp_path / "backup"
-    code, out, err = run("backup", str(dest))
+    code, out, err = run("backup", str(dest), "--unencrypted")
     assert code == 0, err
     assert "2 file(s), 2 new" in out  # the photo and the form's XLSForm
     code, out, err = run("backup", "verify", str(dest))
@@ -105,7 +106,7 @@ def test_restore_refuses_a_deployment_that_holds_data(filled: Any, run: Runner, 
     from app.models import Submission
 
     dest = tmp_path / "backup"
-    assert run("backup", str(dest))[0] == 0
+    assert run("backup", str(dest), "--unencrypted")[0] == 0
     code, _, err = run("restore", str(dest))  # into the live deployment itself
     assert code == 1 and "already holds" in err and "never overwrites" in err
     with filled.db.session() as s:
@@ -124,7 +125,7 @@ def test_restore_refuses_a_deployment_that_holds_data(filled: Any, run: Runner, 
 
 def test_verify_detects_damaged_and_missing_files(filled: Any, run: Runner, tmp_path: Path) -> None:
     dest = tmp_path / "backup"
-    assert run("backup", str(dest))[0] == 0
+    assert run("backup", str(dest), "--unencrypted")[0] == 0
     [blob] = [p for p in (dest / "blobs").rglob("*") if p.name == PHOTO_KEY]
     data = bytearray(blob.read_bytes())
     data[100] ^= 0xFF
@@ -143,11 +144,11 @@ def test_verify_detects_damaged_and_missing_files(filled: Any, run: Runner, tmp_
 def test_second_backup_copies_only_new_files(filled: Any, run: Runner, submit: Callable[..., Any],
                                              tmp_path: Path) -> None:
     dest = tmp_path / "backup"
-    assert "2 file(s), 2 new" in run("backup", str(dest))[1]
-    assert "2 file(s), 0 new (0 bytes)" in run("backup", str(dest))[1]
+    assert "2 file(s), 2 new" in run("backup", str(dest), "--unencrypted")[1]
+    assert "2 file(s), 0 new (0 bytes)" in run("backup", str(dest), "--unencrypted")[1]
     other = b"\xff\xd8\xff" + os.urandom(1234)
     assert submit(household_xml("uuid:b-2"), files={"photo.jpg": other}).status_code == 201
-    assert f"3 file(s), 1 new ({len(other)} bytes)" in run("backup", str(dest))[1]
+    assert f"3 file(s), 1 new ({len(other)} bytes)" in run("backup", str(dest), "--unencrypted")[1]
     assert len(list((dest / "snapshots").iterdir())) == 3
     assert len([p for p in (dest / "blobs").rglob("*") if p.is_file()]) == 3
 
@@ -155,7 +156,9 @@ def test_second_backup_copies_only_new_files(filled: Any, run: Runner, submit: C
 def test_encrypted_backup(filled: Any, run: Runner, empty_config: dict[str, Any], tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     dest = tmp_path / "backup"
-    assert run("backup", str(dest), "--passphrase", "tsampa and butter tea")[0] == 0
+    passfile = tmp_path / "passphrase"
+    passfile.write_text("tsampa and butter tea\n")
+    assert run("backup", str(dest), "--passphrase-file", str(passfile))[0] == 0
     stored = b"".join(p.read_bytes() for p in dest.rglob("*") if p.is_file())
     assert PHOTO[3:200] not in stored and b"SQLite format 3" not in stored and b"PGDMP" not in stored
     assert b'"snapshot"' not in stored  # the manifest is encrypted too
@@ -163,7 +166,7 @@ def test_encrypted_backup(filled: Any, run: Runner, empty_config: dict[str, Any]
     assert code == 1 and "encrypted" in err
     code, _, err = run("backup", "verify", str(dest), "--passphrase", "wrong")
     assert code == 1 and "passphrase does not open" in err
-    code, _, err = run("backup", str(dest))  # no passphrase into an encrypted destination
+    code, _, err = run("backup", str(dest))  # no passphrase: refused (backups are encrypted by default)
     assert code == 1 and "encrypted" in err
     assert run("backup", "verify", str(dest), "--passphrase", "tsampa and butter tea")[0] == 0
     [blob] = [p for p in (dest / "blobs").rglob("*") if p.name == PHOTO_KEY]
@@ -178,6 +181,75 @@ def test_encrypted_backup(filled: Any, run: Runner, empty_config: dict[str, Any]
                                                                    "tsampa and butter tea")
     assert code == 0, err
     check_restored(empty_config, monkeypatch)
+
+
+def test_backups_are_encrypted_unless_asked_otherwise(filled: Any, run: Runner, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CAREFILE_BACKUP_PASSPHRASE", raising=False)
+    dest = tmp_path / "backup"
+    code, _, err = run("backup", str(dest))
+    assert code == 1 and "--passphrase-file" in err and "--unencrypted" in err
+    assert not dest.exists()  # nothing written
+    code, _, err = run("backup", str(dest), "--unencrypted", "--passphrase-file", str(tmp_path / "missing"))
+    assert code == 1 and "cannot be read" in err and not dest.exists()
+    (tmp_path / "empty").write_text("")
+    code, _, err = run("backup", str(dest), "--passphrase-file", str(tmp_path / "empty"))
+    assert code == 1 and "empty" in err and not dest.exists()
+    monkeypatch.setattr("sys.stdin", io.StringIO("yak butter\n"))
+    code, _, err = run("backup", str(dest), "--passphrase-stdin")
+    assert code == 0, err
+    assert b'"encryption": {' in (dest / "carefile-backup.json").read_bytes()
+    monkeypatch.setenv("CAREFILE_BACKUP_PASSPHRASE", "yak butter")
+    assert run("backup", "verify", str(dest))[0] == 0
+    monkeypatch.setenv("CAREFILE_BACKUP_PASSPHRASE", "")
+    monkeypatch.setattr("sys.stdin", io.StringIO("yak butter\n"))
+    assert run("backup", "verify", str(dest), "--passphrase-stdin")[0] == 0
+
+
+def _open_to_others(root: Path) -> list[str]:
+    return [f"{p} {oct(p.stat().st_mode & 0o777)}" for p in [root, *root.rglob("*")]
+            if not p.is_symlink() and p.stat().st_mode & 0o077]
+
+
+def test_files_on_disk_are_owner_only_whatever_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The data folder, the SQLite database with its WAL and SHM, blobs, the secret key and backups: 0600 files
+    in 0700 folders, though the umask is 022 (create_app sets 077; the places that create files do not rely
+    on it: the umask is put back to 022 after create_app)."""
+    from app import create_app
+    from app.services.ops import setup
+
+    old = os.umask(0o022)
+    try:
+        data = tmp_path / "srv" / "data"
+        cfg = {"DATA_DIR": str(data), "XLSFORMS_DIR": str(tmp_path / "no-forms"), "ODK_VALIDATE": "off"}
+        application = create_app(cfg)
+        os.umask(0o022)
+        rt = application.extensions["carefile"]
+        try:
+            setup.init_schema(rt)
+            rt.store.put(io.BytesIO(PHOTO))
+            with rt.db.write() as s:
+                s.execute(text("UPDATE project SET name = 'CareFile' WHERE id = 1"))
+            names = {p.name for p in data.iterdir()}
+            assert {"carefile.db", "secret_key", "blobs"} <= names
+            assert (data / "carefile.db-wal").exists() or rt.db.engine.dialect.name != "sqlite"
+            run = cli_runner({**cfg, "DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'carefile.db'}",
+                              "STORAGE_URL": str(data / "blobs"), "SECRET_KEY": (data / "secret_key").read_text()},
+                             monkeypatch, capsys)
+            os.umask(0o022)
+            backups = tmp_path / "backups"
+            code, _, err = run("backup", str(backups / "plain"), "--unencrypted")
+            assert code == 0, err
+            monkeypatch.setenv("CAREFILE_BACKUP_PASSPHRASE", "yak butter")
+            assert run("backup", str(backups / "sealed"))[0] == 0
+            assert _open_to_others(data) == []
+            assert _open_to_others(backups) == []
+            assert (tmp_path / "srv").stat().st_mode & 0o077 == 0  # the folders it made on the way, too
+        finally:
+            rt.db.dispose()
+    finally:
+        os.umask(old)
 
 
 @pytest.fixture(scope="module")
@@ -199,10 +271,10 @@ def test_backup_to_s3_and_restore_into_s3(filled: Any, run: Runner, empty_config
     monkeypatch.setenv("CAREFILE_S3_REGION", seaweed.region)
     run_id = uuid.uuid4().hex[:10]
     dest = f"s3://{seaweed.bucket}/backups-{run_id}"
-    code, out, err = run("backup", dest)
+    code, out, err = run("backup", dest, "--unencrypted")
     assert code == 0, err
     assert "2 new" in out
-    assert "0 new" in run("backup", dest)[1]
+    assert "0 new" in run("backup", dest, "--unencrypted")[1]
     assert run("backup", "verify", dest)[0] == 0
     empty_config["STORAGE_URL"] = f"s3://{seaweed.bucket}/restored-{run_id}"
     code, out, err = cli_runner(empty_config, monkeypatch, capsys)("restore", dest)

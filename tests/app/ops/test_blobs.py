@@ -79,7 +79,8 @@ def test_form_files_and_older_versions_are_kept(rt: Any, publish: Callable[..., 
     with rt.db.write() as s:
         fv = forms.get_form(s, 1, "household").current_version
         assert [a.filename for a in fv.attachments] == ["logo.png"], "the test form should expect logo.png"
-        logo = forms.upload_attachment(s, rt.store, fv, "logo.png", io.BytesIO(b"\x89PNG logo"), 10**6, user=None).blob_key
+        logo = forms.upload_attachment(s, rt.store, fv, "logo.png", io.BytesIO(b"\x89PNG logo"), 10**6,
+                                       user=None).blob_key
     assert logo is not None
     for key in _keys(rt):
         _age(rt, key, 2 * 24 * HOUR)

@@ -91,7 +91,7 @@ def test_metrics_count_submissions_requests_and_export_jobs(app: Any, rt: Any, s
     bad = submit(b"<not xml")
     assert bad.status_code == 400
     with rt.db.write() as s:
-        token = users.issue_token(s, users.get_user(s, "tashi")).token
+        token = users.issue_token(s, users.get_user(s, "tashi"), rt.config["SECRET_KEY"]).token
         s.add_all([ExportJob(project_id=1, kind="csvzip", status="failed"),
                    ExportJob(project_id=1, kind="xlsx", status="failed")])
     assert app.test_client().get(f"/v1/key/{token}/projects/1/formList",

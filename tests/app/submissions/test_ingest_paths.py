@@ -144,7 +144,7 @@ def test_token_user_is_loaded_whole_and_detached(rt: Any, make_user: Any, publis
     with rt.db.write() as s:
         pema = users.get_user(s, "pema")
         s.add(FormAssignment(user_id=pema.id, form_id=1))
-        token = users.renew_token(s, pema).token
+        token = users.renew_token(s, pema, rt.config["SECRET_KEY"]).token
     with rt.db.reader() as s:
         found = users.user_for_token(s, token)
     user = found.user

@@ -4,7 +4,7 @@ Entities and submissions deleted through the API or the website stay in the tras
 days, then `carefile purge` removes them. A purged entity's id is kept in purged_entity: it may not be used
 again, and Collect's integrity check reports it deleted.
 
-Revision ID: 0027
+Revision ID: 0021
 Revises: 0020
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import app.models.base
 
-revision = '0027'
+revision = '0021'
 down_revision = '0020'
 branch_labels = None
 depends_on = None

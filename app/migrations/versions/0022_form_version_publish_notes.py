@@ -1,15 +1,15 @@
 """Publish notes on form versions (Central 2026: `publishNotes`, shown on the versions page)
 
-Revision ID: 0025
-Revises: 0027
+Revision ID: 0022
+Revises: 0021
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0025'
-down_revision = '0027'  # after the trash (main's head when merged)
+revision = '0022'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
