@@ -350,6 +350,19 @@ def registration_choices():
 # B1 档案表 / child registration (creates the entity)
 # --------------------------------------------------------------------------------------
 
+def form_filler():
+    """Who fills the registration in (the village director, a social worker …) and how to reach them."""
+    return [
+        q("begin_group", "grp_worker", "填表人", "Form filler", app="field-list"),
+        q("select_one role", "worker_role", "填表人身份", "Filler's role", req=True),
+        q("text", "worker_name", "填表人姓名", "Filler's name", req=True),
+        q("text", "worker_phone", "填表人手机号", "Filler's mobile", req=True,
+          con="regex(., '^1[3-9][0-9]{9}$')", msg=("请输入11位手机号", "Enter an 11-digit mobile number"),
+          app="numbers"),
+        end("group", "grp_worker"),
+    ]
+
+
 def child_details(file_ok):
     """The child's own questions, the same in the one-child and the household registration."""
     return [
@@ -391,13 +404,7 @@ def child_registration():
              "本表用于建立困境儿童心理健康“一人一档”档案。" + CONFIDENTIAL_ZH,
              "Opens the child's 'one child, one file' record. " + CONFIDENTIAL_EN),
         q("csv-external", "children"),
-        q("begin_group", "grp_worker", "填表人", "Form filler", app="field-list"),
-        q("select_one role", "worker_role", "填表人身份", "Filler's role", req=True),
-        q("text", "worker_name", "填表人姓名", "Filler's name", req=True),
-        q("text", "worker_phone", "填表人手机号", "Filler's mobile", req=True,
-          con="regex(., '^1[3-9][0-9]{9}$')", msg=("请输入11位手机号", "Enter an 11-digit mobile number"),
-          app="numbers"),
-        end("group", "grp_worker"),
+        *form_filler(),
     ] + region(save=True) + [
         calc("village_zh", "instance('regions')/root/item[name=${village}]/label"),
         q("begin_group", "grp_consent", "告知与同意", "Information and consent"),
@@ -537,13 +544,7 @@ def household_registration():
              "Opens a 'one child, one file' record for each child in difficulty of one household (siblings): "
              "one entry per child, one file each. " + CONFIDENTIAL_EN),
         q("csv-external", "children"),
-        q("begin_group", "grp_worker", "填表人", "Form filler", app="field-list"),
-        q("select_one role", "worker_role", "填表人身份", "Filler's role", req=True),
-        q("text", "worker_name", "填表人姓名", "Filler's name", req=True),
-        q("text", "worker_phone", "填表人手机号", "Filler's mobile", req=True,
-          con="regex(., '^1[3-9][0-9]{9}$')", msg=("请输入11位手机号", "Enter an 11-digit mobile number"),
-          app="numbers"),
-        end("group", "grp_worker"),
+        *form_filler(),
     ] + region(save=False) + [
         calc("village_zh", "instance('regions')/root/item[name=${village}]/label"),
         q("begin_group", "grp_consent", "告知与同意", "Information and consent"),
