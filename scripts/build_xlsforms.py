@@ -363,6 +363,28 @@ def form_filler():
     ]
 
 
+def child_label_calcs():
+    """The masked label phones show (the name's first character, sex, birth month, village)."""
+    return [
+        calc("gender_zh", "if(${gender} = 'male', '男', if(${gender} = 'female', '女', ''))"),
+        calc("child_label",
+             "concat(substr(normalize-space(${child_name}), 0, 1), '*（', ${gender_zh}, '，', "
+             "substr(${birth_date}, 0, 7), '，', ${village_zh}, '）')"),
+    ]
+
+
+def first_properties():
+    """A new child's first case-work properties (status, risk, referral, dates)."""
+    return [
+        calc("status_init", "'registered'", save="status"),
+        calc("risk_init", "'unassessed'", save="risk_level"),
+        calc("referral_init", "'none'", save="referral_status"),
+        calc("registered_on", "format-date(today(), '%Y-%m-%d')", save="registered_on"),
+        calc("first_due", "format-date(date(decimal-date-time(today()) + 30), '%Y-%m-%d')", save="next_followup_due"),
+        calc("reident_init", "'no'", save="flag_reidentify"),
+    ]
+
+
 def child_details(file_ok):
     """The child's own questions, the same in the one-child and the household registration."""
     return [
@@ -484,16 +506,8 @@ def child_registration():
              "No electronic file is opened; only the refusal is recorded. Keep caring and inform the supervisor.",
              rel="${file_ok} != 'yes'"),
         # Masked entity label pieces and entity properties (only written when the entity is created).
-        calc("gender_zh", "if(${gender} = 'male', '男', if(${gender} = 'female', '女', ''))"),
-        calc("child_label",
-             "concat(substr(normalize-space(${child_name}), 0, 1), '*（', ${gender_zh}, '，', "
-             "substr(${birth_date}, 0, 7), '，', ${village_zh}, '）')"),
-        calc("status_init", "'registered'", save="status"),
-        calc("risk_init", "'unassessed'", save="risk_level"),
-        calc("referral_init", "'none'", save="referral_status"),
-        calc("registered_on", "format-date(today(), '%Y-%m-%d')", save="registered_on"),
-        calc("first_due", "format-date(date(decimal-date-time(today()) + 30), '%Y-%m-%d')", save="next_followup_due"),
-        calc("reident_init", "'no'", save="flag_reidentify"),
+        *child_label_calcs(),
+        *first_properties(),
         calc("child_short", "substr(/data/meta/entity/@id, 0, 8)"),
     ]
     choices = registration_choices()
@@ -613,20 +627,12 @@ def household_registration():
           req=True, rel="${dup_n} > 0", con=". = 'yes'",
           msg=("同一儿童不能重复建档", "Do not open a second file for the same child")),
         # Masked label pieces and the entity's properties (only written when this child's entity is created).
-        calc("gender_zh", "if(${gender} = 'male', '男', if(${gender} = 'female', '女', ''))"),
-        calc("child_label",
-             "concat(substr(normalize-space(${child_name}), 0, 1), '*（', ${gender_zh}, '，', "
-             "substr(${birth_date}, 0, 7), '，', ${village_zh}, '）')"),
+        *child_label_calcs(),
         calc("child_prefecture", "${prefecture}", save="prefecture"),
         calc("child_county", "${county}", save="county"),
         calc("child_township", "${township}", save="township"),
         calc("child_village", "${village}", save="village"),
-        calc("status_init", "'registered'", save="status"),
-        calc("risk_init", "'unassessed'", save="risk_level"),
-        calc("referral_init", "'none'", save="referral_status"),
-        calc("registered_on", "format-date(today(), '%Y-%m-%d')", save="registered_on"),
-        calc("first_due", "format-date(date(decimal-date-time(today()) + 30), '%Y-%m-%d')", save="next_followup_due"),
-        calc("reident_init", "'no'", save="flag_reidentify"),
+        *first_properties(),
         end("repeat", "child"),
         calc("children_n", "count(${child})"),
         q("select_one yesno", "photo_consent", "监护人是否同意拍摄居住环境照片", "Does the guardian agree to photos of the home?",
