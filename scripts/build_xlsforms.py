@@ -385,6 +385,22 @@ def first_properties():
     ]
 
 
+def duplicate_check():
+    """Children of the same village, sex and birth date already on file: the filler confirms it is not one of them."""
+    return [
+        calc("dup_n",
+             "if(${file_ok} = 'yes', count(instance('children')/root/item[village = ${village} and "
+             "gender = ${gender} and birth_date = ${birth_date}]), 0)"),
+        q("select_one yesno", "dup_checked", "本村已有 ${dup_n} 名同性别、同出生日期的儿童在档。已核对，确认不是同一儿童？",
+          "${dup_n} child(ren) of the same sex and date of birth are already on file in this village. "
+          "Checked: this is not the same child?",
+          hint=("一人一档：同一儿童请勿重复建档，应使用走访或识别表", "One child, one file: for a child already on "
+                "file use the visit or identification form"),
+          req=True, rel="${dup_n} > 0", con=". = 'yes'",
+          msg=("同一儿童不能重复建档", "Do not open a second file for the same child")),
+    ]
+
+
 def child_details(file_ok):
     """The child's own questions, the same in the one-child and the household registration."""
     return [
@@ -482,16 +498,7 @@ def child_registration():
           app="numbers", sens=True),
         q("select_one capacity", "guardian_capacity", "监护能力", "Guardian's capacity to care", req=True),
         end("group", "grp_guardian"),
-        calc("dup_n",
-             "if(${file_ok} = 'yes', count(instance('children')/root/item[village = ${village} and "
-             "gender = ${gender} and birth_date = ${birth_date}]), 0)"),
-        q("select_one yesno", "dup_checked", "本村已有 ${dup_n} 名同性别、同出生日期的儿童在档。已核对，确认不是同一儿童？",
-          "${dup_n} child(ren) of the same sex and date of birth are already on file in this village. "
-          "Checked: this is not the same child?",
-          hint=("一人一档：同一儿童请勿重复建档，应使用走访或识别表", "One child, one file: for a child already on "
-                "file use the visit or identification form"),
-          req=True, rel="${dup_n} > 0", con=". = 'yes'",
-          msg=("同一儿童不能重复建档", "Do not open a second file for the same child")),
+        *duplicate_check(),
         q("select_one yesno", "photo_consent", "监护人是否同意拍摄居住环境照片", "Does the guardian agree to photos of the home?",
           req=True, rel="${file_ok} = 'yes'"),
         q("image", "home_photo", "居住环境照片（不拍儿童正脸）", "Photo of living conditions (not the child's face)",
@@ -616,16 +623,7 @@ def household_registration():
         q("select_one guardian_relation", "guardian_relation", "监护人与该儿童的关系", "Guardian's relationship to this child",
           req=True),
         end("group", "grp_child"),
-        calc("dup_n",
-             "if(${file_ok} = 'yes', count(instance('children')/root/item[village = ${village} and "
-             "gender = ${gender} and birth_date = ${birth_date}]), 0)"),
-        q("select_one yesno", "dup_checked", "本村已有 ${dup_n} 名同性别、同出生日期的儿童在档。已核对，确认不是同一儿童？",
-          "${dup_n} child(ren) of the same sex and date of birth are already on file in this village. "
-          "Checked: this is not the same child?",
-          hint=("一人一档：同一儿童请勿重复建档，应使用走访或识别表", "One child, one file: for a child already on "
-                "file use the visit or identification form"),
-          req=True, rel="${dup_n} > 0", con=". = 'yes'",
-          msg=("同一儿童不能重复建档", "Do not open a second file for the same child")),
+        *duplicate_check(),
         # Masked label pieces and the entity's properties (only written when this child's entity is created).
         *child_label_calcs(),
         calc("child_prefecture", "${prefecture}", save="prefecture"),
