@@ -97,43 +97,37 @@ def _record(session: Session, user: User, action: str, ds: Dataset, uids: list[s
 
 
 def delete_entities(session: Session, project_id: int, user: User, dataset: str, uids: list[str], *, ip: str = "",
-           strict: bool = True) -> list[str]:
+                    strict: bool = True) -> list[str]:
     """Move these entities to the trash; the ids of those moved. strict: every id must be found (one
     entity's DELETE: 404 otherwise); a bulk delete skips ids that are absent, deleted or out of scope."""
-    access.require(user, "trash.manage")
-    ds = _locked_list(session, project_id, dataset, user)
-    wanted = sorted({normalize_uuid(u) or u.strip().lower() for u in uids})
-    rows = _locked_entities(session, user, ds, wanted, deleted=False)
-    if strict and len(rows) != len(wanted):
-        raise problems.NOT_FOUND()
-    now = utcnow()
-    for e in rows:
-        e.deleted_at = now
-    if rows:
-        ds.revision = (ds.revision or 0) + 1  # the phones' lists change
-    done = [e.uuid for e in rows]
-    _record(session, user, "delete", ds, done, ip)
-    session.flush()
-    return done
+    return _move(session, project_id, user, dataset, uids, to_trash=True, ip=ip, strict=strict)
 
 
 def restore_entities(session: Session, project_id: int, user: User, dataset: str, uids: list[str], *, ip: str = "",
-            strict: bool = True) -> list[str]:
+                     strict: bool = True) -> list[str]:
     """Take these entities out of the trash, as they were; the ids of those restored."""
+    return _move(session, project_id, user, dataset, uids, to_trash=False, ip=ip, strict=strict)
+
+
+def _move(session: Session, project_id: int, user: User, dataset: str, uids: list[str], *, to_trash: bool, ip: str,
+          strict: bool) -> list[str]:
     access.require(user, "trash.manage")
     ds = _locked_list(session, project_id, dataset, user)
     wanted = sorted({normalize_uuid(u) or u.strip().lower() for u in uids})
-    rows = _locked_entities(session, user, ds, wanted, deleted=True)
+    rows = _locked_entities(session, user, ds, wanted, deleted=not to_trash)
     if strict and len(rows) != len(wanted):
         raise problems.NOT_FOUND()
     now = utcnow()
     for e in rows:
-        e.deleted_at = None
-        e.updated_at = now  # as Central: a restore changes the entity's metadata
+        if to_trash:
+            e.deleted_at = now
+        else:
+            e.deleted_at = None
+            e.updated_at = now  # as Central: a restore changes the entity's metadata
     if rows:
-        ds.revision = (ds.revision or 0) + 1
+        ds.revision = (ds.revision or 0) + 1  # the phones' lists change
     done = [e.uuid for e in rows]
-    _record(session, user, "restore", ds, done, ip)
+    _record(session, user, "delete" if to_trash else "restore", ds, done, ip)
     session.flush()
     return done
 
