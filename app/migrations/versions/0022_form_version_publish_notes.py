@@ -14,11 +14,11 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE on both databases (SQLite has had DROP COLUMN since 3.35): a batch operation would copy
+# and drop form_version, which the foreign keys of other tables refuse.
 def upgrade() -> None:
-    with op.batch_alter_table('form_version') as batch:
-        batch.add_column(sa.Column('publish_notes', sa.Text(), nullable=True))
+    op.add_column('form_version', sa.Column('publish_notes', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('form_version') as batch:
-        batch.drop_column('publish_notes')
+    op.drop_column('form_version', 'publish_notes')
