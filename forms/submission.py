@@ -291,8 +291,10 @@ def _geojson(ftype: str, text: str) -> object:
 # by the answer's key in the same values (the main values or a repeat row's):
 #     {"colors": ["a", "b"], "grp/more": ["c"], "@odk": {"colors": " a  b"}}
 # so that CSV exports write it as sent, as ODK Central does. An answer sent in the canonical form (the
-# normal case) adds nothing. No question can be named `@odk` (not an XML name). Readers of answers get the
-# values without it (`without_sent_text`, applied where answers are masked: access.Redactor.values).
+# normal case) adds nothing. No question can be named `@odk` (not an XML name). Readers that look answers up
+# by key never meet it; the server's readers that list every key get the values without it
+# (`without_sent_text`, applied where answers are masked: app/services/access Redactor.values), and retention
+# removes an entry with its answer.
 SENT_TEXT = "@odk"
 
 
