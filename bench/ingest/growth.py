@@ -70,14 +70,17 @@ def fake_uuid(h: str) -> str:
     return f"uuid:{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
-def fill_sqlite(path: str, template: int, count: int, done: int, salt: str) -> None:
-    """`count` copies of submission `template` (ids after the largest), as one transaction (executemany)."""
+def fill_sqlite(path: str, template: int | None, count: int, done: int, salt: str) -> None:
+    """`count` copies of submission `template` (None: the newest; ids after the largest), in one transaction
+    (executemany)."""
     import hashlib
     from datetime import UTC, datetime, timedelta
 
     conn = sqlite3.connect(path, timeout=60, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.row_factory = sqlite3.Row
+    if template is None:
+        template = conn.execute("SELECT max(id) FROM submission").fetchone()[0]
     cols = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in TABLES}
     sub = dict(conn.execute("SELECT * FROM submission WHERE id = ?", (template,)).fetchone())
     ver = dict(conn.execute("SELECT * FROM submission_version WHERE id = ?", (sub["current_version_id"],)).fetchone())
@@ -117,12 +120,14 @@ def fill_sqlite(path: str, template: int, count: int, done: int, salt: str) -> N
     conn.close()
 
 
-def fill_postgres(dsn: str, template: int, count: int, done: int, salt: str) -> None:
-    """`count` copies of submission `template` in one INSERT … SELECT over generate_series, then what
-    autovacuum and the checkpointer would have done (VACUUM ANALYZE, CHECKPOINT)."""
+def fill_postgres(dsn: str, template: int | None, count: int, done: int, salt: str) -> None:
+    """`count` copies of submission `template` (None: the newest) in one INSERT … SELECT over generate_series,
+    then what autovacuum and the checkpointer would have done (VACUUM ANALYZE, CHECKPOINT)."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as c:
+        if template is None:
+            template = c.execute("SELECT max(id) FROM submission").fetchone()[0]
         cols = {t: [r[0] for r in c.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
             (t,))] for t in TABLES}

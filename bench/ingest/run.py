@@ -583,6 +583,18 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             if bad:
                 raise RuntimeError(f"warm-up failed: statuses {sorted({r[2] for r in bad})}; see {server.log}")
         expected_rows = index
+        if args.prefill:  # the tables as after args.prefill earlier submissions (bench/ingest/growth.py)
+            sys.path.insert(0, str(ROOT))
+            from bench.ingest.growth import fill_postgres, fill_sqlite
+
+            t0 = time.monotonic()
+            if pg is not None:
+                dsn = f"host=127.0.0.1 port={pg.port} user=postgres dbname=carefile_bench"
+                fill_postgres(dsn, None, args.prefill, 0, run_id)
+            else:
+                fill_sqlite(str(data / "data" / "carefile.db"), None, args.prefill, 0, run_id)
+            expected_rows += args.prefill
+            print(f"  stored {args.prefill} more submissions in {time.monotonic() - t0:.0f} s", flush=True)
         scenarios = []
         for photo in args.photos:
             scenarios.append(("token", photo))
@@ -707,6 +719,9 @@ def main() -> int:
     p.add_argument("--pyspy", help="record py-spy raw profiles of the workers into this folder (samples of threads "
                    "on the CPU only; bench/ingest/spy_summary.py splits them by layer)")
     p.add_argument("--pyspy-idle", action="store_true", help="with --pyspy: also record threads that wait")
+    p.add_argument("--prefill", type=int, default=0,
+                   help="before the measured runs, store this many copies of a warm-up submission with bulk SQL "
+                        "(bench/ingest/growth.py): the cost of a submission with that many already stored")
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()
     if not 1 <= args.n <= 100_000 or not 1 <= args.concurrency <= 256 or not 0 <= args.big_mb <= 500:
