@@ -322,6 +322,44 @@ def plans(app: Any, run: Any, path: str, kind: str, i: int, run_id: str, backend
     return out
 
 
+def in_processes(db: Any, run: Any, envs: list[dict[str, Any]], procs: int) -> tuple[float, float, int, int]:
+    """The requests split over `procs` forked processes running at the same time, like the sync workers of a
+    server (each sees the others' commits: SQLite then drops its page cache at the next transaction). Returns
+    their CPU seconds, the wall time, and their read and write system calls."""
+    db.dispose()  # each process opens its own connections
+    readers = []
+    w0 = time.perf_counter()
+    for k in range(procs):
+        r, w = os.pipe()
+        if os.fork() == 0:  # the child: its share, then its counters through the pipe
+            status = 1
+            try:
+                os.close(r)
+                io0, c0 = proc_io(), time.process_time()
+                run(envs[k::procs])
+                io1 = proc_io()
+                os.write(w, f"{time.process_time() - c0} {io1['syscr'] - io0['syscr']} "
+                            f"{io1['syscw'] - io0['syscw']}".encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(w)
+        readers.append(r)
+    cpu, syscr, syscw = 0.0, 0, 0
+    for r in readers:
+        got = b""
+        while chunk := os.read(r, 1024):
+            got += chunk
+        os.close(r)
+        if not got:
+            raise RuntimeError("a measuring process failed (see above)")
+        c, rd, wr = got.split()
+        cpu, syscr, syscw = cpu + float(c), syscr + int(rd), syscw + int(wr)
+    for _ in readers:
+        os.wait()
+    return cpu, time.perf_counter() - w0, syscr, syscw
+
+
 def measure(args: argparse.Namespace, app: Any, run: Any, path: str, kind: str, first: int, run_id: str,
             backend: str, dsn: str | None, pg: Any) -> dict[str, Any]:
     from sqlalchemy import event
@@ -345,16 +383,20 @@ def measure(args: argparse.Namespace, app: Any, run: Any, path: str, kind: str, 
         callgrind("--zero")
         callgrind("--instr=on")
     pg0 = pg_cpu(pg)
-    c0, w0 = time.process_time(), time.perf_counter()
-    run(envs)
-    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    if args.procs > 1:
+        cpu, wall, syscr, syscw = in_processes(db, run, envs, args.procs)
+    else:
+        c0, w0 = time.process_time(), time.perf_counter()
+        run(envs)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        io1 = proc_io()
+        syscr, syscw = io1["syscr"] - io0["syscr"], io1["syscw"] - io0["syscw"]
     pgc = pg_cpu(pg) - pg0
     if args.instructions:
         callgrind("--instr=off")
         res["instructions"] = callgrind_total() / n
-    io1 = proc_io()
     res.update(cpu_ms=cpu / n * 1000, wall_ms=wall / n * 1000, pg_ms=pgc / n * 1000,
-               syscr=(io1["syscr"] - io0["syscr"]) / n, syscw=(io1["syscw"] - io0["syscw"]) / n)
+               syscr=syscr / n, syscw=syscw / n)
     if dsn is not None:
         db.dispose()
         time.sleep(1.0)
@@ -509,6 +551,9 @@ def main() -> int:
     p.add_argument("--fill", choices=["bulk", "real"], default="bulk",
                    help="store the submissions with bulk SQL (default) or by real requests (a child process "
                         "running the app; ~3-5 ms each)")
+    p.add_argument("--procs", type=int, default=1,
+                   help="send the measured requests from this many forked processes at once (like a server's sync "
+                        "workers; default 1)")
     p.add_argument("--pg-fsync", choices=["on", "off"], default="on")
     p.add_argument("--plans", action="store_true", help="print the query plans of the submission's SELECTs")
     p.add_argument("--instructions", action="store_true",

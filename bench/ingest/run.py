@@ -253,6 +253,7 @@ class LoadResult:
     rows_in_db: int | None = None
     server_errors: int = 0
     worker_cpu_ms_per_sub: float = 0.0
+    worker_read_syscalls_per_sub: float = 0.0  # /proc/PID/io syscr: SQLite's page reads past its cache, the body
     client_cpu_ms_per_sub: float = 0.0
     machine_idle_pct: float = 0.0
     db_server_cpu_ms_per_sub: float = 0.0
@@ -352,6 +353,17 @@ def proc_cpu(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def proc_io(pid: int, key: str) -> int:
+    """A counter of /proc/PID/io (syscr: read system calls), 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def pg_cpu(pg: object) -> float:
@@ -616,6 +628,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             reset_peak(pids)
             errs_before = server.server_errors()
             cpu_before = {p: proc_cpu(p) for p in pids}
+            io_before = {p: proc_io(p, "syscr") for p in pids}
             pg_before = pg_cpu(pg)
             sessions_before = pg_sessions(pg)
             # Idle CPU from the moment the clients start sending (not while they build their bodies) to the last
@@ -637,6 +650,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             res.peak_rss_mb = [round(proc_kb(p, "VmHWM") / 1024, 1) for p in pids]
             ok = max(1, res.statuses.get("201", 0))
             res.worker_cpu_ms_per_sub = round(sum(proc_cpu(p) - cpu_before[p] for p in pids) * 1000 / ok, 2)
+            res.worker_read_syscalls_per_sub = round(sum(proc_io(p, "syscr") - io_before[p] for p in pids) / ok, 1)
             res.client_cpu_ms_per_sub = round(client_cpu * 1000 / ok, 2)
             res.db_server_cpu_ms_per_sub = round((pg_cpu(pg) - pg_before) * 1000 / ok, 2)
             res.machine_idle_pct = round(100 * (idle_after - idle_before) / (wall * (os.cpu_count() or 1)), 1)
@@ -652,6 +666,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             print(f"  {name:40} {res.per_second:7.1f}/s  p50 {res.p50_ms:6.1f} ms  p95 {res.p95_ms:6.1f} ms  "
                   f"errors {res.errors}  peak RSS {res.peak_rss_mb} MB  rows {res.rows_in_db}/{expected_rows}  "
                   f"CPU ms/sub: workers {res.worker_cpu_ms_per_sub}, clients {res.client_cpu_ms_per_sub}"
+                  f" (worker read syscalls/sub {res.worker_read_syscalls_per_sub})"
                   + (f", postgres {res.db_server_cpu_ms_per_sub}; new DB connections {res.new_db_connections}"
                      if pg is not None else "") + "; "
                   f"idle {res.machine_idle_pct}%; other load {res.other_load_pct}% (before: {res.background_busy_pct}%)"
