@@ -42,6 +42,7 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
+from app.prepared import Prepared
 from app.services import access, events, schemas
 from app.services.children import entities as entity_service
 from app.services.children import held as held_service
@@ -115,8 +116,8 @@ class FormRef:
 _SEEN = (select(SubmissionVersion.id).where(SubmissionVersion.form_id == Form.id,
                                             SubmissionVersion.instance_id == bindparam("instance_id"))
          .limit(1).scalar_subquery())
-# Built once (a statement built per call costs more CPU than running it on SQLite).
-_LOOKUP = (select(Form.id, Form.project_id, Form.xml_form_id, Form.state, Form.current_version_id,
+# Built and compiled once, run on the driver's cursor (app/prepared.py).
+_LOOKUP = Prepared(select(Form.id, Form.project_id, Form.xml_form_id, Form.state, Form.current_version_id,
                   FormVersion.id, FormVersion.sha256, _SEEN.label("seen"))
            .outerjoin(FormVersion, and_(FormVersion.form_id == Form.id, FormVersion.version == bindparam("version")))
            .where(Form.project_id == bindparam("project_id"), Form.xml_form_id == bindparam("xml_form_id")))
@@ -126,8 +127,9 @@ def _lookup(session: Session, project_id: int, xml_form_id: str, version: str,
             instance_id: str) -> tuple[FormRef, int, FormSchema, bool]:
     """The form, the id and parsed schema of the submitted version, and whether the instanceID is
     already stored — one query (the form's current version, XML and schema are not loaded)."""
-    row = session.connection().execute(_LOOKUP, {"instance_id": instance_id, "version": version,
-                                                 "project_id": project_id, "xml_form_id": xml_form_id}).first()
+    found = _LOOKUP.rows(session.connection(), {"instance_id": instance_id, "version": version,
+                                                "project_id": project_id, "xml_form_id": xml_form_id})
+    row = found[0] if found else None
     if row is None or row[4] is None:
         form_lookup.get_form(session, project_id, xml_form_id)  # raises the 404
         raise AssertionError("unreachable")
@@ -310,12 +312,16 @@ _SUB = Submission.__table__
 _VERSION = SubmissionVersion.__table__
 _ROW = SubmissionRepeatRow.__table__
 # Built once: a statement given its values per call is compiled once and then found in the cache by its key.
-_INSERT_SUB = _SUB.insert()
-_INSERT_VERSION = _VERSION.insert()
-_INSERT_ROW = _ROW.insert()
 _INSERT_ROW_IDS = _ROW.insert().returning(_ROW.c.id, sort_by_parameter_order=True)
-_INSERT_ATT = SubmissionAttachment.__table__.insert()
-_SET_CURRENT = _SUB.update().where(_SUB.c.id == bindparam("sub_id")).values(current_version_id=bindparam("vid"))
+# The plain INSERTs of every new submission, run on the driver's cursor (app/prepared.py): the same SQL and
+# parameter processing as Core, without its per-statement machinery.
+_INSERT_SUB = Prepared(_SUB.insert(), [c.key for c in _SUB.columns if c.key != "id"])
+_INSERT_VERSION = Prepared(_VERSION.insert(), [c.key for c in _VERSION.columns if c.key != "id"])
+_INSERT_ROW = Prepared(_ROW.insert(), [c.key for c in _ROW.columns if c.key != "id"])
+_ATT = SubmissionAttachment.__table__
+_INSERT_ATT = Prepared(_ATT.insert(), [c.key for c in _ATT.columns if c.key != "id"])
+_SET_CURRENT = Prepared(_SUB.update().where(_SUB.c.id == bindparam("sub_id"))
+                        .values(current_version_id=bindparam("vid")))
 
 
 def _pg_insert_both() -> TextClause:
@@ -351,7 +357,7 @@ def _pg_insert_both() -> TextClause:
     return text(sql).bindparams(*params)
 
 
-_PG_INSERT_BOTH = _pg_insert_both()
+_PG_INSERT_BOTH = Prepared(_pg_insert_both())
 
 
 def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
@@ -380,10 +386,12 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
     postgresql = conn.dialect.name == "postgresql"
     if postgresql:
         both = {f"s_{k}": v for k, v in sub.items()} | {f"v_{k}": v for k, v in version.items()}
-        sub_id, version_id = conn.execute(_PG_INSERT_BOTH, both).one()
+        cursor = _PG_INSERT_BOTH.run(conn, both)
+        sub_id, version_id = cursor.fetchone()
+        cursor.close()
     else:
-        sub_id = conn.execute(_INSERT_SUB, sub | {"current_version_id": None}).inserted_primary_key[0]
-        version_id = conn.execute(_INSERT_VERSION, version | {"submission_id": sub_id}).inserted_primary_key[0]
+        sub_id = _INSERT_SUB.run(conn, sub | {"current_version_id": None}).lastrowid
+        version_id = _INSERT_VERSION.run(conn, version | {"submission_id": sub_id}).lastrowid
     # Repeat rows level by level (rows without a parent, then their children …), each level one statement in
     # document order: the ids come out as the ORM's unit of work gives them, parents before children.
     ids: dict[int, int] = {}
@@ -396,7 +404,7 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
             new_ids = conn.execute(_INSERT_ROW_IDS, params).scalars().all()
             ids.update(zip((r.index for r in level), new_ids, strict=True))
         else:
-            conn.execute(_INSERT_ROW, params)
+            _INSERT_ROW.run_many(conn, params)
         done = {r.index for r in level}
         level = [r for r in data.repeat_rows if r.parent_index in done]
     missing: list[str] = []
@@ -412,9 +420,9 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
                 info, ctype = got
                 atts.append({"version_id": version_id, "name": name, "blob_key": info.key, "md5": info.md5,
                              "size": info.size, "content_type": ctype, "received_at": now})
-        conn.execute(_INSERT_ATT, atts)
+        _INSERT_ATT.run_many(conn, atts)
     if not postgresql:
-        conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
+        _SET_CURRENT.run(conn, {"sub_id": sub_id, "vid": version_id}).close()
     return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing),
             version | {"id": version_id, "submission_id": sub_id})
 
