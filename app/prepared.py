@@ -61,7 +61,7 @@ class Prepared:
         self._compiled[id(dialect)] = found
         return found
 
-    def run(self, conn: Connection, values: dict[str, Any]) -> Any:
+    def run(self, conn: Connection | RawConnection, values: dict[str, Any]) -> Any:
         """Execute with one row of values in the connection's transaction; returns the DBAPI cursor (its
         `lastrowid`, or the rows of a RETURNING)."""
         sql, build = self._for(conn.dialect)
@@ -73,7 +73,7 @@ class Prepared:
             _raise_wrapped(conn, cursor, sql, params, err)
         return cursor
 
-    def rows(self, conn: Connection, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Connection | RawConnection, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """A SELECT's rows, each value processed as Core's result would give it."""
         cursor = self.run(conn, values)
         try:
@@ -85,12 +85,12 @@ class Prepared:
             return [tuple(r) for r in raw]
         return [tuple(v if p is None or v is None else p(v) for v, p in zip(r, procs, strict=True)) for r in raw]
 
-    def keys(self, conn: Connection) -> list[str]:
+    def keys(self, conn: Connection | RawConnection) -> list[str]:
         """The names of a SELECT's columns (labels), in order."""
         self._for(conn.dialect)
         return self._results[id(conn.dialect)][0]
 
-    def run_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def run_many(self, conn: Connection | RawConnection, rows: list[dict[str, Any]]) -> None:
         sql, build = self._for(conn.dialect)
         params = [build(r) for r in rows]
         cursor = conn.connection.cursor()
@@ -102,7 +102,26 @@ class Prepared:
             cursor.close()
 
 
-def _raise_wrapped(conn: Connection, cursor: Any, sql: str, params: Any, err: Exception) -> None:
+class RawConnection:
+    """A pooled DBAPI connection without a SQLAlchemy Connection around it (app.db.Database.raw_reader and
+    raw_write): what `Prepared` needs — the dialect, the pooled connection's cursor, invalidation."""
+
+    def __init__(self, pooled: Any, dialect: Dialect) -> None:
+        self.connection = pooled
+        self.dialect = dialect
+
+    def invalidate(self, err: BaseException | None = None) -> None:
+        self.connection.invalidate(err)
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run a driver call (BEGIN, COMMIT …), its error raised as Core raises it."""
+        try:
+            return fn()
+        except self.dialect.loaded_dbapi.Error as err:
+            _raise_wrapped(self, None, what, None, err)
+
+
+def _raise_wrapped(conn: Connection | RawConnection, cursor: Any, sql: str, params: Any, err: Exception) -> None:
     """The driver's error as Core raises it (IntegrityError, OperationalError …: the callers' retries and the
     503 of app/faults.py look for those), the connection invalidated when the error says it is gone."""
     dialect = conn.dialect

@@ -44,3 +44,20 @@ def test_driver_errors_are_raised_as_core_raises_them(rt: Any) -> None:
         INSERT.run_many(s.connection(), [_values("norbu"), _values("norbu")])
     with rt.db.reader() as s:
         assert BY_NAME.rows(s.connection(), {"name": "norbu"}) == []  # rolled back
+
+
+def test_an_unreachable_database_is_core_s_operational_error() -> None:
+    """The driver connections of the hot path fail as Engine.connect() fails: OperationalError, which
+    app/faults.py answers with a 503 (Collect keeps the form and sends it again)."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.db import Database
+
+    db = Database("postgresql+psycopg://nobody:x@127.0.0.1:1/none?connect_timeout=2")
+    try:
+        with pytest.raises(OperationalError), db.raw_reader():
+            pass
+        with pytest.raises(OperationalError), db.raw_write():
+            pass
+    finally:
+        db.dispose()
