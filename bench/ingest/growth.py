@@ -39,12 +39,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event  # noqa: E402
 
 from bench.ingest.run import (  # noqa: E402
     BOUNDARY,
@@ -278,7 +282,7 @@ def callgrind_total() -> int:
     callgrind("--dump")
     new = sorted(set(glob.glob(f"callgrind.out.{os.getpid()}*")) - before, key=os.path.getmtime)
     for line in Path(new[-1]).read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
+        if line.startswith("totals:"):
             total = int(line.split()[1])
             break
     else:
@@ -288,20 +292,49 @@ def callgrind_total() -> int:
     return total
 
 
+@contextmanager
+def statements(db: Any) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement the app sends to the database in the block, with its parameters, at the driver (the
+    submission path runs some on the DBAPI cursor, app/prepared.py, past SQLAlchemy's events). SQLite: the
+    connections' trace callback (statements with their values inlined, parameters None); psycopg: its
+    cursor's execute/executemany."""
+    seen: list[tuple[str, Any]] = []
+    db.dispose()  # new connections, so each gets the callback
+    if db.is_sqlite:
+        def on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.set_trace_callback(lambda sql: seen.append((sql, None)))
+
+        event.listen(db.engine, "connect", on_connect)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine, "connect", on_connect)
+            db.dispose()
+        return
+    import psycopg
+
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def traced(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        seen.append((str(query), params))
+        return execute(self, query, params, **kw)
+
+    def traced_many(self: Any, query: Any, params_seq: Any, **kw: Any) -> Any:
+        seen.append((str(query), None))
+        return executemany(self, query, params_seq, **kw)
+
+    psycopg.Cursor.execute, psycopg.Cursor.executemany = traced, traced_many  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]
+
+
 def plans(app: Any, run: Any, path: str, kind: str, i: int, run_id: str, backend: str) -> list[str]:
     """The query plans of the SELECTs one submission runs (run again, with the parameters it used)."""
-    from sqlalchemy import event, text
-    from sqlalchemy.engine import Engine
-
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: object, cursor: object, statement: str, parameters: Any, *rest: object) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(Engine, "before_cursor_execute", record)
-    run([_environ(path, kind=kind, i=i, run_id=run_id)])
-    event.remove(Engine, "before_cursor_execute", record)
     db = app.extensions["carefile"].db
+    with statements(db) as seen:
+        run([_environ(path, kind=kind, i=i, run_id=run_id)])
     out = []
     with db.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
@@ -309,16 +342,14 @@ def plans(app: Any, run: Any, path: str, kind: str, i: int, run_id: str, backend
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
             flat = " ".join(statement.split())
+            cur = raw.cursor()
             if backend == "sqlite":
-                cur = raw.cursor()
-                rows = cur.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+                rows = cur.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
                 out.append(f"{flat[:160]}\n      " + "\n      ".join(str(r[-1]) for r in rows))
             else:
-                cur = raw.cursor()
                 cur.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {statement}", params)
                 out.append(f"{flat[:160]}\n      " + "\n      ".join(r[0] for r in cur.fetchall()))
                 raw.rollback()
-        del text
     return out
 
 
@@ -362,17 +393,9 @@ def in_processes(db: Any, run: Any, envs: list[dict[str, Any]], procs: int) -> t
 
 def measure(args: argparse.Namespace, app: Any, run: Any, path: str, kind: str, first: int, run_id: str,
             backend: str, dsn: str | None, pg: Any) -> dict[str, Any]:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     db = app.extensions["carefile"].db
     n = args.n
     envs = [_environ(path, kind=kind, i=first + i, run_id=run_id) for i in range(n)]
-    count = [0]
-
-    def counter(*_: object) -> None:
-        count[0] += 1
-
     res: dict[str, Any] = {}
     if dsn is not None:
         db.dispose()  # the backends' statistics are flushed when they end
@@ -403,11 +426,10 @@ def measure(args: argparse.Namespace, app: Any, run: Any, path: str, kind: str, 
         stats1 = pg_stats(dsn)
         res["touched"] = {k: (stats1.get(k, 0) - stats0.get(k, 0)) / n for k in stats1
                           if stats1.get(k, 0) != stats0.get(k, 0)}
-    event.listen(Engine, "before_cursor_execute", counter)
     k = 20
-    run([_environ(path, kind=kind, i=first + n + i, run_id=run_id) for i in range(k)])
-    event.remove(Engine, "before_cursor_execute", counter)
-    res["statements"] = count[0] / k
+    with statements(db) as seen:
+        run([_environ(path, kind=kind, i=first + n + i, run_id=run_id) for i in range(k)])
+    res["statements"] = len(seen) / k
     if args.plans:
         res["plans"] = plans(app, run, path, kind, first + n + k, run_id, backend)
     return res
