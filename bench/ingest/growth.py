@@ -520,6 +520,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]
                     subprocess.run([sys.executable, __file__, "--fill-sqlite", str(dbfile), str(template),
                                     str(extra), str(filled), run_id], check=True, cwd=ROOT)
                 filled = size
+                os.sync()  # the fill's dirty pages written back now, not by the kernel during the measurement
                 print(f"  filled {extra} in {time.perf_counter() - t0:.0f} s", flush=True)
             res = measure(args, app, run, path, kind, index, run_id, backend, dsn, pg)
             index += args.n + 50

@@ -606,6 +606,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             else:
                 fill_sqlite(str(data / "data" / "carefile.db"), None, args.prefill, 0, run_id)
             expected_rows += args.prefill
+            os.sync()  # the fill's dirty pages written back now, not by the kernel during the measured runs
             print(f"  stored {args.prefill} more submissions in {time.monotonic() - t0:.0f} s", flush=True)
         scenarios = []
         for photo in args.photos:
