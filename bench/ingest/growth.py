@@ -503,7 +503,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]
                 n_meas = (args.n + 50) * len(args.sizes)
                 run([_environ(path, kind="register", i=i, run_id=run_id) for i in range(100, 100 + n_meas)])
                 run([_environ(path, kind="update", i=i, run_id=run_id) for i in range(50, 100)])
-            index = 100 + ((args.n + 50) * len(args.sizes) if kind == "update" else 0)
+            index = 100  # registrations: new children from here; updates: the children registered above
         filled = 0
         filler_first = 10_000_000
         for size in args.sizes:
@@ -525,6 +525,12 @@ def bench_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]
             res = measure(args, app, run, path, kind, index, run_id, backend, dsn, pg)
             index += args.n + 50
             res.update(backend=backend, kind=kind, size=size, rows=stored(backend, dsn, dbfile))
+            if kind != "bench":  # every entity change applied (an update of an unknown child would be an error event)
+                from sqlalchemy import text
+
+                with app.extensions["carefile"].db.engine.connect() as conn:
+                    res["events"] = dict(conn.execute(text(  # type: ignore[arg-type]
+                        "SELECT status, count(*) FROM entity_event GROUP BY status")).all())
             res["load"] = os.getloadavg()[0]
             out.append(res)
             report(res)
@@ -553,6 +559,8 @@ def report(r: dict[str, Any]) -> None:
             f"{k} {v:.1f}" for k, v in sorted(r["touched"].items()) if not k.startswith("wal")))
         print("      WAL per submission: " + ", ".join(
             f"{k[4:]} {v:.1f}" for k, v in sorted(r["touched"].items()) if k.startswith("wal")))
+    if "events" in r:
+        print(f"      entity events so far: {r['events']}")
     for p in r.get("plans", []):
         print("      " + p)
 
