@@ -72,7 +72,8 @@ def facts(values: dict[str, Any]) -> tuple[str | None, str | None, str | None, s
     id_number = id_number.upper()[:40] if id_number else None
     parts = []
     if name:
-        parts += [norm_name(name), pinyin_key(name), initials(name)]
+        syllables = lazy_pinyin(norm_name(name))  # once for both: the initials are the syllables' first letters
+        parts += [norm_name(name), "".join(syllables).lower(), "".join(p[:1] for p in syllables).lower()]
     if id_number:
         parts.append(id_number.lower())
     if guardian:
