@@ -59,7 +59,10 @@ TARGETS = [  # (key, what, target ms or submissions/s, kind)
     ("overdue_admin", "overdue list (admin)", 500.0, "ms"),
     ("overdue_manager", "overdue list (county manager)", 500.0, "ms"),
     ("csv_collector", "one collector's children.csv (cold)", 50.0, "ms"),
-    ("export", "CSV zip of the county's visit records", 20000.0, "rate"),
+    ("export_cold", "CSV zip of the county's visit records — cold: server restarted, OS cache dropped", 20000.0,
+     "rate"),
+    ("export", "CSV zip of the county's visit records — again, warm", 20000.0, "rate"),
+    ("export_read", "(reading the county's visit records alone, 1 process, no CSV — warm)", 20000.0, "rate"),
 ]
 
 
@@ -656,13 +659,21 @@ def measure(app: Any, pg: Pg, meta: dict[str, Any], runs: int, skip: set[str]) -
     if "csv_collector" not in skip:
         out["csv_collector"] = timed(csv, runs, before=es._CSV_CACHE.clear)
         out["csv_collector_warm"] = timed(csv, runs)
+    if "export_cold" not in skip:
+        rt.db.dispose()
+        pg.restart_cold()
+        out["export_cold"] = export(app, meta["big_county"])
     if "export" not in skip:
         out["export"] = export(app, meta["big_county"])
+    if "export_read" not in skip:
+        out["export_read"] = export(app, meta["big_county"], read_only=True)
     return out
 
 
-def export(app: Any, county: str) -> dict[str, float]:
-    """The CSV zip of one county's visit records, as an export job makes it (plan → renderer → file)."""
+def export(app: Any, county: str, read_only: bool = False) -> dict[str, float]:
+    """The CSV zip of one county's visit records, as an export job makes it (plan → renderer → file) on the
+    session export jobs read with (`bulk_read`: the read replica when one is set). `read_only`: only the
+    rows as the renderer gets them (Plan.records: the SQL pages and their decoding), in one process."""
     from sqlalchemy import select
 
     from app.models import User
@@ -673,10 +684,15 @@ def export(app: Any, county: str) -> dict[str, float]:
 
     rt = app.extensions["carefile"]
     processes = processes_setting()
-    with rt.db.session() as s:
+    with rt.db.bulk_read() as s:
         user = s.scalar(select(User).where(User.username == "province-admin"))
         plan = plan_for(s, 1, "visit_record", user, ExportOptions.parse({"format": "csvzip", "region": county}))
         rows = plan.count(s)
+        if read_only:
+            t = time.perf_counter()
+            n = sum(1 for _ in plan.records(s))
+            took = time.perf_counter() - t
+            return {"rows": n, "seconds": took, "rate": n / took, "mb": 0.0, "processes": 1}
         print(f"#   export of {rows:,} visit records of {county} ({processes} processes)", flush=True)
         with tempfile.TemporaryFile() as f:
             t = time.perf_counter()
@@ -729,6 +745,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--skip", default="", help="measurements to leave out, comma-separated: " + ", ".join(
         k for k, *_ in TARGETS))
+    ap.add_argument("--cluster", action="store_true",
+                    help="run `carefile cluster` (each county's records stored together) before measuring")
     ap.add_argument("--keep-running", action="store_true", help="leave the server running (prints its URL)")
     args = ap.parse_args()
     import logging
@@ -754,6 +772,13 @@ def main() -> int:
                 print(f"# migrations and ANALYZE on the existing database: {time.perf_counter() - t:.0f} s",
                       flush=True)
                 meta = read_meta(app)
+            if args.cluster:
+                from app.services.exports import layout
+
+                t = time.perf_counter()
+                layout.cluster_by_region(app.extensions["carefile"].db.engine, say=lambda m: print(f"#   {m}"))
+                meta["cluster_s"] = time.perf_counter() - t
+                print(f"# carefile cluster: {meta['cluster_s']:.0f} s", flush=True)
             res = measure(app, pg, meta, args.runs, set(filter(None, args.skip.split(","))))
             print(report(meta, res, gen_s), flush=True)
             app.extensions["carefile"].db.dispose()
