@@ -29,11 +29,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"] + MULTIPART_MARGIN
     app.config["MAX_FORM_MEMORY_SIZE"] = 16 * 1024 * 1024
     app.config["CAREFILE"] = cfg
-    app.wsgi_app = rawpath.EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
-    if cfg["TRUST_PROXY"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
-    else:
-        app.wsgi_app = _OwnScheme(app.wsgi_app)  # type: ignore[method-assign]
 
     from .services import effects, regions
 
@@ -61,7 +56,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_web(app)
     from .api.exports import install_worker
 
-    install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
+    start_exports = install_worker(app)  # background export jobs (CAREFILE_EXPORT_WORKER)
+    from .lean import LeanSubmissions
+
+    # Outermost first: the scheme (or a trusted proxy's headers), encoded slashes, then the OpenRosa submission
+    # POST answered in front of Flask (app/lean.py), then Flask.
+    app.wsgi_app = LeanSubmissions(app, app.wsgi_app, start_exports)  # type: ignore[method-assign]
+    app.wsgi_app = rawpath.EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
+    if cfg["TRUST_PROXY"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
+    else:
+        app.wsgi_app = _OwnScheme(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.after_request
     def _no_store(resp: Any) -> Any:
@@ -74,7 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def _retry_after(resp: Any) -> Any:
-        # Sign-in throttling (services.signin): the HTTP layer that refused noted the wait in g.
+        # Sign-in throttling of the API (app/api): the HTTP layer that refused noted the wait in g.
         wait = g.get("retry_after")
         if resp.status_code == 429 and wait:
             resp.headers["Retry-After"] = str(wait)

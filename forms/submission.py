@@ -23,6 +23,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -283,6 +284,27 @@ def _geojson(ftype: str, text: str) -> object:
     return {"type": "Polygon", "coordinates": [coords], "properties": raw}
 
 
+# A select-multiple answer is stored parsed, as the list of its choices (`"a b"` → `["a", "b"]`): every reader
+# of answers (OData, reports, the child file, entity properties, dashboards, redaction, retention, the JSON
+# export) works on that list. When the text as submitted is not the choices joined by one space (a leading,
+# trailing or doubled space, a tab, a line break: `" a  b"`), it is kept beside the answers under this key,
+# by the answer's key in the same values (the main values or a repeat row's):
+#     {"colors": ["a", "b"], "grp/more": ["c"], "@odk": {"colors": " a  b"}}
+# so that CSV exports write it as sent, as ODK Central does. An answer sent in the canonical form (the
+# normal case) adds nothing. No question can be named `@odk` (not an XML name). Readers that look answers up
+# by key never meet it; the server's readers that list every key get the values without it
+# (`without_sent_text`, applied where answers are masked: app/services/access Redactor.values), and retention
+# removes an entry with its answer.
+SENT_TEXT = "@odk"
+
+
+def without_sent_text(values: dict[str, Any]) -> dict[str, Any]:
+    """*values* without the select-multiples' texts as submitted (a copy only when there are any)."""
+    if SENT_TEXT not in values:
+        return values
+    return {k: v for k, v in values.items() if k != SENT_TEXT}
+
+
 def typed_value(ftype: str | None, text: str | None) -> object:
     """Convert answer *text* by XForm type; keep the raw string when it does not parse."""
     if text is None or text == "":
@@ -309,6 +331,21 @@ def typed_value(ftype: str | None, text: str | None) -> object:
         geo = _geojson(ftype, stripped)
         return geo if geo is not None else text
     return text
+
+
+def _keep_sent_text(values: dict[str, object], key: str, text: str, choices: list[str]) -> None:
+    """Keep a select-multiple's *text* under SENT_TEXT when it is not its *choices* joined by one space."""
+    if text != " ".join(choices):
+        sent = values.get(SENT_TEXT)
+        if not isinstance(sent, dict):
+            sent = values[SENT_TEXT] = {}
+        sent[key] = text
+    elif SENT_TEXT in values:  # the same question sent again in canonical form: the later answer counts
+        sent = values[SENT_TEXT]
+        if isinstance(sent, dict):
+            sent.pop(key, None)
+            if not sent:
+                del values[SENT_TEXT]
 
 
 def _is_template(node: etree._Element) -> bool:
@@ -353,8 +390,14 @@ def extract(tree: SubmissionTree | etree._Element, schema: FormSchema) -> Submis
                     or (field is not None and field.type == "group"):
                 walk(child, cpath, f"{prefix}{name}/", values, parent_index)
             else:
-                value = typed_value(field.type if field is not None else None, child.text)
-                values[f"{prefix}{name}"] = value
+                ftype = field.type if field is not None else None
+                text = child.text
+                value = typed_value(ftype, text)
+                key = f"{prefix}{name}"
+                values[key] = value
+                if ftype == "select" and value.__class__ is list \
+                        and (text != " ".join(value) or SENT_TEXT in values):
+                    _keep_sent_text(values, key, text, value)  # type: ignore[arg-type]
                 if (cpath == audit_path or (field is not None and field.type == "binary")) \
                         and isinstance(value, str) and value.strip():
                     files.append(value.strip())

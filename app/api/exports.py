@@ -12,7 +12,7 @@ Ranged downloads are served by app.blobhttp.ranged_response.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, request, stream_with_context
@@ -188,12 +188,13 @@ def export_direct_csv(call: Call, project_id: int, xml_form_id: str) -> Any:
                                           "Cache-Control": "private, no-store"}), tag)
 
 
-def install_worker(app: Flask) -> None:
+def install_worker(app: Flask) -> Callable[[], None] | None:
     """CAREFILE_EXPORT_WORKER: auto (default) starts this process's export worker on its first request,
-    except under pytest; true starts it on the first request always; false never (another process runs it)."""
+    except under pytest; true starts it on the first request always; false never (another process runs it).
+    Returns the starter (the submission fast path, app/lean.py, calls it too), None when there is none."""
     mode = str(app.config["CAREFILE"].get("EXPORT_WORKER", "auto")).strip().lower()
     if mode in ("false", "0", "no", "off"):
-        return
+        return None
     rt: Runtime = app.extensions["carefile"]
     forced = mode in ("true", "1", "yes", "on")
 
@@ -201,3 +202,5 @@ def install_worker(app: Flask) -> None:
     def _start_export_worker() -> None:
         if forced or "PYTEST_CURRENT_TEST" not in os.environ:
             jobs.ensure_worker(rt.db, rt.store, int(rt.config.get("EXPORT_KEEP_DAYS", 7)))
+
+    return _start_export_worker

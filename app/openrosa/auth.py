@@ -1,17 +1,21 @@
-"""Who is calling an OpenRosa endpoint: token URL, HTTP Digest, or Basic over HTTPS."""
+"""Who is calling an OpenRosa endpoint: token URL, HTTP Digest, or Basic over HTTPS.
+
+Each function takes the request (`req`: Flask's `request` in the views, a plain werkzeug request in the
+submission fast path, app/openrosa/lean.py), so both paths check credentials with the same code."""
 from __future__ import annotations
 
 import base64
 import binascii
 from collections.abc import Callable
 
-from flask import Response, g, request
+from flask import Response
 from werkzeug.datastructures import Authorization
+from werkzeug.wrappers import Request
 
 from app import problems
 from app.errors import Problem
 from app.models import User
-from app.rawpath import plain_path
+from app.rawpath import SLASH
 from app.runtime import Runtime
 from app.services.identity import nonces as auth_service
 from app.services.identity import signin
@@ -31,14 +35,14 @@ class AuthChallenge(Exception):
         self.code = problem.code
 
 
-def challenge_response(rt: Runtime, exc: AuthChallenge) -> Response:
+def challenge_response(rt: Runtime, exc: AuthChallenge, req: Request) -> Response:
     cfg = rt.config
     resp = Response(openrosa_message(bilingual(exc.code, exc.message), "error"), status=401,
                     content_type=XML_TYPE)
     # Digest first: Collect answers the first challenge whose scheme it supports, and it only
     # supports Basic over https (docs/odk-protocol.md, *Authentication*).
     resp.headers.add("WWW-Authenticate", digest.challenge(cfg["DIGEST_REALM"], cfg["SECRET_KEY"], exc.stale))
-    if request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]:
+    if req.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]:
         resp.headers.add("WWW-Authenticate", f'Basic realm="{cfg["DIGEST_REALM"]}", charset="UTF-8"')
     return resp
 
@@ -54,9 +58,9 @@ def user_from_token(rt: Runtime, token: str) -> User:
         return found.user  # detached
 
 
-def _basic_latin1() -> Authorization | None:
+def _basic_latin1(req: Request) -> Authorization | None:
     """Basic credentials Werkzeug could not read as UTF-8: OkHttp (Collect) encodes ISO-8859-1."""
-    header = request.headers.get("Authorization", "")
+    header = req.headers.get("Authorization", "")
     scheme, _, rest = header.partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -67,8 +71,8 @@ def _basic_latin1() -> Authorization | None:
     return Authorization("basic", {"username": username, "password": password}) if sep else None
 
 
-def user_from_credentials(rt: Runtime) -> User:
-    auth = request.authorization or _basic_latin1()
+def user_from_credentials(rt: Runtime, req: Request) -> User:
+    auth = req.authorization or _basic_latin1(req)
     cfg = rt.config
     if auth is None:
         raise AuthChallenge(problems.SIGN_IN_REQUIRED())
@@ -91,32 +95,32 @@ def user_from_credentials(rt: Runtime) -> User:
             raise AuthChallenge(problems.DIGEST_INVALID())
         if age > cfg["DIGEST_NONCE_LIFETIME"] or age < -60:
             raise AuthChallenge(problems.DIGEST_EXPIRED(), stale=True)
-        if not _uri_matches(creds.uri):
+        if not _uri_matches(req, creds.uri):
             raise AuthChallenge(problems.DIGEST_WRONG_ADDRESS())
-        method = request.method
-        user = _verified(rt, creds.username, lambda u: digest.response_ok(creds, u.digest_ha1, method), "digest",
+        method = req.method
+        user = _verified(rt, req, creds.username, lambda u: digest.response_ok(creds, u.digest_ha1, method), "digest",
                          problems.COLLECT_WRONG_PASSWORD)
         nc = int(creds.nc, 16) if creds.nc else 0
         if not auth_service.record_nonce_count(rt.db, creds.nonce, nc, cfg["DIGEST_NONCE_LIFETIME"]):
             raise AuthChallenge(problems.DIGEST_REPLAYED(), stale=True)
         return user
     if auth.type == "basic":
-        if not (request.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]):
+        if not (req.is_secure or cfg["ALLOW_BASIC_OVER_HTTP"]):
             raise AuthChallenge(problems.BASIC_OVER_HTTP())
         password = auth.password or ""
-        return _verified(rt, auth.username or "", lambda u: user_service.password_matches(u, password), "basic",
+        return _verified(rt, req, auth.username or "", lambda u: user_service.password_matches(u, password), "basic",
                          problems.WRONG_PASSWORD)
     raise AuthChallenge(problems.AUTH_METHOD_UNSUPPORTED())
 
 
-def _verified(rt: Runtime, username: str, check: Callable[[User], bool], channel: str, wrong: problems.Kind) -> User:
+def _verified(rt: Runtime, req: Request, username: str, check: Callable[[User], bool], channel: str,
+              wrong: problems.Kind) -> User:
     """The user, through the sign-in throttle: 429 while the account or address must wait (Collect shows
     the message), a new challenge for a wrong user name or password."""
     try:
-        return signin.verify(rt.db, username, request.remote_addr or "", check, channel=channel,
+        return signin.verify(rt.db, username, req.remote_addr or "", check, channel=channel,
                              options=user_service.phone_user_options())
     except signin.Throttled as exc:
-        g.retry_after = exc.retry_after  # app.create_app adds Retry-After to the 429
         zh = (f"密码错误次数过多，请等待 {exc.minutes} 分钟后再试（在此之前即使密码正确也无法登录），"
               "或请协调员重置密码。")
         raise problems.SIGNIN_THROTTLED_RELAYED(zh=zh, message=exc.message).add(retryAfter=exc.retry_after) from None
@@ -124,11 +128,11 @@ def _verified(rt: Runtime, username: str, check: Callable[[User], bool], channel
         raise AuthChallenge(wrong()) from None
 
 
-def _uri_matches(uri: str) -> bool:
+def _uri_matches(req: Request, uri: str) -> bool:
     """The Digest uri must name this request's path (query strings may differ in encoding)."""
     from urllib.parse import unquote, urlsplit
 
     path = unquote(urlsplit(uri).path)
-    here = plain_path()  # a form id's `%2F` decoded as the client's uri is
-    return path == here or path == request.script_root + here
+    here = req.path.replace(SLASH, "/")  # a form id's `%2F` decoded as the client's uri is
+    return path == here or path == req.script_root + here
 

@@ -54,7 +54,11 @@ def bilingual(code: str, text: str) -> str:
 
 def problem_response(problem: Problem) -> Response:
     body = openrosa_message(bilingual(problem.code, problem.message), "error")
-    return Response(body, status=problem.status, content_type=XML_TYPE)
+    resp = Response(body, status=problem.status, content_type=XML_TYPE)
+    wait = problem.details.get("retryAfter")
+    if problem.status == 429 and wait:  # sign-in throttled: when a password is checked again
+        resp.headers["Retry-After"] = str(wait)
+    return resp
 
 
 def success_response(status_key: str, text: str) -> Response:

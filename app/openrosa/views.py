@@ -18,9 +18,8 @@ from app.runtime import Runtime, runtime
 from app.services import access
 from app.services import forms as form_service
 from app.services.forms import files as form_files
-from app.services.submissions import ingest as submission_service
 
-from . import bp, render
+from . import bp, render, submit
 from .auth import AuthChallenge, challenge_response, user_from_credentials, user_from_token
 
 log = logging.getLogger(__name__)
@@ -43,21 +42,19 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
                 try:
                     if openrosa_header and request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
                         raise problems.X_OPENROSA_VERSION_HEADER_MISSING()
-                    user = user_from_token(rt, token) if token is not None else user_from_credentials(rt)
+                    user = user_from_token(rt, token) if token is not None else user_from_credentials(rt, request)
                     # user.project_id is a foreign key to project.id: when it matches, the project exists
                     # (no query needed on every request).
                     if user.project_id != project_id:
                         raise problems.NO_SUCH_PROJECT(project_id=project_id)
                     resp = view(rt, user, project_id, _base(project_id, token), **kwargs)
                 except AuthChallenge as exc:
-                    resp = challenge_response(rt, exc)
+                    resp = challenge_response(rt, exc, request)
                 except RequestEntityTooLarge:
-                    resp = render.problem_response(_too_large(rt))
+                    resp = render.problem_response(submit.too_large(rt, request, _limits()))
                 except Problem as problem:
                     resp = render.problem_response(problem)
-            resp.headers["X-OpenRosa-Version"] = "1.0"
-            resp.headers["X-OpenRosa-Accept-Content-Length"] = str(rt.config["MAX_SUBMISSION_BYTES"])
-            resp.headers.setdefault("Content-Language", "en")
+            submit.headers(rt, resp)
             return resp
 
         # Any account may talk OpenRosa (formList, forms, entity lists scoped to its regions); which
@@ -81,19 +78,10 @@ def _fault_response(problem: Problem) -> Response:
 faults.register(bp, _fault_response, bilingual=True)
 
 
-def _too_large(rt: Runtime) -> Problem:
-    """Werkzeug says 413 for two reasons: the body is over MAX_CONTENT_LENGTH, or it has more
-    multipart parts than MAX_FORM_PARTS (Flask's default 1,000). A phone can fix only the first by
-    taking smaller photos, so the second gets its own 400 saying what to do."""
+def _limits() -> tuple[int | None, int]:
     from flask import current_app
 
-    size_limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    length = request.content_length
-    if length is not None and (size_limit is None or length <= size_limit):
-        parts = current_app.config.get("MAX_FORM_PARTS") or 1000
-        return problems.TOO_MANY_FILES(parts=parts)
-    limit = rt.config["MAX_SUBMISSION_BYTES"] / 1_000_000
-    return problems.SUBMISSION_FILE_PART_TOO_LARGE(limit=limit)
+    return current_app.config.get("MAX_CONTENT_LENGTH"), current_app.config.get("MAX_FORM_PARTS") or 1000
 
 
 def _base(project_id: int, token: str | None) -> str:
@@ -185,31 +173,8 @@ def submission(rt: Runtime, user: User, project_id: int, base: str) -> Response:
         # The HEAD preflight: Collect requires 204 and reads X-OpenRosa-Accept-Content-Length
         # from it to decide how to split large submissions (docs/odk-protocol.md, *Submissions*).
         return Response(status=204)
-    if user.role not in ("collector", "coordinator", "admin"):
-        raise problems.MAY_NOT_SEND_SUBMISSIONS()
-    xml_part = request.files.get("xml_submission_file")
-    if xml_part is None:
-        raise problems.SUBMISSION_NO_XML_PART()
-    xml = xml_part.read()
-    incoming: list[submission_service.IncomingFile] = []
-    for name, part in request.files.items(multi=True):
-        if name == "xml_submission_file":
-            continue
-        incoming.append(submission_service.IncomingFile(name=name, stream=part.stream, content_type=part.mimetype))
-        if part.filename and part.filename != name:
-            incoming.append(submission_service.IncomingFile(part.filename, part.stream, part.mimetype))
-
-    result = submission_service.receive_submission(
-        rt.db, rt.store, project_id=project_id, user=user, xml=xml, files=incoming,
-        device_id=request.args.get("deviceID"), user_agent=request.headers.get("User-Agent"),
-        max_file_bytes=rt.config["MAX_SUBMISSION_BYTES"],
-    )
-    key = {"created": "201", "duplicate": "duplicate", "edited": "edited"}[result.status]
-    if result.held:
-        key = "held"
-    resp = render.success_response(key, result.message)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    # Most POSTs never get here: app/lean.py answers them in front of Flask with the same code (submit.receive).
+    return submit.receive(rt, request, user, project_id)
 
 
 @route("/datasets/<name>/integrity", "integrity", ["GET"], openrosa_header=True)

@@ -139,24 +139,32 @@ def _after(resp: Response) -> Response:
     started = g.pop("carefile_started", None)
     elapsed = time.perf_counter() - started if started is not None else 0.0
     rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    status = str(resp.status_code)
-    metrics.REQUESTS.labels(rule, request.method, status).inc()
-    if request.method == "POST" and request.endpoint and request.endpoint.startswith("openrosa.submission"):
-        metrics.SUBMISSION_SECONDS.labels(status).observe(elapsed)
-        metrics.SUBMISSIONS.labels(status).inc()
-        if resp.status_code == 201:
-            metrics.ATTACHMENT_BYTES.inc(_file_bytes())
+    submission = request.method == "POST" and bool(request.endpoint) and request.endpoint.startswith(
+        "openrosa.submission")
+    record(rule, request.method, resp.status_code, elapsed, request.files if submission else None)
     resp.headers["X-Request-Id"] = REQUEST_ID.get()
-    log.info("%s %s %s %.1fms", request.method, rule, status, elapsed * 1000,
-             extra={"method": request.method, "route": rule, "status": resp.status_code,
-                    "ms": round(elapsed * 1000, 1)})
     return resp
 
 
-def _file_bytes() -> int:
+def record(rule: str, method: str, status: int, elapsed: float, submission_files: Any = None) -> None:
+    """The request's metrics and its log line (the access log). `submission_files`: the multipart files of an
+    OpenRosa submission POST (their bytes count when it was stored), None for any other request. Also called
+    by the submission fast path (app/lean.py), which answers without Flask."""
+    code = str(status)
+    metrics.REQUESTS.labels(rule, method, code).inc()
+    if submission_files is not None:
+        metrics.SUBMISSION_SECONDS.labels(code).observe(elapsed)
+        metrics.SUBMISSIONS.labels(code).inc()
+        if status == 201:
+            metrics.ATTACHMENT_BYTES.inc(file_bytes(submission_files))
+    log.info("%s %s %s %.1fms", method, rule, code, elapsed * 1000,
+             extra={"method": method, "route": rule, "status": status, "ms": round(elapsed * 1000, 1)})
+
+
+def file_bytes(files: Any) -> int:
     """Bytes of the file parts other than the submission XML (already parsed by the view)."""
     total = 0
-    for name, storage in request.files.items(multi=True):
+    for name, storage in files.items(multi=True):
         if name == "xml_submission_file":
             continue
         stream = storage.stream

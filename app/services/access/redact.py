@@ -26,6 +26,7 @@ from forms.sensitivity import (
     sensitive_paths,
     sensitive_properties,
 )
+from forms.submission import without_sent_text
 
 MASK = "***"
 
@@ -79,7 +80,10 @@ class Redactor:
         return frozenset() if self.show else sensitive_paths(schema, self.lists)
 
     def values(self, schema: FormSchema, data: dict[str, Any], repeat: str | None = None) -> dict[str, Any]:
-        """A record's values (keys relative to the root, or to the repeat) with sensitive ones masked."""
+        """A record's values (keys relative to the root, or to the repeat) with sensitive ones masked, without
+        the select-multiples' texts as submitted (kept for CSV exports only: forms.submission.SENT_TEXT)."""
+        if data:
+            data = without_sent_text(data)
         if self.show or not data:
             return data
         paths = self.paths(schema)

@@ -35,6 +35,7 @@ from app.services.exports.rowcode import CHECK_FIRST, build_row, compile_row, ne
 from app.services.schemas import schema_of
 from forms import Field, FormSchema
 from forms.sensitivity import sensitive_paths
+from forms.submission import SENT_TEXT
 
 MASK = "***"
 SKIP_TYPES = ("group", "repeat")
@@ -132,6 +133,9 @@ class Plan:
         self._nodes = {t.repeat: t.node for t in self.tables if t.repeat}
         self._cells = [t.cells or compile_row(t.specs) for t in self.tables]
         self._main_cells = self._cells[0]
+        # codes (Central's CSV): a select-multiple sent as other than its choices joined by one space (" a  b")
+        # is written as sent, as Central does; labels join the choices' labels
+        self._as_sent = options.labels == "codes"
         # Central's conventions, set by the Central-compatible CSV endpoints (api/exports.py):
         # rows newest first, ReviewState empty for a received submission and in Central's names.
         self.newest_first = False
@@ -388,7 +392,8 @@ class Plan:
         """Cells of the main table for CSV/XLSX (formula-like strings neutralised)."""
         meta = rec.meta
         row = [meta[0]]
-        row += self._main_cells(rec.data)
+        data = rec.data
+        row += self._main_cells(_as_sent(data) if self._as_sent and SENT_TEXT in data else data)
         row.append(_safe(rec.key))
         row += meta[1:]
         if meta[5]:
@@ -397,7 +402,8 @@ class Plan:
         return row
 
     def repeat_row(self, rep: RepeatRecord) -> list[Any]:
-        row = self._cells[rep.table](rep.data)
+        data = rep.data
+        row = self._cells[rep.table](_as_sent(data) if self._as_sent and SENT_TEXT in data else data)
         row.append(_safe(rep.parent_key))
         row.append(_safe(rep.key))
         return row
@@ -453,6 +459,15 @@ def _unique(headers: list[str]) -> list[str]:
         seen[h] = n
         out.append(h if n == 1 else f"{h}~{n}")
     return out
+
+
+def _as_sent(data: dict[str, Any]) -> dict[str, Any]:
+    """The values with each select-multiple kept as submitted (forms.submission.SENT_TEXT) in place of its list:
+    the codes cell (`_join_codes`, the first cell of `_split`) writes that text, made spreadsheet-safe."""
+    sent = data.get(SENT_TEXT)
+    if not isinstance(sent, dict):
+        return data
+    return {**data, **{k: v for k, v in sent.items() if isinstance(v, str) and isinstance(data.get(k), list)}}
 
 
 def _join_codes(v: Any) -> Any:

@@ -46,6 +46,7 @@ from app.services.children.store import CHILDREN
 from app.services.exports import jobs as export_jobs
 from forms import FormSchema
 from forms.sensitivity import sensitive_paths, sensitive_properties
+from forms.submission import SENT_TEXT
 from storage import BlobStore
 
 ANONYMISED_LABEL = "（已匿名）anonymised"
@@ -180,6 +181,13 @@ def _sensitive(schema: FormSchema, lists: frozenset[str] | set[str]) -> tuple[se
 def _strip(values: dict[str, Any], keys: set[str]) -> tuple[dict[str, Any], int]:
     kept = {k: v for k, v in values.items() if k not in keys}
     removed = sum(1 for k, v in values.items() if k in keys and v not in (None, ""))
+    sent = kept.get(SENT_TEXT)  # a removed select-multiple's text as submitted goes with it
+    if isinstance(sent, dict) and not sent.keys().isdisjoint(keys):
+        sent = {k: v for k, v in sent.items() if k not in keys}
+        if sent:
+            kept[SENT_TEXT] = sent
+        else:
+            del kept[SENT_TEXT]
     return kept, removed
 
 
