@@ -35,6 +35,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.prepared import RawConnection
+
 log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATEs after which the same transaction, run again, can succeed:
@@ -296,6 +298,8 @@ class Database:
                        else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._reader = sessionmaker(reader_bind, expire_on_commit=False)
         self._shared: ContextVar[Session | None] = ContextVar(f"carefile_reader_{id(self)}", default=None)
+        self._shared_raw: ContextVar[list[RawConnection] | None] = ContextVar(f"carefile_raw_{id(self)}",
+                                                                              default=None)
         database = make_url(url).database if self.is_sqlite else None
         self._commits = 0
         self._writers = WriterQueue(f"{database}-writers.lock" if database and database != ":memory:" else None)
@@ -378,11 +382,74 @@ class Database:
         Readers run in autocommit mode on both backends, so sharing holds no read snapshot open."""
         session = self._reader()
         token = self._shared.set(session)
+        raw: list[RawConnection] = []  # raw_reader's connection, made on first use
+        raw_token = self._shared_raw.set(raw)
         try:
             yield
         finally:
             self._shared.reset(token)
+            self._shared_raw.reset(raw_token)
             session.close()
+            for conn in raw:
+                self._release(conn, autocommit=True)
+
+    # -- the submission hot path (app/prepared.py): pooled driver connections without Session or Connection --
+
+    @contextmanager
+    def raw_reader(self) -> Iterator[RawConnection]:
+        """A pooled driver connection in autocommit mode for prepared lookups (one per request_scope)."""
+        shared = self._shared_raw.get()
+        if shared is not None:
+            if not shared:
+                shared.append(self._acquire(autocommit=True))
+            yield shared[0]
+            return
+        conn = self._acquire(autocommit=True)
+        try:
+            yield conn
+        finally:
+            self._release(conn, autocommit=True)
+
+    @contextmanager
+    def raw_write(self) -> Iterator[RawConnection]:
+        """One write transaction on a pooled driver connection, as `write()` (the writers' turn on SQLite, BEGIN
+        IMMEDIATE, commit on success, rollback on error), for statements run by app/prepared.py."""
+        with self._writers.turn():
+            conn = self._acquire(autocommit=False)
+            dbapi = conn.connection.dbapi_connection
+            try:
+                if self.is_sqlite:
+                    conn.call("BEGIN IMMEDIATE", lambda: dbapi.execute("BEGIN IMMEDIATE"))
+                yield conn
+                conn.call("COMMIT", dbapi.commit)
+            except BaseException:
+                try:
+                    dbapi.rollback()
+                except Exception:  # noqa: BLE001 - the connection is gone: the pool replaces it
+                    conn.invalidate()
+                raise
+            finally:
+                self._release(conn, autocommit=False)
+        self._count_commit()
+
+    def _acquire(self, autocommit: bool) -> RawConnection:
+        dialect = self.engine.dialect
+        try:
+            pooled = self.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as err:  # as Engine.connect() raises it (app/faults.py: a 503)
+            raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error, dialect=dialect) from err
+        if autocommit and not self.is_sqlite:
+            pooled.dbapi_connection.autocommit = True  # psycopg: no statement sent
+        return RawConnection(pooled, self.engine.dialect)
+
+    def _release(self, conn: RawConnection, autocommit: bool) -> None:
+        pooled = conn.connection
+        if autocommit and not self.is_sqlite and pooled.dbapi_connection is not None:
+            try:
+                pooled.dbapi_connection.autocommit = False  # as the pool hands connections out
+            except Exception:  # noqa: BLE001 - broken connection: drop it
+                pooled.invalidate()
+        pooled.close()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -397,6 +464,9 @@ class Database:
                 raise
             finally:
                 session.close()
+        self._count_commit()
+
+    def _count_commit(self) -> None:
         if self._writers.path is not None:
             self._commits += 1
             if self._commits % CHECKPOINT_EVERY == 0:

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from io import BytesIO
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -28,7 +29,7 @@ from flask import Flask
 from werkzeug.exceptions import InternalServerError
 from werkzeug.wrappers import Request, Response
 
-from app import faults
+from app import faults, multipart
 from app.openrosa import render, submit
 from app.ops.logs import REQUEST_ID, new_request_id
 from app.ops.views import record
@@ -55,7 +56,7 @@ class LeanSubmissions:
         self.rt: Runtime = flask_app.extensions["carefile"]
         cfg = flask_app.config
         # Flask's request takes its limits from the app's config; a plain werkzeug request from its class.
-        self.request_class = type("SubmissionRequest", (Request,), {
+        self.request_class = type("SubmissionRequest", (_SubmissionRequest,), {
             "max_content_length": cfg.get("MAX_CONTENT_LENGTH"),
             "max_form_memory_size": cfg.get("MAX_FORM_MEMORY_SIZE"),
             "max_form_parts": cfg.get("MAX_FORM_PARTS") or 1000,
@@ -113,6 +114,21 @@ class LeanSubmissions:
             return resp
         except Exception as exc:  # noqa: BLE001 - as Flask: a programming error is a 500, logged with its traceback
             return _internal_error(req, exc)
+
+
+class _SubmissionRequest(Request):
+    """A werkzeug request whose small multipart body is read in one go (app/multipart.py), else by werkzeug."""
+
+    def _load_form_data(self) -> None:
+        if "form" in self.__dict__:
+            return
+        parsed = multipart.read_small(self.environ, self.max_form_parts or 1000, self.max_form_memory_size,
+                                      self.max_content_length)
+        if parsed is None:
+            super()._load_form_data()
+            return
+        self.__dict__["stream"] = BytesIO()
+        self.__dict__["form"], self.__dict__["files"] = parsed
 
 
 class _NoFiles:

@@ -133,9 +133,15 @@ def local_attr(node: etree._Element, name: str) -> str | None:
     return None
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def child(node: etree._Element, name: str) -> etree._Element | None:
-    """The first element child of *node* whose local name is *name* (no list built: a submission's root
-    has dozens of children and this runs on every submission)."""
+    """The first element child of *node* whose local name is *name*, in any namespace or none (a submission's
+    root has dozens of children and this runs several times on every submission: lxml's own search, ten
+    times faster than a loop in Python, for names its path syntax reads as a plain name)."""
+    if _PLAIN_NAME.fullmatch(name):
+        return node.find("{*}" + name)
     suffix = "}" + name
     for c in node:
         tag = c.tag

@@ -50,8 +50,8 @@ def challenge_response(rt: Runtime, exc: AuthChallenge, req: Request) -> Respons
 def user_from_token(rt: Runtime, token: str) -> User:
     if not user_service.is_well_formed_token(token):
         raise problems.TOKEN_URL_INVALID()
-    with rt.db.reader() as session:
-        found = user_service.user_for_token(session, token)
+    with rt.db.raw_reader() as conn:
+        found = user_service.user_for_token_on(conn, token)
         if found.user is None:
             # Well-formed but unknown or revoked: 403, not 401, so Collect does not ask for a password.
             raise problems.TOKEN_URL_REVOKED()

@@ -95,7 +95,11 @@ def refresh(session: Session, entity: Entity) -> ChildDirectory | None:
     found = _registration(session, entity)
     if found is None:
         return None
-    submission_id, values = found
+    return write(session, entity, *found)
+
+
+def write(session: Session, entity: Entity, submission_id: int, values: dict[str, Any]) -> ChildDirectory:
+    """The child's directory row from its registration record's id and answers."""
     name, guardian, id_number, text = facts(values)
     row = session.get(ChildDirectory, entity.id)
     if row is None:
@@ -112,7 +116,10 @@ def on_child_changed(event: events.ChildChanged) -> None:
     if event.created:
         ds = event.session.get(Dataset, event.entity.dataset_id)
         if ds is not None and ds.name == CHILDREN:
-            refresh(event.session, event.entity)
+            # The record that created the child is its registration, and the event carries its answers in the
+            # child's scope (what refresh() would read back: the current version's, or its repeat instance's).
+            answers = event.answers if event.answers is not None else dict(event.version.data or {})
+            write(event.session, event.entity, event.version.submission_id, answers)
 
 
 def on_record_edited(event: events.RecordEdited) -> None:

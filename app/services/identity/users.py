@@ -1,14 +1,13 @@
 """Users, roles, regions and collector tokens."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.orm import Session, joinedload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -26,6 +25,7 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
+from app.prepared import Prepared, RawConnection
 from app.services.identity import tokens
 from app.services.regions import validate_code
 
@@ -192,26 +192,30 @@ class TokenLookup:
     reason: str  # "ok" | "unknown" | "revoked" | "inactive"
 
 
-@functools.cache
-def _token_user_statement() -> Any:
-    """The token's state, its user's columns, and the user's regions and form assignments (outer joins):
-    Core rows, built once (building a statement costs about as much as running it)."""
-    return (select(CollectorToken.revoked_at, CollectorToken.token_hash.label("stored_hash"), *User.__table__.columns,
-                   UserRegion.id.label("region_id"),
-                   UserRegion.code.label("region_code"), FormAssignment.id.label("assignment_id"),
-                   FormAssignment.form_id.label("assignment_form_id"))
-            .join(User, User.id == CollectorToken.user_id)
-            .outerjoin(UserRegion, UserRegion.user_id == User.id)
-            .outerjoin(FormAssignment, FormAssignment.user_id == User.id)
-            .where(CollectorToken.token_hash == bindparam("token_hash")))
+# The token's state, its user's columns, and the user's regions and form assignments (outer joins): compiled
+# once and run on the driver's cursor (app/prepared.py), as it runs on every request from a phone.
+_TOKEN_USER = Prepared(
+    select(CollectorToken.revoked_at, CollectorToken.token_hash.label("stored_hash"), *User.__table__.columns,
+           UserRegion.id.label("region_id"), UserRegion.code.label("region_code"),
+           FormAssignment.id.label("assignment_id"), FormAssignment.form_id.label("assignment_form_id"))
+    .join(User, User.id == CollectorToken.user_id)
+    .outerjoin(UserRegion, UserRegion.user_id == User.id)
+    .outerjoin(FormAssignment, FormAssignment.user_id == User.id)
+    .where(CollectorToken.token_hash == bindparam("token_hash")))
 
 
 def user_for_token(session: Session, token: str) -> TokenLookup:
     """The token's user with its regions and form assignments, in one query (it runs on every request
     from a phone). The user comes back detached, loaded as a query would load it, without the cost of
     the ORM's eager loading (a third of a submission's CPU time on PostgreSQL)."""
-    rows = session.connection().execute(_token_user_statement(),
-                                        {"token_hash": tokens.digest(token)}).mappings().all()
+    return user_for_token_on(session.connection(), token)
+
+
+def user_for_token_on(conn: Connection | RawConnection, token: str) -> TokenLookup:
+    """user_for_token on a connection (Database.raw_reader's on the phone's hot path)."""
+    names = _TOKEN_USER.keys(conn)
+    rows = [dict(zip(names, row, strict=True))
+            for row in _TOKEN_USER.rows(conn, {"token_hash": tokens.digest(token)})]
     if not rows or not tokens.same(rows[0]["stored_hash"], token):
         return TokenLookup(None, "unknown")
     first = rows[0]

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import Table, TextClause, and_, bindparam, select, text
+from sqlalchemy import Connection, Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -42,6 +42,7 @@ from app.models import (
     loaded_instance,
     utcnow,
 )
+from app.prepared import Prepared, RawConnection
 from app.services import access, events, schemas
 from app.services.children import entities as entity_service
 from app.services.children import held as held_service
@@ -115,19 +116,21 @@ class FormRef:
 _SEEN = (select(SubmissionVersion.id).where(SubmissionVersion.form_id == Form.id,
                                             SubmissionVersion.instance_id == bindparam("instance_id"))
          .limit(1).scalar_subquery())
-# Built once (a statement built per call costs more CPU than running it on SQLite).
-_LOOKUP = (select(Form.id, Form.project_id, Form.xml_form_id, Form.state, Form.current_version_id,
+# Built and compiled once, run on the driver's cursor (app/prepared.py).
+_LOOKUP = Prepared(select(Form.id, Form.project_id, Form.xml_form_id, Form.state, Form.current_version_id,
                   FormVersion.id, FormVersion.sha256, _SEEN.label("seen"))
            .outerjoin(FormVersion, and_(FormVersion.form_id == Form.id, FormVersion.version == bindparam("version")))
            .where(Form.project_id == bindparam("project_id"), Form.xml_form_id == bindparam("xml_form_id")))
 
 
-def _lookup(session: Session, project_id: int, xml_form_id: str, version: str,
+def _lookup(session: Session, db: Database, project_id: int, xml_form_id: str, version: str,
             instance_id: str) -> tuple[FormRef, int, FormSchema, bool]:
     """The form, the id and parsed schema of the submitted version, and whether the instanceID is
     already stored — one query (the form's current version, XML and schema are not loaded)."""
-    row = session.connection().execute(_LOOKUP, {"instance_id": instance_id, "version": version,
-                                                 "project_id": project_id, "xml_form_id": xml_form_id}).first()
+    with db.raw_reader() as conn:
+        found = _LOOKUP.rows(conn, {"instance_id": instance_id, "version": version, "project_id": project_id,
+                                    "xml_form_id": xml_form_id})
+    row = found[0] if found else None
     if row is None or row[4] is None:
         form_lookup.get_form(session, project_id, xml_form_id)  # raises the 404
         raise AssertionError("unreachable")
@@ -164,8 +167,9 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     xml_sha = hashlib.sha256(xml).hexdigest()
     instance_id = envelope.instance_id or f"sha256:{xml_sha}"  # type: ignore[attr-defined]
     with db.reader() as session:
-        form, version_pk, schema, seen = _lookup(session, project_id, envelope.form_id,  # type: ignore[attr-defined]
-                                                 envelope.version, instance_id)  # type: ignore[attr-defined]
+        form, version_pk, schema, seen = _lookup(session, db, project_id,
+                                                 envelope.form_id, envelope.version,  # type: ignore[attr-defined]
+                                                 instance_id)
         if form.state == "closed":
             raise problems.FORM_CLOSED_TO_SUBMISSIONS(xml_form_id=form.xml_form_id)
         if user is not None and not _may_submit(session, user, form, via, only_form):
@@ -197,6 +201,13 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     twin_seen = seen
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
+            if _plain_new(schema, envelope, twin_seen):
+                # The common case: a new record of a form without entities — its rows on a driver connection.
+                with db.raw_write() as conn:
+                    result = _insert_new(conn, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
+                                         stored, device_id, user_agent, encrypted[1] if encrypted else None)[0]
+                result.ignored_files = ignored
+                return result
             with db.write() as session:
                 # A new instanceID needs no second look on the first attempt: the unique constraint
                 # catches a concurrent twin, and the retry then takes the duplicate path.
@@ -218,6 +229,12 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
     raise AssertionError("unreachable")
 
 
+def _plain_new(schema: FormSchema, envelope: object, seen: bool) -> bool:
+    """A new record (no instanceID stored yet, not an edit) of a form that declares no entity."""
+    return CORE_INSERTS and not seen and not envelope.deprecated_id and schema.entity is None \
+        and not schema.entities  # type: ignore[attr-defined]
+
+
 def _write(session: Session, project_id: int, form_pk: int, version_pk: int, schema: FormSchema,
            user: User | None, envelope: object,
            data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
@@ -237,8 +254,8 @@ def _write(session: Session, project_id: int, form_pk: int, version_pk: int, sch
 
     if CORE_INSERTS and not deprecated_id:
         # The common case (a new record): plain INSERTs, no unit of work; then its entity change, if any.
-        result, version_row = _insert_new(session, form_pk, version_pk, user, envelope, data, xml, xml_sha,
-                                          instance_id, stored, device_id, user_agent, region_fallback)
+        result, version_row = _insert_new(session.connection(), form_pk, version_pk, user, envelope, data, xml,
+                                          xml_sha, instance_id, stored, device_id, user_agent, region_fallback)
         several = any(d.repeat for d in schema.entities)  # entity blocks in a repeat (entities spec 2025.1)
         if several or (block is not None and schema.entity is not None and (block.create or block.update)):
             # The submitter, already loaded: in the session's identity map (held by this name, as the map keeps
@@ -310,12 +327,16 @@ _SUB = Submission.__table__
 _VERSION = SubmissionVersion.__table__
 _ROW = SubmissionRepeatRow.__table__
 # Built once: a statement given its values per call is compiled once and then found in the cache by its key.
-_INSERT_SUB = _SUB.insert()
-_INSERT_VERSION = _VERSION.insert()
-_INSERT_ROW = _ROW.insert()
-_INSERT_ROW_IDS = _ROW.insert().returning(_ROW.c.id, sort_by_parameter_order=True)
-_INSERT_ATT = SubmissionAttachment.__table__.insert()
-_SET_CURRENT = _SUB.update().where(_SUB.c.id == bindparam("sub_id")).values(current_version_id=bindparam("vid"))
+# The plain INSERTs of every new submission, run on the driver's cursor (app/prepared.py): the same SQL and
+# parameter processing as Core, without its per-statement machinery.
+_INSERT_SUB = Prepared(_SUB.insert(), [c.key for c in _SUB.columns if c.key != "id"])
+_INSERT_VERSION = Prepared(_VERSION.insert(), [c.key for c in _VERSION.columns if c.key != "id"])
+_INSERT_ROW = Prepared(_ROW.insert(), [c.key for c in _ROW.columns if c.key != "id"])
+_INSERT_ROW_ID = Prepared(_ROW.insert().returning(_ROW.c.id), [c.key for c in _ROW.columns if c.key != "id"])
+_ATT = SubmissionAttachment.__table__
+_INSERT_ATT = Prepared(_ATT.insert(), [c.key for c in _ATT.columns if c.key != "id"])
+_SET_CURRENT = Prepared(_SUB.update().where(_SUB.c.id == bindparam("sub_id"))
+                        .values(current_version_id=bindparam("vid")))
 
 
 def _pg_insert_both() -> TextClause:
@@ -351,17 +372,27 @@ def _pg_insert_both() -> TextClause:
     return text(sql).bindparams(*params)
 
 
-_PG_INSERT_BOTH = _pg_insert_both()
+_PG_INSERT_BOTH = Prepared(_pg_insert_both())
 
 
-def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | None, envelope: object,
+def _insert_row_ids(conn: Connection | RawConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Repeat rows whose children follow (nested repeats): one INSERT … RETURNING each, in document order."""
+    ids = []
+    for row in rows:
+        cursor = _INSERT_ROW_ID.run(conn, row)
+        ids.append(cursor.fetchone()[0])
+        cursor.close()
+    return ids
+
+
+def _insert_new(conn: Connection | RawConnection, form_pk: int, version_pk: int, user: User | None, envelope: object,
                 data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
                 stored: dict[str, tuple[BlobInfo, str]], device_id: str | None, user_agent: str | None,
                 region_fallback: str | None) -> tuple[ReceiveResult, dict[str, Any]]:
     """A new submission's rows, written with Core INSERTs: the same rows the ORM path (`_write` →
     `_new_version`) writes, in the same order, at a fraction of the CPU time (its entity change: `_write`).
-    Returns the result and the version row's column values."""
-    conn = session.connection()  # Core statements: no ORM execution machinery
+    Returns the result and the version row's column values. `conn`: the write session's connection, or
+    Database.raw_write's."""
     now = utcnow()
     submitter = user.id if user else None
     block = envelope.entity  # type: ignore[attr-defined]
@@ -380,10 +411,12 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
     postgresql = conn.dialect.name == "postgresql"
     if postgresql:
         both = {f"s_{k}": v for k, v in sub.items()} | {f"v_{k}": v for k, v in version.items()}
-        sub_id, version_id = conn.execute(_PG_INSERT_BOTH, both).one()
+        cursor = _PG_INSERT_BOTH.run(conn, both)
+        sub_id, version_id = cursor.fetchone()
+        cursor.close()
     else:
-        sub_id = conn.execute(_INSERT_SUB, sub | {"current_version_id": None}).inserted_primary_key[0]
-        version_id = conn.execute(_INSERT_VERSION, version | {"submission_id": sub_id}).inserted_primary_key[0]
+        sub_id = _INSERT_SUB.run(conn, sub | {"current_version_id": None}).lastrowid
+        version_id = _INSERT_VERSION.run(conn, version | {"submission_id": sub_id}).lastrowid
     # Repeat rows level by level (rows without a parent, then their children …), each level one statement in
     # document order: the ids come out as the ORM's unit of work gives them, parents before children.
     ids: dict[int, int] = {}
@@ -393,10 +426,10 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
         params = [{"version_id": version_id, "repeat": r.repeat, "ordinal": r.ordinal, "data": dict(r.values),
                    "parent_id": ids[r.parent_index] if r.parent_index is not None else None} for r in level]
         if any(r.index in parents for r in level):  # their ids are needed by the next level
-            new_ids = conn.execute(_INSERT_ROW_IDS, params).scalars().all()
+            new_ids = _insert_row_ids(conn, params)
             ids.update(zip((r.index for r in level), new_ids, strict=True))
         else:
-            conn.execute(_INSERT_ROW, params)
+            _INSERT_ROW.run_many(conn, params)
         done = {r.index for r in level}
         level = [r for r in data.repeat_rows if r.parent_index in done]
     missing: list[str] = []
@@ -412,9 +445,9 @@ def _insert_new(session: Session, form_pk: int, version_pk: int, user: User | No
                 info, ctype = got
                 atts.append({"version_id": version_id, "name": name, "blob_key": info.key, "md5": info.md5,
                              "size": info.size, "content_type": ctype, "received_at": now})
-        conn.execute(_INSERT_ATT, atts)
+        _INSERT_ATT.run_many(conn, atts)
     if not postgresql:
-        conn.execute(_SET_CURRENT, {"sub_id": sub_id, "vid": version_id})
+        _SET_CURRENT.run(conn, {"sub_id": sub_id, "vid": version_id}).close()
     return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.", missing_files=missing),
             version | {"id": version_id, "submission_id": sub_id})
 

@@ -295,3 +295,16 @@ def test_the_website_keeps_names_from_readers_without_the_grant(app: Any, world:
         for secret in ("扎西", "卓玛", "54010220121003123", "次旺"):
             assert secret not in page, (url, secret)
     assert "扎西次仁" in _page(app, "mgr_s", f"/children/{world['tashi']}")
+
+
+def test_the_row_made_at_registration_is_the_row_refresh_makes(app: Any, rt: Any, world: dict[str, str]) -> None:
+    """Registration writes the row from the answers it has at hand; reading the registration back gives the same."""
+    from app.services.children import directory
+
+    columns = ("full_name", "guardian_name", "id_number", "search_text", "submission_id")
+    with rt.db.write() as s:
+        made = {r.entity_id: tuple(getattr(r, c) for c in columns) for r in s.scalars(select(ChildDirectory))}
+        assert len(made) >= 3 and any(v[0] for v in made.values())
+        for entity in s.scalars(select(Entity).where(Entity.id.in_(made))):
+            again = directory.refresh(s, entity)
+            assert again is not None and tuple(getattr(again, c) for c in columns) == made[entity.id]

@@ -214,15 +214,22 @@ def test_concurrent_twin_is_caught_by_the_unique_constraint(submit: Any, rt: Any
         return form, version_id, schema, False
 
     monkeypatch.setattr(submissions, "_lookup", lookup_before_the_twin_committed)
-    writes: list[bool] = []
-    real_write = submissions._write
+    writes: list[object] = []
+    real_write, real_insert = submissions._write, submissions._insert_new
 
     def counting_write(*args: Any, **kwargs: Any) -> Any:
         writes.append(kwargs.get("known_new", False))
         return real_write(*args, **kwargs)
 
+    def counting_insert(*args: Any, **kwargs: Any) -> Any:
+        writes.append("insert")
+        return real_insert(*args, **kwargs)
+
     monkeypatch.setattr(submissions, "_write", counting_write)
+    monkeypatch.setattr(submissions, "_insert_new", counting_insert)
     again = submit(files={"photo.jpg": PHOTO})
     assert again.status_code == 201 and b"already on the server" in again.data
-    assert writes == [True, False]  # the insert hit the constraint, the retry found the twin
+    # The plain insert (a form without entities: on a driver connection) hit the constraint; the retry, through
+    # the session, found the twin.
+    assert writes == ["insert", False]
     assert _count(rt, Submission) == 1 and _count(rt, SubmissionVersion) == 1
