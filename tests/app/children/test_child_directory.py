@@ -195,6 +195,23 @@ def test_a_piece_of_a_label_finds_exactly_the_labels_that_contain_it(app: Any, r
     assert body["total"] == 2
 
 
+@pytest.mark.parametrize("q", ["扎西次仁", "zhaxiciren", "次仁"])
+def test_many_matches_are_paged_in_name_order_as_few_are(rt: Any, world: dict[str, str], q: str) -> None:
+    """More matches than the count limit: the page walks the names in order instead of sorting the matches
+    (and a text too short for a trigram always does) — the same children either way."""
+    from app.services.children import childfile
+
+    with rt.db.session() as s:
+        coord = s.scalar(select(User).where(User.username == "coord"))
+        few, few_total = childfile.list_children(s, 1, coord, q=q, count_limit=10)
+        many, many_total = childfile.list_children(s, 1, coord, q=q, count_limit=1)
+        second, _ = childfile.list_children(s, 1, coord, q=q, count_limit=1, limit=1, offset=1)
+    assert (few_total, many_total) == (2, 2)
+    assert [c.uuid for c in few] == [c.uuid for c in many]
+    assert {c.uuid for c in few} == {world["tashi"], world["tashi2"]}
+    assert [c.uuid for c in second] == [few[1].uuid]
+
+
 def test_children_registered_before_the_directory_are_filled_at_start(app: Any, rt: Any,
                                                                       world: dict[str, str]) -> None:
     from app.services.ops.setup import init_schema
