@@ -63,12 +63,25 @@ def installed() -> bool:
     return _table is not None
 
 
+def only_when(applies: Callable[[Any], bool]) -> Callable[[Handler], Handler]:
+    """Decorate a handler with a cheap test of the event: `announce` skips the handler, and its savepoint,
+    when the test says the handler would do nothing (most visit records change no case state)."""
+    def mark(handler: Handler) -> Handler:
+        handler.applies = applies  # type: ignore[attr-defined]
+        return handler
+    return mark
+
+
 def announce(event: Event) -> None:
-    """Run the handlers of the event, in the table's order, each in a savepoint of the event's session."""
+    """Run the handlers of the event, in the table's order, each in a savepoint of the event's session
+    (but those whose `only_when` test says they have nothing to do)."""
     if _table is None:
         raise RuntimeError("the after-effects table is not installed: call app.services.effects.install() "
                            "(create_app does) before changing records")
     for handler in _table.get(type(event), ()):
+        applies = getattr(handler, "applies", None)
+        if applies is not None and not applies(event):
+            continue
         try:
             with event.session.begin_nested():
                 handler(event)

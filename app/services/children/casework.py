@@ -113,6 +113,15 @@ def reopen(session: Session, project_id: int, user: User, uid: str, note: str = 
     return child
 
 
+def _changes_case_state(event: events.ChildChanged) -> bool:
+    """Whether on_child_changed has anything to do: a form closed an open case, or an update reopened (in its
+    data) a closed one."""
+    closed_now = (event.entity.data or {}).get("status") == "closed"
+    closed_before = event.entity.closed_at is not None
+    return (closed_now and not closed_before) or (not closed_now and closed_before and not event.created)
+
+
+@events.only_when(_changes_case_state)
 def on_child_changed(event: events.ChildChanged) -> None:
     """After-effect of a submission that created or updated a child (app/services/effects.py).
 

@@ -111,6 +111,7 @@ def write(session: Session, entity: Entity, submission_id: int, values: dict[str
     return row
 
 
+@events.only_when(lambda event: event.created)
 def on_child_changed(event: events.ChildChanged) -> None:
     """After-effect: a registration created a child of the care file."""
     if event.created:

@@ -106,6 +106,7 @@ def reasons_for(new: Facts, other: Facts) -> list[str]:
     return reasons
 
 
+@events.only_when(lambda event: event.created)
 def on_child_changed(event: events.ChildChanged) -> None:
     """After-effect of a submission that changed a child (app/services/effects.py): a new child is checked."""
     if event.created:
