@@ -329,6 +329,17 @@ def cmd_dashboard_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """Store each county's records together (PostgreSQL CLUSTER; app.services.exports.layout)."""
+    from app.services.exports import layout
+
+    rt = _runtime()
+    took = layout.cluster_by_region(rt.db.engine)
+    if took:
+        print(f"Records stored in (form, county, received) order in {sum(took.values()):.0f} s.")
+    return 0
+
+
 def _progress(enabled: bool) -> Any:
     """A progress callback drawing a bar on stderr (only on a terminal, or with --progress)."""
     def draw(stage: str, done: int, total: int) -> None:
@@ -566,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--project", type=int, default=1)
     s.add_argument("--day", help=argparse.SUPPRESS)  # the local day (tests)
     s.set_defaults(func=cmd_dashboard_refresh)
+    s = sub.add_parser("cluster", help="PostgreSQL: rewrite the records in (form, county, received) order so a "
+                                       "county's export reads them together; locks the tables while it runs "
+                                       "(run it at night, again from time to time)")
+    s.set_defaults(func=cmd_cluster)
     s = sub.add_parser("backup", help="write a consistent backup to DEST (a folder or s3://bucket/prefix); "
                                       "`backup verify DEST` checks one")
     s.add_argument("dest", help="a folder or s3://bucket/prefix (or `verify`, then DEST)")

@@ -411,9 +411,18 @@ class Database:
             self._release(conn, autocommit=True)
 
     @contextmanager
-    def raw_write(self) -> Iterator[RawConnection]:
+    def raw_write(self, one_statement: bool = False) -> Iterator[RawConnection]:
         """One write transaction on a pooled driver connection, as `write()` (the writers' turn on SQLite, BEGIN
-        IMMEDIATE, commit on success, rollback on error), for statements run by app/prepared.py."""
+        IMMEDIATE, commit on success, rollback on error), for statements run by app/prepared.py.
+        `one_statement`: the caller runs a single statement, which PostgreSQL makes atomic by itself — it runs
+        in autocommit mode, without the round trips of BEGIN and COMMIT."""
+        if one_statement and not self.is_sqlite:
+            conn = self._acquire(autocommit=True)
+            try:
+                yield conn
+            finally:
+                self._release(conn, autocommit=True)
+            return
         with self._writers.turn():
             conn = self._acquire(autocommit=False)
             dbapi = conn.connection.dbapi_connection

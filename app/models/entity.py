@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -63,6 +74,16 @@ class Entity(Base):
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+def squeezed(value: Any) -> ColumnElement[str]:
+    """A text with everything but letters and digits taken out (扎*（女，2015-03，…村） → 扎女201503…村), in SQL
+    (PostgreSQL). pg_trgm makes trigrams of the letters and digits of each word only, and a label is made of
+    one-letter words between punctuation, so a piece of a label (扎*（女，2015) shares its trigrams with
+    thousands of labels; squeezed, the piece's trigrams span its words and find little more than the labels
+    that contain it. Removing characters keeps a piece a piece: a label that contains the typed text also
+    contains the squeezed text in its squeezed form (the index below serves that necessary condition)."""
+    return func.regexp_replace(value, literal_column("'[^[:alnum:]]+'"), literal_column("''"), literal_column("'g'"))
+
+
 class ChildDirectory(Base):
     """What identifies a child, from the registration record, for finding and telling children apart.
 
@@ -85,6 +106,11 @@ class ChildDirectory(Base):
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id", ondelete="SET NULL"),
                                                       nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The squeezed label's trigrams (see squeezed; PostgreSQL only, and only where pg_trgm exists: migration 0025).
+Index("ix_entity_label_squeezed_trgm", squeezed(Entity.label).label("label_squeezed"), postgresql_using="gin",
+      postgresql_ops={"label_squeezed": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 
 
 class EntityVersion(Base):

@@ -42,7 +42,9 @@ PASSWORD = "bench-password-1"
 DBNAME = "carefile_scale"
 TODAY = date(2026, 11, 29)
 BIG_COUNTY_SHARE = 0.105  # the largest county's share of the children (≈ 250,000 visit records at full size)
-BIG_TABLES = ("entity", "entity_version", "submission", "submission_version", "submission_repeat_row")
+BIG_TABLES = ("entity", "entity_version", "submission", "submission_version", "submission_repeat_row",
+              "child_directory")
+GIVEN = ["卓玛", "多吉", "次仁", "拉姆", "格桑", "央金", "旦增", "德吉", "平措", "曲珍", "扎西", "白玛"]
 
 TARGETS = [  # (key, what, target ms or submissions/s, kind)
     ("dash_admin_live", "dashboard, province-wide admin — computed live", 1000.0, "ms"),
@@ -52,11 +54,15 @@ TARGETS = [  # (key, what, target ms or submissions/s, kind)
     ("file_admin", "a child's file page (admin)", 200.0, "ms"),
     ("file_manager", "a child's file page (county manager)", 200.0, "ms"),
     ("search_admin", "children search (admin, name)", 300.0, "ms"),
+    ("search_admin_cold", "children search (admin, name) — cold: server restarted, OS cache dropped", 300.0, "ms"),
     ("search_manager", "children search (county manager)", 300.0, "ms"),
     ("overdue_admin", "overdue list (admin)", 500.0, "ms"),
     ("overdue_manager", "overdue list (county manager)", 500.0, "ms"),
     ("csv_collector", "one collector's children.csv (cold)", 50.0, "ms"),
-    ("export", "CSV zip of the county's visit records", 20000.0, "rate"),
+    ("export_cold", "CSV zip of the county's visit records — cold: server restarted, OS cache dropped", 20000.0,
+     "rate"),
+    ("export", "CSV zip of the county's visit records — again, warm", 20000.0, "rate"),
+    ("export_read", "(reading the county's visit records alone, 1 process, no CSV — warm)", 20000.0, "rate"),
 ]
 
 
@@ -72,6 +78,16 @@ class Pg:
 
     def url(self, db: str = DBNAME) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+
+    def restart_cold(self) -> None:
+        """Restart the server (its shared buffers emptied) and drop the OS page cache: nothing of the database
+        is in memory afterwards (needs root; without it only the server's own cache is emptied)."""
+        subprocess.run(self.runas + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir / "data"), "-m", "fast",
+                                     "-l", str(self.datadir / "log"), "-w", "restart"],  # same options as before
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        if os.geteuid() == 0:
+            os.sync()
+            Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
     def stop(self) -> None:
         subprocess.run(self.runas + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir / "data"), "-m", "fast",
@@ -102,11 +118,12 @@ def start_pg(datadir: Path, fresh: bool) -> Pg:
         subprocess.run(runas + [str(bindir / "initdb"), "-D", str(datadir / "data"), "-U", "postgres",
                                 "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
     port = free_port()
-    # A bench server: durability off (fsync, full pages), memory for a 23 GB machine shared with others.
+    # A bench server: durability off (fsync, full pages), memory for a 23 GB machine shared with others,
+    # prefetching for SSD storage as README.md recommends (the cold name search fetches its rows in parallel).
     opts = (f"-p {port} -k {datadir / 'sock'} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
             "-c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB "
             "-c shared_buffers=2GB -c effective_cache_size=8GB -c work_mem=32MB -c maintenance_work_mem=1GB "
-            "-c max_connections=50 -c autovacuum=on")
+            "-c max_connections=50 -c autovacuum=on -c effective_io_concurrency=128")  # SSD: README.md
     subprocess.run(runas + [str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-l", str(datadir / "log"), "-w",
                             "-o", opts, "start"], check=True, capture_output=True)
     return Pg(datadir, port, bindir, runas)
@@ -266,6 +283,7 @@ class FormInfo:
     version_id: int
     xml_form_id: str
     const_json: str  # the constant part of a record's data, without the braces
+    keys: dict[str, str]  # the stored keys (with their groups) of the varying answers that may sit in groups
 
 
 def collect_forms(session: Any) -> dict[str, FormInfo]:
@@ -277,14 +295,26 @@ def collect_forms(session: Any) -> dict[str, FormInfo]:
     out = {}
     for f in session.scalars(select(Form).where(Form.project_id == 1)):
         const = _const_values(schema_of(f.current_version))
+        keys = {}
+        if f.xml_form_id == "child_registration":  # answers that differ per child
+            keys = {k.rsplit("/", 1)[-1]: k for k in const if k.rsplit("/", 1)[-1] in ("id_number", "guardian_name")}
+            for k in keys.values():
+                const.pop(k)
         for k in ("grp_region/prefecture", "grp_region/county", "grp_region/township", "grp_region/village", "child",
                   "visit_date", "record_date", "grp_assessor/assessment_date", "today", "record_type",
                   "grp_result/final_risk", "id_result", "grp_child/child_name", "grp_child/gender",
                   "grp_age/birth_date", "child_label"):
             const.pop(k, None)
         out[f.xml_form_id] = FormInfo(f.id, f.current_version_id, f.xml_form_id,
-                                      json.dumps(const, ensure_ascii=False, separators=(", ", ": "))[1:-1])
+                                      json.dumps(const, ensure_ascii=False, separators=(", ", ": "))[1:-1], keys)
     return out
+
+
+def directory_facts(name: str, guardian: str, id_number: str) -> tuple[str | None, str | None, str | None, str]:
+    """The child's directory row as ingest makes it (app/services/children/directory.facts)."""
+    from app.services.children import directory
+
+    return directory.facts({"child_name": name, "guardian_name": guardian, "id_number": id_number})
 
 
 def generate(pg: Pg, app: Any, n_children: int, n_submissions: int, seed: int) -> dict[str, Any]:
@@ -352,6 +382,10 @@ def generate(pg: Pg, app: Any, n_children: int, n_submissions: int, seed: int) -
             "xml_sha256", "data", "received_at", "submitter_id", "user_agent"]),
         "submission_repeat_row": CopyStream(conninfo, "submission_repeat_row", [
             "id", "version_id", "repeat", "ordinal", "data"]),
+        # What ingest writes for a registration (app/services/children/directory.py: name, pinyin, initials,
+        # ID number, guardian), from the same answers with the same function.
+        "child_directory": CopyStream(conninfo, "child_directory", [
+            "entity_id", "full_name", "guardian_name", "id_number", "search_text", "submission_id", "updated_at"]),
     }
     extra_per_child = max(0.0, (n_submissions - n_children) / max(1, n_children))
     county_of = rng.choices(counties, weights=weights, k=n_children)
@@ -415,9 +449,15 @@ def generate(pg: Pg, app: Any, n_children: int, n_submissions: int, seed: int) -
                 "grp_region/township": village[:9], "grp_region/village": village, "today": day.isoformat()}
             received: dict[str, Any] = {}
             if kind == "child_registration":
-                varying.update({"grp_child/child_name": f"{surname}{'卓玛' if sex == '女' else '多吉'}",
-                                "grp_child/gender": gender, "grp_age/birth_date": birth.isoformat(),
-                                "child_label": label})
+                child_name = f"{surname}{GIVEN[rng.randrange(len(GIVEN))]}"
+                guardian = f"{SURNAMES[rng.randrange(len(SURNAMES))]}{GIVEN[rng.randrange(len(GIVEN))]}"
+                id_number = f"{village[:6]}{birth.strftime('%Y%m%d')}{rng.randrange(10000):04d}"
+                varying.update({"grp_child/child_name": child_name, "grp_child/gender": gender,
+                                "grp_age/birth_date": birth.isoformat(), "child_label": label,
+                                form.keys.get("id_number", "id_number"): id_number,
+                                form.keys.get("guardian_name", "guardian_name"): guardian})
+                name, guardian, id_number, search_text = directory_facts(child_name, guardian, id_number)
+                streams["child_directory"].row([eid, name, guardian, id_number, search_text, sid, at])
                 received = dict(props)
                 vid_first = eid
             else:
@@ -558,7 +598,7 @@ class Web:
         return resp
 
 
-def measure(app: Any, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[str, Any]:
+def measure(app: Any, pg: Pg, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[str, Any]:
     from urllib.parse import quote
 
     from sqlalchemy import delete
@@ -598,6 +638,17 @@ def measure(app: Any, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[s
                 continue
             print(f"#   {key}", flush=True)
             out[key] = timed(lambda w=web, p=page: w.get(p), runs)
+    if "search_admin_cold" not in skip:
+        # "Whatever the cache holds": before each run the server restarts and the OS drops its page cache
+        # (the warm-up run too), so every page the search needs comes from the disk.
+        print("#   search_admin_cold", flush=True)
+
+        def cold() -> None:
+            rt.db.dispose()  # the pooled connections die with the server
+            pg.restart_cold()
+
+        cold()
+        out["search_admin_cold"] = timed(lambda: admin.get(f"/children?q={quote(search_term)}"), runs, before=cold)
     phone = DigestClient(app.test_client(), "village-collector", PASSWORD)
     url = "/v1/projects/1/forms/identification/attachments/children.csv"
 
@@ -609,13 +660,21 @@ def measure(app: Any, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[s
     if "csv_collector" not in skip:
         out["csv_collector"] = timed(csv, runs, before=es._CSV_CACHE.clear)
         out["csv_collector_warm"] = timed(csv, runs)
+    if "export_cold" not in skip:
+        rt.db.dispose()
+        pg.restart_cold()
+        out["export_cold"] = export(app, meta["big_county"])
     if "export" not in skip:
         out["export"] = export(app, meta["big_county"])
+    if "export_read" not in skip:
+        out["export_read"] = export(app, meta["big_county"], read_only=True)
     return out
 
 
-def export(app: Any, county: str) -> dict[str, float]:
-    """The CSV zip of one county's visit records, as an export job makes it (plan → renderer → file)."""
+def export(app: Any, county: str, read_only: bool = False) -> dict[str, float]:
+    """The CSV zip of one county's visit records, as an export job makes it (plan → renderer → file) on the
+    session export jobs read with (`bulk_read`: the read replica when one is set). `read_only`: only the
+    rows as the renderer gets them (Plan.records: the SQL pages and their decoding), in one process."""
     from sqlalchemy import select
 
     from app.models import User
@@ -626,10 +685,34 @@ def export(app: Any, county: str) -> dict[str, float]:
 
     rt = app.extensions["carefile"]
     processes = processes_setting()
-    with rt.db.session() as s:
+    with rt.db.bulk_read() as s:
         user = s.scalar(select(User).where(User.username == "province-admin"))
         plan = plan_for(s, 1, "visit_record", user, ExportOptions.parse({"format": "csvzip", "region": county}))
         rows = plan.count(s)
+        if read_only:
+            from sqlalchemy import event
+
+            sql = [0.0]
+            engine = s.get_bind()
+
+            def before(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+                context._bench_t = time.perf_counter()
+
+            def after(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+                sql[0] += time.perf_counter() - context._bench_t
+
+            event.listen(engine, "before_cursor_execute", before)
+            event.listen(engine, "after_cursor_execute", after)
+            try:
+                t = time.perf_counter()
+                n = sum(1 for _ in plan.records(s))
+                took = time.perf_counter() - t
+            finally:
+                event.remove(engine, "before_cursor_execute", before)
+                event.remove(engine, "after_cursor_execute", after)
+            print(f"#   read alone: {n:,} rows in {took:.1f} s, of which {sql[0]:.1f} s waiting for the SQL pages "
+                  "(execute + fetch)", flush=True)
+            return {"rows": n, "seconds": took, "rate": n / took, "mb": 0.0, "processes": 1, "sql_s": sql[0]}
         print(f"#   export of {rows:,} visit records of {county} ({processes} processes)", flush=True)
         with tempfile.TemporaryFile() as f:
             t = time.perf_counter()
@@ -656,7 +739,8 @@ def report(meta: dict[str, Any], res: dict[str, Any], gen_s: float | None) -> st
         if kind == "rate":
             ok = r["rate"] >= target
             lines.append(f"| {what} ({r['rows']:,} submissions, {r['processes']} processes) | ≥ {target:,.0f}/s "
-                         f"| {r['rate']:,.0f}/s ({r['seconds']:.1f} s, {r['mb']:.0f} MB) "
+                         f"| {r['rate']:,.0f}/s ({r['seconds']:.1f} s, "
+                         + (f"{r['sql_s']:.1f} s of it SQL" if "sql_s" in r else f"{r['mb']:.0f} MB") + ") "
                          f"| {'met' if ok else 'NOT met'} |")
         else:
             ok = r["median"] < target
@@ -682,6 +766,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--skip", default="", help="measurements to leave out, comma-separated: " + ", ".join(
         k for k, *_ in TARGETS))
+    ap.add_argument("--cluster", action="store_true",
+                    help="run `carefile cluster` (each county's records stored together) before measuring")
     ap.add_argument("--keep-running", action="store_true", help="leave the server running (prints its URL)")
     args = ap.parse_args()
     import logging
@@ -707,7 +793,14 @@ def main() -> int:
                 print(f"# migrations and ANALYZE on the existing database: {time.perf_counter() - t:.0f} s",
                       flush=True)
                 meta = read_meta(app)
-            res = measure(app, meta, args.runs, set(filter(None, args.skip.split(","))))
+            if args.cluster:
+                from app.services.exports import layout
+
+                t = time.perf_counter()
+                layout.cluster_by_region(app.extensions["carefile"].db.engine, say=lambda m: print(f"#   {m}"))
+                meta["cluster_s"] = time.perf_counter() - t
+                print(f"# carefile cluster: {meta['cluster_s']:.0f} s", flush=True)
+            res = measure(app, pg, meta, args.runs, set(filter(None, args.skip.split(","))))
             print(report(meta, res, gen_s), flush=True)
             app.extensions["carefile"].db.dispose()
     finally:

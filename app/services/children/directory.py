@@ -72,7 +72,8 @@ def facts(values: dict[str, Any]) -> tuple[str | None, str | None, str | None, s
     id_number = id_number.upper()[:40] if id_number else None
     parts = []
     if name:
-        parts += [norm_name(name), pinyin_key(name), initials(name)]
+        syllables = lazy_pinyin(norm_name(name))  # once for both: the initials are the syllables' first letters
+        parts += [norm_name(name), "".join(syllables).lower(), "".join(p[:1] for p in syllables).lower()]
     if id_number:
         parts.append(id_number.lower())
     if guardian:
@@ -98,10 +99,12 @@ def refresh(session: Session, entity: Entity) -> ChildDirectory | None:
     return write(session, entity, *found)
 
 
-def write(session: Session, entity: Entity, submission_id: int, values: dict[str, Any]) -> ChildDirectory:
-    """The child's directory row from its registration record's id and answers."""
+def write(session: Session, entity: Entity, submission_id: int, values: dict[str, Any],
+          new: bool = False) -> ChildDirectory:
+    """The child's directory row from its registration record's id and answers (`new`: a child created in this
+    transaction, who has no row yet)."""
     name, guardian, id_number, text = facts(values)
-    row = session.get(ChildDirectory, entity.id)
+    row = None if new else session.get(ChildDirectory, entity.id)
     if row is None:
         row = ChildDirectory(entity_id=entity.id)
         session.add(row)
@@ -120,7 +123,7 @@ def on_child_changed(event: events.ChildChanged) -> None:
             # The record that created the child is its registration, and the event carries its answers in the
             # child's scope (what refresh() would read back: the current version's, or its repeat instance's).
             answers = event.answers if event.answers is not None else dict(event.version.data or {})
-            write(event.session, event.entity, event.version.submission_id, answers)
+            write(event.session, event.entity, event.version.submission_id, answers, new=True)
 
 
 def on_record_edited(event: events.RecordEdited) -> None:

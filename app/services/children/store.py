@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from app import problems
@@ -39,10 +39,14 @@ def get_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
 
 
+# Built once: building a statement costs more CPU than running it (every entity change takes this lock).
+_LOCK_DATASET = (select(Dataset).where(Dataset.project_id == bindparam("project_id"), Dataset.name == bindparam("name"))
+                 .with_for_update().execution_options(populate_existing=True))
+
+
 def lock_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
     """The entity list, its row locked until the commit: every change of the list takes this first."""
-    return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
-                          .with_for_update().execution_options(populate_existing=True))
+    return session.scalar(_LOCK_DATASET, {"project_id": project_id, "name": name})
 
 
 def ensure_dataset(session: Session, project_id: int, name: str, properties: list[str]) -> Dataset:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import Connection, Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -203,7 +204,7 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
         try:
             if _plain_new(schema, envelope, twin_seen):
                 # The common case: a new record of a form without entities — its rows on a driver connection.
-                with db.raw_write() as conn:
+                with db.raw_write(one_statement=one_statement(data)) as conn:
                     result = _insert_new(conn, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
                                          stored, device_id, user_agent, encrypted[1] if encrypted else None)[0]
                 result.ignored_files = ignored
@@ -339,7 +340,7 @@ _SET_CURRENT = Prepared(_SUB.update().where(_SUB.c.id == bindparam("sub_id"))
                         .values(current_version_id=bindparam("vid")))
 
 
-def _pg_insert_both() -> TextClause:
+def _pg_insert_both(rows_and_files: bool = False) -> TextClause:
     """PostgreSQL: the submission and its version in one statement (one round trip instead of three). Both ids
     are drawn first, so the submission names its current version at once; the two foreign keys between the
     rows are checked at the end of the statement, when both exist."""
@@ -369,10 +370,38 @@ def _pg_insert_both() -> TextClause:
         f"v AS (INSERT INTO submission_version (id, {names(_VERSION)}) "
         f"SELECT vid, {values(_VERSION, 'v_', {'submission_id': 'sid'})} FROM ids) "
         "SELECT sid, vid FROM ids")
+    if rows_and_files:
+        # The repeat rows (without nesting) and the attachment rows too, from two JSON arrays: the whole record
+        # in one statement, so it needs no transaction of its own (Database.raw_write(one_statement=True)).
+        # Rows are inserted in document order (`i`), so their ids come out as the ORM's would.
+        params += [bindparam("rows_json"), bindparam("files_json"),
+                   bindparam("files_at", type_=_ATT.c.received_at.type)]
+        sql = sql.replace(" SELECT sid, vid FROM ids", (
+            ", r AS (INSERT INTO submission_repeat_row (version_id, repeat, ordinal, data, parent_id) "
+            "SELECT vid, x.repeat, x.ordinal, x.data, NULL FROM ids, jsonb_to_recordset(CAST(:rows_json AS JSONB)) "
+            "AS x(i integer, repeat varchar, ordinal integer, data jsonb) ORDER BY x.i), "
+            "a AS (INSERT INTO submission_attachment "
+            "(version_id, name, blob_key, md5, size, content_type, received_at) "
+            "SELECT vid, y.name, y.blob_key, y.md5, y.size, y.content_type, "
+            "CASE WHEN y.blob_key IS NULL THEN NULL ELSE CAST(:files_at AS TIMESTAMP WITH TIME ZONE) END "
+            "FROM ids, jsonb_to_recordset(CAST(:files_json AS JSONB)) "
+            "AS y(i integer, name varchar, blob_key varchar, md5 varchar, size bigint, content_type varchar) "
+            "ORDER BY y.i) SELECT sid, vid FROM ids"))
     return text(sql).bindparams(*params)
 
 
 _PG_INSERT_BOTH = Prepared(_pg_insert_both())
+_PG_INSERT_ALL = Prepared(_pg_insert_both(rows_and_files=True))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def one_statement(data: SubmissionData) -> bool:
+    """Whether a new record's rows go to PostgreSQL in one statement (not when repeats are nested: the
+    children's rows need their parents' ids)."""
+    return all(r.parent_index is None for r in data.repeat_rows)
 
 
 def _insert_row_ids(conn: Connection | RawConnection, rows: list[dict[str, Any]]) -> list[int]:
@@ -409,6 +438,22 @@ def _insert_new(conn: Connection | RawConnection, form_pk: int, version_pk: int,
         "submitter_id": submitter, "user_agent": (user_agent or "")[:300], "encrypted_file": data.encrypted_file,
     }
     postgresql = conn.dialect.name == "postgresql"
+    if postgresql and one_statement(data):
+        both = {f"s_{k}": v for k, v in sub.items()} | {f"v_{k}": v for k, v in version.items()}
+        missing = [name for name in data.attachments if name not in stored]
+        files = [{"i": i, "name": name, "blob_key": None, "md5": None, "size": None, "content_type": None}
+                 if name not in stored else
+                 {"i": i, "name": name, "blob_key": stored[name][0].key, "md5": stored[name][0].md5,
+                  "size": stored[name][0].size, "content_type": stored[name][1]}
+                 for i, name in enumerate(data.attachments)]
+        rows = [{"i": i, "repeat": r.repeat, "ordinal": r.ordinal, "data": r.values}
+                for i, r in enumerate(data.repeat_rows)]
+        cursor = _PG_INSERT_ALL.run(conn, both | {"rows_json": _json(rows), "files_json": _json(files),
+                                                  "files_at": now})
+        sub_id, version_id = cursor.fetchone()
+        cursor.close()
+        return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.",
+                              missing_files=missing), version | {"id": version_id, "submission_id": sub_id})
     if postgresql:
         both = {f"s_{k}": v for k, v in sub.items()} | {f"v_{k}": v for k, v in version.items()}
         cursor = _PG_INSERT_BOTH.run(conn, both)

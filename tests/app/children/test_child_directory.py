@@ -164,6 +164,54 @@ def test_correcting_the_registration_corrects_the_search(app: Any, rt: Any, worl
     assert search(app, "coord", "多吉卓嘎") == []
 
 
+def test_a_piece_of_a_label_finds_exactly_the_labels_that_contain_it(app: Any, rt: Any, world: dict[str, str]
+                                                                    ) -> None:
+    """The name search finds the labels that contain the typed text — with its punctuation, which the
+    PostgreSQL query takes out for its trigram index (the squeezed label) and checks again on the label
+    itself — or whose directory row contains it; `%` and `_` are plain characters."""
+    labels = {"hit": "扎*（女，2015-03，207201村）", "hit2": "扎*（女，2015%_，207201村）",
+              "squeezed_only": "扎女2015-03", "other_year": "扎*（女，2016-03，201507村）",
+              "other_sex": "扎*（男，2015-03，207201村）"}
+    ids = {}
+    with rt.db.write() as s:
+        template = s.scalar(select(Entity).where(Entity.uuid == world["dolkar"]))
+        assert template is not None
+        for key, label in labels.items():
+            e = Entity(dataset_id=template.dataset_id, uuid=str(uuid.uuid4()), label=label, version=1,
+                       data={"village": VILLAGE}, region_code=VILLAGE)
+            s.add(e)
+            ids[key] = e.uuid
+    for who in ("coord", "mgr_s"):
+        assert {c["uuid"] for c in search(app, who, "扎*（女，2015")} == {ids["hit"], ids["hit2"]}
+        assert {c["uuid"] for c in search(app, who, "（女，2015%_")} == {ids["hit2"]}
+        assert {c["uuid"] for c in search(app, who, "扎女2015")} == {ids["squeezed_only"]}
+        assert search(app, who, "2015_0") == []
+        # the label or the directory: 卓玛 is the guardian of 扎西次仁 (directory), 扎* a label of several
+        assert {c["uuid"] for c in search(app, who, "卓玛")} == {world["tashi"]}
+        assert {world["tashi"], world["tashi2"], ids["hit"], ids["other_sex"]} <= {
+            c["uuid"] for c in search(app, who, "扎*")}
+    body = app.test_client().get("/v1/projects/1/children", query_string={"q": "扎*（女，2015"},
+                                 headers=bearer(app, "coord")).get_json()
+    assert body["total"] == 2
+
+
+@pytest.mark.parametrize("q", ["扎西次仁", "zhaxiciren", "次仁"])
+def test_many_matches_are_paged_in_name_order_as_few_are(rt: Any, world: dict[str, str], q: str) -> None:
+    """More matches than the count limit: the page walks the names in order instead of sorting the matches
+    (and a text too short for a trigram always does) — the same children either way."""
+    from app.services.children import childfile
+
+    with rt.db.session() as s:
+        coord = s.scalar(select(User).where(User.username == "coord"))
+        few, few_total = childfile.list_children(s, 1, coord, q=q, count_limit=10)
+        many, many_total = childfile.list_children(s, 1, coord, q=q, count_limit=1)
+        second, _ = childfile.list_children(s, 1, coord, q=q, count_limit=1, limit=1, offset=1)
+    assert (few_total, many_total) == (2, 2)
+    assert [c.uuid for c in few] == [c.uuid for c in many]
+    assert {c.uuid for c in few} == {world["tashi"], world["tashi2"]}
+    assert [c.uuid for c in second] == [few[1].uuid]
+
+
 def test_children_registered_before_the_directory_are_filled_at_start(app: Any, rt: Any,
                                                                       world: dict[str, str]) -> None:
     from app.services.ops.setup import init_schema
