@@ -52,6 +52,8 @@ class Entity(Base):
         Index("ix_entity_deleted_at", "deleted_at"),  # the trash and its purge
         Index("ix_entity_followup_due", "dataset_id", text("(data ->> 'next_followup_due')")
               ).ddl_if(dialect="postgresql"),
+        # The duplicate check of a new child: the list's children born within a month (PostgreSQL only).
+        Index("ix_entity_birth_date", "dataset_id", text("(data ->> 'birth_date')")).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -96,6 +98,7 @@ class ChildDirectory(Base):
     __table_args__ = (
         Index("ix_child_directory_search_trgm", "search_text", postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}),
+        Index("ix_child_directory_id_number", "id_number"),  # the duplicate check: the same ID number
     )
 
     entity_id: Mapped[int] = mapped_column(ForeignKey("entity.id", ondelete="CASCADE"), primary_key=True)

@@ -2,9 +2,9 @@
 
 A new child is compared with the children of the same province (the registering scope lies
 inside it) by what its registration recorded:
-- `id_number`: the same national ID number (exact). The number is a sensitive answer in the
-  registration submission, not an entity property, so it is looked up in the stored
-  registrations of the same form;
+- `id_number`: the same national ID number (exact). The number is a sensitive answer of the
+  registration, not an entity property: it is looked up in the child directory, which keeps each
+  child's current registration answers (app/services/children/directory.py);
 - `name_birth`: the same name (after normalising spaces and the middle dot) and birth date;
 - `similar_name`: a similar name + birth date within a month + the same township (first 9
   digits of the village code). Tibetan names are written several ways in Chinese (扎西 / 扎喜 /
@@ -24,10 +24,18 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import problems
-from app.models import DuplicateCandidate, Entity, EntityVersion, Submission, SubmissionVersion, User, utcnow
+from app.models import (
+    ChildDirectory,
+    DuplicateCandidate,
+    Entity,
+    Submission,
+    SubmissionVersion,
+    User,
+    utcnow,
+)
 from app.services import access, audit, events
-from app.services.answers import answer, answer_key
-from app.services.children.store import answers_for, bump_revision, follow_child, locked_child, server_version
+from app.services.answers import answer
+from app.services.children.store import bump_revision, follow_child, locked_child, server_version
 
 NAME_FIELDS = ("child_name", "full_name", "name")
 MAX_CANDIDATES = 500  # children of one province born within a month of each other that are compared
@@ -78,12 +86,6 @@ def _parse_date(value: Any) -> date | None:
         return None
 
 
-def _registration(session: Session, entity: Entity) -> SubmissionVersion | None:
-    sv_id = session.scalar(select(EntityVersion.submission_version_id).where(
-        EntityVersion.entity_id == entity.id, EntityVersion.version == 1))
-    return session.get(SubmissionVersion, sv_id) if sv_id else None
-
-
 def facts_of(entity: Entity, values: dict[str, Any]) -> Facts:
     data = entity.data or {}
     name = next((str(v) for v in (answer(values, f) for f in NAME_FIELDS) if v), "")
@@ -120,37 +122,39 @@ def check_new_child(session: Session, entity: Entity, sv: SubmissionVersion,
     new = facts_of(entity, answers if answers is not None else (sv.data or {}))
     if not new.province:
         return []
-    others = _candidates(session, entity, sv, new)
     flagged = []
-    for other in others:
-        reg = _registration(session, other)
-        reasons = reasons_for(new, facts_of(other, answers_for(session, other, reg) if reg else {}))
+    for other, facts in _candidates(session, entity, new):
+        reasons = reasons_for(new, facts)
         if reasons:
             flagged.append(_flag(session, entity, other, reasons))
     return flagged
 
 
-def _candidates(session: Session, entity: Entity, sv: SubmissionVersion, new: Facts) -> list[Entity]:
-    base = select(Entity).where(Entity.dataset_id == entity.dataset_id, Entity.id != entity.id,
-                                Entity.deleted_at.is_(None),
-                                Entity.region_code.startswith(new.province, autoescape=True))
-    found: dict[int, Entity] = {}
+def _candidates(session: Session, entity: Entity, new: Facts) -> list[tuple[Entity, Facts]]:
+    """The province's children born within a month of the new child, and those with its ID number, each with
+    the facts of its registration as the child directory keeps them (app/services/children/directory.py):
+    two indexed lookups (ix_entity_birth_date, ix_child_directory_id_number), whatever the number of
+    children and records — the registrations themselves are not read."""
+    base = (select(Entity, ChildDirectory.full_name, ChildDirectory.id_number)
+            .outerjoin(ChildDirectory, ChildDirectory.entity_id == Entity.id)
+            .where(Entity.dataset_id == entity.dataset_id, Entity.id != entity.id, Entity.deleted_at.is_(None),
+                   Entity.region_code.startswith(new.province, autoescape=True)))
+    found: dict[int, tuple[Entity, Facts]] = {}
+
+    def add(rows: Any) -> None:
+        for other, full_name, id_number in rows:
+            region = other.region_code or ""
+            found[other.id] = (other, Facts(
+                name=full_name or "", id_number=(id_number or "").strip().upper(),
+                birth=_parse_date((other.data or {}).get("birth_date") or ""),
+                township=region[:9] if len(region) >= 9 else "", province=region[:2]))
+
     if new.birth is not None:
         lo, hi = (new.birth - timedelta(days=31)).isoformat(), (new.birth + timedelta(days=31)).isoformat()
         birth = Entity.data["birth_date"].as_string()
-        for e in session.scalars(base.where(birth >= lo, birth <= hi + "~").limit(MAX_CANDIDATES)):
-            found[e.id] = e
+        add(session.execute(base.where(birth >= lo, birth <= hi + "~").limit(MAX_CANDIDATES)))
     if new.id_number:
-        key = answer_key(sv.data or {}, "id_number")
-        if key is not None:
-            uids = session.scalars(
-                select(Submission.entity_uuid).join(SubmissionVersion, SubmissionVersion.submission_id == Submission.id)
-                .where(SubmissionVersion.form_id == sv.form_id, SubmissionVersion.id != sv.id,
-                       Submission.entity_uuid.is_not(None),
-                       SubmissionVersion.data[key].as_string() == new.id_number)).all()
-            if uids:
-                for e in session.scalars(base.where(Entity.uuid.in_(set(uids)))):
-                    found[e.id] = e
+        add(session.execute(base.where(ChildDirectory.id_number == new.id_number[:40])))
     return list(found.values())
 
 
