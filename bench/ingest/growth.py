@@ -58,6 +58,7 @@ from bench.ingest.run import (  # noqa: E402
     form_md,
     multipart,
     pg_cpu,
+    restart_durable,
     submission_xml,
 )
 
@@ -467,11 +468,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]
 
             pg = start_postgres()
             if args.pg_fsync == "on":  # durable, as bench/ingest/run.py runs it (the fixture runs fsync=off)
-                pgctl = [*pg.runas, str(pg.bindir / "pg_ctl"), "-D", str(pg.root / "data")]
-                subprocess.run([*pgctl, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
-                subprocess.run([*pgctl, "-l", str(pg.root / "log"), "-w", "-o",
-                                f"-p {pg.port} -k {pg.root / 'sock'} -c listen_addresses=127.0.0.1 "
-                                "-c max_connections=200", "start"], check=True, capture_output=True)
+                restart_durable(pg)
             import psycopg
 
             with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres",

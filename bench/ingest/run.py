@@ -40,7 +40,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from tests.support.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -320,6 +324,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def restart_durable(pg: PgServer) -> None:
+    """tests/support starts PostgreSQL with fsync=off (fine for tests); restart it durable, as in production."""
+    pgctl = [*pg.runas, str(pg.bindir / "pg_ctl"), "-D", str(pg.root / "data")]
+    subprocess.run([*pgctl, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+    subprocess.run([*pgctl, "-l", str(pg.root / "log"), "-w", "-o",
+                    f"-p {pg.port} -k {pg.root / 'sock'} -c listen_addresses=127.0.0.1 "
+                    "-c max_connections=200", "start"], check=True, capture_output=True)
+
+
 def carefile(env: dict[str, str], *args: str) -> str:
     res = subprocess.run([str(VENV_BIN / "carefile"), *args], env=env, capture_output=True, text=True,
                          timeout=300, cwd=env["PYTHONPATH"])
@@ -553,12 +566,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
 
             pg = start_postgres()
             if args.pg_fsync == "on":
-                # tests/support starts PostgreSQL with fsync=off (fine for tests); restart it durable.
-                pgctl = [*pg.runas, str(pg.bindir / "pg_ctl"), "-D", str(pg.root / "data")]
-                subprocess.run([*pgctl, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
-                subprocess.run([*pgctl, "-l", str(pg.root / "log"), "-w", "-o",
-                                f"-p {pg.port} -k {pg.root / 'sock'} -c listen_addresses=127.0.0.1 "
-                                "-c max_connections=200", "start"], check=True, capture_output=True)
+                restart_durable(pg)
             import psycopg
 
             with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres",
