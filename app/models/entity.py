@@ -52,7 +52,10 @@ class Entity(Base):
         Index("ix_entity_deleted_at", "deleted_at"),  # the trash and its purge
         Index("ix_entity_followup_due", "dataset_id", text("(data ->> 'next_followup_due')")
               ).ddl_if(dialect="postgresql"),
-        # The duplicate check of a new child: the list's children born within a month (PostgreSQL only).
+        # The duplicate check of a new child: the list's children born within a month (the expression as
+        # app/services/children/duplicates.py writes it). On SQLite migration 0026 makes the same index on
+        # json_extract(data, '$.birth_date'), not declared here: Alembic compares SQLite's expression indexes
+        # nowhere, and would miss a SQLite-only one on PostgreSQL.
         Index("ix_entity_birth_date", "dataset_id", text("(data ->> 'birth_date')")).ddl_if(dialect="postgresql"),
     )
 

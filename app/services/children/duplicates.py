@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pypinyin import lazy_pinyin
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import problems
@@ -130,15 +130,23 @@ def check_new_child(session: Session, entity: Entity, sv: SubmissionVersion,
     return flagged
 
 
+# The birth date as the expression indexes of migration 0026 hold it (literally: an index on an expression serves
+# only a query that writes the same expression, not one with the JSON key as a bound parameter).
+_BIRTH_DATE = {"postgresql": literal_column("(entity.data ->> 'birth_date')"),
+               "sqlite": literal_column("json_extract(entity.data, '$.birth_date')")}
+
+
 def _candidates(session: Session, entity: Entity, new: Facts) -> list[tuple[Entity, Facts]]:
-    """The province's children born within a month of the new child, and those with its ID number, each with
-    the facts of its registration as the child directory keeps them (app/services/children/directory.py):
-    two indexed lookups (ix_entity_birth_date, ix_child_directory_id_number), whatever the number of
-    children and records — the registrations themselves are not read."""
-    base = (select(Entity, ChildDirectory.full_name, ChildDirectory.id_number)
-            .outerjoin(ChildDirectory, ChildDirectory.entity_id == Entity.id)
-            .where(Entity.dataset_id == entity.dataset_id, Entity.id != entity.id, Entity.deleted_at.is_(None),
-                   Entity.region_code.startswith(new.province, autoescape=True)))
+    """The children a reason of `reasons_for` could hold for — the province's children born the same day, the
+    township's born within a month, those with the same ID number — each with the facts of its registration as
+    the child directory keeps them (app/services/children/directory.py): indexed lookups (ix_entity_birth_date,
+    ix_child_directory_id_number), the registrations themselves not read."""
+    def among(query: Any) -> Any:
+        return query.where(Entity.dataset_id == entity.dataset_id, Entity.id != entity.id,
+                           Entity.deleted_at.is_(None), Entity.region_code.startswith(new.province, autoescape=True))
+
+    base = among(select(Entity, ChildDirectory.full_name, ChildDirectory.id_number)
+                 .outerjoin(ChildDirectory, ChildDirectory.entity_id == Entity.id))
     found: dict[int, tuple[Entity, Facts]] = {}
 
     def add(rows: Any) -> None:
@@ -150,11 +158,23 @@ def _candidates(session: Session, entity: Entity, new: Facts) -> list[tuple[Enti
                 township=region[:9] if len(region) >= 9 else "", province=region[:2]))
 
     if new.birth is not None:
-        lo, hi = (new.birth - timedelta(days=31)).isoformat(), (new.birth + timedelta(days=31)).isoformat()
-        birth = Entity.data["birth_date"].as_string()
-        add(session.execute(base.where(birth >= lo, birth <= hi + "~").limit(MAX_CANDIDATES)))
+        birth = _BIRTH_DATE[session.get_bind().dialect.name]
+        day = new.birth.isoformat()
+        # `name_birth` needs the same birth date (anywhere in the province); `similar_name` a birth date within a
+        # month in the same township: two narrow lookups, not every child born within a month in the province
+        # (hundreds once the care file holds every child of Tibet, each compared in Python).
+        add(session.execute(base.where(birth >= day, birth <= day + "~").limit(MAX_CANDIDATES)))
+        if new.township:
+            lo, hi = (new.birth - timedelta(days=31)).isoformat(), (new.birth + timedelta(days=31)).isoformat()
+            add(session.execute(base.where(birth >= lo, birth <= hi + "~",
+                                           Entity.region_code.startswith(new.township, autoescape=True))
+                                .limit(MAX_CANDIDATES)))
     if new.id_number:
-        add(session.execute(base.where(ChildDirectory.id_number == new.id_number[:40])))
+        # The ID number's index first (a planner may otherwise walk the list's children to join them).
+        same = session.scalars(select(ChildDirectory.entity_id).where(ChildDirectory.id_number == new.id_number[:40])
+                               .limit(MAX_CANDIDATES)).all()
+        if same:
+            add(session.execute(base.where(Entity.id.in_(same))))
     return list(found.values())
 
 

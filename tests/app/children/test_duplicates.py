@@ -140,3 +140,31 @@ def test_duplicates_page_merges_with_one_button(setup: Any) -> None:
     mgr = Browser(setup)
     mgr.login("mgr")
     assert mgr.get("/children/duplicates").status_code in (302, 403)
+
+
+def test_the_check_reads_through_indexes_not_the_whole_list(setup: Any, rt: Any) -> None:
+    """The duplicate check's lookups (the same birth date, the township within a month, the same ID number) are
+    index searches: their cost follows the few children they find, not the size of the care file."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "birth_date" in statement or "child_directory.id_number =" in statement:
+            seen.append((statement, params))
+
+    event.listen(rt.db.engine, "before_cursor_execute", keep)
+    try:
+        post(phone(setup, "dolma"), reg_xml("uuid:r9", str(uuid.uuid4()), "扎西", "2015-03-14", VILLAGE_A, ID))
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", keep)
+    assert len(seen) >= 3  # same day, township within a month, ID number
+    with rt.db.engine.connect() as conn:
+        for statement, params in seen:
+            if conn.dialect.name == "sqlite":
+                plan = " ".join(str(r[3]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+                assert "ix_entity_birth_date_sqlite" in plan or "ix_child_directory_id_number" in plan, plan
+            else:
+                conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: ask whether an index serves
+                plan = " ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
+                assert "ix_entity_birth_date" in plan or "ix_child_directory_id_number" in plan, plan
