@@ -163,8 +163,8 @@ def test_the_check_reads_through_indexes_not_the_whole_list(setup: Any, rt: Any)
         for statement, params in seen:
             if conn.dialect.name == "sqlite":
                 plan = " ".join(str(r[3]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
-                assert "ix_entity_birth_date_sqlite" in plan or "ix_child_directory_id_number" in plan, plan
+                assert "SCAN" not in plan and "dataset_region" not in plan, plan
             else:
                 conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: ask whether an index serves
                 plan = " ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
-                assert "ix_entity_birth_date" in plan or "ix_child_directory_id_number" in plan, plan
+                assert "Seq Scan" not in plan and "dataset_region" not in plan, plan
