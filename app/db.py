@@ -416,15 +416,24 @@ class Database:
         IMMEDIATE, commit on success, rollback on error), for statements run by app/prepared.py.
         `one_statement`: the caller runs a single statement, which PostgreSQL makes atomic by itself — it runs
         in autocommit mode, without the round trips of BEGIN and COMMIT."""
+        # Inside a request_scope the request's own driver connection (raw_reader's) serves the write too: one
+        # pooled connection per request, as many as a worker has threads (more would overflow the pool and be
+        # closed on return). It is in autocommit mode: fit for PostgreSQL's single statement, and for SQLite,
+        # whose BEGIN IMMEDIATE … COMMIT below is explicit.
+        shared = self._shared_raw.get()
         if one_statement and not self.is_sqlite:
+            if shared:
+                yield shared[0]
+                return
             conn = self._acquire(autocommit=True)
             try:
                 yield conn
             finally:
                 self._release(conn, autocommit=True)
             return
+        reuse = bool(shared) and self.is_sqlite
         with self._writers.turn():
-            conn = self._acquire(autocommit=False)
+            conn = shared[0] if reuse and shared else self._acquire(autocommit=False)
             dbapi = conn.connection.dbapi_connection
             try:
                 if self.is_sqlite:
@@ -438,7 +447,8 @@ class Database:
                     conn.invalidate()
                 raise
             finally:
-                self._release(conn, autocommit=False)
+                if not reuse:
+                    self._release(conn, autocommit=False)
         self._count_commit()
 
     def _acquire(self, autocommit: bool) -> RawConnection:
