@@ -399,16 +399,13 @@ class Database:
     def raw_reader(self) -> Iterator[RawConnection]:
         """A pooled driver connection in autocommit mode for prepared lookups (one per request_scope)."""
         shared = self._shared_raw.get()
-        if shared is not None:
-            if not shared:
-                shared.append(self._acquire(autocommit=True))
-            yield shared[0]
+        if shared is None:
+            with self._own(autocommit=True) as conn:
+                yield conn
             return
-        conn = self._acquire(autocommit=True)
-        try:
-            yield conn
-        finally:
-            self._release(conn, autocommit=True)
+        if not shared:
+            shared.append(self._acquire(autocommit=True))
+        yield shared[0]
 
     @contextmanager
     def raw_write(self, one_statement: bool = False) -> Iterator[RawConnection]:
@@ -416,24 +413,15 @@ class Database:
         IMMEDIATE, commit on success, rollback on error), for statements run by app/prepared.py.
         `one_statement`: the caller runs a single statement, which PostgreSQL makes atomic by itself — it runs
         in autocommit mode, without the round trips of BEGIN and COMMIT."""
-        # Inside a request_scope the request's own driver connection (raw_reader's) serves the write too: one
-        # pooled connection per request, as many as a worker has threads (more would overflow the pool and be
-        # closed on return). It is in autocommit mode: fit for PostgreSQL's single statement, and for SQLite,
-        # whose BEGIN IMMEDIATE … COMMIT below is explicit.
-        shared = self._shared_raw.get()
+        # raw_reader's connection (inside a request_scope the request's own) serves the write too: one pooled
+        # connection per request, as many as a worker has threads (more would overflow the pool and be closed on
+        # return). It is in autocommit mode: fit for PostgreSQL's single statement, and for SQLite, whose
+        # BEGIN IMMEDIATE … COMMIT below is explicit.
         if one_statement and not self.is_sqlite:
-            if shared:
-                yield shared[0]
-                return
-            conn = self._acquire(autocommit=True)
-            try:
+            with self.raw_reader() as conn:
                 yield conn
-            finally:
-                self._release(conn, autocommit=True)
             return
-        reuse = bool(shared) and self.is_sqlite
-        with self._writers.turn():
-            conn = shared[0] if reuse and shared else self._acquire(autocommit=False)
+        with self._writers.turn(), (self.raw_reader() if self.is_sqlite else self._own(autocommit=False)) as conn:
             dbapi = conn.connection.dbapi_connection
             try:
                 if self.is_sqlite:
@@ -446,10 +434,15 @@ class Database:
                 except Exception:  # noqa: BLE001 - the connection is gone: the pool replaces it
                     conn.invalidate()
                 raise
-            finally:
-                if not reuse:
-                    self._release(conn, autocommit=False)
         self._count_commit()
+
+    @contextmanager
+    def _own(self, autocommit: bool) -> Iterator[RawConnection]:
+        conn = self._acquire(autocommit)
+        try:
+            yield conn
+        finally:
+            self._release(conn, autocommit)
 
     def _acquire(self, autocommit: bool) -> RawConnection:
         dialect = self.engine.dialect

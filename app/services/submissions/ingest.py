@@ -362,31 +362,33 @@ def _pg_insert_both(rows_and_files: bool = False) -> TextClause:
     def names(table: Table) -> str:
         return ", ".join(f'"{c.name}"' for c in table.columns if c.name != "id")
 
-    sql = (
-        "WITH ids AS (SELECT nextval(pg_get_serial_sequence('submission', 'id')) AS sid, "
-        "nextval(pg_get_serial_sequence('submission_version', 'id')) AS vid), "
+    ctes = [
+        "ids AS (SELECT nextval(pg_get_serial_sequence('submission', 'id')) AS sid, "
+        "nextval(pg_get_serial_sequence('submission_version', 'id')) AS vid)",
         f"s AS (INSERT INTO submission (id, {names(_SUB)}) "
-        f"SELECT sid, {values(_SUB, 's_', {'current_version_id': 'vid'})} FROM ids), "
+        f"SELECT sid, {values(_SUB, 's_', {'current_version_id': 'vid'})} FROM ids)",
         f"v AS (INSERT INTO submission_version (id, {names(_VERSION)}) "
-        f"SELECT vid, {values(_VERSION, 'v_', {'submission_id': 'sid'})} FROM ids) "
-        "SELECT sid, vid FROM ids")
+        f"SELECT vid, {values(_VERSION, 'v_', {'submission_id': 'sid'})} FROM ids)",
+    ]
     if rows_and_files:
         # The repeat rows (without nesting) and the attachment rows too, from two JSON arrays: the whole record
         # in one statement, so it needs no transaction of its own (Database.raw_write(one_statement=True)).
         # Rows are inserted in document order (`i`), so their ids come out as the ORM's would.
         params += [bindparam("rows_json"), bindparam("files_json"),
                    bindparam("files_at", type_=_ATT.c.received_at.type)]
-        sql = sql.replace(" SELECT sid, vid FROM ids", (
-            ", r AS (INSERT INTO submission_repeat_row (version_id, repeat, ordinal, data, parent_id) "
+        ctes += [
+            "r AS (INSERT INTO submission_repeat_row (version_id, repeat, ordinal, data, parent_id) "
             "SELECT vid, x.repeat, x.ordinal, x.data, NULL FROM ids, jsonb_to_recordset(CAST(:rows_json AS JSONB)) "
-            "AS x(i integer, repeat varchar, ordinal integer, data jsonb) ORDER BY x.i), "
+            "AS x(i integer, repeat varchar, ordinal integer, data jsonb) ORDER BY x.i)",
             "a AS (INSERT INTO submission_attachment "
             "(version_id, name, blob_key, md5, size, content_type, received_at) "
             "SELECT vid, y.name, y.blob_key, y.md5, y.size, y.content_type, "
             "CASE WHEN y.blob_key IS NULL THEN NULL ELSE CAST(:files_at AS TIMESTAMP WITH TIME ZONE) END "
             "FROM ids, jsonb_to_recordset(CAST(:files_json AS JSONB)) "
             "AS y(i integer, name varchar, blob_key varchar, md5 varchar, size bigint, content_type varchar) "
-            "ORDER BY y.i) SELECT sid, vid FROM ids"))
+            "ORDER BY y.i)",
+        ]
+    sql = "WITH " + ", ".join(ctes) + " SELECT sid, vid FROM ids"
     return text(sql).bindparams(*params)
 
 
