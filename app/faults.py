@@ -87,22 +87,31 @@ def unavailable(exc: BaseException, bilingual: bool = False) -> Problem | None:
     return problem
 
 
+def respond(exc: BaseException, render: Callable[[Problem], Response], bilingual: bool = False) -> Response | None:
+    """The 503 answer to a fault (render(Problem) as 503 with Retry-After, never stored), None when `exc` is not a
+    fault of the environment. Used by `register` and by the submission fast path (app/lean.py)."""
+    problem = unavailable(exc, bilingual=bilingual)
+    if problem is None:
+        return None
+    # The class name only: what an operator needs here (readyz logs the full reason).
+    log.warning("answered 503 (%s) after %s", problem.code, type(exc).__name__)
+    retry = problem.details.pop("retry_after", RETRY_AFTER_SECONDS)
+    resp = render(problem)
+    resp.status_code = 503
+    resp.headers["Retry-After"] = str(retry)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 def register(bp: Blueprint, render: Callable[[Problem], Response | tuple[Any, int]], bilingual: bool = False
              ) -> None:
     """Answer faults raised in bp's views (and its before_request hooks) with render(503 Problem)."""
     from flask import make_response
 
     def handler(exc: BaseException) -> Response:
-        problem = unavailable(exc, bilingual=bilingual)
-        if problem is None:
+        resp = respond(exc, lambda problem: make_response(render(problem)), bilingual=bilingual)
+        if resp is None:
             raise exc  # not a fault of the environment: Flask's usual 500 (and traceback in the log)
-        # The class name only: what an operator needs here (readyz logs the full reason).
-        log.warning("answered 503 (%s) after %s", problem.code, type(exc).__name__)
-        retry = problem.details.pop("retry_after", RETRY_AFTER_SECONDS)
-        resp = make_response(render(problem))
-        resp.status_code = 503
-        resp.headers["Retry-After"] = str(retry)
-        resp.headers["Cache-Control"] = "no-store"
         return resp
 
     for kind in HANDLED:

@@ -36,8 +36,6 @@ from app.ops.views import record
 from app.params import _CONTROL, MAX_ID
 from app.runtime import Runtime
 
-log = logging.getLogger("carefile.lean")
-
 _ID = r"[1-9][0-9]{0,9}"
 _PATH = re.compile(rf"(?:/v1/key/([A-Za-z0-9_!$-]+)/projects/({_ID})|/v1/projects/({_ID}))?/submission")
 RULES = ("/submission", "/v1/key/<token>/projects/<int:project_id>/submission",
@@ -102,16 +100,7 @@ class LeanSubmissions:
         try:
             return submit.answer(rt, req, token, project_id, self.limits)
         except faults.HANDLED as exc:
-            problem = faults.unavailable(exc, bilingual=True)
-            if problem is None:
-                return _internal_error(req, exc)
-            log.warning("answered 503 (%s) after %s", problem.code, type(exc).__name__)
-            retry = problem.details.pop("retry_after", faults.RETRY_AFTER_SECONDS)
-            resp = render.problem_response(problem)
-            resp.status_code = 503
-            resp.headers["X-OpenRosa-Version"] = "1.0"
-            resp.headers["Retry-After"] = str(retry)
-            return resp
+            return faults.respond(exc, render.fault_response, bilingual=True) or _internal_error(req, exc)
         except Exception as exc:  # noqa: BLE001 - as Flask: a programming error is a 500, logged with its traceback
             return _internal_error(req, exc)
 

@@ -61,6 +61,13 @@ def problem_response(problem: Problem) -> Response:
     return resp
 
 
+def fault_response(problem: Problem) -> Response:
+    """The database, blob store or disk failed: a 503 OpenRosaResponse Collect shows (app/faults.py)."""
+    resp = problem_response(problem)
+    resp.headers["X-OpenRosa-Version"] = "1.0"
+    return resp
+
+
 def success_response(status_key: str, text: str) -> Response:
     return Response(openrosa_message(bilingual(status_key, text)), status=201, content_type=XML_TYPE)
 

@@ -68,14 +68,7 @@ def route(rule: str, endpoint: str, methods: list[str], openrosa_header: bool) -
     return decorator
 
 
-def _fault_response(problem: Problem) -> Response:
-    """The database, blob store or disk failed: a 503 OpenRosaResponse Collect shows (app/faults.py)."""
-    resp = render.problem_response(problem)
-    resp.headers["X-OpenRosa-Version"] = "1.0"
-    return resp
-
-
-faults.register(bp, _fault_response, bilingual=True)
+faults.register(bp, render.fault_response, bilingual=True)
 
 
 def _limits() -> tuple[int | None, int]:
