@@ -18,7 +18,8 @@ compares them case by case). What makes a case plain, all decided under the list
   not due (app.services.children.entities);
 - every after-effect that would act has a lean variant that accepts the event (app.services.events.lean_plan):
   a form closing or reopening a case, or a likely duplicate, take the full path.
-Locks: the list's row first (FOR UPDATE on PostgreSQL; SQLite's writer holds the database), as everywhere.
+Locks: the list's row first, as everywhere (an UPDATE of its revision, which locks it as FOR UPDATE does; SQLite's
+writer holds the database anyway).
 """
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ from forms import EntityBlock, FormSchema, SubmissionData, normalize_uuid
 
 _E, _V, _EV, _DS = Entity.__table__, EntityVersion.__table__, EntityEvent.__table__, Dataset.__table__
 
-_LOCK = Prepared(select(Dataset.id, Dataset.name).where(Dataset.project_id == bindparam("project_id"),
-                                                        Dataset.name == bindparam("name")).with_for_update())
+# The list's lock and its revision (the phones' CSV cache key) in one statement: an UPDATE locks the row as
+# SELECT … FOR UPDATE does (and waits for the full path's lock, and it for this one); when the change turns out not
+# to be plain, the transaction is rolled back and the revision with it.
+_LOCK = Prepared(_DS.update().where(_DS.c.project_id == bindparam("project_id"), _DS.c.name == bindparam("name"))
+                 .values(revision=func.coalesce(_DS.c.revision, literal(0)) + 1).returning(_DS.c.id, _DS.c.name))
 _BRANCH_WAITING = exists().where(EntityEvent.status == "backlog", EntityEvent.branch_id == bindparam("branch"))
 _NEW_ID_FREE = select(
     exists().where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")),
@@ -59,8 +63,6 @@ _UPDATE_FACTS = {"sqlite": Prepared(_TARGET), "postgresql": Prepared(_TARGET)}
 _UPDATE_ENTITY = Prepared(_E.update().where(_E.c.id == bindparam("id")).values(
     version=bindparam("version"), label=bindparam("label"), data=bindparam("data"),
     region_code=bindparam("region_code"), updated_at=bindparam("updated_at")))
-_BUMP = Prepared(_DS.update().where(_DS.c.id == bindparam("id"))
-                 .values(revision=func.coalesce(_DS.c.revision, literal(0)) + 1))
 
 
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
@@ -88,11 +90,12 @@ class Rows:
         cursor.close()
         return cursor.lastrowid
 
-    def _own(self, kind: str, table: Table, statement: Prepared, values: dict[str, Any]) -> None:
+    def update_entity(self, values: dict[str, Any]) -> None:
+        """The entity's new version: the columns given, of the row named by "id"."""
         if self.postgresql:
-            self.writes.append((kind, table, values))
+            self.writes.append(("entity", _E, values))
         else:
-            statement.run(self.conn, values).close()
+            _UPDATE_ENTITY.run(self.conn, values).close()
 
     def flush(self) -> None:
         """PostgreSQL: write what was collected, in one statement (built once per shape: which rows, which columns)
@@ -107,8 +110,7 @@ class Rows:
             statement = _PG_WRITES[shape] = Prepared(_pg_writes(shape))
         params: dict[str, Any] = {}
         for i, (kind, _table, values) in enumerate(self.writes):
-            if kind != "revision":
-                params[f"x{i}"] = orjson.dumps(values).decode()
+            params[f"x{i}"] = orjson.dumps(values).decode()
             if kind != "insert":
                 params[f"x{i}_id"] = values["id"]
         self.writes = []
@@ -121,20 +123,16 @@ _PG_WRITES: dict[tuple[Any, ...], Prepared] = {}
 def _pg_writes(shape: tuple[tuple[str, str, tuple[str, ...]], ...]) -> TextClause:
     ctes, params = [], []
     for i, (kind, table, columns) in enumerate(shape):
-        if kind != "revision":
-            params.append(bindparam(f"x{i}"))
+        params.append(bindparam(f"x{i}"))
         if kind != "insert":
             params.append(bindparam(f"x{i}_id", type_=Integer()))
         row = f"jsonb_populate_record(NULL::{table}, CAST(:x{i} AS JSONB))"
         if kind == "insert":
             names = ", ".join(f'"{c}"' for c in columns)
             ctes.append(f"x{i} AS (INSERT INTO {table} ({names}) SELECT {names} FROM {row})")
-        elif kind == "entity":  # the entity's new version: the columns given, but the id, which names the row
+        else:  # "entity": the entity's new version: the columns given, but the id, which names the row
             names = ", ".join(f'"{c}"' for c in columns if c != "id")
             ctes.append(f"x{i} AS (UPDATE entity SET ({names}) = (SELECT {names} FROM {row}) "
-                        f"WHERE id = CAST(:x{i}_id AS INTEGER))")
-        else:  # "revision": the list's
-            ctes.append(f"x{i} AS (UPDATE dataset SET revision = COALESCE(revision, 0) + 1 "
                         f"WHERE id = CAST(:x{i}_id AS INTEGER))")
     return text("WITH " + ", ".join(ctes) + " SELECT 1").bindparams(*params)
 
@@ -154,7 +152,8 @@ class Change:
     writers: list[events.Writer]
 
     def write(self, rows: Rows, submission_id: int, version_id: int) -> None:
-        """The entity's rows, the list's revision, the after-effects' rows and the entity event (SQLite: written
+        """The entity's rows, the after-effects' rows and the entity event (the list's revision was counted with its
+        lock, `prepare`) (SQLite: written
         now; PostgreSQL: collected in `rows`)."""
         now = utcnow()
         self.version.id, self.version.submission_id = version_id, submission_id
@@ -169,8 +168,8 @@ class Change:
             if e.id is None:  # SQLite: the row is in, its id given
                 e.id = new_id
         else:
-            rows._own("entity", _E, _UPDATE_ENTITY, {"id": e.id, "version": e.version, "label": e.label,  # noqa: SLF001
-                                                     "data": e.data, "region_code": e.region_code, "updated_at": now})
+            rows.update_entity({"id": e.id, "version": e.version, "label": e.label, "data": e.data,
+                                "region_code": e.region_code, "updated_at": now})
         branch = block.branch_id if created or block.trunk_version is not None else None
         rows.insert(_V, {
             "entity_id": e.id, "version": e.version, "label": e.label, "data": e.data,
@@ -179,7 +178,6 @@ class Change:
             "branch_id": branch, "branch_base_version": self.base_version if branch and not created else None,
             "conflict": None, "conflicting_properties": None, "created_at": now, "action": None, "actor_id": None,
             "note": None})
-        rows._own("revision", _DS, _BUMP, {"id": self.dataset_id})  # noqa: SLF001
         for writer in self.writers:
             writer(rows)
         rows.insert(_EV, {
