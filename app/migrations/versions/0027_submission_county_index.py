@@ -3,7 +3,7 @@
 An export of one county (a county manager's, or anyone's with a region filter of six or more digits) read
 the form's (form_id, created_at, id) index and rejected the rows of every other county: at 1,000,000
 children, ~8,000 rows of other counties per 1,000 exported (bench/scale). This index holds the county (the
-region code's first six digits) after the form; the export adds the matching condition
+region code's first six digits, '' for a record without a region code) after the form; the export adds the matching condition
 (app/services/exports/tabular.py), and after `carefile cluster` (the same order) the walk reads
 consecutive table pages. Both databases (SQLite uses an expression index when the query's expression is
 the same text). ANALYZE on PostgreSQL gives the planner the expression's statistics.
@@ -24,7 +24,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index('ix_submission_form_county_created_id', 'submission',
-                    ['form_id', sa.text('substr(region_code, 1, 6)'), 'created_at', 'id'])
+                    ['form_id', sa.text("coalesce(substr(region_code, 1, 6), '')"), 'created_at', 'id'])
     if op.get_bind().dialect.name == 'postgresql':
         op.get_bind().exec_driver_sql('ANALYZE submission')
 

@@ -272,7 +272,8 @@ class Plan:
     def records(self, session: Session, batch: int = BATCH, progress: Callable[[int], None] | None = None,
                 after: tuple[Any, int] | None = None, upto: tuple[Any, int] | None = None) -> Iterator[Record]:
         """Every matching submission in order received, read batch by batch: keyset pagination on
-        (created_at, id), which the index (form_id, created_at, id) serves without sorting.
+        (created_at, id), which the index (form_id, created_at, id) serves without sorting — or, for one
+        county, (form_id, county, created_at, id) (`_where`, `_county_branches`).
         Executed as Core statements on the session's connection (no ORM row loading).
         `after`/`upto` limit the rows to the (created_at, id) range (after, upto] (parallel.py)."""
         S, V, A = Submission, SubmissionVersion, SubmissionAttachment
@@ -284,17 +285,28 @@ class Plan:
                                        A.blob_key.is_not(None))).correlate(V)
         status = case((V.encrypted_file.is_(None), literal("")), (enc_data, literal(NOT_DECRYPTED)),
                       else_=literal(MISSING_ENCRYPTED))
-        base = (select(S.id, S.instance_id, S.created_at, S.submitter_id, User.username, S.device_id,
+        order = (S.created_at.desc(), S.id.desc()) if self.newest_first else (S.created_at, S.id)
+        rows = (select(S.id, S.instance_id, S.created_at, S.submitter_id, User.username, S.device_id,
                        S.review_state, S.region_code, V.id, V.data, FormVersion.version, edits, expected, present,
                        status)
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
-                .outerjoin(User, User.id == S.submitter_id).where(*self._where())
-                .order_by(*((S.created_at.desc(), S.id.desc()) if self.newest_first else (S.created_at, S.id)))
-                .limit(batch))
+                .outerjoin(User, User.id == S.submitter_id).order_by(*order).limit(batch))
+        where = self._where()
         if after is not None:
-            base = base.where(_position() > _key(after))
+            where.append(_position() > _key(after))
         if upto is not None:
-            base = base.where(_position() <= _key(upto))
+            where.append(_position() <= _key(upto))
+        branches = self._county_branches()
+
+        def page(*keyset: Any) -> Any:
+            if not branches:
+                return rows.where(*where, *keyset)
+            # One ordered walk of the county index per branch, each a page long; the page is the first `batch`
+            # of their union (a sort of at most len(branches) * batch ids).
+            walks = [select(S.id).join(V, V.id == S.current_version_id).where(*where, branch, *keyset)
+                     .order_by(*order).limit(batch).subquery() for branch in branches]
+            ids = [select(w.c.id) for w in walks]
+            return rows.where(S.id.in_(ids[0].union_all(*ids[1:])))
         conn = session.connection()
         if conn.dialect.name == "postgresql":
             # An export already keeps the CPUs busy (parallel.py splits a large one over processes): parallel
@@ -305,19 +317,38 @@ class Plan:
             conn.exec_driver_sql("SET LOCAL jit = off")
         with _fewer_collections():
             # One generator between the pages and the caller (this one): each record passes one frame.
-            done, query = 0, base
+            done, query = 0, page()
             while True:
-                rows = conn.execute(query).all()
-                if not rows:
+                found = conn.execute(query).all()
+                if not found:
                     break
-                last = _key((rows[-1][2], rows[-1][0]))
-                query = base.where(_position() < last if self.newest_first else _position() > last)
-                yield from self._batch(conn, rows)
-                done += len(rows)
+                last = _key((found[-1][2], found[-1][0]))
+                query = page(_position() < last if self.newest_first else _position() > last)
+                yield from self._batch(conn, found)
+                done += len(found)
                 if progress is not None:
                     progress(done)
-                if len(rows) < batch:
+                if len(found) < batch:
                     break
+
+    def _county_branches(self) -> list[Any]:
+        """For a user whose scope is one or more counties (or places inside them) and who asked for no county:
+        the page is read as one walk of the county index per county, plus one over the records without a
+        region code (the scope admits those of the user's children). Each condition is implied by the
+        user's scope (access.submission_filter), so the rows are the same; one OR of them would make
+        PostgreSQL read every record of the form. Empty: the plain query serves (an admin; a county filter,
+        which `_where` adds; a scope wider than a county)."""
+        o = self.options
+        if access.unscoped(self.user) or (o.region and len(o.region) >= COUNTY_DIGITS):
+            return []
+        codes = self.user.region_codes
+        if not codes or any(len(c) < COUNTY_DIGITS for c in codes):
+            return []
+        county = county_of(Submission.region_code)
+        branches = [county == c for c in sorted({c[:COUNTY_DIGITS] for c in codes})]
+        if not o.region:  # a region filter admits no record without a region code
+            branches.append(county == literal_column("''"))
+        return branches
 
     def _batch(self, conn: Any, rows: list[Any]) -> list[Record]:
         """The records of one page of rows (a list: iterated by `records` without another generator frame)."""
@@ -419,9 +450,11 @@ class Plan:
 
 
 def county_of(column: Any) -> Any:
-    """The region code's county (first six digits) exactly as ix_submission_form_county_created_id holds it:
-    constants as SQL text, since SQLite uses an expression index only for the same expression text."""
-    return func.substr(column, literal_column("1"), literal_column(str(COUNTY_DIGITS)))
+    """The region code's county (first six digits; '' for none) exactly as ix_submission_form_county_created_id
+    holds it: constants as SQL text, since SQLite uses an expression index only for the same expression text.
+    '' rather than NULL: `= ''` walks the records without a region in order, `IS NULL` would sort them."""
+    return func.coalesce(func.substr(column, literal_column("1"), literal_column(str(COUNTY_DIGITS))),
+                         literal_column("''"))
 
 
 def _among(conn: Any, column: Any, ids: list[int]) -> Any:
