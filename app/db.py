@@ -284,6 +284,7 @@ class Database:
                  max_overflow: int | None = None, read_url: str | None = None) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
+        self.url_key = str(self.engine.url)  # the database's name in per-process memos (as str(engine.url))
         # A replica that does not answer within REPLICA_CONNECT_TIMEOUT seconds is skipped (the primary reads).
         self.read_engine = (make_engine(read_url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
                                         connect_timeout=REPLICA_CONNECT_TIMEOUT) if read_url else None)

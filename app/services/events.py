@@ -29,13 +29,14 @@ log = logging.getLogger(__name__)
 class ChildChanged:
     """A submission created or updated an entity (a child of the care file) and it was applied."""
 
-    session: Session
+    session: Session | None  # None: announced by the lean path (`lean_plan`), whose handlers get a connection
     entity: Entity
     version: SubmissionVersion  # the submission version that changed it
     created: bool
     # The answers in the entity block's scope: the record's, overlaid by its repeat instance's when the
     # block is one of several in a repeat (entities spec 2025.1); None: the version's own answers.
     answers: dict[str, Any] | None = None
+    dataset: str | None = None  # the list's name, when the announcer has it at hand (the lean path)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class RecordEdited:
 
 Event = ChildChanged | RecordEdited
 Handler = Callable[[Any], None]
+Writer = Callable[[Any], None]  # a lean handler's write, given the driver connection (`lean_plan`)
 
 _table: dict[type, tuple[Handler, ...]] | None = None
 
@@ -72,6 +74,43 @@ def only_when(applies: Callable[[Any], bool]) -> Callable[[Handler], Handler]:
     return mark
 
 
+def lean(prepare: Callable[[Any, Any], Writer | None]) -> Callable[[Handler], Handler]:
+    """Decorate a handler with its variant for the lean path (app/services/children/lean.py: an entity change on a
+    driver connection, without a Session). `prepare(event, conn)` runs before anything is written and only reads;
+    it returns what to write once the change is written (a callable given the connection; the event's entity and
+    version then carry their ids), or None when this event needs the full handler."""
+    def mark(handler: Handler) -> Handler:
+        handler.lean = prepare  # type: ignore[attr-defined]
+        return handler
+    return mark
+
+
+def nothing(conn: Any) -> None:
+    """The writer of a lean handler with nothing to write."""
+
+
+def lean_plan(event: Event, conn: Any) -> list[Writer] | None:
+    """The lean path's `announce`, in two steps: the writers of the event's handlers (in the table's order, but
+    those whose `only_when` test says they have nothing to do), or None when a handler that would act has no lean
+    variant, or its variant says this event needs it — the announcer then takes its ORM path, which runs
+    `announce`. Nothing is written here; the caller runs the writers after the change (a writer that fails fails
+    the caller's transaction, which then takes the ORM path: nothing is lost)."""
+    if _table is None:
+        raise RuntimeError("the after-effects table is not installed: call app.services.effects.install() "
+                           "(create_app does) before changing records")
+    writers = []
+    for handler in _table.get(type(event), ()):
+        applies = getattr(handler, "applies", None)
+        if applies is not None and not applies(event):
+            continue
+        prepare = getattr(handler, "lean", None)
+        writer = prepare(event, conn) if prepare is not None else None
+        if writer is None:
+            return None
+        writers.append(writer)
+    return writers
+
+
 def announce(event: Event) -> None:
     """Run the handlers of the event, in the table's order, each in a savepoint of the event's session
     (but those whose `only_when` test says they have nothing to do)."""
@@ -82,6 +121,7 @@ def announce(event: Event) -> None:
         applies = getattr(handler, "applies", None)
         if applies is not None and not applies(event):
             continue
+        assert event.session is not None, "an event of the lean path is announced by lean_plan"
         try:
             with event.session.begin_nested():
                 handler(event)

@@ -15,12 +15,13 @@ flagged again. Merging keeps both histories on the survivor (see merge()).
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from pypinyin import lazy_pinyin
-from sqlalchemy import and_, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import problems
@@ -33,6 +34,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.prepared import Prepared
 from app.services import access, audit, events
 from app.services.answers import answer
 from app.services.children.store import bump_revision, follow_child, locked_child, server_version
@@ -108,6 +110,29 @@ def reasons_for(new: Facts, other: Facts) -> list[str]:
     return reasons
 
 
+_PREPARED: dict[int, Prepared] = {}
+
+
+def _lean(event: events.ChildChanged, conn: Any) -> events.Writer | None:
+    """on_child_changed on the lean path: the lookups run before the child is written (the new child is not among
+    them either way); a likely duplicate — rare — is left to the full handler, which flags it."""
+    if not event.created:
+        return events.nothing
+    new = facts_of(event.entity, event.answers if event.answers is not None else (event.version.data or {}))
+    if not new.province:
+        return events.nothing
+
+    def run(statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        prepared = _PREPARED.get(id(statement))
+        if prepared is None:
+            prepared = _PREPARED[id(statement)] = Prepared(statement)
+        return prepared.rows(conn, params)
+
+    found = candidates(run, lookups(conn.dialect.name), event.entity.dataset_id, 0, new)
+    return None if any(reasons_for(new, other) for _, other in found) else events.nothing
+
+
+@events.lean(_lean)
 @events.only_when(lambda event: event.created)
 def on_child_changed(event: events.ChildChanged) -> None:
     """After-effect of a submission that changed a child (app/services/effects.py): a new child is checked."""
@@ -138,22 +163,61 @@ _BIRTH_DATE = {"postgresql": literal_column("(entity.data ->> 'birth_date')"),
                "sqlite": literal_column("json_extract(entity.data, '$.birth_date')")}
 
 
-def _candidates(session: Session, entity: Entity, new: Facts) -> list[tuple[int, Facts]]:
+@dataclass(frozen=True)
+class Lookups:
+    """The duplicate check's statements for one dialect, built once (building costs more than running them):
+    `same_day`, `township` and `one` give (id, region code, birth date, full name, ID number) rows of the list's
+    children; `same_id` the ids of the children with an ID number. Parameters: `ds` (the list), `self` (the new
+    child's id, excluded; 0 before it exists), `province` (a LIKE prefix, escaped by `like_prefix`), `lo`/`hi`
+    (birth dates), `township` (a LIKE prefix), `other` (an id), `idn` (an ID number)."""
+
+    same_day: Any
+    township: Any
+    same_id: Any
+    one: Any
+
+
+_LOOKUPS: dict[str, Lookups] = {}
+
+
+def lookups(dialect: str) -> Lookups:
+    found = _LOOKUPS.get(dialect)
+    if found is None:
+        birth = _BIRTH_DATE[dialect]
+        # The columns the facts need, not the children's documents (dozens of candidates per check at 300,000).
+        base = (select(Entity.id, Entity.region_code, birth, ChildDirectory.full_name, ChildDirectory.id_number)
+                .outerjoin(ChildDirectory, ChildDirectory.entity_id == Entity.id)
+                .where(Entity.dataset_id == bindparam("ds"), Entity.id != bindparam("self"),
+                       Entity.deleted_at.is_(None), Entity.region_code.like(bindparam("province"), escape="/")))
+        born = and_(birth >= bindparam("lo"), birth <= bindparam("hi"))
+        found = _LOOKUPS[dialect] = Lookups(
+            same_day=base.where(born).limit(MAX_CANDIDATES),
+            township=base.where(born, Entity.region_code.like(bindparam("township"), escape="/"))
+            .limit(MAX_CANDIDATES),
+            same_id=select(ChildDirectory.entity_id).where(ChildDirectory.id_number == bindparam("idn"))
+            .limit(MAX_CANDIDATES),
+            one=base.where(Entity.id == bindparam("other")))
+    return found
+
+
+def like_prefix(value: str) -> str:
+    """A LIKE pattern for the values starting with `value` (escape character '/'), as startswith(autoescape)."""
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+Run = Callable[[Any, dict[str, Any]], Iterable[Sequence[Any]]]
+
+
+def candidates(run: Run, looks: Lookups, dataset_id: int, self_id: int, new: Facts) -> list[tuple[int, Facts]]:
     """The children a reason of `reasons_for` could hold for — the province's children born the same day, the
     township's born within a month, those with the same ID number — each with the facts of its registration as
     the child directory keeps them (app/services/children/directory.py): indexed lookups (ix_entity_birth_date,
-    ix_child_directory_id_number), the registrations themselves not read."""
-    def among(query: Any) -> Any:
-        return query.where(Entity.dataset_id == entity.dataset_id, Entity.id != entity.id,
-                           Entity.deleted_at.is_(None), Entity.region_code.startswith(new.province, autoescape=True))
-
-    birth = _BIRTH_DATE[session.get_bind().dialect.name]
-    # The columns the facts need, not the children's documents (dozens of candidates per check at 300,000).
-    base = among(select(Entity.id, Entity.region_code, birth, ChildDirectory.full_name, ChildDirectory.id_number)
-                 .outerjoin(ChildDirectory, ChildDirectory.entity_id == Entity.id))
+    ix_child_directory_id_number), the registrations themselves not read. `run(statement, parameters)` runs one
+    of `looks`' statements (on a session, or on a driver connection: app/services/children/lean.py)."""
+    common = {"ds": dataset_id, "self": self_id, "province": like_prefix(new.province)}
     found: dict[int, tuple[int, Facts]] = {}
 
-    def add(rows: Any) -> None:
+    def add(rows: Iterable[Sequence[Any]]) -> None:
         for other_id, region_code, born, full_name, id_number in rows:
             region = region_code or ""
             found[other_id] = (other_id, Facts(
@@ -165,19 +229,21 @@ def _candidates(session: Session, entity: Entity, new: Facts) -> list[tuple[int,
         # `name_birth` needs the same birth date (anywhere in the province); `similar_name` a birth date within a
         # month in the same township: two narrow lookups, not every child born within a month in the province
         # (hundreds once the care file holds every child of Tibet, each compared in Python).
-        add(session.execute(base.where(birth >= day, birth <= day + "~").limit(MAX_CANDIDATES)))
+        add(run(looks.same_day, common | {"lo": day, "hi": day + "~"}))
         if new.township:
             lo, hi = (new.birth - timedelta(days=31)).isoformat(), (new.birth + timedelta(days=31)).isoformat()
-            add(session.execute(base.where(birth >= lo, birth <= hi + "~",
-                                           Entity.region_code.startswith(new.township, autoescape=True))
-                                .limit(MAX_CANDIDATES)))
+            add(run(looks.township, common | {"lo": lo, "hi": hi + "~", "township": like_prefix(new.township)}))
     if new.id_number:
         # The ID number's index first (a planner may otherwise walk the list's children to join them).
-        same = session.scalars(select(ChildDirectory.entity_id).where(ChildDirectory.id_number == new.id_number[:40])
-                               .limit(MAX_CANDIDATES)).all()
-        if same:
-            add(session.execute(base.where(Entity.id.in_(same))))
+        for (other,) in list(run(looks.same_id, {"idn": new.id_number[:40]})):
+            add(run(looks.one, common | {"other": other}))
     return list(found.values())
+
+
+def _candidates(session: Session, entity: Entity, new: Facts) -> list[tuple[int, Facts]]:
+    looks = lookups(session.get_bind().dialect.name)
+    return candidates(lambda statement, params: session.execute(statement, params), looks, entity.dataset_id,
+                      entity.id, new)
 
 
 def _flag(session: Session, a: Entity, b: Entity, reasons: list[str]) -> DuplicateCandidate:

@@ -494,13 +494,16 @@ _FORCE_CHECKED: dict[tuple[str, int], float] = {}
 FORCE_CHECK_EVERY = 600.0  # seconds
 
 
-def _force_due(session: Session, ds: Dataset) -> bool:
-    key = (str(session.get_bind().engine.url), ds.id)
+def force_due(database: str, dataset_id: int, mark: bool = True) -> bool:
+    """Whether this process should look for old held updates of the list now (`database`: its engine's URL as
+    str() gives it); `mark`: and remember that it did (app/services/children/lean.py only peeks)."""
+    key = (database, dataset_id)
     now = time.monotonic()
     last = _FORCE_CHECKED.get(key)
     if last is not None and now - last < FORCE_CHECK_EVERY:
         return False
-    _FORCE_CHECKED[key] = now
+    if mark:
+        _FORCE_CHECKED[key] = now
     return True
 
 
@@ -508,7 +511,7 @@ def _force_old_backlog_now_and_then(session: Session, project_id: int, ds: Datas
     """Held updates whose predecessor never came are applied after BACKLOG_FORCE_AFTER. Nothing
     schedules jobs here, so an entity change of the list does it, at most every FORCE_CHECK_EVERY
     seconds per process, under the list's lock it holds already (no statement most of the time)."""
-    if not _force_due(session, ds):
+    if not force_due(str(session.get_bind().engine.url), ds.id):
         return
     try:
         with session.begin_nested():

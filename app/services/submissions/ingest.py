@@ -47,6 +47,7 @@ from app.prepared import Prepared, RawConnection
 from app.services import access, events, schemas
 from app.services.children import entities as entity_service
 from app.services.children import held as held_service
+from app.services.children import lean as lean_entities
 from app.services.children.store import CHILDREN, lock_dataset
 from app.services.forms import lookup as form_lookup
 from app.services.regions import of_answers as region_of
@@ -101,6 +102,7 @@ def _safe_name(name: str) -> bool:
 # New submissions (not edits or resends) are written with Core INSERTs (`_insert_new`); False sends them
 # through the ORM like every other case (tests compare the rows both paths write).
 CORE_INSERTS = True
+LEAN_ENTITIES = True  # a new record's plain entity change on a driver connection (app/services/children/lean.py)
 
 
 
@@ -209,6 +211,14 @@ def receive_submission(db: Database, store: BlobStore, *, project_id: int, user:
                                          stored, device_id, user_agent, encrypted[1] if encrypted else None)[0]
                 result.ignored_files = ignored
                 return result
+            if LEAN_ENTITIES and _lean_new(schema, envelope, twin_seen):
+                # A new record whose entity change is plain (most registrations and visits): the same way.
+                lean = _write_lean(db, project_id, form_pk, version_pk, schema, user, envelope, data, xml, xml_sha,
+                                   instance_id, stored, device_id, user_agent,
+                                   encrypted[1] if encrypted else None)
+                if lean is not None:
+                    lean.ignored_files = ignored
+                    return lean
             with db.write() as session:
                 # A new instanceID needs no second look on the first attempt: the unique constraint
                 # catches a concurrent twin, and the retry then takes the duplicate path.
@@ -234,6 +244,43 @@ def _plain_new(schema: FormSchema, envelope: object, seen: bool) -> bool:
     """A new record (no instanceID stored yet, not an edit) of a form that declares no entity."""
     return CORE_INSERTS and not seen and not envelope.deprecated_id and schema.entity is None \
         and not schema.entities  # type: ignore[attr-defined]
+
+
+def _lean_new(schema: FormSchema, envelope: object, seen: bool) -> bool:
+    """A new record (no instanceID stored yet, not an edit) whose entity change may be plain."""
+    return CORE_INSERTS and not seen and not envelope.deprecated_id \
+        and lean_entities.eligible(schema, envelope.entity)  # type: ignore[attr-defined]
+
+
+class _NotPlain(Exception):
+    """The entity change is not a plain one: nothing was written, the full path takes the record."""
+
+
+def _write_lean(db: Database, project_id: int, form_pk: int, version_pk: int, schema: FormSchema, user: User | None,
+                envelope: object, data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
+                stored: dict[str, tuple[BlobInfo, str]], device_id: str | None, user_agent: str | None,
+                region_fallback: str | None) -> ReceiveResult | None:
+    """A new record and its plain entity change in one transaction on a driver connection (None: not plain, or a
+    writer failed unexpectedly — the caller takes the full path, which records entity errors as events)."""
+    try:
+        with db.raw_write() as conn:
+            change = lean_entities.prepare(conn, db.url_key, project_id, user, schema,
+                                           envelope.entity, data)  # type: ignore[attr-defined]
+            if change is None:
+                raise _NotPlain
+            result, row = _insert_new(conn, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
+                                      stored, device_id, user_agent, region_fallback)
+            try:
+                change.write(conn, row["submission_id"], row["id"])
+            except DBAPIError:
+                raise  # a lost race or a fault: the caller's retries and 503
+            except Exception as err:
+                log.error("lean entity change of %s failed: %s at %s; taking the full path", instance_id,
+                          type(err).__name__, events.where(err))
+                raise _NotPlain from err
+    except _NotPlain:
+        return None
+    return result
 
 
 def _write(session: Session, project_id: int, form_pk: int, version_pk: int, schema: FormSchema,

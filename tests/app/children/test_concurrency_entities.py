@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.db import is_retryable
 from app.models import Entity, EntityEvent
 from app.services.children import entities
+from app.services.submissions import ingest
 from tests.app.conftest import PASSWORD, submission_body
 from tests.support.digest_client import DigestClient
 from tests.support.entity_forms import REGISTER_MD, UPDATE_MD, register_xml, update_xml
@@ -65,6 +66,7 @@ def test_unexpected_error_records_class_not_sql_or_child_data(phone: Any, rt: An
         raise IntegrityError(SQL_TEXT, CHILD, PgError("23505", f"duplicate key; DETAIL: {CHILD}"))
 
     monkeypatch.setattr(entities, "_update", broken)
+    monkeypatch.setattr(ingest, "LEAN_ENTITIES", False)  # the full path's errors (lean path: test_lean_entities)
     with caplog.at_level(logging.DEBUG):
         post(phone, update_xml("uuid:u1", uid, base=1, status="self-harm risk"))  # still 201: nothing lost
     status, code, message = events(rt)[-1]
@@ -97,6 +99,7 @@ def test_lost_race_is_retried_not_recorded_as_error(phone: Any, rt: Any, monkeyp
         return real(*args, **kw)
 
     monkeypatch.setattr(entities, "_update", deadlock_once)
+    monkeypatch.setattr(ingest, "LEAN_ENTITIES", False)  # the full path's (the lean path's: test_lean_entities)
     post(phone, update_xml("uuid:u1", uid, base=1, status="watch"))
     assert len(calls) == 2  # the whole submission ran again
     assert child(rt, uid).version == 2 and child(rt, uid).data["status"] == "watch"

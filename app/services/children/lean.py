@@ -1,0 +1,177 @@
+"""The common entity change of a new record — a registration creating a child, a visit updating one on top of its
+current version — written on a driver connection with statements compiled once (app/prepared.py), without a
+Session: the ORM's unit of work, savepoints and flushes cost three times the submission's own rows
+(docs/benchmarks.md, *Ingest*).
+
+Only the plain cases are taken; everything else returns None from `prepare` before anything is written and the
+caller (app.services.submissions.ingest) takes the full path of app/services/children/entities.py — which is also
+the reference: the rows written here are the rows it writes (tests/app/submissions/test_lean_entities.py
+compares them case by case). What makes a case plain, all decided under the list's lock:
+- one top-level entity block (no entities from a repeat), a create or an update (not both), by a form that
+  declares that action; a valid entity id, a label for a create;
+- the list exists; the change lies inside the submitter's regions (nothing to hold for review);
+- a create: the id is not taken, not purged, and no held offline update waits for it;
+- an update: the entity exists, is not deleted or merged, the update names a base version that is the current
+  one (no conflict to work out) and is online or the first step of an offline branch; no trunk version newer
+  than the entity's;
+- no held update of the same offline branch waits to be drained; the periodic look for old held updates is
+  not due (app.services.children.entities);
+- every after-effect that would act has a lean variant that accepts the event (app.services.events.lean_plan):
+  a form closing or reopening a case, or a likely duplicate, take the full path.
+Locks: the list's row first (FOR UPDATE on PostgreSQL; SQLite's writer holds the database), as everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, func, literal, select
+
+from app.models import Dataset, Entity, EntityEvent, EntityVersion, PurgedEntity, SubmissionVersion, User, utcnow
+from app.prepared import Prepared
+from app.services import access, events
+from app.services.children import entities
+from app.services.regions import of_properties as region_of
+from forms import EntityBlock, FormSchema, SubmissionData, normalize_uuid
+
+_E, _V, _EV, _DS = Entity.__table__, EntityVersion.__table__, EntityEvent.__table__, Dataset.__table__
+
+_LOCK = Prepared(select(Dataset.id, Dataset.name).where(Dataset.project_id == bindparam("project_id"),
+                                                        Dataset.name == bindparam("name")).with_for_update())
+_BRANCH_WAITING = exists().where(EntityEvent.status == "backlog", EntityEvent.branch_id == bindparam("branch"))
+_NEW_ID_FREE = Prepared(select(
+    exists().where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")),
+    exists().where(EntityEvent.status == "backlog", EntityEvent.entity_uuid == bindparam("uid")),
+    exists().where(PurgedEntity.dataset_id == bindparam("ds"), PurgedEntity.uuid == bindparam("uid")),
+    _BRANCH_WAITING))
+_TARGET = Prepared(
+    select(Entity.id, Entity.version, Entity.region_code, Entity.deleted_at, Entity.merged_into, Entity.closed_at,
+           Entity.conflict, EntityVersion.label, EntityVersion.data, _BRANCH_WAITING)
+    .select_from(Entity)
+    .outerjoin(EntityVersion, and_(EntityVersion.entity_id == Entity.id, EntityVersion.version == Entity.version))
+    .where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")))
+_INSERT_ENTITY = Prepared(_E.insert().returning(_E.c.id), [c.key for c in _E.columns if c.key != "id"])
+_UPDATE_ENTITY = Prepared(_E.update().where(_E.c.id == bindparam("entity_id")).values(
+    version=bindparam("version"), label=bindparam("label"), data=bindparam("data"),
+    region_code=bindparam("region_code"), updated_at=bindparam("updated_at")))
+_INSERT_VERSION = Prepared(_V.insert(), [c.key for c in _V.columns if c.key != "id"])
+_BUMP = Prepared(_DS.update().where(_DS.c.id == bindparam("ds"))
+                 .values(revision=func.coalesce(_DS.c.revision, literal(0)) + 1))
+_INSERT_EVENT = Prepared(_EV.insert(), [c.key for c in _EV.columns if c.key != "id"])
+
+
+@dataclass
+class Change:
+    """A plain entity change, decided and not yet written (`prepare`); `write` writes it."""
+
+    dataset_id: int
+    dataset: str
+    uid: str
+    block: EntityBlock
+    received: dict[str, Any]
+    entity: Entity  # transient: the entity as it will be (its id set by `write` for a create)
+    version: SubmissionVersion  # transient: the record's version (ids set by `write`)
+    base_version: int | None
+    writers: list[events.Writer]
+
+    def write(self, conn: Any, submission_id: int, version_id: int) -> None:
+        """The entity's rows, the list's revision, the entity event, then the after-effects' rows."""
+        now = utcnow()
+        self.version.id, self.version.submission_id = version_id, submission_id
+        e, block = self.entity, self.block
+        created = self.base_version is None
+        if created:
+            cursor = _INSERT_ENTITY.run(conn, {
+                "dataset_id": self.dataset_id, "uuid": e.uuid, "label": e.label, "version": 1, "data": e.data,
+                "region_code": e.region_code, "conflict": None, "created_at": now, "updated_at": now,
+                "deleted_at": None, "merged_into": None, "closed_at": None, "close_reason": None,
+                "anonymised_at": None})
+            e.id = cursor.fetchone()[0]
+            cursor.close()
+        else:
+            _UPDATE_ENTITY.run(conn, {"entity_id": e.id, "version": e.version, "label": e.label, "data": e.data,
+                                      "region_code": e.region_code, "updated_at": now}).close()
+        branch = block.branch_id if created or block.trunk_version is not None else None
+        _INSERT_VERSION.run(conn, {
+            "entity_id": e.id, "version": e.version, "label": e.label, "data": e.data,
+            "data_received": self.received, "submission_id": submission_id, "submission_version_id": version_id,
+            "user_id": None, "base_version": self.base_version, "trunk_version": block.trunk_version,
+            "branch_id": branch, "branch_base_version": self.base_version if branch and not created else None,
+            "conflict": None, "conflicting_properties": None, "created_at": now, "action": None, "actor_id": None,
+            "note": None}).close()
+        _BUMP.run(conn, {"ds": self.dataset_id}).close()
+        for writer in self.writers:
+            writer(conn)
+        _INSERT_EVENT.run(conn, {
+            "submission_version_id": version_id, "dataset": self.dataset, "entity_uuid": self.uid,
+            "status": "applied", "code": None, "message": "", "branch_id": None, "created_at": now}).close()
+
+
+def eligible(schema: FormSchema, block: EntityBlock | None) -> bool:
+    """Whether the record's entity change can be plain at all (before reading anything)."""
+    return (block is not None and schema.entity is not None and not any(d.repeat for d in schema.entities)
+            and bool(block.create) != bool(block.update))
+
+
+def prepare(conn: Any, database: str, project_id: int, user: User | None, schema: FormSchema, block: EntityBlock,
+            data: SubmissionData) -> Change | None:
+    """The change, when it is plain (the module's docstring), with the list locked; None: take the full path.
+    Reads only. `database`: the engine's URL as str() gives it (the periodic look for old held updates)."""
+    declared = schema.entity
+    uid = normalize_uuid(block.entity_id)
+    if declared is None or uid is None or (block.branch_id is not None and len(block.branch_id) > 36):
+        return None
+    if (block.update and not declared.update) or (block.create and not declared.create):
+        return None
+    rows = _LOCK.rows(conn, {"project_id": project_id, "name": block.dataset})
+    if not rows:
+        return None
+    ds_id, ds_name = rows[0]
+    received = {k: ("" if v is None else str(v)) for k, v in data.entity_properties.items() if k != "label"}
+    new_region = region_of(received)
+    branch = block.branch_id or ""
+    if block.create:
+        label = (block.label or "").strip()
+        if not label:
+            return None
+        taken, waiting, purged, branch_waiting = _NEW_ID_FREE.rows(conn, {"ds": ds_id, "uid": uid,
+                                                                          "branch": branch})[0]
+        if taken or waiting or purged or (block.branch_id and branch_waiting):
+            return None
+        regions = [new_region]
+        entity = Entity(dataset_id=ds_id, uuid=uid, label=label, version=1, data=dict(received),
+                        region_code=new_region, closed_at=None)
+        base_version = None
+    else:
+        found = _TARGET.rows(conn, {"ds": ds_id, "uid": uid, "branch": branch})
+        if not found:
+            return None
+        (entity_id, version, region, deleted_at, merged_into, closed_at, conflict, current_label, current_data,
+         branch_waiting) = found[0]
+        base_version = block.base_version
+        offline_later = block.branch_id is not None and block.trunk_version is not None \
+            and base_version != block.trunk_version
+        if (deleted_at is not None or merged_into or current_data is None or base_version != version
+                or offline_later or (block.trunk_version is not None and block.trunk_version > version)
+                or (block.branch_id and branch_waiting)):
+            return None
+        regions = [region] + ([new_region] if new_region and new_region != region else [])
+        new_data = dict(current_data)
+        new_data.update(received)
+        entity = Entity(id=entity_id, dataset_id=ds_id, uuid=uid, label=(block.label or "").strip() or current_label,
+                        version=version + 1, data=new_data, region_code=region_of(new_data) or region,
+                        closed_at=closed_at, conflict=conflict)
+    if user is not None and not all(access.may_write_region(user, r) for r in regions):
+        return None  # held for review: the full path
+    if entities.force_due(database, ds_id, mark=False):
+        return None
+    version_row = SubmissionVersion(data=data.values)
+    event = events.ChildChanged(None, entity, version_row, created=base_version is None, answers=data.values,
+                                dataset=ds_name)
+    writers = events.lean_plan(event, conn)
+    if writers is None:
+        return None
+    return Change(ds_id, block.dataset[:100], uid, block, received, entity, version_row, base_version, writers)
+
+
+__all__ = ["Change", "eligible", "prepare"]
