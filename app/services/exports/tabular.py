@@ -269,6 +269,18 @@ class Plan:
              .where(*self._where()))
         return tuple(session.execute(q).one())
 
+    def positions(self) -> Any:
+        """(created_at, id) of every matching submission in the order received, as the pages walk them (one walk
+        per `_county_branches`, merged): parallel.py picks its split points from it with OFFSET."""
+        S, V = Submission, SubmissionVersion
+        where = self._where()
+        walk = select(S.created_at, S.id).join(V, V.id == S.current_version_id).where(*where)
+        walks = [walk.where(branch) for branch in self._county_branches()]
+        if not walks:
+            return walk.order_by(S.created_at, S.id)
+        merged = walks[0].union_all(*walks[1:]).subquery()
+        return select(merged.c.created_at, merged.c.id).order_by(merged.c.created_at, merged.c.id)
+
     def records(self, session: Session, batch: int = BATCH, progress: Callable[[int], None] | None = None,
                 after: tuple[Any, int] | None = None, upto: tuple[Any, int] | None = None) -> Iterator[Record]:
         """Every matching submission in order received, read batch by batch: keyset pagination on
