@@ -85,7 +85,7 @@ class Table:
     cells: Callable[[dict[str, Any]], list[Any]] | None = None  # build_row compiled for specs (rowcode.py)
 
 
-@dataclass
+@dataclass(slots=True)
 class RepeatRecord:
     table: int
     key: str
@@ -93,9 +93,10 @@ class RepeatRecord:
     data: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
-    """One submission (its current version) with its repeat rows and, if asked, its media files."""
+    """One submission (its current version) with its repeat rows and, if asked, its media files.
+    (Slots: an export makes one per record and repeat row — faster to make, smaller.)"""
 
     key: str
     meta: tuple[Any, ...]  # values of MAIN_TAIL after KEY, and SubmissionDate first
@@ -304,13 +305,21 @@ class Plan:
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
                 .outerjoin(User, User.id == S.submitter_id).order_by(*order).limit(batch))
         where = self._where()
-        if after is not None:
-            where.append(_position() > _key(after))
-        if upto is not None:
-            where.append(_position() <= _key(upto))
         branches = self._county_branches()
+        low = [_position() > _key(after)] if after is not None else []
+        high = [_position() <= _key(upto)] if upto is not None else []
 
-        def page(*keyset: Any) -> Any:
+        def page(last: Any = None) -> Any:
+            # The page's bounds: after the previous page's last row, that position replaces the range's own
+            # bound on that side (it lies inside the range). Two lower bounds made PostgreSQL multiply their
+            # selectivities and read a whole part's rows through a bitmap and sort them, for every page
+            # (bench/scale: 0.86 s a page in the second process of a parallel export).
+            if last is None:
+                keyset = low + high
+            elif self.newest_first:
+                keyset = [*low, _position() < last]
+            else:
+                keyset = [_position() > last, *high]
             if not branches:
                 return rows.where(*where, *keyset)
             # One ordered walk of the county index per branch, each a page long; the page is the first `batch`
@@ -335,7 +344,7 @@ class Plan:
                 if not found:
                     break
                 last = _key((found[-1][2], found[-1][0]))
-                query = page(_position() < last if self.newest_first else _position() > last)
+                query = page(last)
                 yield from self._batch(conn, found)
                 done += len(found)
                 if progress is not None:

@@ -177,3 +177,36 @@ def test_a_county_managers_parallel_export_splits_along_the_same_walk(app: Any, 
     assert keys == ["uuid:c0", "uuid:c8", "uuid:c2", "uuid:c4", "uuid:c6"]  # jobs: in the order received
     for processes in (2, 3):
         assert zip_entries(export(processes)) == zip_entries(one)
+
+
+def test_a_part_of_an_export_has_one_bound_on_each_side_per_page(app: Any, rt: Any, make_user: Any,
+                                                                 counties: list[str]) -> None:
+    """A part of a parallel export (`after`/`upto`): after its first page, the previous page's last position
+    replaces the part's own lower bound. With both, PostgreSQL multiplied the two selectivities, took the part
+    for a few rows and read all of them through a bitmap and a sort for every page."""
+    from app.models import User
+    from app.services.exports import ExportOptions
+
+    make_user("admin1", "admin")
+    seen: list[str] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "ORDER BY" in statement and "LIMIT" in statement:
+            seen.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", keep)
+    try:
+        with rt.db.session() as s:
+            user = s.query(User).filter_by(username="admin1").one()
+            plan = tabular.plan_for(s, 1, "care", user, ExportOptions.parse({"format": "csvzip", "region": "54"}))
+            every = [(r.key, r.meta[0]) for r in plan.records(s)]
+            with_ids = {iid: sid for iid, sid in s.query(Submission.instance_id, Submission.id)}
+            positions = [(s.get(Submission, with_ids[k]).created_at, with_ids[k]) for k, _ in every]  # type: ignore[union-attr]
+            seen.clear()
+            part = [r.key for r in plan.records(s, batch=2, after=positions[1], upto=positions[7])]
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", keep)
+    assert part == [k for k, _ in every[2:8]]
+    assert len(seen) == 4  # three full pages, then an empty one
+    for statement in seen:
+        assert statement.count("submission.id) > (") == 1 and statement.count("submission.id) <= (") == 1, statement
