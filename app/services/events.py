@@ -50,7 +50,7 @@ class RecordEdited:
 
 Event = ChildChanged | RecordEdited
 Handler = Callable[[Any], None]
-Writer = Callable[[Any], None]  # a lean handler's write, given the driver connection (`lean_plan`)
+Writer = Callable[[Any], None]  # a lean handler's write, given the change's Rows (app/services/children/lean.py)
 
 _table: dict[type, tuple[Handler, ...]] | None = None
 
@@ -77,15 +77,16 @@ def only_when(applies: Callable[[Any], bool]) -> Callable[[Handler], Handler]:
 def lean(prepare: Callable[[Any, Any], Writer | None]) -> Callable[[Handler], Handler]:
     """Decorate a handler with its variant for the lean path (app/services/children/lean.py: an entity change on a
     driver connection, without a Session). `prepare(event, conn)` runs before anything is written and only reads;
-    it returns what to write once the change is written (a callable given the connection; the event's entity and
-    version then carry their ids), or None when this event needs the full handler."""
+    it returns what to write with the change (a callable given the change's `Rows`, app/services/children/lean.py:
+    `rows.insert(table, values)`; the event's entity and version then carry their ids), or None when this event
+    needs the full handler."""
     def mark(handler: Handler) -> Handler:
         handler.lean = prepare  # type: ignore[attr-defined]
         return handler
     return mark
 
 
-def nothing(conn: Any) -> None:
+def nothing(rows: Any) -> None:
     """The writer of a lean handler with nothing to write."""
 
 

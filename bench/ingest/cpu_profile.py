@@ -37,6 +37,7 @@ from bench.ingest.run import (  # noqa: E402
     carefile,
     form_md,
     multipart,
+    pg_cpu,
     submission_xml,
 )
 
@@ -164,9 +165,9 @@ def main() -> int:
         envs = [environ(base + i) for i in range(args.n)]
         if args.instructions:
             subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)
-        c0, w0 = time.process_time(), time.perf_counter()
+        c0, w0, s0 = time.process_time(), time.perf_counter(), pg_cpu(pg)
         run(envs)
-        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        cpu, wall, server = time.process_time() - c0, time.perf_counter() - w0, pg_cpu(pg) - s0
         bad = [s for s in statuses if not s.startswith("201")]
         if args.instructions:
             subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], check=True, capture_output=True)
@@ -177,7 +178,8 @@ def main() -> int:
                 else "photo" if args.photo else "no photo")
         print(f"{args.backend}, {kind}: {args.n} submissions, "
               f"{cpu / args.n * 1000:.2f} CPU ms and {wall / args.n * 1000:.2f} wall ms each (no profiler)"
-              f"{'; NOT 201: ' + str(sorted(set(bad))) if bad else ''}")
+              + (f"; PostgreSQL's server {server / args.n * 1000:.2f} CPU ms each" if pg is not None else "")
+              + (f"; NOT 201: {sorted(set(bad))}" if bad else ""))
         if not args.no_profile:
             envs = [environ(base + args.n + i) for i in range(args.n)]
             prof = cProfile.Profile() if args.wall else cProfile.Profile(time.process_time)

@@ -146,6 +146,8 @@ class Job:
     run_id: str
     indices: list[list[int]]  # per thread in this process
     timeout: float = 60.0
+    kind: str = "plain"       # plain | register | visit (--kinds)
+    children_from: int = 0    # visit: submission i visits the child registered by submission i - children_from
 
 
 class DigestState:
@@ -215,6 +217,23 @@ def _client_thread(job: Job, indices: list[int], bodies: list[tuple[list[bytes],
         conn.close()
 
 
+def child_uuid(run_id: str, i: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run_id}/child/{i}"))
+
+
+def body_xml(job: Job, iid: str, i: int) -> bytes:
+    """The submission of index i: the 60-question form, or a registration of a child / a visit updating it (the
+    entity forms of tests/support/entity_forms.py, as bench/ingest/cpu_profile.py sends them)."""
+    if job.kind == "plain":
+        return submission_xml(iid, "photo.jpg" if job.photo else None, i)
+    from tests.support.entity_forms import register_xml, update_xml
+
+    if job.kind == "register":
+        return register_xml(iid, child_uuid(job.run_id, i), f"Child {i}", "540102002201")
+    return update_xml(iid, child_uuid(job.run_id, i - job.children_from), base=1, status="watch",
+                      note=f"visit of child {i - job.children_from}")
+
+
 def _client_process(job: Job, start: float, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     shared_photo = os.urandom(PHOTO_BYTES - 32) if job.photo else b""
     threads, outs = [], []
@@ -223,7 +242,7 @@ def _client_process(job: Job, start: float, queue: mp.Queue) -> None:  # type: i
         for i in indices:
             iid = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{job.run_id}/{i}')}"
             photo = ("photo.jpg", [hashlib.sha256(iid.encode()).digest(), shared_photo]) if job.photo else None
-            chunks = multipart(submission_xml(iid, "photo.jpg" if job.photo else None, i), photo)
+            chunks = multipart(body_xml(job, iid, i), photo)
             bodies.append((chunks, sum(len(c) for c in chunks)))
         out: list[tuple[float, float, int, int]] = []
         outs.append(out)
@@ -267,8 +286,8 @@ class LoadResult:
 
 
 def run_load(host: str, port: int, path: str, *, digest: bool, photo: bool, n: int, concurrency: int,
-             procs: int, run_id: str, first_index: int = 0, at_start: Callable[[], None] | None = None
-             ) -> tuple[float, list[tuple[float, float, int, int]], float]:
+             procs: int, run_id: str, first_index: int = 0, at_start: Callable[[], None] | None = None,
+             kind: str = "plain", children_from: int = 0) -> tuple[float, list[tuple[float, float, int, int]], float]:
     """Send n submissions; at_start runs when the clients start sending (after building their bodies)."""
     procs = max(1, min(procs, concurrency))
     per_thread: list[list[int]] = [list(range(first_index + t, first_index + n, concurrency))
@@ -279,7 +298,8 @@ def run_load(host: str, port: int, path: str, *, digest: bool, photo: bool, n: i
     start = time.monotonic() + prep
     ps = []
     for p in range(procs):
-        job = Job(host, port, path, digest, photo, run_id, per_thread[p::procs])
+        job = Job(host, port, path, digest, photo, run_id, per_thread[p::procs], kind=kind,
+                  children_from=children_from)
         proc = ctx.Process(target=_client_process, args=(job, start, queue), daemon=True)
         proc.start()
         ps.append(proc)
@@ -552,6 +572,13 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
     forms_dir = data / "xlsforms"
     forms_dir.mkdir(parents=True)
     (forms_dir / "bench_ingest.md").write_text(form_md())
+    entity_kinds = [k for k in args.kinds if k != "plain"]
+    if entity_kinds:
+        sys.path.insert(0, str(ROOT))
+        from tests.support.entity_forms import REGISTER_MD, UPDATE_MD
+
+        (forms_dir / "register.md").write_text(REGISTER_MD)
+        (forms_dir / "followup.md").write_text(UPDATE_MD)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFILE_")}
     env.update({"CAREFILE_DATA_DIR": str(data / "data"), "CAREFILE_XLSFORMS_DIR": str(forms_dir),
@@ -582,7 +609,9 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
         else:
             db_url = f"sqlite:///{data / 'data' / 'carefile.db'}"
         print(carefile(env, "init").strip())
-        carefile(env, "user", "add", USER, "--role", "collector", "--password", PASSWORD)
+        # The entity forms' children live in 540102002201: a collector of 5401 registers and visits them (not held).
+        carefile(env, "user", "add", USER, "--role", "collector", "--password", PASSWORD,
+                 *(["--region", "5401"] if entity_kinds else []))
         out = carefile(env, "user", "token", USER, "--public-url", f"http://127.0.0.1:{port}")
         token_url = next(line.strip() for line in out.splitlines() if line.startswith("http"))
         token_path = urlsplit(token_url).path.rstrip("/") + "/submission"
@@ -617,11 +646,15 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             os.sync()  # the fill's dirty pages written back now, not by the kernel during the measured runs
             print(f"  stored {args.prefill} more submissions in {time.monotonic() - t0:.0f} s", flush=True)
         scenarios = []
-        for photo in args.photos:
-            scenarios.append(("token", photo))
-        if args.digest:
-            scenarios.append(("digest", False))
-        for auth, photo in scenarios:
+        if "plain" in args.kinds:
+            for photo in args.photos:
+                scenarios.append(("token", photo, "plain"))
+            if args.digest:
+                scenarios.append(("digest", False, "plain"))
+        for kind in entity_kinds:  # a visit run visits the children of the registration run right before it
+            scenarios.append(("token", False, kind))
+        registered_at = None
+        for auth, photo, kind in scenarios:
             pids = server.workers()
             busy = wait_quiet(args.quiet_wait)
             spies = []
@@ -646,14 +679,18 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             wall, rows, client_cpu = run_load(host, port, digest_path if auth == "digest" else token_path,
                                   digest=auth == "digest", photo=photo, n=args.n, concurrency=args.concurrency,
                                   procs=args.client_procs, run_id=run_id, first_index=index,
-                                  at_start=lambda got=idle_at_start: got.append(machine_idle()))
+                                  at_start=lambda got=idle_at_start: got.append(machine_idle()),
+                                  kind=kind, children_from=index - (registered_at or 0))
+            if kind == "register":
+                registered_at = index
             idle_after = machine_idle()
             idle_before = idle_at_start[0] if idle_at_start else idle_after
             index += args.n
             for spy in spies:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
-            name = f"{backend} {'photo 300 KB' if photo else 'no photo'} ({auth})"
+            name = (f"{backend} {'photo 300 KB' if photo else 'no photo'} ({auth})" if kind == "plain" else
+                    f"{backend} {'registration (entity create)' if kind == 'register' else 'visit (entity update)'}")
             res = summarize(name, backend, auth, photo, args.n, args.concurrency, wall, rows)
             res.background_busy_pct = busy
             res.peak_rss_mb = [round(proc_kb(p, "VmHWM") / 1024, 1) for p in pids]
@@ -746,8 +783,17 @@ def main() -> int:
     p.add_argument("--prefill", type=int, default=0,
                    help="before the measured runs, store this many copies of a warm-up submission with bulk SQL "
                         "(bench/ingest/growth.py): the cost of a submission with that many already stored")
+    p.add_argument("--kinds", default="plain",
+                   help="comma-separated runs: plain (the 60-question form, the runs above), register (a child's "
+                        "registration: entity create), visit (a visit updating each child the register run made: "
+                        "entity update; needs register before it). Default: plain")
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()
+    args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if not set(args.kinds) <= {"plain", "register", "visit"} or (
+            "visit" in args.kinds and ("register" not in args.kinds
+                                       or args.kinds.index("visit") < args.kinds.index("register"))):
+        p.error("--kinds: plain, register, visit (visit after register)")
     if not 1 <= args.n <= 100_000 or not 1 <= args.concurrency <= 256 or not 0 <= args.big_mb <= 500:
         p.error("--n 1..100000, --concurrency 1..256, --big-mb 0..500")
     args.photos = {"no": [False], "yes": [True], "both": [False, True]}[args.photo]

@@ -24,7 +24,6 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.models import ChildDirectory, Dataset, Entity, EntityVersion, Submission, SubmissionVersion, utcnow
-from app.prepared import Prepared
 from app.services import events
 from app.services.answers import answer
 from app.services.children.store import CHILDREN, answers_for
@@ -115,9 +114,6 @@ def write(session: Session, entity: Entity, submission_id: int, values: dict[str
     return row
 
 
-_INSERT = Prepared(ChildDirectory.__table__.insert(), [c.key for c in ChildDirectory.__table__.columns])
-
-
 def _lean(event: events.ChildChanged, conn: Any) -> events.Writer:
     """on_child_changed on the lean path: the new child's row, written with the change."""
     if not event.created or event.dataset != CHILDREN:
@@ -125,10 +121,10 @@ def _lean(event: events.ChildChanged, conn: Any) -> events.Writer:
     answers = event.answers if event.answers is not None else dict(event.version.data or {})
     name, guardian, id_number, text = facts(answers)
 
-    def write(conn: Any) -> None:
-        _INSERT.run(conn, {"entity_id": event.entity.id, "full_name": name, "guardian_name": guardian,
-                           "id_number": id_number, "search_text": text,
-                           "submission_id": event.version.submission_id, "updated_at": utcnow()}).close()
+    def write(rows: Any) -> None:
+        rows.insert(ChildDirectory.__table__, {
+            "entity_id": event.entity.id, "full_name": name, "guardian_name": guardian, "id_number": id_number,
+            "search_text": text, "submission_id": event.version.submission_id, "updated_at": utcnow()})
     return write
 
 

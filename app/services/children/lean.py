@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, literal, select
+import orjson
+from sqlalchemy import Integer, Table, TextClause, and_, bindparam, exists, func, literal, select, text
 
 from app.models import Dataset, Entity, EntityEvent, EntityVersion, PurgedEntity, SubmissionVersion, User, utcnow
 from app.prepared import Prepared
@@ -39,25 +40,103 @@ _E, _V, _EV, _DS = Entity.__table__, EntityVersion.__table__, EntityEvent.__tabl
 _LOCK = Prepared(select(Dataset.id, Dataset.name).where(Dataset.project_id == bindparam("project_id"),
                                                         Dataset.name == bindparam("name")).with_for_update())
 _BRANCH_WAITING = exists().where(EntityEvent.status == "backlog", EntityEvent.branch_id == bindparam("branch"))
-_NEW_ID_FREE = Prepared(select(
+_NEW_ID_FREE = select(
     exists().where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")),
     exists().where(EntityEvent.status == "backlog", EntityEvent.entity_uuid == bindparam("uid")),
     exists().where(PurgedEntity.dataset_id == bindparam("ds"), PurgedEntity.uuid == bindparam("uid")),
-    _BRANCH_WAITING))
-_TARGET = Prepared(
-    select(Entity.id, Entity.version, Entity.region_code, Entity.deleted_at, Entity.merged_into, Entity.closed_at,
-           Entity.conflict, EntityVersion.label, EntityVersion.data, _BRANCH_WAITING)
-    .select_from(Entity)
-    .outerjoin(EntityVersion, and_(EntityVersion.entity_id == Entity.id, EntityVersion.version == Entity.version))
-    .where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")))
-_INSERT_ENTITY = Prepared(_E.insert().returning(_E.c.id), [c.key for c in _E.columns if c.key != "id"])
-_UPDATE_ENTITY = Prepared(_E.update().where(_E.c.id == bindparam("entity_id")).values(
+    _BRANCH_WAITING)
+_TARGET = (select(Entity.id, Entity.version, Entity.region_code, Entity.deleted_at, Entity.merged_into,
+                  Entity.closed_at, Entity.conflict, EntityVersion.label, EntityVersion.data, _BRANCH_WAITING)
+           .select_from(Entity)
+           .outerjoin(EntityVersion, and_(EntityVersion.entity_id == Entity.id,
+                                          EntityVersion.version == Entity.version))
+           .where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")))
+# PostgreSQL: the same statement draws a new entity's id, so that its rows need not read it back and all go to the
+# server in one statement (Rows.flush); SQLite gives it as the row goes in.
+_NEW_ID = func.nextval(func.pg_get_serial_sequence("entity", "id"))
+_CREATE_FACTS = {"sqlite": Prepared(_NEW_ID_FREE), "postgresql": Prepared(_NEW_ID_FREE.add_columns(_NEW_ID))}
+_UPDATE_FACTS = {"sqlite": Prepared(_TARGET), "postgresql": Prepared(_TARGET)}
+_UPDATE_ENTITY = Prepared(_E.update().where(_E.c.id == bindparam("id")).values(
     version=bindparam("version"), label=bindparam("label"), data=bindparam("data"),
     region_code=bindparam("region_code"), updated_at=bindparam("updated_at")))
-_INSERT_VERSION = Prepared(_V.insert(), [c.key for c in _V.columns if c.key != "id"])
-_BUMP = Prepared(_DS.update().where(_DS.c.id == bindparam("ds"))
+_BUMP = Prepared(_DS.update().where(_DS.c.id == bindparam("id"))
                  .values(revision=func.coalesce(_DS.c.revision, literal(0)) + 1))
-_INSERT_EVENT = Prepared(_EV.insert(), [c.key for c in _EV.columns if c.key != "id"])
+
+
+_INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
+
+
+class Rows:
+    """Where a lean change's writes go. SQLite: each runs at once (statements compiled once per table and columns).
+    PostgreSQL: they are collected and written together by `flush`, in one statement."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.postgresql = conn.dialect.name == "postgresql"
+        self.writes: list[tuple[str, Table, dict[str, Any]]] = []
+
+    def insert(self, table: Table, values: dict[str, Any]) -> int | None:
+        """A row (SQLite: written now, its id returned; PostgreSQL: None)."""
+        if self.postgresql:
+            self.writes.append(("insert", table, values))
+            return None
+        key = (table.name, tuple(values))
+        statement = _INSERTS.get(key)
+        if statement is None:
+            statement = _INSERTS[key] = Prepared(table.insert(), list(values))
+        cursor = statement.run(self.conn, values)
+        cursor.close()
+        return cursor.lastrowid
+
+    def _own(self, kind: str, table: Table, statement: Prepared, values: dict[str, Any]) -> None:
+        if self.postgresql:
+            self.writes.append((kind, table, values))
+        else:
+            statement.run(self.conn, values).close()
+
+    def flush(self) -> None:
+        """PostgreSQL: write what was collected, in one statement (built once per shape: which rows, which columns)
+        — data-modifying CTEs, each row one JSON parameter turned into the table's row type by the server
+        (jsonb_populate_record), so that the statement stays short and its parameters few (psycopg keeps the
+        parsed form of such statements only). Foreign keys between the rows are checked at the statement's end."""
+        if not self.writes:
+            return
+        shape = tuple((kind, table.name, tuple(values)) for kind, table, values in self.writes)
+        statement = _PG_WRITES.get(shape)
+        if statement is None:
+            statement = _PG_WRITES[shape] = Prepared(_pg_writes(shape))
+        params: dict[str, Any] = {}
+        for i, (kind, _table, values) in enumerate(self.writes):
+            if kind != "revision":
+                params[f"x{i}"] = orjson.dumps(values).decode()
+            if kind != "insert":
+                params[f"x{i}_id"] = values["id"]
+        self.writes = []
+        statement.run(self.conn, params).close()
+
+
+_PG_WRITES: dict[tuple[Any, ...], Prepared] = {}
+
+
+def _pg_writes(shape: tuple[tuple[str, str, tuple[str, ...]], ...]) -> TextClause:
+    ctes, params = [], []
+    for i, (kind, table, columns) in enumerate(shape):
+        if kind != "revision":
+            params.append(bindparam(f"x{i}"))
+        if kind != "insert":
+            params.append(bindparam(f"x{i}_id", type_=Integer()))
+        row = f"jsonb_populate_record(NULL::{table}, CAST(:x{i} AS JSONB))"
+        if kind == "insert":
+            names = ", ".join(f'"{c}"' for c in columns)
+            ctes.append(f"x{i} AS (INSERT INTO {table} ({names}) SELECT {names} FROM {row})")
+        elif kind == "entity":  # the entity's new version: the columns given, but the id, which names the row
+            names = ", ".join(f'"{c}"' for c in columns if c != "id")
+            ctes.append(f"x{i} AS (UPDATE entity SET ({names}) = (SELECT {names} FROM {row}) "
+                        f"WHERE id = CAST(:x{i}_id AS INTEGER))")
+        else:  # "revision": the list's
+            ctes.append(f"x{i} AS (UPDATE dataset SET revision = COALESCE(revision, 0) + 1 "
+                        f"WHERE id = CAST(:x{i}_id AS INTEGER))")
+    return text("WITH " + ", ".join(ctes) + " SELECT 1").bindparams(*params)
 
 
 @dataclass
@@ -74,37 +153,38 @@ class Change:
     base_version: int | None
     writers: list[events.Writer]
 
-    def write(self, conn: Any, submission_id: int, version_id: int) -> None:
-        """The entity's rows, the list's revision, the entity event, then the after-effects' rows."""
+    def write(self, rows: Rows, submission_id: int, version_id: int) -> None:
+        """The entity's rows, the list's revision, the after-effects' rows and the entity event (SQLite: written
+        now; PostgreSQL: collected in `rows`)."""
         now = utcnow()
         self.version.id, self.version.submission_id = version_id, submission_id
         e, block = self.entity, self.block
         created = self.base_version is None
         if created:
-            cursor = _INSERT_ENTITY.run(conn, {
-                "dataset_id": self.dataset_id, "uuid": e.uuid, "label": e.label, "version": 1, "data": e.data,
-                "region_code": e.region_code, "conflict": None, "created_at": now, "updated_at": now,
+            new_id = rows.insert(_E, {
+                "id": e.id, "dataset_id": self.dataset_id, "uuid": e.uuid, "label": e.label, "version": 1,
+                "data": e.data, "region_code": e.region_code, "conflict": None, "created_at": now, "updated_at": now,
                 "deleted_at": None, "merged_into": None, "closed_at": None, "close_reason": None,
                 "anonymised_at": None})
-            e.id = cursor.fetchone()[0]
-            cursor.close()
+            if e.id is None:  # SQLite: the row is in, its id given
+                e.id = new_id
         else:
-            _UPDATE_ENTITY.run(conn, {"entity_id": e.id, "version": e.version, "label": e.label, "data": e.data,
-                                      "region_code": e.region_code, "updated_at": now}).close()
+            rows._own("entity", _E, _UPDATE_ENTITY, {"id": e.id, "version": e.version, "label": e.label,  # noqa: SLF001
+                                                     "data": e.data, "region_code": e.region_code, "updated_at": now})
         branch = block.branch_id if created or block.trunk_version is not None else None
-        _INSERT_VERSION.run(conn, {
+        rows.insert(_V, {
             "entity_id": e.id, "version": e.version, "label": e.label, "data": e.data,
             "data_received": self.received, "submission_id": submission_id, "submission_version_id": version_id,
             "user_id": None, "base_version": self.base_version, "trunk_version": block.trunk_version,
             "branch_id": branch, "branch_base_version": self.base_version if branch and not created else None,
             "conflict": None, "conflicting_properties": None, "created_at": now, "action": None, "actor_id": None,
-            "note": None}).close()
-        _BUMP.run(conn, {"ds": self.dataset_id}).close()
+            "note": None})
+        rows._own("revision", _DS, _BUMP, {"id": self.dataset_id})  # noqa: SLF001
         for writer in self.writers:
-            writer(conn)
-        _INSERT_EVENT.run(conn, {
+            writer(rows)
+        rows.insert(_EV, {
             "submission_version_id": version_id, "dataset": self.dataset, "entity_uuid": self.uid,
-            "status": "applied", "code": None, "message": "", "branch_id": None, "created_at": now}).close()
+            "status": "applied", "code": None, "message": "", "branch_id": None, "created_at": now})
 
 
 def eligible(schema: FormSchema, block: EntityBlock | None) -> bool:
@@ -134,20 +214,21 @@ def prepare(conn: Any, database: str, project_id: int, user: User | None, schema
         label = (block.label or "").strip()
         if not label:
             return None
-        taken, waiting, purged, branch_waiting = _NEW_ID_FREE.rows(conn, {"ds": ds_id, "uid": uid,
-                                                                          "branch": branch})[0]
+        facts = _CREATE_FACTS[conn.dialect.name].rows(conn, {"ds": ds_id, "uid": uid, "branch": branch})[0]
+        taken, waiting, purged, branch_waiting = facts[:4]
+        new_id = facts[4] if len(facts) > 4 else None
         if taken or waiting or purged or (block.branch_id and branch_waiting):
             return None
         regions = [new_region]
-        entity = Entity(dataset_id=ds_id, uuid=uid, label=label, version=1, data=dict(received),
+        entity = Entity(id=new_id, dataset_id=ds_id, uuid=uid, label=label, version=1, data=dict(received),
                         region_code=new_region, closed_at=None)
         base_version = None
     else:
-        found = _TARGET.rows(conn, {"ds": ds_id, "uid": uid, "branch": branch})
+        found = _UPDATE_FACTS[conn.dialect.name].rows(conn, {"ds": ds_id, "uid": uid, "branch": branch})
         if not found:
             return None
         (entity_id, version, region, deleted_at, merged_into, closed_at, conflict, current_label, current_data,
-         branch_waiting) = found[0]
+         branch_waiting) = found[0][:10]
         base_version = block.base_version
         offline_later = block.branch_id is not None and block.trunk_version is not None \
             and base_version != block.trunk_version

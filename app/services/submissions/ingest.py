@@ -271,7 +271,9 @@ def _write_lean(db: Database, project_id: int, form_pk: int, version_pk: int, sc
             result, row = _insert_new(conn, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
                                       stored, device_id, user_agent, region_fallback)
             try:
-                change.write(conn, row["submission_id"], row["id"])
+                rows = lean_entities.Rows(conn)
+                change.write(rows, row["submission_id"], row["id"])
+                rows.flush()  # PostgreSQL: the entity's rows in one statement
             except DBAPIError:
                 raise  # a lost race or a fault: the caller's retries and 503
             except Exception as err:
