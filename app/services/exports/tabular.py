@@ -306,6 +306,10 @@ class Plan:
                 .outerjoin(User, User.id == S.submitter_id).order_by(*order).limit(batch))
         where = self._where()
         branches = self._county_branches()
+        # a walk joins the version only when a condition reads it (a form version, an OData $filter): else
+        # "has a current version" (what the join checks, by its foreign key) is read from the record itself
+        walk = (select(S.id).join(V, V.id == S.current_version_id) if self.options.form_version or self.extra_where
+                else select(S.id).where(S.current_version_id.is_not(None)))
         low = [_position() > _key(after)] if after is not None else []
         high = [_position() <= _key(upto)] if upto is not None else []
 
@@ -324,8 +328,8 @@ class Plan:
                 return rows.where(*where, *keyset)
             # One ordered walk of the county index per branch, each a page long; the page is the first `batch`
             # of their union (a sort of at most len(branches) * batch ids).
-            walks = [select(S.id).join(V, V.id == S.current_version_id).where(*where, branch, *keyset)
-                     .order_by(*order).limit(batch).subquery() for branch in branches]
+            walks = [walk.where(*where, branch, *keyset).order_by(*order).limit(batch).subquery()
+                     for branch in branches]
             ids = [select(w.c.id) for w in walks]
             return rows.where(S.id.in_(ids[0].union_all(*ids[1:])))
         conn = session.connection()

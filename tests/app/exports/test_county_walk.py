@@ -19,7 +19,7 @@ from tests.support.digest_client import DigestClient
 
 INDEX = "ix_submission_form_county_created_id"
 QUERIES = ("", "?region=540121", "?region=540121100201", "?region=540102", "?region=5401", "?region=540123",
-           "?region=540121&date_from=2026-03-04", "?region=540102&review_states=approved")
+           "?region=540121&date_from=2026-03-04", "?region=540102&review_states=approved", "?form_version=1")
 
 
 @pytest.fixture
@@ -94,6 +94,7 @@ def test_a_county_export_gives_the_same_rows_with_and_without_the_county_conditi
     assert keys[("admin1", "?region=540102&review_states=approved")] == ["uuid:c3"]
     assert keys[("mgr_b", "")] == keys[("mgr_v", "")] == ["uuid:c6", "uuid:c4", "uuid:c2", "uuid:c8", "uuid:c0"]
     assert keys[("mgr_b", "?region=540121")] == keys[("admin1", "?region=540121")]  # no c8: it has no region
+    assert keys[("mgr_b", "?form_version=1")] == keys[("mgr_b", "")]  # the walks join the version for this one
     assert keys[("mgr_p", "")] == keys[("admin1", "")] == ["uuid:c7", "uuid:c6", "uuid:c5", "uuid:c4", "uuid:c9",
                                                           "uuid:c3", "uuid:c2", "uuid:c8", "uuid:c1", "uuid:c0"]
     assert keys[("mgr_b", "?region=540102")] == []  # outside the manager's own county
