@@ -24,7 +24,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Connection, Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import problems
@@ -274,9 +274,9 @@ def _write_lean(db: Database, project_id: int, form_pk: int, version_pk: int, sc
                 rows = lean_entities.Rows(conn)
                 change.write(rows, row["submission_id"], row["id"])
                 rows.flush()  # PostgreSQL: the entity's rows in one statement
-            except DBAPIError:
-                raise  # a lost race or a fault: the caller's retries and 503
-            except Exception as err:
+            except (IntegrityError, OperationalError):
+                raise  # a twin's race, a lost race or a fault: the caller's retries and 503
+            except Exception as err:  # e.g. a value the database refuses: the full path records it as an entity error
                 log.error("lean entity change of %s failed: %s at %s; taking the full path", instance_id,
                           type(err).__name__, events.where(err))
                 raise _NotPlain from err

@@ -183,12 +183,13 @@ def test_a_failing_lean_write_takes_the_full_path(setup: Any, rt: Any, monkeypat
             "uuid:r1", "uuid:f1"]
 
 
-@pytest.mark.parametrize("error", ["deadlock", "integrity"])
+@pytest.mark.parametrize("error", ["deadlock", "integrity", "data"])
 def test_a_lost_race_in_the_lean_path_runs_the_record_again(setup: Any, rt: Any, monkeypatch: Any,
                                                             error: str) -> None:
     """A deadlock is retried (the lean path again); a unique violation is taken as a twin's race: the next attempt
-    looks for the twin and takes the full path. Either way the first attempt leaves nothing behind."""
-    from sqlalchemy.exc import IntegrityError
+    looks for the twin and takes the full path; a value the database refuses sends the record down the full path,
+    which records entity errors as events (never a 5xx). Either way the first attempt leaves nothing behind."""
+    from sqlalchemy.exc import DataError, IntegrityError
 
     from tests.app.children.test_concurrency_entities import PgError
 
@@ -202,7 +203,8 @@ def test_a_lost_race_in_the_lean_path_runs_the_record_again(setup: Any, rt: Any,
         calls.append(1)
         if len(calls) == 1:
             raise (OperationalError("UPDATE dataset", {}, PgError("40P01", "deadlock detected")) if error == "deadlock"
-                   else IntegrityError("INSERT", {}, PgError("23505", "duplicate key")))
+                   else IntegrityError("INSERT", {}, PgError("23505", "duplicate key")) if error == "integrity"
+                   else DataError("INSERT", {}, PgError("22001", "value too long")))
         real(self, conn, *args)
 
     monkeypatch.setattr(lean.Change, "write", once)
