@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -20,6 +20,10 @@ class Submission(Base):
         # Keyset pages of a form's submissions (newest first) and the dashboard's weekly counts.
         Index("ix_submission_form_created_id", "form_id", "created_at", "id"),
         Index("ix_submission_created_id", "created_at", "id"),
+        # A county's records of a form in that order (exports of one county; migration 0027): the county is
+        # the region code's first six digits ('' for none), written as tabular.county_of writes it.
+        Index("ix_submission_form_county_created_id", "form_id", text("coalesce(substr(region_code, 1, 6), '')"),
+              "created_at", "id"),
         # Region scopes are prefixes (`LIKE '5402%'`): pattern ops let PostgreSQL use the index in any collation.
         Index("ix_submission_region_code", "region_code", postgresql_ops={"region_code": "varchar_pattern_ops"}),
         # The trash: a form's deleted records, and the purge of those deleted more than 30 days ago.

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
 from app.db import Database
-from app.models import Form, Submission, SubmissionVersion, User
+from app.models import Form, User
 from app.services.exports.options import ExportOptions
 from app.services.exports.tabular import Plan
 
@@ -56,9 +55,7 @@ def processes_setting() -> int:
 def split_points(plan: Plan, session: Session, total: int, parts: int, lead: float = LEAD) -> list[tuple[Any, int]]:
     """The (created_at, id) of the last row of each part but the last: the first part (the parent's)
     has weight 1 + lead, the others 1."""
-    S, V = Submission, SubmissionVersion
-    q = (select(S.created_at, S.id).select_from(S).join(V, V.id == S.current_version_id)
-         .where(*plan._where()).order_by(S.created_at, S.id).limit(1))
+    q = plan.positions().limit(1)
     points = []
     weight = parts + lead
     for i in range(1, parts):
