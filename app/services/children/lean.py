@@ -29,7 +29,17 @@ from typing import Any
 import orjson
 from sqlalchemy import Integer, Table, TextClause, and_, bindparam, exists, func, literal, select, text
 
-from app.models import Dataset, Entity, EntityEvent, EntityVersion, PurgedEntity, SubmissionVersion, User, utcnow
+from app.models import (
+    ChildDirectory,
+    Dataset,
+    Entity,
+    EntityEvent,
+    EntityVersion,
+    PurgedEntity,
+    SubmissionVersion,
+    User,
+    utcnow,
+)
 from app.prepared import Prepared
 from app.services import access, events
 from app.services.children import entities
@@ -55,17 +65,27 @@ _TARGET = (select(Entity.id, Entity.version, Entity.region_code, Entity.deleted_
            .outerjoin(EntityVersion, and_(EntityVersion.entity_id == Entity.id,
                                           EntityVersion.version == Entity.version))
            .where(Entity.dataset_id == bindparam("ds"), Entity.uuid == bindparam("uid")))
-# PostgreSQL: the same statement draws a new entity's id, so that its rows need not read it back and all go to the
-# server in one statement (Rows.flush); SQLite gives it as the row goes in.
-_NEW_ID = func.nextval(func.pg_get_serial_sequence("entity", "id"))
-_CREATE_FACTS = {"sqlite": Prepared(_NEW_ID_FREE), "postgresql": Prepared(_NEW_ID_FREE.add_columns(_NEW_ID))}
-_UPDATE_FACTS = {"sqlite": Prepared(_TARGET), "postgresql": Prepared(_TARGET)}
+# PostgreSQL: the same statement draws the ids of the record, its version, a new entity, its version and the event,
+# so that no row is read back and all go to the server in one statement (Rows.flush); SQLite gives them as the rows
+# go in.
+_CREATE_IDS = ("submission", "submission_version", "entity", "entity_version", "entity_event")
+_UPDATE_IDS = ("submission", "submission_version", "entity_version", "entity_event")
+
+
+def _drawing(tables: tuple[str, ...]) -> list[Any]:
+    return [func.nextval(func.pg_get_serial_sequence(table, "id")) for table in tables]
+
+
+_CREATE_FACTS = {"sqlite": Prepared(_NEW_ID_FREE),
+                 "postgresql": Prepared(_NEW_ID_FREE.add_columns(*_drawing(_CREATE_IDS)))}
+_UPDATE_FACTS = {"sqlite": Prepared(_TARGET), "postgresql": Prepared(_TARGET.add_columns(*_drawing(_UPDATE_IDS)))}
 _UPDATE_ENTITY = Prepared(_E.update().where(_E.c.id == bindparam("id")).values(
     version=bindparam("version"), label=bindparam("label"), data=bindparam("data"),
     region_code=bindparam("region_code"), updated_at=bindparam("updated_at")))
 
 
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
+_TABLES = {t.name: t for t in (_E, _V, _EV, ChildDirectory.__table__)}
 
 
 class Rows:
@@ -97,18 +117,19 @@ class Rows:
         else:
             _UPDATE_ENTITY.run(self.conn, values).close()
 
-    def flush(self) -> None:
-        """PostgreSQL: write what was collected, in one statement (built once per shape: which rows, which columns)
-        — data-modifying CTEs, each row one JSON parameter turned into the table's row type by the server
-        (jsonb_populate_record), so that the statement stays short and its parameters few (psycopg keeps the
-        parsed form of such statements only). Foreign keys between the rows are checked at the statement's end."""
-        if not self.writes:
+    def flush(self, record: tuple[tuple[list[str], list[Any]], dict[str, Any]] | None = None) -> None:
+        """PostgreSQL: write what was collected — after the record's own CTEs and their parameters when `record`
+        is given — in one statement, built once per shape (which rows, which columns): data-modifying CTEs, each
+        row one JSON parameter made the table's row by the server (jsonb_populate_record), so that the statement
+        stays short and its parameters few (psycopg keeps the parsed form of such statements only). Foreign keys
+        between the rows are checked at the statement's end."""
+        if not self.writes and record is None:
             return
-        shape = tuple((kind, table.name, tuple(values)) for kind, table, values in self.writes)
+        shape = (record is not None, tuple((kind, table.name, tuple(values)) for kind, table, values in self.writes))
         statement = _PG_WRITES.get(shape)
         if statement is None:
-            statement = _PG_WRITES[shape] = Prepared(_pg_writes(shape))
-        params: dict[str, Any] = {}
+            statement = _PG_WRITES[shape] = Prepared(_pg_writes(shape[1], record[0] if record else None))
+        params: dict[str, Any] = dict(record[1]) if record else {}
         for i, (kind, _table, values) in enumerate(self.writes):
             params[f"x{i}"] = orjson.dumps(values).decode()
             if kind != "insert":
@@ -120,14 +141,17 @@ class Rows:
 _PG_WRITES: dict[tuple[Any, ...], Prepared] = {}
 
 
-def _pg_writes(shape: tuple[tuple[str, str, tuple[str, ...]], ...]) -> TextClause:
-    ctes, params = [], []
+def _pg_writes(shape: tuple[tuple[str, str, tuple[str, ...]], ...],
+               first: tuple[list[str], list[Any]] | None) -> TextClause:
+    ctes, params = (list(first[0]), list(first[1])) if first else ([], [])
     for i, (kind, table, columns) in enumerate(shape):
         params.append(bindparam(f"x{i}"))
         if kind != "insert":
             params.append(bindparam(f"x{i}_id", type_=Integer()))
         row = f"jsonb_populate_record(NULL::{table}, CAST(:x{i} AS JSONB))"
-        if kind == "insert":
+        if kind == "insert" and set(columns) == {c.name for c in _TABLES[table].columns}:
+            ctes.append(f"x{i} AS (INSERT INTO {table} SELECT * FROM {row})")  # every column given: the row itself
+        elif kind == "insert":
             names = ", ".join(f'"{c}"' for c in columns)
             ctes.append(f"x{i} AS (INSERT INTO {table} ({names}) SELECT {names} FROM {row})")
         else:  # "entity": the entity's new version: the columns given, but the id, which names the row
@@ -150,6 +174,7 @@ class Change:
     version: SubmissionVersion  # transient: the record's version (ids set by `write`)
     base_version: int | None
     writers: list[events.Writer]
+    drawn: dict[str, int]  # PostgreSQL: the ids drawn for the rows, by table (SQLite: none)
 
     def write(self, rows: Rows, submission_id: int, version_id: int) -> None:
         """The entity's rows, the after-effects' rows and the entity event (the list's revision was counted with its
@@ -172,17 +197,18 @@ class Change:
                                 "region_code": e.region_code, "updated_at": now})
         branch = block.branch_id if created or block.trunk_version is not None else None
         rows.insert(_V, {
-            "entity_id": e.id, "version": e.version, "label": e.label, "data": e.data,
-            "data_received": self.received, "submission_id": submission_id, "submission_version_id": version_id,
-            "user_id": None, "base_version": self.base_version, "trunk_version": block.trunk_version,
-            "branch_id": branch, "branch_base_version": self.base_version if branch and not created else None,
-            "conflict": None, "conflicting_properties": None, "created_at": now, "action": None, "actor_id": None,
-            "note": None})
+            "id": self.drawn.get("entity_version"), "entity_id": e.id, "version": e.version, "label": e.label,
+            "data": e.data, "data_received": self.received, "submission_id": submission_id,
+            "submission_version_id": version_id, "user_id": None, "base_version": self.base_version,
+            "trunk_version": block.trunk_version, "branch_id": branch,
+            "branch_base_version": self.base_version if branch and not created else None, "conflict": None,
+            "conflicting_properties": None, "created_at": now, "action": None, "actor_id": None, "note": None})
         for writer in self.writers:
             writer(rows)
         rows.insert(_EV, {
-            "submission_version_id": version_id, "dataset": self.dataset, "entity_uuid": self.uid,
-            "status": "applied", "code": None, "message": "", "branch_id": None, "created_at": now})
+            "id": self.drawn.get("entity_event"), "submission_version_id": version_id, "dataset": self.dataset,
+            "entity_uuid": self.uid, "status": "applied", "code": None, "message": "", "branch_id": None,
+            "created_at": now})
 
 
 def eligible(schema: FormSchema, block: EntityBlock | None) -> bool:
@@ -214,11 +240,11 @@ def prepare(conn: Any, database: str, project_id: int, user: User | None, schema
             return None
         facts = _CREATE_FACTS[conn.dialect.name].rows(conn, {"ds": ds_id, "uid": uid, "branch": branch})[0]
         taken, waiting, purged, branch_waiting = facts[:4]
-        new_id = facts[4] if len(facts) > 4 else None
+        drawn = dict(zip(_CREATE_IDS, facts[4:], strict=False))
         if taken or waiting or purged or (block.branch_id and branch_waiting):
             return None
         regions = [new_region]
-        entity = Entity(id=new_id, dataset_id=ds_id, uuid=uid, label=label, version=1, data=dict(received),
+        entity = Entity(id=drawn.get("entity"), dataset_id=ds_id, uuid=uid, label=label, version=1, data=dict(received),
                         region_code=new_region, closed_at=None)
         base_version = None
     else:
@@ -227,6 +253,7 @@ def prepare(conn: Any, database: str, project_id: int, user: User | None, schema
             return None
         (entity_id, version, region, deleted_at, merged_into, closed_at, conflict, current_label, current_data,
          branch_waiting) = found[0][:10]
+        drawn = dict(zip(_UPDATE_IDS, found[0][10:], strict=False))
         base_version = block.base_version
         offline_later = block.branch_id is not None and block.trunk_version is not None \
             and base_version != block.trunk_version
@@ -250,7 +277,7 @@ def prepare(conn: Any, database: str, project_id: int, user: User | None, schema
     writers = events.lean_plan(event, conn)
     if writers is None:
         return None
-    return Change(ds_id, block.dataset[:100], uid, block, received, entity, version_row, base_version, writers)
+    return Change(ds_id, block.dataset[:100], uid, block, received, entity, version_row, base_version, writers, drawn)
 
 
 __all__ = ["Change", "eligible", "prepare"]

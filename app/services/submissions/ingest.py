@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import Connection, Table, TextClause, and_, bindparam, select, text
+from sqlalchemy import BigInteger, Connection, Table, TextClause, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -268,12 +268,17 @@ def _write_lean(db: Database, project_id: int, form_pk: int, version_pk: int, sc
                                            envelope.entity, data)  # type: ignore[attr-defined]
             if change is None:
                 raise _NotPlain
+            drawn = change.drawn
+            deferred: dict[str, Any] = {}
+            # PostgreSQL (a record without nested repeats): the record's rows go with the entity's, one statement.
+            defer = ((drawn["submission"], drawn["submission_version"]), deferred) \
+                if drawn and one_statement(data) else None
             result, row = _insert_new(conn, form_pk, version_pk, user, envelope, data, xml, xml_sha, instance_id,
-                                      stored, device_id, user_agent, region_fallback)
+                                      stored, device_id, user_agent, region_fallback, defer=defer)
             try:
                 rows = lean_entities.Rows(conn)
                 change.write(rows, row["submission_id"], row["id"])
-                rows.flush()  # PostgreSQL: the entity's rows in one statement
+                rows.flush(record=(_PG_RECORD_GIVEN, deferred) if deferred else None)
             except (IntegrityError, OperationalError):
                 raise  # a twin's race, a lost race or a fault: the caller's retries and 503
             except Exception as err:  # e.g. a value the database refuses: the full path records it as an entity error
@@ -389,12 +394,13 @@ _SET_CURRENT = Prepared(_SUB.update().where(_SUB.c.id == bindparam("sub_id"))
                         .values(current_version_id=bindparam("vid")))
 
 
-def _pg_insert_both(rows_and_files: bool = False) -> TextClause:
-    """PostgreSQL: the submission and its version in one statement (one round trip instead of three). Both ids
-    are drawn first, so the submission names its current version at once; the two foreign keys between the
-    rows are checked at the end of the statement, when both exist."""
+def _pg_record_ctes(rows_and_files: bool = False, given_ids: bool = False) -> tuple[list[str], list[Any]]:
+    """PostgreSQL: the CTEs that write a new record — its submission and version, with `rows_and_files` its repeat
+    rows (without nesting) and attachment rows — and their typed parameters. Both ids come first (`ids`: drawn
+    here, or given as :sid and :vid), so the submission names its current version at once; the two foreign keys
+    between the rows are checked at the end of the statement, when both exist."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    params = []
+    params: list[Any] = []
 
     def values(table: Table, prefix: str, ids: dict[str, str]) -> str:
         out = []
@@ -411,7 +417,10 @@ def _pg_insert_both(rows_and_files: bool = False) -> TextClause:
     def names(table: Table) -> str:
         return ", ".join(f'"{c.name}"' for c in table.columns if c.name != "id")
 
+    if given_ids:
+        params += [bindparam("sid", type_=BigInteger()), bindparam("vid", type_=BigInteger())]
     ctes = [
+        "ids AS (SELECT CAST(:sid AS BIGINT) AS sid, CAST(:vid AS BIGINT) AS vid)" if given_ids else
         "ids AS (SELECT nextval(pg_get_serial_sequence('submission', 'id')) AS sid, "
         "nextval(pg_get_serial_sequence('submission_version', 'id')) AS vid)",
         f"s AS (INSERT INTO submission (id, {names(_SUB)}) "
@@ -437,12 +446,20 @@ def _pg_insert_both(rows_and_files: bool = False) -> TextClause:
             "AS y(i integer, name varchar, blob_key varchar, md5 varchar, size bigint, content_type varchar) "
             "ORDER BY y.i)",
         ]
-    sql = "WITH " + ", ".join(ctes) + " SELECT sid, vid FROM ids"
-    return text(sql).bindparams(*params)
+    return ctes, params
+
+
+def _pg_insert_both(rows_and_files: bool = False) -> TextClause:
+    """PostgreSQL: the submission and its version (with `rows_and_files` its repeat rows and files) in one
+    statement, one round trip instead of three."""
+    ctes, params = _pg_record_ctes(rows_and_files)
+    return text("WITH " + ", ".join(ctes) + " SELECT sid, vid FROM ids").bindparams(*params)
 
 
 _PG_INSERT_BOTH = Prepared(_pg_insert_both())
 _PG_INSERT_ALL = Prepared(_pg_insert_both(rows_and_files=True))
+# The lean entity path's record, ids drawn beforehand: its CTEs go first in the statement of the entity's rows.
+_PG_RECORD_GIVEN = _pg_record_ctes(rows_and_files=True, given_ids=True)
 
 
 def _json(value: Any) -> str:
@@ -468,11 +485,14 @@ def _insert_row_ids(conn: Connection | RawConnection, rows: list[dict[str, Any]]
 def _insert_new(conn: Connection | RawConnection, form_pk: int, version_pk: int, user: User | None, envelope: object,
                 data: SubmissionData, xml: bytes, xml_sha: str, instance_id: str,
                 stored: dict[str, tuple[BlobInfo, str]], device_id: str | None, user_agent: str | None,
-                region_fallback: str | None) -> tuple[ReceiveResult, dict[str, Any]]:
+                region_fallback: str | None,
+                defer: tuple[tuple[int, int], dict[str, Any]] | None = None) -> tuple[ReceiveResult, dict[str, Any]]:
     """A new submission's rows, written with Core INSERTs: the same rows the ORM path (`_write` →
     `_new_version`) writes, in the same order, at a fraction of the CPU time (its entity change: `_write`).
     Returns the result and the version row's column values. `conn`: the write session's connection, or
-    Database.raw_write's."""
+    Database.raw_write's. `defer` (PostgreSQL, no nested repeats): the record's and version's ids, drawn by the
+    caller, and a dict that receives the parameters of `_PG_RECORD_GIVEN` instead of the rows being written (the
+    caller writes them in its own statement, `_write_lean`)."""
     now = utcnow()
     submitter = user.id if user else None
     block = envelope.entity  # type: ignore[attr-defined]
@@ -499,10 +519,14 @@ def _insert_new(conn: Connection | RawConnection, form_pk: int, version_pk: int,
                  for i, name in enumerate(data.attachments)]
         rows = [{"i": i, "repeat": r.repeat, "ordinal": r.ordinal, "data": r.values}
                 for i, r in enumerate(data.repeat_rows)]
-        cursor = _PG_INSERT_ALL.run(conn, both | {"rows_json": _json(rows), "files_json": _json(files),
-                                                  "files_at": now})
-        sub_id, version_id = cursor.fetchone()
-        cursor.close()
+        values = both | {"rows_json": _json(rows), "files_json": _json(files), "files_at": now}
+        if defer is not None:
+            (sub_id, version_id), out = defer
+            out.update(values, sid=sub_id, vid=version_id)
+        else:
+            cursor = _PG_INSERT_ALL.run(conn, values)
+            sub_id, version_id = cursor.fetchone()
+            cursor.close()
         return (ReceiveResult("created", sub_id, instance_id, form_pk, "Submission received.",
                               missing_files=missing), version | {"id": version_id, "submission_id": sub_id})
     if postgresql:

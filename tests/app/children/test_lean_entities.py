@@ -216,3 +216,23 @@ def _assert_visited_once(rt: Any, status: str) -> None:
         assert s.scalars(select(EntityEvent.status).order_by(EntityEvent.id)).all() == ["applied", "applied"]
         assert s.scalars(select(SubmissionVersion.instance_id).order_by(SubmissionVersion.id)).all() == [
             "uuid:r1", "uuid:f1"]
+
+
+def test_postgresql_statements_stay_in_psycopgs_cache(setup: Any, rt: Any) -> None:
+    """psycopg keeps the parsed form of a statement (and prepares it on the server after a few runs) only up to a
+    length and a number of parameters: the record's one statement and the lean path's must stay below both, or
+    every POST pays for parsing them again (docs/benchmarks.md, ingest, sixth round)."""
+    if rt.db.is_sqlite:
+        pytest.skip("PostgreSQL's statements")
+    from psycopg import _queries
+    from sqlalchemy.dialects import postgresql
+
+    dolma = phone(setup, "dolma")
+    post(dolma, reg_xml("uuid:r1", A, "扎西", "2015-03-14", VILLAGE_A, ID))
+    post(dolma, follow_xml("uuid:f1", A, 1, "watch"))
+    statements = [ingest._PG_INSERT_ALL.statement, *(p.statement for p in lean._PG_WRITES.values())]
+    assert len(statements) >= 3  # the record's, a registration's, a visit's
+    for statement in statements:
+        compiled = statement.compile(dialect=postgresql.dialect())
+        assert len(compiled.string) <= _queries.MAX_CACHED_STATEMENT_LENGTH - 400  # room for a few more columns
+        assert len(compiled.binds) <= _queries.MAX_CACHED_STATEMENT_PARAMS - 5
