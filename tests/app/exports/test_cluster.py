@@ -2,34 +2,20 @@
 the exports give the same rows afterwards, and the rows lie in (form, county, received) order."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from app.cli import main as cli_main
-from app.models import Submission
 from app.services.exports import layout
-from tests.app.conftest import PASSWORD
-from tests.app.exports.test_exports import CARE_MD, VILLAGE_A, VILLAGE_B, Api, care_xml, direct, send
-from tests.support.digest_client import DigestClient
+from tests.app.exports.test_exports import Api, arriving, direct
 
 
 @pytest.fixture
 def mixed(app: Any, rt: Any, make_user: Any, publish: Any) -> list[str]:
     """Six records arriving day by day, alternately from two counties (as records arrive)."""
-    publish(CARE_MD.format(version="1"), "care.md")
-    make_user("dolma", "collector", ["54"])
-    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
-    iids = [f"uuid:m{i}" for i in range(6)]
-    for i, iid in enumerate(iids):
-        send(phone, care_xml(iid, village=VILLAGE_A if i % 2 else VILLAGE_B,
-                             members=[("母亲", [f"kid{i}"])] if i % 3 else []))
-        with rt.db.write() as s:
-            s.execute(update(Submission).where(Submission.instance_id == iid).values(
-                created_at=datetime(2026, 3, 1 + i, 12, tzinfo=UTC)))
-    return iids
+    return arriving(app, rt, make_user, publish, [f"uuid:m{i}" for i in range(6)], [1 + i for i in range(6)])
 
 
 def test_cluster_keeps_every_export_row_and_stores_a_county_together(app: Any, rt: Any, make_user: Any,

@@ -14,7 +14,7 @@ from sqlalchemy import event, select, update
 from app.models import Dataset, Entity, Submission
 from app.services.exports import tabular
 from tests.app.conftest import PASSWORD
-from tests.app.exports.test_exports import CARE_MD, VILLAGE_A, VILLAGE_B, Api, care_xml, direct, send
+from tests.app.exports.test_exports import VILLAGE_A, VILLAGE_B, Api, arriving, care_xml, direct, send
 from tests.support.digest_client import DigestClient
 
 INDEX = "ix_submission_form_county_created_id"
@@ -26,16 +26,8 @@ QUERIES = ("", "?region=540121", "?region=540121100201", "?region=540102", "?reg
 def counties(app: Any, rt: Any, make_user: Any, publish: Any) -> list[str]:
     """Eight records from two counties arriving alternately, two of them in the same second; one approved; one
     whose region code is only a prefecture's (shorter than a county)."""
-    publish(CARE_MD.format(version="1"), "care.md")
-    make_user("dolma", "collector", ["54"])
+    iids = arriving(app, rt, make_user, publish, [f"uuid:c{i}" for i in range(8)], [1 + min(i, 6) for i in range(8)])
     phone = DigestClient(app.test_client(), "dolma", PASSWORD)
-    iids = [f"uuid:c{i}" for i in range(8)]
-    for i, iid in enumerate(iids):
-        send(phone, care_xml(iid, village=VILLAGE_A if i % 2 else VILLAGE_B,
-                             members=[("母亲", [f"kid{i}"])] if i % 3 else []))
-        with rt.db.write() as s:
-            s.execute(update(Submission).where(Submission.instance_id == iid).values(
-                created_at=datetime(2026, 3, 1 + min(i, 6), 12, tzinfo=UTC)))
     with rt.db.write() as s:
         s.execute(update(Submission).where(Submission.instance_id == "uuid:c3").values(review_state="approved"))
         s.execute(update(Submission).where(Submission.instance_id == "uuid:c5").values(region_code="5401"))

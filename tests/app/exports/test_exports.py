@@ -84,6 +84,23 @@ def send(phone: DigestClient, xml: bytes, files: dict[str, bytes] | None = None)
     assert resp.status_code == 201, resp.data
 
 
+def arriving(app: Any, rt: Any, make_user: Any, publish: Any, iids: list[str], days: list[int]) -> list[str]:
+    """Records sent by a collector of the province, alternately from two counties, record i received on day
+    days[i] of March 2026 (as records arrive); every third without a repeat."""
+    from app.models import Submission
+
+    publish(CARE_MD.format(version="1"), "care.md")
+    make_user("dolma", "collector", ["54"])
+    phone = DigestClient(app.test_client(), "dolma", PASSWORD)
+    for i, iid in enumerate(iids):
+        send(phone, care_xml(iid, village=VILLAGE_A if i % 2 else VILLAGE_B,
+                             members=[("母亲", [f"kid{i}"])] if i % 3 else []))
+        with rt.db.write() as s:
+            s.execute(update(Submission).where(Submission.instance_id == iid).values(
+                created_at=datetime(2026, 3, days[i], 12, tzinfo=UTC)))
+    return iids
+
+
 @pytest.fixture
 def two(phone: DigestClient) -> None:
     send(phone, care_xml("uuid:a1"), {"p1.jpg": PHOTO})
