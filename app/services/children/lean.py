@@ -30,7 +30,6 @@ import orjson
 from sqlalchemy import Integer, Table, TextClause, and_, bindparam, exists, func, literal, select, text
 
 from app.models import (
-    ChildDirectory,
     Dataset,
     Entity,
     EntityEvent,
@@ -85,7 +84,6 @@ _UPDATE_ENTITY = Prepared(_E.update().where(_E.c.id == bindparam("id")).values(
 
 
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
-_TABLES = {t.name: t for t in (_E, _V, _EV, ChildDirectory.__table__)}
 
 
 class Rows:
@@ -125,7 +123,7 @@ class Rows:
         between the rows are checked at the statement's end."""
         if not self.writes and record is None:
             return
-        shape = (record is not None, tuple((kind, table.name, tuple(values)) for kind, table, values in self.writes))
+        shape = (record is not None, tuple((kind, table, tuple(values)) for kind, table, values in self.writes))
         statement = _PG_WRITES.get(shape)
         if statement is None:
             statement = _PG_WRITES[shape] = Prepared(_pg_writes(shape[1], record[0] if record else None))
@@ -141,15 +139,16 @@ class Rows:
 _PG_WRITES: dict[tuple[Any, ...], Prepared] = {}
 
 
-def _pg_writes(shape: tuple[tuple[str, str, tuple[str, ...]], ...],
+def _pg_writes(shape: tuple[tuple[str, Table, tuple[str, ...]], ...],
                first: tuple[list[str], list[Any]] | None) -> TextClause:
     ctes, params = (list(first[0]), list(first[1])) if first else ([], [])
-    for i, (kind, table, columns) in enumerate(shape):
+    for i, (kind, t, columns) in enumerate(shape):
+        table = t.name
         params.append(bindparam(f"x{i}"))
         if kind != "insert":
             params.append(bindparam(f"x{i}_id", type_=Integer()))
         row = f"jsonb_populate_record(NULL::{table}, CAST(:x{i} AS JSONB))"
-        if kind == "insert" and set(columns) == {c.name for c in _TABLES[table].columns}:
+        if kind == "insert" and set(columns) == {c.name for c in t.columns}:
             ctes.append(f"x{i} AS (INSERT INTO {table} SELECT * FROM {row})")  # every column given: the row itself
         elif kind == "insert":
             names = ", ".join(f'"{c}"' for c in columns)
@@ -177,9 +176,8 @@ class Change:
     drawn: dict[str, int]  # PostgreSQL: the ids drawn for the rows, by table (SQLite: none)
 
     def write(self, rows: Rows, submission_id: int, version_id: int) -> None:
-        """The entity's rows, the after-effects' rows and the entity event (the list's revision was counted with its
-        lock, `prepare`) (SQLite: written
-        now; PostgreSQL: collected in `rows`)."""
+        """The entity's rows, the after-effects' rows and the entity event — SQLite: written now; PostgreSQL:
+        collected in `rows` (the list's revision was counted with its lock, `prepare`)."""
         now = utcnow()
         self.version.id, self.version.submission_id = version_id, submission_id
         e, block = self.entity, self.block
