@@ -46,9 +46,8 @@ class Entity(Base):
         # The children list: the pseudonym search (uuid prefix) and pages in name order (bench/scale).
         Index("ix_entity_dataset_uuid_prefix", "dataset_id", "uuid", postgresql_ops={"uuid": "varchar_pattern_ops"}),
         Index("ix_entity_label_id", "label", "id"),  # not after dataset_id: the list joins the dataset by name
-        # Name search (`label LIKE '%…%'`) through trigrams on PostgreSQL (a plain index elsewhere, and where
-        # migration 0018 could not create the pg_trgm extension); the overdue follow-ups (PostgreSQL only).
-        Index("ix_entity_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}),
+        # (The name search reads the squeezed label's trigrams, declared below; migration 0028 dropped the
+        # label's own trigram index, which nothing read.) The overdue follow-ups (PostgreSQL only):
         Index("ix_entity_deleted_at", "deleted_at"),  # the trash and its purge
         Index("ix_entity_followup_due", "dataset_id", text("(data ->> 'next_followup_due')")
               ).ddl_if(dialect="postgresql"),
