@@ -4,6 +4,7 @@
     .venv/bin/python bench/scale/run.py --children 20000 --submissions 100000   # a quick development run
     .venv/bin/python bench/scale/run.py                                         # full size (generation ~ minutes)
     .venv/bin/python bench/scale/run.py --reuse                                 # measure the database made before
+    .venv/bin/python bench/scale/run.py --reuse --replica                       # exports read from a hot standby
 
 Starts its own PostgreSQL server (binaries as tests/support/pgserver.py finds them) on a data directory
 that survives the run (--data-dir), creates the schema with the app's migrations, publishes the shipped
