@@ -41,6 +41,42 @@ def row(values: Iterable[Any]) -> list[Any]:
     return [cell(v) for v in values]
 
 
+class CsvWriter:
+    """csv.writer(out, lineterminator=...) with its default dialect ("excel": comma, double quote, quoting only
+    where needed), writing the same text, faster for the rows exports and entity lists write by the million.
+
+    csv.writer looks every character of every cell up in the line terminator with a function call: about a
+    third of a CSV export's Python instructions. Most rows need no quoting at all; such a row is exactly its
+    cells joined by commas (None as "", other values as str(), which is what csv writes). So a row is joined
+    first, and written as it is when the joined text holds no quote, CR or LF and exactly one comma fewer
+    than it has cells (no cell holds a comma); any other row is written by csv.writer itself.
+    tests/app/exports/test_spreadsheets.py compares both on random rows.
+    """
+
+    __slots__ = ("_csv", "_write", "_end")
+
+    def __init__(self, out: Any, lineterminator: str = "\r\n") -> None:
+        self._csv = csv.writer(out, lineterminator=lineterminator)
+        self._write = out.write
+        self._end = lineterminator
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        if row.__class__ is not list and row.__class__ is not tuple:
+            row = list(row)
+        try:
+            line = ",".join(row)  # type: ignore[arg-type]
+        except TypeError:  # numbers, None, other values
+            line = ",".join([c if c.__class__ is str else "" if c is None else str(c) for c in row])
+        if ('"' in line or "\n" in line or "\r" in line or len(row) < 2  # type: ignore[arg-type]
+                or line.count(",") != len(row) - 1):  # type: ignore[arg-type]
+            return self._csv.writerow(row)
+        return self._write(line + self._end)
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 class SafeCsvWriter:
     """csv.writer whose rows are made safe first."""
 

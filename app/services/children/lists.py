@@ -23,6 +23,7 @@ from app.services import access
 from app.services.children.store import get_dataset
 from app.services.metrics import ENTITY_LIST_BUILDS
 from app.services.regions import covers
+from app.services.spreadsheets import CsvWriter
 from forms import normalize_uuid
 
 
@@ -56,7 +57,7 @@ def _redacted(body: bytes, dataset: str, reader: access.Redactor) -> tuple[bytes
     if not rows:
         return body, hashlib.md5(body).hexdigest()
     header, out = rows[0], io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows[1:]:
         values = dict(zip(header, row, strict=True))
@@ -111,7 +112,7 @@ def build_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> b
         else:
             q = q.where(or_(*[t.c.region_code.startswith(code, autoescape=True) for code in scope]))
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out, lineterminator="\n")
     writer.writerow(["name", "label", "__version", "__trunkVersion", "__branchId", *props])
     rows = conn.execute(q)
     if postgres:

@@ -15,7 +15,6 @@ chunk by chunk — neither the zip nor any photo is held in memory or copied to 
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.services.exports import parallel
 from app.services.exports.tabular import Plan
+from app.services.spreadsheets import CsvWriter
 from storage import BlobNotFound, BlobStore
 
 SPOOL = 1024 * 1024
@@ -93,13 +93,13 @@ def _steps(plan: Plan, session: Session, out: Any, store: BlobStore, progress: C
     zf = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     main_entry = zf.open(f"{plan.tables[0].name}.csv", "w", force_zip64=True)
     main_text = _text(main_entry)
-    main = csv.writer(main_text)
+    main = CsvWriter(main_text)
     main.writerow(plan.tables[0].headers)
-    spools: list[tuple[Any, io.TextIOWrapper, Any]] = []
+    spools: list[tuple[Any, io.TextIOWrapper, CsvWriter]] = []
     for t in plan.tables[1:]:
         raw = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b")
         text = _text(raw)
-        w = csv.writer(text)
+        w = CsvWriter(text)
         w.writerow(t.headers)
         spools.append((raw, text, w))
     media = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b") if plan.options.media else None
@@ -215,7 +215,7 @@ def stream_csvzip(plan: Plan, session: Session, store: BlobStore) -> Iterator[by
 def stream_csv(plan: Plan, session: Session, batch_bytes: int = 64 * 1024) -> Iterator[bytes]:
     """The main table alone as CSV (Central's `submissions.csv`): UTF-8 with a BOM, CRLF, in chunks."""
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = CsvWriter(buf)
     writer.writerow(plan.tables[0].headers)
     yield b"\xef\xbb\xbf"
     main_row = plan.main_row

@@ -16,7 +16,6 @@ peak RSS. If the export stops (error, lost job), the children are terminated and
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import multiprocessing
@@ -35,6 +34,7 @@ from app.db import Database
 from app.models import Form, User
 from app.services.exports.options import ExportOptions
 from app.services.exports.tabular import Plan
+from app.services.spreadsheets import CsvWriter
 
 THRESHOLD = 30_000  # fewer matching submissions: one process (a child starts ~0.7 s late; 20,000 did not gain)
 POLL = 0.2
@@ -86,7 +86,7 @@ def write_part(plan: Plan, session: Session, folder: str, index: int, after: tup
     raws = [open(p, "wb") for p in csvs]
     texts = [io.TextIOWrapper(r, encoding="utf-8", newline="") for r in raws]
     try:
-        writers = [csv.writer(t).writerow for t in texts]
+        writers = [CsvWriter(t).writerow for t in texts]
         write_main, main_row, repeat_row = writers[0], plan.main_row, plan.repeat_row
         with open(media_path, "wb") as media:
             for rec in plan.records(session, progress=progress, after=after, upto=upto):
