@@ -4,6 +4,7 @@
     .venv/bin/python bench/scale/run.py --children 20000 --submissions 100000   # a quick development run
     .venv/bin/python bench/scale/run.py                                         # full size (generation ~ minutes)
     .venv/bin/python bench/scale/run.py --reuse                                 # measure the database made before
+    .venv/bin/python bench/scale/run.py --reuse --replica                       # exports read from a hot standby
 
 Starts its own PostgreSQL server (binaries as tests/support/pgserver.py finds them) on a data directory
 that survives the run (--data-dir), creates the schema with the app's migrations, publishes the shipped
@@ -23,7 +24,6 @@ import platform
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +37,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.scale.server import DBNAME, Pg, restart_cold, start_pg, start_standby  # noqa: E402
+
 SHIPPED = ["child_registration", "identification", "assessment", "visit_record", "referral_followup"]
 PASSWORD = "bench-password-1"
-DBNAME = "carefile_scale"
 TODAY = date(2026, 11, 29)
 BIG_COUNTY_SHARE = 0.105  # the largest county's share of the children (≈ 250,000 visit records at full size)
 BIG_TABLES = ("entity", "entity_version", "submission", "submission_version", "submission_repeat_row",
@@ -69,66 +70,6 @@ TARGETS = [  # (key, what, target ms or submissions/s, kind)
 # ------------------------------------------------------------------------------ PostgreSQL
 
 
-@dataclass
-class Pg:
-    datadir: Path
-    port: int
-    bindir: Path
-    runas: list[str]
-
-    def url(self, db: str = DBNAME) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
-
-    def restart_cold(self) -> None:
-        """Restart the server (its shared buffers emptied) and drop the OS page cache: nothing of the database
-        is in memory afterwards (needs root; without it only the server's own cache is emptied)."""
-        subprocess.run(self.runas + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir / "data"), "-m", "fast",
-                                     "-l", str(self.datadir / "log"), "-w", "restart"],  # same options as before
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        if os.geteuid() == 0:
-            os.sync()
-            Path("/proc/sys/vm/drop_caches").write_text("3\n")
-
-    def stop(self) -> None:
-        subprocess.run(self.runas + [str(self.bindir / "pg_ctl"), "-D", str(self.datadir / "data"), "-m", "fast",
-                                     "-w", "stop"], capture_output=True, check=False)
-
-
-def start_pg(datadir: Path, fresh: bool) -> Pg:
-    """initdb (fresh) and start a server on datadir/data; the folder is kept after the run."""
-    import pwd
-    import shutil
-
-    from tests.support.pgserver import find_bindir, free_port
-
-    bindir = find_bindir()
-    if bindir is None:
-        raise SystemExit("PostgreSQL server binaries not found (apt-get install postgresql, or CAREFILE_PG_BINDIR)")
-    runas: list[str] = []
-    if fresh and datadir.exists():
-        shutil.rmtree(datadir)
-    datadir.mkdir(parents=True, exist_ok=True)
-    (datadir / "sock").mkdir(exist_ok=True)
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
-        for p in (datadir, datadir / "sock"):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        runas = ["runuser", "-u", "postgres", "--"]
-    if not (datadir / "data" / "PG_VERSION").exists():
-        subprocess.run(runas + [str(bindir / "initdb"), "-D", str(datadir / "data"), "-U", "postgres",
-                                "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-    port = free_port()
-    # A bench server: durability off (fsync, full pages), memory for a 23 GB machine shared with others,
-    # prefetching for SSD storage as README.md recommends (the cold name search fetches its rows in parallel).
-    opts = (f"-p {port} -k {datadir / 'sock'} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
-            "-c synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB "
-            "-c shared_buffers=2GB -c effective_cache_size=8GB -c work_mem=32MB -c maintenance_work_mem=1GB "
-            "-c max_connections=50 -c autovacuum=on -c effective_io_concurrency=128")  # SSD: README.md
-    subprocess.run(runas + [str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-l", str(datadir / "log"), "-w",
-                            "-o", opts, "start"], check=True, capture_output=True)
-    return Pg(datadir, port, bindir, runas)
-
-
 def database_exists(pg: Pg) -> bool:
     from sqlalchemy import create_engine, text
 
@@ -150,13 +91,14 @@ def create_database(pg: Pg) -> None:
     eng.dispose()
 
 
-def make_app(url: str, data_dir: Path) -> Any:
+def make_app(url: str, data_dir: Path, read_url: str | None = None) -> Any:
+    """The app on the bench's database; `read_url`: its read replica (READ_DATABASE_URL, the long reads)."""
     from app import create_app
     from app.services.ops import setup
 
-    app = create_app({"DATA_DIR": str(data_dir), "DATABASE_URL": url, "STORAGE_URL": str(data_dir / "blobs"),
-                      "ODK_VALIDATE": "off", "SECRET_KEY": "bench-scale", "XLSFORMS_DIR": str(data_dir / "none"),
-                      "EXPORT_WORKER": "false"})
+    app = create_app({"DATA_DIR": str(data_dir), "DATABASE_URL": url, "READ_DATABASE_URL": read_url,
+                      "STORAGE_URL": str(data_dir / "blobs"), "ODK_VALIDATE": "off", "SECRET_KEY": "bench-scale",
+                      "XLSFORMS_DIR": str(data_dir / "none"), "EXPORT_WORKER": "false"})
     setup.init_schema(app.extensions["carefile"])  # the migrations, as `carefile init`
     return app
 
@@ -598,7 +540,7 @@ class Web:
         return resp
 
 
-def measure(app: Any, pg: Pg, meta: dict[str, Any], runs: int, skip: set[str]) -> dict[str, Any]:
+def measure(app: Any, servers: list[Pg], meta: dict[str, Any], runs: int, skip: set[str]) -> dict[str, Any]:
     from urllib.parse import quote
 
     from sqlalchemy import delete
@@ -639,13 +581,14 @@ def measure(app: Any, pg: Pg, meta: dict[str, Any], runs: int, skip: set[str]) -
             print(f"#   {key}", flush=True)
             out[key] = timed(lambda w=web, p=page: w.get(p), runs)
     if "search_admin_cold" not in skip:
-        # "Whatever the cache holds": before each run the server restarts and the OS drops its page cache
-        # (the warm-up run too), so every page the search needs comes from the disk.
+        # "Whatever the cache holds": before each run the servers restart (the primary, and the standby with
+        # --replica) and the OS drops its page cache (the warm-up run too), so every page the search needs
+        # comes from the disk.
         print("#   search_admin_cold", flush=True)
 
         def cold() -> None:
             rt.db.dispose()  # the pooled connections die with the server
-            pg.restart_cold()
+            restart_cold(servers)
 
         cold()
         out["search_admin_cold"] = timed(lambda: admin.get(f"/children?q={quote(search_term)}"), runs, before=cold)
@@ -662,7 +605,7 @@ def measure(app: Any, pg: Pg, meta: dict[str, Any], runs: int, skip: set[str]) -
         out["csv_collector_warm"] = timed(csv, runs)
     if "export_cold" not in skip:
         rt.db.dispose()
-        pg.restart_cold()
+        restart_cold(servers)
         out["export_cold"] = export(app, meta["big_county"])
     if "export" not in skip:
         out["export"] = export(app, meta["big_county"])
@@ -671,11 +614,14 @@ def measure(app: Any, pg: Pg, meta: dict[str, Any], runs: int, skip: set[str]) -
     return out
 
 
+SERVED = {True: "standby (pg_is_in_recovery() true)", False: "primary"}
+
+
 def export(app: Any, county: str, read_only: bool = False) -> dict[str, float]:
     """The CSV zip of one county's visit records, as an export job makes it (plan → renderer → file) on the
     session export jobs read with (`bulk_read`: the read replica when one is set). `read_only`: only the
     rows as the renderer gets them (Plan.records: the SQL pages and their decoding), in one process."""
-    from sqlalchemy import select
+    from sqlalchemy import select, text
 
     from app.models import User
     from app.services.exports import ExportOptions
@@ -686,6 +632,7 @@ def export(app: Any, county: str, read_only: bool = False) -> dict[str, float]:
     rt = app.extensions["carefile"]
     processes = processes_setting()
     with rt.db.bulk_read() as s:
+        standby = bool(s.execute(text("SELECT pg_is_in_recovery()")).scalar())  # which server reads
         user = s.scalar(select(User).where(User.username == "province-admin"))
         plan = plan_for(s, 1, "visit_record", user, ExportOptions.parse({"format": "csvzip", "region": county}))
         rows = plan.count(s)
@@ -711,18 +658,22 @@ def export(app: Any, county: str, read_only: bool = False) -> dict[str, float]:
                 event.remove(engine, "before_cursor_execute", before)
                 event.remove(engine, "after_cursor_execute", after)
             print(f"#   read alone: {n:,} rows in {took:.1f} s, of which {sql[0]:.1f} s waiting for the SQL pages "
-                  "(execute + fetch)", flush=True)
-            return {"rows": n, "seconds": took, "rate": n / took, "mb": 0.0, "processes": 1, "sql_s": sql[0]}
-        print(f"#   export of {rows:,} visit records of {county} ({processes} processes)", flush=True)
+                  f"(execute + fetch), on the {SERVED[standby]}", flush=True)
+            return {"rows": n, "seconds": took, "rate": n / took, "mb": 0.0, "processes": 1, "sql_s": sql[0],
+                    "standby": standby}
+        print(f"#   export of {rows:,} visit records of {county} ({processes} processes), on the {SERVED[standby]}",
+              flush=True)
         with tempfile.TemporaryFile() as f:
             t = time.perf_counter()
             write_csvzip(plan, s, f, rt.store, processes=processes, total=rows)
             took = time.perf_counter() - t
             size = f.tell()
-    return {"rows": rows, "seconds": took, "rate": rows / took, "mb": size / 1e6, "processes": processes}
+    return {"rows": rows, "seconds": took, "rate": rows / took, "mb": size / 1e6, "processes": processes,
+            "standby": standby}
 
 
-def report(meta: dict[str, Any], res: dict[str, Any], gen_s: float | None) -> str:
+def report(meta: dict[str, Any], res: dict[str, Any], gen_s: float | None,
+           replica: dict[str, Any] | None = None) -> str:
     lines = [f"PostgreSQL, {meta['children']:,} children, {meta['submissions']:,} submissions "
              f"({meta['entity_versions']:,} entity versions, {meta['repeat_rows']:,} repeat rows); largest county "
              f"{meta['big_county']} with {meta['big_county_children']:,} children; "
@@ -730,18 +681,34 @@ def report(meta: dict[str, Any], res: dict[str, Any], gen_s: float | None) -> st
              f"load {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}.",
              f"Generation: set-up {meta['setup_s']:.0f} s, COPY {meta['copy_s']:.0f} s, indexes and constraints "
              f"{meta['index_s']:.0f} s, VACUUM ANALYZE {meta['analyze_s']:.0f} s"
-             + (f" — {gen_s / 60:.1f} min in all." if gen_s else " (reused database)."), "",
-             "| measurement | target | measured (median, min–max) | met |", "|---|---:|---:|---|"]
+             + (f" — {gen_s / 60:.1f} min in all." if gen_s else " (reused database).")]
+    if replica:
+        lines.append(
+            "Read replica (--replica): a hot standby of the primary (pg_basebackup -R, streaming replication) on "
+            "its own port with the same memory settings, set as READ_DATABASE_URL: the exports read from it, "
+            "the pages from the primary. It runs on the same machine and shares its "
+            f"{os.cpu_count()} CPUs, memory and disk, so it takes no work off the machine: it shows the long "
+            "reads work through a standby at this scale. Standby "
+            + (f"made afresh (base backup {replica['backup_s'] / 60:.1f} min)" if replica["backup_s"] is not None
+               else "reused from an earlier run")
+            + f"; before measuring it had replayed the primary's WAL up to the primary's position (waited "
+            f"{replica['caught_up_s']:.1f} s).")
+    lines += ["",
+              "| measurement | target | measured (median, min–max) | met |", "|---|---:|---:|---|"]
     for key, what, target, kind in TARGETS:
         if key not in res:
             continue
+        if replica:
+            what = what.replace("server restarted", "primary and standby restarted")
         r = res[key]
         if kind == "rate":
             ok = r["rate"] >= target
             lines.append(f"| {what} ({r['rows']:,} submissions, {r['processes']} processes) | ≥ {target:,.0f}/s "
                          f"| {r['rate']:,.0f}/s ({r['seconds']:.1f} s, "
-                         + (f"{r['sql_s']:.1f} s of it SQL" if "sql_s" in r else f"{r['mb']:.0f} MB") + ") "
-                         f"| {'met' if ok else 'NOT met'} |")
+                         + (f"{r['sql_s']:.1f} s of it SQL" if "sql_s" in r else f"{r['mb']:.0f} MB")
+                         + (("; read on the standby" if r["standby"] else "; read on the PRIMARY: the standby did "
+                             "not answer") if replica else "")
+                         + f") | {'met' if ok else 'NOT met'} |")
         else:
             ok = r["median"] < target
             lines.append(f"| {what} | < {target:,.0f} ms | {r['median']:,.0f} ms ({r['min']:,.0f}–{r['max']:,.0f}) | "
@@ -768,12 +735,21 @@ def main() -> int:
         k for k, *_ in TARGETS))
     ap.add_argument("--cluster", action="store_true",
                     help="run `carefile cluster` (each county's records stored together) before measuring")
-    ap.add_argument("--keep-running", action="store_true", help="leave the server running (prints its URL)")
+    ap.add_argument("--keep-running", action="store_true", help="leave the servers running (prints their URLs)")
+    ap.add_argument("--replica", action="store_true",
+                    help="a hot standby of the server (streaming replication) as the app's READ_DATABASE_URL: the "
+                         "exports read from it; made with pg_basebackup, or reused")
+    ap.add_argument("--replica-dir", type=Path, default=None,
+                    help="the standby's folder, kept after the run (default: <data-dir>-replica)")
     args = ap.parse_args()
     import logging
 
+    from tests.support.pgserver import wait_for_replay
+
     logging.disable(logging.WARNING)
-    pg = start_pg(args.data_dir, fresh=False)
+    pg, wal_level_before = start_pg(args.data_dir, fresh=False, replica=args.replica)
+    servers = [pg]
+    replica: dict[str, Any] | None = None
     gen_s = None
     try:
         with tempfile.TemporaryDirectory(prefix="carefile-bench-scale-") as tmp:
@@ -800,14 +776,29 @@ def main() -> int:
                 layout.cluster_by_region(app.extensions["carefile"].db.engine, say=lambda m: print(f"#   {m}"))
                 meta["cluster_s"] = time.perf_counter() - t
                 print(f"# carefile cluster: {meta['cluster_s']:.0f} s", flush=True)
-            res = measure(app, pg, meta, args.runs, set(filter(None, args.skip.split(","))))
-            print(report(meta, res, gen_s), flush=True)
+            if args.replica:
+                # The standby once the data is there (a standby running during the generation would replay
+                # every row of it); then the app again, with the standby as its read replica.
+                app.extensions["carefile"].db.dispose()
+                folder = args.replica_dir or args.data_dir.with_name(args.data_dir.name + "-replica")
+                standby, backup_s = start_standby(pg, folder, wal_level_before, say=lambda m: print(f"# {m}",
+                                                                                                     flush=True))
+                servers.append(standby)
+                app = make_app(pg.url(), Path(tmp), read_url=standby.url())
+                caught_up_s = wait_for_replay(pg.url(), standby.url(), timeout=900)
+                print(f"# standby on port {standby.port}: replayed up to the primary's position ({caught_up_s:.1f} s)",
+                      flush=True)
+                replica = {"backup_s": backup_s, "caught_up_s": caught_up_s}
+            res = measure(app, servers, meta, args.runs, set(filter(None, args.skip.split(","))))
+            print(report(meta, res, gen_s, replica), flush=True)
             app.extensions["carefile"].db.dispose()
     finally:
         if args.keep_running:
-            print(f"# server left running: {pg.url()} (stop: pg_ctl -D {args.data_dir / 'data'} stop)")
+            for server, what in zip(servers, ("server", "standby"), strict=False):
+                print(f"# {what} left running: {server.url()} (stop: pg_ctl -D {server.datadir / 'data'} stop)")
         else:
-            pg.stop()
+            for server in reversed(servers):  # the standby first
+                server.stop()
     return 0
 
 

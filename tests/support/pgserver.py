@@ -11,8 +11,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 
 def find_bindir() -> Path | None:
@@ -32,6 +34,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Server(Protocol):
+    """What the helpers below need of a running server (PgServer, or the scale bench's own)."""
+
+    port: int
+    bindir: Path
+    runas: list[str]
 
 
 @dataclass
@@ -92,6 +102,49 @@ def fresh_database(server: PgServer, name: str) -> str:
     return server.url(name)
 
 
+def base_backup(primary: Server, datadir: Path) -> None:
+    """A standby's data folder: pg_basebackup -R of `primary` into `datadir` (streamed WAL, fast checkpoint;
+    standby.signal and primary_conninfo written). The primary needs wal_level=replica and two WAL senders."""
+    subprocess.run(primary.runas + [str(primary.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p",
+                                    str(primary.port), "-U", "postgres", "-D", str(datadir), "-R",
+                                    "-X", "stream", "-c", "fast"], check=True, capture_output=True)
+
+
+def wait_for_replay(primary_url: str, standby_url: str, timeout: float = 30.0) -> float:
+    """Wait until the standby has replayed the primary's WAL up to the primary's current position; the seconds
+    it took. TimeoutError if it has not within `timeout` seconds.
+
+    The position: a transaction of its own on the primary writes a WAL record (a logical-decoding message,
+    which nothing reads) and commits synchronously, so every commit before it is written out too (also under
+    synchronous_commit=off); then the primary's WAL write position, which the standby's replay position
+    reaches once it has replayed that commit. (Not the insert position: it may lie past a page header that
+    no record follows yet; not the write position alone: asynchronous commits may not be written out.)"""
+    from sqlalchemy import create_engine, text
+
+    t0 = time.monotonic()
+    p = create_engine(primary_url, isolation_level="AUTOCOMMIT")
+    s = create_engine(standby_url, isolation_level="AUTOCOMMIT")
+    try:
+        with p.connect() as pc:
+            pc.execute(text("SET synchronous_commit = on"))
+            pc.execute(text("SELECT pg_logical_emit_message(true, 'carefile', 'replay mark')"))
+            lsn = pc.execute(text("SELECT pg_current_wal_lsn()")).scalar()
+        with s.connect() as sc:
+            while True:
+                replayed, done = sc.execute(text("SELECT pg_last_wal_replay_lsn(), "
+                                                 "pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"),
+                                            {"lsn": lsn}).one()
+                if done:
+                    return time.monotonic() - t0
+                if time.monotonic() - t0 > timeout:
+                    raise TimeoutError(f"the standby replayed up to {replayed}, the primary is at {lsn} "
+                                       f"(waited {timeout:.0f} s)")
+                time.sleep(0.05)
+    finally:
+        p.dispose()
+        s.dispose()
+
+
 def start_standby(primary: PgServer) -> PgServer:
     """A hot standby of `primary` (streaming replication): pg_basebackup -R, then start it on its own port.
     initdb --auth=trust lets replication connections in from 127.0.0.1; wal_level=replica is the default."""
@@ -103,9 +156,7 @@ def start_standby(primary: PgServer) -> PgServer:
     if primary.runas:
         os.chown(root / "sock", pw.pw_uid, pw.pw_gid)
     port = free_port()
-    subprocess.run(primary.runas + [str(primary.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p",
-                                    str(primary.port), "-U", "postgres", "-D", str(root / "data"), "-R",
-                                    "-X", "stream", "-c", "fast"], check=True, capture_output=True)
+    base_backup(primary, root / "data")
     subprocess.run(primary.runas + [str(primary.bindir / "pg_ctl"), "-D", str(root / "data"), "-l",
                                     str(root / "log"), "-w", "-o",
                                     f"-p {port} -k {root / 'sock'} -c listen_addresses=127.0.0.1 -c hot_standby=on "

@@ -4,7 +4,6 @@ replication); a replica that lags says "figures as of"; a replica that is down l
 answer. PostgreSQL only."""
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,7 +16,7 @@ from tests.app.conftest import PASSWORD, submission_body
 from tests.app.web_helpers import Browser
 from tests.conftest import BACKENDS
 from tests.support.digest_client import DigestClient
-from tests.support.pgserver import PgServer, find_bindir, start_postgres, start_standby
+from tests.support.pgserver import PgServer, find_bindir, start_postgres, start_standby, wait_for_replay
 from tests.support.sample_forms import household_xml
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS or find_bindir() is None,
@@ -62,20 +61,7 @@ def app_config(tmp_path: Path, database_url: str, cluster: tuple[PgServer, PgSer
 
 
 def _caught_up(rt: Any, primary: PgServer, standby: PgServer) -> None:
-    p = create_engine(primary.url("carefile"), isolation_level="AUTOCOMMIT")
-    s = create_engine(standby.url("carefile"), isolation_level="AUTOCOMMIT")
-    try:
-        with p.connect() as pc:
-            lsn = pc.execute(text("SELECT pg_current_wal_lsn()")).scalar()
-        deadline = time.monotonic() + 30
-        with s.connect() as sc:
-            while not sc.execute(text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": lsn}
-                                 ).scalar():
-                assert time.monotonic() < deadline, "the standby did not catch up"
-                time.sleep(0.05)
-    finally:
-        p.dispose()
-        s.dispose()
+    wait_for_replay(primary.url("carefile"), standby.url("carefile"))
 
 
 def _standby_sql(standby: PgServer, sql: str) -> None:
