@@ -22,7 +22,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, any_, bindparam, case, exists, func, literal, literal_column, select, tuple_
+from sqlalchemy import (
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -483,9 +497,12 @@ def county_of(column: Any) -> Any:
 
 
 def _among(conn: Any, column: Any, ids: list[int]) -> Any:
-    """column IN ids; on PostgreSQL `= ANY(array)`: one parameter instead of a thousand."""
+    """column IN ids; on PostgreSQL `= ANY(CAST(text AS integer[]))`: one parameter instead of a thousand, sent
+    as the array's text (made in C by str.join; the driver's dumper of a list of ints checked each in Python,
+    1.7 ms per page of 1,000)."""
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+        return column == any_(cast(bindparam(None, "{" + ",".join(map(str, ids)) + "}", type_=Text()),
+                                   ARRAY(Integer)))
     return column.in_(ids)
 
 
