@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    DateTime,
     Integer,
     Text,
     and_,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     literal_column,
     select,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -313,7 +315,11 @@ class Plan:
         status = case((V.encrypted_file.is_(None), literal("")), (enc_data, literal(NOT_DECRYPTED)),
                       else_=literal(MISSING_ENCRYPTED))
         order = (S.created_at.desc(), S.id.desc()) if self.newest_first else (S.created_at, S.id)
-        rows = (select(S.id, S.instance_id, S.created_at, S.submitter_id, User.username, S.device_id,
+        # PostgreSQL gives the time received as UTC without a time zone: the driver makes the datetime in C, and
+        # neither the column type's conversion (a Python call per row) nor an aware isoformat runs (_stamp).
+        received = (type_coerce(func.timezone(literal_column("'UTC'"), S.created_at), DateTime())
+                    if session.get_bind().dialect.name == "postgresql" else S.created_at)
+        rows = (select(S.id, S.instance_id, received, S.submitter_id, User.username, S.device_id,
                        S.review_state, S.region_code, V.id, V.data, FormVersion.version, edits, expected, present,
                        status)
                 .join(V, V.id == S.current_version_id).join(FormVersion, FormVersion.id == V.form_version_id)
@@ -361,7 +367,7 @@ class Plan:
                 found = conn.execute(query).all()
                 if not found:
                     break
-                last = _key((found[-1][2], found[-1][0]))
+                last = _key((_aware(found[-1][2]), found[-1][0]))
                 query = page(last)
                 yield from self._batch(conn, found)
                 done += len(found)
@@ -415,7 +421,7 @@ class Plan:
              present, status) in rows:
             if central:
                 review = _CENTRAL_REVIEW.get(review, review)
-            meta = (created.isoformat(timespec="milliseconds")[:23] + "Z", submitter, uname or "", present,
+            meta = (_stamp(created), submitter, uname or "", present,
                     expected, status or "", review, device or "", edits - 1, version, region or "")
             if status:
                 rec: Record | None = Record(iid, meta, {}, [], [])
@@ -504,6 +510,17 @@ def _among(conn: Any, column: Any, ids: list[int]) -> Any:
         return column == any_(cast(bindparam(None, "{" + ",".join(map(str, ids)) + "}", type_=Text()),
                                    ARRAY(Integer)))
     return column.in_(ids)
+
+
+def _stamp(t: datetime) -> str:
+    """The time received as Central's CSV writes it (UTC, milliseconds): 2026-03-01T08:15:00.250Z. `t` is in UTC,
+    naive (PostgreSQL, see `records`) or aware (SQLite)."""
+    text = (t.replace(tzinfo=None) if t.tzinfo is not None else t).isoformat()
+    return (text[:23] if len(text) > 19 else text + ".000") + "Z"
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _position() -> Any:
