@@ -45,6 +45,19 @@ def sql(pg: server.Pg, statement: str) -> object:
         eng.dispose()
 
 
+def next_run(root: Path, primary: server.Pg, standby: server.Pg, value: int,
+             replica_between: bool) -> tuple[server.Pg, str | None]:
+    """Both servers stopped (the standby first), `value` written on the primary meanwhile — by a run without
+    replication when not `replica_between` — and the primary started again with replication, as a run starts."""
+    standby.stop()
+    if not replica_between:
+        primary.stop()
+        primary, _ = server.start_pg(root / "primary", fresh=False, replica=False)
+    sql(primary, f"INSERT INTO t VALUES ({value})")
+    primary.stop()
+    return server.start_pg(root / "primary", fresh=False, replica=True)
+
+
 def test_standby_made_followed_reused_and_remade(root: Path) -> None:
     said: list[str] = []
     primary, before = server.start_pg(root / "primary", fresh=True, replica=True)
@@ -61,10 +74,7 @@ def test_standby_made_followed_reused_and_remade(root: Path) -> None:
     assert sql(standby, "SELECT sum(n) FROM t") == 3
 
     # The next run: the standby stopped first, the primary wrote on; both start again on new ports.
-    standby.stop()
-    sql(primary, "INSERT INTO t VALUES (4)")
-    primary.stop()
-    primary, before = server.start_pg(root / "primary", fresh=False, replica=True)
+    primary, before = next_run(root, primary, standby, 4, replica_between=True)
     assert before == "replica"
     said.clear()
     standby, backup_s = server.start_standby(primary, root / "standby", before, say=said.append)
@@ -77,12 +87,7 @@ def test_standby_made_followed_reused_and_remade(root: Path) -> None:
     assert sql(standby, "SELECT sum(n) FROM t") == 15
 
     # A run without --replica in between (wal_level=minimal): the standby cannot follow, it is made afresh.
-    standby.stop()
-    primary.stop()
-    primary, _ = server.start_pg(root / "primary", fresh=False, replica=False)
-    sql(primary, "INSERT INTO t VALUES (16)")
-    primary.stop()
-    primary, before = server.start_pg(root / "primary", fresh=False, replica=True)
+    primary, before = next_run(root, primary, standby, 16, replica_between=False)
     assert before == "minimal"
     said.clear()
     standby, backup_s = server.start_standby(primary, root / "standby", before, say=said.append)
