@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -653,6 +654,10 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                 scenarios.append(("digest", False, "plain"))
         for kind in entity_kinds:  # a visit run visits the children of the registration run right before it
             scenarios.append(("token", False, kind))
+        # --rounds: the scenarios again and again, alternated, so a change of the machine's speed during the run
+        # falls on every kind alike; the ratios of each round, and their medians, are printed at the end
+        scenarios = scenarios * args.rounds
+        per_round: list[dict[str, tuple[float, float]]] = []
         registered_at = None
         for auth, photo, kind in scenarios:
             pids = server.workers()
@@ -718,6 +723,11 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                   f"idle {res.machine_idle_pct}%; other load {res.other_load_pct}% (before: {res.background_busy_pct}%)"
                   + (f"  digest challenges {res.digest_challenges}" if auth == "digest" else ""), flush=True)
             results["runs"].append(asdict(res))  # type: ignore[attr-defined]
+            if kind == "plain" and not photo and auth == "token" or not per_round:
+                per_round.append({})
+            per_round[-1][kind] = (res.worker_cpu_ms_per_sub + res.db_server_cpu_ms_per_sub, res.per_second)
+        if args.rounds > 1 and entity_kinds and "plain" in args.kinds:
+            results["entity_ratios"] = entity_ratios(per_round, entity_kinds)
         if args.big_mb > 0:
             bigs = []
             for k in range(args.big_repeat):
@@ -735,6 +745,22 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             server.stop()
         if pg is not None:
             pg.stop()
+
+
+def entity_ratios(per_round: list[dict[str, tuple[float, float]]], kinds: list[str]) -> dict[str, object]:
+    """Each round's cost of an entity submission as a multiple of the plain one's in the same round — CPU (workers
+    and database server) per submission, and the plain rate over the kind's — printed, with their medians."""
+    out: dict[str, object] = {}
+    for kind in kinds:
+        rounds = [r for r in per_round if "plain" in r and kind in r]
+        cpu = [r[kind][0] / r["plain"][0] for r in rounds if r["plain"][0]]
+        rate = [r["plain"][1] / r[kind][1] for r in rounds if r[kind][1]]
+        out[kind] = {"cpu": cpu, "rate": rate}
+        if cpu and rate:
+            print(f"  {kind} ÷ plain, by round: CPU {', '.join(f'{x:.2f}' for x in cpu)} (median "
+                  f"{statistics.median(cpu):.2f}); rate {', '.join(f'{x:.2f}' for x in rate)} (median "
+                  f"{statistics.median(rate):.2f})", flush=True)
+    return out
 
 
 def machine() -> dict[str, object]:
@@ -787,6 +813,9 @@ def main() -> int:
                    help="comma-separated runs: plain (the 60-question form, the runs above), register (a child's "
                         "registration: entity create), visit (a visit updating each child the register run made: "
                         "entity update; needs register before it). Default: plain")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the kinds this many times over, alternated (--n submissions each time), and print "
+                        "each round's entity ÷ plain ratios and their medians. Default: 1")
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args()
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -794,8 +823,9 @@ def main() -> int:
             "visit" in args.kinds and ("register" not in args.kinds
                                        or args.kinds.index("visit") < args.kinds.index("register"))):
         p.error("--kinds: plain, register, visit (visit after register)")
-    if not 1 <= args.n <= 100_000 or not 1 <= args.concurrency <= 256 or not 0 <= args.big_mb <= 500:
-        p.error("--n 1..100000, --concurrency 1..256, --big-mb 0..500")
+    if not 1 <= args.n <= 100_000 or not 1 <= args.concurrency <= 256 or not 0 <= args.big_mb <= 500 \
+            or not 1 <= args.rounds <= 100:
+        p.error("--n 1..100000, --concurrency 1..256, --big-mb 0..500, --rounds 1..100")
     args.photos = {"no": [False], "yes": [True], "both": [False, True]}[args.photo]
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     info = machine()
