@@ -47,8 +47,9 @@ class Entity(Base):
         Index("ix_entity_dataset_uuid_prefix", "dataset_id", "uuid", postgresql_ops={"uuid": "varchar_pattern_ops"}),
         Index("ix_entity_label_id", "label", "id"),  # not after dataset_id: the list joins the dataset by name
         # (The name search reads the squeezed label's trigrams, declared below; migration 0028 dropped the
-        # label's own trigram index, which nothing read.) The overdue follow-ups (PostgreSQL only):
+        # label's own trigram index, which nothing read.)
         Index("ix_entity_deleted_at", "deleted_at"),  # the trash and its purge
+        # The overdue follow-ups (PostgreSQL only).
         Index("ix_entity_followup_due", "dataset_id", text("(data ->> 'next_followup_due')")
               ).ddl_if(dialect="postgresql"),
         # The duplicate check of a new child: the list's children born within a month (the expression as
