@@ -58,40 +58,47 @@ def next_run(root: Path, primary: server.Pg, standby: server.Pg, value: int,
     return server.start_pg(root / "primary", fresh=False, replica=True)
 
 
-def test_standby_made_followed_reused_and_remade(root: Path) -> None:
+def standby_of(root: Path, primary: server.Pg, before: str | None) -> tuple[server.Pg, float | None, str]:
+    """The run's standby (made or reused), its base backup's seconds (None: reused) and what the run said first."""
     said: list[str] = []
+    standby, backup_s = server.start_standby(primary, root / "standby", before, say=said.append)
+    return standby, backup_s, said[0]
+
+
+def followed(primary: server.Pg, standby: server.Pg, value: int) -> object:
+    """`value` written on the primary; the standby's sum once it has replayed the write."""
+    sql(primary, f"INSERT INTO t VALUES ({value})")
+    wait_for_replay(primary.url("postgres"), standby.url("postgres"))
+    return sql(standby, "SELECT sum(n) FROM t")
+
+
+def test_standby_made_followed_reused_and_remade(root: Path) -> None:
     primary, before = server.start_pg(root / "primary", fresh=True, replica=True)
     assert before is None  # a new server
     sql(primary, "CREATE TABLE t (n int)")
     sql(primary, "INSERT INTO t VALUES (1)")
-    standby, backup_s = server.start_standby(primary, root / "standby", before, say=said.append)
-    assert backup_s is not None and "there is none yet" in said[0]
+    standby, backup_s, said = standby_of(root, primary, before)
+    assert backup_s is not None and "there is none yet" in said
     assert sql(standby, "SELECT pg_is_in_recovery()") is True
     assert sql(standby, "SELECT sum(n) FROM t") == 1
     assert sql(standby, "SHOW shared_buffers") == sql(primary, "SHOW shared_buffers")
-    sql(primary, "INSERT INTO t VALUES (2)")
-    wait_for_replay(primary.url("postgres"), standby.url("postgres"))
-    assert sql(standby, "SELECT sum(n) FROM t") == 3
+    assert followed(primary, standby, 2) == 3
 
     # The next run: the standby stopped first, the primary wrote on; both start again on new ports.
     primary, before = next_run(root, primary, standby, 4, replica_between=True)
     assert before == "replica"
-    said.clear()
-    standby, backup_s = server.start_standby(primary, root / "standby", before, say=said.append)
-    assert backup_s is None and said[0].startswith("reusing the standby")
+    standby, backup_s, said = standby_of(root, primary, before)
+    assert backup_s is None and said.startswith("reusing the standby")
     assert sql(standby, "SELECT sum(n) FROM t") == 7
     primary.restart()  # as the cold measurements do (restart_cold, without dropping the OS cache here)
     standby.restart()
-    sql(primary, "INSERT INTO t VALUES (8)")
-    wait_for_replay(primary.url("postgres"), standby.url("postgres"))
-    assert sql(standby, "SELECT sum(n) FROM t") == 15
+    assert followed(primary, standby, 8) == 15
 
     # A run without --replica in between (wal_level=minimal): the standby cannot follow, it is made afresh.
     primary, before = next_run(root, primary, standby, 16, replica_between=False)
     assert before == "minimal"
-    said.clear()
-    standby, backup_s = server.start_standby(primary, root / "standby", before, say=said.append)
-    assert backup_s is not None and "wal_level=minimal" in said[0]
+    standby, backup_s, said = standby_of(root, primary, before)
+    assert backup_s is not None and "wal_level=minimal" in said
     assert sql(standby, "SELECT sum(n) FROM t") == 31
     standby.stop()
     primary.stop()
