@@ -2,8 +2,8 @@
 
 Every CSV is UTF-8 with a BOM (so Excel shows Chinese) and CRLF line ends; cells that Excel
 would run as formulas are neutralised. The main CSV is written straight into its zip entry as
-rows arrive; each repeat CSV is spooled to a temporary file (memory up to 1 MB, then disk) and
-copied in after it, then the media files are copied in from the blob store in chunks.
+rows arrive; each repeat CSV is deflated into a temporary file (memory up to 1 MB, then disk) as its
+rows arrive and copied in after it (deflate.py), then the media files are copied in from the blob store in chunks.
 
 `csvzip_steps` is a generator that writes to any file object and yields between batches, so
 the same code fills a temporary file (background jobs) or feeds an HTTP response (`stream_csvzip`).
@@ -21,19 +21,18 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from app.services.exports import parallel
+from app.services.exports import deflate, parallel
 from app.services.exports.tabular import Plan
 from app.services.spreadsheets import CsvWriter
 from storage import BlobNotFound, BlobStore
 
 SPOOL = 1024 * 1024
 CHUNK = 256 * 1024
-YIELD_EVERY = 200
 
 
 class Pipe:
@@ -75,6 +74,7 @@ def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
         yield from _steps(plan, session, out, store, progress, helpers)
         if stats is not None:
             stats["children_vmhwm_kb"] = helpers.vmhwm_kb() if helpers else []
+            stats["chunks_by_process"] = [helpers.rendered_by[k] for k in range(helpers.chunks)] if helpers else []
     finally:
         if helpers is not None:
             helpers.close()
@@ -82,80 +82,68 @@ def csvzip_steps(plan: Plan, session: Session, out: Any, store: BlobStore,
 
 def _steps(plan: Plan, session: Session, out: Any, store: BlobStore, progress: Callable[[int], None] | None,
            helpers: parallel.Helpers | None) -> Iterator[None]:
-    upto, report = None, progress
-    if helpers is not None:
-        upto = helpers.upto
-
-        def progress(done: int) -> None:  # our rows and the children's
-            helpers.poll()
-            if report is not None:
-                report(done + helpers.rows_done)
     zf = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     main_entry = zf.open(f"{plan.tables[0].name}.csv", "w", force_zip64=True)
     main_text = _text(main_entry)
     main = CsvWriter(main_text)
     main.writerow(plan.tables[0].headers)
-    spools: list[tuple[Any, io.TextIOWrapper, CsvWriter]] = []
-    for t in plan.tables[1:]:
+    spools: list[tuple[Any, deflate.DeflateSink, io.TextIOWrapper, CsvWriter]] = []
+    for t in plan.tables[1:]:  # deflated as they are written: only the copy into the zip is left for the end
         raw = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b")
-        text = _text(raw)
+        sink = deflate.DeflateSink(raw)
+        text = _text(sink)
         w = CsvWriter(text)
         w.writerow(t.headers)
-        spools.append((raw, text, w))
+        spools.append((raw, sink, text, w))
     media = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b") if plan.options.media else None
     try:
-        n = 0
-        main_row, repeat_row = plan.main_row, plan.repeat_row
-        write_main = main.writerow
-        for rec in plan.records(session, progress=progress, upto=upto):
-            write_main(main_row(rec))
-            for rep in rec.repeats:
-                spools[rep.table - 1][2].writerow(repeat_row(rep))
-            if media is not None and rec.media:
-                for name, key in rec.media:
-                    media.write(json.dumps([name, key]).encode() + b"\n")
-            n += 1
-            if n % YIELD_EVERY == 0:
-                yield None
+        if helpers is None:  # the rows straight into the zip's entry and the spools
+            n = 0
+            main_row, repeat_row = plan.main_row, plan.repeat_row
+            write_main = main.writerow
+            for rec in plan.records(session, progress=progress):
+                write_main(main_row(rec))
+                for rep in rec.repeats:
+                    spools[rep.table - 1][3].writerow(repeat_row(rep))
+                if media is not None and rec.media:
+                    for name, key in rec.media:
+                        media.write(json.dumps([name, key]).encode() + b"\n")
+                n += 1
+                if n % parallel.YIELD_EVERY == 0:
+                    yield None
+        else:  # chunks rendered by this thread and the children into deflated pieces (parallel.py)
+            yield from helpers.render(session, progress)
         main_text.flush()
         main_text.detach()
         if helpers is not None:
-            yield from helpers.wait(report, n)
-            yield from parallel.copy_files(helpers.files(0), main_entry, CHUNK)
+            yield from deflate.append(main_entry, helpers.pieces(0), CHUNK)
         main_entry.close()
         yield None
-        for i, (t, (raw, text, _w)) in enumerate(zip(plan.tables[1:], spools, strict=True), start=1):
+        for i, (t, (raw, sink, text, _w)) in enumerate(zip(plan.tables[1:], spools, strict=True), start=1):
             text.flush()
-            size = raw.tell()
-            raw.seek(0)
-            parts = helpers.files(i) if helpers is not None else []
-            yield from _copy_in(zf, f"{t.name}.csv", raw, size + parallel.total_size(parts), parts)
+            pieces = [deflate.Piece(raw, *sink.end())] + (helpers.pieces(i) if helpers is not None else [])
+            yield from _entry_of(zf, f"{t.name}.csv", pieces)
         if media is not None:
             if helpers is not None:
-                media.seek(0, 2)
                 for _ in parallel.copy_files(helpers.media_files(), media, CHUNK):
                     pass
             yield from _media(zf, media, store)
         zf.close()
         yield None
     finally:
-        for raw, text, _w in spools:
+        for raw, _sink, text, _w in spools:
             text.detach()
             raw.close()
         if media is not None:
             media.close()
 
 
-def _copy_in(zf: zipfile.ZipFile, name: str, src: IO[bytes], size: int,
-             more: Sequence[str] = ()) -> Iterator[None]:
+def _entry_of(zf: zipfile.ZipFile, name: str, pieces: list[deflate.Piece]) -> Iterator[None]:
     info = zipfile.ZipInfo(name, date_time=_now())
     info.compress_type = zipfile.ZIP_DEFLATED
-    info.file_size = size
+    info.file_size = sum(p.size for p in pieces)  # zipfile decides from it whether the entry needs ZIP64
     with zf.open(info, "w") as dst:
-        while chunk := src.read(CHUNK):
-            dst.write(chunk)
-            yield None
-        yield from parallel.copy_files(list(more), dst, CHUNK)
+        yield from deflate.append(dst, pieces, CHUNK)
 
 
 def _media(zf: zipfile.ZipFile, listing: Any, store: BlobStore) -> Iterator[None]:

@@ -2,17 +2,24 @@
 
 Rendering rows is CPU-bound Python (JSON decoding, cells, the csv writer), so one process uses one
 CPU. For a form with at least THRESHOLD matching submissions, the keyset range (created_at, id) is
-split into K contiguous parts of about equal size. The exporting thread renders the first part
-itself, straight into the zip (csvzip.py); each other part is rendered by a child process started
-with the 'spawn' method (a fresh interpreter: no fork of a threaded gunicorn worker, no export
-worker thread, no Flask app — it opens its own `Database` from the same URL). A child writes its
-part's rows of every table to temporary files (UTF-8, no BOM, no header) and its media listing;
-the parent appends those files in order after its own rows, so the zip's CSVs are byte for byte
-those of a single-process export. Each process reads in batches, so each stays bounded in memory.
+cut into contiguous chunks, large first and smaller towards the end (`chunk_sizes`: each a share of
+what is left, at least MIN_CHUNK rows), and the processes take the chunks in order from one queue as
+each finishes the previous one: the exporting thread, and child processes started with the 'spawn'
+method (a fresh interpreter: no fork of a threaded gunicorn worker, no export worker thread, no Flask
+app — each opens its own `Database` from the same URL). A child starts a second or two late (its
+imports; more with a cold disk) and no two processes render at the same speed, so a fixed split left
+one process idle at the end; taking chunks as they come, all finish within about one small chunk of
+each other. The children are started before the chunks are cut, so their start-up overlaps that walk.
 
-Children report progress (rows done) and, at the end, the tables' headers (checked against the
-parent's: a form version published meanwhile fails the job rather than mixing layouts) and their
-peak RSS. If the export stops (error, lost job), the children are terminated and the files removed.
+Every process deflates a chunk's rows of every table into temporary files (UTF-8, no BOM, no header)
+and writes its media listing; the parent then writes each table's entry as its header followed by the
+chunks' compressed pieces in order (deflate.py), so the zip's CSVs are byte for byte those of a
+single-process export and no process compresses another's rows. Each process reads in batches, so
+each stays bounded in memory.
+
+Children report progress (rows done), each chunk's pieces and, at the end, the tables' headers (checked
+against the parent's: a form version published meanwhile fails the job rather than mixing layouts) and
+their peak RSS. If the export stops (error, lost job), the children are terminated and the files removed.
 """
 from __future__ import annotations
 
@@ -24,21 +31,25 @@ import queue as queue_mod
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
 from app.db import Database
 from app.models import Form, User
+from app.services.exports import deflate
 from app.services.exports.options import ExportOptions
 from app.services.exports.tabular import Plan
 from app.services.spreadsheets import CsvWriter
 
-THRESHOLD = 30_000  # fewer matching submissions: one process (a child starts ~0.7 s late; 20,000 did not gain)
+YIELD_EVERY = 200
+THRESHOLD = 30_000  # fewer matching submissions: one process (a child starts ~1 s late; 20,000 did not gain)
+MIN_CHUNK = 4_000  # rows: ~0.3 s of one process, what the last chunks may leave one process waiting
 POLL = 0.2
-LEAD = 0.25  # the parent's part is this much larger: children start ~0.7 s late (a fresh interpreter)
+
+Bound = tuple[Any, int]  # (created_at, id) of a chunk's last row
 
 
 def processes_setting() -> int:
@@ -52,18 +63,33 @@ def processes_setting() -> int:
         raise ValueError(f"CAREFILE_EXPORT_PROCESSES must be a whole number, got {raw!r}") from err
 
 
-def split_points(plan: Plan, session: Session, total: int, parts: int, lead: float = LEAD) -> list[tuple[Any, int]]:
-    """The (created_at, id) of the last row of each part but the last: the first part (the parent's)
-    has weight 1 + lead, the others 1."""
-    q = plan.positions().limit(1)
-    points = []
-    weight = parts + lead
-    for i in range(1, parts):
-        row = session.execute(q.offset(max(0, int(total * (i + lead) / weight) - 1))).first()
-        if row is None:
-            break
-        points.append((row[0], int(row[1])))
-    return points
+def chunk_sizes(total: int, processes: int) -> list[int]:
+    """Rows per chunk, in order: each a 1/(2 × processes) share of the rows left, at least MIN_CHUNK (guided
+    self-scheduling: few chunks, and small ones at the end, when a process that finishes early has nothing
+    else to take)."""
+    sizes: list[int] = []
+    left = total
+    while left > 0:
+        size = min(left, max(MIN_CHUNK, -(-left // (2 * processes))))
+        sizes.append(size)
+        left -= size
+    return sizes or [0]
+
+
+def chunk_bounds(plan: Plan, session: Session, sizes: list[int]) -> list[Bound]:
+    """The (created_at, id) of the last row of each chunk but the last, from one walk of the positions."""
+    ends, at = [], 0
+    for size in sizes[:-1]:
+        at += size
+        ends.append(at)
+    if not ends:
+        return []
+    walk = plan.positions().subquery()
+    numbered = select(walk.c.created_at, walk.c.id,
+                      func.row_number().over(order_by=(walk.c.created_at, walk.c.id)).label("n")).subquery()
+    rows = session.execute(select(numbered.c.created_at, numbered.c.id).where(numbered.c.n.in_(ends))
+                           .order_by(numbered.c.n)).all()
+    return [(r[0], int(r[1])) for r in rows]
 
 
 def _vmhwm_kb() -> int:
@@ -74,17 +100,21 @@ def _vmhwm_kb() -> int:
         return 0
 
 
-def part_files(folder: str, index: int, plan: Plan) -> tuple[list[str], str]:
-    stem = os.path.join(folder, f"part{index}")
-    return [f"{stem}-{i}.csv" for i in range(len(plan.tables))], f"{stem}-media.jsonl"
+def part_files(folder: str, chunk: int, plan: Plan) -> tuple[list[str], str]:
+    stem = os.path.join(folder, f"chunk{chunk}")
+    return [f"{stem}-{i}.deflate" for i in range(len(plan.tables))], f"{stem}-media.jsonl"
 
 
-def write_part(plan: Plan, session: Session, folder: str, index: int, after: tuple[Any, int] | None,
-               upto: tuple[Any, int] | None, progress: Callable[[int], None] | None = None) -> None:
-    """Rows of every table for the range (after, upto], one file per table (no BOM, no header)."""
-    csvs, media_path = part_files(folder, index, plan)
+def write_part(plan: Plan, session: Session, folder: str, chunk: int, after: Bound | None, upto: Bound | None,
+               progress: Callable[[int], None] | None = None) -> Iterator[None]:
+    """Rows of every table for the range (after, upto], deflated into one file per table (no BOM, no header):
+    pieces of the zip's entries (deflate.py); yields now and then. Returns (as the generator's value) each
+    table's (CRC-32, size) of the text and the number of records."""
+    csvs, media_path = part_files(folder, chunk, plan)
     raws = [open(p, "wb") for p in csvs]
-    texts = [io.TextIOWrapper(r, encoding="utf-8", newline="") for r in raws]
+    sinks = [deflate.DeflateSink(r) for r in raws]
+    texts = [io.TextIOWrapper(k, encoding="utf-8", newline="") for k in sinks]  # type: ignore[arg-type]
+    n = 0
     try:
         writers = [CsvWriter(t).writerow for t in texts]
         write_main, main_row, repeat_row = writers[0], plan.main_row, plan.repeat_row
@@ -95,53 +125,89 @@ def write_part(plan: Plan, session: Session, folder: str, index: int, after: tup
                     writers[rep.table](repeat_row(rep))
                 for name, key in rec.media:
                     media.write(json.dumps([name, key]).encode() + b"\n")
-    finally:
+                n += 1
+                if n % YIELD_EVERY == 0:
+                    yield None
         for t in texts:
-            t.close()
+            t.flush()
+        return [k.end() for k in sinks], n
+    finally:
+        for t, r in zip(texts, raws, strict=True):
+            t.detach()
+            r.close()
+
+
+def _finish(steps: Iterator[None]) -> Any:
+    """Run a generator to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def _child(url: str, form_id: int, user_id: int, options: dict[str, Any], folder: str, index: int,
-           after: tuple[Any, int] | None, upto: tuple[Any, int] | None, out: Any) -> None:
-    """Entry point of a child process (spawned)."""
+           tasks: Any, out: Any) -> None:
+    """Entry point of a child process (spawned): chunks from `tasks` until a None."""
     db = Database(url)
+    code = 0
     try:
         with db.session() as s:
             form, user = s.get(Form, form_id), s.get(User, user_id)
             if form is None or user is None:
                 raise RuntimeError("the form or the user of this export no longer exists")
             plan = Plan(s, form, user, ExportOptions.parse(options))
-            write_part(plan, s, folder, index, after, upto, lambda done: out.put(("progress", index, done)))
+            done = 0
+            while (task := tasks.get()) is not None:
+                chunk, after, upto = task
+                pieces, n = _finish(write_part(plan, s, folder, chunk, after, upto,
+                                               lambda rows, base=done: out.put(("progress", index, base + rows))))
+                done += n
+                out.put(("progress", index, done))
+                out.put(("chunk", index, (chunk, pieces)))
             headers = [t.headers for t in plan.tables]
         out.put(("done", index, {"headers": headers, "vmhwm_kb": _vmhwm_kb()}))
     except BaseException as err:  # reported to the parent, which fails the job
+        code = 1
         out.put(("error", index, f"{type(err).__name__}: {err}"))
     finally:
         db.dispose()
+    # Once the messages are through, the parent has all it needs: leave without the interpreter's teardown of
+    # every module and object, which took 0.3-0.4 s at the end of a large export (bench/scale).
+    out.close()
+    out.join_thread()
+    os._exit(code)
 
 
 class Helpers:
-    """Child processes rendering parts 1..K-1 while the caller renders part 0 (rows up to `upto`)."""
+    """Child processes taking chunks of the rows beside the exporting thread (`render`)."""
 
     def __init__(self, plan: Plan, session: Session, parts: int, total: int | None = None) -> None:
         self.plan = plan
         total = plan.count(session) if total is None else total
-        points = split_points(plan, session, total, parts)
-        self.upto: tuple[Any, int] | None = points[0] if points else None
         self.folder = tempfile.mkdtemp(prefix="carefile-export-parts-")
         ctx = multiprocessing.get_context("spawn")
-        self.queue = ctx.Queue()
+        self.queue = ctx.Queue()  # from the children: progress, chunks done, the end
+        self.tasks = ctx.Queue()  # to every process: the chunks, then one None each
         self.done: dict[int, int] = {}
         self.finished: dict[int, dict[str, Any]] = {}
+        self.pieces_of: dict[int, list[tuple[int, int]]] = {}  # chunk → its tables' (CRC-32, size)
+        self.rendered_by: dict[int, int] = {}  # chunk → the process that rendered it (0: the exporting thread)
         self.procs = []
         url = session.get_bind().engine.url.render_as_string(hide_password=False)
-        bounds = [*points, None]
         try:
-            for i in range(1, len(bounds)):
+            for i in range(1, parts):
                 p = ctx.Process(target=_child, name=f"carefile-export-part{i}", daemon=True,
                                 args=(url, plan.form.id, plan.user.id, plan.options.to_dict(), self.folder, i,
-                                      bounds[i - 1], bounds[i], self.queue))
+                                      self.tasks, self.queue))
                 p.start()
                 self.procs.append(p)
+            bounds = chunk_bounds(plan, session, chunk_sizes(total, parts))
+            self.chunks = len(bounds) + 1
+            for k in range(self.chunks):
+                self.tasks.put((k, bounds[k - 1] if k else None, bounds[k] if k < len(bounds) else None))
+            for _ in range(parts):
+                self.tasks.put(None)
         except BaseException:
             self.close()
             raise
@@ -160,6 +226,9 @@ class Helpers:
             timeout = 0.0
             if kind == "progress":
                 self.done[index] = value
+            elif kind == "chunk":
+                chunk, pieces = value
+                self.pieces_of[chunk], self.rendered_by[chunk] = pieces, index
             elif kind == "done":
                 if value["headers"] != [t.headers for t in self.plan.tables]:
                     raise RuntimeError("The form changed during the export (a new version?). Try again.")
@@ -170,32 +239,49 @@ class Helpers:
             if i not in self.finished and p.exitcode is not None and p.exitcode != 0:
                 raise RuntimeError(f"export part {i} stopped (exit code {p.exitcode})")
 
-    def wait(self, progress: Callable[[int], None] | None, own: int) -> Iterator[None]:
-        """Until every child is done, reporting progress; yields between polls."""
+    def render(self, session: Session, progress: Callable[[int], None] | None) -> Iterator[None]:
+        """The exporting thread's share: chunks from the queue until none is left, then wait for the children,
+        reporting progress (its rows and theirs); yields now and then."""
+        own = 0
+
+        def counted(rows: int) -> None:
+            self.poll()
+            if progress is not None:
+                progress(own + rows + self.rows_done)
+        while (task := self.tasks.get()) is not None:
+            chunk, after, upto = task
+            pieces, n = yield from write_part(self.plan, session, self.folder, chunk, after, upto, counted)
+            own += n
+            self.pieces_of[chunk], self.rendered_by[chunk] = pieces, 0
         while len(self.finished) < len(self.procs):
             self.poll(POLL)
             if progress is not None:
                 progress(own + self.rows_done)
             yield None
-        for p in self.procs:
-            p.join()
 
-    def files(self, table: int) -> list[str]:
-        return [part_files(self.folder, i, self.plan)[0][table] for i in range(1, len(self.procs) + 1)]
+    def pieces(self, table: int) -> list[deflate.Piece]:
+        """Every chunk's deflated rows of a table, in order (after `render`)."""
+        return [deflate.Piece(part_files(self.folder, k, self.plan)[0][table], *self.pieces_of[k][table])
+                for k in range(self.chunks)]
 
     def media_files(self) -> list[str]:
-        return [part_files(self.folder, i, self.plan)[1] for i in range(1, len(self.procs) + 1)]
+        return [part_files(self.folder, k, self.plan)[1] for k in range(self.chunks)]
 
     def vmhwm_kb(self) -> list[int]:
         return [self.finished[i]["vmhwm_kb"] for i in sorted(self.finished)]
 
     def close(self) -> None:
-        for p in self.procs:
-            if p.is_alive():
+        """Children still at work (the export stopped) are terminated; those done are left to exit."""
+        for i, p in enumerate(self.procs, start=1):
+            if i not in self.finished and p.is_alive():
                 p.terminate()
         for p in self.procs:
             p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()
         self.queue.close()
+        self.tasks.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -219,8 +305,5 @@ def copy_files(paths: list[str], dst: Any, chunk: int) -> Iterator[None]:
                 yield None
 
 
-def total_size(paths: list[str]) -> int:
-    return sum(Path(p).stat().st_size for p in paths)
-
-
-__all__ = ["THRESHOLD", "Helpers", "processes_setting", "split_points", "start", "write_part"]
+__all__ = ["MIN_CHUNK", "THRESHOLD", "Helpers", "chunk_bounds", "chunk_sizes", "processes_setting", "start",
+           "write_part"]

@@ -288,10 +288,11 @@ class Plan:
 
     def positions(self) -> Any:
         """(created_at, id) of every matching submission in the order received, as the pages walk them (one walk
-        per `_county_branches`, merged): parallel.py picks its split points from it with OFFSET."""
+        per `_county_branches`, merged): parallel.py cuts its chunks along it."""
         S, V = Submission, SubmissionVersion
         where = self._where()
-        walk = select(S.created_at, S.id).join(V, V.id == S.current_version_id).where(*where)
+        walk = (select(S.created_at, S.id).join(V, V.id == S.current_version_id) if self._version_read()
+                else select(S.created_at, S.id).where(S.current_version_id.is_not(None))).where(*where)
         walks = [walk.where(branch) for branch in self._county_branches()]
         if not walks:
             return walk.order_by(S.created_at, S.id)
@@ -326,9 +327,8 @@ class Plan:
                 .outerjoin(User, User.id == S.submitter_id).order_by(*order).limit(batch))
         where = self._where()
         branches = self._county_branches()
-        # a walk joins the version only when a condition reads it (a form version, an OData $filter): else
-        # "has a current version" (what the join checks, by its foreign key) is read from the record itself
-        walk = (select(S.id).join(V, V.id == S.current_version_id) if self.options.form_version or self.extra_where
+        # a walk joins the version only when a condition reads it (`_version_read`)
+        walk = (select(S.id).join(V, V.id == S.current_version_id) if self._version_read()
                 else select(S.id).where(S.current_version_id.is_not(None)))
         low = [_position() > _key(after)] if after is not None else []
         high = [_position() <= _key(upto)] if upto is not None else []
@@ -375,6 +375,11 @@ class Plan:
                     progress(done)
                 if len(found) < batch:
                     break
+
+    def _version_read(self) -> bool:
+        """Whether a condition reads the record's version (a form version, an OData $filter): else a walk reads
+        "has a current version" (what the join checks, by its foreign key) from the record itself."""
+        return bool(self.options.form_version or self.extra_where)
 
     def _county_branches(self) -> list[Any]:
         """For a user whose scope is one or more counties (or places inside them) and who asked for no county:

@@ -147,14 +147,15 @@ def test_a_county_page_walks_the_county_index(app: Any, rt: Any, make_user: Any,
 
 
 def test_a_county_managers_parallel_export_splits_along_the_same_walk(app: Any, rt: Any, make_user: Any,
-                                                                      counties: list[str]) -> None:
-    """Split points (parallel.py) come from the same walks as the pages (Plan.positions): a county manager's
-    CSV zip in 2 and 3 processes is byte for byte the one-process zip, records without a region included."""
+                                                                      counties: list[str], monkeypatch: Any) -> None:
+    """Chunk bounds (parallel.py) come from the same walks as the pages (Plan.positions): a county manager's
+    CSV zip in 2 and 3 processes, in chunks of one or two records, is byte for byte the one-process zip,
+    records without a region included."""
     import io
 
     from app.services.exports import ExportOptions
     from app.services.exports.csvzip import write_csvzip
-    from tests.app.exports.test_exports import tables, zip_entries
+    from tests.app.exports.test_exports import children_take_chunks, tables, zip_entries
 
     mgr = make_user("mgr_b", "manager", ["540121"])
 
@@ -168,6 +169,7 @@ def test_a_county_managers_parallel_export_splits_along_the_same_walk(app: Any, 
     one = export(1)
     keys = [r[tables(one)["care.csv"][0].index("KEY")] for r in tables(one)["care.csv"][1:]]
     assert keys == ["uuid:c0", "uuid:c8", "uuid:c2", "uuid:c4", "uuid:c6"]  # jobs: in the order received
+    children_take_chunks(monkeypatch, min_chunk=1)
     for processes in (2, 3):
         assert zip_entries(export(processes)) == zip_entries(one)
 

@@ -555,11 +555,29 @@ def nested_submissions(rt: Any, phone: DigestClient) -> None:
     send(phone, care_xml("uuid:n9", members=[]))
 
 
+def children_take_chunks(monkeypatch: Any, min_chunk: int = 20) -> None:
+    """Chunks of a few rows, and the exporting thread waits before its first chunk until a child has begun one:
+    the children render some chunks however fast this thread is."""
+    from app.services.exports import parallel
+
+    monkeypatch.setattr(parallel, "MIN_CHUNK", min_chunk)
+    real = parallel.write_part
+
+    def write_part(plan: Any, session: Any, folder: str, chunk: int, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 60
+        while chunk == 0 and not any(n.endswith("-0.deflate") for n in os.listdir(folder)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return (yield from real(plan, session, folder, chunk, *args, **kwargs))
+
+    monkeypatch.setattr(parallel, "write_part", write_part)
+
+
 @pytest.mark.parametrize("raw", [{"format": "csvzip"},
                                  {"format": "csvzip", "labels": "zh", "split_select": True, "sensitive": True,
                                   "media": True, "group_paths": False}])
 def test_parallel_csv_zip_is_byte_identical(app: Any, rt: Any, make_user: Any, phone: DigestClient,
-                                            raw: dict[str, Any]) -> None:
+                                            raw: dict[str, Any], monkeypatch: Any) -> None:
     from app.services.exports import ExportOptions
     from app.services.exports.csvzip import write_csvzip
     from app.services.exports.tabular import plan_for
@@ -577,17 +595,55 @@ def test_parallel_csv_zip_is_byte_identical(app: Any, rt: Any, make_user: Any, p
             return out.getvalue(), stats, seen
 
     one, stats1, _ = export(1)
-    assert stats1["children_vmhwm_kb"] == []
+    assert stats1["children_vmhwm_kb"] == [] and stats1["chunks_by_process"] == []
     entries = zip_entries(one)
     names = [n for n, _ in entries]
     assert names[:3] == ["care.csv", "care-members.csv", "care-kids.csv"]
     assert ("media/p1.jpg" in names) == bool(raw.get("media"))
     assert len(tables(one)["care.csv"]) == 1 + 306 and len(tables(one)["care-kids.csv"]) > 30
+    children_take_chunks(monkeypatch)
     for processes in (2, 3):
         many, stats, seen = export(processes)
         assert zip_entries(many) == entries  # same names, same bytes (one BOM and header per CSV)
         assert len(stats["children_vmhwm_kb"]) == processes - 1
+        by = stats["chunks_by_process"]
+        assert len(by) > processes and 0 in by and set(by) - {0}, by  # chunks rendered here and in children
+        assert set(by) <= set(range(processes))
         assert seen and seen == sorted(seen) and seen[-1] == 306
+
+
+def test_a_failing_child_fails_the_export_and_leaves_nothing(app: Any, rt: Any, make_user: Any, phone: DigestClient,
+                                                             monkeypatch: Any) -> None:
+    from app.services.exports import ExportOptions, parallel
+    from app.services.exports.csvzip import write_csvzip
+    from app.services.exports.tabular import plan_for
+
+    coord = make_user("coord", "coordinator", ["54"])
+    nested_submissions(rt, phone)
+    monkeypatch.setattr(parallel, "MIN_CHUNK", 20)
+    started: list[Any] = []
+    real_start = parallel.start
+    monkeypatch.setattr(parallel, "start", lambda *a, **k: started.append(real_start(*a, **k)) or started[-1])
+    with rt.db.session() as s:
+        plan = plan_for(s, 1, "care", coord, ExportOptions.parse({"format": "csvzip"}))
+        # the child gets options it refuses (and only the child: it is a fresh interpreter)
+        monkeypatch.setattr(ExportOptions, "to_dict", lambda self: {"format": "csvzip", "labels": "klingon"})
+        with pytest.raises(RuntimeError, match="export part 1 failed: .*klingon"):
+            write_csvzip(plan, s, io.BytesIO(), rt.store, processes=2, threshold=0)
+    helpers = started[-1]
+    assert helpers is not None and not os.path.exists(helpers.folder)
+    assert [p.exitcode in (1, -15) for p in helpers.procs] == [True]  # ended by itself or by close()
+
+
+def test_chunks_are_large_first_and_cover_every_row(monkeypatch: Any) -> None:
+    from app.services.exports import parallel
+
+    monkeypatch.setattr(parallel, "MIN_CHUNK", 4000)
+    sizes = parallel.chunk_sizes(246_476, 2)
+    assert sum(sizes) == 246_476 and sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == 61_619 and min(sizes[:-1]) >= 4000 and len(sizes) < 20
+    assert parallel.chunk_sizes(30_000, 3)[0] == 5000 and sum(parallel.chunk_sizes(30_000, 3)) == 30_000
+    assert parallel.chunk_sizes(4001, 2) == [4000, 1] and parallel.chunk_sizes(0, 2) == [0]
 
 
 def test_parallel_csv_zip_job(app: Any, rt: Any, make_user: Any, phone: DigestClient, monkeypatch: Any) -> None:
