@@ -146,6 +146,18 @@ def _finish(steps: Iterator[None]) -> Any:
             return stop.value
 
 
+def _next_task(tasks: Any) -> Any:
+    """The next chunk from the queue (None: no more); None too if the exporting process is gone before it could
+    put the chunks in (a child must not wait for them forever)."""
+    while True:
+        try:
+            return tasks.get(timeout=POLL * 5)
+        except queue_mod.Empty:
+            parent = multiprocessing.parent_process()
+            if parent is not None and not parent.is_alive():
+                return None
+
+
 def _child(url: str, form_id: int, user_id: int, options: dict[str, Any], folder: str, index: int,
            tasks: Any, out: Any) -> None:
     """Entry point of a child process (spawned): chunks from `tasks` until a None."""
@@ -158,7 +170,7 @@ def _child(url: str, form_id: int, user_id: int, options: dict[str, Any], folder
                 raise RuntimeError("the form or the user of this export no longer exists")
             plan = Plan(s, form, user, ExportOptions.parse(options))
             done = 0
-            while (task := tasks.get()) is not None:
+            while (task := _next_task(tasks)) is not None:
                 chunk, after, upto = task
                 pieces, n = _finish(write_part(plan, s, folder, chunk, after, upto,
                                                lambda rows, base=done: out.put(("progress", index, base + rows))))
@@ -281,6 +293,7 @@ class Helpers:
                 p.kill()
                 p.join()
         self.queue.close()
+        self.tasks.cancel_join_thread()  # chunks no child took (the export stopped): not waited for at exit
         self.tasks.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 

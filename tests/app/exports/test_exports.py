@@ -635,6 +635,22 @@ def test_a_failing_child_fails_the_export_and_leaves_nothing(app: Any, rt: Any, 
     assert [p.exitcode in (1, -15) for p in helpers.procs] == [True]  # ended by itself or by close()
 
 
+def test_a_child_stops_waiting_for_chunks_when_the_exporting_process_is_gone(monkeypatch: Any) -> None:
+    import queue
+
+    from app.services.exports import parallel
+
+    class Gone:
+        def is_alive(self) -> bool:
+            return False
+
+    tasks: queue.Queue[Any] = queue.Queue()
+    tasks.put((0, None, None))
+    monkeypatch.setattr(parallel.multiprocessing, "parent_process", Gone)
+    assert parallel._next_task(tasks) == (0, None, None)  # a chunk waiting is taken
+    assert parallel._next_task(tasks) is None  # then, nothing more coming from a parent that is gone
+
+
 def test_chunks_are_large_first_and_cover_every_row(monkeypatch: Any) -> None:
     from app.services.exports import parallel
 
