@@ -3,7 +3,9 @@
 Every CSV is UTF-8 with a BOM (so Excel shows Chinese) and CRLF line ends; cells that Excel
 would run as formulas are neutralised. The main CSV is written straight into its zip entry as
 rows arrive; each repeat CSV is deflated into a temporary file (memory up to 1 MB, then disk) as its
-rows arrive and copied in after it (deflate.py), then the media files are copied in from the blob store in chunks.
+rows arrive and copied in after it (deflate.py), then the media files are copied in from the blob
+store in chunks. A large export split over processes (parallel.py) writes each entry as its header
+followed by the chunks' deflated pieces, in order.
 
 `csvzip_steps` is a generator that writes to any file object and yields between batches, so
 the same code fills a temporary file (background jobs) or feeds an HTTP response (`stream_csvzip`).
