@@ -100,19 +100,8 @@ def _steps(plan: Plan, session: Session, out: Any, store: BlobStore, progress: C
     media = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b") if plan.options.media else None
     try:
         if helpers is None:  # the rows straight into the zip's entry and the spools
-            n = 0
-            main_row, repeat_row = plan.main_row, plan.repeat_row
-            write_main = main.writerow
-            for rec in plan.records(session, progress=progress):
-                write_main(main_row(rec))
-                for rep in rec.repeats:
-                    spools[rep.table - 1][3].writerow(repeat_row(rep))
-                if media is not None and rec.media:
-                    for name, key in rec.media:
-                        media.write(json.dumps([name, key]).encode() + b"\n")
-                n += 1
-                if n % parallel.YIELD_EVERY == 0:
-                    yield None
+            yield from parallel.render_rows(plan, plan.records(session, progress=progress),
+                                            [main.writerow] + [w.writerow for *_, w in spools], media)
         else:  # chunks rendered by this thread and the children into deflated pieces (parallel.py)
             yield from helpers.render(session, progress)
         main_text.flush()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -112,16 +113,12 @@ def append(entry: Any, pieces: list[Piece], chunk: int) -> Iterator[None]:
     entry._fileobj.write(flushed)
     entry._compress_size += len(flushed)
     for piece in pieces:
-        src = open(piece.source, "rb") if isinstance(piece.source, str) else piece.source  # noqa: SIM115
-        try:
+        with open(piece.source, "rb") if isinstance(piece.source, str) else nullcontext(piece.source) as src:
             src.seek(0)
             while data := src.read(chunk):
                 entry._fileobj.write(data)
                 entry._compress_size += len(data)
                 yield None
-        finally:
-            if isinstance(piece.source, str):
-                src.close()
         entry._crc = crc32_combine(entry._crc, piece.crc, piece.size)
         entry._file_size += piece.size
     entry._compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, _WBITS)

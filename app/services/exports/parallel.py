@@ -31,7 +31,7 @@ import queue as queue_mod
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -105,6 +105,25 @@ def part_files(folder: str, chunk: int, plan: Plan) -> tuple[list[str], str]:
     return [f"{stem}-{i}.deflate" for i in range(len(plan.tables))], f"{stem}-media.jsonl"
 
 
+def render_rows(plan: Plan, records: Iterator[Any], writers: list[Callable[[list[Any]], Any]],
+                media: IO[bytes] | None) -> Iterator[None]:
+    """Each record's row to writers[0], its repeat rows to the writer of their table, its media files (name, key)
+    as JSON lines to `media`; yields every YIELD_EVERY records. Returns (as the generator's value) how many."""
+    n = 0
+    main_row, repeat_row, write_main = plan.main_row, plan.repeat_row, writers[0]
+    for rec in records:
+        write_main(main_row(rec))
+        for rep in rec.repeats:
+            writers[rep.table](repeat_row(rep))
+        if media is not None:
+            for name, key in rec.media:
+                media.write(json.dumps([name, key]).encode() + b"\n")
+        n += 1
+        if n % YIELD_EVERY == 0:
+            yield None
+    return n
+
+
 def write_part(plan: Plan, session: Session, folder: str, chunk: int, after: Bound | None, upto: Bound | None,
                progress: Callable[[int], None] | None = None) -> Iterator[None]:
     """Rows of every table for the range (after, upto], deflated into one file per table (no BOM, no header):
@@ -114,20 +133,10 @@ def write_part(plan: Plan, session: Session, folder: str, chunk: int, after: Bou
     raws = [open(p, "wb") for p in csvs]
     sinks = [deflate.DeflateSink(r) for r in raws]
     texts = [io.TextIOWrapper(k, encoding="utf-8", newline="") for k in sinks]  # type: ignore[arg-type]
-    n = 0
     try:
-        writers = [CsvWriter(t).writerow for t in texts]
-        write_main, main_row, repeat_row = writers[0], plan.main_row, plan.repeat_row
         with open(media_path, "wb") as media:
-            for rec in plan.records(session, progress=progress, after=after, upto=upto):
-                write_main(main_row(rec))
-                for rep in rec.repeats:
-                    writers[rep.table](repeat_row(rep))
-                for name, key in rec.media:
-                    media.write(json.dumps([name, key]).encode() + b"\n")
-                n += 1
-                if n % YIELD_EVERY == 0:
-                    yield None
+            n = yield from render_rows(plan, plan.records(session, progress=progress, after=after, upto=upto),
+                                       [CsvWriter(t).writerow for t in texts], media)
         for t in texts:
             t.flush()
         return [k.end() for k in sinks], n
@@ -318,5 +327,5 @@ def copy_files(paths: list[str], dst: Any, chunk: int) -> Iterator[None]:
                 yield None
 
 
-__all__ = ["MIN_CHUNK", "THRESHOLD", "Helpers", "chunk_bounds", "chunk_sizes", "processes_setting", "start",
-           "write_part"]
+__all__ = ["MIN_CHUNK", "THRESHOLD", "Helpers", "chunk_bounds", "chunk_sizes", "processes_setting",
+           "render_rows", "start", "write_part"]
