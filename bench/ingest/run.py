@@ -389,6 +389,34 @@ def proc_cpu(pid: int) -> float:
         return 0.0
 
 
+def proc_split(pids: list[int]) -> tuple[float, float, int]:
+    """user CPU s, system CPU s and context switches (voluntary + involuntary) of processes, summed."""
+    user = system = switches = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            system += int(fields[12])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if "ctxt_switches" in line:
+                    switches += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick, switches
+
+
+def pg_pids(pg: object) -> list[int]:
+    """The PostgreSQL server's processes (postmaster and its children)."""
+    if pg is None:
+        return []
+    try:
+        master = int((pg.root / "data" / "postmaster.pid").read_text().split()[0])  # type: ignore[attr-defined]
+    except (OSError, ValueError, IndexError):
+        return []
+    return [master, *worker_pids(master)]
+
+
 def proc_io(pid: int, key: str) -> int:
     """A counter of /proc/PID/io (syscr: read system calls), 0 when unreadable."""
     try:
@@ -677,6 +705,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
             cpu_before = {p: proc_cpu(p) for p in pids}
             io_before = {p: proc_io(p, "syscr") for p in pids}
             pg_before = pg_cpu(pg)
+            split_before = (proc_split(pids), proc_split(pg_pids(pg))) if args.split else None
             sessions_before = pg_sessions(pg)
             # Idle CPU from the moment the clients start sending (not while they build their bodies) to the last
             # answer: the machine's spare capacity during the run itself.
@@ -722,6 +751,13 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str
                      if pg is not None else "") + "; "
                   f"idle {res.machine_idle_pct}%; other load {res.other_load_pct}% (before: {res.background_busy_pct}%)"
                   + (f"  digest challenges {res.digest_challenges}" if auth == "digest" else ""), flush=True)
+            if split_before is not None:
+                (wu, ws, wc), (pu, ps, pc) = (proc_split(pids), proc_split(pg_pids(pg)))
+                (wu0, ws0, wc0), (pu0, ps0, pc0) = split_before
+                print(f"    per submission: workers user {1000 * (wu - wu0) / ok:.2f} ms, system "
+                      f"{1000 * (ws - ws0) / ok:.2f} ms, {(wc - wc0) / ok:.1f} context switches; postgres user "
+                      f"{1000 * (pu - pu0) / ok:.2f} ms, system {1000 * (ps - ps0) / ok:.2f} ms, "
+                      f"{(pc - pc0) / ok:.1f} context switches", flush=True)
             results["runs"].append(asdict(res))  # type: ignore[attr-defined]
             if kind == "plain" and not photo and auth == "token" or not per_round:
                 per_round.append({})
@@ -805,6 +841,8 @@ def main() -> int:
                    help="run the server from this copy of the code (A/B comparisons; default: this checkout)")
     p.add_argument("--pyspy", help="record py-spy raw profiles of the workers into this folder (samples of threads "
                    "on the CPU only; bench/ingest/spy_summary.py splits them by layer)")
+    p.add_argument("--split", action="store_true",
+                   help="also print user and system CPU and context switches per submission, workers and server")
     p.add_argument("--pyspy-idle", action="store_true", help="with --pyspy: also record threads that wait")
     p.add_argument("--prefill", type=int, default=0,
                    help="before the measured runs, store this many copies of a warm-up submission with bulk SQL "
