@@ -29,6 +29,7 @@ from app.models import Entity
 from app.routeaccess import READERS
 from app.runtime import runtime
 from app.services import access
+from app.services.children.store import list_revision
 
 from . import Call, endpoint, etags
 from .odata import MAX_PAGE, URI_COMPONENT_SAFE, check_params, feed_tail, flag, int_arg, odata_response, select_arg
@@ -132,7 +133,7 @@ def dataset_entities_feed(call: Call, project_id: int, name: str, table: str) ->
     q = svc.entities_query(user, ds, include_deleted="__system/deletedAt" in filter_text)
     if filter_text:
         q = q.where(parse_filter(filter_text, svc.filter_fields()))
-    tag = etags.etag_for(user, [ds.revision, *s.execute(q.with_only_columns(
+    tag = etags.etag_for(user, [list_revision(s, ds), *s.execute(q.with_only_columns(
         func.count(Entity.id), func.sum(Entity.id), func.sum(Entity.version), func.max(Entity.updated_at),
         func.max(Entity.deleted_at)).order_by(None)).one()])
     if (unchanged := etags.not_modified(tag)) is not None:

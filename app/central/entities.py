@@ -84,7 +84,7 @@ def create_dataset(session: Session, user: User, project_id: int, body: dict[str
 def add_property(session: Session, user: User, project_id: int, dataset: str, body: dict[str, Any],
                  ip: str = "") -> None:
     require_maintainer(session, user, project_id)
-    ds = _dataset(session, project_id, dataset)
+    ds = _dataset(session, project_id, dataset, lock=True)  # a new property changes the list (and its revision)
     name = body.get("name")
     if not isinstance(name, str) or not PROPERTY.match(name) or name.lower() in RESERVED:
         raise problems.BAD_PROPERTY_NAME(name=name)

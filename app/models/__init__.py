@@ -2,7 +2,16 @@
 from .activity import AuditEvent, ExportJob, LoginFailure, SigninKnownAddress, SubmissionComment
 from .base import Base, loaded_instance, utcnow
 from .encryption import ManagedKey
-from .entity import ChildDirectory, Dataset, DuplicateCandidate, Entity, EntityEvent, EntityVersion, PurgedEntity
+from .entity import (
+    ChildDirectory,
+    Dataset,
+    DatasetRevision,
+    DuplicateCandidate,
+    Entity,
+    EntityEvent,
+    EntityVersion,
+    PurgedEntity,
+)
 from .form import (
     FORM_STATES,
     DraftSubmission,
@@ -24,7 +33,8 @@ __all__ = [
     "Base", "ChildDirectory", "utcnow", "AuditEvent", "ExportJob", "LoginFailure", "SubmissionComment", "Project",
     "User", "UserRegion", "CollectorToken", "FormAssignment", "DigestNonceUse", "ApiSession", "Form",
     "FormVersion", "FormAttachment", "FormView", "Submission", "SubmissionVersion", "SubmissionRepeatRow",
-    "SubmissionAttachment", "Dataset", "Entity", "EntityVersion", "EntityEvent", "ROLES", "FORM_STATES",
+    "SubmissionAttachment", "Dataset", "DatasetRevision", "Entity", "EntityVersion", "EntityEvent", "ROLES",
+    "FORM_STATES",
     "REVIEW_STATES", "HeldChange", "HELD_KINDS", "HELD_STATES", "ManagedKey", "SigninKnownAddress", "WebSession",
     "FormDraft", "FormDraftAttachment", "DraftSubmission", "DraftSubmissionFile", "DuplicateCandidate",
     "DashboardRollup", "loaded_instance", "PurgedEntity",

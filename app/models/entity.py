@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     ForeignKey,
     Index,
@@ -30,9 +31,24 @@ class Dataset(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
     name: Mapped[str] = mapped_column(String(100))
     properties: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    # Counts up on every change of any entity: part of the cache key of the served CSVs.
+    # Counts up on every change of any entity made under the list's exclusive lock: with the counters of
+    # DatasetRevision, the list's revision (app.services.children.store.list_revision), part of the cache key
+    # of the served CSVs.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DatasetRevision(Base):
+    """One of a list's revision counters: a plain entity change on PostgreSQL (app/services/children/lean.py)
+    counts one of a few slots, chosen at random, instead of the list's row, so that changes of different
+    children do not wait for each other's commit. The list's revision is Dataset.revision plus the slots'
+    sum (each commit raises it by one at least, as the single counter did)."""
+
+    __tablename__ = "dataset_revision"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Entity(Base):

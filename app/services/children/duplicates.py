@@ -89,9 +89,11 @@ def _parse_date(value: Any) -> date | None:
 
 
 def facts_of(entity: Entity, values: dict[str, Any]) -> Facts:
-    data = entity.data or {}
+    return _facts(entity.data or {}, entity.region_code or "", values)
+
+
+def _facts(data: dict[str, Any], region: str, values: dict[str, Any]) -> Facts:
     name = next((str(v) for v in (answer(values, f) for f in NAME_FIELDS) if v), "")
-    region = entity.region_code or ""
     return Facts(name=name, id_number=str(answer(values, "id_number") or "").strip().upper(),
                  birth=_parse_date(data.get("birth_date") or answer(values, "birth_date") or ""),
                  township=region[:9] if len(region) >= 9 else "", province=region[:2])
@@ -108,6 +110,24 @@ def reasons_for(new: Facts, other: Facts) -> list[str]:
           and new.township == other.township and similar_names(new.name, other.name)):
         reasons.append("similar_name")
     return reasons
+
+
+def check_keys(data: dict[str, Any], region: str | None, answers: dict[str, Any]) -> list[str]:
+    """Names two new children share whenever a reason of `reasons_for` could hold between them: the province and
+    one of two consecutive 32-day windows of the birth date (a birth date within 31 days of another's lies in
+    the same window or the next, so two such children share a window), the province and the ID number. Two
+    plain registrations of one list that could be duplicates of each other lock a shared name
+    (app/services/children/lean.py) and so take turns: the second one's check sees the first child."""
+    new = _facts(data, region or "", answers)
+    if not new.province:
+        return []
+    keys = []
+    if new.birth is not None:
+        window = new.birth.toordinal() // 32
+        keys += [f"born:{new.province}:{window}", f"born:{new.province}:{window + 1}"]
+    if new.id_number:
+        keys.append(f"id:{new.province}:{new.id_number}")
+    return keys
 
 
 _PREPARED: dict[int, Prepared] = {}

@@ -1,7 +1,7 @@
 """Entity lists as phones receive them: the CSV (scoped to the user's regions) and the integrity check.
 
 The CSV of a list is built once per (database, list, revision, properties, scope) and kept in a small
-cache in each process; the list's revision (Dataset.revision, read on every request) changes with
+cache in each process; the list's revision (store.list_revision, read on every request) changes with
 every change of the list, so a change on any node is served at once by every node.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app import problems
 from app.models import Dataset, Entity, PurgedEntity, User
 from app.services import access
-from app.services.children.store import get_dataset
+from app.services.children.store import get_dataset, list_revision
 from app.services.metrics import ENTITY_LIST_BUILDS
 from app.services.regions import covers
 from app.services.spreadsheets import CsvWriter
@@ -71,7 +71,7 @@ def _redacted(body: bytes, dataset: str, reader: access.Redactor) -> tuple[bytes
 
 def _cached_csv(session: Session, ds: Dataset, scope: tuple[str, ...] | None) -> tuple[bytes, str]:
     bind = session.get_bind()
-    key = (str(bind.engine.url), ds.id, ds.revision, tuple(ds.properties or []), scope)
+    key = (str(bind.engine.url), ds.id, list_revision(session, ds), tuple(ds.properties or []), scope)
     hit = _CSV_CACHE.get(key)
     if hit is not None:
         _CSV_CACHE.move_to_end(key)

@@ -4,8 +4,11 @@ The care file keeps each child as an entity of the list `children` (一人一档
 package reads children through `children_query` (scoped to the user's regions) and changes them
 through the primitives here, in one lock order (docs/architecture.md, "Locks"):
 
-1. the entity list's `dataset` row (`lock_dataset`) — every change of a list's entities takes it
-   first, submissions and case work alike;
+1. the entity list (`lock_dataset`) — every change of a list's entities takes it first, submissions
+   and case work alike: on PostgreSQL an exclusive advisory lock named after the list, then its
+   `dataset` row; the plain changes of new records (app/services/children/lean.py) share the advisory
+   lock instead, so that they exclude every other change of the list but not each other (a trigger of
+   migration 0029 refuses an update of a list's row by a transaction that does not hold the lock);
 2. then the children themselves (`locked_child`), several in the order of their uuids.
 
 A change from the server (case work, merges) is a new entity version without a submission
@@ -16,11 +19,21 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Integer, String, and_, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app import problems
-from app.models import Dataset, Entity, EntityVersion, FormVersion, Submission, SubmissionVersion, User, utcnow
+from app.models import (
+    Dataset,
+    DatasetRevision,
+    Entity,
+    EntityVersion,
+    FormVersion,
+    Submission,
+    SubmissionVersion,
+    User,
+    utcnow,
+)
 from app.services import access, regions
 from app.services.schemas import schema_of
 from forms import entity_scopes, extract, parse_submission
@@ -39,14 +52,36 @@ def get_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name))
 
 
+# PostgreSQL advisory locks, two-number form: the first number names the purpose (CareFile's other advisory
+# locks, app/migrate.py and app/db.py, use the one-number form, a separate space of names).
+LIST_LOCK = 0x43464C53  # "CFLS": an entity list; second number: LIST_KEY_SQL of its project and name
+KEY_LOCK = 0x43464B59  # "CFKY": a name within a list taken by its plain changes (app/services/children/lean.py)
+# The list's second number, computed by the server (the trigger of migration 0029 computes the same).
+LIST_KEY_SQL = "hashtext(CAST(:project_id AS TEXT) || '/' || CAST(:name AS TEXT))"
+_LIST_LOCK = text(f"SELECT pg_advisory_xact_lock({LIST_LOCK}, {LIST_KEY_SQL})").bindparams(
+    bindparam("project_id", type_=Integer()), bindparam("name", type_=String()))
 # Built once: building a statement costs more CPU than running it (every entity change takes this lock).
 _LOCK_DATASET = (select(Dataset).where(Dataset.project_id == bindparam("project_id"), Dataset.name == bindparam("name"))
                  .with_for_update().execution_options(populate_existing=True))
 
 
 def lock_dataset(session: Session, project_id: int, name: str) -> Dataset | None:
-    """The entity list, its row locked until the commit: every change of the list takes this first."""
-    return session.scalar(_LOCK_DATASET, {"project_id": project_id, "name": name})
+    """The entity list, locked until the commit (the module's lock order): every change of the list takes
+    this first. PostgreSQL: the list's advisory lock, exclusive, then its row (in this order: a plain change
+    holding the shared advisory lock checks its new child's list row as a foreign key)."""
+    params = {"project_id": project_id, "name": name}
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LIST_LOCK, params)
+    return session.scalar(_LOCK_DATASET, params)
+
+
+_SLOTS = select(func.coalesce(func.sum(DatasetRevision.n), 0)).where(DatasetRevision.dataset_id == bindparam("ds"))
+
+
+def list_revision(session: Session, ds: Dataset) -> int:
+    """The list's revision (the phones' CSV cache key): its row's counter and the plain changes' counters
+    (DatasetRevision). Every committed change of the list raises it."""
+    return (ds.revision or 0) + int(session.scalar(_SLOTS, {"ds": ds.id}) or 0)
 
 
 def ensure_dataset(session: Session, project_id: int, name: str, properties: list[str]) -> Dataset:

@@ -42,7 +42,7 @@ from app.models import (
 )
 from app.services import access, audit
 from app.services import forms as form_service
-from app.services.children.store import CHILDREN
+from app.services.children.store import CHILDREN, lock_dataset
 from app.services.exports import jobs as export_jobs
 from forms import FormSchema
 from forms.sensitivity import sensitive_paths, sensitive_properties
@@ -86,7 +86,9 @@ def cutoff_for(now: datetime, years: int) -> datetime:
 
 def due_children(session: Session, cutoff: datetime) -> list[Entity]:
     """The children due, locked: the children lists first, then the children (docs/architecture.md, *Locks*)."""
-    session.scalars(select(Dataset.id).where(Dataset.name == CHILDREN).order_by(Dataset.id).with_for_update()).all()
+    for project_id, name in session.execute(select(Dataset.project_id, Dataset.name).where(Dataset.name == CHILDREN)
+                                            .order_by(Dataset.id)).all():
+        lock_dataset(session, project_id, name)
     return list(session.scalars(
         select(Entity).join(Dataset, Dataset.id == Entity.dataset_id)
         .where(Dataset.name == CHILDREN, Entity.closed_at.is_not(None), Entity.closed_at <= cutoff,
