@@ -430,13 +430,7 @@ def proc_io(pid: int, key: str) -> int:
 
 def pg_cpu(pg: object) -> float:
     """CPU seconds used so far by the PostgreSQL server processes (postmaster and its children)."""
-    if pg is None:
-        return 0.0
-    try:
-        master = int((pg.root / "data" / "postmaster.pid").read_text().split()[0])  # type: ignore[attr-defined]
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return proc_cpu(master) + sum(proc_cpu(k) for k in worker_pids(master))
+    return sum(proc_cpu(p) for p in pg_pids(pg))
 
 
 def pg_sessions(pg: object) -> int | None:

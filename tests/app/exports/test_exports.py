@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import queue
 import threading
 import time
 import tracemalloc
@@ -17,6 +18,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import insert, select, update
 
+from app.services.exports import parallel
 from tests.app.conftest import PASSWORD, submission_body
 from tests.app.web_helpers import Browser
 from tests.support.api_client import ApiClient
@@ -558,7 +560,6 @@ def nested_submissions(rt: Any, phone: DigestClient) -> None:
 def children_take_chunks(monkeypatch: Any, min_chunk: int = 20) -> None:
     """Chunks of a few rows, and the exporting thread waits before its first chunk until a child has begun one:
     the children render some chunks however fast this thread is."""
-    from app.services.exports import parallel
 
     monkeypatch.setattr(parallel, "MIN_CHUNK", min_chunk)
     real = parallel.write_part
@@ -614,7 +615,7 @@ def test_parallel_csv_zip_is_byte_identical(app: Any, rt: Any, make_user: Any, p
 
 def test_a_failing_child_fails_the_export_and_leaves_nothing(app: Any, rt: Any, make_user: Any, phone: DigestClient,
                                                              monkeypatch: Any) -> None:
-    from app.services.exports import ExportOptions, parallel
+    from app.services.exports import ExportOptions
     from app.services.exports.csvzip import write_csvzip
     from app.services.exports.tabular import plan_for
 
@@ -636,10 +637,6 @@ def test_a_failing_child_fails_the_export_and_leaves_nothing(app: Any, rt: Any, 
 
 
 def test_a_child_stops_waiting_for_chunks_when_the_exporting_process_is_gone(monkeypatch: Any) -> None:
-    import queue
-
-    from app.services.exports import parallel
-
     class Gone:
         def is_alive(self) -> bool:
             return False
@@ -652,7 +649,6 @@ def test_a_child_stops_waiting_for_chunks_when_the_exporting_process_is_gone(mon
 
 
 def test_chunks_are_large_first_and_cover_every_row(monkeypatch: Any) -> None:
-    from app.services.exports import parallel
 
     monkeypatch.setattr(parallel, "MIN_CHUNK", 4000)
     sizes = parallel.chunk_sizes(246_476, 2)
@@ -663,7 +659,6 @@ def test_chunks_are_large_first_and_cover_every_row(monkeypatch: Any) -> None:
 
 
 def test_parallel_csv_zip_job(app: Any, rt: Any, make_user: Any, phone: DigestClient, monkeypatch: Any) -> None:
-    from app.services.exports import parallel
 
     make_user("coord", "coordinator", ["54"])
     nested_submissions(rt, phone)
